@@ -1,0 +1,59 @@
+# pvrun: `make demo` and `make test` work as the first commands on a fresh
+# Debian 12 machine; every target reaches `setup` through a stamp.
+SHELL := /bin/bash
+STAMPS := .stamps
+PVRUN := node dist/cli/main.js
+TS_SOURCES := $(shell find src -name '*.ts')
+
+.PHONY: all setup build image demo test lint tap clean distclean
+
+all: build
+
+# Set-up: Debian and npm packages (idempotent; scripts/setup.sh checks first).
+setup:
+	@scripts/setup.sh
+	@mkdir -p $(STAMPS) && touch $(STAMPS)/setup
+
+$(STAMPS)/setup: scripts/setup.sh package-lock.json
+	@scripts/setup.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+# Build: TypeScript, the static guest agent, the BPF objects.
+build: $(STAMPS)/tsc guest-agent/pvagent bpf/all
+
+$(STAMPS)/tsc: $(STAMPS)/setup $(TS_SOURCES) tsconfig.json package.json
+	npx tsc -p tsconfig.json
+	chmod +x dist/cli/main.js
+	@touch $@
+
+guest-agent/pvagent: $(STAMPS)/setup FORCE
+	@$(MAKE) --no-print-directory -C guest-agent pvagent
+
+bpf/all: $(STAMPS)/setup FORCE
+	@$(MAKE) --no-print-directory -C bpf all
+
+# The default guest image, cached under $${XDG_CACHE_HOME:-~/.cache}/pvrun by content.
+image: build
+	@$(PVRUN) image build
+
+demo: image
+	@$(PVRUN) demo
+
+lint: $(STAMPS)/setup
+	npx eslint .
+	npx tsc -p tsconfig.test.json
+
+tap: image
+	npx tap
+
+test: lint tap
+
+clean:
+	rm -rf dist $(STAMPS)/tsc .tap
+	@$(MAKE) --no-print-directory -C guest-agent clean
+	@$(MAKE) --no-print-directory -C bpf clean
+
+distclean: clean
+	rm -rf node_modules $(STAMPS)
+
+FORCE:

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Affinity hints: every successful sched_setaffinity() of a user thread, with
+ * the mask the kernel actually applied, and the exit of such a thread (so the
+ * host can expire its hint). */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "affinity.h"
+
+#define PF_KTHREAD 0x00200000
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+/* Threads that set their affinity and have not exited: tid → 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} hinted SEC(".maps");
+
+static __always_inline void fill_ids(struct pv_affinity_event *e, struct task_struct *p, __u32 kind)
+{
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->tid = BPF_CORE_READ(p, pid);
+	e->tgid = BPF_CORE_READ(p, tgid);
+	e->_pad = 0;
+	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &p->comm);
+}
+
+SEC("fexit/__sched_setaffinity")
+int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, int ret)
+{
+	struct pv_affinity_event *e;
+	__u8 one = 1;
+	__u32 tid;
+
+	if (ret != 0 || (BPF_CORE_READ(p, flags) & PF_KTHREAD))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	fill_ids(e, p, PV_AFFINITY_SET);
+	__builtin_memset(e->mask, 0, sizeof(e->mask));
+	bpf_core_read(e->mask, sizeof(e->mask), &p->cpus_mask.bits);
+	tid = e->tid;
+	bpf_map_update_elem(&hinted, &tid, &one, BPF_ANY);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	struct pv_affinity_event *e;
+	__u32 tid = BPF_CORE_READ(p, pid);
+
+	if (bpf_map_delete_elem(&hinted, &tid) != 0)
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	fill_ids(e, p, PV_AFFINITY_EXIT);
+	__builtin_memset(e->mask, 0, sizeof(e->mask));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// pvrun's command line: its own subcommands (image, demo) parsed by yargs.
+// Running QEMU through pvrun (the drop-in mode) lands with the hint channel.
+import fs from 'node:fs';
+import path from 'node:path';
+import yargs from 'yargs';
+import {runDemo} from '../demo/demo.js';
+import {imageCommand} from '../image/command.js';
+import {PvrunError, firstLine} from '../util/errors.js';
+import {packageRoot} from '../util/paths.js';
+
+const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
+
+/** Parse and run one pvrun invocation; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+	const parser = yargs(argv)
+		.scriptName('pvrun')
+		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
+		.command(imageCommand)
+		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
+			await runDemo();
+		})
+		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
+		.demandCommand(1, 'name a command')
+		.showHelpOnFail(false)
+		.strict()
+		.version(version)
+		.help()
+		.alias('h', 'help')
+		.wrap(Math.min(100, process.stdout.columns ?? 80))
+		.fail((message, error) => {
+			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
+		});
+	await parser.parseAsync();
+	return 0;
+}
+
+/** Report an error as one line on stderr and return its exit code. */
+function report(error: unknown): number {
+	if (error instanceof PvrunError) {
+		process.stderr.write(`pvrun: ${error.message}\n`);
+		return error.exitCode;
+	}
+	process.stderr.write(`pvrun: internal error: ${firstLine(error)}\n`);
+	if (process.env['PVRUN_DEBUG']) console.error(error);
+	return 70;
+}
+
+main(process.argv.slice(2)).then(
+	(code) => {
+		process.exitCode = code;
+	},
+	(error: unknown) => {
+		process.exitCode = report(error);
+	},
+);

@@ -1,0 +1,128 @@
+// Booting a guest image with plain QEMU and watching its serial console:
+// used by the demo and the end-to-end tests. The guest's /init prints
+// `readyLine` once it has mounted everything and loaded the channel modules.
+import {execa} from 'execa';
+import {chooseAccel} from '../qemu/accel.js';
+import {PvrunError} from '../util/errors.js';
+
+/** The exact line the default guest prints on its serial console when ready. */
+export const readyLine = 'pvrun-guest: ready';
+
+export interface BootOptions {
+	kernel: string;
+	initrd: string;
+	cpus?: number;
+	memoryMiB?: number;
+	/** A command for the guest to run after it is ready (then it powers off). Commas stand for spaces. */
+	run?: string;
+	/** Extra QEMU arguments, appended last. */
+	qemuArgs?: string[];
+	qemu?: string;
+}
+
+export interface Guest {
+	pid: number;
+	/** Console lines so far (without line ends). */
+	lines: string[];
+	/** Resolves with the first console line matching `pattern`; rejects after `timeoutMs` or if QEMU exits first. */
+	waitFor(pattern: RegExp | string, timeoutMs: number): Promise<string>;
+	/** Resolves with QEMU's exit code (or signal name) when it exits. */
+	exited: Promise<number | string>;
+	/** Stop QEMU (SIGTERM, then SIGKILL after `graceMs`); resolves when it is gone. */
+	stop(graceMs?: number): Promise<void>;
+}
+
+/** The QEMU command line that boots a guest image headless on the serial console. */
+export function bootArgs(options: BootOptions): string[] {
+	const append = ['console=ttyS0', 'quiet', 'panic=-1'];
+	if (options.run) {
+		if (/\s/.test(options.run)) throw new PvrunError('a guest command cannot contain whitespace: use commas for spaces');
+		append.push(`pvrun.run=${options.run}`);
+	}
+	return [
+		'-nodefaults',
+		'-no-user-config',
+		...chooseAccel('auto').args,
+		'-smp', String(options.cpus ?? 2),
+		'-m', String(options.memoryMiB ?? 512),
+		'-kernel', options.kernel,
+		'-initrd', options.initrd,
+		'-append', append.join(' '),
+		'-display', 'none',
+		'-serial', 'stdio',
+		'-no-reboot',
+		...(options.qemuArgs ?? []),
+	];
+}
+
+/** Start QEMU on a guest image; the caller must `stop()` it (tests: in teardown). */
+export function bootGuest(options: BootOptions): Guest {
+	const child = execa(options.qemu ?? 'qemu-system-x86_64', bootArgs(options), {
+		stdin: 'pipe',
+		stdout: 'pipe',
+		stderr: 'pipe',
+		reject: false,
+		buffer: false,
+	});
+	if (child.pid === undefined) throw new PvrunError('qemu-system-x86_64 could not be started: run make setup');
+	const lines: string[] = [];
+	const watchers = new Set<(line: string) => void>();
+	let partial = '';
+	child.stdout?.setEncoding('utf8');
+	child.stdout?.on('data', (chunk: string) => {
+		partial += chunk;
+		const parts = partial.split('\n');
+		partial = parts.pop() ?? '';
+		for (const raw of parts) {
+			const line = raw.replace(/\r$/, '');
+			lines.push(line);
+			for (const watch of watchers) watch(line);
+		}
+	});
+	let stderr = '';
+	child.stderr?.setEncoding('utf8');
+	child.stderr?.on('data', (chunk: string) => {
+		if (stderr.length < 64 * 1024) stderr += chunk;
+	});
+	const exited = child.then((result) => result.signal ?? result.exitCode ?? -1);
+	let gone = false;
+	void exited.then(() => {
+		gone = true;
+	});
+
+	return {
+		pid: child.pid,
+		lines,
+		exited,
+		waitFor(pattern, timeoutMs) {
+			const matches = (line: string) => (typeof pattern === 'string' ? line.includes(pattern) : pattern.test(line));
+			const seen = lines.find(matches);
+			if (seen !== undefined) return Promise.resolve(seen);
+			return new Promise((resolve, reject) => {
+				const done = (fn: () => void) => {
+					clearTimeout(timer);
+					watchers.delete(watch);
+					fn();
+				};
+				const watch = (line: string) => {
+					if (matches(line)) done(() => resolve(line));
+				};
+				const timer = setTimeout(
+					() => done(() => reject(new PvrunError(`guest console did not show ${String(pattern)} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`))),
+					timeoutMs,
+				);
+				watchers.add(watch);
+				void exited.then((code) =>
+					done(() => reject(new PvrunError(`QEMU exited (${code}) before the console showed ${String(pattern)}: ${stderr.trim().split('\n')[0] ?? ''}`))),
+				);
+			});
+		},
+		async stop(graceMs = 3000) {
+			if (gone) return;
+			child.kill('SIGTERM');
+			const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+			await exited;
+			clearTimeout(timer);
+		},
+	};
+}

@@ -1,0 +1,204 @@
+// Building the default guest image: Debian packages (apt-get download) +
+// repository files → a kernel and an uncompressed newc initramfs, cached by
+// the hash of all inputs. Nothing half-built ever appears in the cache.
+import fs from 'node:fs';
+import path from 'node:path';
+import {execa} from 'execa';
+import {PvrunError, firstLine} from '../util/errors.js';
+import {cacheRoot, packageRoot} from '../util/paths.js';
+import {silentProgress, type Progress} from '../util/progress.js';
+import {extractDeb, fetchPackage, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
+import {imageKey, initrdName, kernelName, makeBuildDir, openCachedImage, publishImage, type CachedImage} from './cache.js';
+import {moduleClosure, parseModulesDep, trimmedModulesDep} from './modules.js';
+import {expandFile, loadImageSpec, type ImageSpec} from './spec.js';
+
+/** Bump when the way images are assembled changes, so old cache entries are not reused. */
+export const builderVersion = 1;
+
+export interface EnsureImageOptions {
+	force?: boolean;
+	progress?: Progress;
+	cache?: string;
+	/** The image description; defaults to images/contents.json. */
+	specFile?: string;
+	/** Where `files[].from` paths are relative to; defaults to the package root. */
+	root?: string;
+}
+
+export interface ImageResult extends CachedImage {
+	fromCache: boolean;
+}
+
+interface Inputs {
+	spec: ImageSpec;
+	kernel: ResolvedPackage;
+	packages: ResolvedPackage[];
+	files: Array<{source: string; dest: string; mode: number; sha256: string}>;
+}
+
+/** The image for the current inputs: from the cache if it is there and intact, else built. */
+export async function ensureImage(options: EnsureImageOptions = {}): Promise<ImageResult> {
+	const progress = options.progress ?? silentProgress;
+	const cache = options.cache ?? cacheRoot();
+	const root = options.root ?? packageRoot;
+	const spec = loadImageSpec(options.specFile ?? path.join(root, 'images', 'contents.json'));
+
+	const inputs = await gatherInputs(spec, root, path.join(cache, 'apt-resolved.json'));
+	const key = imageKey(describeInputs(inputs));
+	if (!options.force) {
+		const {image, corrupt} = await openCachedImage(cache, key);
+		if (image) return {...image, fromCache: true};
+		if (corrupt) progress.info(`cached image ${key} is corrupt (${corrupt}); rebuilding it`);
+	}
+
+	const buildDir = makeBuildDir(cache, key);
+	try {
+		const release = await assemble(inputs, cache, buildDir, progress);
+		const image = await publishImage(cache, buildDir, key, release, describeInputs(inputs));
+		return {...image, fromCache: false};
+	} catch (error) {
+		fs.rmSync(buildDir, {recursive: true, force: true});
+		throw error;
+	}
+}
+
+/** Resolve packages and hash repository files: everything the key depends on. */
+async function gatherInputs(spec: ImageSpec, root: string, memo: string): Promise<Inputs> {
+	const names = spec.packages.map((p) => p.name);
+	const resolved = await resolveMemoized(memo, [spec.kernel.package, ...names].join(' '), async () => [
+		await resolveKernelPackage(spec.kernel.package),
+		...(names.length ? await resolvePackages(names) : []),
+	]);
+	const [kernel, ...packages] = resolved;
+	if (!kernel || packages.length !== names.length) throw new PvrunError('package resolution returned an unexpected result');
+	const files: Inputs['files'] = [];
+	for (const entry of spec.files) {
+		for (const {source, dest} of expandFile(entry, root)) {
+			if (!fs.existsSync(source)) throw new PvrunError(`${path.relative(root, source)} is missing: run make build`);
+			files.push({source, dest, mode: entry.mode, sha256: await sha256File(source)});
+		}
+	}
+	return {spec, kernel, packages, files};
+}
+
+/** The canonical, path-independent description of the inputs that the key hashes. */
+function describeInputs(inputs: Inputs): unknown {
+	const pkg = (p: ResolvedPackage) => ({name: p.name, version: p.version, sha256: p.sha256});
+	return {
+		builder: builderVersion,
+		kernel: pkg(inputs.kernel),
+		modules: inputs.spec.kernel.modules,
+		packages: inputs.packages.map((p, i) => ({...pkg(p), files: inputs.spec.packages[i]?.files})),
+		files: inputs.files.map((f) => ({dest: f.dest, mode: f.mode, sha256: f.sha256})),
+	};
+}
+
+/** Download, unpack and stage everything, then write vmlinuz and initrd.img into buildDir. */
+async function assemble(inputs: Inputs, cache: string, buildDir: string, progress: Progress): Promise<string> {
+	const debDir = path.join(cache, 'debs');
+	const debs = new Map<string, string>();
+	for (const pkg of [inputs.kernel, ...inputs.packages]) {
+		const step = progress.step(`package ${pkg.name} ${pkg.version}`);
+		try {
+			const {file, downloaded} = await fetchPackage(pkg, debDir);
+			debs.set(pkg.name, file);
+			step.done(downloaded ? `downloaded ${(pkg.size / 1e6).toFixed(1)} MB` : 'cached');
+		} catch (error) {
+			step.fail();
+			throw error;
+		}
+	}
+
+	const step = progress.step('assembling initramfs');
+	try {
+		const rootfs = path.join(buildDir, 'root');
+		fs.mkdirSync(rootfs);
+		for (const [i, pkg] of inputs.spec.packages.entries()) await stagePackage(debs.get(pkg.name) ?? '', pkg.files, path.join(buildDir, `pkg-${i}`), rootfs);
+		const busybox = path.join(rootfs, 'bin', 'busybox');
+		if (!fs.existsSync(busybox)) throw new PvrunError('the image description must put busybox at /bin/busybox');
+		step.update('kernel and modules');
+		const release = await stageKernel(debs.get(inputs.kernel.name) ?? '', inputs.spec.kernel.modules, busybox, buildDir, rootfs);
+		step.update('files');
+		for (const f of inputs.files) copyInto(rootfs, f.source, f.dest, f.mode);
+		await linkApplets(busybox, rootfs);
+		writeBaseFiles(rootfs, inputs.spec.kernel.modules);
+		step.update('cpio');
+		await writeCpio(rootfs, path.join(buildDir, initrdName));
+		fs.rmSync(rootfs, {recursive: true, force: true});
+		step.done(`${(fs.statSync(path.join(buildDir, initrdName)).size / 1e6).toFixed(1)} MB`);
+		return release;
+	} catch (error) {
+		step.fail();
+		throw error;
+	}
+}
+
+/** Copy the mapped files of one package into the root filesystem. */
+async function stagePackage(deb: string, files: Record<string, string>, scratch: string, rootfs: string): Promise<void> {
+	const members = Object.keys(files).map((f) => `./${f}`);
+	await extractDeb(deb, scratch, members);
+	for (const [from, to] of Object.entries(files)) copyInto(rootfs, path.join(scratch, from), to, fs.statSync(path.join(scratch, from)).mode & 0o7777);
+	fs.rmSync(scratch, {recursive: true, force: true});
+}
+
+/** Unpack the kernel, copy vmlinuz out, and stage the module closure with its modules.dep. */
+async function stageKernel(deb: string, wanted: string[], busybox: string, buildDir: string, rootfs: string): Promise<string> {
+	const tree = path.join(buildDir, 'kernel');
+	await extractDeb(deb, tree, ['./boot/vmlinuz-*', './lib/modules/*']);
+	const releases = fs.readdirSync(path.join(tree, 'lib', 'modules'));
+	const release = releases[0];
+	if (releases.length !== 1 || release === undefined) throw new PvrunError(`kernel package holds ${releases.length} module trees, expected 1`);
+	fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${release}`), path.join(buildDir, kernelName));
+
+	const depmod = await execa(busybox, ['depmod', '-b', tree, release], {reject: false});
+	if (depmod.exitCode !== 0) throw new PvrunError(`depmod failed on kernel ${release}: ${firstLine(depmod.stderr)}`);
+	const modDir = path.join(tree, 'lib', 'modules', release);
+	const deps = parseModulesDep(fs.readFileSync(path.join(modDir, 'modules.dep'), 'utf8'));
+	const {paths, missing} = moduleClosure(deps, wanted);
+	if (missing.length) throw new PvrunError(`kernel ${release} has no module named ${missing.join(', ')}`);
+	const target = `/lib/modules/${release}`;
+	for (const p of paths) copyInto(rootfs, path.join(modDir, p), `${target}/${p}`, 0o644);
+	writeInto(rootfs, `${target}/modules.dep`, trimmedModulesDep(deps, paths), 0o644);
+	fs.rmSync(tree, {recursive: true, force: true});
+	return release;
+}
+
+/** Symlinks for every busybox applet that no staged file already provides. */
+async function linkApplets(busybox: string, rootfs: string): Promise<void> {
+	const {stdout} = await execa(busybox, ['--list-full']);
+	for (const applet of stdout.split('\n').filter(Boolean)) {
+		const dest = path.join(rootfs, applet);
+		if (fs.existsSync(dest)) continue;
+		fs.mkdirSync(path.dirname(dest), {recursive: true});
+		fs.symlinkSync('/bin/busybox', dest);
+	}
+}
+
+/** Mount points, the user database and the module list the init script reads. */
+function writeBaseFiles(rootfs: string, modules: string[]): void {
+	for (const dir of ['proc', 'sys', 'dev', 'tmp', 'run', 'root', 'var/log']) fs.mkdirSync(path.join(rootfs, dir), {recursive: true});
+	writeInto(rootfs, '/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
+	writeInto(rootfs, '/etc/group', 'root:x:0:\n', 0o644);
+	writeInto(rootfs, '/etc/pvrun/modules', `${modules.join('\n')}\n`, 0o644);
+}
+
+/** newc cpio of the tree, owned by root, in a stable order. */
+async function writeCpio(rootfs: string, out: string): Promise<void> {
+	const result = await execa('bash', ['-o', 'pipefail', '-c', 'cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --reproducible --quiet > "$2"', 'cpio', rootfs, out], {
+		reject: false,
+	});
+	if (result.exitCode !== 0) throw new PvrunError(`cpio failed: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
+}
+
+function copyInto(rootfs: string, source: string, dest: string, mode: number): void {
+	const target = path.join(rootfs, dest);
+	fs.mkdirSync(path.dirname(target), {recursive: true});
+	fs.copyFileSync(source, target);
+	fs.chmodSync(target, mode);
+}
+
+function writeInto(rootfs: string, dest: string, content: string, mode: number): void {
+	const target = path.join(rootfs, dest);
+	fs.mkdirSync(path.dirname(target), {recursive: true});
+	fs.writeFileSync(target, content, {mode});
+}

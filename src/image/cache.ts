@@ -1,0 +1,131 @@
+// The image cache: one directory per image under <cache>/images/<key>, where
+// the key is a hash of every input. A directory appears only when complete
+// (built elsewhere, then renamed), and its manifest lets us detect corruption.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {sha256File} from './apt.js';
+
+export const manifestName = 'manifest.json';
+export const kernelName = 'vmlinuz';
+export const initrdName = 'initrd.img';
+
+export interface ImageManifest {
+	format: 1;
+	key: string;
+	created: string;
+	kernelRelease: string;
+	files: Record<string, {sha256: string; size: number}>;
+	inputs: unknown;
+}
+
+export interface CachedImage {
+	key: string;
+	dir: string;
+	kernel: string;
+	initrd: string;
+	manifest: ImageManifest;
+}
+
+/** The cache key of a canonical JSON description of all inputs. */
+export function imageKey(inputs: unknown): string {
+	return crypto.createHash('sha256').update(canonicalJson(inputs)).digest('hex').slice(0, 16);
+}
+
+/** JSON with object keys sorted, so equal inputs always hash the same. */
+export function canonicalJson(value: unknown): string {
+	if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+	if (value !== null && typeof value === 'object') {
+		const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+		return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+	}
+	return JSON.stringify(value);
+}
+
+export function imagesDir(cache: string): string {
+	return path.join(cache, 'images');
+}
+
+/**
+ * The cached image with this key, verified against its manifest; `corrupt`
+ * says why a present image cannot be used.
+ */
+export async function openCachedImage(cache: string, key: string): Promise<{image?: CachedImage; corrupt?: string}> {
+	const dir = path.join(imagesDir(cache), key);
+	if (!fs.existsSync(dir)) return {};
+	let manifest: ImageManifest;
+	try {
+		manifest = JSON.parse(fs.readFileSync(path.join(dir, manifestName), 'utf8')) as ImageManifest;
+	} catch {
+		return {corrupt: 'manifest missing or unreadable'};
+	}
+	if (manifest.format !== 1 || manifest.key !== key || typeof manifest.files !== 'object') return {corrupt: 'manifest does not match'};
+	for (const name of [kernelName, initrdName]) {
+		const want = manifest.files[name];
+		const file = path.join(dir, name);
+		if (!want || !fs.existsSync(file)) return {corrupt: `${name} missing`};
+		if (fs.statSync(file).size !== want.size || (await sha256File(file)) !== want.sha256) return {corrupt: `${name} checksum mismatch`};
+	}
+	return {image: {key, dir, kernel: path.join(dir, kernelName), initrd: path.join(dir, initrdName), manifest}};
+}
+
+/** A fresh private directory to build an image in, inside the cache (same filesystem as the final place). */
+export function makeBuildDir(cache: string, key: string): string {
+	const root = imagesDir(cache);
+	fs.mkdirSync(root, {recursive: true});
+	removeAbandonedBuilds(root);
+	const dir = fs.mkdtempSync(path.join(root, `.build-${key}-${process.pid}-`));
+	fs.chmodSync(dir, 0o755); // QEMU may run as another user (libvirt's libvirt-qemu) and must read the image
+	return dir;
+}
+
+/** Write the manifest last, then move the finished directory into place atomically. */
+export async function publishImage(cache: string, buildDir: string, key: string, kernelRelease: string, inputs: unknown): Promise<CachedImage> {
+	const files: ImageManifest['files'] = {};
+	for (const name of [kernelName, initrdName]) {
+		const file = path.join(buildDir, name);
+		files[name] = {sha256: await sha256File(file), size: fs.statSync(file).size};
+	}
+	const manifest: ImageManifest = {format: 1, key, created: new Date().toISOString(), kernelRelease, files, inputs};
+	fs.writeFileSync(path.join(buildDir, manifestName), `${JSON.stringify(manifest, null, 2)}\n`);
+	const dir = path.join(imagesDir(cache), key);
+	fs.rmSync(dir, {recursive: true, force: true});
+	fs.renameSync(buildDir, dir);
+	return {key, dir, kernel: path.join(dir, kernelName), initrd: path.join(dir, initrdName), manifest};
+}
+
+/** Every image in the cache, newest first (unverified; cheap). */
+export function listCachedImages(cache: string): Array<{key: string; dir: string; manifest?: ImageManifest}> {
+	const root = imagesDir(cache);
+	if (!fs.existsSync(root)) return [];
+	return fs
+		.readdirSync(root)
+		.filter((n) => !n.startsWith('.'))
+		.map((key) => {
+			const dir = path.join(root, key);
+			try {
+				return {key, dir, manifest: JSON.parse(fs.readFileSync(path.join(dir, manifestName), 'utf8')) as ImageManifest};
+			} catch {
+				return {key, dir};
+			}
+		})
+		.sort((a, b) => (b.manifest?.created ?? '').localeCompare(a.manifest?.created ?? ''));
+}
+
+/** Remove build directories left by builds whose process is gone. */
+function removeAbandonedBuilds(root: string): void {
+	for (const name of fs.readdirSync(root)) {
+		const m = /^\.build-[0-9a-f]+-(\d+)-/.exec(name);
+		if (!m) continue;
+		if (!processAlive(Number(m[1]))) fs.rmSync(path.join(root, name), {recursive: true, force: true});
+	}
+}
+
+function processAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (error) {
+		return (error as NodeJS.ErrnoException).code === 'EPERM';
+	}
+}

@@ -1,0 +1,40 @@
+// `pvrun image build|path|list`: the default guest image from the command line.
+import type {CommandModule} from 'yargs';
+import {cacheRoot} from '../util/paths.js';
+import {createProgress} from '../util/progress.js';
+import {ensureImage} from './build.js';
+import {listCachedImages} from './cache.js';
+
+export const imageCommand: CommandModule = {
+	command: 'image <action>',
+	describe: 'build, locate or list the default guest image',
+	builder: (y) =>
+		y
+			.positional('action', {choices: ['build', 'path', 'list'] as const, describe: 'what to do'})
+			.option('force', {type: 'boolean', default: false, describe: 'rebuild even if the cache has the image'}),
+	handler: async (args) => {
+		const action = args['action'] as 'build' | 'path' | 'list';
+		const progress = createProgress('pvrun image');
+		if (action === 'list') return listImages();
+		const image = await ensureImage({force: args['force'] === true, progress});
+		if (action === 'path') process.stdout.write(`${image.kernel}\n${image.initrd}\n`);
+		else progress.info(`${image.fromCache ? 'cached' : 'built'} ${image.key} (kernel ${image.manifest.kernelRelease}) in ${image.dir}`);
+	},
+};
+
+/** One line per cached image: key, creation time, kernel release, size. */
+function listImages(): void {
+	const images = listCachedImages(cacheRoot());
+	if (images.length === 0) {
+		process.stdout.write(`no images in ${cacheRoot()}\n`);
+		return;
+	}
+	for (const {key, manifest} of images) {
+		if (!manifest) {
+			process.stdout.write(`${key}  (no manifest: corrupt, rebuilt on next use)\n`);
+			continue;
+		}
+		const mb = Object.values(manifest.files).reduce((sum, f) => sum + f.size, 0) / 1e6;
+		process.stdout.write(`${key}  ${manifest.created}  kernel ${manifest.kernelRelease}  ${mb.toFixed(1)} MB\n`);
+	}
+}

@@ -1,0 +1,115 @@
+// The image description (images/contents.json): which Debian packages, kernel
+// modules and repository files go into the default guest, validated on load.
+import fs from 'node:fs';
+import path from 'node:path';
+import {PvrunError} from '../util/errors.js';
+
+export interface PackageSpec {
+	/** Debian package name, resolved to the candidate version by apt. */
+	name: string;
+	/** Paths inside the package (no leading slash) → absolute paths in the image. */
+	files: Record<string, string>;
+}
+
+export interface FileSpec {
+	/** Repository-relative source; a trailing `/*.suffix` selects files by suffix. */
+	from: string;
+	/** Absolute destination; ending in `/` means "into this directory". */
+	to: string;
+	/** Octal permission bits. */
+	mode: number;
+}
+
+export interface ImageSpec {
+	kernel: {package: string; modules: string[]};
+	packages: PackageSpec[];
+	files: FileSpec[];
+}
+
+const packageName = /^[a-z0-9][a-z0-9+.-]+$/;
+const moduleName = /^[A-Za-z0-9_-]+$/;
+
+/** Read and validate an image description; any defect is one clear error. */
+export function loadImageSpec(file: string): ImageSpec {
+	let raw: unknown;
+	try {
+		raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+	} catch (error) {
+		throw new PvrunError(`cannot read image description ${file}: ${(error as Error).message}`, {cause: error});
+	}
+	return parseImageSpec(raw, file);
+}
+
+/** Validate an already-parsed image description. */
+export function parseImageSpec(raw: unknown, where = 'image description'): ImageSpec {
+	const fail = (what: string): never => {
+		throw new PvrunError(`${where}: ${what}`);
+	};
+	if (!isRecord(raw)) return fail('not a JSON object');
+	const kernel = raw['kernel'];
+	if (!isRecord(kernel) || typeof kernel['package'] !== 'string' || !packageName.test(kernel['package']))
+		return fail('"kernel.package" must be a Debian package name');
+	const modules = stringList(kernel['modules']) ?? fail('"kernel.modules" must be a list of strings');
+	for (const m of modules) if (!moduleName.test(m)) fail(`bad module name "${m}"`);
+
+	const packagesRaw = raw['packages'];
+	if (!Array.isArray(packagesRaw)) return fail('"packages" must be a list');
+	const packages = packagesRaw.map((p, i): PackageSpec => {
+		if (!isRecord(p) || typeof p['name'] !== 'string' || !packageName.test(p['name']))
+			return fail(`packages[${i}].name must be a Debian package name`);
+		const files = p['files'];
+		if (!isRecord(files)) return fail(`packages[${i}].files must map package paths to image paths`);
+		const mapped: Record<string, string> = {};
+		for (const [from, to] of Object.entries(files)) {
+			if (typeof to !== 'string' || !safeAbsolute(to) || from.startsWith('/') || from.includes('..'))
+				return fail(`packages[${i}].files: bad mapping "${from}" -> ${JSON.stringify(to)}`);
+			mapped[from] = to;
+		}
+		return {name: p['name'], files: mapped};
+	});
+
+	const filesRaw = raw['files'];
+	if (!Array.isArray(filesRaw)) return fail('"files" must be a list');
+	const files = filesRaw.map((f, i): FileSpec => {
+		if (!isRecord(f)) return fail(`files[${i}] must be an object`);
+		const {from, to, mode} = f;
+		if (typeof from !== 'string' || from.startsWith('/') || from.split('/').includes('..'))
+			return fail(`files[${i}].from must be a path inside the repository`);
+		if (typeof to !== 'string' || !safeAbsolute(to)) return fail(`files[${i}].to must be an absolute path`);
+		if (typeof mode !== 'string' || !/^0[0-7]{3}$/.test(mode)) return fail(`files[${i}].mode must be like "0755"`);
+		return {from, to, mode: Number.parseInt(mode, 8)};
+	});
+	return {kernel: {package: kernel['package'], modules}, packages, files};
+}
+
+/** Expand a file entry into concrete (source, destination) pairs. */
+export function expandFile(spec: FileSpec, root: string): Array<{source: string; dest: string}> {
+	const glob = /^(.*)\/\*(\.[^/*]+)$/.exec(spec.from);
+	if (!glob) {
+		const dest = spec.to.endsWith('/') ? spec.to + path.basename(spec.from) : spec.to;
+		return [{source: path.join(root, spec.from), dest}];
+	}
+	const [, dir = '', suffix = ''] = glob;
+	if (!spec.to.endsWith('/')) throw new PvrunError(`image file "${spec.from}": a pattern needs a directory destination ending in /`);
+	let names: string[];
+	try {
+		names = fs.readdirSync(path.join(root, dir));
+	} catch (error) {
+		throw new PvrunError(`image file "${spec.from}": ${dir}/ is missing: run make build`, {cause: error});
+	}
+	const matches = names.filter((n) => n.endsWith(suffix)).sort();
+	if (matches.length === 0) throw new PvrunError(`image file "${spec.from}" matches nothing: run make build`);
+	return matches.map((n) => ({source: path.join(root, dir, n), dest: spec.to + n}));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function stringList(value: unknown): string[] | undefined {
+	return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
+}
+
+function safeAbsolute(p: string): boolean {
+	return p.startsWith('/') && !p.split('/').includes('..') && p.length > 1;
+}

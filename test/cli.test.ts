@@ -1,0 +1,40 @@
+// The pvrun command line as a user runs it: real process, real exit codes.
+import fs from 'node:fs';
+import path from 'node:path';
+import {execa} from 'execa';
+import t from 'tap';
+import {packageRoot} from '../src/util/paths.js';
+
+const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
+const run = (...args: string[]) => execa('node', [pvrun, ...args], {reject: false});
+
+t.test('--version prints the package version', async (t) => {
+	const {version} = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string};
+	const r = await run('--version');
+	t.equal(r.exitCode, 0);
+	t.equal(r.stdout.trim(), version);
+});
+
+t.test('image path prints an existing kernel and initrd', async (t) => {
+	const started = performance.now();
+	const r = await run('image', 'path');
+	t.comment(`pvrun image path (cached): ${((performance.now() - started) / 1000).toFixed(2)} s`);
+	t.equal(r.exitCode, 0, r.stderr);
+	const [kernel, initrd, extra] = r.stdout.split('\n');
+	t.equal(extra, undefined, 'two lines');
+	t.ok(kernel && fs.statSync(kernel).isFile(), 'kernel exists');
+	t.ok(initrd && fs.statSync(initrd).isFile(), 'initrd exists');
+});
+
+t.test('image list shows the cached image', async (t) => {
+	const r = await run('image', 'list');
+	t.equal(r.exitCode, 0);
+	t.match(r.stdout, /^[0-9a-f]{16} {2}\S+ {2}kernel \S+-cloud-amd64 {2}\d+\.\d MB$/m);
+});
+
+t.test('a bad command is one line and exit code 2', async (t) => {
+	const r = await run('image', 'frobnicate');
+	t.equal(r.exitCode, 2);
+	t.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+	t.match(r.stderr, /^pvrun: /);
+});

@@ -1,0 +1,60 @@
+// The image builder against a private cache: cold build, cache hit, corrupt
+// cache, and a failing build that must leave nothing half-written.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import {ensureImage} from '../../src/image/build.js';
+import {imagesDir} from '../../src/image/cache.js';
+import {packageRoot} from '../../src/util/paths.js';
+import type {Progress} from '../../src/util/progress.js';
+
+const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-cache-'));
+t.teardown(() => fs.rmSync(cache, {recursive: true, force: true}));
+
+const messages: string[] = [];
+const progress: Progress = {
+	step: (text) => ({update() {}, done: (d) => void messages.push(`${text}: ${d ?? 'done'}`), fail: () => void messages.push(`${text}: failed`)}),
+	info: (text) => void messages.push(text),
+};
+
+t.test('cold build, then a cache hit', async (t) => {
+	let started = performance.now();
+	const cold = await ensureImage({cache, progress});
+	const coldSeconds = (performance.now() - started) / 1000;
+	t.comment(`cold image build (downloads included): ${coldSeconds.toFixed(1)} s`);
+	t.equal(cold.fromCache, false);
+	t.ok(coldSeconds <= 120, 'cold build within 120 s');
+	t.ok(fs.statSync(cold.kernel).size > 1e6, 'kernel present');
+	t.ok(fs.statSync(cold.initrd).size > 1e6, 'initrd present');
+	t.match(cold.manifest.kernelRelease, /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
+
+	started = performance.now();
+	const warm = await ensureImage({cache, progress});
+	const warmSeconds = (performance.now() - started) / 1000;
+	t.comment(`cached image lookup: ${warmSeconds.toFixed(2)} s`);
+	t.equal(warm.fromCache, true);
+	t.equal(warm.key, cold.key);
+	t.ok(warmSeconds <= 2, 'cached lookup within 2 s');
+});
+
+t.test('a corrupt cached image is noticed and rebuilt', async (t) => {
+	const before = await ensureImage({cache, progress});
+	fs.truncateSync(before.initrd, 1000);
+	messages.length = 0;
+	const after = await ensureImage({cache, progress});
+	t.equal(after.fromCache, false);
+	t.equal(after.key, before.key);
+	t.ok(messages.some((m) => /cached image [0-9a-f]{16} is corrupt \(initrd\.img checksum mismatch\); rebuilding it/.test(m)), 'says so once');
+	t.equal(fs.statSync(after.initrd).size, after.manifest.files['initrd.img']?.size);
+});
+
+t.test('a failing build leaves no half-written image', async (t) => {
+	const spec = JSON.parse(fs.readFileSync(path.join(packageRoot, 'images', 'contents.json'), 'utf8')) as {kernel: {modules: string[]}};
+	spec.kernel.modules.push('pvrun_no_such_module');
+	const specFile = path.join(cache, 'bad-contents.json');
+	fs.writeFileSync(specFile, JSON.stringify(spec));
+	const before = fs.readdirSync(imagesDir(cache)).sort();
+	await t.rejects(ensureImage({cache, progress, specFile}), {name: 'PvrunError', message: /has no module named pvrun_no_such_module/});
+	t.same(fs.readdirSync(imagesDir(cache)).sort(), before, 'images/ unchanged: no build directory, no new image');
+});
