@@ -10,7 +10,7 @@ export async function runDemo(): Promise<void> {
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	progress.info(`accelerator: ${chooseAccel('auto').reason}`);
 	const started = performance.now();
-	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'cat,/proc/cpuinfo|grep,-c,^processor'});
+	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'true'});
 	try {
 		await guest.waitFor(readyLine, 30_000);
 		const seconds = ((performance.now() - started) / 1000).toFixed(2);
