@@ -19,15 +19,15 @@ $(STAMPS)/setup: scripts/setup.sh package-lock.json
 	@mkdir -p $(STAMPS) && touch $@
 
 # Build: TypeScript, the static guest agent, the BPF objects.
-build: $(STAMPS)/tsc guest-agent/pvagent bpf/all
+build: $(STAMPS)/tsc guest-agent/all bpf/all
 
 $(STAMPS)/tsc: $(STAMPS)/setup $(TS_SOURCES) tsconfig.json package.json
 	npx tsc -p tsconfig.json
 	chmod +x dist/cli/main.js
 	@touch $@
 
-guest-agent/pvagent: $(STAMPS)/setup FORCE
-	@$(MAKE) --no-print-directory -C guest-agent pvagent
+guest-agent/all: $(STAMPS)/setup FORCE
+	@$(MAKE) --no-print-directory -C guest-agent all
 
 bpf/all: $(STAMPS)/setup FORCE
 	@$(MAKE) --no-print-directory -C bpf all

@@ -1,31 +1,431 @@
-// pvagent: pvrun's guest agent. This first version only proves the guest
-// toolchain (static C11 + libbpf) and reports its version; the hint channel
-// (IVSHMEM mapping, virtio-serial protocol, BPF loading) lands on top of it.
+// SPDX-License-Identifier: MIT
+// pvagent: pvrun's guest agent. It maps the shared-memory area (IVSHMEM BAR2),
+// talks to the host over the virtio-serial port org.pvrun.agent.0 (framed
+// protocol, docs/agent-protocol.md), loads the BPF programs the host sends and
+// relays their ring-buffer records into the shared ring, kicking the host when
+// it sleeps. It outlives the host side going away and coming back.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include <bpf/libbpf.h>
+
+#include "progs.h"
+#include "proto.h"
+#include "shm.h"
 
 #ifndef PVAGENT_VERSION
 #define PVAGENT_VERSION "0.0.0"
 #endif
 
+#define PORT_NAME "org.pvrun.agent.0"
+#define RECONNECT_MS 100
+
+static struct pvshm shm;
+static struct pvagent_stats_counters counters;
+static struct pvag_stats stats;
+static int port_fd = -1;
+static int verbose;
+
+/* Input buffer: one frame header + payload at most. */
+static uint8_t *in_buf;
+static size_t in_len;
+
+static void logf_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pvagent: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* The /dev node of the virtio-serial port named PORT_NAME. */
+static int find_port(char *out, size_t len)
+{
+	DIR *d = opendir("/sys/class/virtio-ports");
+	struct dirent *e;
+	int found = -ENODEV;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char path[512], name[128] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f))
+			name[strcspn(name, "\n")] = '\0';
+		fclose(f);
+		if (strcmp(name, PORT_NAME) == 0) {
+			snprintf(out, len, "/dev/%s", e->d_name);
+			found = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Whether any virtio console device (virtio id 3) exists. */
+static int has_virtio_console(void)
+{
+	DIR *d = opendir("/sys/bus/virtio/devices");
+	struct dirent *e;
+	int found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d))) {
+		char path[512];
+		unsigned id = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		found = fscanf(f, "%x", &id) == 1 && id == 3;
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Write all of buf, waiting briefly when the port is full; false if the host is gone. */
+static int write_all(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(port_fd, p, len);
+
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = port_fd, .events = POLLOUT};
+
+			if (poll(&pfd, 1, 1000) <= 0 || (pfd.revents & POLLHUP))
+				return 0;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static void send_frame(uint16_t type, uint32_t id, const void *payload, uint32_t len)
+{
+	struct pvag_frame f = {.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = type, .id = id, .len = len};
+
+	if (port_fd < 0)
+		return;
+	if (!write_all(&f, sizeof(f)) || (len && !write_all(payload, len)))
+		logf_("host went away while sending a frame");
+}
+
+static void send_error(uint32_t id, int err, const char *msg)
+{
+	size_t mlen = strlen(msg);
+	uint8_t *buf = malloc(sizeof(struct pvag_error) + mlen);
+	struct pvag_error e = {.err = err < 0 ? -err : err};
+
+	if (!buf)
+		return;
+	memcpy(buf, &e, sizeof(e));
+	memcpy(buf + sizeof(e), msg, mlen);
+	send_frame(PVAG_ERROR, id, buf, (uint32_t)(sizeof(e) + mlen));
+	free(buf);
+}
+
+static void handle_hello(uint32_t id, const uint8_t *p, uint32_t len)
+{
+	struct pvag_hello_reply r = {0};
+	struct pvag_hello_req q;
+	struct pvag_prog_info infos[1];
+	struct utsname u;
+
+	if (len < sizeof(q)) {
+		send_error(id, EINVAL, "hello: payload too short");
+		return;
+	}
+	memcpy(&q, p, sizeof(q));
+	r.version = q.version < PVAG_VERSION ? q.version : PVAG_VERSION;
+	if (!shm.base) { /* the host may have (re)created the area: try again */
+		char why[256];
+
+		if (pvshm_open(&shm, why, sizeof(why)) == 0) {
+			shm.hdr->guest_epoch = shm.hdr->guest_epoch + 1;
+			shm.hdr->agent_pid = (uint32_t)getpid();
+		} else {
+			logf_("%s", why);
+		}
+	}
+	r.shm_ok = shm.base != NULL;
+	r.nr_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
+	r.guest_epoch = shm.base ? shm.hdr->guest_epoch : 0;
+	r.programs = progs_list(infos, 0);
+	snprintf(r.agent_version, sizeof(r.agent_version), "%.31s", PVAGENT_VERSION);
+	if (uname(&u) == 0)
+		snprintf(r.kernel_release, sizeof(r.kernel_release), "%.63s", u.release);
+	stats.host_links++;
+	send_frame(PVAG_REPLY, id, &r, sizeof(r));
+}
+
+static void handle_load(uint32_t id, const uint8_t *p, uint32_t len)
+{
+	struct pvag_load_req q;
+	struct pvag_load_reply r = {0};
+	char name[PVAG_NAME_LEN + 1];
+	static char log[64 * 1024];
+	int ret;
+
+	if (len <= sizeof(q)) {
+		send_error(id, EINVAL, "load: no object");
+		return;
+	}
+	memcpy(&q, p, sizeof(q));
+	memcpy(name, q.name, PVAG_NAME_LEN);
+	name[PVAG_NAME_LEN] = '\0';
+	ret = progs_load(name, q.record_type, p + sizeof(q), len - sizeof(q), &r.links, log, sizeof(log));
+	if (ret < 0) {
+		logf_("load %s failed: %s", name, strerror(-ret));
+		send_error(id, ret, log[0] ? log : strerror(-ret));
+		return;
+	}
+	r.id = (uint32_t)ret;
+	if (verbose)
+		logf_("loaded %s as program %u (%u links)", name, r.id, r.links);
+	send_frame(PVAG_REPLY, id, &r, sizeof(r));
+}
+
+static void handle_request(const struct pvag_frame *f, const uint8_t *p)
+{
+	switch (f->type) {
+	case PVAG_HELLO:
+		handle_hello(f->id, p, f->len);
+		break;
+	case PVAG_LOAD:
+		handle_load(f->id, p, f->len);
+		break;
+	case PVAG_UNLOAD: {
+		uint32_t pid;
+		int err;
+
+		if (f->len != sizeof(pid)) {
+			send_error(f->id, EINVAL, "unload: payload must be a u32 program id");
+			break;
+		}
+		memcpy(&pid, p, sizeof(pid));
+		err = progs_unload(pid);
+		if (err)
+			send_error(f->id, err, "unload: no such program");
+		else
+			send_frame(PVAG_REPLY, f->id, NULL, 0);
+		break;
+	}
+	case PVAG_LIST: {
+		struct pvag_prog_info infos[PVAGENT_MAX_PROGS];
+		uint8_t buf[4 + sizeof(infos)];
+		uint32_t n = progs_list(infos, PVAGENT_MAX_PROGS);
+
+		memcpy(buf, &n, 4);
+		memcpy(buf + 4, infos, n * sizeof(infos[0]));
+		send_frame(PVAG_REPLY, f->id, buf, 4 + n * (uint32_t)sizeof(infos[0]));
+		break;
+	}
+	case PVAG_STATS: {
+		struct pvag_prog_info none[1];
+
+		stats.records = counters.records;
+		stats.dropped = counters.dropped;
+		stats.programs = progs_list(none, 0);
+		send_frame(PVAG_REPLY, f->id, &stats, sizeof(stats));
+		break;
+	}
+	case PVAG_PING:
+		if (f->len > 256)
+			send_error(f->id, EMSGSIZE, "ping: payload over 256 bytes");
+		else
+			send_frame(PVAG_REPLY, f->id, p, f->len);
+		break;
+	default:
+		stats.frames_bad++;
+		send_error(f->id, EOPNOTSUPP, "unknown request type");
+	}
+}
+
+/* Parse every complete frame in the input buffer; resynchronise on garbage. */
+static void process_input(void)
+{
+	size_t off = 0;
+
+	while (in_len - off >= sizeof(struct pvag_frame)) {
+		struct pvag_frame f;
+
+		memcpy(&f, in_buf + off, sizeof(f));
+		if (f.magic != PVAG_MAGIC || f.len > PVAG_MAX_PAYLOAD) {
+			off++; /* skip one byte and look for the next magic */
+			stats.frames_bad++;
+			continue;
+		}
+		if (in_len - off < sizeof(f) + f.len)
+			break;
+		stats.frames_in++;
+		if (f.version != PVAG_VERSION)
+			send_error(f.id, EPROTONOSUPPORT, "unsupported protocol version");
+		else
+			handle_request(&f, in_buf + off + sizeof(f));
+		off += sizeof(f) + f.len;
+	}
+	memmove(in_buf, in_buf + off, in_len - off);
+	in_len -= off;
+}
+
+/* After relaying, wake the host if it asked for a kick. */
+static void maybe_kick(void)
+{
+	if (!shm.base || port_fd < 0)
+		return;
+	if (__atomic_exchange_n(&shm.hdr->kick_wanted, 0, __ATOMIC_ACQ_REL)) {
+		stats.kicks++;
+		send_frame(PVAG_KICK, 0, NULL, 0);
+	}
+}
+
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: pvagent [--version | --help]\n");
+	fprintf(out, "usage: pvagent [--version | --help | --verbose]\n"
+		     "Runs in the guest: relays BPF hint records to the pvrun host through shared memory.\n");
 }
 
 int main(int argc, char **argv)
 {
+	struct epoll_event ev, events[8];
+	char port_path[300], why[256];
+	int ep, rb_fd = -1, port_in_epoll = 0;
+
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("pvagent %s (libbpf %u.%u)\n", PVAGENT_VERSION, libbpf_major_version(),
-		       libbpf_minor_version());
+		printf("pvagent %s (libbpf %u.%u)\n", PVAGENT_VERSION, libbpf_major_version(), libbpf_minor_version());
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	usage(stderr);
-	return 2;
+	if (argc == 2 && strcmp(argv[1], "--verbose") == 0)
+		verbose = 1;
+	else if (argc != 1) {
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	in_buf = malloc(sizeof(struct pvag_frame) + PVAG_MAX_PAYLOAD);
+	if (!in_buf)
+		return 1;
+	/* Records must not wait behind the busy threads whose hints they carry. */
+	{
+		struct sched_param sp = {.sched_priority = 50};
+
+		if (sched_setscheduler(0, SCHED_FIFO, &sp))
+			logf_("running without real-time priority: %s", strerror(errno));
+	}
+	if (pvshm_open(&shm, why, sizeof(why)) == 0) {
+		uint64_t epoch = 0;
+
+		if (getrandom(&epoch, sizeof(epoch), GRND_NONBLOCK) != sizeof(epoch) || !epoch)
+			epoch = pvshm_now_ns() | 1;
+		shm.hdr->guest_epoch = epoch;
+		shm.hdr->agent_pid = (uint32_t)getpid();
+	} else {
+		logf_("%s; waiting for the host", why);
+	}
+	progs_init(&shm, &counters);
+	/* Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
+	for (int tries = 0; find_port(port_path, sizeof(port_path)); tries++) {
+		if (!has_virtio_console() || tries == 50) {
+			logf_("no virtio-serial port named %s: running without hints (is this VM started by pvrun?)", PORT_NAME);
+			return 1;
+		}
+		usleep(100 * 1000);
+	}
+	port_fd = open(port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (port_fd < 0) {
+		logf_("open %s: %s", port_path, strerror(errno));
+		return 1;
+	}
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return 1;
+	if (verbose)
+		logf_("ready on %s, shared memory %s", port_path, shm.base ? "mapped" : "absent");
+	for (;;) {
+		int n, i, cur = progs_epoll_fd();
+
+		if (cur != rb_fd) { /* programs changed: watch the new ring-buffer manager */
+			if (cur >= 0) {
+				ev = (struct epoll_event){.events = EPOLLIN, .data.fd = cur};
+				epoll_ctl(ep, EPOLL_CTL_ADD, cur, &ev);
+			}
+			rb_fd = cur;
+		}
+		if (!port_in_epoll) {
+			struct pollfd pfd = {.fd = port_fd, .events = POLLIN};
+
+			/* Host side not connected: look again every RECONNECT_MS. */
+			if (poll(&pfd, 1, 0) >= 0 && !(pfd.revents & POLLHUP)) {
+				ev = (struct epoll_event){.events = EPOLLIN | EPOLLHUP, .data.fd = port_fd};
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, port_fd, &ev) == 0)
+					port_in_epoll = 1;
+				in_len = 0;
+			}
+		}
+		n = epoll_wait(ep, events, 8, port_in_epoll ? -1 : RECONNECT_MS);
+		if (n < 0 && errno != EINTR)
+			return 1;
+		for (i = 0; i < n; i++) {
+			if (events[i].data.fd == rb_fd) {
+				progs_drain();
+				maybe_kick();
+			} else if (events[i].data.fd == port_fd) {
+				ssize_t got = 0;
+
+				if (events[i].events & EPOLLIN)
+					got = read(port_fd, in_buf + in_len, sizeof(struct pvag_frame) + PVAG_MAX_PAYLOAD - in_len);
+				if (got > 0) {
+					in_len += (size_t)got;
+					process_input();
+					if (in_len == sizeof(struct pvag_frame) + PVAG_MAX_PAYLOAD)
+						in_len = 0; /* cannot happen with valid frames: drop */
+				} else if ((events[i].events & EPOLLHUP) || got == 0) {
+					epoll_ctl(ep, EPOLL_CTL_DEL, port_fd, NULL);
+					port_in_epoll = 0;
+					in_len = 0;
+				}
+			}
+		}
+	}
 }

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* BPF programs the host sent: load, attach, relay their ring buffer, unload. */
+#ifndef PVAGENT_PROGS_H
+#define PVAGENT_PROGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "shm.h"
+
+#define PVAGENT_MAX_PROGS 16
+
+struct pvagent_stats_counters {
+	uint64_t records, dropped;
+};
+
+/* Set the shared memory records go to (may be NULL: records are dropped). */
+void progs_init(struct pvshm *shm, struct pvagent_stats_counters *counters);
+/* Load an ELF object; returns id > 0, or -errno with the libbpf log in `log`. */
+int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
+	       size_t log_len);
+int progs_unload(uint32_t id);
+/* Fill up to `max` infos; returns the number of loaded programs. */
+unsigned progs_list(struct pvag_prog_info *out, unsigned max);
+/* The epoll fd that becomes readable when any ring buffer has data, or -1. */
+int progs_epoll_fd(void);
+/* Relay everything waiting; returns records relayed. */
+int progs_drain(void);
+
+#endif

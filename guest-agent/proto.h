@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* The pvrun agent protocol, version 1 (docs/agent-protocol.md): framed binary
+ * messages over the virtio-serial port org.pvrun.agent.0. The host's
+ * src/agent/protocol.ts mirrors this file. Little-endian, fixed width. */
+#ifndef PVAGENT_PROTO_H
+#define PVAGENT_PROTO_H
+
+#include <stdint.h>
+
+#define PVAG_MAGIC 0x47415650u /* "PVAG" */
+#define PVAG_VERSION 1
+#define PVAG_MAX_PAYLOAD (4u << 20) /* 4 MiB: BPF objects are far smaller */
+#define PVAG_NAME_LEN 32
+
+/* Frame types. Requests come from the host; each gets exactly one REPLY or
+ * ERROR with the same id. KICK and LOG are unsolicited, id 0. */
+enum pvag_type {
+	PVAG_HELLO = 1,  /* req: pvag_hello_req; reply: pvag_hello_reply */
+	PVAG_LOAD = 2,   /* req: pvag_load_req + ELF object; reply: pvag_load_reply */
+	PVAG_UNLOAD = 3, /* req: u32 program id; reply: empty */
+	PVAG_LIST = 4,   /* req: empty; reply: u32 count + count * pvag_prog_info */
+	PVAG_STATS = 5,  /* req: empty; reply: pvag_stats */
+	PVAG_PING = 6,   /* req: any bytes (<= 256); reply: the same bytes */
+	PVAG_REPLY = 0x100,
+	PVAG_ERROR = 0x101, /* pvag_error + message (libbpf/verifier log, UTF-8) */
+	PVAG_KICK = 0x200,  /* guest → host: records are waiting in the ring */
+	PVAG_LOG = 0x201,   /* guest → host: one line of agent log text */
+};
+
+struct pvag_frame {
+	uint32_t magic;   /*  0 */
+	uint16_t version; /*  4 */
+	uint16_t type;    /*  6 */
+	uint32_t id;      /*  8 */
+	uint32_t len;     /* 12: payload bytes that follow */
+};                        /* 16 */
+
+struct pvag_hello_req {
+	uint16_t version;    /* 0: highest protocol version the host speaks */
+	uint16_t _pad;       /* 2 */
+	uint32_t shm_size;   /* 4: size of the area the host created */
+};                           /* 8 */
+
+struct pvag_hello_reply {
+	uint16_t version;         /*   0: protocol version the agent will speak */
+	uint16_t shm_ok;          /*   2: 1 = the agent mapped and validated the area */
+	uint32_t nr_cpus;         /*   4: guest CPUs online */
+	uint64_t guest_epoch;     /*   8 */
+	uint32_t programs;        /*  16: programs currently loaded */
+	uint32_t _pad;            /*  20 */
+	char agent_version[32];   /*  24 */
+	char kernel_release[64];  /*  56 */
+};                                /* 120 */
+
+struct pvag_load_req {
+	uint32_t record_type;        /*  0: PVSHM_REC_* the program's ring-buffer records are tagged with */
+	uint32_t _pad;               /*  4 */
+	char name[PVAG_NAME_LEN];    /*  8: NUL-padded */
+	/* followed by the ELF object (payload length - 40 bytes) */
+};                                   /* 40 */
+
+struct pvag_load_reply {
+	uint32_t id;       /* 0: program id for UNLOAD */
+	uint32_t links;    /* 4: attached BPF programs in the object */
+};                         /* 8 */
+
+struct pvag_prog_info {
+	uint32_t id;                 /*  0 */
+	uint32_t record_type;        /*  4 */
+	char name[PVAG_NAME_LEN];    /*  8 */
+	uint64_t records;            /* 40: records relayed */
+};                                   /* 48 */
+
+struct pvag_stats {
+	uint64_t records;     /*  0: relayed into the ring */
+	uint64_t dropped;     /*  8: dropped (ring full, oversized, or no shared memory) */
+	uint64_t kicks;       /* 16: KICK frames sent */
+	uint64_t frames_in;   /* 24: frames received */
+	uint64_t frames_bad;  /* 32: bytes skipped resynchronising + frames rejected */
+	uint32_t programs;    /* 40 */
+	uint32_t host_links;  /* 44: times the host (re)connected */
+};                            /* 48 */
+
+struct pvag_error {
+	int32_t err;      /* 0: positive errno */
+	uint32_t _pad;    /* 4 */
+	/* followed by a UTF-8 message */
+};                        /* 8 */
+
+#endif

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// pvhint: the guest's view of the hint round trip. `pvhint wait VCPU` pins the
+// calling thread to VCPU alone and waits until the host's feedback in the
+// shared-memory slot of that vCPU says it applied the hint for this thread;
+// then unpins and waits until the host says the vCPU floats again. Times are
+// the guest's CLOCK_MONOTONIC. Prints one machine-readable result line.
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+struct feedback {
+	uint64_t seq;
+	uint32_t state, hint_tid;
+	int32_t pcpu;
+};
+
+/* A consistent copy of a slot's host part (seqlock read). */
+static struct feedback read_feedback(volatile struct pvshm_vcpu_slot *s)
+{
+	struct feedback f;
+
+	for (;;) {
+		uint64_t a = __atomic_load_n(&s->feedback_seq, __ATOMIC_ACQUIRE);
+
+		f.state = s->state;
+		f.hint_tid = s->hint_tid;
+		f.pcpu = s->pcpu;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (!(a & 1) && a == __atomic_load_n(&s->feedback_seq, __ATOMIC_ACQUIRE)) {
+			f.seq = a;
+			return f;
+		}
+	}
+}
+
+/* Spin until the slot reports `state` for `tid` (tid 0: any) after `since`; 0 or -ETIMEDOUT. */
+static int wait_state(volatile struct pvshm_vcpu_slot *s, uint64_t since, uint32_t state, uint32_t tid,
+		      uint64_t deadline)
+{
+	for (;;) {
+		struct feedback f = read_feedback(s);
+
+		if (f.seq != since && f.state == state && (!tid || f.hint_tid == tid))
+			return 0;
+		if (pvshm_now_ns() > deadline)
+			return -ETIMEDOUT;
+		__builtin_ia32_pause();
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct_us(uint64_t *v, unsigned n, double p)
+{
+	unsigned i;
+
+	if (!n)
+		return 0;
+	i = (unsigned)(p * (n - 1) + 0.5);
+	return (double)v[i] / 1000.0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-t TIMEOUT_MS] [-v]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned vcpu, count = 1, timeout_ms = 2000, i, ok = 0, timeouts = 0, verbose = 0;
+	volatile struct pvshm_vcpu_slot *slot;
+	uint64_t *pin, *unpin;
+	cpu_set_t one, all;
+	struct pvshm shm;
+	char why[256];
+	int opt, ncpu;
+	uint32_t tid;
+
+	if (argc < 3 || strcmp(argv[1], "wait") != 0)
+		return usage();
+	vcpu = (unsigned)strtoul(argv[2], NULL, 10);
+	optind = 3;
+	while ((opt = getopt(argc, argv, "n:t:v")) != -1) {
+		if (opt == 'n')
+			count = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 't')
+			timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 'v')
+			verbose = 1;
+		else
+			return usage();
+	}
+	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (count == 0 || count > 100000 || (int)vcpu >= ncpu) {
+		fprintf(stderr, "pvhint: need 1..100000 hints and a vCPU below %d\n", ncpu);
+		return 2;
+	}
+	if (pvshm_open(&shm, why, sizeof(why))) {
+		fprintf(stderr, "pvhint: %s\n", why);
+		return 1;
+	}
+	slot = pvshm_slot(&shm, vcpu);
+	pin = calloc(count, sizeof(*pin));
+	unpin = calloc(count, sizeof(*unpin));
+	if (!pin || !unpin)
+		return 1;
+	tid = (uint32_t)gettid();
+	CPU_ZERO(&one);
+	CPU_SET(vcpu, &one);
+	CPU_ZERO(&all);
+	for (int c = 0; c < ncpu; c++)
+		CPU_SET(c, &all);
+	for (i = 0; i < count; i++) {
+		uint64_t t0, since = read_feedback(slot).seq;
+
+		t0 = pvshm_now_ns();
+		if (sched_setaffinity(0, sizeof(one), &one)) {
+			perror("pvhint: sched_setaffinity");
+			return 1;
+		}
+		if (wait_state(slot, since, PVSHM_VCPU_EXCLUSIVE, tid, t0 + timeout_ms * 1000000ull)) {
+			timeouts++;
+		} else {
+			pin[ok] = pvshm_now_ns() - t0;
+			since = read_feedback(slot).seq;
+			t0 = pvshm_now_ns();
+			sched_setaffinity(0, sizeof(all), &all);
+			if (wait_state(slot, since, PVSHM_VCPU_FLOATING, 0, t0 + timeout_ms * 1000000ull)) {
+				timeouts++;
+				continue;
+			}
+			unpin[ok] = pvshm_now_ns() - t0;
+			if (verbose)
+				printf("pvhint-sample: pin_us=%.1f unpin_us=%.1f\n", pin[ok] / 1000.0, unpin[ok] / 1000.0);
+			ok++;
+			continue;
+		}
+		sched_setaffinity(0, sizeof(all), &all);
+	}
+	qsort(pin, ok, sizeof(*pin), cmp_u64);
+	qsort(unpin, ok, sizeof(*unpin), cmp_u64);
+	printf("pvhint: vcpu=%u n=%u timeouts=%u pin_p50_us=%.1f pin_p90_us=%.1f pin_p99_us=%.1f pin_max_us=%.1f "
+	       "unpin_p50_us=%.1f unpin_p99_us=%.1f\n",
+	       vcpu, ok, timeouts, pct_us(pin, ok, 0.5), pct_us(pin, ok, 0.9), pct_us(pin, ok, 0.99),
+	       pct_us(pin, ok, 1.0), pct_us(unpin, ok, 0.5), pct_us(unpin, ok, 0.99));
+	return timeouts ? 3 : 0;
+}

@@ -1,0 +1,182 @@
+// The host end of the agent channel: a unix-socket client of QEMU's chardev
+// behind the virtio-serial port. Requests carry ids; replies settle them;
+// every pending request is rejected when the connection drops. KICK and LOG
+// frames from the guest are emitted as events.
+import {EventEmitter} from 'node:events';
+import net from 'node:net';
+import {PvrunError} from '../util/errors.js';
+import {
+	FrameParser,
+	FrameType,
+	decodeError,
+	decodeHello,
+	decodeList,
+	decodeLoad,
+	decodeStats,
+	encodeFrame,
+	encodeHello,
+	encodeLoad,
+	type AgentStats,
+	type Frame,
+	type HelloReply,
+	type ProgramInfo,
+} from './protocol.js';
+
+/** The agent answered a request with an error (errno and, for loads, the verifier log). */
+export class AgentError extends PvrunError {
+	readonly errno: number;
+	readonly log: string;
+
+	constructor(what: string, errno: number, log: string) {
+		super(`${what}: agent error ${errno}: ${log.split('\n').find((l) => l.trim()) ?? ''}`);
+		this.errno = errno;
+		this.log = log;
+	}
+}
+
+interface Pending {
+	type: number;
+	resolve: (payload: Buffer) => void;
+	reject: (error: Error) => void;
+	timer: NodeJS.Timeout;
+}
+
+export interface AgentClientEvents {
+	kick: [];
+	log: [line: string];
+	close: [];
+	protocolError: [error: Error];
+}
+
+export class AgentClient extends EventEmitter<AgentClientEvents> {
+	private readonly parser = new FrameParser();
+	private readonly pending = new Map<number, Pending>();
+	private nextId = 1;
+	private closed = false;
+
+	private constructor(private readonly socket: net.Socket) {
+		super();
+		socket.setNoDelay(true);
+		socket.on('data', (chunk: Buffer) => this.onData(chunk));
+		socket.on('close', () => this.onClose());
+		socket.on('error', () => {
+			// 'close' follows and rejects what is pending
+		});
+	}
+
+	/** Connect to the chardev socket, retrying until QEMU listens or `timeoutMs` passes. */
+	static async connect(path: string, timeoutMs: number): Promise<AgentClient> {
+		const deadline = Date.now() + timeoutMs;
+		for (;;) {
+			try {
+				const socket = await new Promise<net.Socket>((resolve, reject) => {
+					const s = net.createConnection(path);
+					s.once('connect', () => resolve(s));
+					s.once('error', reject);
+				});
+				return new AgentClient(socket);
+			} catch (error) {
+				if (Date.now() > deadline) throw new PvrunError(`cannot connect to the agent channel ${path}`, {cause: error});
+				await new Promise((r) => setTimeout(r, 20));
+			}
+		}
+	}
+
+	get isClosed(): boolean {
+		return this.closed;
+	}
+
+	/** Handshake: the agent's versions, CPUs, epoch and whether it mapped the shared memory. */
+	async hello(shmSize: number, timeoutMs = 2000): Promise<HelloReply> {
+		return decodeHello(await this.request(FrameType.hello, encodeHello(shmSize), timeoutMs));
+	}
+
+	/** Load and attach a BPF object; its ring-buffer records are tagged `recordType`. */
+	async load(name: string, recordType: number, object: Uint8Array, timeoutMs = 20_000): Promise<{id: number; links: number}> {
+		return decodeLoad(await this.request(FrameType.load, encodeLoad(recordType, name, object), timeoutMs));
+	}
+
+	async unload(id: number, timeoutMs = 5000): Promise<void> {
+		const b = Buffer.alloc(4);
+		b.writeUInt32LE(id, 0);
+		await this.request(FrameType.unload, b, timeoutMs);
+	}
+
+	async list(timeoutMs = 2000): Promise<ProgramInfo[]> {
+		return decodeList(await this.request(FrameType.list, Buffer.alloc(0), timeoutMs));
+	}
+
+	async stats(timeoutMs = 2000): Promise<AgentStats> {
+		return decodeStats(await this.request(FrameType.stats, Buffer.alloc(0), timeoutMs));
+	}
+
+	/** Round trip of a small frame through the guest agent, in ms. */
+	async ping(timeoutMs = 2000): Promise<number> {
+		const started = performance.now();
+		const payload = Buffer.from('pvrun');
+		const echo = await this.request(FrameType.ping, payload, timeoutMs);
+		if (!echo.equals(payload)) throw new PvrunError('agent ping: echo differs');
+		return performance.now() - started;
+	}
+
+	close(): void {
+		this.socket.destroy();
+	}
+
+	/** Send one request and wait for its REPLY or ERROR. */
+	private request(type: number, payload: Buffer, timeoutMs: number): Promise<Buffer> {
+		if (this.closed) return Promise.reject(new PvrunError('agent channel is closed'));
+		const id = this.nextId++;
+		if (this.nextId > 0xffffffff) this.nextId = 1;
+		return new Promise((resolve, reject) => {
+			const timer = setTimeout(() => {
+				this.pending.delete(id);
+				reject(new PvrunError(`agent did not answer ${typeName(type)} within ${timeoutMs} ms`));
+			}, timeoutMs);
+			this.pending.set(id, {type, resolve, reject, timer});
+			this.socket.write(encodeFrame(type, id, payload));
+		});
+	}
+
+	private onData(chunk: Buffer): void {
+		for (const frame of this.parser.push(chunk)) this.onFrame(frame);
+	}
+
+	private onFrame(frame: Frame): void {
+		if (frame.type === FrameType.kick) {
+			this.emit('kick');
+			return;
+		}
+		if (frame.type === FrameType.log) {
+			this.emit('log', frame.payload.subarray(0, 1024).toString('utf8'));
+			return;
+		}
+		const pending = this.pending.get(frame.id);
+		if (!pending) return; // a late reply to a request that timed out
+		this.pending.delete(frame.id);
+		clearTimeout(pending.timer);
+		if (frame.type === FrameType.reply) pending.resolve(frame.payload);
+		else if (frame.type === FrameType.error) {
+			try {
+				const {errno, message} = decodeError(frame.payload);
+				pending.reject(new AgentError(typeName(pending.type), errno, message));
+			} catch (error) {
+				pending.reject(error as Error);
+			}
+		} else pending.reject(new PvrunError(`agent sent frame type ${frame.type} in reply to ${typeName(pending.type)}`));
+	}
+
+	private onClose(): void {
+		this.closed = true;
+		for (const [id, p] of this.pending) {
+			clearTimeout(p.timer);
+			p.reject(new PvrunError(`agent channel closed while waiting for ${typeName(p.type)}`));
+			this.pending.delete(id);
+		}
+		this.emit('close');
+	}
+}
+
+function typeName(type: number): string {
+	return Object.entries(FrameType).find(([, v]) => v === type)?.[0] ?? `type ${type}`;
+}

@@ -1,0 +1,185 @@
+// The agent protocol v1 (docs/agent-protocol.md, guest-agent/proto.h): frame
+// encoding, a streaming frame parser that resynchronises on garbage, and
+// decoders for every reply, each validating lengths and bounding strings.
+
+export const frameMagic = 0x47415650; // "PVAG"
+export const protocolVersion = 1;
+export const frameHeaderSize = 16;
+export const maxPayload = 4 << 20;
+export const nameLength = 32;
+
+export const FrameType = {
+	hello: 1,
+	load: 2,
+	unload: 3,
+	list: 4,
+	stats: 5,
+	ping: 6,
+	reply: 0x100,
+	error: 0x101,
+	kick: 0x200,
+	log: 0x201,
+} as const;
+
+export interface Frame {
+	type: number;
+	id: number;
+	payload: Buffer;
+}
+
+/** One frame: 16-byte header, then the payload. */
+export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
+	const header = Buffer.alloc(frameHeaderSize);
+	header.writeUInt32LE(frameMagic, 0);
+	header.writeUInt16LE(protocolVersion, 4);
+	header.writeUInt16LE(type, 6);
+	header.writeUInt32LE(id >>> 0, 8);
+	header.writeUInt32LE(payload.length, 12);
+	return Buffer.concat([header, payload]);
+}
+
+/** Splits a byte stream into frames; bytes that do not start a valid header are skipped and counted. */
+export class FrameParser {
+	private buffer: Buffer = Buffer.alloc(0);
+	/** Bytes skipped while looking for a frame header. */
+	skipped = 0;
+
+	/** Feed bytes; returns the complete frames they finish. */
+	push(chunk: Buffer): Frame[] {
+		this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+		const frames: Frame[] = [];
+		let off = 0;
+		while (this.buffer.length - off >= frameHeaderSize) {
+			const magic = this.buffer.readUInt32LE(off);
+			const version = this.buffer.readUInt16LE(off + 4);
+			const len = this.buffer.readUInt32LE(off + 12);
+			if (magic !== frameMagic || version !== protocolVersion || len > maxPayload) {
+				off++;
+				this.skipped++;
+				continue;
+			}
+			if (this.buffer.length - off < frameHeaderSize + len) break;
+			frames.push({
+				type: this.buffer.readUInt16LE(off + 6),
+				id: this.buffer.readUInt32LE(off + 8),
+				payload: Buffer.from(this.buffer.subarray(off + frameHeaderSize, off + frameHeaderSize + len)),
+			});
+			off += frameHeaderSize + len;
+		}
+		this.buffer = this.buffer.subarray(off);
+		return frames;
+	}
+
+	/** Forget any partial frame (the connection was reset). */
+	reset(): void {
+		this.buffer = Buffer.alloc(0);
+	}
+}
+
+export interface HelloReply {
+	version: number;
+	shmOk: boolean;
+	nrCpus: number;
+	guestEpoch: bigint;
+	programs: number;
+	agentVersion: string;
+	kernelRelease: string;
+}
+
+export interface ProgramInfo {
+	id: number;
+	recordType: number;
+	name: string;
+	records: bigint;
+}
+
+export interface AgentStats {
+	records: bigint;
+	dropped: bigint;
+	kicks: bigint;
+	framesIn: bigint;
+	framesBad: bigint;
+	programs: number;
+	hostLinks: number;
+}
+
+/** A protocol-level defect in what the guest sent. */
+export class ProtocolError extends Error {
+	override readonly name = 'ProtocolError';
+}
+
+function need(payload: Buffer, size: number, what: string): void {
+	if (payload.length < size) throw new ProtocolError(`${what}: ${payload.length} bytes, need ${size}`);
+}
+
+/** A NUL-terminated string from a fixed field, printable ASCII only. */
+export function fixedString(buf: Buffer, offset: number, length: number): string {
+	const field = buf.subarray(offset, offset + length);
+	const end = field.indexOf(0);
+	return field
+		.subarray(0, end === -1 ? field.length : end)
+		.toString('latin1')
+		.replace(/[^\x20-\x7e]/g, '?');
+}
+
+export function encodeHello(shmSize: number): Buffer {
+	const b = Buffer.alloc(8);
+	b.writeUInt16LE(protocolVersion, 0);
+	b.writeUInt32LE(shmSize, 4);
+	return b;
+}
+
+export function decodeHello(p: Buffer): HelloReply {
+	need(p, 120, 'hello reply');
+	return {
+		version: p.readUInt16LE(0),
+		shmOk: p.readUInt16LE(2) === 1,
+		nrCpus: p.readUInt32LE(4),
+		guestEpoch: p.readBigUInt64LE(8),
+		programs: p.readUInt32LE(16),
+		agentVersion: fixedString(p, 24, 32),
+		kernelRelease: fixedString(p, 56, 64),
+	};
+}
+
+export function encodeLoad(recordType: number, name: string, object: Uint8Array): Buffer {
+	const head = Buffer.alloc(8 + nameLength);
+	head.writeUInt32LE(recordType, 0);
+	head.write(name.slice(0, nameLength - 1), 8, 'latin1');
+	return Buffer.concat([head, object]);
+}
+
+export function decodeLoad(p: Buffer): {id: number; links: number} {
+	need(p, 8, 'load reply');
+	return {id: p.readUInt32LE(0), links: p.readUInt32LE(4)};
+}
+
+export function decodeList(p: Buffer): ProgramInfo[] {
+	need(p, 4, 'list reply');
+	const count = p.readUInt32LE(0);
+	if (count > 64) throw new ProtocolError(`list reply: ${count} programs is implausible`);
+	need(p, 4 + count * 48, 'list reply');
+	return Array.from({length: count}, (_, i) => {
+		const o = 4 + i * 48;
+		return {id: p.readUInt32LE(o), recordType: p.readUInt32LE(o + 4), name: fixedString(p, o + 8, nameLength), records: p.readBigUInt64LE(o + 40)};
+	});
+}
+
+export function decodeStats(p: Buffer): AgentStats {
+	need(p, 48, 'stats reply');
+	return {
+		records: p.readBigUInt64LE(0),
+		dropped: p.readBigUInt64LE(8),
+		kicks: p.readBigUInt64LE(16),
+		framesIn: p.readBigUInt64LE(24),
+		framesBad: p.readBigUInt64LE(32),
+		programs: p.readUInt32LE(40),
+		hostLinks: p.readUInt32LE(44),
+	};
+}
+
+/** An ERROR frame's errno and message (bounded to 64 KiB of text). */
+export function decodeError(p: Buffer): {errno: number; message: string} {
+	need(p, 8, 'error frame');
+	return {errno: p.readInt32LE(0), message: p.subarray(8, 8 + 65536).toString('utf8').replace(/\0+$/, '')};
+}

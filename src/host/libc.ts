@@ -1,0 +1,238 @@
+// Direct glibc calls through koffi, for what Node cannot do itself: pinning
+// another process's threads (sched_setaffinity), their nice values
+// (setpriority), and mapping a shared file so that another process's writes
+// show up in an ArrayBuffer without a syscall per read. glibc is bound lazily,
+// once, on first use; each call after that is one FFI call and no allocation.
+import fs from 'node:fs';
+import util from 'node:util';
+import koffi, {type KoffiFunc, type LibraryHandle} from 'koffi';
+import {formatCpuList} from './cpus.js';
+import {PvrunError} from '../util/errors.js';
+
+/** A file mapped MAP_SHARED into memory. */
+export interface SharedMapping {
+	/** The mapped bytes; reads see other processes' writes to the file, and writes go to it. */
+	view: ArrayBuffer;
+	/** Releases the file mapping; afterwards `view` reads zeros and writes to it go nowhere. */
+	unmap(): void;
+}
+
+// cpu_set_t as glibc defines it: 1024 bits.
+const CPU_SET_BYTES = 128;
+const CPU_SET_BITS = CPU_SET_BYTES * 8;
+
+// Constants from <sys/resource.h> and <sys/mman.h> on Linux.
+const PRIO_PROCESS = 0;
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+// mmap's failure value, (void *) -1, as koffi 3 returns pointers (BigInt).
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+// The glibc functions pvrun uses, typed for TypeScript.
+interface Libc {
+	sched_setaffinity: KoffiFunc<(pid: number, size: number, mask: Uint8Array) => number>;
+	sched_getaffinity: KoffiFunc<(pid: number, size: number, mask: Uint8Array) => number>;
+	setpriority: KoffiFunc<(which: number, who: number, prio: number) => number>;
+	getpriority: KoffiFunc<(which: number, who: number) => number>;
+	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
+	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
+}
+
+let bound: Libc | undefined;
+// One cpu_set_t for every sched_setaffinity call, one for every sched_getaffinity call.
+const setMask = Buffer.alloc(CPU_SET_BYTES);
+const getMask = Buffer.alloc(CPU_SET_BYTES);
+
+// glibc's functions, loaded and declared on first use.
+function libc(): Libc {
+	return (bound ??= bindLibc());
+}
+
+// Loads libc.so.6 and declares each function once.
+function bindLibc(): Libc {
+	let lib: LibraryHandle;
+	try {
+		lib = koffi.load('libc.so.6');
+	} catch (error) {
+		throw new PvrunError('cannot load glibc (libc.so.6) through koffi; pvrun needs Linux with glibc', {cause: error});
+	}
+	const fn = <T extends (...args: never[]) => unknown>(decl: string): KoffiFunc<T> => lib.func(decl) as KoffiFunc<T>;
+	return {
+		sched_setaffinity: fn('int sched_setaffinity(int pid, size_t size, const void *mask)'),
+		sched_getaffinity: fn('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
+		setpriority: fn('int setpriority(int which, uint32_t who, int prio)'),
+		getpriority: fn('int getpriority(int which, uint32_t who)'),
+		mmap: fn('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+		munmap: fn('int munmap(void *addr, size_t length)'),
+	};
+}
+
+/** Restricts thread `tid` (any process's; 0 = the calling thread) to `cpus`. */
+export function setThreadAffinity(tid: number, cpus: readonly number[]): void {
+	checkTid(tid);
+	fillMask(cpus);
+	if (libc().sched_setaffinity(tid, CPU_SET_BYTES, setMask) !== 0) {
+		throw syscallError('sched_setaffinity', `cannot pin thread ${tid} to CPUs ${formatCpuList(cpus)}`, pinHint);
+	}
+}
+
+// Writes `cpus` as bits into setMask, rejecting CPUs a cpu_set_t cannot hold.
+function fillMask(cpus: readonly number[]): void {
+	if (cpus.length === 0) throw new PvrunError('cannot pin a thread to an empty set of CPUs; name at least one CPU');
+	setMask.fill(0);
+	for (const cpu of cpus) {
+		if (!Number.isInteger(cpu) || cpu < 0 || cpu >= CPU_SET_BITS) {
+			throw new PvrunError(`cannot pin to CPU ${cpu}: CPUs are integers from 0 to ${CPU_SET_BITS - 1}`);
+		}
+		setMask[cpu >> 3] = (setMask[cpu >> 3] ?? 0) | (1 << (cpu & 7));
+	}
+}
+
+/** The CPUs thread `tid` (0 = the calling thread) may run on, ascending. */
+export function getThreadAffinity(tid: number): number[] {
+	checkTid(tid);
+	if (libc().sched_getaffinity(tid, CPU_SET_BYTES, getMask) !== 0) {
+		throw syscallError('sched_getaffinity', `cannot read the CPU affinity of thread ${tid}`, threadHint);
+	}
+	return maskCpus(getMask);
+}
+
+// The CPU numbers whose bits are set in a cpu_set_t.
+function maskCpus(mask: Uint8Array): number[] {
+	const cpus: number[] = [];
+	for (let byte = 0; byte < mask.length; byte++) {
+		const bits = mask[byte] ?? 0;
+		if (bits === 0) continue;
+		for (let bit = 0; bit < 8; bit++) if (bits & (1 << bit)) cpus.push(byte * 8 + bit);
+	}
+	return cpus;
+}
+
+/** Sets the nice value (-20..19) of thread `tid` (0 = the calling thread). */
+export function setThreadNice(tid: number, nice: number): void {
+	checkTid(tid);
+	if (!Number.isInteger(nice) || nice < -20 || nice > 19) {
+		throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+	}
+	if (libc().setpriority(PRIO_PROCESS, tid, nice) !== 0) {
+		throw syscallError('setpriority', `cannot set the nice value of thread ${tid} to ${nice}`, niceHint);
+	}
+}
+
+/** The nice value (-20..19) of thread `tid` (0 = the calling thread). */
+export function getThreadNice(tid: number): number {
+	checkTid(tid);
+	// getpriority returns -1 for nice -1 too; only errno tells an error apart.
+	koffi.errno(0);
+	const nice = libc().getpriority(PRIO_PROCESS, tid);
+	if (nice === -1 && koffi.errno() !== 0) {
+		throw syscallError('getpriority', `cannot read the nice value of thread ${tid}`, threadHint);
+	}
+	return nice;
+}
+
+/** Maps the first `size` bytes of an existing file read-write and shared, as an ArrayBuffer aliasing it. */
+export function mapSharedFile(path: string, size: number): SharedMapping {
+	if (!Number.isInteger(size) || size <= 0) throw new PvrunError(`cannot map ${size} bytes of ${path}: give a positive whole size`);
+	const fd = openForMapping(path, size);
+	let address: bigint | null;
+	try {
+		address = libc().mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	} finally {
+		fs.closeSync(fd);
+	}
+	if (address === null || address === MAP_FAILED) {
+		throw syscallError('mmap', `cannot map ${path} into memory`, () => 'check that it is a regular file on a local or tmpfs mount');
+	}
+	return sharedMapping(address, size);
+}
+
+// Opens `path` O_RDWR and checks it holds at least `size` bytes (touching past its end would be SIGBUS).
+function openForMapping(path: string, size: number): number {
+	let fd: number;
+	try {
+		fd = fs.openSync(path, 'r+');
+	} catch (error) {
+		const code = (error as NodeJS.ErrnoException).code ?? 'error';
+		throw new PvrunError(`cannot open ${path} for reading and writing (${code}); create it first and check its permissions`, {cause: error});
+	}
+	const length = fs.fstatSync(fd).size;
+	if (length < size) {
+		fs.closeSync(fd);
+		throw new PvrunError(`cannot map ${size} bytes of ${path}: it holds only ${length}; truncate it to at least ${size} first`);
+	}
+	return fd;
+}
+
+// Mappings whose ArrayBuffer was collected before unmap(): released then.
+const unreachable = new FinalizationRegistry<{address: bigint; size: number}>(({address, size}) => {
+	libc().munmap(address, size);
+});
+
+// Wraps a mapping at `address` in a SharedMapping whose unmap() is safe to call twice.
+function sharedMapping(address: bigint, size: number): SharedMapping {
+	const view = koffi.view(address, size);
+	const region = {address, size};
+	const token = {};
+	unreachable.register(view, region, token);
+	let mapped = true;
+	const unmap = (): void => {
+		if (!mapped) return;
+		mapped = false;
+		// koffi's external ArrayBuffers cannot be detached, so the address range stays
+		// valid: swap the file for private zero pages, freed once `view` is collected.
+		const scratch = libc().mmap(address, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (scratch !== address) {
+			unreachable.unregister(token);
+			libc().munmap(address, size);
+		}
+	};
+	return {view, unmap};
+}
+
+// Rejects thread ids that are not ids at all (negative, fractional, beyond pid_t).
+function checkTid(tid: number): void {
+	if (!Number.isInteger(tid) || tid < 0 || tid > 0x7fff_ffff) {
+		throw new PvrunError(`invalid thread id ${tid}: use a thread id from /proc/<pid>/task, or 0 for the calling thread`);
+	}
+}
+
+// The PvrunError for a failed call: what failed, errno's name, and what to do about it.
+function syscallError(syscall: string, what: string, hint: (code: string) => string): PvrunError {
+	const errno = koffi.errno();
+	const code = errnoName(errno);
+	const cause = Object.assign(new Error(`${syscall} failed: ${code}`), {errno, code, syscall});
+	return new PvrunError(`${what}: ${code}; ${hint(code)}`, {cause});
+}
+
+// The symbolic name of an errno value, e.g. 3 -> "ESRCH".
+function errnoName(errno: number): string {
+	try {
+		return util.getSystemErrorName(-errno);
+	} catch {
+		return `errno ${errno}`;
+	}
+}
+
+// What to do when a thread could not be pinned.
+function pinHint(code: string): string {
+	if (code === 'EINVAL') return 'name CPUs that are online and allowed by the cpuset cgroup';
+	if (code === 'EPERM') return 'run pvrun as root or as the owner of the thread';
+	return threadHint(code);
+}
+
+// What to do when a thread's nice value could not be set.
+function niceHint(code: string): string {
+	if (code === 'EACCES' || code === 'EPERM') return 'lowering a nice value needs root (CAP_SYS_NICE)';
+	return threadHint(code);
+}
+
+// What to do when a call about a thread failed.
+function threadHint(code: string): string {
+	if (code === 'ESRCH') return 'the thread does not exist (has it exited?)';
+	return 'check the thread id and pvrun\'s permissions';
+}

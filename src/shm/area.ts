@@ -1,0 +1,90 @@
+// The host end of the shared-memory area: a file in /dev/shm that QEMU backs
+// the IVSHMEM BAR with. The host creates it, writes the layout header before
+// the guest starts, maps it, and removes it when the VM ends.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import {mapSharedFile, type SharedMapping} from '../host/libc.js';
+import {PvrunError} from '../util/errors.js';
+import {Feature, Header, Slot, headerSize, recordSize, ringEntries, ringOffset, shmMagic, shmSize, shmVersion, slotSize, slotsOffset} from './layout.js';
+
+export interface ShmArea {
+	path: string;
+	size: number;
+	nrVcpus: number;
+	hostEpoch: bigint;
+	view: DataView;
+	u32: Uint32Array;
+	u64: BigUint64Array;
+	/** Rewrite the host-owned header fields (after a guest scribbled on them). */
+	restoreHeader(): void;
+	/** Unmap and delete the file (idempotent). */
+	remove(): void;
+}
+
+/** Create, initialise and map a fresh area at `path` for a VM with `nrVcpus` vCPUs. */
+export function createShmArea(path: string, nrVcpus: number): ShmArea {
+	let fd: number;
+	try {
+		fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+	} catch (error) {
+		throw new PvrunError(`cannot create shared memory ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, {cause: error});
+	}
+	let mapping: SharedMapping | undefined;
+	try {
+		fs.ftruncateSync(fd, shmSize);
+		fs.closeSync(fd);
+		mapping = mapSharedFile(path, shmSize);
+	} catch (error) {
+		try {
+			fs.closeSync(fd);
+		} catch {
+			// already closed
+		}
+		fs.rmSync(path, {force: true});
+		throw error;
+	}
+	const view = new DataView(mapping.view);
+	const hostEpoch = crypto.randomBytes(8).readBigUInt64LE(0) | 1n;
+	const restoreHeader = (): void => {
+		view.setUint32(Header.magic, shmMagic, true);
+		view.setUint16(Header.version, shmVersion, true);
+		view.setUint16(Header.headerSize, headerSize, true);
+		view.setUint32(Header.size, shmSize, true);
+		view.setUint32(Header.features, Feature.affinity, true);
+		view.setUint32(Header.nrVcpus, nrVcpus, true);
+		view.setUint32(Header.slotSize, slotSize, true);
+		view.setUint32(Header.slotsOffset, slotsOffset, true);
+		view.setUint32(Header.ringOffset, ringOffset, true);
+		view.setUint32(Header.ringEntries, ringEntries, true);
+		view.setUint32(Header.recordSize, recordSize, true);
+		view.setBigUint64(Header.hostEpoch, hostEpoch, true);
+	};
+	restoreHeader();
+	for (let v = 0; v < nrVcpus; v++) view.setInt32(slotsOffset + v * slotSize + Slot.pcpu, -1, true);
+	let removed = false;
+	const m = mapping;
+	return {
+		path,
+		size: shmSize,
+		nrVcpus,
+		hostEpoch,
+		view,
+		u32: new Uint32Array(m.view),
+		u64: new BigUint64Array(m.view),
+		restoreHeader,
+		remove() {
+			if (removed) return;
+			removed = true;
+			m.unmap();
+			fs.rmSync(path, {force: true});
+		},
+	};
+}
+
+/** QEMU arguments that expose `area` to the guest as an IVSHMEM device. */
+export function ivshmemArgs(area: Pick<ShmArea, 'path' | 'size'>, id: string): string[] {
+	return [
+		'-object', `memory-backend-file,id=${id}-mem,size=${area.size},share=on,mem-path=${area.path}`,
+		'-device', `ivshmem-plain,id=${id}-ivshmem,memdev=${id}-mem`,
+	];
+}

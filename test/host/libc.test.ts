@@ -1,0 +1,142 @@
+// Real syscalls against a real child process and a real /dev/shm file: pinning,
+// nice values, errno reporting, and a shared mapping seen from both sides.
+import {spawn} from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import t, {type Test} from 'tap';
+import {formatCpuList, ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {getThreadAffinity, getThreadNice, mapSharedFile, setThreadAffinity, setThreadNice} from '../../src/host/libc.js';
+import {PvrunError} from '../../src/util/errors.js';
+
+// Above PID_MAX_LIMIT (2^22), so no thread can ever have this id.
+const NO_SUCH_TID = 4_194_305;
+
+// A `sleep 30` child (single-threaded, so its tid is its pid), killed when the test ends.
+function sleeper(t: Pick<Test, 'teardown'>): number {
+	const child = spawn('sleep', ['30'], {stdio: 'ignore'});
+	t.teardown(() => {
+		child.kill('SIGKILL');
+	});
+	if (child.pid === undefined) throw new Error('could not spawn sleep');
+	return child.pid;
+}
+
+// The Cpus_allowed_list line of a process's /proc status, as the kernel writes it.
+function statusCpus(pid: number): string {
+	return /^Cpus_allowed_list:\s*(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+}
+
+// A thread's nice value as the kernel reports it (field 19 of /proc/<pid>/stat).
+function statNice(pid: number): number {
+	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+t.test('pinning a real thread shows in /proc, and restoring undoes it', async (t) => {
+	const pid = sleeper(t);
+	const all = ownCpus();
+	const last = all[all.length - 1] ?? 0;
+	setThreadAffinity(pid, [last]);
+	t.equal(statusCpus(pid), `${last}`);
+	t.same(getThreadAffinity(pid), [last]);
+	t.same(threadCpusAllowed(pid, pid), [last]);
+	setThreadAffinity(pid, all);
+	t.equal(statusCpus(pid), formatCpuList(all));
+	t.same(getThreadAffinity(pid), all);
+	t.same(getThreadAffinity(0), all, 'tid 0 is the calling thread');
+});
+
+t.test('a thread that does not exist is reported as ESRCH', async (t) => {
+	const esrch = {name: 'PvrunError', message: /: ESRCH; the thread does not exist/, cause: {code: 'ESRCH', errno: 3}};
+	t.throws(() => setThreadAffinity(NO_SUCH_TID, [0]), esrch);
+	t.throws(() => getThreadAffinity(NO_SUCH_TID), esrch);
+	t.throws(() => setThreadNice(NO_SUCH_TID, 1), esrch);
+	t.throws(() => getThreadNice(NO_SUCH_TID), esrch);
+	t.throws(() => threadCpusAllowed(NO_SUCH_TID, NO_SUCH_TID), PvrunError);
+});
+
+t.test('bad arguments are refused before any syscall', async (t) => {
+	t.throws(() => setThreadAffinity(1, []), PvrunError);
+	t.throws(() => setThreadAffinity(1, [1024]), PvrunError);
+	t.throws(() => setThreadAffinity(1, [0.5]), PvrunError);
+	t.throws(() => setThreadAffinity(-1, [0]), PvrunError);
+	t.throws(() => setThreadNice(1, 20), PvrunError);
+	t.throws(() => setThreadNice(1, -21), PvrunError);
+	t.throws(() => getThreadNice(1.5), PvrunError);
+});
+
+t.test('nice values round-trip on a real thread, -1 included', async (t) => {
+	const pid = sleeper(t);
+	t.equal(getThreadNice(pid), statNice(pid));
+	setThreadNice(pid, 7);
+	t.equal(getThreadNice(pid), 7);
+	t.equal(statNice(pid), 7);
+	if (process.getuid?.() !== 0) {
+		t.comment('not root: skipping negative nice values');
+		return;
+	}
+	setThreadNice(pid, -1);
+	t.equal(getThreadNice(pid), -1, 'getpriority returning -1 is not an error');
+	t.equal(statNice(pid), -1);
+});
+
+t.test('cost of setThreadAffinity', async (t) => {
+	const pid = sleeper(t);
+	const all = ownCpus();
+	const calls = 10_000;
+	setThreadAffinity(pid, all);
+	const start = process.hrtime.bigint();
+	for (let i = 0; i < calls; i++) setThreadAffinity(pid, all);
+	const micros = Number(process.hrtime.bigint() - start) / 1000 / calls;
+	t.comment(`setThreadAffinity: ${micros.toFixed(2)} µs per call (mean of ${calls})`);
+	t.pass('measured');
+});
+
+// A fresh 4096-byte file in /dev/shm, removed when the test ends, pass or fail.
+function shmFile(t: Pick<Test, 'teardown'>): string {
+	const file = `/dev/shm/pvrun-libc-test-${process.pid}-${crypto.randomUUID()}`;
+	t.teardown(() => fs.rmSync(file, {force: true}));
+	const fd = fs.openSync(file, 'wx+');
+	try {
+		fs.ftruncateSync(fd, 4096);
+	} finally {
+		fs.closeSync(fd);
+	}
+	return file;
+}
+
+t.test('a shared mapping sees file writes, and the file sees mapping writes', async (t) => {
+	const file = shmFile(t);
+	const mapping = mapSharedFile(file, 4096);
+	t.teardown(() => mapping.unmap());
+	t.equal(mapping.view.byteLength, 4096);
+	const ints = new Int32Array(mapping.view);
+	const fd = fs.openSync(file, 'r+');
+	t.teardown(() => fs.closeSync(fd));
+
+	const out = Buffer.alloc(4);
+	out.writeInt32LE(0x1234_5678);
+	fs.writeSync(fd, out, 0, 4, 64);
+	t.equal(Atomics.load(ints, 16), 0x1234_5678, 'a write(2) to the file shows in the view');
+
+	new DataView(mapping.view).setInt32(128, -42, true);
+	Atomics.store(ints, 33, 99);
+	const back = Buffer.alloc(8);
+	fs.readSync(fd, back, 0, 8, 128);
+	t.equal(back.readInt32LE(0), -42, 'a write to the view shows in read(2)');
+	t.equal(back.readInt32LE(4), 99);
+
+	mapping.unmap();
+	mapping.unmap();
+	t.equal(Atomics.load(ints, 16), 0, 'after unmap the view reads zeros instead of crashing');
+	ints[16] = 5;
+	fs.readSync(fd, back, 0, 4, 64);
+	t.equal(back.readInt32LE(0), 0x1234_5678, 'after unmap, writes to the view do not reach the file');
+});
+
+t.test('mapping a missing or short file says what to fix', async (t) => {
+	const file = shmFile(t);
+	t.throws(() => mapSharedFile(file, 8192), /truncate it to at least 8192/);
+	t.throws(() => mapSharedFile(`${file}.missing`, 4096), /ENOENT/);
+	t.throws(() => mapSharedFile(file, 0), PvrunError);
+});
