@@ -12,6 +12,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Bits of a cpumask past the last possible CPU are undefined (the kernel
+ * leaves them set): the recorded mask is cut to the possible CPUs. */
+extern const void __cpu_possible_mask __ksym;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
@@ -39,6 +43,7 @@ SEC("fexit/__sched_setaffinity")
 int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, int ret)
 {
 	struct pv_affinity_event *e;
+	__u64 possible[PV_AFFINITY_MASK_WORDS];
 	__u8 one = 1;
 	__u32 tid;
 
@@ -50,6 +55,9 @@ int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, 
 	fill_ids(e, p, PV_AFFINITY_SET);
 	__builtin_memset(e->mask, 0, sizeof(e->mask));
 	bpf_core_read(e->mask, sizeof(e->mask), &p->cpus_mask.bits);
+	if (bpf_probe_read_kernel(possible, sizeof(possible), &__cpu_possible_mask) == 0)
+		for (int i = 0; i < PV_AFFINITY_MASK_WORDS; i++)
+			e->mask[i] &= possible[i];
 	tid = e->tid;
 	bpf_map_update_elem(&hinted, &tid, &one, BPF_ANY);
 	bpf_ringbuf_submit(e, 0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// pvrun's command line: its own subcommands (image, demo) parsed by yargs.
-// Running QEMU through pvrun (the drop-in mode) lands with the hint channel.
+// pvrun's command line: its own subcommands (image, demo) parsed by yargs;
+// anything else is a QEMU command line, run with the hint channel added.
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -8,11 +8,16 @@ import {runDemo} from '../demo/demo.js';
 import {imageCommand} from '../image/command.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
+import {planVm, runPlain, runVm} from '../vm/launch.js';
+import {parsePvOptions, splitArgs} from './pv-options.js';
+
+const subcommands = new Set(['image', 'demo', '--help', '-h', '--version']);
 
 const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 
 /** Parse and run one pvrun invocation; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+	if (argv.length > 0 && !subcommands.has(argv[0] ?? '')) return runQemu(argv);
 	const parser = yargs(argv)
 		.scriptName('pvrun')
 		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
@@ -32,6 +37,22 @@ export async function main(argv: string[]): Promise<number> {
 			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
 		});
 	await parser.parseAsync();
+	return 0;
+}
+
+/** `pvrun <qemu args>`: QEMU with the hint channel (or exactly as given with --pv-off). */
+async function runQemu(argv: string[]): Promise<number> {
+	const {pv, qemu} = splitArgs(argv);
+	const options = parsePvOptions(pv);
+	if (options.off) return options.dryRun ? printArgs([options.qemu, ...qemu]) : runPlain(options.qemu, qemu);
+	const plan = planVm(qemu, options);
+	if (options.dryRun) return printArgs([options.qemu, ...plan.args]);
+	return runVm(plan, options);
+}
+
+/** --pv-dry-run: the final command line, one argument per line. */
+function printArgs(args: string[]): number {
+	process.stdout.write(`${args.join('\n')}\n`);
 	return 0;
 }
 

@@ -14,6 +14,8 @@ export interface AffinityRecord {
 	/** vCPUs in the thread's mask that exist in this VM, ascending. */
 	vcpus: number[];
 	guestTsNs: bigint;
+	/** Guest time from the BPF program seeing the change to the agent relaying it, µs (diagnostic). */
+	relayUs: number;
 }
 
 export type DecodedRecord = AffinityRecord;
@@ -34,6 +36,11 @@ export interface ShmCounters {
 
 export function emptyCounters(): ShmCounters {
 	return {badHeader: 0, headBackwards: 0, overrun: 0, badSeq: 0, badLength: 0, unknownType: 0, badAffinity: 0, maskOutOfRange: 0, guestLost: 0, agentRestarts: 0};
+}
+
+/** Counters stop at the largest exact integer instead of losing precision. */
+function saturatingAdd(a: number, b: number): number {
+	return Math.min(a + b, Number.MAX_SAFE_INTEGER);
 }
 
 /** Largest sequence we accept: beyond it the guest is lying (and Number loses precision). */
@@ -63,6 +70,7 @@ export class RingReader {
 
 	/** Read and validate everything the guest wrote since the last drain. */
 	drain(limit = ringEntries): DecodedRecord[] {
+		limit = Number.isInteger(limit) && limit > 0 ? Math.min(limit, ringEntries) : ringEntries;
 		const {view} = this.area;
 		if (view.getUint32(Header.magic, true) !== shmMagic || view.getUint16(Header.version, true) !== shmVersion) {
 			this.counters.badHeader++;
@@ -79,7 +87,7 @@ export class RingReader {
 			return [];
 		}
 		if (head - this.tail > ringEntries) {
-			this.counters.overrun += head - this.tail - ringEntries;
+			this.counters.overrun = saturatingAdd(this.counters.overrun, head - this.tail - ringEntries);
 			this.tail = head - ringEntries;
 		}
 		const out: DecodedRecord[] = [];
@@ -111,7 +119,7 @@ export class RingReader {
 	/** Count records the guest dropped and agent restarts (epoch changes). */
 	private checkEpochAndLoss(): void {
 		const lost = Atomics.load(this.area.u64, Header.ringLost / 8);
-		if (lost > this.lastLost) this.counters.guestLost += Number(lost - this.lastLost > BigInt(maxSeq) ? BigInt(maxSeq) : lost - this.lastLost);
+		if (lost > this.lastLost) this.counters.guestLost = saturatingAdd(this.counters.guestLost, Number(lost - this.lastLost > BigInt(maxSeq) ? BigInt(maxSeq) : lost - this.lastLost));
 		this.lastLost = lost;
 		const epoch = Atomics.load(this.area.u64, Header.guestEpoch / 8);
 		if (epoch !== this.lastEpoch) {
@@ -138,18 +146,18 @@ export class RingReader {
 			this.counters.unknownType++;
 			return undefined;
 		}
-		return this.decodeAffinity(seq, base + Record.payload, len);
+		return this.decodeAffinity(seq, base + Record.payload, len, view.getBigUint64(base + Record.tsNs, true));
 	}
 
 	/** struct pv_affinity_event → AffinityRecord, with the mask cut to this VM's vCPUs. */
-	private decodeAffinity(seq: number, p: number, len: number): AffinityRecord | undefined {
+	private decodeAffinity(seq: number, p: number, len: number, relayTsNs: bigint): AffinityRecord | undefined {
 		const {view, nrVcpus} = this.area;
 		const kindRaw = view.getUint32(p + AffinityEvent.kind, true);
 		const tid = view.getUint32(p + AffinityEvent.tid, true);
 		const tgid = view.getUint32(p + AffinityEvent.tgid, true);
 		const kind = kindRaw === AffinityKind.set ? 'set' : kindRaw === AffinityKind.exit ? 'exit' : undefined;
 		// Linux pids are below 2^22 (PID_MAX_LIMIT).
-		if (len < AffinityEvent.size || !kind || tid === 0 || tid > 1 << 22 || tgid === 0 || tgid > 1 << 22) {
+		if (len < AffinityEvent.size || !kind || tid === 0 || tid >= 1 << 22 || tgid === 0 || tgid >= 1 << 22) {
 			this.counters.badAffinity++;
 			return undefined;
 		}
@@ -169,6 +177,7 @@ export class RingReader {
 			this.counters.badAffinity++;
 			return undefined;
 		}
+		const guestTsNs = view.getBigUint64(p + AffinityEvent.tsNs, true);
 		const comm = Buffer.from(view.buffer, p + AffinityEvent.comm, AffinityEvent.commLength);
 		const end = comm.indexOf(0);
 		return {
@@ -179,7 +188,8 @@ export class RingReader {
 			tgid,
 			comm: comm.subarray(0, end === -1 ? comm.length : end).toString('latin1').replace(/[^\x20-\x7e]/g, '?'),
 			vcpus,
-			guestTsNs: view.getBigUint64(p + AffinityEvent.tsNs, true),
+			guestTsNs,
+			relayUs: relayTsNs >= guestTsNs && relayTsNs - guestTsNs < 10n ** 12n ? Number(relayTsNs - guestTsNs) / 1000 : -1,
 		};
 	}
 }

@@ -1,0 +1,110 @@
+// pvrun's own options: every argument that starts with --pv- belongs to
+// pvrun, everything else goes to QEMU verbatim and in order. yargs parses only
+// the extracted --pv- arguments, so it never sees (or reorders) QEMU's.
+import yargs from 'yargs';
+import {parseCpuList} from '../host/cpus.js';
+import {PvrunError} from '../util/errors.js';
+
+export interface PvOptions {
+	cpus?: number[];
+	log?: string;
+	accel: 'auto' | 'kvm' | 'tcg';
+	off: boolean;
+	dryRun: boolean;
+	qemu: string;
+}
+
+const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-qemu']);
+const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
+
+/** Split argv into pvrun's --pv- arguments and QEMU's arguments. */
+export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[]} {
+	const pv: string[] = [];
+	const qemu: string[] = [];
+	for (let i = 0; i < argv.length; i++) {
+		const arg = argv[i] ?? '';
+		if (!arg.startsWith('--pv-')) {
+			qemu.push(arg);
+			continue;
+		}
+		const name = arg.split('=', 1)[0] ?? arg;
+		if (flagOptions.has(name)) pv.push(arg);
+		else if (valueOptions.has(name)) {
+			if (arg.includes('=')) pv.push(arg);
+			else {
+				const value = argv[i + 1];
+				if (value === undefined) throw new PvrunError(`${name} needs a value (see pvrun --help)`, {exitCode: 2});
+				pv.push(arg, value);
+				i++;
+			}
+		} else throw new PvrunError(`unknown pvrun option ${name} (see pvrun --help)`, {exitCode: 2});
+	}
+	return {pv, qemu};
+}
+
+/** Parse pvrun's own options. */
+export function parsePvOptions(pv: string[]): PvOptions {
+	const args = yargs(pv)
+		.options({
+			'pv-cpus': {type: 'string'},
+			'pv-log': {type: 'string'},
+			'pv-accel': {type: 'string', choices: ['auto', 'kvm', 'tcg'], default: 'auto'},
+			'pv-off': {type: 'boolean', default: false},
+			'pv-dry-run': {type: 'boolean', default: false},
+			'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
+		})
+		.strict()
+		.help(false)
+		.version(false)
+		.fail((message) => {
+			throw new PvrunError(`${message.replace(/\s+/g, ' ')} (see pvrun --help)`, {exitCode: 2});
+		})
+		.parseSync();
+	const options: PvOptions = {
+		accel: args['pv-accel'] as PvOptions['accel'],
+		off: args['pv-off'],
+		dryRun: args['pv-dry-run'],
+		qemu: args['pv-qemu'],
+	};
+	if (args['pv-cpus'] !== undefined) options.cpus = parseCpuList(args['pv-cpus']);
+	if (args['pv-log'] !== undefined) options.log = args['pv-log'];
+	return options;
+}
+
+/** The vCPU count QEMU will create from -smp (maxcpus for hot-plug), default 1. */
+export function vcpuCount(qemu: readonly string[]): number {
+	let count = 1;
+	for (let i = 0; i < qemu.length; i++) {
+		const arg = qemu[i];
+		if (arg !== '-smp' && arg !== '--smp') continue;
+		const value = qemu[i + 1] ?? '';
+		const fields = new Map<string, number>();
+		for (const [k, part] of value.split(',').entries()) {
+			const [key, v] = part.includes('=') ? part.split('=', 2) : [k === 0 ? 'cpus' : part, ''];
+			if (key) fields.set(key, Number(v ?? ''));
+		}
+		const first = value.split(',')[0] ?? '';
+		if (/^\d+$/.test(first)) fields.set('cpus', Number(first));
+		const cpus = fields.get('maxcpus') || fields.get('cpus') || 0;
+		if (cpus > 0) count = cpus;
+		else {
+			const product = ['sockets', 'dies', 'clusters', 'cores', 'threads'].reduce((p, k) => p * (fields.get(k) || 1), 1);
+			count = product;
+		}
+	}
+	return count;
+}
+
+/** Whether the user chose an accelerator themselves (pvrun then adds none). */
+export function userChoseAccel(qemu: readonly string[]): boolean {
+	return qemu.some((arg, i) => {
+		if (arg === '-enable-kvm' || arg === '--enable-kvm' || arg === '-accel' || arg === '--accel') return true;
+		if (arg === '-machine' || arg === '-M' || arg === '--machine') return /(^|,)accel=/.test(qemu[i + 1] ?? '');
+		return false;
+	});
+}
+
+/** Whether the user named the VM (-name); pvrun then does not add its own -name. */
+export function userNamedVm(qemu: readonly string[]): boolean {
+	return qemu.some((arg) => arg === '-name' || arg === '--name');
+}

@@ -1,0 +1,83 @@
+// Where threads are pinned: apply an affinity assignment to the vCPU threads
+// (and QEMU's other threads, which float) with sched_setaffinity, calling it
+// only for threads whose CPU set changes.
+import fs from 'node:fs';
+import {setThreadAffinity} from '../host/libc.js';
+import {cpusFor, type Assignment} from '../policy/affinity.js';
+import {firstLine} from '../util/errors.js';
+
+export interface PinResult {
+	/** vCPU index → CPUs applied, for the vCPUs that changed. */
+	changed: Map<number, number[]>;
+	errors: string[];
+}
+
+export class Pinner {
+	private readonly applied = new Map<number, string>();
+	/** The floating set last applied to QEMU's other threads. */
+	private othersFloating = '';
+
+	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
+	constructor(
+		private vcpuThreads: Map<number, number>,
+		private readonly qemuPid: number,
+	) {}
+
+	/** New thread ids (after hot-plug or reset): everything is applied afresh. */
+	setThreads(vcpuThreads: Map<number, number>): void {
+		this.vcpuThreads = vcpuThreads;
+		this.applied.clear();
+		this.othersFloating = '';
+	}
+
+	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
+	apply(a: Assignment): PinResult {
+		const changed = new Map<number, number[]>();
+		const errors: string[] = [];
+		for (const [v, tid] of this.vcpuThreads) {
+			const cpus = cpusFor(a, v);
+			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
+		}
+		return {changed, errors};
+	}
+
+	/**
+	 * Move QEMU's other threads to the floating set of `a` (off the exclusive
+	 * CPUs). Not on the hint's critical path: it reads /proc, and only when the
+	 * floating set changed.
+	 */
+	applyOthers(a: Assignment): string[] {
+		const floating = a.floating.join(',');
+		if (floating === this.othersFloating) return [];
+		this.othersFloating = floating;
+		const transient: string[] = []; // worker threads come and go: a vanished one is no error
+		for (const tid of this.otherThreads(new Set(this.vcpuThreads.values()))) this.pin(tid, a.floating, transient);
+		return transient.filter((e) => !e.includes('ESRCH'));
+	}
+
+	/** Pin one thread unless it already has `cpus`; true if it changed. */
+	private pin(tid: number, cpus: number[], errors: string[]): boolean {
+		const key = cpus.join(',');
+		if (this.applied.get(tid) === key) return false;
+		try {
+			setThreadAffinity(tid, cpus);
+			this.applied.set(tid, key);
+			return true;
+		} catch (error) {
+			errors.push(firstLine(error));
+			return false;
+		}
+	}
+
+	/** QEMU's threads that are not vCPUs (main loop, I/O, RCU...). */
+	private otherThreads(vcpuTids: Set<number>): number[] {
+		try {
+			return fs
+				.readdirSync(`/proc/${this.qemuPid}/task`)
+				.map(Number)
+				.filter((tid) => Number.isInteger(tid) && !vcpuTids.has(tid));
+		} catch {
+			return [];
+		}
+	}
+}

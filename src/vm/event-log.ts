@@ -1,0 +1,30 @@
+// The decision log: one JSON object per line (--pv-log FILE), and on a
+// terminal a one-line summary of each decision on stderr.
+import fs from 'node:fs';
+
+export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number>>;
+
+export class EventLog {
+	private readonly fd: number | undefined;
+	private readonly started = performance.now();
+
+	constructor(
+		file: string | undefined,
+		private readonly summaries: boolean,
+	) {
+		this.fd = file ? fs.openSync(file, 'a') : undefined;
+	}
+
+	/** Record one event; `summary` is printed on a terminal. */
+	write(event: string, fields: LogFields, summary?: string): void {
+		if (this.fd !== undefined) {
+			const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((performance.now() - this.started) * 1000) / 1000, event, ...fields});
+			fs.writeSync(this.fd, `${line}\n`);
+		}
+		if (summary && this.summaries) process.stderr.write(`pvrun: ${summary}\r\n`);
+	}
+
+	close(): void {
+		if (this.fd !== undefined) fs.closeSync(this.fd);
+	}
+}

@@ -1,0 +1,149 @@
+// The running hint loop of one VM: drain the shared ring when the agent kicks
+// (or a slow fallback timer fires), keep the current hints per guest thread,
+// decide, pin, and publish feedback. Measures the host-side latency (records
+// visible → affinity applied) of every decision that changed a pin.
+import type {ShmArea} from '../shm/area.js';
+import {writeFeedback} from '../shm/feedback.js';
+import type {ShmCounters, RingReader, AffinityRecord} from '../shm/reader.js';
+import {formatCpuList} from '../host/cpus.js';
+import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
+import type {Pinner} from '../pin/pinner.js';
+import type {EventLog} from './event-log.js';
+
+/** Hints kept at most (a guest cannot grow host memory without bound). */
+const maxHints = 4096;
+/** Records decoded per drain before yielding to the event loop. */
+const drainBudget = 1024;
+
+export class HintEngine {
+	private readonly hints = new Map<number, Hint>();
+	private assignment: Assignment;
+	private nrVcpus: number;
+	private lastCounters = '';
+	private fallback: NodeJS.Timeout | undefined;
+	/** Hints not kept because maxHints threads already have one. */
+	private hintsRefused = 0;
+	/** Host-side latencies in µs (record drained → affinity applied), for the benchmark. */
+	readonly hostLatenciesUs: number[] = [];
+
+	constructor(
+		private readonly area: ShmArea,
+		private readonly reader: RingReader,
+		private readonly pinner: Pinner,
+		private readonly allowed: number[],
+		nrVcpus: number,
+		private readonly log: EventLog,
+	) {
+		this.nrVcpus = nrVcpus;
+		this.assignment = floatingOnly(allowed);
+	}
+
+	/** Apply the initial (all floating) placement and start listening. */
+	start(fallbackMs = 250): void {
+		this.commit(this.assignment, 'start', 0);
+		this.reader.armKick();
+		this.fallback = setInterval(() => this.poll(), fallbackMs);
+		this.fallback.unref();
+	}
+
+	stop(): void {
+		if (this.fallback) clearInterval(this.fallback);
+		this.fallback = undefined;
+	}
+
+	/** The agent said records are waiting. */
+	kick(): void {
+		this.poll();
+	}
+
+	/** Forget every hint (agent restart, guest reset): all vCPUs float again. */
+	reset(reason: string): void {
+		if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return;
+		this.hints.clear();
+		this.log.write('reset', {reason}, `hints cleared (${reason})`);
+		this.decide(performance.now(), 0);
+	}
+
+	/** vCPU threads changed (hot-plug, reset). */
+	setVcpuCount(nrVcpus: number): void {
+		this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
+		this.decide(performance.now(), 0);
+	}
+
+	get current(): Assignment {
+		return this.assignment;
+	}
+
+	/** Drain, then re-arm the kick and drain once more so no record waits for the timer. */
+	private poll(): void {
+		for (let round = 0; round < 2; round++) {
+			if (this.reader.pending() === 0) {
+				if (round === 0) this.reader.armKick();
+				continue;
+			}
+			// Timed section: records visible → affinity applied. Logging waits until after it.
+			const visible = performance.now();
+			const records = this.reader.drain(drainBudget);
+			const changedHints = records.filter((r) => this.onAffinity(r));
+			this.decide(visible, records.at(-1)?.seq ?? 0);
+			this.reader.armKick();
+			for (const r of changedHints) this.log.write('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
+		}
+		this.reportCounters();
+	}
+
+	/** Update the hint of one guest thread; true if it is worth logging. */
+	private onAffinity(r: AffinityRecord): boolean {
+		if (r.kind === 'exit' || r.vcpus.length !== 1) return this.hints.delete(r.tid) || r.kind === 'exit';
+		if (!this.hints.has(r.tid) && this.hints.size >= maxHints) {
+			this.hintsRefused++;
+			return false;
+		}
+		this.hints.set(r.tid, {tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq});
+		return true;
+	}
+
+	/** Recompute the assignment and apply it if it changed. */
+	private decide(visible: number, seq: number): void {
+		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment);
+		this.commit(next, 'decide', seq, visible);
+	}
+
+	/** Pin, publish feedback and log whatever differs from the current assignment. */
+	private commit(next: Assignment, why: string, seq: number, visible?: number): void {
+		const prev = this.assignment;
+		const result = this.pinner.apply(next);
+		const appliedAt = performance.now();
+		this.assignment = next;
+		for (let v = 0; v < this.nrVcpus; v++) {
+			const before = prev.exclusive.get(v);
+			const after = next.exclusive.get(v);
+			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid) continue;
+			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
+			if (why === 'start') continue;
+			const hint = after ? this.hints.get(after.tid) : undefined;
+			if (after)
+				this.log.write('pin', {vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq}, `vCPU ${v} → CPU ${after.pcpu} exclusive (guest thread ${after.tid} ${hint?.comm ?? ''})`);
+			else this.log.write('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
+		}
+		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));
+		if (deniedNow.length) this.log.write('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
+		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
+		if (visible !== undefined && result.changed.size > 0) {
+			const us = (appliedAt - visible) * 1000;
+			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq});
+		}
+	}
+
+	/** Log the reader's counters when they change. */
+	private reportCounters(): void {
+		const c: ShmCounters = this.reader.counters;
+		const key = JSON.stringify(c) + this.hintsRefused;
+		if (key === this.lastCounters) return;
+		const first = this.lastCounters === '';
+		this.lastCounters = key;
+		if (first && Object.values(c).every((n) => n === 0)) return;
+		this.log.write('counters', {...c, hintsRefused: this.hintsRefused}, Object.values(c).some((n) => n > 0) ? `shared-memory anomalies: ${Object.entries(c).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ')}` : undefined);
+	}
+}

@@ -1,0 +1,256 @@
+// Running a VM through pvrun: QEMU with the user's arguments first, then the
+// hint channel (IVSHMEM area, agent virtio-serial port, QMP socket); the hint
+// loop runs beside it. QEMU owns the console; pvrun exits with its status.
+import {spawn, type ChildProcess} from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {AgentClient} from '../agent/client.js';
+import {ownCpus, formatCpuList} from '../host/cpus.js';
+import {setThreadNice} from '../host/libc.js';
+import {Pinner} from '../pin/pinner.js';
+import {chooseAccel} from '../qemu/accel.js';
+import {connectQmp, type Qmp} from '../qemu/qmp.js';
+import {createShmArea, ivshmemArgs, type ShmArea} from '../shm/area.js';
+import {RecordType, maxVcpus, shmSize} from '../shm/layout.js';
+import {RingReader} from '../shm/reader.js';
+import {PvrunError, firstLine} from '../util/errors.js';
+import {packageRoot} from '../util/paths.js';
+import {userChoseAccel, userNamedVm, vcpuCount, type PvOptions} from '../cli/pv-options.js';
+import {EventLog} from './event-log.js';
+import {HintEngine} from './hints.js';
+
+export const agentPortName = 'org.pvrun.agent.0';
+/** Nice value of the threads on the hint path (pvrun's own, QEMU's main loop). */
+const channelNice = -10;
+
+/** Files and ids of one pvrun VM. */
+export interface VmPlan {
+	id: string;
+	runDir: string;
+	shmPath: string;
+	qmpSocket: string;
+	agentSocket: string;
+	nrVcpus: number;
+	allowed: number[];
+	/** The complete QEMU argument list: the user's, then pvrun's. */
+	args: string[];
+	accelNote?: string;
+}
+
+/** Decide ids, paths and the QEMU command line (nothing is created yet). */
+export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpdir()): VmPlan {
+	const id = `pvrun-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+	const runDir = path.join(runRoot, id);
+	const own = ownCpus();
+	const allowed = options.cpus ?? own;
+	const foreign = allowed.filter((c) => !own.includes(c));
+	if (foreign.length) throw new PvrunError(`--pv-cpus names CPUs pvrun may not use: ${formatCpuList(foreign)} (allowed: ${formatCpuList(own)})`, {exitCode: 2});
+	const nrVcpus = Math.min(vcpuCount(qemuArgs), maxVcpus);
+	const plan: VmPlan = {
+		id,
+		runDir,
+		shmPath: `/dev/shm/${id}`,
+		qmpSocket: path.join(runDir, 'qmp.sock'),
+		agentSocket: path.join(runDir, 'agent.sock'),
+		nrVcpus,
+		allowed,
+		args: [...qemuArgs],
+	};
+	if (!userChoseAccel(qemuArgs)) {
+		const accel = chooseAccel(options.accel);
+		plan.args.push(...accel.args);
+		plan.accelNote = accel.reason;
+	}
+	if (!userNamedVm(qemuArgs)) plan.args.push('-name', `${id},debug-threads=on`);
+	plan.args.push(
+		...ivshmemArgs({path: plan.shmPath, size: shmSize}, id),
+		'-chardev', `socket,id=${id}-agent,path=${plan.agentSocket},server=on,wait=off`,
+		'-device', `virtio-serial-pci,id=${id}-vser`,
+		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
+		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
+	);
+	return plan;
+}
+
+/** Run QEMU exactly as given (--pv-off); resolves to its exit status. */
+export async function runPlain(qemu: string, args: string[]): Promise<number> {
+	const child = spawnQemu(qemu, args);
+	return waitForExit(child, () => {});
+}
+
+/** Run a VM with the hint channel; resolves to QEMU's exit status. */
+export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
+	const log = new EventLog(options.log, process.stderr.isTTY === true);
+	fs.mkdirSync(plan.runDir, {mode: 0o700});
+	let area: ShmArea | undefined;
+	try {
+		area = createShmArea(plan.shmPath, plan.nrVcpus);
+	} catch (error) {
+		fs.rmSync(plan.runDir, {recursive: true, force: true});
+		throw error;
+	}
+	if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
+	const child = spawnQemu(options.qemu, plan.args);
+	const session = new HintSession(plan, area, child, log);
+	const code = await waitForExit(child, () => session.close());
+	return code;
+}
+
+/** Start QEMU with the console inherited; it dies with pvrun (parent-death signal). */
+function spawnQemu(qemu: string, args: string[]): ChildProcess {
+	return spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemu, ...args], {stdio: 'inherit'});
+}
+
+/** Forward signals to QEMU, wait for it, clean up; resolves to an exit code (128+n for a signal). */
+function waitForExit(child: ChildProcess, cleanup: () => void | Promise<void>): Promise<number> {
+	const forward = (signal: NodeJS.Signals) => child.kill(signal);
+	const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+	for (const s of signals) process.on(s, forward);
+	return new Promise((resolve, reject) => {
+		child.once('error', (error: NodeJS.ErrnoException) => {
+			for (const s of signals) process.off(s, forward);
+			void Promise.resolve(cleanup()).finally(() =>
+				reject(new PvrunError(error.code === 'ENOENT' ? 'setpriv or QEMU not found: run make setup' : `cannot start QEMU: ${error.message}`, {cause: error, exitCode: 127})),
+			);
+		});
+		child.once('exit', (code, signal) => {
+			for (const s of signals) process.off(s, forward);
+			void Promise.resolve(cleanup()).finally(() => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
+		});
+	});
+}
+
+/** Everything beside QEMU for one VM: QMP, the agent channel, the hint engine. Never fatal to the VM. */
+class HintSession {
+	private qmp: Qmp | undefined;
+	private agent: AgentClient | undefined;
+	private engine: HintEngine | undefined;
+	private closed = false;
+	private agentSeen = false;
+	private readonly reader: RingReader;
+
+	constructor(
+		private readonly plan: VmPlan,
+		private readonly area: ShmArea,
+		private readonly child: ChildProcess,
+		private readonly log: EventLog,
+	) {
+		this.reader = new RingReader(area);
+		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: child.pid ?? 0, shm: plan.shmPath});
+		this.start().catch((error: unknown) => {
+			if (!this.closed) this.warn(`hint channel unavailable: ${firstLine(error)}; the VM runs without hints`);
+		});
+	}
+
+	/** Connect QMP and the agent channel, then start the hint loop. */
+	private async start(): Promise<void> {
+		const exited = new Promise<never>((_, reject) => this.child.once('exit', () => reject(new PvrunError('QEMU exited'))));
+		exited.catch(() => {});
+		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000}), exited]);
+		if (this.closed) return;
+		const threads = await this.qmp.vcpuThreads();
+		this.raiseChannelPriority(threads.map((t) => t.threadId));
+		const pinner = new Pinner(new Map(threads.map((t) => [t.index, t.threadId])), this.child.pid ?? 0);
+		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log);
+		this.engine.start();
+		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, undefined);
+		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
+		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000), exited]);
+		this.agent.on('kick', () => this.engine?.kick());
+		const noAgent = setTimeout(() => {
+			if (!this.agentSeen && !this.closed) this.warn('no pvrun agent answered in the guest: the VM runs as plain QEMU would');
+		}, 120_000);
+		noAgent.unref();
+	}
+
+	/** React to QMP events: the agent port opening/closing, guest resets, CPU hot-plug. */
+	private onQmpEvent(name: string, data: unknown, pinner: Pinner): void {
+		const d = (data ?? {}) as {id?: unknown; open?: unknown};
+		if (name === 'VSERPORT_CHANGE' && d.id === `${this.plan.id}-port`) {
+			if (d.open === true) void this.handshake();
+			else {
+				this.log.write('agent', {state: 'closed'}, 'guest agent closed its port');
+				this.engine?.reset('agent stopped');
+			}
+		} else if (name === 'RESET') {
+			this.engine?.reset('guest reset');
+		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'CPU_ADDED') {
+			void this.qmp?.vcpuThreads().then((threads) => {
+				pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
+				this.engine?.setVcpuCount(threads.length);
+			});
+		}
+	}
+
+	/** Hello, then load the affinity program if the agent has none. */
+	private async handshake(): Promise<void> {
+		const agent = this.agent;
+		if (!agent || agent.isClosed) return;
+		try {
+			const hello = await agent.hello(shmSize, 5000);
+			this.agentSeen = true;
+			this.log.write('agent', {state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs}, `guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`);
+			if (!hello.shmOk) return;
+			if (hello.programs > 0) return;
+			const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
+			const started = performance.now();
+			const loaded = await agent.load('affinity', RecordType.affinity, object);
+			this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, ms: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
+		} catch (error) {
+			this.warn(`guest agent: ${firstLine(error)}`);
+		}
+	}
+
+	/**
+	 * The hint path runs through pvrun's own thread and QEMU's main loop (which
+	 * relays the agent's KICK): both mostly sleep, but when they wake they must
+	 * not wait behind busy vCPU threads. Raise them (nice -10) when allowed.
+	 */
+	private raiseChannelPriority(vcpuTids: number[]): void {
+		const tids = [0, ...this.qemuThreadsExcept(vcpuTids)];
+		for (const tid of tids) {
+			try {
+				setThreadNice(tid, channelNice);
+			} catch (error) {
+				this.log.write('warning', {message: `cannot raise priority of thread ${tid}: ${firstLine(error)}`});
+			}
+		}
+	}
+
+	/** QEMU's threads other than `vcpuTids`. */
+	private qemuThreadsExcept(vcpuTids: number[]): number[] {
+		try {
+			return fs
+				.readdirSync(`/proc/${this.child.pid ?? 0}/task`)
+				.map(Number)
+				.filter((t) => Number.isInteger(t) && t > 0 && !vcpuTids.includes(t));
+		} catch {
+			return [];
+		}
+	}
+
+	private warn(message: string): void {
+		this.log.write('warning', {message});
+		process.stderr.write(`pvrun: ${message}\n`);
+	}
+
+	/** The VM is gone: stop everything and remove our files. */
+	close(): void {
+		if (this.closed) return;
+		this.closed = true;
+		this.engine?.stop();
+		this.agent?.close();
+		void this.qmp?.close().catch(() => {});
+		if (this.engine && this.engine.hostLatenciesUs.length) {
+			const s = [...this.engine.hostLatenciesUs].sort((a, b) => a - b);
+			const pct = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+			this.log.write('host-latency', {n: s.length, p50Us: pct(0.5), p99Us: pct(0.99), maxUs: s[s.length - 1] ?? 0});
+		}
+		this.log.write('exit', {counters: {...this.reader.counters}});
+		this.area.remove();
+		fs.rmSync(this.plan.runDir, {recursive: true, force: true});
+		this.log.close();
+	}
+}

@@ -1,0 +1,80 @@
+import t from 'tap';
+import {cpusFor, decideAffinity, floatingOnly, type Hint} from '../../src/policy/affinity.js';
+
+const hint = (tid: number, vcpus: number[], seq = tid): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq});
+
+t.test('a thread pinned to one vCPU gets it a CPU of its own; the rest float', async (t) => {
+	const a = decideAffinity([hint(10, [1])], 2, [0, 1], floatingOnly([0, 1]));
+	t.same([...a.exclusive], [[1, {pcpu: 1, tid: 10, seq: 10}]]);
+	t.same(a.floating, [0]);
+	t.same(cpusFor(a, 0), [0]);
+	t.same(cpusFor(a, 1), [1]);
+	t.same(a.denied, []);
+});
+
+t.test('masks of several vCPUs are no hint', async (t) => {
+	const a = decideAffinity([hint(10, [0, 1]), hint(11, [0, 1, 2, 3])], 4, [0, 1], floatingOnly([0, 1]));
+	t.equal(a.exclusive.size, 0);
+	t.same(a.floating, [0, 1]);
+});
+
+t.test('one CPU stays for the floating vCPUs; extra askers are denied in index order', async (t) => {
+	const a = decideAffinity([hint(12, [3]), hint(10, [0]), hint(11, [2])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
+	t.same([...a.exclusive.keys()], [0, 2]);
+	t.same(a.denied, [3]);
+	t.same(a.floating, [0]);
+	t.same(a.exclusive.get(0)?.pcpu, 2, 'highest free CPU first');
+	t.same(a.exclusive.get(2)?.pcpu, 1);
+});
+
+t.test('when every vCPU asks, every allowed CPU can be given', async (t) => {
+	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 2, [0, 1], floatingOnly([0, 1]));
+	t.equal(a.exclusive.size, 2);
+	t.same(a.floating, [0, 1], 'nothing floats: the floating set falls back to all allowed');
+	t.not(a.exclusive.get(0)?.pcpu, a.exclusive.get(1)?.pcpu);
+});
+
+t.test('placements are stable across decisions', async (t) => {
+	const first = decideAffinity([hint(10, [2])], 4, [0, 1, 2, 3], floatingOnly([0, 1, 2, 3]));
+	t.equal(first.exclusive.get(2)?.pcpu, 3);
+	const second = decideAffinity([hint(10, [2]), hint(11, [1])], 4, [0, 1, 2, 3], first);
+	t.equal(second.exclusive.get(2)?.pcpu, 3, 'vCPU 2 keeps CPU 3');
+	t.equal(second.exclusive.get(1)?.pcpu, 2);
+});
+
+t.test('oldest hint for a vCPU wins; out-of-range vCPUs are ignored; only allowed CPUs are used', async (t) => {
+	const a = decideAffinity([hint(20, [1], 5), hint(21, [1], 3), hint(22, [9])], 2, [4, 6], floatingOnly([4, 6]));
+	t.equal(a.exclusive.get(1)?.tid, 21);
+	t.equal(a.exclusive.size, 1);
+	for (const v of [0, 1]) for (const c of cpusFor(a, v)) t.ok([4, 6].includes(c), `vCPU ${v} on allowed CPU ${c}`);
+});
+
+t.test('a single allowed CPU cannot be given away', async (t) => {
+	const a = decideAffinity([hint(10, [1])], 2, [0], floatingOnly([0]));
+	t.equal(a.exclusive.size, 0);
+	t.same(a.denied, [1]);
+	t.same(a.floating, [0]);
+});
+
+t.test('randomized: never outside the allowed set, never two vCPUs on one exclusive CPU', async (t) => {
+	let seed = 0x9e3779b9;
+	const rand = (n: number) => {
+		seed ^= seed << 13;
+		seed ^= seed >>> 17;
+		seed ^= seed << 5;
+		return (seed >>> 0) % n;
+	};
+	let prev = floatingOnly([0, 1]);
+	for (let i = 0; i < 500; i++) {
+		const nr = 1 + rand(8);
+		const allowed = [...new Set(Array.from({length: 1 + rand(4)}, () => rand(8)))];
+		const hints = Array.from({length: rand(6)}, (_, k) => hint(1 + k, Array.from({length: 1 + rand(2)}, () => rand(10)).sort((a, b) => a - b), rand(100)));
+		const a = decideAffinity(hints, nr, allowed, prev);
+		const pcpus = [...a.exclusive.values()].map((e) => e.pcpu);
+		if (new Set(pcpus).size !== pcpus.length) t.fail(`iteration ${i}: shared exclusive CPU`);
+		for (let v = 0; v < nr; v++) for (const c of cpusFor(a, v)) if (!allowed.includes(c)) t.fail(`iteration ${i}: CPU ${c} not allowed`);
+		if (a.exclusive.size && a.exclusive.size < nr && a.floating.some((c) => pcpus.includes(c))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
+		prev = a;
+	}
+	t.pass('500 random decisions hold the invariants');
+});
