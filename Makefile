@@ -5,7 +5,7 @@ STAMPS := .stamps
 PVRUN := node dist/cli/main.js
 TS_SOURCES := $(shell find src -name '*.ts')
 
-.PHONY: all setup build image demo test lint tap clean distclean
+.PHONY: all setup build image demo test lint tap bench clean distclean
 
 all: build
 
@@ -38,6 +38,9 @@ image: build
 
 demo: image
 	@$(PVRUN) demo
+
+bench: image
+	@$(PVRUN) bench hint-latency
 
 lint: $(STAMPS)/setup
 	npx eslint .

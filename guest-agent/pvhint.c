@@ -72,13 +72,13 @@ static double pct_us(uint64_t *v, unsigned n, double p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-t TIMEOUT_MS] [-v]\n");
+	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-v]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	unsigned vcpu, count = 1, timeout_ms = 2000, i, ok = 0, timeouts = 0, verbose = 0;
+	unsigned vcpu, count = 1, warmup = 0, timeout_ms = 2000, i, ok = 0, timeouts = 0, verbose = 0;
 	volatile struct pvshm_vcpu_slot *slot;
 	uint64_t *pin, *unpin;
 	cpu_set_t one, all;
@@ -91,9 +91,11 @@ int main(int argc, char **argv)
 		return usage();
 	vcpu = (unsigned)strtoul(argv[2], NULL, 10);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "n:t:v")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:t:v")) != -1) {
 		if (opt == 'n')
 			count = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 'w')
+			warmup = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 't')
 			timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'v')
@@ -102,7 +104,7 @@ int main(int argc, char **argv)
 			return usage();
 	}
 	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (count == 0 || count > 100000 || (int)vcpu >= ncpu) {
+	if (count == 0 || count > 100000 || warmup > 100000 || (int)vcpu >= ncpu) {
 		fprintf(stderr, "pvhint: need 1..100000 hints and a vCPU below %d\n", ncpu);
 		return 2;
 	}
@@ -111,8 +113,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	slot = pvshm_slot(&shm, vcpu);
-	pin = calloc(count, sizeof(*pin));
-	unpin = calloc(count, sizeof(*unpin));
+	pin = calloc(warmup + count, sizeof(*pin));
+	unpin = calloc(warmup + count, sizeof(*unpin));
 	if (!pin || !unpin)
 		return 1;
 	tid = (uint32_t)gettid();
@@ -121,8 +123,13 @@ int main(int argc, char **argv)
 	CPU_ZERO(&all);
 	for (int c = 0; c < ncpu; c++)
 		CPU_SET(c, &all);
-	for (i = 0; i < count; i++) {
+	for (i = 0; i < warmup + count; i++) {
 		uint64_t t0, since = read_feedback(slot).seq;
+
+		if (i == warmup) { /* warm-up rounds are not recorded */
+			ok = 0;
+			timeouts = 0;
+		}
 
 		t0 = pvshm_now_ns();
 		if (sched_setaffinity(0, sizeof(one), &one)) {

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
+import {benchHintLatency} from '../bench/hint-latency.js';
 import {runDemo} from '../demo/demo.js';
 import {imageCommand} from '../image/command.js';
 import {PvrunError, firstLine} from '../util/errors.js';
@@ -11,7 +12,7 @@ import {packageRoot} from '../util/paths.js';
 import {planVm, runPlain, runVm} from '../vm/launch.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
 
-const subcommands = new Set(['image', 'demo', '--help', '-h', '--version']);
+const subcommands = new Set(['image', 'demo', 'bench', '--help', '-h', '--version']);
 
 const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 
@@ -25,6 +26,19 @@ export async function main(argv: string[]): Promise<number> {
 		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
 			await runDemo();
 		})
+		.command(
+			'bench <name>',
+			'run a benchmark (hint-latency)',
+			(y) =>
+				y
+					.positional('name', {choices: ['hint-latency'] as const})
+					.option('hints', {type: 'number', default: 300, describe: 'hints to measure'})
+					.option('warmup', {type: 'number', default: 50, describe: 'hints before measuring'})
+					.option('idle-seconds', {type: 'number', default: 10, describe: 'how long to measure idle CPU'}),
+			async (args) => {
+				await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds']});
+			},
+		)
 		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
 		.demandCommand(1, 'name a command')
 		.showHelpOnFail(false)

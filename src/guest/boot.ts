@@ -1,9 +1,11 @@
 // Booting a guest image with plain QEMU and watching its serial console:
 // used by the demo and the end-to-end tests. The guest's /init prints
 // `readyLine` once it has mounted everything and loaded the channel modules.
+import path from 'node:path';
 import {execa} from 'execa';
 import {chooseAccel} from '../qemu/accel.js';
 import {PvrunError} from '../util/errors.js';
+import {packageRoot} from '../util/paths.js';
 
 /** The exact line the default guest prints on its serial console when ready. */
 export const readyLine = 'pvrun-guest: ready';
@@ -18,12 +20,21 @@ export interface BootOptions {
 	/** Extra QEMU arguments, appended last. */
 	qemuArgs?: string[];
 	qemu?: string;
+	/** Run through this command instead of QEMU (e.g. pvrun: `pvrunCommand()`); it picks the accelerator. */
+	launcher?: string[];
+}
+
+/** The command that runs this checkout's pvrun, with pvrun options `pvArgs`. */
+export function pvrunCommand(...pvArgs: string[]): string[] {
+	return [process.execPath, path.join(packageRoot, 'dist', 'cli', 'main.js'), ...pvArgs];
 }
 
 export interface Guest {
 	pid: number;
 	/** Console lines so far (without line ends). */
 	lines: string[];
+	/** What the launcher printed on stderr so far (bounded). */
+	stderr(): string;
 	/** Resolves with the first console line matching `pattern`; rejects after `timeoutMs` or if QEMU exits first. */
 	waitFor(pattern: RegExp | string, timeoutMs: number): Promise<string>;
 	/** Resolves with QEMU's exit code (or signal name) when it exits. */
@@ -42,7 +53,7 @@ export function bootArgs(options: BootOptions): string[] {
 	return [
 		'-nodefaults',
 		'-no-user-config',
-		...chooseAccel('auto').args,
+		...(options.launcher ? [] : chooseAccel('auto').args),
 		'-smp', String(options.cpus ?? 2),
 		'-m', String(options.memoryMiB ?? 512),
 		'-kernel', options.kernel,
@@ -57,14 +68,15 @@ export function bootArgs(options: BootOptions): string[] {
 
 /** Start QEMU on a guest image; the caller must `stop()` it (tests: in teardown). */
 export function bootGuest(options: BootOptions): Guest {
-	const child = execa(options.qemu ?? 'qemu-system-x86_64', bootArgs(options), {
+	const [command = options.qemu ?? 'qemu-system-x86_64', ...prefix] = options.launcher ?? [];
+	const child = execa(command, [...prefix, ...bootArgs(options)], {
 		stdin: 'pipe',
 		stdout: 'pipe',
 		stderr: 'pipe',
 		reject: false,
 		buffer: false,
 	});
-	if (child.pid === undefined) throw new PvrunError('qemu-system-x86_64 could not be started: run make setup');
+	if (child.pid === undefined) throw new PvrunError(`${command} could not be started: run make setup`);
 	const lines: string[] = [];
 	const watchers = new Set<(line: string) => void>();
 	let partial = '';
@@ -93,6 +105,7 @@ export function bootGuest(options: BootOptions): Guest {
 	return {
 		pid: child.pid,
 		lines,
+		stderr: () => stderr,
 		exited,
 		waitFor(pattern, timeoutMs) {
 			const matches = (line: string) => (typeof pattern === 'string' ? line.includes(pattern) : pattern.test(line));
