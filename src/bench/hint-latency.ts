@@ -28,9 +28,10 @@ export interface HintLatencyResult {
 	roundTripUs: Percentiles;
 	releaseUs: Percentiles;
 	hostSideUs: Percentiles;
+	guestRelayUs: Percentiles;
 	idleCpuPercent: number;
 	timeouts: number;
-	samples: {pinUs: number[]; unpinUs: number[]; hostUs: number[]};
+	samples: {pinUs: number[]; unpinUs: number[]; hostUs: number[]; relayUs: number[]};
 }
 
 /** Nearest-rank percentiles of `values`. */
@@ -61,9 +62,10 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			roundTripUs: percentiles(latency.pinUs),
 			releaseUs: percentiles(latency.unpinUs),
 			hostSideUs: percentiles(latency.hostUs),
+			guestRelayUs: percentiles(latency.relayUs),
 			idleCpuPercent,
 			timeouts: latency.timeouts,
-			samples: {pinUs: latency.pinUs, unpinUs: latency.unpinUs, hostUs: latency.hostUs},
+			samples: {pinUs: latency.pinUs, unpinUs: latency.unpinUs, hostUs: latency.hostUs, relayUs: latency.relayUs},
 		};
 		report(result);
 		const out = path.join(packageRoot, 'bench', 'results', `${result.date.slice(0, 10)}-${os.hostname()}`);
@@ -94,17 +96,18 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, dir: s
 		const timeouts = Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? 'NaN');
 		await guest.waitFor('command exited', 30_000);
 		await guest.exited;
-		const applied = fs
+		const events = fs
 			.readFileSync(logFile, 'utf8')
 			.trim()
 			.split('\n')
-			.map((l) => JSON.parse(l) as {event: string; hostUs?: number})
-			.filter((e) => e.event === 'applied' && typeof e.hostUs === 'number')
-			.map((e) => e.hostUs ?? 0);
+			.map((l) => JSON.parse(l) as {event: string; hostUs?: number; relayUs?: number});
+		const applied = events.filter((e) => e.event === 'applied' && typeof e.hostUs === 'number').map((e) => e.hostUs ?? 0);
+		const relayed = events.filter((e) => e.event === 'hint' && typeof e.relayUs === 'number' && e.relayUs >= 0).map((e) => e.relayUs ?? 0);
 		// Each hint round changes the placement twice (pin, then release).
 		const hostUs = applied.slice(2 * warmup);
+		const relayUs = relayed.slice(2 * warmup);
 		if (pinUs.length === 0 || pinUs.some((v) => !Number.isFinite(v))) throw new PvrunError(`pvhint reported no usable samples: ${summary}`);
-		return {pinUs, unpinUs, hostUs, timeouts};
+		return {pinUs, unpinUs, hostUs, relayUs, timeouts};
 	} finally {
 		await guest.stop();
 	}
@@ -138,6 +141,7 @@ function report(r: HintLatencyResult): void {
 	line('round trip, guest clock (pin)', r.roundTripUs, ms);
 	line('round trip, guest clock (release)', r.releaseUs, ms);
 	line('host side (visible → applied)', r.hostSideUs, (us) => `${us.toFixed(0)} µs`);
+	line('guest part (BPF → agent relay)', r.guestRelayUs, (us) => `${us.toFixed(0)} µs`);
 	process.stdout.write(`pvrun CPU while the guest idles     ${r.idleCpuPercent.toFixed(2)} % of one core\n`);
 	process.stdout.write(`timeouts                            ${r.timeouts}\n`);
 	process.stdout.write(

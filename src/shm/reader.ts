@@ -38,6 +38,23 @@ export function emptyCounters(): ShmCounters {
 	return {badHeader: 0, headBackwards: 0, overrun: 0, badSeq: 0, badLength: 0, unknownType: 0, badAffinity: 0, maskOutOfRange: 0, guestLost: 0, agentRestarts: 0};
 }
 
+/**
+ * A little-endian u64 at byte `offset` as a Number, from two 32-bit atomic
+ * loads (no BigInt on the hot path); values past 2^53 come out inexact, and
+ * every caller bounds them far below that.
+ */
+function loadU64(u32: Uint32Array, offset: number): number {
+	const i = offset / 4;
+	return Atomics.load(u32, i + 1) * 2 ** 32 + Atomics.load(u32, i);
+}
+
+/** Store a Number (< 2^53) as a little-endian u64 with two 32-bit atomic stores, high half first. */
+function storeU64(u32: Uint32Array, offset: number, value: number): void {
+	const i = offset / 4;
+	Atomics.store(u32, i + 1, Math.floor(value / 2 ** 32));
+	Atomics.store(u32, i, value >>> 0);
+}
+
 /** Counters stop at the largest exact integer instead of losing precision. */
 function saturatingAdd(a: number, b: number): number {
 	return Math.min(a + b, Number.MAX_SAFE_INTEGER);
@@ -49,8 +66,8 @@ const maxSeq = 2 ** 52;
 export class RingReader {
 	readonly counters = emptyCounters();
 	private tail = 0;
-	private lastLost = 0n;
-	private lastEpoch = 0n;
+	private lastLost = 0;
+	private lastEpoch = 0;
 
 	constructor(private readonly area: ShmArea) {
 		this.tail = 0;
@@ -98,32 +115,36 @@ export class RingReader {
 		}
 		this.tail = end;
 		this.writeTail();
-		view.setBigUint64(Header.hostHeartbeat, process.hrtime.bigint(), true);
 		return out;
+	}
+
+	/** Record that the host is alive (guest tools can read it); called off the hot path. */
+	heartbeat(): void {
+		this.area.view.setBigUint64(Header.hostHeartbeat, process.hrtime.bigint(), true);
 	}
 
 	/** The guest's head, or undefined when it is implausible. */
 	private readHead(): number | undefined {
-		const head = Atomics.load(this.area.u64, Header.ringHead / 8);
-		if (head > BigInt(maxSeq)) {
+		const head = loadU64(this.area.u32, Header.ringHead);
+		if (head > maxSeq) {
 			this.counters.badHeader++;
 			return undefined;
 		}
-		return Number(head);
+		return head;
 	}
 
 	private writeTail(): void {
-		Atomics.store(this.area.u64, Header.ringTail / 8, BigInt(this.tail));
+		storeU64(this.area.u32, Header.ringTail, this.tail);
 	}
 
 	/** Count records the guest dropped and agent restarts (epoch changes). */
 	private checkEpochAndLoss(): void {
-		const lost = Atomics.load(this.area.u64, Header.ringLost / 8);
-		if (lost > this.lastLost) this.counters.guestLost = saturatingAdd(this.counters.guestLost, Number(lost - this.lastLost > BigInt(maxSeq) ? BigInt(maxSeq) : lost - this.lastLost));
+		const lost = loadU64(this.area.u32, Header.ringLost);
+		if (lost > this.lastLost) this.counters.guestLost = saturatingAdd(this.counters.guestLost, Math.min(lost - this.lastLost, maxSeq));
 		this.lastLost = lost;
-		const epoch = Atomics.load(this.area.u64, Header.guestEpoch / 8);
+		const epoch = loadU64(this.area.u32, Header.guestEpoch);
 		if (epoch !== this.lastEpoch) {
-			if (this.lastEpoch !== 0n) this.counters.agentRestarts++;
+			if (this.lastEpoch !== 0) this.counters.agentRestarts++;
 			this.lastEpoch = epoch;
 		}
 	}
@@ -132,7 +153,7 @@ export class RingReader {
 	private decodeAt(seq: number): DecodedRecord | undefined {
 		const {view} = this.area;
 		const base = ringOffset + (seq % ringEntries) * recordSize;
-		if (Atomics.load(this.area.u64, (base + Record.seq) / 8) !== BigInt(seq + 1)) {
+		if (loadU64(this.area.u32, base + Record.seq) !== seq + 1) {
 			this.counters.badSeq++;
 			return undefined;
 		}
@@ -149,6 +170,17 @@ export class RingReader {
 		return this.decodeAffinity(seq, base + Record.payload, len, view.getBigUint64(base + Record.tsNs, true));
 	}
 
+	/** A NUL-terminated 16-byte name, printable ASCII kept, everything else as '?'. */
+	private decodeComm(offset: number): string {
+		let comm = '';
+		for (let i = 0; i < AffinityEvent.commLength; i++) {
+			const c = this.area.view.getUint8(offset + i);
+			if (c === 0) break;
+			comm += c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : '?';
+		}
+		return comm;
+	}
+
 	/** struct pv_affinity_event → AffinityRecord, with the mask cut to this VM's vCPUs. */
 	private decodeAffinity(seq: number, p: number, len: number, relayTsNs: bigint): AffinityRecord | undefined {
 		const {view, nrVcpus} = this.area;
@@ -163,11 +195,13 @@ export class RingReader {
 		}
 		const vcpus: number[] = [];
 		let outside = false;
-		for (let w = 0; w < AffinityEvent.maskWords; w++) {
-			let word = view.getBigUint64(p + AffinityEvent.mask + w * 8, true);
-			for (let bit = 0; word !== 0n; bit++, word >>= 1n) {
-				if ((word & 1n) === 0n) continue;
-				const cpu = w * 64 + bit;
+		// The mask as 32-bit halves, lowest first; each set bit from the bottom up.
+		for (let w = 0; w < AffinityEvent.maskWords * 2; w++) {
+			let word = view.getUint32(p + AffinityEvent.mask + w * 4, true);
+			while (word !== 0) {
+				const bit = 31 - Math.clz32(word & -word);
+				word = (word & (word - 1)) >>> 0;
+				const cpu = w * 32 + bit;
 				if (cpu < nrVcpus) vcpus.push(cpu);
 				else outside = true;
 			}
@@ -178,15 +212,13 @@ export class RingReader {
 			return undefined;
 		}
 		const guestTsNs = view.getBigUint64(p + AffinityEvent.tsNs, true);
-		const comm = Buffer.from(view.buffer, p + AffinityEvent.comm, AffinityEvent.commLength);
-		const end = comm.indexOf(0);
 		return {
 			type: 'affinity',
 			seq,
 			kind,
 			tid,
 			tgid,
-			comm: comm.subarray(0, end === -1 ? comm.length : end).toString('latin1').replace(/[^\x20-\x7e]/g, '?'),
+			comm: this.decodeComm(p + AffinityEvent.comm),
 			vcpus,
 			guestTsNs,
 			relayUs: relayTsNs >= guestTsNs && relayTsNs - guestTsNs < 10n ** 12n ? Number(relayTsNs - guestTsNs) / 1000 : -1,

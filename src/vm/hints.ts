@@ -42,7 +42,10 @@ export class HintEngine {
 	start(fallbackMs = 250): void {
 		this.commit(this.assignment, 'start', 0);
 		this.reader.armKick();
-		this.fallback = setInterval(() => this.poll(), fallbackMs);
+		this.fallback = setInterval(() => {
+			this.poll();
+			this.reader.heartbeat();
+		}, fallbackMs);
 		this.fallback.unref();
 	}
 
