@@ -197,7 +197,7 @@ class HintSession {
 			const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
 			const started = performance.now();
 			const loaded = await agent.load('affinity', RecordType.affinity, object);
-			this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, ms: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
+			this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
 		} catch (error) {
 			this.warn(`guest agent: ${firstLine(error)}`);
 		}
