@@ -4,6 +4,10 @@
 #ifndef PVRUN_AFFINITY_H
 #define PVRUN_AFFINITY_H
 
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
 #define PV_AFFINITY_MASK_WORDS 4 /* masks cover vCPUs 0..255 */
 #define PV_COMM_LEN 16
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "affinity.h"
 #include "shm.h"
 
 struct feedback {
@@ -72,8 +73,97 @@ static double pct_us(uint64_t *v, unsigned n, double p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-v]\n");
+	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-v]\n"
+			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n");
 	return 2;
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Write one record as the agent would, with whatever fields the attacker likes. */
+static void forge(struct pvshm *shm, uint64_t seq, uint64_t seq_field, uint16_t type, uint16_t len,
+		  const struct pv_affinity_event *e)
+{
+	volatile struct pvshm_record *r = (volatile struct pvshm_record *)(shm->base + PVSHM_RING_OFFSET +
+									(seq % PVSHM_RING_ENTRIES) * PVSHM_RECORD_SIZE);
+	r->type = type;
+	r->len = len;
+	memcpy((void *)r->payload, e, sizeof(*e));
+	__atomic_store_n(&r->seq, seq_field, __ATOMIC_RELEASE);
+}
+
+/*
+ * A hostile guest, for the host's robustness tests: scribbles on the header,
+ * forges invalid records and masks, floods the ring, then leaves the ring
+ * head at a sane place so that honest hints can work again.
+ */
+static int attack(struct pvshm *shm)
+{
+	volatile struct pvshm_header *h = shm->hdr;
+	struct pv_affinity_event e;
+	uint64_t head = h->ring_head, i;
+
+	/* 1. Host-owned header fields and the guest's own ones, garbled. */
+	h->magic = 0xdeadbeef;
+	h->version = 99;
+	h->nr_vcpus = 4096;
+	h->ring_lost = ~0ull;
+	h->guest_epoch = next_rand();
+	usleep(300 * 1000);
+	/* 2. Invalid records: wrong sequence, oversize, unknown type, bad tids and kinds. */
+	for (i = 0; i < 4000; i++, head++) {
+		memset(&e, 0, sizeof(e));
+		e.kind = (i % 5 == 0) ? 7 : PV_AFFINITY_SET;
+		e.tid = (i % 3 == 0) ? 0 : (uint32_t)next_rand();
+		e.tgid = (uint32_t)next_rand();
+		e.mask[0] = next_rand();
+		e.mask[1] = next_rand();
+		memset(e.comm, 0x1b, sizeof(e.comm));
+		forge(shm, head, (i % 2) ? head + 1 : next_rand(), (uint16_t)(i % 4), (uint16_t)(next_rand() % 400),
+		      &e);
+	}
+	__atomic_store_n(&h->ring_head, head, __ATOMIC_RELEASE);
+	usleep(300 * 1000);
+	/* 3. Well-formed records whose masks name only vCPUs that do not exist. */
+	for (i = 0; i < 500; i++, head++) {
+		memset(&e, 0, sizeof(e));
+		e.kind = PV_AFFINITY_SET;
+		e.tid = 1000 + (uint32_t)i;
+		e.tgid = 1000;
+		e.mask[1] = 1ull << (i % 64);
+		e.mask[3] = ~0ull;
+		forge(shm, head, head + 1, PVSHM_REC_AFFINITY, sizeof(e), &e);
+	}
+	__atomic_store_n(&h->ring_head, head, __ATOMIC_RELEASE);
+	usleep(300 * 1000);
+	/* 4. A flood: the head runs far ahead of what the ring holds. */
+	for (i = 0; i < 200000; i++, head++) {
+		memset(&e, 0, sizeof(e));
+		e.kind = PV_AFFINITY_SET;
+		e.tid = 2000 + (uint32_t)(i % 50000);
+		e.tgid = 2000;
+		e.mask[0] = 3; /* both vCPUs: no exclusivity asked */
+		forge(shm, head, head + 1, PVSHM_REC_AFFINITY, sizeof(e), &e);
+		if (i % 1000 == 0)
+			__atomic_store_n(&h->ring_head, head + 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&h->ring_head, head, __ATOMIC_RELEASE);
+	usleep(300 * 1000);
+	/* 5. A head past 2^52, then back to a sane place for honest hints. */
+	__atomic_store_n(&h->ring_head, 1ull << 60, __ATOMIC_RELEASE);
+	usleep(300 * 1000);
+	__atomic_store_n(&h->ring_head, head, __ATOMIC_RELEASE);
+	usleep(300 * 1000);
+	printf("pvhint: attack done\n");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -87,6 +177,13 @@ int main(int argc, char **argv)
 	int opt, ncpu;
 	uint32_t tid;
 
+	if (argc == 2 && strcmp(argv[1], "attack") == 0) {
+		if (pvshm_open(&shm, why, sizeof(why))) {
+			fprintf(stderr, "pvhint: %s\n", why);
+			return 1;
+		}
+		return attack(&shm);
+	}
 	if (argc < 3 || strcmp(argv[1], "wait") != 0)
 		return usage();
 	vcpu = (unsigned)strtoul(argv[2], NULL, 10);

@@ -3,11 +3,11 @@
 
 /** An error meant for the user: `message` is one line that says what to fix. */
 export class PvrunError extends Error {
-	override readonly name = 'PvrunError';
 	readonly exitCode: number;
 
 	constructor(message: string, options: {cause?: unknown; exitCode?: number} = {}) {
 		super(message, options.cause === undefined ? undefined : {cause: options.cause});
+		this.name = new.target.name; // subclasses (ConnectError, AgentError...) keep their own name
 		this.exitCode = options.exitCode ?? 1;
 	}
 }

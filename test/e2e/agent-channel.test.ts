@@ -1,0 +1,69 @@
+// End to end, the agent channel against a real guest: hello, load, list,
+// stats, ping, a load the verifier/libbpf rejects (the error carries the log),
+// unload — and the agent surviving the host side going away and coming back.
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import {AgentClient, AgentError} from '../../src/agent/client.js';
+import {bootGuest, readyLine} from '../../src/guest/boot.js';
+import {ensureImage} from '../../src/image/build.js';
+import {createShmArea} from '../../src/shm/area.js';
+import {RecordType, shmSize} from '../../src/shm/layout.js';
+import {packageRoot} from '../../src/util/paths.js';
+import {planVm} from '../../src/vm/launch.js';
+
+t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
+	const image = await ensureImage();
+	// pvrun's channel arguments, with the accelerator left to bootGuest.
+	const plan = planVm(['-accel', 'tcg,thread=multi'], {accel: 'auto', off: false, dryRun: false, qemu: 'qemu-system-x86_64'});
+	fs.mkdirSync(plan.runDir, {mode: 0o700});
+	const area = createShmArea(plan.shmPath, 2);
+	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', qemuArgs: plan.args.slice(2)});
+	const clients: AgentClient[] = [];
+	t.teardown(async () => {
+		for (const c of clients) c.close();
+		await guest.stop();
+		area.remove();
+		fs.rmSync(plan.runDir, {recursive: true, force: true});
+	});
+	await guest.waitFor(readyLine, 60_000);
+
+	const first = await AgentClient.connect(plan.agentSocket, 10_000);
+	clients.push(first);
+	const hello = await first.hello(shmSize, 10_000);
+	t.equal(hello.version, 1, 'protocol version 1');
+	t.ok(hello.shmOk, 'the agent mapped and validated the shared memory');
+	t.equal(hello.nrCpus, 2);
+	t.equal(hello.programs, 0);
+	t.match(hello.kernelRelease, /cloud-amd64$/);
+
+	const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
+	const loaded = await first.load('affinity', RecordType.affinity, object);
+	t.ok(loaded.id > 0, `program id ${loaded.id}`);
+	t.equal(loaded.links, 2, 'both BPF programs attached');
+	const list = await first.list();
+	t.same(list.map((p) => [p.id, p.name, p.recordType]), [[loaded.id, 'affinity', RecordType.affinity]]);
+
+	const corrupt = Buffer.from(object);
+	corrupt.fill(0x41, 64, 4096);
+	const rejected = await first.load('broken', RecordType.affinity, corrupt).then(
+		() => undefined,
+		(error: unknown) => error,
+	);
+	t.ok(rejected instanceof AgentError, 'a corrupt object is rejected with an agent error');
+	t.ok(rejected instanceof AgentError && rejected.errno > 0 && rejected.log.length > 0, 'with an errno and libbpf\'s log');
+
+	// The host side goes away and comes back: the agent keeps its programs.
+	first.close();
+	await new Promise((r) => setTimeout(r, 500));
+	const second = await AgentClient.connect(plan.agentSocket, 10_000);
+	clients.push(second);
+	const again = await second.hello(shmSize, 10_000);
+	t.equal(again.programs, 1, 'the loaded program survived the host reconnecting');
+	t.ok((await second.ping()) < 1000, 'ping answers');
+	const stats = await second.stats();
+	t.ok(stats.hostLinks >= 2, `the agent saw the host link twice (${stats.hostLinks})`);
+	await second.unload(loaded.id);
+	t.same(await second.list(), [], 'unloaded');
+	await t.rejects(second.unload(loaded.id), AgentError, 'unloading twice is an error');
+});
