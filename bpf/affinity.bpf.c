@@ -16,10 +16,27 @@ char LICENSE[] SEC("license") = "GPL";
  * leaves them set): the recorded mask is cut to the possible CPUs. */
 extern const void __cpu_possible_mask __ksym;
 
-struct {
+/* One ring buffer per CPU (the agent creates them and sizes this map): the
+ * record wakes the agent's relay thread on the CPU that produced it. */
+struct cpu_ringbuf {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 * 1024);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct cpu_ringbuf);
 } events SEC(".maps");
+
+/* This CPU's ring buffer, or NULL (then the record is dropped). */
+static __always_inline void *cpu_ringbuf(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&events, &cpu);
+}
 
 /* Threads that set their affinity and have not exited: tid → 1. */
 struct {
@@ -36,6 +53,7 @@ static __always_inline void fill_ids(struct pv_affinity_event *e, struct task_st
 	e->tid = BPF_CORE_READ(p, pid);
 	e->tgid = BPF_CORE_READ(p, tgid);
 	e->_pad = 0;
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &p->comm);
 }
 
@@ -47,9 +65,14 @@ int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, 
 	__u8 one = 1;
 	__u32 tid;
 
+	void *rb;
+
 	if (ret != 0 || (BPF_CORE_READ(p, flags) & PF_KTHREAD))
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	rb = cpu_ringbuf();
+	if (!rb)
+		return 0;
+	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
 	if (!e)
 		return 0;
 	fill_ids(e, p, PV_AFFINITY_SET);
@@ -69,10 +92,14 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	struct pv_affinity_event *e;
 	__u32 tid = BPF_CORE_READ(p, pid);
+	void *rb;
 
 	if (bpf_map_delete_elem(&hinted, &tid) != 0)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	rb = cpu_ringbuf();
+	if (!rb)
+		return 0;
+	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
 	if (!e)
 		return 0;
 	fill_ids(e, p, PV_AFFINITY_EXIT);

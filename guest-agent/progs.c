@@ -1,15 +1,44 @@
 // SPDX-License-Identifier: MIT
 // BPF programs sent by the host: each is a CO-RE object whose ring-buffer map
-// ("events") carries records that the agent copies into the shared ring,
-// tagged with the record type the host chose when loading it.
+// carries records that the agent copies into the shared ring, tagged with the
+// record type the host chose when loading it.
+//
+// Two shapes are relayed. A plain BPF_MAP_TYPE_RINGBUF is drained by the main
+// thread. An ARRAY_OF_MAPS named "events" holding one ring buffer per CPU is
+// drained by one relay thread per CPU, pinned to that CPU with real-time
+// priority: the wake-up after bpf_ringbuf_submit() is then local to the CPU
+// that produced the record, with no cross-CPU IPI to a possibly idle vCPU
+// (whose host thread may first have to be scheduled) on the hint's path.
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "progs.h"
+
+#define MAX_CPUS 256
+#define PERCPU_RINGBUF_SIZE (64 * 1024)
+
+struct prog;
+
+/* One relay thread: drains the ring buffer of one CPU for one program. */
+struct relay {
+	struct prog *prog;
+	int cpu;
+	int ringbuf_fd;
+	int stop_fd;
+	pthread_t thread;
+	int running;
+};
 
 struct prog {
 	uint32_t id;
@@ -20,11 +49,18 @@ struct prog {
 	unsigned nr_links;
 	uint64_t records;
 	int ringbuf_fd;
+	struct relay *relays;
+	int nr_relays;
 };
+
+/* Producers into the shared ring: the main thread and the relay threads. */
+static pthread_mutex_t append_lock = PTHREAD_MUTEX_INITIALIZER;
+static void (*after_relay)(void);
 
 static struct prog progs[PVAGENT_MAX_PROGS];
 static uint32_t next_id = 1;
 static struct ring_buffer *rb;
+static unsigned rb_generation; /* bumped whenever rb is rebuilt: its epoll fd must be re-registered */
 static struct pvshm *out_shm;
 static struct pvagent_stats_counters *counters;
 
@@ -44,10 +80,11 @@ static int log_to_buf(enum libbpf_print_level level, const char *fmt, va_list ap
 	return n;
 }
 
-void progs_init(struct pvshm *shm, struct pvagent_stats_counters *c)
+void progs_init(struct pvshm *shm, struct pvagent_stats_counters *c, void (*after)(void))
 {
 	out_shm = shm;
 	counters = c;
+	after_relay = after;
 	libbpf_set_print(log_to_buf);
 }
 
@@ -55,14 +92,120 @@ void progs_init(struct pvshm *shm, struct pvagent_stats_counters *c)
 static int relay(void *ctx, void *data, size_t size)
 {
 	struct prog *p = ctx;
+	int err = -1;
 
-	if (!out_shm || !out_shm->base || size > PVSHM_RECORD_PAYLOAD ||
-	    pvshm_append(out_shm, (uint16_t)p->record_type, data, (uint16_t)size, pvshm_now_ns())) {
+	pthread_mutex_lock(&append_lock);
+	if (out_shm && out_shm->base && size <= PVSHM_RECORD_PAYLOAD)
+		err = pvshm_append(out_shm, (uint16_t)p->record_type, data, (uint16_t)size, pvshm_now_ns());
+	if (err) {
 		counters->dropped++;
-		return 0;
+	} else {
+		p->records++;
+		counters->records++;
 	}
-	p->records++;
-	counters->records++;
+	pthread_mutex_unlock(&append_lock);
+	return 0;
+}
+
+/* A relay thread: pinned to its CPU, real-time, blocked until its ring has data or it is told to stop. */
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	struct sched_param sp = {.sched_priority = 50};
+	struct ring_buffer *rb = ring_buffer__new(r->ringbuf_fd, relay, r->prog, NULL);
+	struct epoll_event ev, got[2];
+	cpu_set_t one;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CPU_ZERO(&one);
+	CPU_SET(r->cpu, &one);
+	pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	if (!rb || ep < 0)
+		goto cleanup;
+	ev = (struct epoll_event){.events = EPOLLIN, .data.fd = ring_buffer__epoll_fd(rb)};
+	epoll_ctl(ep, EPOLL_CTL_ADD, ring_buffer__epoll_fd(rb), &ev);
+	ev = (struct epoll_event){.events = EPOLLIN, .data.fd = r->stop_fd};
+	epoll_ctl(ep, EPOLL_CTL_ADD, r->stop_fd, &ev);
+	for (;;) {
+		int n = epoll_wait(ep, got, 2, -1), i;
+
+		for (i = 0; i < n; i++) {
+			if (got[i].data.fd == r->stop_fd)
+				goto cleanup;
+			if (ring_buffer__consume(rb) > 0 && after_relay)
+				after_relay();
+		}
+		if (n < 0 && errno != EINTR)
+			break;
+	}
+cleanup:
+	ring_buffer__free(rb);
+	if (ep >= 0)
+		close(ep);
+	return NULL;
+}
+
+static void stop_relays(struct prog *p)
+{
+	int i;
+
+	for (i = 0; i < p->nr_relays; i++) {
+		struct relay *r = &p->relays[i];
+
+		if (r->running) {
+			uint64_t one = 1;
+
+			if (write(r->stop_fd, &one, sizeof(one)) != sizeof(one)) { /* cannot happen with an eventfd */
+			}
+			pthread_join(r->thread, NULL);
+		}
+		if (r->stop_fd >= 0)
+			close(r->stop_fd);
+		if (r->ringbuf_fd >= 0)
+			close(r->ringbuf_fd);
+	}
+	free(p->relays);
+	p->relays = NULL;
+	p->nr_relays = 0;
+}
+
+/* Per-CPU mode: create one ring buffer per CPU, put it in the outer map, start its relay thread. */
+static int start_relays(struct prog *p, struct bpf_map *outer, char *log, size_t cap)
+{
+	int ncpu = libbpf_num_possible_cpus(), cpu;
+
+	if (ncpu <= 0 || ncpu > MAX_CPUS) {
+		snprintf(log, cap, "cannot count possible CPUs (%d)", ncpu);
+		return -EINVAL;
+	}
+	p->relays = calloc((size_t)ncpu, sizeof(*p->relays));
+	if (!p->relays)
+		return -ENOMEM;
+	p->nr_relays = ncpu;
+	for (cpu = 0; cpu < ncpu; cpu++) {
+		struct relay *r = &p->relays[cpu];
+		int err;
+
+		r->prog = p;
+		r->cpu = cpu;
+		r->stop_fd = eventfd(0, EFD_CLOEXEC);
+		r->ringbuf_fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "pv_cpu_rb", 0, 0, PERCPU_RINGBUF_SIZE, NULL);
+		if (r->stop_fd < 0 || r->ringbuf_fd < 0) {
+			snprintf(log, cap, "per-CPU ring buffer %d: %s", cpu, strerror(errno));
+			return -errno;
+		}
+		err = bpf_map_update_elem(bpf_map__fd(outer), &cpu, &r->ringbuf_fd, BPF_ANY);
+		if (err) {
+			snprintf(log, cap, "per-CPU ring buffer %d: %s", cpu, strerror(errno));
+			return -errno;
+		}
+		if (pthread_create(&r->thread, NULL, relay_main, r)) {
+			snprintf(log, cap, "relay thread %d: cannot start", cpu);
+			return -EAGAIN;
+		}
+		r->running = 1;
+	}
 	return 0;
 }
 
@@ -73,6 +216,7 @@ static int rebuild_rb(void)
 
 	ring_buffer__free(rb);
 	rb = NULL;
+	rb_generation++;
 	for (i = 0; i < PVAGENT_MAX_PROGS; i++) {
 		if (!progs[i].id || progs[i].ringbuf_fd < 0)
 			continue;
@@ -91,6 +235,7 @@ static void destroy(struct prog *p)
 {
 	unsigned i;
 
+	stop_relays(p);
 	for (i = 0; i < p->nr_links; i++)
 		bpf_link__destroy(p->links[i]);
 	bpf_object__close(p->obj);
@@ -103,7 +248,7 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
 	struct bpf_program *bp;
-	struct bpf_map *map;
+	struct bpf_map *map, *outer;
 	struct prog *p = NULL;
 	int i, err;
 
@@ -129,8 +274,16 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 		p->obj = NULL;
 		goto cleanup;
 	}
+	/* Per-CPU mode: size the outer map for the CPUs this guest can have. */
+	outer = bpf_object__find_map_by_name(p->obj, "events");
+	if (outer && bpf_map__type(outer) != BPF_MAP_TYPE_ARRAY_OF_MAPS)
+		outer = NULL;
+	if (outer && (err = bpf_map__set_max_entries(outer, (uint32_t)libbpf_num_possible_cpus())))
+		goto cleanup;
 	err = bpf_object__load(p->obj);
 	if (err)
+		goto cleanup;
+	if (outer && (err = start_relays(p, outer, log, cap)))
 		goto cleanup;
 	bpf_object__for_each_program(bp, p->obj) {
 		struct bpf_link *l;
@@ -206,8 +359,9 @@ unsigned progs_list(struct pvag_prog_info *out, unsigned max)
 	return n;
 }
 
-int progs_epoll_fd(void)
+int progs_epoll_fd(unsigned *generation)
 {
+	*generation = rb_generation;
 	return rb ? ring_buffer__epoll_fd(rb) : -1;
 }
 

@@ -15,16 +15,19 @@ struct pvagent_stats_counters {
 	uint64_t records, dropped;
 };
 
-/* Set the shared memory records go to (may be NULL: records are dropped). */
-void progs_init(struct pvshm *shm, struct pvagent_stats_counters *counters);
+/* Set the shared memory records go to (may be NULL: records are dropped) and
+ * what relay threads call after relaying (the kick); safe from any thread. */
+void progs_init(struct pvshm *shm, struct pvagent_stats_counters *counters, void (*after_relay)(void));
 /* Load an ELF object; returns id > 0, or -errno with the libbpf log in `log`. */
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
 	       size_t log_len);
 int progs_unload(uint32_t id);
 /* Fill up to `max` infos; returns the number of loaded programs. */
 unsigned progs_list(struct pvag_prog_info *out, unsigned max);
-/* The epoll fd that becomes readable when any ring buffer has data, or -1. */
-int progs_epoll_fd(void);
+/* The epoll fd that becomes readable when a main-thread ring buffer has data,
+ * or -1; `generation` changes whenever that fd was replaced (even by one with
+ * the same number), so the caller knows to register it again. */
+int progs_epoll_fd(unsigned *generation);
 /* Relay everything waiting; returns records relayed. */
 int progs_drain(void);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,15 +43,21 @@ static int verbose;
 static uint8_t *in_buf;
 static size_t in_len;
 
+/* One log line, written with a single write() so it never interleaves with the console's other lines. */
 static void logf_(const char *fmt, ...)
 {
+	char line[512];
 	va_list ap;
+	int n = snprintf(line, sizeof(line), "pvagent: ");
 
-	fprintf(stderr, "pvagent: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) { /* nowhere to report it */
+	}
 }
 
 /* The /dev node of the virtio-serial port named PORT_NAME. */
@@ -137,13 +144,20 @@ static int write_all(const void *buf, size_t len)
 	return 1;
 }
 
+/* Frames come from the main thread and from relay threads (KICK): one writer at a time. */
+static pthread_mutex_t port_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void send_frame(uint16_t type, uint32_t id, const void *payload, uint32_t len)
 {
 	struct pvag_frame f = {.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = type, .id = id, .len = len};
+	int ok;
 
 	if (port_fd < 0)
 		return;
-	if (!write_all(&f, sizeof(f)) || (len && !write_all(payload, len)))
+	pthread_mutex_lock(&port_lock);
+	ok = write_all(&f, sizeof(f)) && (!len || write_all(payload, len));
+	pthread_mutex_unlock(&port_lock);
+	if (!ok && type != PVAG_KICK)
 		logf_("host went away while sending a frame");
 }
 
@@ -311,7 +325,7 @@ static void maybe_kick(void)
 	if (!shm.base || port_fd < 0)
 		return;
 	if (__atomic_exchange_n(&shm.hdr->kick_wanted, 0, __ATOMIC_ACQ_REL)) {
-		stats.kicks++;
+		__atomic_add_fetch(&stats.kicks, 1, __ATOMIC_RELAXED);
 		send_frame(PVAG_KICK, 0, NULL, 0);
 	}
 }
@@ -327,6 +341,7 @@ int main(int argc, char **argv)
 	struct epoll_event ev, events[8];
 	char port_path[300], why[256];
 	int ep, rb_fd = -1, port_in_epoll = 0;
+	unsigned rb_gen = 0;
 
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
 		printf("pvagent %s (libbpf %u.%u)\n", PVAGENT_VERSION, libbpf_major_version(), libbpf_minor_version());
@@ -363,7 +378,7 @@ int main(int argc, char **argv)
 	} else {
 		logf_("%s; waiting for the host", why);
 	}
-	progs_init(&shm, &counters);
+	progs_init(&shm, &counters, maybe_kick);
 	/* Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
 	for (int tries = 0; find_port(port_path, sizeof(port_path)); tries++) {
 		if (!has_virtio_console() || tries == 50) {
@@ -383,9 +398,11 @@ int main(int argc, char **argv)
 	if (verbose)
 		logf_("ready on %s, shared memory %s", port_path, shm.base ? "mapped" : "absent");
 	for (;;) {
-		int n, i, cur = progs_epoll_fd();
+		unsigned gen;
+		int n, i, cur = progs_epoll_fd(&gen);
 
-		if (cur != rb_fd) { /* programs changed: watch the new ring-buffer manager */
+		if (gen != rb_gen) { /* programs changed: watch the new ring-buffer manager */
+			rb_gen = gen;
 			if (cur >= 0) {
 				ev = (struct epoll_event){.events = EPOLLIN, .data.fd = cur};
 				epoll_ctl(ep, EPOLL_CTL_ADD, cur, &ev);

@@ -15,10 +15,37 @@
 #include "shm.h"
 
 struct feedback {
-	uint64_t seq;
+	uint64_t seq, record_seq;
 	uint32_t state, hint_tid;
 	int32_t pcpu;
 };
+
+/* Where the time of one hint went, from the ring record the host acted on (guest clock). */
+struct breakdown {
+	double syscall_us; /* sched_setaffinity called → BPF program saw the change (guest migration) */
+	double relay_us;   /* BPF → agent copied the record into the ring */
+	double host_us;    /* record in the ring → this thread saw the host's feedback */
+};
+
+static struct breakdown explain(struct pvshm *shm, uint64_t record_seq, uint64_t t0, uint64_t t_seen)
+{
+	volatile struct pvshm_record *r = (volatile struct pvshm_record *)(shm->base + PVSHM_RING_OFFSET +
+									(record_seq % PVSHM_RING_ENTRIES) *
+									    PVSHM_RECORD_SIZE);
+	struct breakdown b = {-1, -1, -1};
+	uint64_t bpf_ts, relay_ts;
+
+	if (r->seq != record_seq + 1 || r->len < sizeof(struct pv_affinity_event))
+		return b;
+	bpf_ts = ((volatile struct pv_affinity_event *)r->payload)->ts_ns;
+	relay_ts = r->ts_ns;
+	if (bpf_ts < t0 || relay_ts < bpf_ts || t_seen < relay_ts)
+		return b;
+	b.syscall_us = (double)(bpf_ts - t0) / 1000.0;
+	b.relay_us = (double)(relay_ts - bpf_ts) / 1000.0;
+	b.host_us = (double)(t_seen - relay_ts) / 1000.0;
+	return b;
+}
 
 /* A consistent copy of a slot's host part (seqlock read). */
 static struct feedback read_feedback(volatile struct pvshm_vcpu_slot *s)
@@ -31,6 +58,7 @@ static struct feedback read_feedback(volatile struct pvshm_vcpu_slot *s)
 		f.state = s->state;
 		f.hint_tid = s->hint_tid;
 		f.pcpu = s->pcpu;
+		f.record_seq = s->record_seq;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (!(a & 1) && a == __atomic_load_n(&s->feedback_seq, __ATOMIC_ACQUIRE)) {
 			f.seq = a;
@@ -236,7 +264,10 @@ int main(int argc, char **argv)
 		if (wait_state(slot, since, PVSHM_VCPU_EXCLUSIVE, tid, t0 + timeout_ms * 1000000ull)) {
 			timeouts++;
 		} else {
-			pin[ok] = pvshm_now_ns() - t0;
+			uint64_t seen = pvshm_now_ns();
+			struct breakdown b = explain(&shm, read_feedback(slot).record_seq, t0, seen);
+
+			pin[ok] = seen - t0;
 			since = read_feedback(slot).seq;
 			t0 = pvshm_now_ns();
 			sched_setaffinity(0, sizeof(all), &all);
@@ -246,7 +277,8 @@ int main(int argc, char **argv)
 			}
 			unpin[ok] = pvshm_now_ns() - t0;
 			if (verbose)
-				printf("pvhint-sample: pin_us=%.1f unpin_us=%.1f\n", pin[ok] / 1000.0, unpin[ok] / 1000.0);
+				printf("pvhint-sample: pin_us=%.1f unpin_us=%.1f syscall_us=%.1f relay_us=%.1f host_us=%.1f\n",
+				       pin[ok] / 1000.0, unpin[ok] / 1000.0, b.syscall_us, b.relay_us, b.host_us);
 			ok++;
 			continue;
 		}

@@ -129,6 +129,9 @@ class HintSession {
 	private engine: HintEngine | undefined;
 	private closed = false;
 	private agentSeen = false;
+	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
+	private portOpen = false;
+	private handshaking = false;
 	private readonly reader: RingReader;
 
 	constructor(
@@ -159,6 +162,9 @@ class HintSession {
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000), exited]);
 		this.agent.on('kick', () => this.engine?.kick());
+		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
+		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
+		if (this.portOpen || chardevs.some((c) => c.label === `${this.plan.id}-agent` && c['frontend-open'] === true)) void this.handshake();
 		const noAgent = setTimeout(() => {
 			if (!this.agentSeen && !this.closed) this.warn('no pvrun agent answered in the guest: the VM runs as plain QEMU would');
 		}, 120_000);
@@ -169,6 +175,7 @@ class HintSession {
 	private onQmpEvent(name: string, data: unknown, pinner: Pinner): void {
 		const d = (data ?? {}) as {id?: unknown; open?: unknown};
 		if (name === 'VSERPORT_CHANGE' && d.id === `${this.plan.id}-port`) {
+			this.portOpen = d.open === true;
 			if (d.open === true) void this.handshake();
 			else {
 				this.log.write('agent', {state: 'closed'}, 'guest agent closed its port');
@@ -184,10 +191,11 @@ class HintSession {
 		}
 	}
 
-	/** Hello, then load the affinity program if the agent has none. */
+	/** Hello, then load the affinity program if the agent has none (one handshake at a time). */
 	private async handshake(): Promise<void> {
 		const agent = this.agent;
-		if (!agent || agent.isClosed) return;
+		if (!agent || agent.isClosed || this.handshaking) return;
+		this.handshaking = true;
 		try {
 			const hello = await agent.hello(shmSize, 5000);
 			this.agentSeen = true;
@@ -200,6 +208,8 @@ class HintSession {
 			this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
 		} catch (error) {
 			this.warn(`guest agent: ${firstLine(error)}`);
+		} finally {
+			this.handshaking = false;
 		}
 	}
 

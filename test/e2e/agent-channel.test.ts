@@ -8,7 +8,7 @@ import {AgentClient, AgentError} from '../../src/agent/client.js';
 import {bootGuest, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {createShmArea} from '../../src/shm/area.js';
-import {RecordType, shmSize} from '../../src/shm/layout.js';
+import {Header, RecordType, shmSize} from '../../src/shm/layout.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {planVm} from '../../src/vm/launch.js';
 
@@ -18,7 +18,8 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	const plan = planVm(['-accel', 'tcg,thread=multi'], {accel: 'auto', off: false, dryRun: false, qemu: 'qemu-system-x86_64'});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);
-	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', qemuArgs: plan.args.slice(2)});
+	// The guest re-pins its shell every 0.2 s, so a loaded affinity program produces records.
+	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'while,true;do,taskset,-p,0x1,$$>/dev/null;sleep,0.2;done', qemuArgs: plan.args.slice(2)});
 	const clients: AgentClient[] = [];
 	t.teardown(async () => {
 		for (const c of clients) c.close();
@@ -53,6 +54,14 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	t.ok(rejected instanceof AgentError, 'a corrupt object is rejected with an agent error');
 	t.ok(rejected instanceof AgentError && rejected.errno > 0 && rejected.log.length > 0, 'with an errno and libbpf\'s log');
 
+	const head = () => area.view.getUint32(Header.ringHead, true);
+	const flowing = async (what: string) => {
+		const before = head();
+		await new Promise((r) => setTimeout(r, 1000));
+		t.ok(head() > before, `records flow into the shared ring ${what} (${before} -> ${head()})`);
+	};
+	await flowing('after a rejected load');
+
 	// The host side goes away and comes back: the agent keeps its programs.
 	first.close();
 	await new Promise((r) => setTimeout(r, 500));
@@ -66,4 +75,10 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	await second.unload(loaded.id);
 	t.same(await second.list(), [], 'unloaded');
 	await t.rejects(second.unload(loaded.id), AgentError, 'unloading twice is an error');
+	const before = head();
+	await new Promise((r) => setTimeout(r, 600));
+	t.equal(head(), before, 'no records once unloaded');
+	const reloaded = await second.load('affinity', RecordType.affinity, object);
+	t.ok(reloaded.id > loaded.id, 'loaded again under a new id');
+	await flowing('after unload and reload');
 });
