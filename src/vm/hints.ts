@@ -20,6 +20,7 @@ export class HintEngine {
 	private assignment: Assignment;
 	private nrVcpus: number;
 	private lastCounters = '';
+	private lastCounterSum = 0;
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
@@ -139,9 +140,13 @@ export class HintEngine {
 		}
 	}
 
-	/** Log the reader's counters when they change. */
+	/** Log the reader's counters when they change (cheap when they do not: this runs on every poll). */
 	private reportCounters(): void {
 		const c: ShmCounters = this.reader.counters;
+		let sum = this.hintsRefused;
+		for (const n of Object.values(c)) sum += n;
+		if (sum === this.lastCounterSum) return;
+		this.lastCounterSum = sum;
 		const key = JSON.stringify(c) + this.hintsRefused;
 		if (key === this.lastCounters) return;
 		const first = this.lastCounters === '';
