@@ -25,6 +25,9 @@ export interface HintLatencyResult {
 	host: {name: string; cpus: number; model: string; kernel: string};
 	hints: number;
 	warmup: number;
+	runs: number;
+	/** p99 of the pin round trip in each run (VMs booted afresh), to show the spread. */
+	perRunRoundTripP99Us: number[];
 	roundTripUs: Percentiles;
 	releaseUs: Percentiles;
 	hostSideUs: Percentiles;
@@ -42,14 +45,25 @@ export function percentiles(values: number[]): Percentiles {
 }
 
 /** Run the benchmark; prints a report and returns the result (also written under bench/results/). */
-export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number}): Promise<HintLatencyResult> {
+export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number}): Promise<HintLatencyResult> {
 	const progress = createProgress('pvrun bench');
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-bench-'));
 	try {
-		const step = progress.step(`hint round trip: ${options.hints} hints after ${options.warmup} warm-up`);
-		const latency = await measureRoundTrips(image, dir, options.hints, options.warmup);
-		step.done();
+		const runs: Awaited<ReturnType<typeof measureRoundTrips>>[] = [];
+		for (let run = 1; run <= options.runs; run++) {
+			const step = progress.step(`hint round trip, run ${run}/${options.runs}: ${options.hints} hints after ${options.warmup} warm-up`);
+			const one = await measureRoundTrips(image, path.join(dir, `run-${run}.jsonl`), options.hints, options.warmup);
+			runs.push(one);
+			step.done(`p50 ${(percentiles(one.pinUs).p50 / 1000).toFixed(2)} ms, p99 ${(percentiles(one.pinUs).p99 / 1000).toFixed(2)} ms`);
+		}
+		const latency = {
+			pinUs: runs.flatMap((r) => r.pinUs),
+			unpinUs: runs.flatMap((r) => r.unpinUs),
+			hostUs: runs.flatMap((r) => r.hostUs),
+			relayUs: runs.flatMap((r) => r.relayUs),
+			timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
+		};
 		const idle = progress.step(`pvrun CPU use while the guest idles (${options.idleSeconds} s)`);
 		const idleCpuPercent = await measureIdleCpu(image, options.idleSeconds);
 		idle.done(`${idleCpuPercent.toFixed(2)} % of one core`);
@@ -59,6 +73,8 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			host: {name: os.hostname(), cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', kernel: os.release()},
 			hints: options.hints,
 			warmup: options.warmup,
+			runs: options.runs,
+			perRunRoundTripP99Us: runs.map((r) => percentiles(r.pinUs).p99),
 			roundTripUs: percentiles(latency.pinUs),
 			releaseUs: percentiles(latency.unpinUs),
 			hostSideUs: percentiles(latency.hostUs),
@@ -79,13 +95,13 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 }
 
 /** Boot through pvrun, run pvhint in the guest, collect guest and host samples. */
-async function measureRoundTrips(image: {kernel: string; initrd: string}, dir: string, hints: number, warmup: number) {
-	const logFile = path.join(dir, 'events.jsonl');
+async function measureRoundTrips(image: {kernel: string; initrd: string}, logFile: string, hints: number, warmup: number) {
 	const guest = bootGuest({
 		kernel: image.kernel,
 		initrd: image.initrd,
 		cpus: 2,
-		run: `sleep,1;pvhint,wait,1,-n,${hints},-w,${warmup},-v`,
+		// Steady state: the guest waits until the agent is up and the program is loaded.
+		run: `sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-v`,
 		launcher: pvrunCommand('--pv-log', logFile),
 	});
 	try {
@@ -137,11 +153,12 @@ function report(r: HintLatencyResult): void {
 	const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
 	const line = (label: string, p: Percentiles, f: (n: number) => string) =>
 		process.stdout.write(`${label.padEnd(34)} n=${String(p.n).padStart(4)}  p50 ${f(p.p50).padStart(9)}  p90 ${f(p.p90).padStart(9)}  p99 ${f(p.p99).padStart(9)}  max ${f(p.max).padStart(9)}\n`);
-	process.stdout.write(`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs\n`);
+	process.stdout.write(`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs, ${r.runs} runs of ${r.hints} hints pooled\n`);
 	line('round trip, guest clock (pin)', r.roundTripUs, ms);
 	line('round trip, guest clock (release)', r.releaseUs, ms);
 	line('host side (visible → applied)', r.hostSideUs, (us) => `${us.toFixed(0)} µs`);
 	line('guest part (BPF → agent relay)', r.guestRelayUs, (us) => `${us.toFixed(0)} µs`);
+	process.stdout.write(`round trip p99 per run               ${r.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
 	process.stdout.write(`pvrun CPU while the guest idles     ${r.idleCpuPercent.toFixed(2)} % of one core\n`);
 	process.stdout.write(`timeouts                            ${r.timeouts}\n`);
 	process.stdout.write(

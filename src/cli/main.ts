@@ -34,9 +34,10 @@ export async function main(argv: string[]): Promise<number> {
 					.positional('name', {choices: ['hint-latency'] as const})
 					.option('hints', {type: 'number', default: 300, describe: 'hints to measure'})
 					.option('warmup', {type: 'number', default: 50, describe: 'hints before measuring'})
+					.option('runs', {type: 'number', default: 3, describe: 'VMs booted one after the other, samples pooled'})
 					.option('idle-seconds', {type: 'number', default: 10, describe: 'how long to measure idle CPU'}),
 			async (args) => {
-				await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds']});
+				await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs});
 			},
 		)
 		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')

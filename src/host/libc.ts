@@ -40,6 +40,7 @@ interface Libc {
 	getpriority: KoffiFunc<(which: number, who: number) => number>;
 	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
 	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
+	syscall: KoffiFunc<(nr: number, ...typedArgs: unknown[]) => number>;
 }
 
 let bound: Libc | undefined;
@@ -68,6 +69,8 @@ function bindLibc(): Libc {
 		getpriority: fn('int getpriority(int which, uint32_t who)'),
 		mmap: fn('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
 		munmap: fn('int munmap(void *addr, size_t length)'),
+		// glibc 2.36 has no sched_setattr wrapper.
+		syscall: fn('long syscall(long number, ...)'),
 	};
 }
 
@@ -120,6 +123,32 @@ export function setThreadNice(tid: number, nice: number): void {
 	}
 	if (libc().setpriority(PRIO_PROCESS, tid, nice) !== 0) {
 		throw syscallError('setpriority', `cannot set the nice value of thread ${tid} to ${nice}`, niceHint);
+	}
+}
+
+// sched_setattr(2): x86-64 syscall number and struct sched_attr (SCHED_ATTR_SIZE_VER1).
+const SYS_sched_setattr = 314;
+const SCHED_ATTR_SIZE = 56;
+const schedAttr = Buffer.alloc(SCHED_ATTR_SIZE);
+
+/**
+ * Makes thread `tid` (0 = the calling thread) a latency-sensitive normal
+ * thread: nice value `nice` and, on kernels with EEVDF custom slices (6.12+),
+ * a time slice of `sliceNs`, so that it preempts a running thread as soon as
+ * it wakes instead of waiting for that thread's slice to end. Its CPU share
+ * is set by `nice` alone. Older kernels ignore the slice.
+ */
+export function setThreadLatency(tid: number, nice: number, sliceNs: number): void {
+	checkTid(tid);
+	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
+	schedAttr.fill(0);
+	schedAttr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
+	schedAttr.writeUInt32LE(0, 4); // sched_policy: SCHED_OTHER
+	schedAttr.writeInt32LE(nice, 16); // sched_nice
+	schedAttr.writeBigUInt64LE(BigInt(sliceNs), 24); // sched_runtime: the slice for fair tasks
+	if (libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', schedAttr, 'unsigned int', 0) !== 0) {
+		throw syscallError('sched_setattr', `cannot set the scheduling of thread ${tid}`, niceHint);
 	}
 }
 
