@@ -65,9 +65,10 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 
 	/** Connect to the chardev socket, retrying until QEMU listens or `timeoutMs` passes. */
-	static async connect(path: string, timeoutMs: number): Promise<AgentClient> {
+	static async connect(path: string, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
 		const deadline = Date.now() + timeoutMs;
 		for (;;) {
+			if (signal?.aborted) throw new PvrunError(`gave up connecting to the agent channel ${path}: ${String(signal.reason)}`);
 			try {
 				const socket = await new Promise<net.Socket>((resolve, reject) => {
 					const s = net.createConnection(path);

@@ -127,10 +127,11 @@ export class Qmp extends EventEmitter<QmpEvents> {
 }
 
 /** Connects to QEMU's QMP socket, retrying until QEMU listens, within `timeoutMs`. */
-export async function connectQmp(socketPath: string, options: {timeoutMs: number}): Promise<Qmp> {
+export async function connectQmp(socketPath: string, options: {timeoutMs: number; signal?: AbortSignal}): Promise<Qmp> {
 	const deadline = performance.now() + options.timeoutMs;
 	let last: unknown;
 	for (;;) {
+		if (options.signal?.aborted) throw new ConnectError(`gave up connecting to ${socketPath}: ${String(options.signal.reason)}`);
 		const left = deadline - performance.now();
 		if (left <= 0) throw new ConnectError(`QEMU did not open its QMP socket ${socketPath} within ${options.timeoutMs} ms (last: ${last === undefined ? 'no attempt' : firstLine(last)})`, {cause: last});
 		const client = new QMPClient({socketPath});

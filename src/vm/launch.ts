@@ -156,9 +156,16 @@ class HintSession {
 
 	/** Connect QMP and the agent channel, then start the hint loop. */
 	private async start(): Promise<void> {
-		const exited = new Promise<never>((_, reject) => this.child.once('exit', () => reject(new PvrunError('QEMU exited'))));
+		// QEMU exiting stops the connection attempts (they retry until QEMU listens).
+		const gone = new AbortController();
+		const exited = new Promise<never>((_, reject) =>
+			this.child.once('exit', () => {
+				gone.abort('QEMU exited');
+				reject(new PvrunError('QEMU exited'));
+			}),
+		);
 		exited.catch(() => {});
-		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000}), exited]);
+		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000, signal: gone.signal}), exited]);
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
@@ -167,7 +174,7 @@ class HintSession {
 		this.engine.start();
 		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, undefined);
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
-		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000), exited]);
+		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
 		this.agent.on('kick', () => this.engine?.kick());
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
