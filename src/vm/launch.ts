@@ -139,6 +139,8 @@ class HintSession {
 	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
 	private portOpen = false;
 	private handshaking = false;
+	private vcpuKey = '';
+	private refresher: NodeJS.Timeout | undefined;
 	private readonly reader: RingReader;
 
 	constructor(
@@ -173,7 +175,11 @@ class HintSession {
 		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log);
 		this.engine.start();
 		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, undefined);
+		this.vcpuKey = threads.map((t) => `${t.index}:${t.threadId}`).join(',');
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
+		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
+		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
+		this.refresher.unref();
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
 		this.agent.on('kick', () => this.engine?.kick());
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
@@ -197,11 +203,24 @@ class HintSession {
 			}
 		} else if (name === 'RESET') {
 			this.engine?.reset('guest reset');
-		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'CPU_ADDED') {
-			void this.qmp?.vcpuThreads().then((threads) => {
-				pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
-				this.engine?.setVcpuCount(threads.length);
-			});
+		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'ACPI_DEVICE_OST') {
+			void this.refreshVcpus(pinner);
+		}
+	}
+
+	/** Re-read the vCPU threads from QMP; on a change (hot-plug), re-apply everything. */
+	private async refreshVcpus(pinner: Pinner): Promise<void> {
+		try {
+			const threads = await this.qmp?.vcpuThreads();
+			if (!threads || this.closed) return;
+			const key = threads.map((t) => `${t.index}:${t.threadId}`).join(',');
+			if (key === this.vcpuKey) return;
+			this.vcpuKey = key;
+			pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
+			this.engine?.setVcpuCount(threads.length);
+			this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, `vCPUs now ${threads.length}`);
+		} catch (error) {
+			if (!this.closed) this.log.write('warning', {message: `cannot refresh the vCPU threads: ${firstLine(error)}`});
 		}
 	}
 
@@ -264,6 +283,7 @@ class HintSession {
 	close(): void {
 		if (this.closed) return;
 		this.closed = true;
+		clearInterval(this.refresher);
 		this.engine?.stop();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
