@@ -10,6 +10,7 @@ import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
+import {readEventLog} from '../vm/event-log.js';
 
 export interface Percentiles {
 	n: number;
@@ -112,13 +113,11 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 		const timeouts = Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? 'NaN');
 		await guest.waitFor('command exited', 30_000);
 		await guest.exited;
-		const events = fs
-			.readFileSync(logFile, 'utf8')
-			.trim()
-			.split('\n')
-			.map((l) => JSON.parse(l) as {event: string; hostUs?: number; relayUs?: number});
-		const applied = events.filter((e) => e.event === 'applied' && typeof e.hostUs === 'number').map((e) => e.hostUs ?? 0);
-		const relayed = events.filter((e) => e.event === 'hint' && typeof e.relayUs === 'number' && e.relayUs >= 0).map((e) => e.relayUs ?? 0);
+		const events = readEventLog(logFile);
+		const numbers = (event: string, field: string) =>
+			events.filter((e) => e.event === event).map((e) => e[field]).filter((v): v is number => typeof v === 'number' && v >= 0);
+		const applied = numbers('applied', 'hostUs');
+		const relayed = numbers('hint', 'relayUs');
 		// Each hint round changes the placement twice (pin, then release).
 		const hostUs = applied.slice(2 * warmup);
 		const relayUs = relayed.slice(2 * warmup);

@@ -9,12 +9,8 @@ import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
 import {formatCpuList, threadCpusAllowed} from '../host/cpus.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
+import {readEventLog} from '../vm/event-log.js';
 import {createProgress} from '../util/progress.js';
-
-interface LogEvent {
-	event: string;
-	[key: string]: unknown;
-}
 
 export async function runDemo(): Promise<void> {
 	const progress = createProgress('pvrun demo');
@@ -27,7 +23,7 @@ export async function runDemo(): Promise<void> {
 		const started = performance.now();
 		await guest.waitFor(readyLine, 60_000);
 		progress.info(`guest booted through pvrun in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-		const events = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEvent) : []);
+		const events = () => readEventLog(logFile);
 		const start = events().find((e) => e.event === 'start');
 		const vcpus = events().find((e) => e.event === 'vcpus');
 		if (!start || !vcpus) throw new PvrunError('pvrun did not log its start: see the lines above');

@@ -4,6 +4,22 @@ import fs from 'node:fs';
 
 export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number>>;
 
+/** One decoded line of an event log. */
+export interface LoggedEvent {
+	event: string;
+	[field: string]: unknown;
+}
+
+/** Every event in a log file written by --pv-log (none if the file does not exist yet). */
+export function readEventLog(file: string): LoggedEvent[] {
+	if (!fs.existsSync(file)) return [];
+	return fs
+		.readFileSync(file, 'utf8')
+		.split('\n')
+		.filter(Boolean)
+		.map((line) => JSON.parse(line) as LoggedEvent);
+}
+
 export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly started = performance.now();

@@ -3,6 +3,7 @@
 // headers are skipped and counted, and every reply decoder refuses short or
 // implausible payloads from the (untrusted) guest.
 import t from 'tap';
+import {fuzzSeed, xorshift32} from '../helpers/fuzz.js';
 import {
 	FrameParser,
 	FrameType,
@@ -259,25 +260,11 @@ t.test('fixedString bounds and sanitises', async (t) => {
 	}
 });
 
-// xorshift32: tiny, seeded, reproducible.
-function xorshift32(seed: number): () => number {
-	let x = seed >>> 0 || 1;
-	return () => {
-		x ^= x << 13;
-		x >>>= 0;
-		x ^= x >>> 17;
-		x ^= x << 5;
-		x >>>= 0;
-		return x;
-	};
-}
-
-const seedFromEnv = Number(process.env.PVRUN_TEST_SEED);
-const fuzzSeed = Number.isInteger(seedFromEnv) && seedFromEnv > 0 ? seedFromEnv >>> 0 : 0xc0ffee42;
+const seed = fuzzSeed(0xc0ffee42);
 
 t.test('random streams never break the parser', async (t) => {
-	t.comment(`seed ${fuzzSeed} (0x${fuzzSeed.toString(16)}); rerun with PVRUN_TEST_SEED=${fuzzSeed}`);
-	const next = xorshift32(fuzzSeed);
+	t.comment(`seed ${seed} (0x${seed.toString(16)}); rerun with PVRUN_TEST_SEED=${seed}`);
+	const next = xorshift32(seed);
 	const below = (n: number): number => next() % n;
 	const chance = (p: number): boolean => next() / 2 ** 32 < p;
 	const bytes = (n: number): Buffer => {
@@ -335,7 +322,7 @@ t.test('random streams never break the parser', async (t) => {
 });
 
 t.test('random streams: a frame split anywhere parses the same', async (t) => {
-	const next = xorshift32(fuzzSeed ^ 0x9e3779b9);
+	const next = xorshift32(seed ^ 0x9e3779b9);
 	for (let iter = 0; iter < 50; iter++) {
 		const sent: Frame[] = Array.from({length: 1 + (next() % 6)}, () => ({
 			type: next() & 0xffff,

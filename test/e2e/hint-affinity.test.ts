@@ -9,14 +9,9 @@ import t from 'tap';
 import {bootGuest, pvrunCommand} from '../../src/guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
+import {readEventLog} from '../../src/vm/event-log.js';
 
-interface LogEvent {
-	event: string;
-	[key: string]: unknown;
-}
 
-const readLog = (file: string): LogEvent[] =>
-	fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEvent) : [];
 
 /** Poll `check` every 20 ms until it returns true or `ms` pass; resolves to the elapsed ms or -1. */
 async function within(ms: number, check: () => boolean): Promise<number> {
@@ -45,7 +40,7 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	});
 
 	await guest.waitFor('pin-busy: pinned', 60_000);
-	const events = readLog(logFile);
+	const events = readEventLog(logFile);
 	const start = events.find((e) => e.event === 'start');
 	const vcpus = events.find((e) => e.event === 'vcpus');
 	t.ok(start && vcpus, 'pvrun logged its start and the vCPU threads');
@@ -61,7 +56,7 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	});
 	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`);
 	t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
-	t.ok(readLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
+	t.ok(readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
 
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
@@ -75,6 +70,6 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	t.same(leftovers, [], 'no shared-memory file left behind');
 	const runDirs = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
 	t.same(runDirs, [], 'no socket directory left behind');
-	const exit = readLog(logFile).find((e) => e.event === 'exit');
+	const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 	t.ok(exit, 'pvrun logged its exit');
 });

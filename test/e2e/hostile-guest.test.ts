@@ -10,14 +10,9 @@ import t, {type Test} from 'tap';
 import {bootGuest, pvrunCommand} from '../../src/guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
+import {readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 
-interface LogEvent {
-	event: string;
-	[key: string]: unknown;
-}
 
-const readLog = (file: string): LogEvent[] =>
-	fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEvent) : [];
 
 /** Boot a guest through pvrun that attacks the channel, then pins a busy process to vCPU 1. */
 async function attackRun(t: Test, pvArgs: string[], allowed: number[]) {
@@ -36,10 +31,10 @@ async function attackRun(t: Test, pvArgs: string[], allowed: number[]) {
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	await guest.waitFor('pvrun-guest: ready', 60_000);
-	let start: LogEvent | undefined;
-	let vcpus: LogEvent | undefined;
+	let start: LoggedEvent | undefined;
+	let vcpus: LoggedEvent | undefined;
 	for (let i = 0; i < 100 && !(start && vcpus); i++) {
-		const events = readLog(logFile);
+		const events = readEventLog(logFile);
 		start = events.find((e) => e.event === 'start');
 		vcpus = events.find((e) => e.event === 'vcpus');
 		if (!(start && vcpus)) await new Promise((r) => setTimeout(r, 100));
@@ -84,7 +79,7 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	t.ok(ok, 'after the attack an honest taskset still gets vCPU 1 a CPU of its own within 2 s');
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0, 'the VM ran to its end');
-	const counters = readLog(logFile).filter((e) => e.event === 'counters').at(-1) ?? {event: 'none'};
+	const counters = readEventLog(logFile).filter((e) => e.event === 'counters').at(-1) ?? {event: 'none'};
 	t.comment(`counters: ${JSON.stringify(counters)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])
 		t.ok(Number(counters[name]) > 0, `${name} counted in the event log`);
@@ -96,5 +91,5 @@ t.test('with --pv-cpus, nothing ever runs outside the operator\'s CPUs', async (
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0);
-	t.ok(readLog(logFile).some((e) => e.event === 'deny' && (e['vcpus'] as number[]).includes(1)), 'the request for vCPU 1 was denied and logged (one CPU cannot be given away)');
+	t.ok(readEventLog(logFile).some((e) => e.event === 'deny' && (e['vcpus'] as number[]).includes(1)), 'the request for vCPU 1 was denied and logged (one CPU cannot be given away)');
 });

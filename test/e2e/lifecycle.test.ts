@@ -8,6 +8,7 @@ import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {bootGuest, pvrunCommand, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
+import {readEventLog} from '../../src/vm/event-log.js';
 
 /** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
 const leftovers = (pid: number) => [
@@ -48,8 +49,7 @@ async function bootSleeping(t: Test) {
 	await guest.waitFor(readyLine, 60_000);
 	let qemuPid = 0;
 	for (let i = 0; i < 100 && !qemuPid; i++) {
-		const start = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('"event":"start"')) : undefined;
-		qemuPid = start ? Number((JSON.parse(start) as {qemuPid: number}).qemuPid) : 0;
+		qemuPid = Number(readEventLog(logFile).find((e) => e.event === 'start')?.['qemuPid'] ?? 0);
 		if (!qemuPid) await new Promise((r) => setTimeout(r, 50));
 	}
 	t.ok(qemuPid > 0 && alive(qemuPid), 'QEMU runs');
