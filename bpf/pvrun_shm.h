@@ -60,7 +60,7 @@ struct pvshm_header {
 	__u64 ring_tail;      /* 128: sequence of the next record the host will read */
 	__u32 kick_wanted;    /* 136: 1 = host sleeps, guest should send a KICK frame */
 	__u32 _run_pad;       /* 140 */
-	__u64 host_heartbeat; /* 144: host CLOCK_MONOTONIC ns of its last drain */
+	__u64 host_heartbeat; /* 144: host CLOCK_MONOTONIC ns, refreshed every 250 ms while pvrun runs */
 };                            /* 152 bytes used of PVSHM_HEADER_SIZE */
 
 struct pvshm_vcpu_slot {
@@ -74,7 +74,7 @@ struct pvshm_vcpu_slot {
 	__u32 hint_tid;       /*  80: guest thread whose hint caused the state, 0 = none */
 	__u32 flags;          /*  84: reserved (vcpu_preempted, pcpu_overloaded in v2) */
 	__u64 applied_ns;     /*  88: host CLOCK_MONOTONIC when applied */
-	__u64 record_seq;     /*  96: ring sequence of the record that caused it */
+	__u64 record_seq;     /*  96: ring sequence of the last record of the batch that caused it (0: reset) */
 	__u8 _pad[24];        /* 104 */
 };                            /* 128 bytes */
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
+import {protocolVersion} from '../agent/protocol.js';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
 import {setThreadLatency} from '../host/libc.js';
 import {Pinner} from '../pin/pinner.js';
@@ -233,6 +234,10 @@ class HintSession {
 			const hello = await agent.hello(shmSize, 5000);
 			this.agentSeen = true;
 			this.log.write('agent', {state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs}, `guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`);
+			if (hello.version !== protocolVersion) {
+				this.warn(`guest agent speaks protocol version ${hello.version}, pvrun ${protocolVersion}: no hints`);
+				return;
+			}
 			if (!hello.shmOk) return;
 			if (hello.programs > 0) return;
 			const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
