@@ -104,7 +104,7 @@ export function userChoseAccel(qemu: readonly string[]): boolean {
 	});
 }
 
-/** Whether the user named the VM (-name); pvrun then does not add its own -name. */
-export function userNamedVm(qemu: readonly string[]): boolean {
-	return qemu.some((arg) => arg === '-name' || arg === '--name');
+/** Whether the user's -name already says debug-threads=... (pvrun then leaves it alone). */
+export function userSetDebugThreads(qemu: readonly string[]): boolean {
+	return qemu.some((arg, i) => (arg === '-name' || arg === '--name') && /(^|,)debug-threads=/.test(qemu[i + 1] ?? ''));
 }

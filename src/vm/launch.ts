@@ -18,7 +18,7 @@ import {RecordType, maxVcpus, shmSize} from '../shm/layout.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
-import {userChoseAccel, userNamedVm, vcpuCount, type PvOptions} from '../cli/pv-options.js';
+import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
 
@@ -71,7 +71,8 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		plan.args.push(...accel.args);
 		plan.accelNote = accel.reason;
 	}
-	if (!userNamedVm(qemuArgs)) plan.args.push('-name', `${id},debug-threads=on`);
+	// QEMU merges repeated -name options, so this keeps the user's guest name and adds readable thread names.
+	if (!userSetDebugThreads(qemuArgs)) plan.args.push('-name', 'debug-threads=on');
 	plan.args.push(
 		...ivshmemArgs({path: plan.shmPath, size: shmSize}, id),
 		'-chardev', `socket,id=${id}-agent,path=${plan.agentSocket},server=on,wait=off`,

@@ -48,6 +48,7 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	const threads = (vcpus?.['threads'] ?? []) as number[];
 	t.equal(threads.length, 2, 'two vCPU threads');
 	const [vcpu0 = 0, vcpu1 = 0] = threads;
+	t.same(threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()), ['CPU 0/TCG', 'CPU 1/TCG'], 'vCPU threads carry readable names (debug-threads=on)');
 	const allowed = (id: number) => threadCpusAllowed(qemuPid, id);
 
 	const pinnedAfter = await within(2000, () => {
