@@ -23,6 +23,7 @@ export function readEventLog(file: string): LoggedEvent[] {
 export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly started = performance.now();
+	private closed = false;
 
 	constructor(
 		file: string | undefined,
@@ -31,8 +32,9 @@ export class EventLog {
 		this.fd = file ? fs.openSync(file, 'a') : undefined;
 	}
 
-	/** Record one event; `summary` is printed on a terminal. */
+	/** Record one event; `summary` is printed on a terminal. A no-op once closed (late async callbacks). */
 	write(event: string, fields: LogFields, summary?: string): void {
+		if (this.closed) return;
 		if (this.fd !== undefined) {
 			const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((performance.now() - this.started) * 1000) / 1000, event, ...fields});
 			fs.writeSync(this.fd, `${line}\n`);
@@ -41,6 +43,8 @@ export class EventLog {
 	}
 
 	close(): void {
+		if (this.closed) return;
+		this.closed = true;
 		if (this.fd !== undefined) fs.closeSync(this.fd);
 	}
 }

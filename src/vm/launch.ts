@@ -283,6 +283,7 @@ class HintSession {
 	}
 
 	private warn(message: string): void {
+		if (this.closed) return;
 		this.log.write('warning', {message});
 		process.stderr.write(`pvrun: ${message}\n`);
 	}
