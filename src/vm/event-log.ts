@@ -24,6 +24,7 @@ export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly started = performance.now();
 	private closed = false;
+	private failed = false;
 
 	constructor(
 		file: string | undefined,
@@ -35,9 +36,15 @@ export class EventLog {
 	/** Record one event; `summary` is printed on a terminal. A no-op once closed (late async callbacks). */
 	write(event: string, fields: LogFields, summary?: string): void {
 		if (this.closed) return;
-		if (this.fd !== undefined) {
+		if (this.fd !== undefined && !this.failed) {
 			const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((performance.now() - this.started) * 1000) / 1000, event, ...fields});
-			fs.writeSync(this.fd, `${line}\n`);
+			try {
+				fs.writeSync(this.fd, `${line}\n`);
+			} catch (error) {
+				// A full disk must not take the VM down with pvrun: stop logging, say so once.
+				this.failed = true;
+				process.stderr.write(`pvrun: event log stopped: ${(error as Error).message}\n`);
+			}
 		}
 		if (summary && this.summaries) process.stderr.write(`pvrun: ${summary}\r\n`);
 	}

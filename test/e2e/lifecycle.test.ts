@@ -72,3 +72,13 @@ t.test('SIGTERM to pvrun reaches QEMU; pvrun exits with its status and cleans up
 	t.notOk(alive(qemuPid), 'QEMU is gone');
 	t.same(leftovers(guest.pid), []);
 });
+
+t.test('an event log that cannot be written (full disk) stops logging, not the VM', async (t) => {
+	const image = await ensureImage();
+	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: '/usr/share/pvrun/pin-busy.sh,0x2,1', launcher: pvrunCommand('--pv-log', '/dev/full')});
+	t.teardown(() => guest.stop());
+	await guest.waitFor('pin-busy: done', 60_000);
+	t.equal(await guest.exited, 0, 'the VM ran to its end and pvrun exited 0');
+	t.match(guest.stderr(), /pvrun: event log stopped: .*ENOSPC/);
+	t.equal(guest.stderr().match(/event log stopped/g)?.length, 1, 'said once');
+});
