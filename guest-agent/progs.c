@@ -183,6 +183,8 @@ static int start_relays(struct prog *p, struct bpf_map *outer, char *log, size_t
 	if (!p->relays)
 		return -ENOMEM;
 	p->nr_relays = ncpu;
+	for (cpu = 0; cpu < ncpu; cpu++) /* so that a failure part-way closes only what was opened */
+		p->relays[cpu].stop_fd = p->relays[cpu].ringbuf_fd = -1;
 	for (cpu = 0; cpu < ncpu; cpu++) {
 		struct relay *r = &p->relays[cpu];
 		int err;
