@@ -21,6 +21,8 @@ export class Pinner {
 	constructor(
 		private vcpuThreads: Map<number, number>,
 		private readonly qemuPid: number,
+		/** Also move the calling (pvrun's main) thread with the floating set. */
+		private readonly includeSelf = false,
 	) {}
 
 	/** New thread ids (after hot-plug or reset): everything is applied afresh. */
@@ -52,6 +54,16 @@ export class Pinner {
 		this.othersFloating = floating;
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
 		for (const tid of this.otherThreads(new Set(this.vcpuThreads.values()))) this.pin(tid, a.floating, transient);
+		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
+		// gives away last. Off the exclusive CPUs (it must not take time from them), and on one
+		// CPU so that its caches stay warm between hints.
+		if (this.includeSelf) {
+			try {
+				setThreadAffinity(0, a.floating.slice(0, 1));
+			} catch (error) {
+				transient.push(firstLine(error));
+			}
+		}
 		return transient.filter((e) => !e.includes('ESRCH'));
 	}
 

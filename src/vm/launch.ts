@@ -175,7 +175,7 @@ class HintSession {
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
-		const pinner = new Pinner(new Map(threads.map((t) => [t.index, t.threadId])), this.child.pid ?? 0);
+		const pinner = new Pinner(new Map(threads.map((t) => [t.index, t.threadId])), this.child.pid ?? 0, true);
 		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log);
 		this.engine.start();
 		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, undefined);

@@ -58,6 +58,8 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`);
 	t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
 	t.ok(readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
+	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
+	t.notOk(threadCpusAllowed(guest.pid, guest.pid).includes(exclusiveCpu), `pvrun's own thread stays off the exclusive CPU ${exclusiveCpu}`);
 
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
