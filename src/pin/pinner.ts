@@ -53,7 +53,7 @@ export class Pinner {
 		if (floating === this.othersFloating) return [];
 		this.othersFloating = floating;
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
-		for (const tid of this.otherThreads(new Set(this.vcpuThreads.values()))) this.pin(tid, a.floating, transient);
+		for (const tid of qemuOtherThreads(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
 		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
 		// gives away last. Off the exclusive CPUs (it must not take time from them), and on one
 		// CPU so that its caches stay warm between hints.
@@ -80,16 +80,16 @@ export class Pinner {
 			return false;
 		}
 	}
+}
 
-	/** QEMU's threads that are not vCPUs (main loop, I/O, RCU...). */
-	private otherThreads(vcpuTids: Set<number>): number[] {
-		try {
-			return fs
-				.readdirSync(`/proc/${this.qemuPid}/task`)
-				.map(Number)
-				.filter((tid) => Number.isInteger(tid) && !vcpuTids.has(tid));
-		} catch {
-			return [];
-		}
+/** The threads of QEMU process `pid` that are not vCPUs (main loop, I/O, RCU...), from /proc. */
+export function qemuOtherThreads(pid: number, vcpuTids: readonly number[]): number[] {
+	try {
+		return fs
+			.readdirSync(`/proc/${pid}/task`)
+			.map(Number)
+			.filter((tid) => Number.isInteger(tid) && tid > 0 && !vcpuTids.includes(tid));
+	} catch {
+		return [];
 	}
 }

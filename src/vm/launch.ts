@@ -10,7 +10,7 @@ import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
 import {setThreadLatency} from '../host/libc.js';
-import {Pinner} from '../pin/pinner.js';
+import {Pinner, qemuOtherThreads} from '../pin/pinner.js';
 import {chooseAccel} from '../qemu/accel.js';
 import {connectQmp, type Qmp} from '../qemu/qmp.js';
 import {createShmArea, ivshmemArgs, type ShmArea} from '../shm/area.js';
@@ -260,25 +260,13 @@ class HintSession {
 	 * not wait behind busy vCPU threads. Raise them (nice -10, short slice) when allowed.
 	 */
 	private raiseChannelPriority(vcpuTids: number[]): void {
-		const tids = [0, ...this.qemuThreadsExcept(vcpuTids)];
+		const tids = [0, ...qemuOtherThreads(this.child.pid ?? 0, vcpuTids)];
 		for (const tid of tids) {
 			try {
 				setThreadLatency(tid, channelNice, channelSliceNs);
 			} catch (error) {
 				this.log.write('warning', {message: `cannot raise priority of thread ${tid}: ${firstLine(error)}`});
 			}
-		}
-	}
-
-	/** QEMU's threads other than `vcpuTids`. */
-	private qemuThreadsExcept(vcpuTids: number[]): number[] {
-		try {
-			return fs
-				.readdirSync(`/proc/${this.child.pid ?? 0}/task`)
-				.map(Number)
-				.filter((t) => Number.isInteger(t) && t > 0 && !vcpuTids.includes(t));
-		} catch {
-			return [];
 		}
 	}
 
