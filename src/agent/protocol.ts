@@ -38,15 +38,30 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = new 
 	return Buffer.concat([header, payload]);
 }
 
-/** Splits a byte stream into frames; bytes that do not start a valid header are skipped and counted. */
+/**
+ * Splits a byte stream into frames; bytes that do not start a valid header are
+ * skipped and counted. While a frame is incomplete, new chunks are only
+ * queued: they are joined once the frame can be complete, so a guest that
+ * drip-feeds a large frame costs linear, not quadratic, copying.
+ */
 export class FrameParser {
 	private buffer: Buffer = Buffer.alloc(0);
+	private queued: Buffer[] = [];
+	private queuedLength = 0;
+	/** Bytes that `buffer` plus the queued chunks must reach before parsing is worth it. */
+	private needed = 0;
 	/** Bytes skipped while looking for a frame header. */
 	skipped = 0;
 
 	/** Feed bytes; returns the complete frames they finish. */
 	push(chunk: Buffer): Frame[] {
-		this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+		this.queued.push(chunk);
+		this.queuedLength += chunk.length;
+		if (this.buffer.length + this.queuedLength < this.needed) return [];
+		this.buffer = this.buffer.length || this.queued.length > 1 ? Buffer.concat([this.buffer, ...this.queued]) : chunk;
+		this.queued = [];
+		this.queuedLength = 0;
+		this.needed = 0;
 		const frames: Frame[] = [];
 		let off = 0;
 		while (this.buffer.length - off >= frameHeaderSize) {
@@ -58,7 +73,10 @@ export class FrameParser {
 				this.skipped++;
 				continue;
 			}
-			if (this.buffer.length - off < frameHeaderSize + len) break;
+			if (this.buffer.length - off < frameHeaderSize + len) {
+				this.needed = frameHeaderSize + len;
+				break;
+			}
 			frames.push({
 				type: this.buffer.readUInt16LE(off + 6),
 				id: this.buffer.readUInt32LE(off + 8),
@@ -73,6 +91,9 @@ export class FrameParser {
 	/** Forget any partial frame (the connection was reset). */
 	reset(): void {
 		this.buffer = Buffer.alloc(0);
+		this.queued = [];
+		this.queuedLength = 0;
+		this.needed = 0;
 	}
 }
 

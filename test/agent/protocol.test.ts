@@ -344,3 +344,17 @@ t.test('random streams: a frame split anywhere parses the same', async (t) => {
 	}
 	t.pass('50 random streams');
 });
+
+t.test('a 4 MiB frame fed in 16-byte pieces costs linear time', async (t) => {
+	const payload = Buffer.alloc(maxPayload, 0x5a);
+	const frame = encodeFrame(FrameType.ping, 9, payload);
+	const parser = new FrameParser();
+	const started = performance.now();
+	let got: Frame[] = [];
+	for (let i = 0; i < frame.length; i += 16) got = got.concat(parser.push(frame.subarray(i, i + 16)));
+	const ms = performance.now() - started;
+	t.comment(`4 MiB frame in 16-byte chunks: ${ms.toFixed(0)} ms`);
+	t.equal(got.length, 1);
+	t.ok(got[0]?.payload.equals(payload), 'payload intact');
+	t.ok(ms < 5000, 'no quadratic copying (it took minutes before)');
+});
