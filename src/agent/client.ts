@@ -45,7 +45,6 @@ export interface AgentClientEvents {
 	kick: [];
 	log: [line: string];
 	close: [];
-	protocolError: [error: Error];
 }
 
 export class AgentClient extends EventEmitter<AgentClientEvents> {

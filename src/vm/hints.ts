@@ -4,7 +4,7 @@
 // visible → affinity applied) of every decision that changed a pin.
 import type {ShmArea} from '../shm/area.js';
 import {writeFeedback} from '../shm/feedback.js';
-import type {ShmCounters, RingReader, AffinityRecord} from '../shm/reader.js';
+import type {RingReader, AffinityRecord} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
 import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {Pinner} from '../pin/pinner.js';
@@ -19,8 +19,8 @@ export class HintEngine {
 	private readonly hints = new Map<number, Hint>();
 	private assignment: Assignment;
 	private nrVcpus: number;
-	private lastCounters = '';
-	private lastCounterSum = 0;
+	/** The counters as last logged (all start at zero and only grow). */
+	private readonly loggedCounters: Record<string, number> = {};
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
@@ -72,10 +72,6 @@ export class HintEngine {
 	setVcpuCount(nrVcpus: number): void {
 		this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
 		this.decide(performance.now(), 0);
-	}
-
-	get current(): Assignment {
-		return this.assignment;
 	}
 
 	/** Drain, then re-arm the kick and drain once more so no record waits for the timer. */
@@ -140,18 +136,16 @@ export class HintEngine {
 		}
 	}
 
-	/** Log the reader's counters when they change (cheap when they do not: this runs on every poll). */
+	/** Log the reader's counters when any changed (a field-by-field compare: this runs on every poll). */
 	private reportCounters(): void {
-		const c: ShmCounters = this.reader.counters;
-		let sum = this.hintsRefused;
-		for (const n of Object.values(c)) sum += n;
-		if (sum === this.lastCounterSum) return;
-		this.lastCounterSum = sum;
-		const key = JSON.stringify(c) + this.hintsRefused;
-		if (key === this.lastCounters) return;
-		const first = this.lastCounters === '';
-		this.lastCounters = key;
-		if (first && Object.values(c).every((n) => n === 0)) return;
-		this.log.write('counters', {...c, hintsRefused: this.hintsRefused}, Object.values(c).some((n) => n > 0) ? `shared-memory anomalies: ${Object.entries(c).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ')}` : undefined);
+		const c: Record<string, number> = {...this.reader.counters, hintsRefused: this.hintsRefused};
+		let changed = false;
+		for (const [k, n] of Object.entries(c)) {
+			if ((this.loggedCounters[k] ?? 0) !== n) changed = true;
+			this.loggedCounters[k] = n;
+		}
+		if (!changed) return;
+		const anomalies = Object.entries(this.reader.counters).filter(([, n]) => n > 0);
+		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map(([k, n]) => `${k}=${n}`).join(' ')}` : undefined);
 	}
 }
