@@ -12,7 +12,7 @@ import {ownCpus, formatCpuList} from '../host/cpus.js';
 import {setThreadLatency} from '../host/libc.js';
 import {Pinner, qemuOtherThreads} from '../pin/pinner.js';
 import {chooseAccel} from '../qemu/accel.js';
-import {connectQmp, type Qmp} from '../qemu/qmp.js';
+import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, ivshmemArgs, type ShmArea} from '../shm/area.js';
 import {RecordType, maxVcpus, shmSize} from '../shm/layout.js';
 import {RingReader} from '../shm/reader.js';
@@ -105,8 +105,7 @@ export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
 	const child = spawnQemu(options.qemu, plan.args);
 	const session = new HintSession(plan, area, child, log);
-	const code = await waitForExit(child, () => session.close());
-	return code;
+	return waitForExit(child, () => session.close());
 }
 
 /** Start QEMU with the console inherited; it dies with pvrun (parent-death signal). */
@@ -119,17 +118,18 @@ function waitForExit(child: ChildProcess, cleanup: () => void | Promise<void>): 
 	const forward = (signal: NodeJS.Signals) => child.kill(signal);
 	const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 	for (const s of signals) process.on(s, forward);
+	// Stop forwarding and clean up, then settle.
+	const finish = (settle: () => void): void => {
+		for (const s of signals) process.off(s, forward);
+		void Promise.resolve(cleanup()).finally(settle);
+	};
 	return new Promise((resolve, reject) => {
-		child.once('error', (error: NodeJS.ErrnoException) => {
-			for (const s of signals) process.off(s, forward);
-			void Promise.resolve(cleanup()).finally(() =>
+		child.once('error', (error: NodeJS.ErrnoException) =>
+			finish(() =>
 				reject(new PvrunError(error.code === 'ENOENT' ? 'setpriv or QEMU not found: run make setup' : `cannot start QEMU: ${error.message}`, {cause: error, exitCode: 127})),
-			);
-		});
-		child.once('exit', (code, signal) => {
-			for (const s of signals) process.off(s, forward);
-			void Promise.resolve(cleanup()).finally(() => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0)));
-		});
+			),
+		);
+		child.once('exit', (code, signal) => finish(() => resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0))));
 	});
 }
 
@@ -175,11 +175,10 @@ class HintSession {
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
-		const pinner = new Pinner(new Map(threads.map((t) => [t.index, t.threadId])), this.child.pid ?? 0, true);
+		const pinner = new Pinner(new Map(), this.child.pid ?? 0, true);
+		this.adoptVcpus(threads, pinner);
 		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log);
 		this.engine.start();
-		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, undefined);
-		this.vcpuKey = threads.map((t) => `${t.index}:${t.threadId}`).join(',');
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
@@ -212,17 +211,21 @@ class HintSession {
 		}
 	}
 
+	/** Make `threads` the VM's vCPU threads (pinner, engine, log), unless they are the ones already known. */
+	private adoptVcpus(threads: VcpuThread[], pinner: Pinner, summary?: string): void {
+		const key = threads.map((t) => `${t.index}:${t.threadId}`).join(',');
+		if (key === this.vcpuKey) return;
+		this.vcpuKey = key;
+		pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
+		this.engine?.setVcpuCount(threads.length);
+		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, summary);
+	}
+
 	/** Re-read the vCPU threads from QMP; on a change (hot-plug), re-apply everything. */
 	private async refreshVcpus(pinner: Pinner): Promise<void> {
 		try {
 			const threads = await this.qmp?.vcpuThreads();
-			if (!threads || this.closed) return;
-			const key = threads.map((t) => `${t.index}:${t.threadId}`).join(',');
-			if (key === this.vcpuKey) return;
-			this.vcpuKey = key;
-			pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
-			this.engine?.setVcpuCount(threads.length);
-			this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, `vCPUs now ${threads.length}`);
+			if (threads && !this.closed) this.adoptVcpus(threads, pinner, `vCPUs now ${threads.length}`);
 		} catch (error) {
 			if (!this.closed) this.log.write('warning', {message: `cannot refresh the vCPU threads: ${firstLine(error)}`});
 		}
