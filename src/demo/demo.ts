@@ -9,7 +9,7 @@ import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
 import {formatCpuList, threadCpusAllowed} from '../host/cpus.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
-import {readEventLog} from '../vm/event-log.js';
+import {loggedVm, readEventLog} from '../vm/event-log.js';
 import {createProgress} from '../util/progress.js';
 
 export async function runDemo(): Promise<void> {
@@ -24,11 +24,9 @@ export async function runDemo(): Promise<void> {
 		await guest.waitFor(readyLine, 60_000);
 		progress.info(`guest booted through pvrun in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 		const events = () => readEventLog(logFile);
-		const start = events().find((e) => e.event === 'start');
-		const vcpus = events().find((e) => e.event === 'vcpus');
-		if (!start || !vcpus) throw new PvrunError('pvrun did not log its start: see the lines above');
-		const qemuPid = Number(start['qemuPid']);
-		const threads = vcpus['threads'] as number[];
+		const vm = loggedVm(events());
+		if (!vm) throw new PvrunError('pvrun did not log its start: see the lines above');
+		const {qemuPid, threads} = vm;
 		const snapshot = () => threads.map((tid) => formatCpuList(threadCpusAllowed(qemuPid, tid)));
 
 		const before = snapshot();

@@ -20,6 +20,14 @@ export function readEventLog(file: string): LoggedEvent[] {
 		.map((line) => JSON.parse(line) as LoggedEvent);
 }
 
+/** The QEMU pid and vCPU threads (index order) pvrun logged, once it has logged both. */
+export function loggedVm(events: LoggedEvent[]): {qemuPid: number; threads: number[]} | undefined {
+	const start = events.find((e) => e.event === 'start');
+	const vcpus = events.filter((e) => e.event === 'vcpus').at(-1);
+	if (!start || !vcpus) return undefined;
+	return {qemuPid: Number(start['qemuPid']), threads: (vcpus['threads'] ?? []) as number[]};
+}
+
 export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly started = performance.now();

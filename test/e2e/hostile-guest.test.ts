@@ -4,43 +4,16 @@
 // never let a vCPU thread run outside the allowed CPUs, report every kind of
 // anomaly as counters in the event log, and serve honest hints afterwards.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import t, {type Test} from 'tap';
-import {bootGuest, pvrunCommand} from '../../src/guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {ensureImage} from '../../src/image/build.js';
-import {readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
-
-
+import {readEventLog} from '../../src/vm/event-log.js';
+import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/pvrun-vm.js';
 
 /** Boot a guest through pvrun that attacks the channel, then pins a busy process to vCPU 1. */
 async function attackRun(t: Test, pvArgs: string[], allowed: number[]) {
-	const image = await ensureImage();
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-hostile-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const guest = bootGuest({
-		kernel: image.kernel,
-		initrd: image.initrd,
-		cpus: 2,
-		run: 'sleep,1;pvhint,attack;/usr/share/pvrun/pin-busy.sh,0x2,3',
-		launcher: pvrunCommand('--pv-log', logFile, ...pvArgs),
-	});
-	t.teardown(async () => {
-		await guest.stop();
-		fs.rmSync(dir, {recursive: true, force: true});
-	});
+	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,1;pvhint,attack;/usr/share/pvrun/pin-busy.sh,0x2,3', pvArgs});
 	await guest.waitFor('pvrun-guest: ready', 60_000);
-	let start: LoggedEvent | undefined;
-	let vcpus: LoggedEvent | undefined;
-	for (let i = 0; i < 100 && !(start && vcpus); i++) {
-		const events = readEventLog(logFile);
-		start = events.find((e) => e.event === 'start');
-		vcpus = events.find((e) => e.event === 'vcpus');
-		if (!(start && vcpus)) await new Promise((r) => setTimeout(r, 100));
-	}
-	const qemuPid = Number(start?.['qemuPid']);
-	const threads = (vcpus?.['threads'] ?? []) as number[];
+	const {qemuPid, threads} = await vmFromLog(logFile);
 	t.equal(threads.length, 2, 'two vCPU threads');
 
 	// Sample every vCPU thread's CPUs all through the attack.
@@ -69,13 +42,7 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	const allowed = ownCpus();
 	const {guest, logFile, qemuPid, threads} = await attackRun(t, [], allowed);
 	await guest.waitFor('pin-busy: pinned', 30_000);
-	const [vcpu0 = 0, vcpu1 = 0] = threads;
-	let ok = false;
-	for (let i = 0; i < 100 && !ok; i++) {
-		const mine = threadCpusAllowed(qemuPid, vcpu1);
-		ok = mine.length === 1 && !threadCpusAllowed(qemuPid, vcpu0).includes(mine[0] ?? -1);
-		if (!ok) await new Promise((r) => setTimeout(r, 20));
-	}
+	const ok = (await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1))) >= 0;
 	t.ok(ok, 'after the attack an honest taskset still gets vCPU 1 a CPU of its own within 2 s');
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0, 'the VM ran to its end');

@@ -5,27 +5,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {bootGuest, pvrunCommand, readyLine} from '../../src/guest/boot.js';
-import {ensureImage} from '../../src/image/build.js';
+import {readyLine} from '../../src/guest/boot.js';
 import {connectQmp} from '../../src/qemu/qmp.js';
 import {readEventLog} from '../../src/vm/event-log.js';
+import {bootThroughPvrun} from '../helpers/pvrun-vm.js';
 
 t.test('a hot-plugged vCPU joins pvrun\'s vCPU threads', async (t) => {
-	const image = await ensureImage();
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-hotplug-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const userQmp = path.join(dir, 'user-qmp.sock');
-	const guest = bootGuest({
-		kernel: image.kernel,
-		initrd: image.initrd,
+	const userQmp = path.join(os.tmpdir(), `pvrun-test-qmp-${process.pid}.sock`);
+	t.teardown(() => fs.rmSync(userQmp, {force: true}));
+	const {guest, logFile} = await bootThroughPvrun(t, {
 		cpus: 1,
 		run: 'sleep,600',
 		qemuArgs: ['-smp', '1,maxcpus=2', '-qmp', `unix:${userQmp},server=on,wait=off`],
-		launcher: pvrunCommand('--pv-log', logFile),
-	});
-	t.teardown(async () => {
-		await guest.stop();
-		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	await guest.waitFor(readyLine, 60_000);
 	const qmp = await connectQmp(userQmp, {timeoutMs: 10_000});

@@ -3,12 +3,11 @@
 // with QEMU's status and leaves no QEMU, /dev/shm file or socket directory.
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {bootGuest, pvrunCommand, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
-import {readEventLog} from '../../src/vm/event-log.js';
+import {bootThroughPvrun, vmFromLog} from '../helpers/pvrun-vm.js';
 
 /** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
 const leftovers = (pid: number) => [
@@ -38,20 +37,9 @@ t.test('QEMU refusing its arguments: its status, one line from QEMU, nothing lef
 
 /** Boot the default guest through pvrun, sleeping; resolve once the agent program is loaded. */
 async function bootSleeping(t: Test) {
-	const image = await ensureImage();
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-life-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', launcher: pvrunCommand('--pv-log', logFile)});
-	t.teardown(async () => {
-		await guest.stop();
-		fs.rmSync(dir, {recursive: true, force: true});
-	});
+	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,600'});
 	await guest.waitFor(readyLine, 60_000);
-	let qemuPid = 0;
-	for (let i = 0; i < 100 && !qemuPid; i++) {
-		qemuPid = Number(readEventLog(logFile).find((e) => e.event === 'start')?.['qemuPid'] ?? 0);
-		if (!qemuPid) await new Promise((r) => setTimeout(r, 50));
-	}
+	const {qemuPid} = await vmFromLog(logFile);
 	t.ok(qemuPid > 0 && alive(qemuPid), 'QEMU runs');
 	t.ok(leftovers(guest.pid).length >= 2, 'while it runs, pvrun has its shared memory and run directory');
 	return {guest, qemuPid};
