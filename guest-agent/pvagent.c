@@ -4,7 +4,6 @@
 // protocol, docs/agent-protocol.md), loads the BPF programs the host sends and
 // relays their ring-buffer records into the shared ring, kicking the host when
 // it sleeps. It outlives the host side going away and coming back.
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,6 +24,7 @@
 #include "progs.h"
 #include "proto.h"
 #include "shm.h"
+#include "sysfs.h"
 
 #ifndef PVAGENT_VERSION
 #define PVAGENT_VERSION "0.0.0"
@@ -60,63 +60,39 @@ static void logf_(const char *fmt, ...)
 	}
 }
 
+/* sysfs_find() match: a virtio port whose name is PORT_NAME. */
+static int is_agent_port(const char *dir, const char *entry, void *ctx)
+{
+	char name[128];
+
+	(void)ctx;
+	return sysfs_read(dir, entry, "name", name, sizeof(name)) == 0 && strcmp(name, PORT_NAME) == 0;
+}
+
 /* The /dev node of the virtio-serial port named PORT_NAME. */
 static int find_port(char *out, size_t len)
 {
-	DIR *d = opendir("/sys/class/virtio-ports");
-	struct dirent *e;
-	int found = -ENODEV;
+	char entry[256];
+	int err = sysfs_find("/sys/class/virtio-ports", is_agent_port, NULL, entry, sizeof(entry));
 
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		char path[512], name[128] = "";
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(name, sizeof(name), f))
-			name[strcspn(name, "\n")] = '\0';
-		fclose(f);
-		if (strcmp(name, PORT_NAME) == 0) {
-			snprintf(out, len, "/dev/%s", e->d_name);
-			found = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return found;
+	if (!err)
+		snprintf(out, len, "/dev/%s", entry);
+	return err;
 }
 
-/* Whether any virtio console device (virtio id 3) exists. */
+/* sysfs_find() match: a virtio console device (virtio device id 3). */
+static int is_virtio_console(const char *dir, const char *entry, void *ctx)
+{
+	unsigned id;
+
+	(void)ctx;
+	return sysfs_read_hex(dir, entry, "device", &id) == 0 && id == 3;
+}
+
+/* Whether any virtio console device exists. */
 static int has_virtio_console(void)
 {
-	DIR *d = opendir("/sys/bus/virtio/devices");
-	struct dirent *e;
-	int found = 0;
-
-	if (!d)
-		return 0;
-	while (!found && (e = readdir(d))) {
-		char path[512];
-		unsigned id = 0;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device", e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		found = fscanf(f, "%x", &id) == 1 && id == 3;
-		fclose(f);
-	}
-	closedir(d);
-	return found;
+	return sysfs_find("/sys/bus/virtio/devices", is_virtio_console, NULL, NULL, 0) == 0;
 }
 
 /* Write all of buf, waiting briefly when the port is full; false if the host is gone. */
@@ -368,6 +344,14 @@ int main(int argc, char **argv)
 		if (sched_setscheduler(0, SCHED_FIFO, &sp))
 			logf_("running without real-time priority: %s", strerror(errno));
 	}
+	/* No channel, no agent (under plain QEMU, say so once). Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
+	for (int tries = 0; find_port(port_path, sizeof(port_path)); tries++) {
+		if (!has_virtio_console() || tries == 50) {
+			logf_("no virtio-serial port named %s: running without hints (is this VM started by pvrun?)", PORT_NAME);
+			return 1;
+		}
+		usleep(100 * 1000);
+	}
 	if (pvshm_open(&shm, why, sizeof(why)) == 0) {
 		uint64_t epoch = 0;
 
@@ -379,14 +363,6 @@ int main(int argc, char **argv)
 		logf_("%s; waiting for the host", why);
 	}
 	progs_init(&shm, &counters, maybe_kick);
-	/* Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
-	for (int tries = 0; find_port(port_path, sizeof(port_path)); tries++) {
-		if (!has_virtio_console() || tries == 50) {
-			logf_("no virtio-serial port named %s: running without hints (is this VM started by pvrun?)", PORT_NAME);
-			return 1;
-		}
-		usleep(100 * 1000);
-	}
 	port_fd = open(port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (port_fd < 0) {
 		logf_("open %s: %s", port_path, strerror(errno));

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 // Guest side of the shared-memory area (docs/shm-layout.md).
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "shm.h"
+#include "sysfs.h"
 
 #define IVSHMEM_VENDOR 0x1af4
 #define IVSHMEM_DEVICE 0x1110
@@ -24,46 +24,20 @@ uint64_t pvshm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Read a sysfs file holding one hex number. */
-static int read_hex(const char *dir, const char *name, unsigned *out)
+/* sysfs_find() match: the IVSHMEM PCI device. */
+static int is_ivshmem(const char *dir, const char *entry, void *ctx)
 {
-	char path[512];
-	FILE *f;
-	int ok;
+	unsigned vendor, device;
 
-	snprintf(path, sizeof(path), "%s/%s/%s", PCI_DEVICES, dir, name);
-	f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	ok = fscanf(f, "%x", out) == 1;
-	fclose(f);
-	return ok ? 0 : -EINVAL;
+	(void)ctx;
+	return sysfs_read_hex(dir, entry, "vendor", &vendor) == 0 && sysfs_read_hex(dir, entry, "device", &device) == 0 &&
+	       vendor == IVSHMEM_VENDOR && device == IVSHMEM_DEVICE;
 }
 
 /* Find the first IVSHMEM device; its sysfs name goes into `out`. */
 static int find_ivshmem(char *out, size_t out_len)
 {
-	DIR *d = opendir(PCI_DEVICES);
-	struct dirent *e;
-	int found = -ENODEV;
-
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		unsigned vendor, device;
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (read_hex(e->d_name, "vendor", &vendor) || read_hex(e->d_name, "device", &device))
-			continue;
-		if (vendor == IVSHMEM_VENDOR && device == IVSHMEM_DEVICE) {
-			snprintf(out, out_len, "%s", e->d_name);
-			found = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return found;
+	return sysfs_find(PCI_DEVICES, is_ivshmem, NULL, out, out_len);
 }
 
 int pvshm_open(struct pvshm *shm, char *why, size_t why_len)
