@@ -129,7 +129,42 @@ export function setThreadNice(tid: number, nice: number): void {
 // sched_setattr(2): x86-64 syscall number and struct sched_attr (SCHED_ATTR_SIZE_VER1).
 const SYS_sched_setattr = 314;
 const SCHED_ATTR_SIZE = 56;
-const schedAttr = Buffer.alloc(SCHED_ATTR_SIZE);
+const SCHED_OTHER = 0;
+const SCHED_FIFO = 1;
+
+/** A scheduling class for a thread: normal (nice, EEVDF slice) or SCHED_FIFO. */
+export type Scheduling = {policy: 'other'; nice: number; sliceNs: number} | {policy: 'fifo'; priority: number};
+
+/**
+ * A scheduling setting checked and encoded once, for hot paths: `apply(tid)`
+ * is one syscall with no allocation and returns 0 or the errno's name.
+ */
+export interface PreparedScheduling {
+	apply(tid: number): 0 | string;
+}
+
+/** Check and encode `s` as a struct sched_attr, ready to apply to any thread. */
+export function prepareScheduling(s: Scheduling): PreparedScheduling {
+	const attr = Buffer.alloc(SCHED_ATTR_SIZE);
+	attr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
+	if (s.policy === 'other') {
+		if (!Number.isInteger(s.nice) || s.nice < -20 || s.nice > 19) throw new PvrunError(`invalid nice value ${s.nice}: use an integer from -20 to 19`);
+		if (!Number.isInteger(s.sliceNs) || s.sliceNs < 0 || s.sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${s.sliceNs} ns: use 0..100 ms`);
+		attr.writeUInt32LE(SCHED_OTHER, 4); // sched_policy
+		attr.writeInt32LE(s.nice, 16); // sched_nice
+		attr.writeBigUInt64LE(BigInt(s.sliceNs), 24); // sched_runtime: the slice for fair tasks
+	} else {
+		if (!Number.isInteger(s.priority) || s.priority < 1 || s.priority > 99) throw new PvrunError(`invalid real-time priority ${s.priority}: use an integer from 1 to 99`);
+		attr.writeUInt32LE(SCHED_FIFO, 4); // sched_policy
+		attr.writeUInt32LE(s.priority, 20); // sched_priority
+	}
+	return {
+		apply(tid: number): 0 | string {
+			checkTid(tid);
+			return libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', attr, 'unsigned int', 0) === 0 ? 0 : errnoName(koffi.errno());
+		},
+	};
+}
 
 /**
  * Makes thread `tid` (0 = the calling thread) a latency-sensitive normal
@@ -139,17 +174,21 @@ const schedAttr = Buffer.alloc(SCHED_ATTR_SIZE);
  * is set by `nice` alone. Older kernels ignore the slice.
  */
 export function setThreadLatency(tid: number, nice: number, sliceNs: number): void {
+	setThreadScheduling(tid, {policy: 'other', nice, sliceNs});
+}
+
+/** Sets the scheduling class of thread `tid` (0 = the calling thread). */
+export function setThreadScheduling(tid: number, s: Scheduling): void {
 	checkTid(tid);
-	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
-	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
-	schedAttr.fill(0);
-	schedAttr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
-	schedAttr.writeUInt32LE(0, 4); // sched_policy: SCHED_OTHER
-	schedAttr.writeInt32LE(nice, 16); // sched_nice
-	schedAttr.writeBigUInt64LE(BigInt(sliceNs), 24); // sched_runtime: the slice for fair tasks
-	if (libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', schedAttr, 'unsigned int', 0) !== 0) {
+	if (prepareScheduling(s).apply(tid) !== 0) {
 		throw syscallError('sched_setattr', `cannot set the scheduling of thread ${tid}`, niceHint);
 	}
+}
+
+/** The scheduling policy of thread `tid` of process `pid` as the kernel reports it (field 41 of stat): 0 normal, 1 FIFO, 2 RR... */
+export function threadPolicy(pid: number, tid: number): number {
+	const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
 }
 
 /** The nice value (-20..19) of thread `tid` (0 = the calling thread). */
@@ -256,7 +295,7 @@ function pinHint(code: string): string {
 
 // What to do when a thread's nice value could not be set.
 function niceHint(code: string): string {
-	if (code === 'EACCES' || code === 'EPERM') return 'lowering a nice value needs root (CAP_SYS_NICE)';
+	if (code === 'EACCES' || code === 'EPERM') return 'a lower nice value or a real-time class needs root (CAP_SYS_NICE)';
 	return threadHint(code);
 }
 

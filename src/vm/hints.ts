@@ -8,12 +8,15 @@ import type {RingReader, AffinityRecord} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
 import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {Pinner} from '../pin/pinner.js';
+import type {SectionBoost} from '../host/boost.js';
 import type {EventLog} from './event-log.js';
 
 /** Hints kept at most (a guest cannot grow host memory without bound). */
 const maxHints = 4096;
 /** Records decoded per drain before yielding to the event loop. */
 const drainBudget = 1024;
+/** Drains of at most this many records run as a real-time section (honest hints come one or two at a time). */
+const boostMaxRecords = 64;
 
 export class HintEngine {
 	private readonly hints = new Map<number, Hint>();
@@ -24,6 +27,8 @@ export class HintEngine {
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
+	/** The current decision runs boosted (see SectionBoost). */
+	private boosted = false;
 	/** Host-side latencies in µs (record drained → affinity applied), for the benchmark. */
 	readonly hostLatenciesUs: number[] = [];
 
@@ -34,6 +39,8 @@ export class HintEngine {
 		private readonly allowed: number[],
 		nrVcpus: number,
 		private readonly log: EventLog,
+		/** Makes the drain → decide → pin section non-preemptible by normal threads, when allowed. */
+		private readonly boost?: SectionBoost,
 	) {
 		this.nrVcpus = nrVcpus;
 		this.assignment = floatingOnly(allowed);
@@ -83,9 +90,16 @@ export class HintEngine {
 			}
 			// Timed section: records visible → affinity applied. Logging waits until after it.
 			const visible = performance.now();
-			const records = this.reader.drain(drainBudget);
-			const changedHints = records.filter((r) => this.onAffinity(r));
-			this.decide(visible, records.at(-1)?.seq ?? 0);
+			this.boosted = this.boost !== undefined && this.reader.pending() <= boostMaxRecords && this.boost.enter();
+			let records: AffinityRecord[];
+			let changedHints: AffinityRecord[];
+			try {
+				records = this.reader.drain(drainBudget);
+				changedHints = records.filter((r) => this.onAffinity(r));
+				this.decide(visible, records.at(-1)?.seq ?? 0);
+			} finally {
+				this.endBoost();
+			}
 			this.reader.armKick();
 			for (const r of changedHints) this.log.write('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
 		}
@@ -114,6 +128,8 @@ export class HintEngine {
 		const prev = this.assignment;
 		const result = this.pinner.apply(next);
 		const appliedAt = performance.now();
+		const boosted = this.boosted;
+		this.endBoost();
 		this.assignment = next;
 		for (let v = 0; v < this.nrVcpus; v++) {
 			const before = prev.exclusive.get(v);
@@ -132,13 +148,20 @@ export class HintEngine {
 		if (visible !== undefined && result.changed.size > 0) {
 			const us = (appliedAt - visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq});
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted});
 		}
+	}
+
+	/** Leave the real-time section, if in one. */
+	private endBoost(): void {
+		if (!this.boosted) return;
+		this.boosted = false;
+		this.boost?.leave();
 	}
 
 	/** Log the reader's counters when any changed (a field-by-field compare: this runs on every poll). */
 	private reportCounters(): void {
-		const c: Record<string, number> = {...this.reader.counters, hintsRefused: this.hintsRefused};
+		const c: Record<string, number> = {...this.reader.counters, hintsRefused: this.hintsRefused, boostOverBudget: this.boost?.overBudget ?? 0};
 		let changed = false;
 		for (const [k, n] of Object.entries(c)) {
 			if ((this.loggedCounters[k] ?? 0) !== n) changed = true;

@@ -9,7 +9,8 @@ import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
-import {setThreadLatency} from '../host/libc.js';
+import {SectionBoost} from '../host/boost.js';
+import {prepareScheduling, setThreadLatency} from '../host/libc.js';
 import {Pinner, qemuOtherThreads} from '../pin/pinner.js';
 import {chooseAccel} from '../qemu/accel.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -32,6 +33,8 @@ const channelNice = -10;
  * ~3 ms on the 2-core development machine, with 100 µs ~1.1 ms.
  */
 const channelSliceNs = 100_000;
+/** pvrun's thread during a hint decision: the lowest real-time priority (see SectionBoost). */
+const decisionPriority = 1;
 
 /** Files and ids of one pvrun VM. */
 export interface VmPlan {
@@ -174,10 +177,10 @@ class HintSession {
 		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000, signal: gone.signal}), exited]);
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
-		this.raiseChannelPriority(threads.map((t) => t.threadId));
+		const raised = this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.child.pid ?? 0, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log);
+		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised));
 		this.engine.start();
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
@@ -260,17 +263,33 @@ class HintSession {
 	/**
 	 * The hint path runs through pvrun's own thread and QEMU's main loop (which
 	 * relays the agent's KICK): both mostly sleep, but when they wake they must
-	 * not wait behind busy vCPU threads. Raise them (nice -10, short slice) when allowed.
+	 * not wait behind busy vCPU threads. Raise them (nice -10, short slice) when
+	 * allowed; true if pvrun's own thread was raised.
 	 */
-	private raiseChannelPriority(vcpuTids: number[]): void {
+	private raiseChannelPriority(vcpuTids: number[]): boolean {
 		const tids = [0, ...qemuOtherThreads(this.child.pid ?? 0, vcpuTids)];
+		let self = false;
 		for (const tid of tids) {
 			try {
 				setThreadLatency(tid, channelNice, channelSliceNs);
+				if (tid === 0) self = true;
 			} catch (error) {
 				this.log.write('warning', {message: `cannot raise priority of thread ${tid}: ${firstLine(error)}`});
 			}
 		}
+		return self;
+	}
+
+	/**
+	 * SCHED_FIFO for pvrun's own thread while it decides, and back to the class it
+	 * had (raised or not) after; if even that fails, to plain SCHED_OTHER, which
+	 * any thread may always return to.
+	 */
+	private decisionBoost(raised: boolean): SectionBoost {
+		const fifo = prepareScheduling({policy: 'fifo', priority: decisionPriority});
+		const plain = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
+		const normal = raised ? prepareScheduling({policy: 'other', nice: channelNice, sliceNs: channelSliceNs}) : plain;
+		return new SectionBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}));
 	}
 
 	private warn(message: string): void {

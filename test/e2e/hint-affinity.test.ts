@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import t from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 
@@ -27,6 +28,9 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	t.ok(readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
 	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
 	t.notOk(threadCpusAllowed(guest.pid, guest.pid).includes(exclusiveCpu), `pvrun's own thread stays off the exclusive CPU ${exclusiveCpu}`);
+	const applied = readEventLog(logFile).find((e) => e.event === 'applied');
+	if (process.getuid?.() === 0) t.equal(applied?.['boosted'], true, 'as root, the decision ran as a SCHED_FIFO section');
+	t.equal(threadPolicy(guest.pid, guest.pid), 0, "and pvrun's thread is back to SCHED_OTHER after it");
 
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);

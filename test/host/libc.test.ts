@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {formatCpuList, ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {getThreadAffinity, getThreadNice, mapSharedFile, setThreadAffinity, setThreadLatency, setThreadNice} from '../../src/host/libc.js';
+import {getThreadAffinity, getThreadNice, mapSharedFile, prepareScheduling, setThreadAffinity, setThreadLatency, setThreadNice, threadPolicy} from '../../src/host/libc.js';
 import {PvrunError} from '../../src/util/errors.js';
 
 // Above PID_MAX_LIMIT (2^22), so no thread can ever have this id.
@@ -158,4 +158,22 @@ t.test('mapping a missing or short file says what to fix', async (t) => {
 	t.throws(() => mapSharedFile(file, 8192), /truncate it to at least 8192/);
 	t.throws(() => mapSharedFile(`${file}.missing`, 4096), /ENOENT/);
 	t.throws(() => mapSharedFile(file, 0), PvrunError);
+});
+
+t.test('a prepared scheduling class moves a real thread into SCHED_FIFO and back', async (t) => {
+	const pid = sleeper(t);
+	const fifo = prepareScheduling({policy: 'fifo', priority: 1});
+	const normal = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
+	if (process.getuid?.() !== 0) {
+		t.equal(fifo.apply(pid), 'EPERM', 'refused without root, as an errno name');
+		return;
+	}
+	t.equal(fifo.apply(pid), 0);
+	t.equal(threadPolicy(pid, pid), 1, 'SCHED_FIFO in /proc');
+	t.equal(normal.apply(pid), 0);
+	t.equal(threadPolicy(pid, pid), 0, 'SCHED_OTHER again');
+	t.equal(fifo.apply(NO_SUCH_TID), 'ESRCH');
+	t.throws(() => prepareScheduling({policy: 'fifo', priority: 0}), PvrunError);
+	t.throws(() => prepareScheduling({policy: 'fifo', priority: 100}), PvrunError);
+	t.throws(() => prepareScheduling({policy: 'other', nice: -21, sliceNs: 0}), PvrunError);
 });
