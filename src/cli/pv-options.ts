@@ -1,9 +1,11 @@
-// pvrun's own options: every argument that starts with --pv- belongs to
-// pvrun, everything else goes to QEMU verbatim and in order. yargs parses only
+// pvrun's own options: an argument starting with --pv- where a QEMU option
+// could start (not the value of a QEMU option, see qemu-options.ts) belongs to
+// pvrun; everything else goes to QEMU verbatim and in order. yargs parses only
 // the extracted --pv- arguments, so it never sees (or reorders) QEMU's.
 import yargs from 'yargs';
 import {parseCpuList} from '../host/cpus.js';
 import {PvrunError} from '../util/errors.js';
+import {qemuOptions, qemuValueCount} from './qemu-options.js';
 
 export interface PvOptions {
 	cpus?: number[];
@@ -17,7 +19,11 @@ export interface PvOptions {
 const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-qemu']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 
-/** Split argv into pvrun's --pv- arguments and QEMU's arguments. */
+/**
+ * Split argv into pvrun's --pv- arguments and QEMU's arguments. An argument
+ * is pvrun's only in option position: the value of a QEMU option that takes
+ * one (`-append --pv-off`, `-name --pv-x`) is QEMU's, whatever it looks like.
+ */
 export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[]} {
 	const pv: string[] = [];
 	const qemu: string[] = [];
@@ -25,6 +31,8 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 		const arg = argv[i] ?? '';
 		if (!arg.startsWith('--pv-')) {
 			qemu.push(arg);
+			// The option's value (if the command line has one) goes along unexamined.
+			if (qemuValueCount(arg) === 1 && i + 1 < argv.length) qemu.push(argv[++i] ?? '');
 			continue;
 		}
 		const name = arg.split('=', 1)[0] ?? arg;
@@ -74,10 +82,9 @@ export function parsePvOptions(pv: string[]): PvOptions {
 /** The vCPU count QEMU will create from -smp (maxcpus for hot-plug), default 1. */
 export function vcpuCount(qemu: readonly string[]): number {
 	let count = 1;
-	for (let i = 0; i < qemu.length; i++) {
-		const arg = qemu[i];
-		if (arg !== '-smp' && arg !== '--smp') continue;
-		const value = qemu[i + 1] ?? '';
+	for (const option of qemuOptions(qemu)) {
+		if (option.name !== 'smp') continue;
+		const value = option.value ?? '';
 		const fields = new Map<string, number>();
 		for (const [k, part] of value.split(',').entries()) {
 			const [key, v] = part.includes('=') ? part.split('=', 2) : [k === 0 ? 'cpus' : part, ''];
@@ -97,14 +104,14 @@ export function vcpuCount(qemu: readonly string[]): number {
 
 /** Whether the user chose an accelerator themselves (pvrun then adds none). */
 export function userChoseAccel(qemu: readonly string[]): boolean {
-	return qemu.some((arg, i) => {
-		if (arg === '-enable-kvm' || arg === '--enable-kvm' || arg === '-accel' || arg === '--accel') return true;
-		if (arg === '-machine' || arg === '-M' || arg === '--machine') return /(^|,)accel=/.test(qemu[i + 1] ?? '');
+	return qemuOptions(qemu).some(({name, value}) => {
+		if (name === 'enable-kvm' || name === 'accel') return true;
+		if (name === 'machine' || name === 'M') return /(^|,)accel=/.test(value ?? '');
 		return false;
 	});
 }
 
 /** Whether the user's -name already says debug-threads=... (pvrun then leaves it alone). */
 export function userSetDebugThreads(qemu: readonly string[]): boolean {
-	return qemu.some((arg, i) => (arg === '-name' || arg === '--name') && /(^|,)debug-threads=/.test(qemu[i + 1] ?? ''));
+	return qemuOptions(qemu).some(({name, value}) => name === 'name' && /(^|,)debug-threads=/.test(value ?? ''));
 }

@@ -13,6 +13,33 @@ t.test('--pv- arguments are pvrun\'s; everything else goes to QEMU verbatim, in 
 	t.equal(options.off, true);
 });
 
+t.test('--pv- is pvrun\'s only where a QEMU option could start, never inside a QEMU option\'s value', async (t) => {
+	// Values that look like pvrun's options belong to the QEMU option before them.
+	const values = ['-append', '--pv-off', '-name', '--pv-dry-run', '-kernel', '--pv-frobnicate', '-drive', '--pv-cpus', '--machine', '--pv-log=x'];
+	t.same(splitArgs(values), {pv: [], qemu: values});
+	// After a flag, a disk image or another option's value, --pv- starts pvrun's option.
+	t.same(splitArgs(['-nographic', '--pv-off', 'disk.img', '--pv-dry-run', '-m', '512', '--pv-cpus', '0', '-S']), {
+		pv: ['--pv-off', '--pv-dry-run', '--pv-cpus', '0'],
+		qemu: ['-nographic', 'disk.img', '-m', '512', '-S'],
+	});
+	t.same(splitArgs(['', '--pv-off', '--nographic', '--pv-log', '-odd-file-name']), {pv: ['--pv-off', '--pv-log', '-odd-file-name'], qemu: ['', '--nographic']}, 'an empty argument is a disk image to QEMU');
+	t.same(splitArgs(['-m']), {pv: [], qemu: ['-m']}, 'a QEMU option missing its value is left for QEMU to report');
+	t.same(splitArgs(['-append', 'x', '--pv-off']).pv, ['--pv-off']);
+	t.throws(() => splitArgs(['-S', '--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2}, 'unknown --pv- in option position');
+	t.throws(() => splitArgs(['-m', '512', '--pv-of']), {message: /unknown pvrun option --pv-of /, exitCode: 2});
+});
+
+t.test('what pvrun reads from QEMU\'s command line comes from options, not from their values', async (t) => {
+	t.equal(vcpuCount(['-append', '-smp', '8']), 1, '-smp as -append\'s value');
+	t.equal(vcpuCount(['-name', '-smp', '-smp', '4']), 4);
+	t.equal(vcpuCount(['--smp', '3']), 3);
+	t.notOk(userChoseAccel(['-append', '-enable-kvm']));
+	t.notOk(userChoseAccel(['-name', '-accel', 'tcg']), '"tcg" is a disk image there');
+	t.ok(userChoseAccel(['--accel', 'kvm']));
+	t.ok(userChoseAccel(['-M', 'q35,accel=kvm']));
+	t.notOk(userSetDebugThreads(['-append', '-name', 'debug-threads=on']));
+});
+
 t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.throws(() => splitArgs(['--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2});
 	t.throws(() => splitArgs(['--pv-cpus']), {message: /--pv-cpus needs a value/, exitCode: 2});
