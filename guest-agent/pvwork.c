@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/* pvwork: the guest workloads of pvrun's benchmark matrix (docs/benchmarks.md).
+ * Each run prints exactly one result line, "pvwork-result " and a JSON object,
+ * on stdout; errors are one line on stderr and exit status 2 (usage) or 1.
+ *
+ *   pvwork poll     [-c CPU] [-s SEC] [-b BURNERS]  busy-poll worker pinned to CPU,
+ *                   plus BURNERS busy unpinned threads (the VM's other work)
+ *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC]      two pinned threads bounce a token
+ *   pvwork sleeper  [-p PERIOD_US] [-s SEC]         periodic wake-ups, lateness
+ *   pvwork locks    [-t THREADS] [-s SEC]           threads contending on one mutex
+ *
+ * Pinning is the hint: a thread that pins itself to one vCPU with
+ * sched_setaffinity is what pvrun's affinity program sees. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+#define MAX_SAMPLES (1u << 20)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "pvwork: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: pvwork poll [-c CPU] [-s SEC] [-b BURNERS] | pingpong [-a CPU] [-c CPU] [-s SEC] | "
+			"sleeper [-p PERIOD_US] [-s SEC] | locks [-t THREADS] [-s SEC]\n");
+	exit(2);
+}
+
+static long arg_long(const char *s, long min, long max, const char *name)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max) {
+		fprintf(stderr, "pvwork: %s must be an integer from %ld to %ld (got \"%s\")\n", name, min, max, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n sorted values, in µs. */
+static double pct_us(const uint64_t *sorted, size_t n, double q)
+{
+	if (n == 0) return 0;
+	size_t i = (size_t)(q * (double)n);
+	if (i >= n) i = n - 1;
+	return (double)sorted[i] / 1000.0;
+}
+
+static atomic_int stop;
+
+/* ---- poll: a DPDK-style worker, pinned, counting iterations and its longest stall ---- */
+
+struct burner {
+	pthread_t thread;
+	uint64_t iterations;
+};
+
+static void *burn(void *arg)
+{
+	struct burner *b = arg;
+	uint64_t n = 0;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		for (int i = 0; i < 1000; i++) __asm__ volatile("" ::: "memory");
+		n++;
+	}
+	b->iterations = n;
+	return NULL;
+}
+
+static int run_poll(int cpu, int seconds, int burners)
+{
+	static struct burner b[MAX_THREADS];
+	pin_self(cpu);
+	for (int i = 0; i < burners; i++)
+		if ((errno = pthread_create(&b[i].thread, NULL, burn, &b[i]))) die("pthread_create");
+	/* One iteration: look at a "queue" (a volatile word), do a little work, read the clock. */
+	static volatile uint64_t queue;
+	uint64_t iterations = 0, max_gap = 0;
+	uint64_t start = now_ns(), last = start, end = start + (uint64_t)seconds * 1000000000ull;
+	for (;;) {
+		for (int i = 0; i < 200; i++) queue += (uint64_t)i;
+		uint64_t t = now_ns();
+		if (t - last > max_gap) max_gap = t - last;
+		last = t;
+		iterations++;
+		if (t >= end) break;
+	}
+	atomic_store(&stop, 1);
+	uint64_t burned = 0;
+	for (int i = 0; i < burners; i++) {
+		pthread_join(b[i].thread, NULL);
+		burned += b[i].iterations;
+	}
+	double secs = (double)(last - start) / 1e9;
+	printf("pvwork-result {\"workload\":\"poll\",\"cpu\":%d,\"seconds\":%.3f,\"iterations\":%llu,\"iterPerSec\":%.1f,"
+	       "\"maxStallUs\":%.1f,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       cpu, secs, (unsigned long long)iterations, (double)iterations / secs, (double)max_gap / 1000.0, burners,
+	       (double)burned / secs);
+	return 0;
+}
+
+/* ---- pingpong: two pinned threads hand a token back and forth through shared memory ---- */
+
+static _Alignas(64) atomic_uint token;
+static uint64_t *handoffs;
+static size_t nhandoffs;
+
+struct ponger {
+	int cpu;
+	unsigned mine; /* the token value this thread waits for */
+};
+
+static void *pong(void *arg)
+{
+	struct ponger *p = arg;
+	pin_self(p->cpu);
+	for (;;) {
+		unsigned v;
+		while ((v = atomic_load_explicit(&token, memory_order_acquire)) != p->mine)
+			if (atomic_load_explicit(&stop, memory_order_relaxed)) return NULL;
+		atomic_store_explicit(&token, p->mine ^ 1u, memory_order_release);
+	}
+}
+
+static int run_pingpong(int cpu_a, int cpu_b, int seconds)
+{
+	handoffs = calloc(MAX_SAMPLES, sizeof *handoffs);
+	if (!handoffs) die("calloc");
+	struct ponger b = {.cpu = cpu_b, .mine = 1};
+	pthread_t tb;
+	pin_self(cpu_a);
+	if ((errno = pthread_create(&tb, NULL, pong, &b))) die("pthread_create");
+	uint64_t rounds = 0, start = now_ns(), t = start, end = start + (uint64_t)seconds * 1000000000ull;
+	/* Thread A owns token value 0: pass it (1), wait for it to come back (0). One round trip per loop. */
+	while (t < end) {
+		uint64_t sent = t;
+		atomic_store_explicit(&token, 1u, memory_order_release);
+		while (atomic_load_explicit(&token, memory_order_acquire) != 0u)
+			;
+		t = now_ns();
+		if (nhandoffs < MAX_SAMPLES) handoffs[nhandoffs++] = t - sent;
+		rounds++;
+	}
+	atomic_store(&stop, 1);
+	pthread_join(tb, NULL);
+	qsort(handoffs, nhandoffs, sizeof *handoffs, cmp_u64);
+	double secs = (double)(t - start) / 1e9;
+	printf("pvwork-result {\"workload\":\"pingpong\",\"cpus\":[%d,%d],\"seconds\":%.3f,\"roundTrips\":%llu,"
+	       "\"roundTripsPerSec\":%.1f,\"p50Us\":%.2f,\"p99Us\":%.2f,\"maxUs\":%.1f}\n",
+	       cpu_a, cpu_b, secs, (unsigned long long)rounds, (double)rounds / secs, pct_us(handoffs, nhandoffs, 0.5),
+	       pct_us(handoffs, nhandoffs, 0.99), pct_us(handoffs, nhandoffs, 1.0));
+	return 0;
+}
+
+/* ---- sleeper: a periodic wake-up probe; how late is each wake-up? ---- */
+
+static int run_sleeper(long period_us, int seconds)
+{
+	size_t n = (size_t)((uint64_t)seconds * 1000000ull / (uint64_t)period_us);
+	if (n == 0 || n > MAX_SAMPLES) {
+		fprintf(stderr, "pvwork: %d s at %ld µs is %zu wake-ups; use 1..%u\n", seconds, period_us, n, MAX_SAMPLES);
+		return 2;
+	}
+	uint64_t *late = calloc(n, sizeof *late);
+	if (!late) die("calloc");
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (size_t i = 0; i < n; i++) {
+		next.tv_nsec += period_us * 1000;
+		while (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		int r;
+		while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL)) == EINTR)
+			;
+		if (r) {
+			errno = r;
+			die("clock_nanosleep");
+		}
+		uint64_t due = (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec, t = now_ns();
+		late[i] = t > due ? t - due : 0;
+	}
+	qsort(late, n, sizeof *late, cmp_u64);
+	printf("pvwork-result {\"workload\":\"sleeper\",\"periodUs\":%ld,\"wakeups\":%zu,\"p50Us\":%.1f,\"p99Us\":%.1f,"
+	       "\"maxUs\":%.1f}\n",
+	       period_us, n, pct_us(late, n, 0.5), pct_us(late, n, 0.99), pct_us(late, n, 1.0));
+	free(late);
+	return 0;
+}
+
+/* ---- locks: N threads contending on one mutex ---- */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile uint64_t shared_counter;
+
+struct locker {
+	pthread_t thread;
+	uint64_t ops;
+};
+
+static void *contend(void *arg)
+{
+	struct locker *l = arg;
+	uint64_t ops = 0;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		pthread_mutex_lock(&lock);
+		for (int i = 0; i < 50; i++) shared_counter++; /* a short critical section */
+		pthread_mutex_unlock(&lock);
+		for (int i = 0; i < 200; i++) __asm__ volatile("" ::: "memory"); /* work outside it */
+		ops++;
+	}
+	l->ops = ops;
+	return NULL;
+}
+
+static int run_locks(int threads, int seconds)
+{
+	static struct locker l[MAX_THREADS];
+	uint64_t start = now_ns();
+	for (int i = 0; i < threads; i++)
+		if ((errno = pthread_create(&l[i].thread, NULL, contend, &l[i]))) die("pthread_create");
+	struct timespec d = {.tv_sec = seconds};
+	while (nanosleep(&d, &d) == -1 && errno == EINTR)
+		;
+	atomic_store(&stop, 1);
+	uint64_t ops = 0;
+	for (int i = 0; i < threads; i++) {
+		pthread_join(l[i].thread, NULL);
+		ops += l[i].ops;
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+	printf("pvwork-result {\"workload\":\"locks\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f}\n",
+	       threads, secs, (unsigned long long)ops, (double)ops / secs);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) usage();
+	const char *what = argv[1];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1) ncpu = 1;
+	int cpu = 0, other = 1, seconds = 5, burners = 0, threads = 4;
+	long period_us = 1000;
+	int opt;
+	optind = 2;
+	while ((opt = getopt(argc, argv, "a:b:c:s:p:t:")) != -1) {
+		switch (opt) {
+		case 'a': cpu = (int)arg_long(optarg, 0, ncpu - 1, "-a CPU"); break;
+		case 'c':
+			if (strcmp(what, "pingpong") == 0) other = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
+			else cpu = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
+			break;
+		case 'b': burners = (int)arg_long(optarg, 0, MAX_THREADS, "-b BURNERS"); break;
+		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
+		case 'p': period_us = arg_long(optarg, 50, 1000000, "-p PERIOD_US"); break;
+		case 't': threads = (int)arg_long(optarg, 1, MAX_THREADS, "-t THREADS"); break;
+		default: usage();
+		}
+	}
+	if (optind != argc) usage();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(what, "poll") == 0) return run_poll(cpu, seconds, burners);
+	if (strcmp(what, "pingpong") == 0) {
+		if (cpu == other) {
+			fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
+			return 2;
+		}
+		return run_pingpong(cpu, other, seconds);
+	}
+	if (strcmp(what, "sleeper") == 0) return run_sleeper(period_us, seconds);
+	if (strcmp(what, "locks") == 0) return run_locks(threads, seconds);
+	usage();
+}

@@ -1,0 +1,56 @@
+// The benchmark workloads are plain Linux programs: run each for a second on
+// the host and check its one result line, and that bad arguments get one line
+// and exit status 2.
+import path from 'node:path';
+import {execa} from 'execa';
+import t from 'tap';
+import {ownCpus} from '../../src/host/cpus.js';
+import {packageRoot} from '../../src/util/paths.js';
+
+const pvwork = path.join(packageRoot, 'guest-agent', 'pvwork');
+
+/** Run pvwork; its one result line, parsed. */
+async function result(args: string[]): Promise<Record<string, unknown>> {
+	const r = await execa(pvwork, args, {timeout: 20_000});
+	const lines = r.stdout.split('\n');
+	if (lines.length !== 1 || !lines[0]?.startsWith('pvwork-result ')) throw new Error(`not one result line: ${r.stdout}`);
+	return JSON.parse(lines[0].slice('pvwork-result '.length)) as Record<string, unknown>;
+}
+
+const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+t.test('poll: a pinned worker and busy neighbours', async (t) => {
+	const r = await result(['poll', '-c', '0', '-s', '1', '-b', '1']);
+	t.match(r, {workload: 'poll', cpu: 0, burners: 1});
+	for (const k of ['seconds', 'iterations', 'iterPerSec', 'maxStallUs', 'burnerIterPerSec']) t.ok(positive(r[k]), `${k} > 0`);
+	t.ok(Math.abs((r['iterations'] as number) / (r['seconds'] as number) - (r['iterPerSec'] as number)) < 1, 'the rate is iterations per second');
+});
+
+t.test('pingpong: a token between two pinned threads', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
+	const [a = 0, b = 1] = ownCpus();
+	const r = await result(['pingpong', '-a', String(a), '-c', String(b), '-s', '1']);
+	t.match(r, {workload: 'pingpong', cpus: [a, b]});
+	for (const k of ['roundTrips', 'roundTripsPerSec', 'p50Us', 'p99Us', 'maxUs']) t.ok(positive(r[k]), `${k} > 0`);
+	t.ok((r['p50Us'] as number) <= (r['p99Us'] as number) && (r['p99Us'] as number) <= (r['maxUs'] as number), 'p50 <= p99 <= max');
+});
+
+t.test('sleeper: wake-up lateness', async (t) => {
+	const r = await result(['sleeper', '-p', '2000', '-s', '1']);
+	t.match(r, {workload: 'sleeper', periodUs: 2000, wakeups: 500});
+	t.ok((r['p50Us'] as number) >= 0 && (r['p50Us'] as number) <= (r['p99Us'] as number), 'p50 <= p99');
+});
+
+t.test('locks: threads contending on one mutex', async (t) => {
+	const r = await result(['locks', '-t', '3', '-s', '1']);
+	t.match(r, {workload: 'locks', threads: 3});
+	t.ok(positive(r['opsPerSec']));
+});
+
+t.test('bad arguments: one line, exit 2', async (t) => {
+	for (const args of [[], ['nope'], ['poll', '-c', '4096'], ['poll', '-s', '0'], ['pingpong', '-a', '0', '-c', '0'], ['sleeper', '-p', '10'], ['locks', 'extra']]) {
+		const r = await execa(pvwork, args, {reject: false, timeout: 5000});
+		t.equal(r.exitCode, 2, `pvwork ${args.join(' ')}`);
+		t.equal(r.stdout, '', 'no result line');
+		t.equal(r.stderr.trim().split('\n').length, 1, 'one line on stderr');
+	}
+});
