@@ -3,11 +3,13 @@
  * Each run prints exactly one result line, "pvwork-result " and a JSON object,
  * on stdout; errors are one line on stderr and exit status 2 (usage) or 1.
  *
- *   pvwork poll     [-c CPU] [-s SEC] [-b BURNERS]  busy-poll worker pinned to CPU,
- *                   plus BURNERS busy unpinned threads (the VM's other work)
- *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC]      two pinned threads bounce a token
- *   pvwork sleeper  [-p PERIOD_US] [-s SEC]         periodic wake-ups, lateness
- *   pvwork locks    [-t THREADS] [-s SEC]           threads contending on one mutex
+ *   pvwork poll     [-c CPU] [-s SEC]          busy-poll worker pinned to CPU
+ *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC] two pinned threads bounce a token
+ *   pvwork sleeper  [-p PERIOD_US] [-s SEC]    periodic wake-ups, lateness
+ *   pvwork locks    [-t THREADS] [-s SEC]      threads contending on one mutex
+ *
+ * With -b BURNERS, that many busy unpinned threads run beside the workload (the
+ * VM's other work); their iterations per second are part of the result.
  *
  * Pinning is the hint: a thread that pins itself to one vCPU with
  * sched_setaffinity is what pvrun's affinity program sees. */
@@ -40,8 +42,8 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pvwork poll [-c CPU] [-s SEC] [-b BURNERS] | pingpong [-a CPU] [-c CPU] [-s SEC] | "
-			"sleeper [-p PERIOD_US] [-s SEC] | locks [-t THREADS] [-s SEC]\n");
+	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] | "
+			"locks [-t THREADS]; all take [-s SEC] [-b BURNERS]\n");
 	exit(2);
 }
 
@@ -81,6 +83,7 @@ static double pct_us(const uint64_t *sorted, size_t n, double q)
 }
 
 static atomic_int stop;
+static atomic_int burners_stop;
 
 /* ---- poll: a DPDK-style worker, pinned, counting iterations and its longest stall ---- */
 
@@ -93,7 +96,7 @@ static void *burn(void *arg)
 {
 	struct burner *b = arg;
 	uint64_t n = 0;
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&burners_stop, memory_order_relaxed)) {
 		for (int i = 0; i < 1000; i++) __asm__ volatile("" ::: "memory");
 		n++;
 	}
@@ -101,12 +104,34 @@ static void *burn(void *arg)
 	return NULL;
 }
 
-static int run_poll(int cpu, int seconds, int burners)
+static struct burner burners[MAX_THREADS];
+static int nburners;
+static uint64_t burners_started;
+
+static void start_burners(int n)
 {
-	static struct burner b[MAX_THREADS];
+	nburners = n;
+	burners_started = now_ns();
+	for (int i = 0; i < n; i++)
+		if ((errno = pthread_create(&burners[i].thread, NULL, burn, &burners[i]))) die("pthread_create");
+}
+
+/* Stop the burners: their iterations per second, all together. */
+static double stop_burners(void)
+{
+	atomic_store(&burners_stop, 1);
+	uint64_t total = 0;
+	for (int i = 0; i < nburners; i++) {
+		pthread_join(burners[i].thread, NULL);
+		total += burners[i].iterations;
+	}
+	double secs = (double)(now_ns() - burners_started) / 1e9;
+	return nburners ? (double)total / secs : 0;
+}
+
+static int run_poll(int cpu, int seconds)
+{
 	pin_self(cpu);
-	for (int i = 0; i < burners; i++)
-		if ((errno = pthread_create(&b[i].thread, NULL, burn, &b[i]))) die("pthread_create");
 	/* One iteration: look at a "queue" (a volatile word), do a little work, read the clock. */
 	static volatile uint64_t queue;
 	uint64_t iterations = 0, max_gap = 0;
@@ -119,17 +144,11 @@ static int run_poll(int cpu, int seconds, int burners)
 		iterations++;
 		if (t >= end) break;
 	}
-	atomic_store(&stop, 1);
-	uint64_t burned = 0;
-	for (int i = 0; i < burners; i++) {
-		pthread_join(b[i].thread, NULL);
-		burned += b[i].iterations;
-	}
+	double burned = stop_burners();
 	double secs = (double)(last - start) / 1e9;
 	printf("pvwork-result {\"workload\":\"poll\",\"cpu\":%d,\"seconds\":%.3f,\"iterations\":%llu,\"iterPerSec\":%.1f,"
 	       "\"maxStallUs\":%.1f,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
-	       cpu, secs, (unsigned long long)iterations, (double)iterations / secs, (double)max_gap / 1000.0, burners,
-	       (double)burned / secs);
+	       cpu, secs, (unsigned long long)iterations, (double)iterations / secs, (double)max_gap / 1000.0, nburners, burned);
 	return 0;
 }
 
@@ -177,12 +196,13 @@ static int run_pingpong(int cpu_a, int cpu_b, int seconds)
 	}
 	atomic_store(&stop, 1);
 	pthread_join(tb, NULL);
+	double burned = stop_burners();
 	qsort(handoffs, nhandoffs, sizeof *handoffs, cmp_u64);
 	double secs = (double)(t - start) / 1e9;
 	printf("pvwork-result {\"workload\":\"pingpong\",\"cpus\":[%d,%d],\"seconds\":%.3f,\"roundTrips\":%llu,"
-	       "\"roundTripsPerSec\":%.1f,\"p50Us\":%.2f,\"p99Us\":%.2f,\"maxUs\":%.1f}\n",
+	       "\"roundTripsPerSec\":%.1f,\"p50Us\":%.2f,\"p99Us\":%.2f,\"maxUs\":%.1f,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
 	       cpu_a, cpu_b, secs, (unsigned long long)rounds, (double)rounds / secs, pct_us(handoffs, nhandoffs, 0.5),
-	       pct_us(handoffs, nhandoffs, 0.99), pct_us(handoffs, nhandoffs, 1.0));
+	       pct_us(handoffs, nhandoffs, 0.99), pct_us(handoffs, nhandoffs, 1.0), nburners, burned);
 	return 0;
 }
 
@@ -190,11 +210,7 @@ static int run_pingpong(int cpu_a, int cpu_b, int seconds)
 
 static int run_sleeper(long period_us, int seconds)
 {
-	size_t n = (size_t)((uint64_t)seconds * 1000000ull / (uint64_t)period_us);
-	if (n == 0 || n > MAX_SAMPLES) {
-		fprintf(stderr, "pvwork: %d s at %ld µs is %zu wake-ups; use 1..%u\n", seconds, period_us, n, MAX_SAMPLES);
-		return 2;
-	}
+	size_t n = (size_t)((uint64_t)seconds * 1000000ull / (uint64_t)period_us); /* 1..MAX_SAMPLES: checked in main */
 	uint64_t *late = calloc(n, sizeof *late);
 	if (!late) die("calloc");
 	struct timespec next;
@@ -215,10 +231,11 @@ static int run_sleeper(long period_us, int seconds)
 		uint64_t due = (uint64_t)next.tv_sec * 1000000000ull + (uint64_t)next.tv_nsec, t = now_ns();
 		late[i] = t > due ? t - due : 0;
 	}
+	double burned = stop_burners();
 	qsort(late, n, sizeof *late, cmp_u64);
 	printf("pvwork-result {\"workload\":\"sleeper\",\"periodUs\":%ld,\"wakeups\":%zu,\"p50Us\":%.1f,\"p99Us\":%.1f,"
-	       "\"maxUs\":%.1f}\n",
-	       period_us, n, pct_us(late, n, 0.5), pct_us(late, n, 0.99), pct_us(late, n, 1.0));
+	       "\"maxUs\":%.1f,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       period_us, n, pct_us(late, n, 0.5), pct_us(late, n, 0.99), pct_us(late, n, 1.0), nburners, burned);
 	free(late);
 	return 0;
 }
@@ -264,8 +281,10 @@ static int run_locks(int threads, int seconds)
 		ops += l[i].ops;
 	}
 	double secs = (double)(now_ns() - start) / 1e9;
-	printf("pvwork-result {\"workload\":\"locks\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f}\n",
-	       threads, secs, (unsigned long long)ops, (double)ops / secs);
+	double burned = stop_burners();
+	printf("pvwork-result {\"workload\":\"locks\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,"
+	       "\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       threads, secs, (unsigned long long)ops, (double)ops / secs, nburners, burned);
 	return 0;
 }
 
@@ -275,7 +294,7 @@ int main(int argc, char **argv)
 	const char *what = argv[1];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1) ncpu = 1;
-	int cpu = 0, other = 1, seconds = 5, burners = 0, threads = 4;
+	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4;
 	long period_us = 1000;
 	int opt;
 	optind = 2;
@@ -286,7 +305,7 @@ int main(int argc, char **argv)
 			if (strcmp(what, "pingpong") == 0) other = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
 			else cpu = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
 			break;
-		case 'b': burners = (int)arg_long(optarg, 0, MAX_THREADS, "-b BURNERS"); break;
+		case 'b': nburn = (int)arg_long(optarg, 0, MAX_THREADS, "-b BURNERS"); break;
 		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
 		case 'p': period_us = arg_long(optarg, 50, 1000000, "-p PERIOD_US"); break;
 		case 't': threads = (int)arg_long(optarg, 1, MAX_THREADS, "-t THREADS"); break;
@@ -295,15 +314,20 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (strcmp(what, "poll") == 0) return run_poll(cpu, seconds, burners);
-	if (strcmp(what, "pingpong") == 0) {
-		if (cpu == other) {
-			fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
-			return 2;
-		}
-		return run_pingpong(cpu, other, seconds);
+	int known = !strcmp(what, "poll") || !strcmp(what, "pingpong") || !strcmp(what, "sleeper") || !strcmp(what, "locks");
+	if (!known) usage();
+	if (!strcmp(what, "pingpong") && cpu == other) {
+		fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
+		return 2;
 	}
-	if (strcmp(what, "sleeper") == 0) return run_sleeper(period_us, seconds);
-	if (strcmp(what, "locks") == 0) return run_locks(threads, seconds);
-	usage();
+	if (!strcmp(what, "sleeper") && ((uint64_t)seconds * 1000000ull / (uint64_t)period_us == 0 ||
+					 (uint64_t)seconds * 1000000ull / (uint64_t)period_us > MAX_SAMPLES)) {
+		fprintf(stderr, "pvwork: %d s at %ld µs per wake-up is too many or too few wake-ups (1..%u)\n", seconds, period_us, MAX_SAMPLES);
+		return 2;
+	}
+	start_burners(nburn);
+	if (!strcmp(what, "poll")) return run_poll(cpu, seconds);
+	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
+	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, seconds);
+	return run_locks(threads, seconds);
 }

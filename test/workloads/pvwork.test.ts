@@ -19,35 +19,41 @@ async function result(args: string[]): Promise<Record<string, unknown>> {
 
 const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
 
-t.test('poll: a pinned worker and busy neighbours', async (t) => {
+t.test('poll: a pinned worker', async (t) => {
 	const r = await result(['poll', '-c', '0', '-s', '1', '-b', '1']);
 	t.match(r, {workload: 'poll', cpu: 0, burners: 1});
 	for (const k of ['seconds', 'iterations', 'iterPerSec', 'maxStallUs', 'burnerIterPerSec']) t.ok(positive(r[k]), `${k} > 0`);
 	t.ok(Math.abs((r['iterations'] as number) / (r['seconds'] as number) - (r['iterPerSec'] as number)) < 1, 'the rate is iterations per second');
 });
 
+t.test('without -b, no burners', async (t) => {
+	t.match(await result(['poll', '-s', '1']), {burners: 0, burnerIterPerSec: 0});
+});
+
 t.test('pingpong: a token between two pinned threads', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
 	const [a = 0, b = 1] = ownCpus();
-	const r = await result(['pingpong', '-a', String(a), '-c', String(b), '-s', '1']);
-	t.match(r, {workload: 'pingpong', cpus: [a, b]});
+	const r = await result(['pingpong', '-a', String(a), '-c', String(b), '-s', '1', '-b', '1']);
+	t.match(r, {workload: 'pingpong', cpus: [a, b], burners: 1});
+	t.ok(positive(r['burnerIterPerSec']), 'the burners worked beside it');
 	for (const k of ['roundTrips', 'roundTripsPerSec', 'p50Us', 'p99Us', 'maxUs']) t.ok(positive(r[k]), `${k} > 0`);
 	t.ok((r['p50Us'] as number) <= (r['p99Us'] as number) && (r['p99Us'] as number) <= (r['maxUs'] as number), 'p50 <= p99 <= max');
 });
 
 t.test('sleeper: wake-up lateness', async (t) => {
-	const r = await result(['sleeper', '-p', '2000', '-s', '1']);
-	t.match(r, {workload: 'sleeper', periodUs: 2000, wakeups: 500});
+	const r = await result(['sleeper', '-p', '2000', '-s', '1', '-b', '1']);
+	t.match(r, {workload: 'sleeper', periodUs: 2000, wakeups: 500, burners: 1});
+	t.ok(positive(r['burnerIterPerSec']), 'the burners worked beside it');
 	t.ok((r['p50Us'] as number) >= 0 && (r['p50Us'] as number) <= (r['p99Us'] as number), 'p50 <= p99');
 });
 
 t.test('locks: threads contending on one mutex', async (t) => {
-	const r = await result(['locks', '-t', '3', '-s', '1']);
-	t.match(r, {workload: 'locks', threads: 3});
+	const r = await result(['locks', '-t', '3', '-s', '1', '-b', '1']);
+	t.match(r, {workload: 'locks', threads: 3, burners: 1});
 	t.ok(positive(r['opsPerSec']));
 });
 
 t.test('bad arguments: one line, exit 2', async (t) => {
-	for (const args of [[], ['nope'], ['poll', '-c', '4096'], ['poll', '-s', '0'], ['pingpong', '-a', '0', '-c', '0'], ['sleeper', '-p', '10'], ['locks', 'extra']]) {
+	for (const args of [[], ['nope'], ['poll', '-c', '4096'], ['poll', '-s', '0'], ['pingpong', '-a', '0', '-c', '0'], ['sleeper', '-p', '10'], ['sleeper', '-p', '50', '-s', '3600'], ['locks', 'extra'], ['poll', '-b', '65']]) {
 		const r = await execa(pvwork, args, {reject: false, timeout: 5000});
 		t.equal(r.exitCode, 2, `pvwork ${args.join(' ')}`);
 		t.equal(r.stdout, '', 'no result line');
