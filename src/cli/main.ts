@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// pvrun's command line: its own subcommands (image, demo) parsed by yargs;
-// anything else is a QEMU command line, run with the hint channel added.
+// pvrun's command line: --help, --version and its own subcommands (image,
+// demo, bench; parsed by yargs) as the first argument; anything else
+// is a QEMU command line, run with the hint channel added (or exactly as
+// given when it runs no guest, see passthroughReason).
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -11,14 +13,58 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {planVm, runPlain, runVm} from '../vm/launch.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
+import {passthroughReason} from './qemu-options.js';
 
-const subcommands = new Set(['image', 'demo', 'bench', '--help', '-h', '--version']);
+// Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
+const subcommands = new Set(['image', 'demo', 'bench']);
 
 const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 
+/** `pvrun --help`: one screen (under 24 lines of at most 80 columns, checked by test/cli/help.test.ts). */
+export function helpText(): string {
+	return `pvrun ${version}: qemu-system-x86_64 plus a hint channel from guest eBPF
+programs to host vCPU pinning. Use it where you use QEMU.
+
+Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
+
+Example (sh; boots the default guest, Ctrl-A X quits):
+  set -- $(pvrun image path)
+  pvrun --pv-cpus 0-1 -m 512 -smp 2 -nographic -kernel "$1" -initrd "$2" \\
+    -append console=ttyS0
+
+QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
+  --pv-cpus LIST   host CPUs for the vCPUs, e.g. 0-3,6 (default: all allowed)
+  --pv-accel MODE  auto|kvm|tcg, when QEMU's arguments choose none (auto)
+  --pv-log FILE    write pvrun's decisions to FILE, one JSON object a line
+  --pv-off         run QEMU exactly as given, without the hint channel
+  --pv-dry-run     print the QEMU command line, one argument a line; exit
+  --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
+Commands:
+  pvrun image build|path|list  the default guest's kernel and initrd
+  pvrun demo                   boot the default guest and show hints acting
+  pvrun bench hint-latency     measure the guest-to-host hint round trip
+pvrun --version: pvrun's version (-version, -help: QEMU's). See docs/cli.md.
+`;
+}
+
 /** Parse and run one pvrun invocation; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-	if (argv.length > 0 && !subcommands.has(argv[0] ?? '')) return runQemu(argv);
+	const first = argv[0];
+	if (first === undefined) {
+		// Plain QEMU would boot an empty default machine: more likely, a user wants to know what pvrun is.
+		process.stderr.write(helpText());
+		return 2;
+	}
+	if (first === '--help') {
+		process.stdout.write(helpText());
+		return 0;
+	}
+	if (first === '--version') {
+		process.stdout.write(`${version}\n`);
+		return 0;
+	}
+	if (!subcommands.has(first)) return runQemu(argv);
+	const code = 0;
 	const parser = yargs(argv)
 		.scriptName('pvrun')
 		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
@@ -52,21 +98,37 @@ export async function main(argv: string[]): Promise<number> {
 			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
 		});
 	await parser.parseAsync();
-	return 0;
+	return code;
 }
 
-/** `pvrun <qemu args>`: QEMU with the hint channel (or exactly as given with --pv-off). */
+/**
+ * `pvrun <qemu args>`: QEMU with the hint channel, or exactly as given with
+ * --pv-off and for command lines that run no guest (passthroughReason).
+ */
 async function runQemu(argv: string[]): Promise<number> {
 	const {pv, qemu} = splitArgs(argv);
 	const options = parsePvOptions(pv);
-	if (options.off) return options.dryRun ? printArgs([options.qemu, ...qemu]) : runPlain(options.qemu, qemu);
+	const unchanged = options.off ? undefined : passthroughReason(qemu);
+	if (options.off || unchanged !== undefined) {
+		if (!options.dryRun) return runPlain(options.qemu, qemu);
+		if (unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${unchanged}\n`);
+		return printArgs([options.qemu, ...qemu]);
+	}
 	const plan = planVm(qemu, options);
 	if (options.dryRun) return printArgs([options.qemu, ...plan.args]);
 	return runVm(plan, options);
 }
 
-/** --pv-dry-run: the final command line, one argument per line. */
+/**
+ * --pv-dry-run: the final command line, one argument per line (an empty line
+ * for an empty argument). An argument with a newline has no such form: refused.
+ */
 function printArgs(args: string[]): number {
+	const i = args.findIndex((arg) => arg.includes('\n'));
+	if (i >= 0) {
+		const shown = JSON.stringify((args[i] ?? '').slice(0, 60));
+		throw new PvrunError(`--pv-dry-run prints one argument per line, but argument ${i} contains a newline: ${shown} (without --pv-dry-run it goes to QEMU unchanged)`, {exitCode: 2});
+	}
 	process.stdout.write(`${args.join('\n')}\n`);
 	return 0;
 }

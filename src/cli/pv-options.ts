@@ -18,6 +18,8 @@ export interface PvOptions {
 
 const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-qemu']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
+/** Every --pv- option pvrun knows (for --help and its test). */
+export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
 
 /**
  * Split argv into pvrun's --pv- arguments and QEMU's arguments. An argument
