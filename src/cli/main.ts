@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // pvrun's command line: --help, --version and its own subcommands (image,
-// demo, bench; parsed by yargs) as the first argument; anything else
+// demo, bench, status; parsed by yargs) as the first argument; anything else
 // is a QEMU command line, run with the hint channel added (or exactly as
 // given when it runs no guest, see passthroughReason).
 import fs from 'node:fs';
@@ -14,9 +14,10 @@ import {packageRoot} from '../util/paths.js';
 import {planVm, runPlain, runVm} from '../vm/launch.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
 import {passthroughReason} from './qemu-options.js';
+import {statusCommand} from './status.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
-const subcommands = new Set(['image', 'demo', 'bench']);
+const subcommands = new Set(['image', 'demo', 'bench', 'status']);
 
 const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 
@@ -40,6 +41,7 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-dry-run     print the QEMU command line, one argument a line; exit
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
 Commands:
+  pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd
   pvrun demo                   boot the default guest and show hints acting
   pvrun bench hint-latency     measure the guest-to-host hint round trip
@@ -64,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (!subcommands.has(first)) return runQemu(argv);
-	const code = 0;
+	let code = 0;
 	const parser = yargs(argv)
 		.scriptName('pvrun')
 		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
@@ -84,6 +86,14 @@ export async function main(argv: string[]): Promise<number> {
 					.option('idle-seconds', {type: 'number', default: 10, describe: 'how long to measure idle CPU'}),
 			async (args) => {
 				await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs});
+			},
+		)
+		.command(
+			'status',
+			'list the pvrun VMs running on this machine',
+			(y) => y.option('json', {type: 'boolean', default: false, describe: 'print JSON'}),
+			(args) => {
+				code = statusCommand({json: args.json});
 			},
 		)
 		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')

@@ -22,6 +22,7 @@ import {packageRoot} from '../util/paths.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
+import {writeVmState} from './state.js';
 
 export const agentPortName = 'org.pvrun.agent.0';
 /** Nice value of the threads on the hint path (pvrun's own, QEMU's main loop). */
@@ -107,6 +108,7 @@ export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	}
 	if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
 	const child = spawnQemu(options.qemu, plan.args);
+	if (child.pid !== undefined) writeVmState(plan, options, child.pid);
 	const session = new HintSession(plan, area, child, log);
 	return waitForExit(child, () => session.close());
 }

@@ -18,7 +18,7 @@ t.test('--help fits one screen: at most 24 lines of at most 80 columns', async (
 	const wide = lines.filter((l) => !/^[\x20-\x7e]{0,80}$/.test(l));
 	t.same(wide, [], 'every line is printable ASCII (no tabs, one column per character) and at most 80 columns');
 	for (const name of pvOptionNames) t.equal(lines.filter((l) => l.startsWith(`  ${name} `)).length, 1, `${name} has a line`);
-	for (const command of ['image', 'demo', 'bench']) t.equal(lines.filter((l) => l.startsWith(`  pvrun ${command}`)).length, 1, `pvrun ${command} has a line`);
+	for (const command of ['status', 'image', 'demo', 'bench']) t.equal(lines.filter((l) => l.startsWith(`  pvrun ${command}`)).length, 1, `pvrun ${command} has a line`);
 	t.match(r.stdout, /--version/);
 });
 
@@ -54,4 +54,10 @@ t.test('--version is pvrun\'s; -version, -h and -help are QEMU\'s', {skip: qemuI
 		t.equal(r.exitCode, 0, r.stderr);
 		t.match(r.stdout, /^QEMU emulator version [^]*usage: qemu-system-x86_64/, `${flag} is QEMU's help`);
 	}
+});
+
+t.test('subcommand help still comes from yargs', async (t) => {
+	const r = await run('status', '--help');
+	t.equal(r.exitCode, 0, r.stderr);
+	t.match(r.stdout, /--json/);
 });

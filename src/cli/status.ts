@@ -1,0 +1,45 @@
+// `pvrun status [--json]`: the pvrun VMs running on this machine, from the
+// state files their pvrun processes keep (src/vm/state.ts). Directories left
+// by a pvrun that is gone, or not readable, are reported on stderr.
+import os from 'node:os';
+import {formatCpuList} from '../host/cpus.js';
+import {readVmStates, type VcpuPlacement, type VmStatus} from '../vm/state.js';
+
+/** Print the VMs (a table, or JSON with --json) and what was skipped; resolves to the exit code. */
+export function statusCommand(options: {json: boolean; root?: string}): number {
+	const root = options.root ?? os.tmpdir();
+	const {vms, skipped} = readVmStates(root);
+	if (options.json) {
+		process.stdout.write(`${JSON.stringify({vms, skipped}, null, 2)}\n`);
+		return 0;
+	}
+	for (const s of skipped) process.stderr.write(`pvrun: skipped ${s.dir}: ${s.reason}\n`);
+	process.stdout.write(formatStatus(vms, root));
+	return 0;
+}
+
+/** The table `pvrun status` prints: one line per VM. */
+export function formatStatus(vms: readonly VmStatus[], root: string): string {
+	if (vms.length === 0) return `no pvrun VMs running (looked in ${root})\n`;
+	const rows = [
+		['PVRUN', 'QEMU', 'NAME', 'LOG', 'vCPU→CPU'],
+		...vms.map((vm) => [
+			String(vm.pvrunPid),
+			vm.qemuRunning ? String(vm.qemuPid) : `${vm.qemuPid} (exited)`,
+			vm.name ?? '-',
+			vm.log ?? '-',
+			vm.placement ? formatPlacement(vm.placement) : 'not known yet',
+		]),
+	];
+	const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+	return rows.map((r) => `${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ')}\n`).join('');
+}
+
+/** "0→1 excl, 1→0-1": each vCPU's host CPUs, "excl" when it has a CPU of its own. */
+export function formatPlacement(placement: readonly VcpuPlacement[]): string {
+	if (placement.length === 0) return '-';
+	return [...placement]
+		.sort((a, b) => a.vcpu - b.vcpu)
+		.map((p) => `${p.vcpu}→${formatCpuList(p.cpus) || 'none'}${p.exclusive ? ' excl' : ''}`)
+		.join(', ');
+}

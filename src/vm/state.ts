@@ -1,0 +1,266 @@
+// The state file of one running pvrun VM: state.json in its run directory
+// (<tmpdir>/pvrun-<pid>-<hex>/, removed with it when the VM ends), so that
+// `pvrun status` can list the VMs of this machine. Written whole and renamed
+// into place, so a reader never sees half a file. Read defensively: anything
+// in a temporary directory may be stale (pvrun was SIGKILLed), truncated,
+// someone else's, or not written by pvrun at all.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {guestName} from '../cli/qemu-options.js';
+import {MAX_CPU} from '../host/cpus.js';
+import type {PvOptions} from '../cli/pv-options.js';
+import {firstLine} from '../util/errors.js';
+import type {VmPlan} from './launch.js';
+
+export const stateFileName = 'state.json';
+const stateVersion = 1;
+/** A state file is a few hundred bytes; anything much larger is not ours. */
+const maxStateBytes = 256 * 1024;
+/** Run directories are named pvrun-<pvrun's pid>-<random hex> (see planVm). */
+const runDirPattern = /^pvrun-(\d+)-[0-9a-f]+$/;
+
+/** Where one vCPU may run: its own CPU (exclusive) or a floating set. */
+export interface VcpuPlacement {
+	vcpu: number;
+	cpus: number[];
+	exclusive: boolean;
+}
+
+/** What state.json holds. */
+export interface VmState {
+	version: typeof stateVersion;
+	/** The run directory's name (pvrun-<pid>-<hex>). */
+	id: string;
+	pvrunPid: number;
+	/** pvrun's start time in clock ticks after boot (/proc/<pid>/stat field 22): tells a reused pid apart. */
+	pvrunStart?: number;
+	qemuPid: number;
+	/** The guest name from the user's -name. */
+	name?: string;
+	/** The event log (--pv-log), absolute. */
+	log?: string;
+	qmpSocket: string;
+	startedAt: string;
+	/** The current vCPU → host CPU placement, when the hint engine has published one. */
+	placement?: VcpuPlacement[];
+	placementAt?: string;
+}
+
+/** A VM found by readVmStates. */
+export interface VmStatus extends VmState {
+	runDir: string;
+	qemuRunning: boolean;
+}
+
+/** A pvrun-* directory readVmStates did not list, and why. */
+export interface SkippedRunDir {
+	dir: string;
+	reason: string;
+}
+
+/**
+ * Record that QEMU (pid `qemuPid`) started for `plan`. Never throws: without
+ * a state file the VM runs on, only `pvrun status` does not list it (said on stderr).
+ */
+export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<PvOptions, 'log'>, qemuPid: number): void {
+	const state: VmState = {version: stateVersion, id: plan.id, pvrunPid: process.pid, qemuPid, qmpSocket: plan.qmpSocket, startedAt: new Date().toISOString()};
+	const start = processStartTicks(process.pid);
+	if (start !== undefined) state.pvrunStart = start;
+	const name = guestName(plan.args);
+	if (name !== undefined) state.name = name;
+	if (options.log !== undefined) state.log = path.resolve(options.log);
+	try {
+		writeAtomically(plan.runDir, state);
+	} catch (error) {
+		process.stderr.write(`pvrun: cannot write ${path.join(plan.runDir, stateFileName)}: ${firstLine(error)}; pvrun status will not list this VM\n`);
+	}
+}
+
+/**
+ * Publish the VM's current vCPU placement for `pvrun status`. For the hint
+ * engine (not wired in yet). Returns false (never throws) when the state file
+ * is gone (the VM ended) or cannot be rewritten.
+ */
+export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[]): boolean {
+	try {
+		const state = parseVmState(JSON.parse(readStateFile(runDir)));
+		state.placement = placement.map((p) => checkedPlacement(p, 'placement'));
+		state.placementAt = new Date().toISOString();
+		writeAtomically(runDir, state);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+/**
+ * The pvrun VMs whose run directories are in `root` (os.tmpdir() for a pvrun
+ * started with the same TMPDIR), oldest first, and the directories skipped:
+ * left by a pvrun that is gone, unreadable, or with a state file that is not
+ * a valid one. Nothing is removed.
+ */
+export function readVmStates(root: string = os.tmpdir()): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
+	const vms: VmStatus[] = [];
+	const skipped: SkippedRunDir[] = [];
+	let entries: fs.Dirent[];
+	try {
+		entries = fs.readdirSync(root, {withFileTypes: true});
+	} catch (error) {
+		return {vms, skipped: [{dir: root, reason: `cannot list it: ${firstLine(error)}`}]};
+	}
+	for (const entry of entries) {
+		const match = runDirPattern.exec(entry.name);
+		// Symbolic links and files are not run directories pvrun made (it makes them with mkdir).
+		if (!match || !entry.isDirectory()) continue;
+		const runDir = path.join(root, entry.name);
+		const dirPid = Number(match[1]);
+		const result = readRunDir(runDir, entry.name, dirPid);
+		if ('reason' in result) skipped.push({dir: runDir, reason: result.reason});
+		else vms.push(result);
+	}
+	vms.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid);
+	skipped.sort((a, b) => a.dir.localeCompare(b.dir));
+	return {vms, skipped};
+}
+
+/** One run directory: its VM, or why it is skipped. */
+function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {reason: string} {
+	let text: string;
+	try {
+		text = readStateFile(runDir);
+	} catch (error) {
+		const code = (error as NodeJS.ErrnoException).code;
+		if (!isRunning(dirPid)) return {reason: `pvrun ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+		if (code === 'ENOENT') return {reason: `pvrun ${dirPid} has written no ${stateFileName} yet (starting, or an older pvrun)`};
+		if (code === 'EACCES' || code === 'EPERM') return {reason: `${stateFileName} is not readable (another user's VM?)`};
+		if (code === 'ELOOP') return {reason: `${stateFileName} is a symbolic link (not followed)`};
+		return {reason: firstLine(error)};
+	}
+	let state: VmState;
+	try {
+		state = parseVmState(JSON.parse(text));
+		if (state.id !== id) throw new Error(`its id ${JSON.stringify(state.id)} is not the directory's name`);
+		if (state.pvrunPid !== dirPid) throw new Error(`its pvrun pid ${state.pvrunPid} is not the one in the directory's name`);
+	} catch (error) {
+		return {reason: `${stateFileName} is not a valid pvrun state file: ${firstLine(error)}`};
+	}
+	if (!isRunning(state.pvrunPid, state.pvrunStart)) return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+	return {...state, runDir, qemuRunning: isRunning(state.qemuPid)};
+}
+
+/** state.json's text, if it is a regular file of plausible size (symbolic links are not followed). */
+function readStateFile(runDir: string): string {
+	const file = path.join(runDir, stateFileName);
+	const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+	try {
+		const stat = fs.fstatSync(fd);
+		if (!stat.isFile()) throw new Error(`${file} is not a regular file`);
+		if (stat.size > maxStateBytes) throw new Error(`${file} is ${stat.size} bytes, too large for a state file`);
+		return fs.readFileSync(fd, 'utf8');
+	} finally {
+		fs.closeSync(fd);
+	}
+}
+
+/** Write `state` to runDir/state.json through a temporary file and a rename. */
+function writeAtomically(runDir: string, state: VmState): void {
+	const file = path.join(runDir, stateFileName);
+	const temporary = path.join(runDir, `.${stateFileName}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+	try {
+		fs.writeFileSync(temporary, `${JSON.stringify(state)}\n`, {mode: 0o600, flag: 'wx'});
+		fs.renameSync(temporary, file);
+	} catch (error) {
+		fs.rmSync(temporary, {force: true});
+		throw error;
+	}
+}
+
+/** Check a parsed state file field by field; throws naming the first field that is wrong. */
+export function parseVmState(data: unknown): VmState {
+	if (!isRecord(data)) throw new Error('it is not a JSON object');
+	if (data['version'] !== stateVersion) throw new Error(`version ${JSON.stringify(data['version'])} is not ${stateVersion}`);
+	const state: VmState = {
+		version: stateVersion,
+		id: stringField(data, 'id'),
+		pvrunPid: pidField(data, 'pvrunPid'),
+		qemuPid: pidField(data, 'qemuPid'),
+		qmpSocket: stringField(data, 'qmpSocket'),
+		startedAt: dateField(data, 'startedAt'),
+	};
+	if (data['pvrunStart'] !== undefined) state.pvrunStart = integerField(data, 'pvrunStart', 0);
+	if (data['name'] !== undefined) state.name = stringField(data, 'name');
+	if (data['log'] !== undefined) state.log = stringField(data, 'log');
+	if (data['placement'] !== undefined) {
+		const placement = data['placement'];
+		if (!Array.isArray(placement)) throw new Error('placement is not a list');
+		state.placement = placement.map((p: unknown, i) => checkedPlacement(p, `placement[${i}]`));
+	}
+	if (data['placementAt'] !== undefined) state.placementAt = dateField(data, 'placementAt');
+	return state;
+}
+
+function checkedPlacement(p: unknown, where: string): VcpuPlacement {
+	if (!isRecord(p)) throw new Error(`${where} is not an object`);
+	const cpus = p['cpus'];
+	const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
+	if (!Array.isArray(cpus) || cpus.length > MAX_CPU + 1 || !cpus.every(isCpu)) throw new Error(`${where}.cpus is not a list of CPU numbers`);
+	if (typeof p['exclusive'] !== 'boolean') throw new Error(`${where}.exclusive is not true or false`);
+	return {vcpu: integerField(p, 'vcpu', 0, where), cpus: [...(cpus as number[])], exclusive: p['exclusive']};
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// Strings are one line and bounded: they end up on a terminal.
+function stringField(data: Record<string, unknown>, key: string): string {
+	const value = data[key];
+	if (typeof value !== 'string' || value.length > 4096 || [...value].some((c) => c < ' ' || c === '\u007f')) throw new Error(`${key} is not a one-line string`);
+	return value;
+}
+
+function integerField(data: Record<string, unknown>, key: string, min: number, where = ''): number {
+	const value = data[key];
+	if (!Number.isSafeInteger(value) || (value as number) < min) throw new Error(`${where ? `${where}.` : ''}${key} is not an integer >= ${min}`);
+	return value as number;
+}
+
+function pidField(data: Record<string, unknown>, key: string): number {
+	return integerField(data, key, 1);
+}
+
+function dateField(data: Record<string, unknown>, key: string): string {
+	const value = stringField(data, key);
+	if (Number.isNaN(Date.parse(value))) throw new Error(`${key} is not a date`);
+	return value;
+}
+
+/**
+ * Whether process `pid` exists (EPERM: it does, as another user's) and, when
+ * `startTicks` is known, is still the process that started then (not a reuse of its pid).
+ */
+export function isRunning(pid: number, startTicks?: number): boolean {
+	try {
+		process.kill(pid, 0);
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+	}
+	if (startTicks === undefined) return true;
+	const now = processStartTicks(pid);
+	return now === undefined || now === startTicks;
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), if readable. */
+export function processStartTicks(pid: number): number | undefined {
+	try {
+		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+		// The command name (field 2) is in parentheses and may contain spaces and ')'.
+		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+		const ticks = Number(fields[19]);
+		return Number.isSafeInteger(ticks) ? ticks : undefined;
+	} catch {
+		return undefined;
+	}
+}
