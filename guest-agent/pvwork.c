@@ -83,6 +83,12 @@ static double pct_us(const uint64_t *sorted, size_t n, double q)
 }
 
 static atomic_int stop;
+
+/* The unit of work of poll's worker and of the burners, so that their counts add up. */
+static inline void work_block(volatile uint64_t *q)
+{
+	for (int i = 0; i < 200; i++) *q += (uint64_t)i;
+}
 static atomic_int burners_stop;
 
 /* ---- poll: a DPDK-style worker, pinned, counting iterations and its longest stall ---- */
@@ -96,8 +102,9 @@ static void *burn(void *arg)
 {
 	struct burner *b = arg;
 	uint64_t n = 0;
+	volatile uint64_t q = 0;
 	while (!atomic_load_explicit(&burners_stop, memory_order_relaxed)) {
-		for (int i = 0; i < 1000; i++) __asm__ volatile("" ::: "memory");
+		work_block(&q);
 		n++;
 	}
 	b->iterations = n;
@@ -132,12 +139,12 @@ static double stop_burners(void)
 static int run_poll(int cpu, int seconds)
 {
 	pin_self(cpu);
-	/* One iteration: look at a "queue" (a volatile word), do a little work, read the clock. */
-	static volatile uint64_t queue;
+	/* One iteration: a block of work on a "queue" (a volatile word), then the clock. */
+	volatile uint64_t queue = 0;
 	uint64_t iterations = 0, max_gap = 0;
 	uint64_t start = now_ns(), last = start, end = start + (uint64_t)seconds * 1000000000ull;
 	for (;;) {
-		for (int i = 0; i < 200; i++) queue += (uint64_t)i;
+		work_block(&queue);
 		uint64_t t = now_ns();
 		if (t - last > max_gap) max_gap = t - last;
 		last = t;
