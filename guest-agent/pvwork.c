@@ -5,7 +5,7 @@
  *
  *   pvwork poll     [-c CPU] [-s SEC]          busy-poll worker pinned to CPU
  *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC] two pinned threads bounce a token
- *   pvwork sleeper  [-p PERIOD_US] [-s SEC]    periodic wake-ups, lateness
+ *   pvwork sleeper  [-p PERIOD_US] [-c CPU] [-s SEC] periodic wake-ups (pinned with -c)
  *   pvwork locks    [-t THREADS] [-s SEC]      threads contending on one mutex
  *
  * With -b BURNERS, that many busy unpinned threads run beside the workload (the
@@ -42,7 +42,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] | "
+	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] [-c CPU] | "
 			"locks [-t THREADS]; all take [-s SEC] [-b BURNERS]\n");
 	exit(2);
 }
@@ -215,8 +215,9 @@ static int run_pingpong(int cpu_a, int cpu_b, int seconds)
 
 /* ---- sleeper: a periodic wake-up probe; how late is each wake-up? ---- */
 
-static int run_sleeper(long period_us, int seconds)
+static int run_sleeper(long period_us, int cpu, int seconds)
 {
+	if (cpu >= 0) pin_self(cpu);
 	size_t n = (size_t)((uint64_t)seconds * 1000000ull / (uint64_t)period_us); /* 1..MAX_SAMPLES: checked in main */
 	uint64_t *late = calloc(n, sizeof *late);
 	if (!late) die("calloc");
@@ -240,9 +241,9 @@ static int run_sleeper(long period_us, int seconds)
 	}
 	double burned = stop_burners();
 	qsort(late, n, sizeof *late, cmp_u64);
-	printf("pvwork-result {\"workload\":\"sleeper\",\"periodUs\":%ld,\"wakeups\":%zu,\"p50Us\":%.1f,\"p99Us\":%.1f,"
+	printf("pvwork-result {\"workload\":\"sleeper\",\"cpu\":%d,\"periodUs\":%ld,\"wakeups\":%zu,\"p50Us\":%.1f,\"p99Us\":%.1f,"
 	       "\"maxUs\":%.1f,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
-	       period_us, n, pct_us(late, n, 0.5), pct_us(late, n, 0.99), pct_us(late, n, 1.0), nburners, burned);
+	       cpu, period_us, n, pct_us(late, n, 0.5), pct_us(late, n, 0.99), pct_us(late, n, 1.0), nburners, burned);
 	free(late);
 	return 0;
 }
@@ -301,7 +302,7 @@ int main(int argc, char **argv)
 	const char *what = argv[1];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1) ncpu = 1;
-	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4;
+	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4, sleeper_cpu = -1;
 	long period_us = 1000;
 	int opt;
 	optind = 2;
@@ -310,7 +311,7 @@ int main(int argc, char **argv)
 		case 'a': cpu = (int)arg_long(optarg, 0, ncpu - 1, "-a CPU"); break;
 		case 'c':
 			if (strcmp(what, "pingpong") == 0) other = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
-			else cpu = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
+			else cpu = sleeper_cpu = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
 			break;
 		case 'b': nburn = (int)arg_long(optarg, 0, MAX_THREADS, "-b BURNERS"); break;
 		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
@@ -335,6 +336,6 @@ int main(int argc, char **argv)
 	start_burners(nburn);
 	if (!strcmp(what, "poll")) return run_poll(cpu, seconds);
 	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
-	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, seconds);
+	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, seconds);
 	return run_locks(threads, seconds);
 }
