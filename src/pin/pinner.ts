@@ -1,8 +1,9 @@
 // Where threads are pinned: apply an affinity assignment to the vCPU threads
 // (and QEMU's other threads, which float) with sched_setaffinity, calling it
-// only for threads whose CPU set changes.
+// only for threads whose CPU set changes. In shared mode the floating vCPU
+// threads also run at a higher nice value, relative to what they had.
 import fs from 'node:fs';
-import {setThreadAffinity} from '../host/libc.js';
+import {getThreadNice, setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {cpusFor, type Assignment} from '../policy/affinity.js';
 import {firstLine} from '../util/errors.js';
 
@@ -14,6 +15,9 @@ export interface PinResult {
 
 export class Pinner {
 	private readonly applied = new Map<number, string>();
+	/** Each vCPU thread's nice value when first seen (the user's choice), and the offset applied to it. */
+	private readonly baseNice = new Map<number, number>();
+	private readonly niceOffset = new Map<number, number>();
 	/** The floating set last applied to QEMU's other threads. */
 	private othersFloating = '';
 
@@ -40,6 +44,8 @@ export class Pinner {
 			const cpus = cpusFor(a, v);
 			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
 		}
+		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
+		for (const [v, tid] of this.vcpuThreads) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
 		return {changed, errors};
 	}
 
@@ -65,6 +71,19 @@ export class Pinner {
 			}
 		}
 		return transient.filter((e) => !e.includes('ESRCH'));
+	}
+
+	/** Set thread `tid`'s nice value to its own base plus `offset`, unless already done (attempted once per change). */
+	private renice(tid: number, offset: number, errors: string[]): void {
+		if ((this.niceOffset.get(tid) ?? 0) === offset) return;
+		this.niceOffset.set(tid, offset);
+		try {
+			let base = this.baseNice.get(tid);
+			if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
+			setThreadNice(tid, Math.max(-20, Math.min(19, base + offset)));
+		} catch (error) {
+			errors.push(firstLine(error));
+		}
 	}
 
 	/** Pin one thread unless it already has `cpus`; true if it changed. */

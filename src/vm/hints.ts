@@ -134,12 +134,16 @@ export class HintEngine {
 		for (let v = 0; v < this.nrVcpus; v++) {
 			const before = prev.exclusive.get(v);
 			const after = next.exclusive.get(v);
-			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid) continue;
+			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && (after === undefined || prev.shared === next.shared)) continue;
 			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
 			if (why === 'start') continue;
 			const hint = after ? this.hints.get(after.tid) : undefined;
 			if (after)
-				this.log.write('pin', {vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq}, `vCPU ${v} → CPU ${after.pcpu} exclusive (guest thread ${after.tid} ${hint?.comm ?? ''})`);
+				this.log.write(
+					'pin',
+					{vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq, shared: next.shared},
+					`vCPU ${v} → CPU ${after.pcpu} ${next.shared ? `(shared: floating vCPUs at nice +${next.floatNice})` : 'exclusive'} (guest thread ${after.tid} ${hint?.comm ?? ''})`,
+				);
 			else this.log.write('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
 		}
 		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));

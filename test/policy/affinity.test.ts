@@ -1,5 +1,5 @@
 import t from 'tap';
-import {cpusFor, decideAffinity, floatingOnly, type Hint} from '../../src/policy/affinity.js';
+import {cpusFor, decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
 
 const hint = (tid: number, vcpus: number[], seq = tid): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq});
 
@@ -18,13 +18,36 @@ t.test('masks of several vCPUs are no hint', async (t) => {
 	t.same(a.floating, [0, 1]);
 });
 
-t.test('one CPU stays for the floating vCPUs; extra askers are denied in index order', async (t) => {
-	const a = decideAffinity([hint(12, [3]), hint(10, [0]), hint(11, [2])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
-	t.same([...a.exclusive.keys()], [0, 2]);
-	t.same(a.denied, [3]);
-	t.same(a.floating, [0]);
+t.test('one CPU stays for the floating vCPUs while that leaves a CPU for every asker', async (t) => {
+	const a = decideAffinity([hint(12, [3]), hint(10, [0])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
+	t.same([...a.exclusive.keys()], [0, 3]);
 	t.same(a.exclusive.get(0)?.pcpu, 2, 'highest free CPU first');
-	t.same(a.exclusive.get(2)?.pcpu, 1);
+	t.same(a.exclusive.get(3)?.pcpu, 1);
+	t.same(a.floating, [0]);
+	t.same({shared: a.shared, floatNice: a.floatNice, denied: a.denied}, {shared: false, floatNice: 0, denied: []});
+});
+
+t.test('shared mode: askers that need every CPU get them, the others float on all CPUs at a lower weight', async (t) => {
+	const a = decideAffinity([hint(12, [3]), hint(10, [0]), hint(11, [2])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
+	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu]), [[0, 2], [2, 1], [3, 0]]);
+	t.equal(a.shared, true);
+	t.equal(a.floatNice, sharedFloatNice);
+	t.same(a.floating, [0, 1, 2]);
+	t.same(cpusFor(a, 1), [0, 1, 2], 'vCPU 1 floats everywhere');
+	t.same(a.denied, []);
+});
+
+t.test('shared mode: askers beyond the number of CPUs are denied in index order', async (t) => {
+	const a = decideAffinity([hint(14, [4]), hint(10, [0]), hint(13, [3]), hint(11, [1])], 6, [0, 1, 2], floatingOnly([0, 1, 2]));
+	t.same([...a.exclusive.keys()], [0, 1, 3]);
+	t.same(a.denied, [4]);
+	t.equal(a.shared, true);
+});
+
+t.test('two CPUs, two pinned threads of four vCPUs (a ping-pong): shared mode', async (t) => {
+	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 4, [0, 1], floatingOnly([0, 1]));
+	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu]), [[0, 1], [1, 0]]);
+	t.same({shared: a.shared, floating: a.floating}, {shared: true, floating: [0, 1]});
 });
 
 t.test('when every vCPU asks, every allowed CPU can be given', async (t) => {
@@ -73,7 +96,10 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		const pcpus = [...a.exclusive.values()].map((e) => e.pcpu);
 		if (new Set(pcpus).size !== pcpus.length) t.fail(`iteration ${i}: shared exclusive CPU`);
 		for (let v = 0; v < nr; v++) for (const c of cpusFor(a, v)) if (!allowed.includes(c)) t.fail(`iteration ${i}: CPU ${c} not allowed`);
-		if (a.exclusive.size && a.exclusive.size < nr && a.floating.some((c) => pcpus.includes(c))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
+		if (!a.shared && a.exclusive.size && a.exclusive.size < nr && a.floating.some((c) => pcpus.includes(c))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
+		if (a.shared && (allowed.length < 2 || a.floatNice !== sharedFloatNice)) t.fail(`iteration ${i}: shared mode needs two CPUs and the lower weight`);
+		if (!a.shared && a.floatNice !== 0) t.fail(`iteration ${i}: lower weight outside shared mode`);
+		if (a.exclusive.size > allowed.length) t.fail(`iteration ${i}: more grants than CPUs`);
 		prev = a;
 	}
 	t.pass('500 random decisions hold the invariants');

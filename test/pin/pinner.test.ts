@@ -1,0 +1,58 @@
+// The pinner on real threads (two `sleep` processes stand in for vCPU threads):
+// affinity follows the assignment, and in shared mode the floating vCPU runs at
+// its own nice value plus the policy's offset, back to its own value after.
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import t, {type Test} from 'tap';
+import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {Pinner} from '../../src/pin/pinner.js';
+import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
+
+function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {
+	const child = spawn('nice', ['-n', String(nice), 'sleep', '30'], {stdio: 'ignore'});
+	t.teardown(() => {
+		child.kill('SIGKILL');
+	});
+	if (child.pid === undefined) throw new Error('could not spawn sleep');
+	return child.pid;
+}
+
+const statNice = (pid: number) => {
+	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+};
+const hint = (tid: number, vcpus: number[]): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq: tid});
+
+t.test('shared mode lowers the floating vCPU thread relative to its own nice value, and undoes it', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
+	const cpus = ownCpus().slice(0, 2);
+	const vcpu0 = sleeper(t);
+	const vcpu1 = sleeper(t, 3); // the user started this one niced: pvrun keeps that as its base
+	await new Promise((r) => setTimeout(r, 100)); // `nice` has exec'd `sleep`
+	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1]]), process.pid);
+	// Two vCPUs, one asks, two CPUs: vCPU 0 alone on a CPU, vCPU 1 on the other.
+	const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
+	t.equal(exclusive.shared, false);
+	t.same([...pinner.apply(exclusive).changed.keys()], [0, 1]);
+	t.same(threadCpusAllowed(vcpu0, vcpu0).length, 1);
+	t.equal(statNice(vcpu1), 3, 'no change of weight outside shared mode');
+
+	// Three vCPUs (a third thread joins), two ask: shared mode, vCPU 2 floats at +5.
+	const vcpu2 = sleeper(t);
+	await new Promise((r) => setTimeout(r, 100));
+	pinner.setThreads(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]));
+	const shared = decideAffinity([hint(10, [0]), hint(11, [1])], 3, cpus, exclusive);
+	t.equal(shared.shared, true);
+	t.same(pinner.apply(shared).errors, []);
+	t.equal(statNice(vcpu2), sharedFloatNice, 'the floating vCPU runs at +5');
+	t.equal(statNice(vcpu1), 3, 'a granted vCPU keeps its own value');
+	t.same(threadCpusAllowed(vcpu2, vcpu2), cpus, 'and floats on every CPU');
+
+	// vCPU 1's hint goes away: exclusive mode again, and vCPU 2 returns to its own value.
+	const back = decideAffinity([hint(10, [0])], 3, cpus, shared);
+	const result = pinner.apply(back);
+	if (process.getuid?.() === 0) {
+		t.same(result.errors, []);
+		t.equal(statNice(vcpu2), 0, 'back to its own value');
+	} else t.match(result.errors, [/EACCES|EPERM/], 'without privileges the weight cannot come back: reported');
+	t.equal(statNice(vcpu1), 3);
+});
