@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import {benchHintLatency} from '../bench/hint-latency.js';
+import {benchMatrix, fullOptions, quickOptions, scenarioIds, workloadNames} from '../bench/matrix.js';
 import {runDemo} from '../demo/demo.js';
 import {imageCommand} from '../image/command.js';
 import {PvrunError, firstLine} from '../util/errors.js';
@@ -44,7 +45,7 @@ Commands:
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd
   pvrun demo                   boot the default guest and show hints acting
-  pvrun bench hint-latency     measure the guest-to-host hint round trip
+  pvrun bench [--quick]        the benchmark matrix (or: bench hint-latency)
 pvrun --version: pvrun's version (-version, -help: QEMU's). See docs/cli.md.
 `;
 }
@@ -75,17 +76,35 @@ export async function main(argv: string[]): Promise<number> {
 			await runDemo();
 		})
 		.command(
-			'bench <name>',
-			'run a benchmark (hint-latency)',
+			'bench [name]',
+			'run a benchmark: matrix (default) or hint-latency',
 			(y) =>
 				y
-					.positional('name', {choices: ['hint-latency'] as const})
-					.option('hints', {type: 'number', default: 300, describe: 'hints to measure'})
-					.option('warmup', {type: 'number', default: 50, describe: 'hints before measuring'})
-					.option('runs', {type: 'number', default: 3, describe: 'VMs booted one after the other, samples pooled'})
-					.option('idle-seconds', {type: 'number', default: 10, describe: 'how long to measure idle CPU'}),
+					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
+					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 2 s per workload)'})
+					.option('reps', {type: 'number', describe: 'matrix: repetitions (default 3; 1 with --quick)'})
+					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 2 with --quick)'})
+					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
+					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
+					.option('out', {type: 'string', describe: 'matrix: results folder (default bench/results/<date>-<host>)'})
+					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
+					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
+					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
+					.option('idle-seconds', {type: 'number', default: 10, describe: 'hint-latency: how long to measure idle CPU'}),
 			async (args) => {
-				await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs});
+				if (args.name === 'hint-latency') {
+					await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs});
+					return;
+				}
+				const base = args.quick ? quickOptions : fullOptions;
+				await benchMatrix({
+					...base,
+					reps: positiveInt(args.reps ?? base.reps, '--reps'),
+					seconds: positiveInt(args.seconds ?? base.seconds, '--seconds'),
+					scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
+					workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
+					...(args.out ? {out: args.out} : {}),
+				});
 			},
 		)
 		.command(
@@ -162,3 +181,18 @@ main(process.argv.slice(2)).then(
 		process.exitCode = report(error);
 	},
 );
+
+/** A whole number >= 1 from a command-line option. */
+function positiveInt(v: number, name: string): number {
+	if (!Number.isInteger(v) || v < 1) throw new PvrunError(`${name} must be a whole number of at least 1 (got ${v})`, {exitCode: 2});
+	return v;
+}
+
+/** A comma-separated choice of `all`, or `fallback` when not given. */
+function listOf<T extends string>(text: string | undefined, all: readonly T[], fallback: T[], name: string): T[] {
+	if (text === undefined) return fallback;
+	const items = text.split(',').filter(Boolean);
+	const bad = items.filter((i) => !(all as readonly string[]).includes(i));
+	if (bad.length || items.length === 0) throw new PvrunError(`${name}: unknown ${bad.join(',') || '(empty)'}; choose from ${all.join(',')}`, {exitCode: 2});
+	return items as T[];
+}
