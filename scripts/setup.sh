@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build: C toolchain for the static agent, clang/llvm + libbpf for BPF;
-# image: busybox-static, cpio; run: QEMU; tools: bpftool, lz4 (vmlinux.h refresh).
+# image: busybox-static, cpio; run: QEMU; tools: bpftool, lz4 (vmlinux.h refresh);
+# the libvirt end-to-end test: libvirt's daemon, QEMU driver and virsh (scripts/libvirt.sh).
 packages=(qemu-system-x86 clang llvm libbpf-dev libelf-dev zlib1g-dev libzstd-dev gcc make libc6-dev
-	busybox-static cpio bpftool lz4 tmux ca-certificates)
+	busybox-static cpio bpftool lz4 tmux ca-certificates
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
 
 missing=()
 for p in "${packages[@]}"; do
