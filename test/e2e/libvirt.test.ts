@@ -1,0 +1,193 @@
+// End to end, libvirt as a real client: scripts/libvirt.sh brings up
+// qemu:///system; libvirt probes pvrun's capabilities, starts a domain whose
+// <emulator> is pvrun (as libvirt-qemu, with its JSON -object/-device, fd=N
+// monitor, -S, -sandbox), the guest pins a thread to vCPU 1 and the host
+// thread of vCPU 1 gets a CPU of its own; `virsh destroy`, and a guest that
+// powers itself off, leave no process or file behind. Needs root.
+import fs from 'node:fs';
+import t, {type Test} from 'tap';
+import {threadCpusAllowed} from '../../src/host/cpus.js';
+import {ensureImage} from '../../src/image/build.js';
+import {readEventLog} from '../../src/vm/event-log.js';
+import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
+import {
+	alive,
+	domainLogOf,
+	domainPid,
+	domainState,
+	domainXml,
+	libvirtUp,
+	loggedCommandLine,
+	procStatus,
+	pvrunLauncher,
+	pvrunLeftovers,
+	stageDomain,
+	userIds,
+	vcpuThreads,
+	virsh,
+	waitForConsole,
+	qemuUser,
+	type LibvirtSession,
+} from '../helpers/libvirt.js';
+
+/**
+ * The guest waits until the agent has attached the BPF program (a bpf_link in
+ * some process's fdinfo), then runs pin-busy.sh (which pins 1 s later). Without
+ * the wait, a taskset racing the program load is missed (before the attach) or
+ * relayed with record type 0 (between attach and the agent setting the type:
+ * guest-agent/progs.c), and the host rightly ignores it.
+ */
+const afterProgram = (command: string) => `until,grep,-qs,link_type,/proc/[0-9]*/fdinfo/*;do,sleep,0.2;done;${command}`;
+
+const ms = (since: number) => `${Math.round(performance.now() - since)} ms`;
+
+const skip = process.getuid?.() === 0 ? false : 'needs root: libvirtd for qemu:///system runs as root';
+
+t.test('libvirt starts, probes and stops pvrun as its emulator', {skip}, async (t) => {
+	const image = await ensureImage();
+	const session = await libvirtUp(t);
+	t.comment(`scripts/libvirt.sh up: ${Math.round(session.upMs)} ms`);
+
+	await t.test("libvirt's capability probe of pvrun", async (t) => {
+		const started = performance.now();
+		const caps = await virsh('domcapabilities', '--emulatorbin', pvrunLauncher, '--virttype', 'qemu');
+		t.comment(`virsh domcapabilities --emulatorbin bin/pvrun: ${ms(started)} (libvirt runs it with -machine none ... -daemonize -pidfile)`);
+		t.match(caps, `<path>${pvrunLauncher}</path>`, 'libvirt knows pvrun as an emulator');
+		t.match(caps, /<domain>qemu<\/domain>/, 'for TCG domains');
+		t.match(caps, /<machine>pc-i440fx-[\d.]+<\/machine>/, 'with the machine types of the QEMU under it');
+		t.same(pvrunFilesOf(qemuUser), [], 'the probe left no pvrun file (it ran plain QEMU)');
+	});
+
+	await t.test('virsh define/start: the guest pins a thread, the host thread of vCPU 1 gets its own CPU; virsh destroy cleans up', (t) =>
+		pinAndDestroy(t, session, image),
+	);
+
+	await t.test('a guest powering itself off under libvirt (transient domain): pvrun and QEMU end, nothing left', (t) =>
+		guestPowerOff(t, session, image),
+	);
+
+	t.same(pvrunFilesOf(qemuUser), [], `no pvrun file of ${qemuUser} left in /dev/shm or /tmp`);
+});
+
+async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: string; initrd: string}) {
+	const name = `pvrun-e2e-${process.pid}`;
+	const d = stageDomain(session, name, image);
+	fs.writeFileSync(`${d.dir}/domain.xml`, domainXml(d, {run: afterProgram('/usr/share/pvrun/pin-busy.sh,0x2,20'), pvArgs: ['--pv-log', d.eventLog]}));
+	session.cleanup(async () => {
+		await virsh('destroy', name).catch(() => {});
+		await virsh('undefine', name).catch(() => {});
+	});
+	session.onFailureShow(domainLogOf(name));
+	session.onFailureShow(d.console);
+	session.onFailureShow(d.eventLog);
+
+	await virsh('define', `${d.dir}/domain.xml`);
+	const started = performance.now();
+	await virsh('start', name);
+	t.comment(`virsh start: ${ms(started)}`);
+	t.comment(`libvirt's command line: ${loggedCommandLine(name)}`);
+
+	const pvrunPid = domainPid(name);
+	t.equal(procStatus(pvrunPid, 'Uid').split(/\s+/)[0], String(userIds(qemuUser).uid), `libvirt runs pvrun as ${qemuUser}`);
+	const threads = await vcpuThreads(name);
+	t.equal(threads.length, 2, 'libvirt sees two vCPU threads (QMP query-cpus-fast on its own monitor)');
+	const qemuPid = Number(procStatus(threads[0] ?? 0, 'Tgid'));
+	t.equal(Number(procStatus(qemuPid, 'PPid')), pvrunPid, "QEMU runs as the child of pvrun, whose pid is in libvirt's pid file");
+	t.same(
+		threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()),
+		['CPU 0/TCG', 'CPU 1/TCG'],
+		"one TCG thread per vCPU (libvirt's -name ...,debug-threads=on)",
+	);
+
+	const pinnedLine = await waitForConsole(d.console, 'pin-busy: pinned', 90_000);
+	t.comment(`guest: ${pinnedLine} (${ms(started)} after virsh start)`);
+	const allowed = (tid: number) => threadCpusAllowed(qemuPid, tid).join(',');
+	const pinnedAfter = await within(5000, () => hasExclusiveCpu(qemuPid, threads, 1));
+	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0)}, vCPU 1: ${allowed(threads[1] ?? 0)}`);
+	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
+	const events = readEventLog(d.eventLog);
+	t.ok(
+		events.some((e) => e.event === 'pin' && e['vcpu'] === 1),
+		'pvrun (as libvirt-qemu) logged the decision',
+	);
+	const denied = events.filter((e) => e.event === 'warning').map((e) => String(e['message']));
+	t.comment(`pvrun's warnings as ${qemuUser}: ${denied.length ? [...new Set(denied.map((m) => m.replace(/\d+/g, 'N')))].join(' | ') : 'none'}`);
+
+	// ACPI power button: the default guest has no handler for it (no acpid, no evdev).
+	await virsh('shutdown', name);
+	const offAfter = await within(3000, () => !alive(pvrunPid));
+	t.comment(
+		offAfter >= 0
+			? `virsh shutdown: the guest powered off after ${offAfter.toFixed(0)} ms`
+			: `virsh shutdown: sent (ACPI power button); the default guest ignores it: still ${await domainState(name)} after 3 s`,
+	);
+	t.pass('virsh shutdown is accepted');
+
+	if (alive(pvrunPid)) {
+		const destroyStarted = performance.now();
+		await virsh('destroy', name);
+		t.comment(`virsh destroy: ${ms(destroyStarted)}`);
+	}
+	t.match(await domainState(name), /^shut off/, 'the domain is shut off');
+	t.ok((await within(5000, () => !alive(pvrunPid) && !alive(qemuPid))) >= 0, 'neither pvrun nor QEMU is left');
+	t.same(pvrunLeftovers(pvrunPid), [], 'no shared-memory file or run directory of that pvrun left');
+	t.ok(
+		readEventLog(d.eventLog).some((e) => e.event === 'exit'),
+		'pvrun logged its exit (it cleaned up, it was not killed)',
+	);
+
+	await virsh('undefine', name);
+	t.notOk((await virsh('list', '--all', '--name')).split('\n').includes(name), 'the domain is undefined');
+}
+
+async function guestPowerOff(t: Test, session: LibvirtSession, image: {kernel: string; initrd: string}) {
+	const name = `pvrun-e2e-off-${process.pid}`;
+	const d = stageDomain(session, name, image);
+	fs.writeFileSync(`${d.dir}/domain.xml`, domainXml(d, {run: 'true', pvArgs: ['--pv-log', d.eventLog]}));
+	session.cleanup(() => virsh('destroy', name).catch(() => {}));
+	session.onFailureShow(domainLogOf(name));
+	session.onFailureShow(d.console);
+
+	const started = performance.now();
+	await virsh('create', `${d.dir}/domain.xml`);
+	const pvrunPid = domainPid(name);
+	await waitForConsole(d.console, 'pvrun-guest: command exited', 90_000);
+	const goneAfter = await within(20_000, () => !alive(pvrunPid));
+	t.comment(`guest powered off; pvrun gone ${ms(started)} after virsh create`);
+	t.ok(goneAfter >= 0, 'after the guest powers off, libvirt ends pvrun (its SIGTERM reaches QEMU) within 20 s');
+	t.ok(await domainGone(name, 10_000), 'the transient domain is gone');
+	t.match(fs.readFileSync(domainLogOf(name), 'utf8'), /shutting down, reason=shutdown/, 'libvirt saw a guest shutdown');
+	t.same(pvrunLeftovers(pvrunPid), [], 'no shared-memory file or run directory left');
+	t.ok(
+		readEventLog(d.eventLog).some((e) => e.event === 'exit'),
+		'pvrun logged its exit',
+	);
+}
+
+/** Whether libvirt forgets the domain within `ms` (transient domains go when they stop). */
+async function domainGone(name: string, ms: number): Promise<boolean> {
+	const started = performance.now();
+	do {
+		if (!(await virsh('list', '--all', '--name')).split('\n').includes(name)) return true;
+		await new Promise((r) => setTimeout(r, 200));
+	} while (performance.now() - started < ms);
+	return false;
+}
+
+/** pvrun's files (pvrun-*) in /dev/shm and /tmp owned by `user`. */
+function pvrunFilesOf(user: string): string[] {
+	const {uid} = userIds(user);
+	return ['/dev/shm', '/tmp'].flatMap((dir) =>
+		fs
+			.readdirSync(dir)
+			.filter((n) => /^pvrun-\d+-/.test(n))
+			.map((n) => `${dir}/${n}`)
+			.filter((p) => {
+				try {
+					return fs.statSync(p).uid === uid;
+				} catch {
+					return false;
+				}
+			}),
+	);
+}
