@@ -1,0 +1,81 @@
+// The benchmark matrix: its parsing, ordering and summary as units, and the
+// quick mode end to end as the smoke run of `make test` (real guests, all three
+// configurations and scenarios; no timing assertions). Its JSON must validate
+// against bench/schema/matrix.schema.json.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {Ajv} from 'ajv';
+import {execa} from 'execa';
+import t from 'tap';
+import {configNames, parseResultLine, rotation, scenarioIds, scenarios, workloadCommand, type MatrixResult, type Sample} from '../../src/bench/matrix.js';
+import {summarize} from '../../src/bench/matrix-report.js';
+import {pvrunCommand} from '../../src/guest/boot.js';
+import {packageRoot} from '../../src/util/paths.js';
+
+const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'bench', 'schema', 'matrix.schema.json'), 'utf8')) as object;
+const validate = new Ajv({allErrors: true}).compile(schema);
+
+t.test('result lines: pvwork JSON and pvhint key=value; anything else is ignored', async (t) => {
+	t.same(parseResultLine('pvwork-result {"workload":"poll","cpu":0,"iterPerSec":100.5,"burnerIterPerSec":50,"x":"s"}'), {
+		workload: 'poll',
+		values: {cpu: 0, iterPerSec: 100.5, burnerIterPerSec: 50, vmWorkPerSec: 150.5},
+	});
+	t.same(parseResultLine('pvhint: vcpu=1 n=40 timeouts=0 pin_p50_us=210.5 pin_p99_us=900.0'), {workload: 'hintlat', values: {n: 40, timeouts: 0, pinP50Us: 210.5, pinP99Us: 900}});
+	for (const junk of ['pvwork-result {', 'pvwork-result {"workload":"rm -rf"}', 'pvwork-result 5', '[ 1.0] pvwork-result {"workload":"poll"}', 'pvhint: attack done'])
+		t.equal(parseResultLine(junk), undefined, junk);
+});
+
+t.test('configurations rotate across repetitions', async (t) => {
+	t.same([0, 1, 2, 3].map(rotation), [
+		['plain', 'static', 'pvrun'],
+		['static', 'pvrun', 'plain'],
+		['pvrun', 'plain', 'static'],
+		['plain', 'static', 'pvrun'],
+	]);
+});
+
+t.test('workload commands fit the scenario and contain no spaces', async (t) => {
+	t.equal(workloadCommand('poll', scenarios.a, 10, 'plain'), 'pvwork,poll,-c,0,-s,10,-b,3');
+	t.equal(workloadCommand('pingpong', scenarios.b, 10, 'plain'), 'pvwork,pingpong,-a,0,-c,1,-s,10,-b,0');
+	t.equal(workloadCommand('hintlat', scenarios.a, 2, 'plain'), undefined, 'plain QEMU answers no hints');
+	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun'));
+});
+
+t.test('summary: medians, ratios from the same run, targets', async (t) => {
+	const s = (config: (typeof configNames)[number], iterPerSec: number, rep = 0, warmup = false): Sample => ({scenario: 'a', config, rep, order: 0, workload: 'poll', warmup, values: {iterPerSec, maxStallUs: 10, vmWorkPerSec: 100}});
+	const summary = summarize([s('plain', 100), s('plain', 120, 1), s('plain', 1e9, 0, true), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)]);
+	const poll = summary.find((x) => x.metric === 'iterPerSec');
+	t.same(poll?.configs.plain, {n: 2, median: 110, min: 100, max: 120}, 'warm-ups left out');
+	t.equal(poll?.vsPlain, 340 / 110);
+	t.equal(poll?.vsStatic, 340 / 200);
+	t.same(poll?.target, {text: '≥ 3x plain and ≥ 1.5x static', met: true});
+	const stall = summary.find((x) => x.metric === 'maxStallUs');
+	t.same(stall?.target, {text: '≤ 0.5x plain', met: false}, 'the same stall is not half');
+});
+
+t.test('pvrun bench --quick: every scenario, configuration and workload; valid JSON; nothing left behind', async (t) => {
+	t.setTimeout(8 * 60_000);
+	const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-test-'));
+	t.teardown(() => fs.rmSync(out, {recursive: true, force: true}));
+	const [node = 'node', ...cli] = pvrunCommand();
+	const ours = () => [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith('pvrun-')), ...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('pvrun-'))];
+	const before = new Set(ours());
+	const started = performance.now();
+	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {reject: false, timeout: 7 * 60_000, stdin: 'ignore'});
+	t.comment(`pvrun bench --quick: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);
+	const result = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as MatrixResult;
+	t.ok(validate(result), `matrix.json validates against the schema: ${JSON.stringify(validate.errors?.slice(0, 3) ?? [])}`);
+	t.same(result.failures, [], 'no boot failed');
+	for (const sc of scenarioIds)
+		for (const config of configNames)
+			for (const w of ['poll', 'pingpong', 'sleeper', 'locks'] as const)
+				t.ok(result.samples.some((x) => x.scenario === sc && x.config === config && x.workload === w && !x.warmup), `${sc}/${config}/${w} measured`);
+	t.ok(result.samples.some((x) => x.workload === 'hintlat' && x.config === 'pvrun'), 'hint round trips measured under pvrun');
+	const md = fs.readFileSync(path.join(out, 'matrix.md'), 'utf8');
+	t.match(md, /## Scenario a:/);
+	t.match(md, /\| poll iterations \(\/s\) \|/);
+	for (const sc of scenarioIds) t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
+	t.same(ours().filter((n) => !before.has(n) && !out.endsWith(n)), [], 'no shared-memory file, run or work directory left');
+});
