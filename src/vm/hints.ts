@@ -6,6 +6,7 @@ import type {ShmArea} from '../shm/area.js';
 import {writeFeedback} from '../shm/feedback.js';
 import type {RingReader, AffinityRecord} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
+import {firstLine} from '../util/errors.js';
 import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {Pinner} from '../pin/pinner.js';
 import type {SectionBoost} from '../host/boost.js';
@@ -15,6 +16,8 @@ import type {EventLog} from './event-log.js';
 const maxHints = 4096;
 /** Records decoded per drain before yielding to the event loop. */
 const drainBudget = 1024;
+/** Errors inside the hint loop after which it stops for good. */
+const maxInternalErrors = 20;
 /** Drains of at most this many records run as a real-time section (honest hints come one or two at a time). */
 const boostMaxRecords = 64;
 
@@ -27,6 +30,7 @@ export class HintEngine {
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
+	private stopped = false;
 	/** The current decision runs boosted (see SectionBoost). */
 	private boosted = false;
 	/** Host-side latencies in µs (record drained → affinity applied), for the benchmark. */
@@ -48,16 +52,17 @@ export class HintEngine {
 
 	/** Apply the initial (all floating) placement and start listening. */
 	start(fallbackMs = 250): void {
-		this.commit(this.assignment, 'start', 0);
+		this.guarded(() => this.commit(this.assignment, 'start', 0));
 		this.reader.armKick();
 		this.fallback = setInterval(() => {
 			this.poll();
-			this.reader.heartbeat();
+			if (this.fallback) this.reader.heartbeat();
 		}, fallbackMs);
 		this.fallback.unref();
 	}
 
 	stop(): void {
+		this.stopped = true;
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
 	}
@@ -67,22 +72,49 @@ export class HintEngine {
 		this.poll();
 	}
 
+	/** Errors inside the hint loop so far; past `maxInternalErrors` the loop stops (the VM runs on). */
+	internalErrors = 0;
+
 	/** Forget every hint (agent restart, guest reset): all vCPUs float again. */
 	reset(reason: string): void {
 		if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return;
 		this.hints.clear();
 		this.log.write('reset', {reason}, `hints cleared (${reason})`);
-		this.decide(performance.now(), 0);
+		this.guarded(() => this.decide(performance.now(), 0));
 	}
 
 	/** vCPU threads changed (hot-plug, reset). */
 	setVcpuCount(nrVcpus: number): void {
 		this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
-		this.decide(performance.now(), 0);
+		this.guarded(() => this.decide(performance.now(), 0));
+	}
+
+	/**
+	 * One round of the hint loop. A bug here (or a failing syscall we did not
+	 * foresee) must cost the hints, never the VM: it is logged, and after
+	 * `maxInternalErrors` the loop stops.
+	 */
+	private poll(): void {
+		this.guarded(() => this.drainAndDecide());
+	}
+
+	/** Run a step of the hint loop; an exception is logged and counted, never thrown. */
+	private guarded(step: () => void): void {
+		if (this.stopped) return;
+		try {
+			step();
+		} catch (error) {
+			this.internalErrors++;
+			this.log.write('internal-error', {message: firstLine(error), count: this.internalErrors});
+			if (this.internalErrors >= maxInternalErrors) {
+				this.stop();
+				this.log.write('warning', {message: `hint loop stopped after ${this.internalErrors} internal errors: the VM runs without hints`}, `hint loop stopped after ${this.internalErrors} internal errors: the VM runs without hints`);
+			}
+		}
 	}
 
 	/** Drain, then re-arm the kick and drain once more so no record waits for the timer. */
-	private poll(): void {
+	private drainAndDecide(): void {
 		for (let round = 0; round < 2; round++) {
 			if (this.reader.pending() === 0) {
 				if (round === 0) this.reader.armKick();

@@ -1,0 +1,64 @@
+// A fault inside the hint loop costs the hints, never the VM: the engine logs
+// and counts it instead of throwing (an exception would end pvrun, and QEMU
+// with it), and stops its loop after repeated faults.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import {Pinner} from '../../src/pin/pinner.js';
+import type {Assignment} from '../../src/policy/affinity.js';
+import {createShmArea} from '../../src/shm/area.js';
+import {RingReader} from '../../src/shm/reader.js';
+import {EventLog, readEventLog} from '../../src/vm/event-log.js';
+import {HintEngine} from '../../src/vm/hints.js';
+
+/** A pinner with a bug: every apply throws. */
+class FaultyPinner extends Pinner {
+	override apply(_a: Assignment): never {
+		throw new Error('injected fault');
+	}
+}
+
+t.test('faults in the hint loop are logged and counted; after 20 the loop stops', async (t) => {
+	const shm = `/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
+	const area = createShmArea(shm, 2);
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	t.teardown(() => {
+		area.remove();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	const engine = new HintEngine(area, new RingReader(area), new FaultyPinner(new Map(), process.pid), [0], 2, log);
+	t.doesNotThrow(() => engine.start(10_000), 'start survives a fault');
+	for (let i = 0; i < 25; i++) t.doesNotThrow(() => (i % 2 ? engine.setVcpuCount(2) : engine.kick()));
+	engine.reset('test'); // nothing to reset; must not throw either
+	engine.stop();
+	const events = readEventLog(logFile);
+	const faults = events.filter((e) => e.event === 'internal-error');
+	t.ok(faults.length >= 1 && faults.length <= 20, `faults logged (${faults.length}), at most 20`);
+	t.match(faults[0], {message: /injected fault/, count: 1});
+	t.equal(engine.internalErrors, faults.length);
+});
+
+t.test('without faults nothing is logged as one', async (t) => {
+	const shm = `/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+	const area = createShmArea(shm, 2);
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	t.teardown(() => {
+		area.remove();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	const engine = new HintEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log);
+	engine.start(10_000);
+	engine.kick();
+	engine.setVcpuCount(2);
+	engine.stop();
+	t.equal(engine.internalErrors, 0);
+	t.notOk(readEventLog(logFile).some((e) => e.event === 'internal-error'));
+});
