@@ -270,6 +270,9 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 	}
 	memset(p, 0, sizeof(*p));
 	p->ringbuf_fd = -1;
+	/* Before the relays start: a record relayed before this would go out untyped (dropped by the host). */
+	p->record_type = record_type;
+	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->obj = bpf_object__open_mem(obj, len, &opts);
 	if (!p->obj) {
 		err = -errno;
@@ -308,8 +311,6 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 		}
 	}
 	p->id = next_id++;
-	p->record_type = record_type;
-	snprintf(p->name, sizeof(p->name), "%s", name);
 	err = rebuild_rb();
 	if (err) {
 		snprintf(log + log_len, cap - log_len, "ring buffer: %s", strerror(-err));
