@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Affinity hints: every successful sched_setaffinity() of a user thread, with
  * the mask the kernel actually applied, and the exit of such a thread (so the
- * host can expire its hint). */
+ * host can expire its hint). A task iterator, run once by the agent right
+ * after attaching, reports the threads that were pinned before the program
+ * was loaded (a poller started at boot, before pvrun's agent). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -38,6 +40,10 @@ static __always_inline void *cpu_ringbuf(void)
 	return bpf_map_lookup_elem(&events, &cpu);
 }
 
+/* The guest agent's own process (its relay threads pin themselves): set by the
+ * snapshot, which runs in the agent's context; its threads are never hints. */
+__u32 agent_tgid;
+
 /* Threads that set their affinity and have not exited: tid → 1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -57,17 +63,18 @@ static __always_inline void fill_ids(struct pv_affinity_event *e, struct task_st
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &p->comm);
 }
 
-SEC("fexit/__sched_setaffinity")
-int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, int ret)
+/* Report thread p's affinity (cut to the possible CPUs) as a SET record.
+ * With only_pinned, a thread that may run on every possible CPU is skipped. */
+static __always_inline int report_affinity(struct task_struct *p, bool only_pinned)
 {
 	struct pv_affinity_event *e;
 	__u64 possible[PV_AFFINITY_MASK_WORDS];
+	bool narrower = false;
 	__u8 one = 1;
 	__u32 tid;
-
 	void *rb;
 
-	if (ret != 0 || (BPF_CORE_READ(p, flags) & PF_KTHREAD))
+	if ((BPF_CORE_READ(p, flags) & PF_KTHREAD) || (agent_tgid && BPF_CORE_READ(p, tgid) == agent_tgid))
 		return 0;
 	rb = cpu_ringbuf();
 	if (!rb)
@@ -78,13 +85,42 @@ int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, 
 	fill_ids(e, p, PV_AFFINITY_SET);
 	__builtin_memset(e->mask, 0, sizeof(e->mask));
 	bpf_core_read(e->mask, sizeof(e->mask), &p->cpus_mask.bits);
-	if (bpf_probe_read_kernel(possible, sizeof(possible), &__cpu_possible_mask) == 0)
-		for (int i = 0; i < PV_AFFINITY_MASK_WORDS; i++)
+	if (bpf_probe_read_kernel(possible, sizeof(possible), &__cpu_possible_mask) == 0) {
+		for (int i = 0; i < PV_AFFINITY_MASK_WORDS; i++) {
 			e->mask[i] &= possible[i];
+			if (e->mask[i] != possible[i])
+				narrower = true;
+		}
+	}
+	if (only_pinned && !narrower) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
 	tid = e->tid;
 	bpf_map_update_elem(&hinted, &tid, &one, BPF_ANY);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+SEC("fexit/__sched_setaffinity")
+int BPF_PROG(on_setaffinity, struct task_struct *p, const struct cpumask *mask, int ret)
+{
+	if (ret != 0)
+		return 0;
+	return report_affinity(p, false);
+}
+
+/* The snapshot: every user thread whose affinity is narrower than all CPUs. */
+SEC("iter/task")
+int snapshot(struct bpf_iter__task *ctx)
+{
+	struct task_struct *p = ctx->task;
+
+	if (!p)
+		return 0;
+	if (!agent_tgid)
+		agent_tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	return report_affinity(p, true);
 }
 
 SEC("tp_btf/sched_process_exit")

@@ -245,6 +245,27 @@ static void destroy(struct prog *p)
 	p->ringbuf_fd = -1;
 }
 
+/* Run an attached iterator program once to its end (its records go to the ring buffers). */
+static int run_iter(struct bpf_link *l, char *log, size_t cap)
+{
+	char buf[256];
+	ssize_t n;
+	int fd = bpf_iter_create(bpf_link__fd(l));
+
+	if (fd < 0) {
+		int e = errno;
+		snprintf(log, cap, "cannot start the program's task iterator: %s", strerror(e));
+		return -e;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		;
+	int err = n < 0 ? -errno : 0;
+	if (err)
+		snprintf(log, cap, "task iterator failed: %s", strerror(-err));
+	close(fd);
+	return err;
+}
+
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
 	       size_t cap)
 {
@@ -303,6 +324,17 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 			goto cleanup;
 		}
 		p->links[p->nr_links++] = l;
+	}
+	/* Task iterators run once, now that the other programs are attached: they report
+	 * the state that existed before the load (nothing falls between the two). */
+	i = 0;
+	bpf_object__for_each_program(bp, p->obj) {
+		struct bpf_link *l = p->links[i++];
+
+		if (bpf_program__expected_attach_type(bp) != BPF_TRACE_ITER)
+			continue;
+		if ((err = run_iter(l, log, cap)))
+			goto cleanup;
 	}
 	bpf_object__for_each_map(map, p->obj) {
 		if (bpf_map__type(map) == BPF_MAP_TYPE_RINGBUF) {
