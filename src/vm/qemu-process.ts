@@ -1,0 +1,160 @@
+// The QEMU process pvrun runs beside: started as pvrun's child (and killed
+// with it), or a daemonized QEMU that pvrun only watches by pid. How pvrun
+// waits for it, forwards signals to it, and ends like it.
+import {spawn, type ChildProcess} from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {PvrunError} from '../util/errors.js';
+import {inheritedFds, qemuStdio} from './fds.js';
+import {disableCoreDumps} from './posix.js';
+
+/** How a process ended: an exit code, or the signal that killed it; both null when unknown (not our child). */
+export interface ExitStatus {
+	code: number | null;
+	signal: NodeJS.Signals | null;
+}
+
+/** The QEMU process of a VM, as the hint session sees it. */
+export interface QemuProcess {
+	readonly pid: number;
+	/** Settles once QEMU has exited. */
+	readonly exited: Promise<ExitStatus>;
+}
+
+/** The signals a terminal or a process manager stops QEMU with; pvrun passes them on. */
+export const forwardedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * `program`'s path if it can be run (a name is looked up in PATH as execvp
+ * does), else a PvrunError naming what to fix.
+ */
+export function findProgram(program: string, missing: string): string {
+	const candidates = program.includes('/') ? [program] : (process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', program));
+	let denied: string | undefined;
+	for (const file of candidates) {
+		try {
+			if (!fs.statSync(file).isFile()) continue;
+			fs.accessSync(file, fs.constants.X_OK);
+			return file;
+		} catch (error) {
+			if ((error as NodeJS.ErrnoException).code === 'EACCES') denied = file;
+		}
+	}
+	if (denied !== undefined) throw new PvrunError(`${denied} is not executable: check its permissions`, {exitCode: 126});
+	throw new PvrunError(`${program} not found: ${missing}`, {exitCode: 127});
+}
+
+/**
+ * Start QEMU with the console and every inherited descriptor under its own
+ * number. `dieWithPvrun`: through setpriv --pdeathsig KILL, which execs QEMU
+ * in the same process, so that QEMU cannot outlive pvrun (not for a QEMU
+ * that daemonizes: the user asked for it to live on).
+ */
+export function spawnQemu(qemu: string, args: readonly string[], options: {dieWithPvrun: boolean}): ChildProcess {
+	checkPrograms(qemu, options.dieWithPvrun);
+	const stdio = qemuStdio(inheritedFds);
+	if (!options.dieWithPvrun) return spawn(qemu, args, {stdio});
+	return spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemu, ...args], {stdio});
+}
+
+/** Check that QEMU (and setpriv, `viaSetpriv`) can run, before anything is created: a PvrunError naming the fix if not. */
+export function checkPrograms(qemu: string, viaSetpriv: boolean): void {
+	findProgram(qemu, qemu.includes('/') ? 'check the path given with --pv-qemu' : 'run make setup (or name the QEMU binary with --pv-qemu PATH)');
+	if (viaSetpriv) findProgram('setpriv', 'it comes with util-linux: run make setup');
+}
+
+/** A child QEMU as a QemuProcess. */
+export function childQemu(child: ChildProcess): QemuProcess {
+	return {pid: child.pid ?? 0, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({code, signal})))};
+}
+
+/**
+ * Forward SIGINT/SIGTERM/SIGHUP to `child`, wait for it to exit, run
+ * `cleanup`, then settle with its exit status (rejects if it could not start).
+ */
+export function waitForExit(child: ChildProcess, cleanup: () => void | Promise<void>): Promise<ExitStatus> {
+	const forward = (signal: NodeJS.Signals) => child.kill(signal);
+	for (const s of forwardedSignals) process.on(s, forward);
+	// Stop forwarding and clean up, then settle.
+	const finish = (settle: () => void): void => {
+		for (const s of forwardedSignals) process.off(s, forward);
+		void Promise.resolve(cleanup()).finally(settle);
+	};
+	return new Promise((resolve, reject) => {
+		child.once('error', (error: NodeJS.ErrnoException) =>
+			finish(() => reject(new PvrunError(`cannot start QEMU: ${error.message}`, {cause: error, exitCode: error.code === 'ENOENT' ? 127 : 126}))),
+		);
+		child.once('exit', (code, signal) => finish(() => resolve({code, signal})));
+	});
+}
+
+/** The status a shell reports for `status`: the exit code, or 128 + the signal number. */
+export function shellStatus(status: ExitStatus): number {
+	if (status.signal) return 128 + (os.constants.signals[status.signal] ?? 0);
+	return status.code ?? 0;
+}
+
+/** Signals whose default action dumps core. */
+const coreSignals: ReadonlySet<string> = new Set(['SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGXCPU', 'SIGXFSZ', 'SIGSYS']);
+
+/**
+ * End as QEMU ended: with `status`'s code, or, if a signal killed QEMU, by
+ * the same signal (without a core dump of pvrun). Returns the code to exit
+ * with; does not return when the signal kills pvrun. Call after cleaning up.
+ */
+export function endLike(status: ExitStatus): number {
+	const code = shellStatus(status);
+	const signal = status.signal;
+	if (!signal) return code;
+	if (coreSignals.has(signal)) disableCoreDumps();
+	process.removeAllListeners(signal);
+	try {
+		process.kill(process.pid, signal);
+	} catch {
+		// pvrun cannot signal itself: exit with the shell's code for it
+	}
+	// Still here (the signal is ignored, as for a background job's SIGINT): the shell's code for it.
+	return code;
+}
+
+/**
+ * A QEMU that is not pvrun's child (it daemonized), watched by pid: it has
+ * exited when its /proc entry is gone, a zombie, or another process's (the
+ * pid was reused). Its exit status is its parent's to know, not pvrun's.
+ */
+export function watchPid(pid: number, intervalMs = 250): QemuProcess {
+	const started = startTicks(pid);
+	const exited = new Promise<ExitStatus>((resolve) => {
+		const timer = setInterval(() => {
+			if (!isAlive(pid, started)) {
+				clearInterval(timer);
+				resolve({code: null, signal: null});
+			}
+		}, intervalMs);
+	});
+	return {pid, exited};
+}
+
+/** Whether process `pid` runs (not a zombie) and is the one that had `started` as start time. */
+export function isAlive(pid: number, started?: number): boolean {
+	const stat = procStat(pid);
+	if (!stat || stat.state === 'Z' || stat.state === 'X') return false;
+	return started === undefined || stat.startTicks === started;
+}
+
+function startTicks(pid: number): number | undefined {
+	return procStat(pid)?.startTicks;
+}
+
+/** State (field 3) and start time (field 22) of /proc/<pid>/stat. */
+export function procStat(pid: number): {state: string; ppid: number; startTicks: number} | undefined {
+	try {
+		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+		// The command name (field 2) is in parentheses and may contain spaces and ')'.
+		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+		return {state: fields[0] ?? '?', ppid: Number(fields[1]), startTicks: Number(fields[19])};
+	} catch {
+		return undefined;
+	}
+}

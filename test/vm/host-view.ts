@@ -1,0 +1,62 @@
+// What the host shows of a pvrun run, for the lifecycle tests: pvrun's files
+// in /dev/shm and the socket directory, processes and their descriptors.
+import fs from 'node:fs';
+import os from 'node:os';
+import {isAlive, procStat} from '../../src/vm/qemu-process.js';
+
+/** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
+export function leftovers(pid: number): string[] {
+	return [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)), ...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${pid}-`))];
+}
+
+/** Every pvrun-<pid>-<hex> name in /dev/shm and the socket directory now. */
+export function allRunNames(): Set<string> {
+	const names = [...fs.readdirSync('/dev/shm'), ...fs.readdirSync(os.tmpdir())];
+	return new Set(names.filter((n) => /^pvrun-\d+-[0-9a-f]+$/.test(n)));
+}
+
+/** Whether `pid` runs (a zombie does not: nothing here reaps orphans when PID 1 does not). */
+export const running = (pid: number): boolean => pid > 0 && isAlive(pid);
+
+/** The processes whose parent is `pid`. */
+export function childrenOf(pid: number): number[] {
+	return fs
+		.readdirSync('/proc')
+		.filter((n) => /^\d+$/.test(n))
+		.map(Number)
+		.filter((p) => procStat(p)?.ppid === pid);
+}
+
+/** The command line of process `pid` as its arguments. */
+export function cmdline(pid: number): string[] {
+	return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+}
+
+/** What descriptor `fd` of process `pid` is ('socket:[123]'...), or undefined if it has none there. */
+export function fdTarget(pid: number | 'self', fd: number): string | undefined {
+	try {
+		return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+	} catch {
+		return undefined;
+	}
+}
+
+/** Every descriptor target process `pid` holds. */
+export function fdTargets(pid: number): string[] {
+	try {
+		return fs.readdirSync(`/proc/${pid}/fd`).map((fd) => fdTarget(pid, Number(fd)) ?? '');
+	} catch {
+		return [];
+	}
+}
+
+/** Kill `pid` with SIGKILL if it still runs (teardown). */
+export function killIfRunning(pid: number): void {
+	if (!running(pid)) return;
+	try {
+		process.kill(pid, 'SIGKILL');
+	} catch {
+		// gone meanwhile
+	}
+}
+
