@@ -16,6 +16,7 @@ import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '..
 import {EventLog} from './event-log.js';
 import {checkPrograms, childQemu, endLike, spawnQemu, waitForExit} from './qemu-process.js';
 import {HintSession, createRunFiles, removeRunFiles} from './session.js';
+import {removeStaleRuns} from './stale.js';
 import {writeVmState} from './state.js';
 
 export const agentPortName = 'org.pvrun.agent.0';
@@ -80,6 +81,8 @@ export async function runPlain(qemu: string, args: string[]): Promise<number> {
 
 /** Run a VM with the hint channel; resolves to QEMU's exit status (or ends by QEMU's signal). */
 export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
+	// Left by a pvrun that was killed (SIGKILL cannot be cleaned up after): gone before we add ours.
+	await removeStaleRuns(path.dirname(plan.runDir));
 	checkPrograms(options.qemu, true);
 	const log = openEventLog(options);
 	let area: ShmArea;
