@@ -2,7 +2,8 @@
 // hint channel (IVSHMEM area, agent virtio-serial port, QMP socket); the hint
 // session runs beside it (src/vm/session.ts). QEMU owns the console and the
 // descriptors pvrun inherited; pvrun ends as QEMU ends and removes its files
-// on every way out.
+// on every way out (docs/lifecycle.md). A QEMU that daemonizes gets a
+// detached pvrun (src/vm/daemon.ts).
 import type {ChildProcess} from 'node:child_process';
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -12,7 +13,9 @@ import {chooseAccel} from '../qemu/accel.js';
 import {ivshmemArgs, type ShmArea} from '../shm/area.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {PvrunError, firstLine} from '../util/errors.js';
+import {qemuOptions} from '../cli/qemu-options.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
+import {runDaemonized} from './daemon.js';
 import {EventLog} from './event-log.js';
 import {checkPrograms, childQemu, endLike, spawnQemu, waitForExit} from './qemu-process.js';
 import {HintSession, createRunFiles, removeRunFiles} from './session.js';
@@ -30,20 +33,33 @@ export interface VmPlan {
 	agentSocket: string;
 	nrVcpus: number;
 	allowed: number[];
+	/** The user's QEMU arguments. */
+	qemuArgs: string[];
 	/** The complete QEMU argument list: the user's, then pvrun's. */
 	args: string[];
 	accelNote?: string;
+	/** The user's arguments say -daemonize: a detached pvrun serves the VM (src/vm/daemon.ts). */
+	daemonize: boolean;
+	/** With -daemonize: where QEMU writes its pid, absolute (the user's -pidfile, or one pvrun adds in its run directory). */
+	pidFile?: string;
+}
+
+/** Whose VM it is: the pvrun process that owns the run directory, and the directory relative paths are from. */
+export interface PlanOwner {
+	pid: number;
+	cwd: string;
 }
 
 /** Decide ids, paths and the QEMU command line (nothing is created yet). */
-export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpdir()): VmPlan {
-	const id = `pvrun-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpdir(), owner: PlanOwner = {pid: process.pid, cwd: process.cwd()}): VmPlan {
+	const id = `pvrun-${owner.pid}-${crypto.randomBytes(3).toString('hex')}`;
 	const runDir = path.join(runRoot, id);
 	const own = ownCpus();
 	const allowed = options.cpus ?? own;
 	const foreign = allowed.filter((c) => !own.includes(c));
 	if (foreign.length) throw new PvrunError(`--pv-cpus names CPUs pvrun may not use: ${formatCpuList(foreign)} (allowed: ${formatCpuList(own)})`, {exitCode: 2});
 	const nrVcpus = Math.min(vcpuCount(qemuArgs), maxVcpus);
+	const given = qemuOptions(qemuArgs);
 	const plan: VmPlan = {
 		id,
 		runDir,
@@ -52,7 +68,9 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		agentSocket: path.join(runDir, 'agent.sock'),
 		nrVcpus,
 		allowed,
+		qemuArgs: [...qemuArgs],
 		args: [...qemuArgs],
+		daemonize: given.some((o) => o.name === 'daemonize'),
 	};
 	if (!userChoseAccel(qemuArgs)) {
 		const accel = chooseAccel(options.accel);
@@ -70,6 +88,15 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
 		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
 	);
+	if (plan.daemonize) {
+		// The daemonized QEMU is nobody's child: its pid comes from the pidfile (QEMU takes the last -pidfile).
+		const userPidFile = given.filter((o) => o.name === 'pidfile').at(-1)?.value;
+		if (userPidFile !== undefined) plan.pidFile = path.resolve(owner.cwd, userPidFile);
+		else {
+			plan.pidFile = path.join(runDir, 'qemu.pid');
+			plan.args.push('-pidfile', plan.pidFile);
+		}
+	}
 	return plan;
 }
 
@@ -83,6 +110,7 @@ export async function runPlain(qemu: string, args: string[]): Promise<number> {
 export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	// Left by a pvrun that was killed (SIGKILL cannot be cleaned up after): gone before we add ours.
 	await removeStaleRuns(path.dirname(plan.runDir));
+	if (plan.daemonize) return runDaemonized(options, (pid) => planVm(plan.qemuArgs, options, path.dirname(plan.runDir), {pid, cwd: process.cwd()}));
 	checkPrograms(options.qemu, true);
 	const log = openEventLog(options);
 	let area: ShmArea;

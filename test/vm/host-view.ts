@@ -60,3 +60,18 @@ export function killIfRunning(pid: number): void {
 	}
 }
 
+/** The detached pvrun processes running now (dist/vm/daemon-entry.js). */
+export function detachedPvruns(): Set<number> {
+	const pids = fs
+		.readdirSync('/proc')
+		.filter((n) => /^\d+$/.test(n))
+		.map(Number)
+		.filter((p) => {
+			try {
+				return running(p) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('daemon-entry.js');
+			} catch {
+				return false;
+			}
+		});
+	return new Set(pids);
+}
