@@ -1,0 +1,168 @@
+// End to end, the console in a real terminal (tmux): with -nographic, Ctrl-C
+// and Ctrl-A x do to a VM under pvrun what they do to plain QEMU. Each case
+// runs plain qemu-system-x86_64 first, in the same terminal set-up, and
+// asserts pvrun ends the same way (exit status, QEMU's last words), then that
+// nothing of pvrun's is left.
+import fs from 'node:fs';
+import {execa} from 'execa';
+import t, {type Test} from 'tap';
+import {pvrunCommand, readyLine} from '../../src/guest/boot.js';
+import {ensureImage} from '../../src/image/build.js';
+import {chooseAccel} from '../../src/qemu/accel.js';
+import {within} from '../helpers/pvrun-vm.js';
+import {childrenOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
+
+let sessions = 0;
+
+/** The line the shell in the terminal prints when the command has ended, with $? (128+n for signal n). */
+const exitMark = 'pvrun-test: exit status ';
+
+/**
+ * A command started by `bash -c` in its own tmux server: a real terminal
+ * (pty, line discipline, Ctrl-C turned into SIGINT for the foreground
+ * process group). bash is in that group too; it waits for the command and
+ * goes on unless the command died of the SIGINT, then reports its status as
+ * a user's shell would ($?: 128+n for signal n).
+ */
+class Terminal {
+	private readonly socket = `pvrun-test-${process.pid}-${++sessions}`;
+	/** The shell's pid (the pane's process); the command is its child. */
+	shellPid = 0;
+
+	private constructor(t: Test) {
+		t.teardown(() => this.tmux('kill-server').then(() => undefined));
+	}
+
+	static async run(t: Test, command: string[]): Promise<Terminal> {
+		const terminal = new Terminal(t);
+		const script = `"$@"; echo "${exitMark}$?"; sleep 600`;
+		const r = await terminal.tmux('new-session', '-d', '-s', 'vm', '-x', '120', '-y', '40', '--', 'bash', '-c', script, 'bash', ...command);
+		if (r.exitCode !== 0) throw new Error(`tmux did not start: ${r.stderr}`);
+		terminal.shellPid = Number((await terminal.tmux('display-message', '-p', '-t', 'vm', '#{pane_pid}')).stdout);
+		return terminal;
+	}
+
+	tmux(...args: string[]) {
+		return execa('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], {reject: false, timeout: 10_000});
+	}
+
+	/** Everything the terminal showed (scroll-back included). */
+	async screen(): Promise<string> {
+		return (await this.tmux('capture-pane', '-p', '-J', '-S', '-', '-t', 'vm')).stdout;
+	}
+
+	async waitFor(text: string, ms: number): Promise<boolean> {
+		const deadline = performance.now() + ms;
+		while (performance.now() < deadline) {
+			if ((await this.screen()).includes(text)) return true;
+			await new Promise((r) => setTimeout(r, 200));
+		}
+		return false;
+	}
+
+	async keys(...keys: string[]): Promise<void> {
+		await this.tmux('send-keys', '-t', 'vm', ...keys);
+	}
+
+	/** The command's exit status as the shell reported it, or undefined while it runs. */
+	async status(): Promise<number | undefined> {
+		const match = new RegExp(`${exitMark}(\\d+)`).exec(await this.screen());
+		return match ? Number(match[1]) : undefined;
+	}
+
+	/** Wait up to `ms` for the command to end; its status, or undefined if it still runs. */
+	async waitEnd(ms: number): Promise<number | undefined> {
+		const deadline = performance.now() + ms;
+		for (;;) {
+			const status = await this.status();
+			if (status !== undefined || performance.now() >= deadline) return status;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+	}
+}
+
+/** The default guest with its console on the terminal (-nographic), the same for QEMU and pvrun. */
+async function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
+	const image = await ensureImage();
+	return ['-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512', '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 quiet panic=-1', '-nographic', '-serial', serial, '-no-reboot'];
+}
+
+const launchers = [
+	{name: 'qemu-system-x86_64', command: (args: string[]) => ['qemu-system-x86_64', ...args]},
+	{name: 'pvrun', command: (args: string[]) => [...pvrunCommand(), ...args]},
+];
+
+interface Run {
+	terminal: Terminal;
+	/** pvrun's pid (0 for plain QEMU). */
+	pvrunPid: number;
+	qemuPid: number;
+}
+
+/** Start `launcher` on `args` in a terminal and wait for the guest to be ready (and pvrun's agent, under pvrun). */
+async function boot(t: Test, launcher: (typeof launchers)[number], args: string[]): Promise<Run> {
+	const terminal = await Terminal.run(t, launcher.command(args));
+	const isPvrun = launcher.name === 'pvrun';
+	const childOf = (parent: number) => childrenOf(parent)[0] ?? 0;
+	const qemuOf = (parent: number) => childrenOf(parent).find((p) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu-system')) ?? 0;
+	let pid = 0;
+	let qemuPid = 0;
+	await within(10_000, () => (pid = childOf(terminal.shellPid)) > 0 && (qemuPid = isPvrun ? qemuOf(pid) : pid) > 0);
+	t.teardown(() => {
+		killIfRunning(pid);
+		killIfRunning(qemuPid);
+	});
+	t.ok(qemuPid > 0, `${launcher.name}: QEMU runs`);
+	t.ok(await terminal.waitFor(readyLine, 120_000), `${launcher.name}: the guest is ready on the terminal`);
+	if (isPvrun) t.ok(await terminal.waitFor('pvrun: affinity hints on', 60_000), 'pvrun: the hint channel is up');
+	return {terminal, pvrunPid: isPvrun ? pid : 0, qemuPid};
+}
+
+/** After a run: pvrun's files gone, QEMU and pvrun gone. */
+function assertNothingLeft(t: Test, run: Run, name: string): void {
+	t.notOk(running(run.qemuPid), `${name}: QEMU is gone`);
+	if (run.pvrunPid) {
+		t.notOk(running(run.pvrunPid), 'pvrun is gone');
+		t.same(leftovers(run.pvrunPid), [], 'no /dev/shm file or socket directory of pvrun left');
+	}
+}
+
+t.test('Ctrl-C on -nographic -serial stdio stops the VM, under pvrun as under QEMU', async (t) => {
+	const args = await consoleVm('stdio');
+	const seen: Array<{status: number | undefined; lastWords: boolean}> = [];
+	for (const launcher of launchers) {
+		const run = await boot(t, launcher, args);
+		await run.terminal.keys('C-c');
+		const status = await run.terminal.waitEnd(20_000);
+		t.not(status, undefined, `${launcher.name}: Ctrl-C ended it`);
+		const lastWords = (await run.terminal.screen()).includes('qemu-system-x86_64: terminating on signal 2');
+		t.comment(`${launcher.name}: exit status ${status}, QEMU said "terminating on signal 2": ${lastWords}`);
+		seen.push({status, lastWords});
+		assertNothingLeft(t, run, launcher.name);
+	}
+	const [qemu, pvrun] = seen;
+	t.ok(qemu?.lastWords, 'QEMU stops on the SIGINT the terminal sends');
+	t.same(pvrun, qemu, 'pvrun ends exactly as plain QEMU: same exit status, same message');
+});
+
+t.test('-serial mon:stdio: Ctrl-C goes to the guest, Ctrl-A x quits, under pvrun as under QEMU', async (t) => {
+	const args = await consoleVm('mon:stdio');
+	const seen: Array<{survivedCtrlC: boolean; status: number | undefined; lastWords: boolean}> = [];
+	for (const launcher of launchers) {
+		const run = await boot(t, launcher, args);
+		await run.terminal.keys('C-c');
+		await new Promise((r) => setTimeout(r, 1500));
+		const survivedCtrlC = (await run.terminal.status()) === undefined && running(run.qemuPid) && (await run.terminal.screen()).includes('^C');
+		t.ok(survivedCtrlC, `${launcher.name}: Ctrl-C went to the guest (its shell echoes ^C), the VM runs`);
+		await run.terminal.keys('C-a', 'x');
+		const status = await run.terminal.waitEnd(20_000);
+		t.not(status, undefined, `${launcher.name}: Ctrl-A x ended it`);
+		const lastWords = (await run.terminal.screen()).includes('QEMU: Terminated');
+		t.comment(`${launcher.name}: exit status ${status}, "QEMU: Terminated": ${lastWords}`);
+		seen.push({survivedCtrlC, status, lastWords});
+		assertNothingLeft(t, run, launcher.name);
+	}
+	const [qemu, pvrun] = seen;
+	t.ok(qemu?.lastWords, 'QEMU quits on Ctrl-A x');
+	t.same(pvrun, qemu, 'pvrun behaves exactly as plain QEMU');
+});
