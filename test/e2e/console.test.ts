@@ -28,9 +28,14 @@ class Terminal {
 	private readonly socket = `pvrun-test-${process.pid}-${++sessions}`;
 	/** The shell's pid (the pane's process); the command is its child. */
 	shellPid = 0;
+	/** The tmux server's socket file (kill-server leaves it). */
+	private socketPath = '';
 
 	private constructor(t: Test) {
-		t.teardown(() => this.tmux('kill-server').then(() => undefined));
+		t.teardown(async () => {
+			await this.tmux('kill-server');
+			if (this.socketPath) fs.rmSync(this.socketPath, {force: true});
+		});
 	}
 
 	static async run(t: Test, command: string[]): Promise<Terminal> {
@@ -38,7 +43,9 @@ class Terminal {
 		const script = `"$@"; echo "${exitMark}$?"; sleep 600`;
 		const r = await terminal.tmux('new-session', '-d', '-s', 'vm', '-x', '120', '-y', '40', '--', 'bash', '-c', script, 'bash', ...command);
 		if (r.exitCode !== 0) throw new Error(`tmux did not start: ${r.stderr}`);
-		terminal.shellPid = Number((await terminal.tmux('display-message', '-p', '-t', 'vm', '#{pane_pid}')).stdout);
+		const [pid = '0', socketPath = ''] = (await terminal.tmux('display-message', '-p', '-t', 'vm', '#{pane_pid} #{socket_path}')).stdout.split(' ');
+		terminal.shellPid = Number(pid);
+		terminal.socketPath = socketPath;
 		return terminal;
 	}
 
