@@ -41,7 +41,7 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
 	const loaded = await first.load('affinity', RecordType.affinity, object);
 	t.ok(loaded.id > 0, `program id ${loaded.id}`);
-	t.equal(loaded.links, 2, 'both BPF programs attached');
+	t.equal(loaded.links, 3, 'all three BPF programs attached (set-affinity, exit, and the snapshot iterator)');
 	const list = await first.list();
 	t.same(list.map((p) => [p.id, p.name, p.recordType]), [[loaded.id, 'affinity', RecordType.affinity]]);
 
