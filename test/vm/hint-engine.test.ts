@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, {type Test} from 'tap';
 import {Pinner} from '../../src/pin/pinner.js';
 import type {Assignment} from '../../src/policy/affinity.js';
 import {createShmArea} from '../../src/shm/area.js';
@@ -20,10 +20,10 @@ class FaultyPinner extends Pinner {
 	}
 }
 
-t.test('faults in the hint loop are logged and counted; after 20 the loop stops', async (t) => {
-	const shm = `/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+/** A hint engine on a real 2-vCPU shared-memory area, logging to a file; removed when `t` ends. */
+function engineWith(t: Test, pinner: Pinner): {engine: HintEngine; logFile: string} {
+	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
-	const area = createShmArea(shm, 2);
 	const logFile = path.join(dir, 'events.jsonl');
 	const log = new EventLog(logFile, false);
 	t.teardown(() => {
@@ -31,7 +31,11 @@ t.test('faults in the hint loop are logged and counted; after 20 the loop stops'
 		log.close();
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
-	const engine = new HintEngine(area, new RingReader(area), new FaultyPinner(new Map(), process.pid), [0], 2, log);
+	return {engine: new HintEngine(area, new RingReader(area), pinner, [0], 2, log), logFile};
+}
+
+t.test('faults in the hint loop are logged and counted; after 20 the loop stops', async (t) => {
+	const {engine, logFile} = engineWith(t, new FaultyPinner(new Map(), process.pid));
 	t.doesNotThrow(() => engine.start(10_000), 'start survives a fault');
 	for (let i = 0; i < 25; i++) t.doesNotThrow(() => (i % 2 ? engine.setVcpuCount(2) : engine.kick()));
 	engine.reset('test'); // nothing to reset; must not throw either
@@ -44,17 +48,7 @@ t.test('faults in the hint loop are logged and counted; after 20 the loop stops'
 });
 
 t.test('without faults nothing is logged as one', async (t) => {
-	const shm = `/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
-	const area = createShmArea(shm, 2);
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const log = new EventLog(logFile, false);
-	t.teardown(() => {
-		area.remove();
-		log.close();
-		fs.rmSync(dir, {recursive: true, force: true});
-	});
-	const engine = new HintEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log);
+	const {engine, logFile} = engineWith(t, new Pinner(new Map(), process.pid));
 	engine.start(10_000);
 	engine.kick();
 	engine.setVcpuCount(2);
