@@ -29,6 +29,11 @@ export class Pinner {
 		private readonly includeSelf = false,
 	) {}
 
+	/** vCPU index → host thread id, as last set. */
+	threads(): ReadonlyMap<number, number> {
+		return this.vcpuThreads;
+	}
+
 	/** New thread ids (after hot-plug or reset): everything is applied afresh. */
 	setThreads(vcpuThreads: Map<number, number>): void {
 		this.vcpuThreads = vcpuThreads;

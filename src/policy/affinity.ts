@@ -3,8 +3,10 @@
 // every other vCPU floats on the CPUs left over. When the askers would need
 // every CPU (more askers than CPUs minus one), they still each get one, and the
 // other vCPUs float on all CPUs at a lower weight (shared mode) rather than
-// being packed onto a single CPU. Pure and deterministic: the same hints and the
-// same previous assignment always give the same result.
+// being packed onto a single CPU. A granted vCPU that hardly uses its CPU (the
+// pinned thread mostly sleeps) shares it the same way, so its idle time is not
+// lost to the VM. Pure and deterministic: the same hints, idle set and previous
+// assignment always give the same result.
 
 /** A guest thread's current affinity hint. */
 export interface Hint {
@@ -22,6 +24,8 @@ export interface Exclusive {
 	/** The thread whose hint earned it. */
 	tid: number;
 	seq: number;
+	/** The floating vCPUs may run on this CPU too, at the lower weight (shared mode, or the vCPU idles). */
+	shared: boolean;
 }
 
 export interface Assignment {
@@ -32,8 +36,8 @@ export interface Assignment {
 	/** vCPUs that asked but got no CPU of their own (not enough CPUs), ascending. */
 	denied: number[];
 	/**
-	 * Shared mode: the floating vCPUs run on every allowed CPU, the granted ones'
-	 * too, at nice `floatNice`, so a granted vCPU keeps most of its CPU.
+	 * Some granted CPU is shared: the floating vCPUs run on it too (it is in
+	 * `floating`), at nice `floatNice`, so its granted vCPU keeps most of it.
 	 */
 	shared: boolean;
 	/** Nice value of the floating vCPU threads (0 unless shared). */
@@ -63,7 +67,14 @@ export function floatingOnly(allowed: readonly number[]): Assignment {
  * vCPU keeps the CPU it had when it can; new grants take the highest free CPUs
  * (CPU 0 usually carries the host's own housekeeping).
  */
-export function decideAffinity(hints: Iterable<Hint>, nrVcpus: number, allowed: readonly number[], previous: Assignment): Assignment {
+export function decideAffinity(
+	hints: Iterable<Hint>,
+	nrVcpus: number,
+	allowed: readonly number[],
+	previous: Assignment,
+	/** Granted vCPUs seen using little of their CPU: they share it (see VcpuUsage). */
+	idle: ReadonlySet<number> = new Set(),
+): Assignment {
 	// The thread that asks for each vCPU alone: the oldest hint wins.
 	const askers = new Map<number, Hint>();
 	for (const h of hints) {
@@ -75,8 +86,10 @@ export function decideAffinity(hints: Iterable<Hint>, nrVcpus: number, allowed: 
 	const asking = [...askers.keys()].sort((a, b) => a - b);
 	const cpus = [...new Set(allowed)].sort((a, b) => a - b);
 	const everyVcpuAsks = asking.length >= nrVcpus;
-	const shared = !everyVcpuAsks && cpus.length >= 2 && asking.length > cpus.length - 1;
-	const capacity = Math.max(0, everyVcpuAsks || shared ? Math.min(cpus.length, nrVcpus) : cpus.length - 1);
+	const crowded = !everyVcpuAsks && cpus.length >= 2 && asking.length > cpus.length - 1;
+	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(cpus.length, nrVcpus) : cpus.length - 1);
+	// With every vCPU asking, nothing floats: there is nobody to share with.
+	const sharing = (v: number) => !everyVcpuAsks && (crowded || idle.has(v));
 	const granted = asking.slice(0, capacity);
 	const denied = asking.slice(capacity);
 
@@ -88,7 +101,7 @@ export function decideAffinity(hints: Iterable<Hint>, nrVcpus: number, allowed: 
 		if (before !== undefined && cpus.includes(before) && !used.has(before)) {
 			used.add(before);
 			const h = askers.get(v);
-			if (h) exclusive.set(v, {pcpu: before, tid: h.tid, seq: h.seq});
+			if (h) exclusive.set(v, {pcpu: before, tid: h.tid, seq: h.seq, shared: sharing(v)});
 		}
 	}
 	const free = cpus.filter((c) => !used.has(c)).reverse();
@@ -98,12 +111,14 @@ export function decideAffinity(hints: Iterable<Hint>, nrVcpus: number, allowed: 
 		const h = askers.get(v);
 		if (pcpu === undefined || !h) continue;
 		used.add(pcpu);
-		exclusive.set(v, {pcpu, tid: h.tid, seq: h.seq});
+		exclusive.set(v, {pcpu, tid: h.tid, seq: h.seq, shared: sharing(v)});
 	}
-	const floating = cpus.filter((c) => !used.has(c));
+	const sharedCpus = new Set([...exclusive.values()].filter((e) => e.shared).map((e) => e.pcpu));
+	const floating = cpus.filter((c) => !used.has(c) || sharedCpus.has(c));
+	const shared = sharedCpus.size > 0;
 	return {
 		exclusive: new Map([...exclusive].sort(([a], [b]) => a - b)),
-		floating: floating.length && !shared ? floating : cpus,
+		floating: floating.length ? floating : cpus,
 		denied,
 		shared,
 		floatNice: shared ? sharedFloatNice : 0,

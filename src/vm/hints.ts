@@ -10,12 +10,17 @@ import {firstLine} from '../util/errors.js';
 import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {Pinner} from '../pin/pinner.js';
 import type {SectionBoost} from '../host/boost.js';
+import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
 
 /** Hints kept at most (a guest cannot grow host memory without bound). */
 const maxHints = 4096;
 /** Records decoded per drain before yielding to the event loop. */
 const drainBudget = 1024;
+/** A granted vCPU busy less than this fraction of its CPU (over VcpuUsage's window) shares it... */
+const idleBelow = 0.4;
+/** ...until it is busy more than this again. */
+const busyAbove = 0.6;
 /** Errors inside the hint loop after which it stops for good. */
 const maxInternalErrors = 20;
 /** Drains of at most this many records run as a real-time section (honest hints come one or two at a time). */
@@ -45,6 +50,8 @@ export class HintEngine {
 		private readonly log: EventLog,
 		/** Makes the drain → decide → pin section non-preemptible by normal threads, when allowed. */
 		private readonly boost?: SectionBoost,
+		/** How busy granted vCPUs are; without it, a grant is never judged idle. */
+		private readonly usage?: VcpuUsage,
 	) {
 		this.nrVcpus = nrVcpus;
 		this.assignment = floatingOnly(allowed);
@@ -56,6 +63,7 @@ export class HintEngine {
 		this.reader.armKick();
 		this.fallback = setInterval(() => {
 			this.poll();
+			this.guarded(() => this.judgeUse());
 			if (this.fallback) this.reader.heartbeat();
 		}, fallbackMs);
 		this.fallback.unref();
@@ -149,9 +157,45 @@ export class HintEngine {
 		return true;
 	}
 
+	/** vCPUs whose granted CPU mostly idles (they share it). */
+	private readonly idle = new Set<number>();
+
+	/**
+	 * Look at how busy each granted vCPU keeps its CPU: one that idles (its pinned
+	 * thread mostly sleeps) shares the CPU with the floating vCPUs, one that is
+	 * busy again gets it back. Runs on the slow timer, not on the hint path.
+	 */
+	private judgeUse(): void {
+		if (!this.usage) return;
+		const threads = this.pinner.threads();
+		let changed = false;
+		for (const v of this.idle) {
+			if (!this.assignment.exclusive.has(v)) {
+				this.idle.delete(v);
+				changed = true;
+			}
+		}
+		const granted = [...this.assignment.exclusive.keys()];
+		this.usage.sample(granted.map((v) => threads.get(v)).filter((tid): tid is number => tid !== undefined));
+		for (const v of granted) {
+			const tid = threads.get(v);
+			const busy = tid === undefined ? undefined : this.usage.busy(tid);
+			if (busy === undefined) continue;
+			const wasIdle = this.idle.has(v);
+			if (wasIdle ? busy <= busyAbove : busy >= idleBelow) continue;
+			if (wasIdle) this.idle.delete(v);
+			else this.idle.add(v);
+			changed = true;
+			const pcpu = this.assignment.exclusive.get(v)?.pcpu ?? -1;
+			const pct = Math.round(busy * 100);
+			this.log.write('usage', {vcpu: v, pcpu, busyPercent: pct, idle: !wasIdle}, wasIdle ? `vCPU ${v} busy again (${pct} %): CPU ${pcpu} is its own again` : `vCPU ${v} idles (${pct} % busy): floating vCPUs share CPU ${pcpu}`);
+		}
+		if (changed) this.decide(performance.now(), 0);
+	}
+
 	/** Recompute the assignment and apply it if it changed. */
 	private decide(visible: number, seq: number): void {
-		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment);
+		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle);
 		this.commit(next, 'decide', seq, visible);
 	}
 
@@ -166,15 +210,20 @@ export class HintEngine {
 		for (let v = 0; v < this.nrVcpus; v++) {
 			const before = prev.exclusive.get(v);
 			const after = next.exclusive.get(v);
-			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && (after === undefined || prev.shared === next.shared)) continue;
+			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && before?.shared === after?.shared) continue;
+			// A new grant: judge its use afresh, from now.
+			if (after && (before?.pcpu !== after.pcpu || before.tid !== after.tid)) {
+				const tid = this.pinner.threads().get(v);
+				if (tid !== undefined) this.usage?.reset(tid);
+			}
 			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
 			if (why === 'start') continue;
 			const hint = after ? this.hints.get(after.tid) : undefined;
 			if (after)
 				this.log.write(
 					'pin',
-					{vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq, shared: next.shared},
-					`vCPU ${v} → CPU ${after.pcpu} ${next.shared ? `(shared: floating vCPUs at nice +${next.floatNice})` : 'exclusive'} (guest thread ${after.tid} ${hint?.comm ?? ''})`,
+					{vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq, shared: after.shared},
+					`vCPU ${v} → CPU ${after.pcpu} ${after.shared ? `(shared: floating vCPUs at nice +${next.floatNice})` : 'exclusive'} (guest thread ${after.tid} ${hint?.comm ?? ''})`,
 				);
 			else this.log.write('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
 		}

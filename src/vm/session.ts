@@ -8,6 +8,7 @@ import {protocolVersion} from '../agent/protocol.js';
 import {SectionBoost} from '../host/boost.js';
 import {prepareScheduling, setThreadLatency} from '../host/libc.js';
 import {Pinner, qemuOtherThreads} from '../pin/pinner.js';
+import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
 import {RecordType, shmSize} from '../shm/layout.js';
@@ -93,7 +94,7 @@ export class HintSession {
 		const raised = this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised));
+		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised), new VcpuUsage(this.qemu.pid));
 		this.engine.start();
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).

@@ -5,7 +5,7 @@ const hint = (tid: number, vcpus: number[], seq = tid): Hint => ({tid, tgid: tid
 
 t.test('a thread pinned to one vCPU gets it a CPU of its own; the rest float', async (t) => {
 	const a = decideAffinity([hint(10, [1])], 2, [0, 1], floatingOnly([0, 1]));
-	t.same([...a.exclusive], [[1, {pcpu: 1, tid: 10, seq: 10}]]);
+	t.same([...a.exclusive], [[1, {pcpu: 1, tid: 10, seq: 10, shared: false}]]);
 	t.same(a.floating, [0]);
 	t.same(cpusFor(a, 0), [0]);
 	t.same(cpusFor(a, 1), [1]);
@@ -42,6 +42,17 @@ t.test('shared mode: askers beyond the number of CPUs are denied in index order'
 	t.same([...a.exclusive.keys()], [0, 1, 3]);
 	t.same(a.denied, [4]);
 	t.equal(a.shared, true);
+});
+
+t.test('a granted vCPU that idles shares its CPU with the floating vCPUs; busy ones keep theirs', async (t) => {
+	const cpus = [0, 1, 2, 3];
+	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, floatingOnly(cpus), new Set([0]));
+	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, true], [1, 2, false]]);
+	t.same(a.floating, [0, 1, 3], 'the idle vCPU\'s CPU 3 floats too; CPU 2 stays vCPU 1\'s');
+	t.equal(a.floatNice, sharedFloatNice);
+	const busyAgain = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, a);
+	t.same([...busyAgain.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, false], [1, 2, false]], 'same CPUs, exclusive again');
+	t.same({floating: busyAgain.floating, floatNice: busyAgain.floatNice}, {floating: [0, 1], floatNice: 0});
 });
 
 t.test('two CPUs, two pinned threads of four vCPUs (a ping-pong): shared mode', async (t) => {
@@ -96,7 +107,14 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		const pcpus = [...a.exclusive.values()].map((e) => e.pcpu);
 		if (new Set(pcpus).size !== pcpus.length) t.fail(`iteration ${i}: shared exclusive CPU`);
 		for (let v = 0; v < nr; v++) for (const c of cpusFor(a, v)) if (!allowed.includes(c)) t.fail(`iteration ${i}: CPU ${c} not allowed`);
-		if (!a.shared && a.exclusive.size && a.exclusive.size < nr && a.floating.some((c) => pcpus.includes(c))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
+		const idle = new Set(Array.from({length: rand(3)}, () => rand(nr)));
+		const b = decideAffinity(hints, nr, allowed, prev, idle);
+		for (const [v, e] of b.exclusive) {
+			if (b.floating.includes(e.pcpu) && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: floating on vCPU ${v}'s unshared CPU`);
+			if (idle.has(v) && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: idle vCPU ${v} does not share`);
+		}
+		if (b.shared !== [...b.exclusive.values()].some((e) => e.shared)) t.fail(`iteration ${i}: shared flag`);
+		if (a.exclusive.size && a.exclusive.size < nr && [...a.exclusive.values()].some((e) => !e.shared && a.floating.includes(e.pcpu))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
 		if (a.shared && (allowed.length < 2 || a.floatNice !== sharedFloatNice)) t.fail(`iteration ${i}: shared mode needs two CPUs and the lower weight`);
 		if (!a.shared && a.floatNice !== 0) t.fail(`iteration ${i}: lower weight outside shared mode`);
 		if (a.exclusive.size > allowed.length) t.fail(`iteration ${i}: more grants than CPUs`);
