@@ -7,7 +7,8 @@ import {writeFeedback} from '../shm/feedback.js';
 import type {RingReader, AffinityRecord} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
 import {firstLine} from '../util/errors.js';
-import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
+import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
+import type {VcpuPlacement} from './state.js';
 import type {Pinner} from '../pin/pinner.js';
 import type {SectionBoost} from '../host/boost.js';
 import type {VcpuUsage} from '../pin/usage.js';
@@ -79,6 +80,10 @@ export class HintEngine {
 	kick(): void {
 		this.poll();
 	}
+
+	/** Told the placement after each change (for `pvrun status`), off the hint path (next turn of the event loop). */
+	placementListener: ((placement: VcpuPlacement[]) => void) | undefined;
+	private placementPending = false;
 
 	/** Errors inside the hint loop so far; past `maxInternalErrors` the loop stops (the VM runs on). */
 	internalErrors = 0;
@@ -230,11 +235,24 @@ export class HintEngine {
 		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));
 		if (deniedNow.length) this.log.write('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
+		if (why === 'start' || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
 		if (visible !== undefined && result.changed.size > 0) {
 			const us = (appliedAt - visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
 			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted});
 		}
+	}
+
+	/** Tell the placement listener, once per turn of the event loop. */
+	private publishPlacement(): void {
+		if (!this.placementListener || this.placementPending) return;
+		this.placementPending = true;
+		setImmediate(() => {
+			this.placementPending = false;
+			const a = this.assignment;
+			const placement = Array.from({length: this.nrVcpus}, (_, vcpu) => ({vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)}));
+			this.guarded(() => this.placementListener?.(placement));
+		});
 	}
 
 	/** Leave the real-time section, if in one. */

@@ -17,6 +17,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import type {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
+import {updatePlacement} from './state.js';
 import type {VmPlan} from './launch.js';
 import type {QemuProcess} from './qemu-process.js';
 
@@ -95,6 +96,8 @@ export class HintSession {
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
 		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised), new VcpuUsage(this.qemu.pid));
+		// pvrun status shows where the vCPUs run (the state file is in the run directory).
+		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
 		this.engine.start();
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).

@@ -79,8 +79,8 @@ export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 
 }
 
 /**
- * Publish the VM's current vCPU placement for `pvrun status`. For the hint
- * engine (not wired in yet). Returns false (never throws) when the state file
+ * Publish the VM's current vCPU placement for `pvrun status` (the hint
+ * session calls it after each change). Returns false (never throws) when the state file
  * is gone (the VM ended) or cannot be rewritten.
  */
 export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[]): boolean {

@@ -2,12 +2,14 @@
 // vCPU 1 gives that vCPU's host thread a CPU of its own within 2 s, and when
 // the process exits the vCPU floats again. Everything is observed from the
 // host: /proc/<qemu>/task/<tid>/status and the files pvrun leaves behind.
+import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import t from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
+import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 
 t.test('taskset in the guest re-pins the vCPU thread on the host, and releases it', async (t) => {
@@ -28,6 +30,15 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	t.ok(readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
 	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
 	t.notOk(threadCpusAllowed(guest.pid, guest.pid).includes(exclusiveCpu), `pvrun's own thread stays off the exclusive CPU ${exclusiveCpu}`);
+	// pvrun status shows the same placement (the session publishes it after each change).
+	const [node = 'node', ...cli] = pvrunCommand();
+	const shown = await within(2000, () => {
+		const out = execFileSync(node, [...cli, 'status', '--json'], {encoding: 'utf8'});
+		const vms = (JSON.parse(out) as {vms: Array<{pvrunPid: number; placement?: Array<{vcpu: number; cpus: number[]; exclusive: boolean}>}>}).vms;
+		const p = vms.find((v) => v.pvrunPid === guest.pid)?.placement?.find((x) => x.vcpu === 1);
+		return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
+	});
+	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
 	const applied = readEventLog(logFile).find((e) => e.event === 'applied');
 	if (process.getuid?.() === 0) t.equal(applied?.['boosted'], true, 'as root, the decision ran as a SCHED_FIFO section');
 	t.equal(threadPolicy(guest.pid, guest.pid), 0, "and pvrun's thread is back to SCHED_OTHER after it");
