@@ -37,10 +37,11 @@ export interface Assignment {
 	denied: number[];
 	/**
 	 * Some granted CPU is shared: the floating vCPUs run on it too (it is in
-	 * `floating`), at nice `floatNice`, so its granted vCPU keeps most of it.
+	 * `floating`); when every CPU is granted (crowded), at nice `floatNice`, so
+	 * each busy granted vCPU keeps most of its CPU.
 	 */
 	shared: boolean;
-	/** Nice value of the floating vCPU threads (0 unless shared). */
+	/** Nice value of the floating vCPU threads (0 unless crowded). */
 	floatNice: number;
 }
 
@@ -121,7 +122,10 @@ export function decideAffinity(
 		floating: floating.length ? floating : cpus,
 		denied,
 		shared,
-		floatNice: shared ? sharedFloatNice : 0,
+		// The lower weight protects busy grants from the floating vCPUs when every CPU is granted
+		// (crowded). An idle grant needs no protection, and a lower weight would cost the floating
+		// vCPUs their share against every other process on the host (beside host hogs: half the work).
+		floatNice: crowded && shared ? sharedFloatNice : 0,
 	};
 }
 
