@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import util from 'node:util';
 import koffi, {type KoffiFunc, type LibraryHandle} from 'koffi';
 import {formatCpuList} from './cpus.js';
+import {procStatFields} from './proc.js';
 import {PvrunError} from '../util/errors.js';
 
 /** A file mapped MAP_SHARED into memory. */
@@ -187,8 +188,9 @@ export function setThreadScheduling(tid: number, s: Scheduling): void {
 
 /** The scheduling policy of thread `tid` of process `pid` as the kernel reports it (field 41 of stat): 0 normal, 1 FIFO, 2 RR... */
 export function threadPolicy(pid: number, tid: number): number {
-	const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+	const fields = procStatFields(pid, tid);
+	if (!fields) throw new PvrunError(`cannot read the scheduling policy of thread ${tid}: it does not exist (has it exited?)`);
+	return Number(fields[41]);
 }
 
 /** The nice value (-20..19) of thread `tid` (0 = the calling thread). */

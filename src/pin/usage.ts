@@ -1,7 +1,7 @@
 // How busy each vCPU thread is, from its CPU time in /proc: a vCPU whose
 // guest idles (a pinned thread that mostly sleeps) leaves its host thread
 // asleep, and a CPU given to it alone would mostly sit idle.
-import fs from 'node:fs';
+import {procStatFields} from '../host/proc.js';
 
 /** Fraction of one CPU a thread used, over a window of samples. */
 export class VcpuUsage {
@@ -49,11 +49,6 @@ export class VcpuUsage {
 
 /** utime + stime of thread `tid` of process `pid`, in clock ticks; undefined if it is gone. */
 export function threadTicks(pid: number, tid: number): number | undefined {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		return Number(fields[11]) + Number(fields[12]);
-	} catch {
-		return undefined;
-	}
+	const fields = procStatFields(pid, tid);
+	return fields && Number(fields[14]) + Number(fields[15]);
 }

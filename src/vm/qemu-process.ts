@@ -5,6 +5,7 @@ import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {procStatFields} from '../host/proc.js';
 import {PvrunError} from '../util/errors.js';
 import {inheritedFds, qemuStdio} from './fds.js';
 import {disableCoreDumps} from './posix.js';
@@ -149,12 +150,6 @@ function startTicks(pid: number): number | undefined {
 
 /** State (field 3) and start time (field 22) of /proc/<pid>/stat. */
 export function procStat(pid: number): {state: string; ppid: number; startTicks: number} | undefined {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-		// The command name (field 2) is in parentheses and may contain spaces and ')'.
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		return {state: fields[0] ?? '?', ppid: Number(fields[1]), startTicks: Number(fields[19])};
-	} catch {
-		return undefined;
-	}
+	const fields = procStatFields(pid);
+	return fields && {state: fields[3] ?? '?', ppid: Number(fields[4]), startTicks: Number(fields[22])};
 }

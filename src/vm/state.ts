@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {procStatFields} from '../host/proc.js';
 import {guestName} from '../cli/qemu-options.js';
 import {MAX_CPU} from '../host/cpus.js';
 import type {PvOptions} from '../cli/pv-options.js';
@@ -254,13 +255,6 @@ export function isRunning(pid: number, startTicks?: number): boolean {
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), if readable. */
 export function processStartTicks(pid: number): number | undefined {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-		// The command name (field 2) is in parentheses and may contain spaces and ')'.
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		const ticks = Number(fields[19]);
-		return Number.isSafeInteger(ticks) ? ticks : undefined;
-	} catch {
-		return undefined;
-	}
+	const ticks = Number(procStatFields(pid)?.[22]);
+	return Number.isSafeInteger(ticks) ? ticks : undefined;
 }

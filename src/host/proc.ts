@@ -1,0 +1,21 @@
+// /proc/<pid>/stat and /proc/<pid>/task/<tid>/stat, read once and split
+// safely: the command name (field 2) is in parentheses and may contain spaces
+// and ')', so the fields after it are split from the last ')'.
+import fs from 'node:fs';
+
+/**
+ * The fields of a process's (or, with `tid`, a thread's) stat file, indexed by
+ * their number in proc(5): [1] pid, [2] comm, [3] state, [14] utime, [15] stime,
+ * [22] starttime, [41] policy. Undefined if the file cannot be read (gone).
+ */
+export function procStatFields(pid: number, tid?: number): string[] | undefined {
+	let stat: string;
+	try {
+		stat = fs.readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+	} catch {
+		return undefined;
+	}
+	const open = stat.indexOf('(');
+	const close = stat.lastIndexOf(')');
+	return ['', stat.slice(0, open).trim(), stat.slice(open + 1, close), ...stat.slice(close + 2).trim().split(' ')];
+}
