@@ -32,6 +32,8 @@ const channelNice = -10;
 const channelSliceNs = 100_000;
 /** pvrun's thread during a hint decision: the lowest real-time priority (see SectionBoost). */
 const decisionPriority = 1;
+/** How long a failed channel set-up waits to see whether QEMU is simply quitting before it warns. */
+const quitGraceMs = 2000;
 
 /** Create the VM's run directory (sockets, state file) and shared memory; nothing is left if this throws. */
 export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpus'>): ShmArea {
@@ -75,9 +77,24 @@ export class HintSession {
 	) {
 		this.reader = new RingReader(area);
 		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: qemu.pid, shm: plan.shmPath});
-		this.start().catch((error: unknown) => {
-			if (!this.closed) this.warn(`hint channel unavailable: ${firstLine(error)}; the VM runs without hints`);
+		this.start().catch(async (error: unknown) => {
+			// A QEMU that is quitting closes its monitor mid-setup: that is the VM ending, not news for the terminal.
+			if (await this.quitsWithin(quitGraceMs)) return;
+			this.warn(`hint channel unavailable: ${firstLine(error)}; the VM runs without hints`);
 		});
+	}
+
+	/** True if QEMU exits (or this session closes) within `ms`; the wait keeps nothing alive. */
+	private async quitsWithin(ms: number): Promise<boolean> {
+		if (this.closed) return true;
+		let timer: NodeJS.Timeout | undefined;
+		const late = new Promise<false>((resolve) => {
+			timer = setTimeout(() => resolve(false), ms);
+			timer.unref();
+		});
+		const quit = await Promise.race([this.qemu.exited.then(() => true as const), late]);
+		clearTimeout(timer);
+		return quit || this.closed;
 	}
 
 	/** Connect QMP and the agent channel, then start the hint loop. */

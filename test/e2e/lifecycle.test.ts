@@ -226,7 +226,7 @@ t.test("descriptors pvrun's parent hands it reach QEMU under the same numbers", 
 		await viaLow.execute('quit');
 		viaLow.close();
 		t.equal(await pvrun.exited, 0, `${mode}: quit through the inherited monitor ends QEMU and pvrun with status 0`);
-		t.equal(pvrun.stderr().match(/^(?!pvrun: accelerator:).+$/gm), null, `${mode}: nothing but the accelerator line on stderr`);
+		t.equal(pvrun.stderr().match(/^(?!pvrun: accelerator:).+$/gm), null, `${mode}: nothing but the accelerator line on stderr`, {stderr: pvrun.stderr()});
 		assertNothingLeft(t, pvrun.pid, qemuPid);
 	}
 });
