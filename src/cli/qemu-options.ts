@@ -174,3 +174,31 @@ export function guestName(args: readonly string[]): string | undefined {
 	}
 	return guest;
 }
+
+/** Options whose value names a character backend, 'stdio' among them ('-serial mon:stdio', '-chardev stdio,id=c'). */
+const backendOptions: ReadonlySet<string> = new Set(['serial', 'parallel', 'monitor', 'qmp', 'qmp-pretty', 'debugcon', 'chardev', 'gdb', 'virtioconsole']);
+
+/**
+ * Whether QEMU, run with these arguments, draws on its standard input and
+ * output (a character device on stdio, -nographic's default console and
+ * monitor, a curses display): then pvrun's terminal is the guest's console,
+ * and a line of pvrun's could land in the middle of one of the guest's.
+ */
+export function usesStdio(args: readonly string[]): boolean {
+	let nographic = false;
+	let nodefaults = false;
+	for (const {name, value} of qemuOptions(args)) {
+		if (name === 'nographic') nographic = true;
+		else if (name === 'nodefaults') nodefaults = true;
+		else if (name === 'curses') return true;
+		else if (value === undefined) continue;
+		else if (name === 'display' && splitOptionList(value)[0] === 'curses') return true;
+		else if (backendOptions.has(name)) {
+			// The backend is the first item ('stdio', 'mon:stdio') or, for -chardev, may be spelled backend=stdio.
+			const items = splitOptionList(value);
+			if (items[0] === 'stdio' || items[0] === 'mon:stdio' || (name === 'chardev' && items.includes('backend=stdio'))) return true;
+		}
+	}
+	// -nographic sends the default serial port (or, without one, the monitor) to stdio.
+	return nographic && !nodefaults;
+}

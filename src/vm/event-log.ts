@@ -1,5 +1,6 @@
 // The decision log: one JSON object per line (--pv-log FILE), and on a
-// terminal a one-line summary of each decision on stderr.
+// terminal a one-line summary of each decision on stderr (not when that
+// terminal is the guest's console: docs/cli.md). Warnings always go to stderr.
 import fs from 'node:fs';
 
 export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number>>;
@@ -55,6 +56,13 @@ export class EventLog {
 			}
 		}
 		if (summary && this.summaries) process.stderr.write(`pvrun: ${summary}\r\n`);
+	}
+
+	/** A warning: logged, and on stderr whether or not summaries are shown (terminal or not, console or not). */
+	warn(message: string): void {
+		if (this.closed) return;
+		this.write('warning', {message});
+		process.stderr.write(`pvrun: ${message}\n`);
 	}
 
 	close(): void {

@@ -121,7 +121,7 @@ export class HintEngine {
 			this.log.write('internal-error', {message: firstLine(error), count: this.internalErrors});
 			if (this.internalErrors >= maxInternalErrors) {
 				this.stop();
-				this.log.write('warning', {message: `hint loop stopped after ${this.internalErrors} internal errors: the VM runs without hints`}, `hint loop stopped after ${this.internalErrors} internal errors: the VM runs without hints`);
+				this.log.warn(`hint loop stopped after ${this.internalErrors} internal errors: the VM runs without hints`);
 			}
 		}
 	}

@@ -13,7 +13,7 @@ import {chooseAccel} from '../qemu/accel.js';
 import {ivshmemArgs, type ShmArea} from '../shm/area.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {PvrunError, firstLine} from '../util/errors.js';
-import {qemuOptions} from '../cli/qemu-options.js';
+import {qemuOptions, usesStdio} from '../cli/qemu-options.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {runDaemonized} from './daemon.js';
 import {EventLog} from './event-log.js';
@@ -112,7 +112,7 @@ export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	await removeStaleRuns(path.dirname(plan.runDir));
 	if (plan.daemonize) return runDaemonized(options, (pid) => planVm(plan.qemuArgs, options, path.dirname(plan.runDir), {pid, cwd: process.cwd()}));
 	checkPrograms(options.qemu, true);
-	const log = openEventLog(options);
+	const log = openEventLog(options, plan);
 	let area: ShmArea;
 	try {
 		area = createRunFiles(plan);
@@ -134,10 +134,16 @@ export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	return endLike(await waitForExit(child, () => session.close()));
 }
 
-/** The event log (--pv-log), or a PvrunError naming the file. */
-function openEventLog(options: PvOptions): EventLog {
+/**
+ * The event log (--pv-log), or a PvrunError naming the file. Decision
+ * summaries go to stderr when it is a terminal, but not when that terminal is
+ * the guest's console: QEMU writes the guest's output there as it comes, and
+ * a summary would cut one of the guest's lines in two (docs/cli.md).
+ */
+function openEventLog(options: PvOptions, plan: VmPlan): EventLog {
+	const consoleHere = usesStdio(plan.qemuArgs) && process.stdout.isTTY === true;
 	try {
-		return new EventLog(options.log, process.stderr.isTTY === true);
+		return new EventLog(options.log, process.stderr.isTTY === true && !consoleHere);
 	} catch (error) {
 		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error, exitCode: 2});
 	}

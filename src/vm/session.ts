@@ -229,9 +229,7 @@ export class HintSession {
 	}
 
 	private warn(message: string): void {
-		if (this.closed) return;
-		this.log.write('warning', {message});
-		process.stderr.write(`pvrun: ${message}\n`);
+		if (!this.closed) this.log.warn(message);
 	}
 
 	/** The VM is gone: stop everything and remove our files. */

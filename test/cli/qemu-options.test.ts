@@ -2,7 +2,7 @@
 // value against the installed QEMU, and the command lines that run no guest.
 import {spawnSync} from 'node:child_process';
 import t from 'tap';
-import {guestName, passthroughReason, qemuFlagOptions, qemuOptions, qemuValueCount, splitOptionList} from '../../src/cli/qemu-options.js';
+import {guestName, passthroughReason, qemuFlagOptions, qemuOptions, qemuValueCount, splitOptionList, usesStdio} from '../../src/cli/qemu-options.js';
 
 const qemu = 'qemu-system-x86_64';
 
@@ -153,4 +153,36 @@ t.test('the guest name comes from -name, not from other options\' values', async
 	t.equal(guestName(['-append', '-name', 'x']), undefined);
 	t.equal(guestName(['--name', 'gäst ✓']), 'gäst ✓');
 	t.equal(guestName([]), undefined);
+});
+
+t.test("the terminal is the guest's console when QEMU puts something on stdio", async (t) => {
+	const onStdio: string[][] = [
+		['-nographic'],
+		['-nographic', '-serial', 'file:/tmp/x'],
+		['-nodefaults', '-serial', 'stdio'],
+		['-nodefaults', '-serial', 'mon:stdio'],
+		['-nodefaults', '--serial', 'stdio'],
+		['-nodefaults', '-chardev', 'stdio,id=c0,signal=off', '-device', 'isa-serial,chardev=c0'],
+		['-nodefaults', '-chardev', 'id=c0,backend=stdio'],
+		['-nodefaults', '-monitor', 'stdio'],
+		['-nodefaults', '-qmp', 'stdio'],
+		['-nodefaults', '-debugcon', 'stdio'],
+		['-display', 'curses'],
+		['-display', 'curses,charset=CP850'],
+		['-curses'],
+	];
+	for (const args of onStdio) t.ok(usesStdio(args), args.join(' '));
+	const notOnStdio: string[][] = [
+		[],
+		['-nodefaults', '-nographic'],
+		['-display', 'none', '-serial', 'file:/tmp/console.log'],
+		['-nodefaults', '-serial', 'pty', '-monitor', 'unix:/tmp/m.sock,server=on,wait=off'],
+		// Values that merely contain the word: a kernel command line, a file called stdio, a chardev id.
+		['-append', 'console=stdio', '-display', 'none'],
+		['-display', 'none', '-serial', 'file:stdio'],
+		['-display', 'none', '-chardev', 'socket,id=stdio,path=/tmp/s'],
+		['-display', 'none', '-name', 'stdio'],
+		['-display', 'gtk'],
+	];
+	for (const args of notOnStdio) t.notOk(usesStdio(args), args.join(' ') || '(nothing)');
 });

@@ -1,14 +1,18 @@
 // End to end, the console in a real terminal (tmux): with -nographic, Ctrl-C
-// and Ctrl-A x do to a VM under pvrun what they do to plain QEMU. Each case
-// runs plain qemu-system-x86_64 first, in the same terminal set-up, and
-// asserts pvrun ends the same way (exit status, QEMU's last words), then that
-// nothing of pvrun's is left.
+// and Ctrl-A x do to a VM under pvrun what they do to plain QEMU, typed input
+// reaches the guest, and pvrun writes none of its decision summaries into the
+// guest's console. Each case runs plain qemu-system-x86_64 first, in the same
+// terminal set-up, and asserts pvrun ends the same way (exit status, QEMU's
+// last words), then that nothing of pvrun's is left.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {pvrunCommand, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {chooseAccel} from '../../src/qemu/accel.js';
+import {readEventLog} from '../../src/vm/event-log.js';
 import {within} from '../helpers/pvrun-vm.js';
 import {childrenOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
 
@@ -96,7 +100,7 @@ async function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
 
 const launchers = [
 	{name: 'qemu-system-x86_64', command: (args: string[]) => ['qemu-system-x86_64', ...args]},
-	{name: 'pvrun', command: (args: string[]) => [...pvrunCommand(), ...args]},
+	{name: 'pvrun', command: (args: string[], log: string) => [...pvrunCommand('--pv-log', log), ...args]},
 ];
 
 interface Run {
@@ -108,7 +112,10 @@ interface Run {
 
 /** Start `launcher` on `args` in a terminal and wait for the guest to be ready (and pvrun's agent, under pvrun). */
 async function boot(t: Test, launcher: (typeof launchers)[number], args: string[]): Promise<Run> {
-	const terminal = await Terminal.run(t, launcher.command(args));
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	const log = path.join(dir, 'events.jsonl');
+	const terminal = await Terminal.run(t, launcher.command(args, log));
 	const isPvrun = launcher.name === 'pvrun';
 	const childOf = (parent: number) => childrenOf(parent)[0] ?? 0;
 	const qemuOf = (parent: number) => childrenOf(parent).find((p) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu-system')) ?? 0;
@@ -120,8 +127,17 @@ async function boot(t: Test, launcher: (typeof launchers)[number], args: string[
 		killIfRunning(qemuPid);
 	});
 	t.ok(qemuPid > 0, `${launcher.name}: QEMU runs`);
-	t.ok(await terminal.waitFor(readyLine, 120_000), `${launcher.name}: the guest is ready on the terminal`);
-	if (isPvrun) t.ok(await terminal.waitFor('pvrun: affinity hints on', 60_000), 'pvrun: the hint channel is up');
+	t.ok(await terminal.waitFor(readyLine, 120_000), `${launcher.name}: the guest is ready on the terminal`, {screen: await terminal.screen()});
+	const events = () => readEventLog(log).map((e) => e.event);
+	if (isPvrun) t.ok((await within(60_000, () => events().includes('program'))) >= 0, 'pvrun: the hint channel is up (event log)');
+	// A hint acted on while the guest's console is on the terminal: the typed command runs in the guest's shell.
+	await terminal.keys('/usr/share/pvrun/pin-busy.sh 0x2 30 &', 'Enter');
+	t.ok(await terminal.waitFor('pin-busy: pinned', 30_000), `${launcher.name}: typed input reached the guest's shell`);
+	if (isPvrun) {
+		t.ok((await within(10_000, () => events().includes('pin'))) >= 0, 'pvrun: the hint pinned vCPU 1 (event log)');
+		// Summaries are for terminals that are not the guest's console: here they would cut the guest's lines.
+		t.notMatch(await terminal.screen(), /pvrun: /, "pvrun: none of pvrun's lines on the guest's console", {screen: await terminal.screen()});
+	}
 	return {terminal, pvrunPid: isPvrun ? pid : 0, qemuPid};
 }
 
@@ -172,4 +188,28 @@ t.test('-serial mon:stdio: Ctrl-C goes to the guest, Ctrl-A x quits, under pvrun
 	const [qemu, pvrun] = seen;
 	t.ok(qemu?.lastWords, 'QEMU quits on Ctrl-A x');
 	t.same(pvrun, qemu, 'pvrun behaves exactly as plain QEMU');
+});
+
+t.test("on a terminal that is not the guest's console, pvrun summarises each decision there", async (t) => {
+	const image = await ensureImage();
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	const serial = path.join(dir, 'serial.log');
+	const args = ['-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512', '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2', '-display', 'none', '-serial', `file:${serial}`, '-no-reboot'];
+	const terminal = await Terminal.run(t, [...pvrunCommand(), ...args]);
+	let pvrunPid = 0;
+	let qemuPid = 0;
+	await within(10_000, () => (pvrunPid = childrenOf(terminal.shellPid)[0] ?? 0) > 0 && (qemuPid = childrenOf(pvrunPid)[0] ?? 0) > 0);
+	t.ok(qemuPid > 0, 'QEMU runs under pvrun');
+	t.teardown(() => {
+		killIfRunning(pvrunPid);
+		killIfRunning(qemuPid);
+	});
+	t.equal(await terminal.waitEnd(180_000), 0, 'the guest ran its command and powered off: status 0');
+	const screen = await terminal.screen();
+	t.match(screen, /pvrun: affinity hints on/, 'the channel coming up is summarised', {screen});
+	t.match(screen, /pvrun: vCPU 1 → CPU \d+ exclusive/, 'the pin is summarised in one line', {screen});
+	t.match(screen, /pvrun: vCPU 1 floats on CPUs/, 'and the release', {screen});
+	t.match(fs.readFileSync(serial, 'utf8'), /pin-busy: done/, "the guest's console went to its file");
+	assertNothingLeft(t, {terminal, pvrunPid, qemuPid}, 'pvrun');
 });
