@@ -26,6 +26,8 @@ const busyAbove = 0.6;
 const maxInternalErrors = 20;
 /** Drains of at most this many records run as a real-time section (honest hints come one or two at a time). */
 const boostMaxRecords = 64;
+/** `pvrun status` sees a change of placement within this long (see publishPlacement). */
+const placementDelayMs = 100;
 
 export class HintEngine {
 	private readonly hints = new Map<number, Hint>();
@@ -81,7 +83,7 @@ export class HintEngine {
 		this.poll();
 	}
 
-	/** Told the placement after each change (for `pvrun status`), off the hint path (next turn of the event loop). */
+	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
 	placementListener: ((placement: VcpuPlacement[]) => void) | undefined;
 	private placementPending = false;
 
@@ -243,16 +245,21 @@ export class HintEngine {
 		}
 	}
 
-	/** Tell the placement listener, once per turn of the event loop. */
+	/**
+	 * Tell the placement listener, at most once per `placementDelayMs`, with the
+	 * placement as it is then. The listener writes a file: right after each
+	 * decision (a hint and its release come ~1 ms apart) it delayed the next
+	 * decision; in A/B runs the release's round trip p50 went from ~0.4 to ~0.8 ms.
+	 */
 	private publishPlacement(): void {
 		if (!this.placementListener || this.placementPending) return;
 		this.placementPending = true;
-		setImmediate(() => {
+		setTimeout(() => {
 			this.placementPending = false;
 			const a = this.assignment;
 			const placement = Array.from({length: this.nrVcpus}, (_, vcpu) => ({vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)}));
 			this.guarded(() => this.placementListener?.(placement));
-		});
+		}, placementDelayMs).unref();
 	}
 
 	/** Leave the real-time section, if in one. */
