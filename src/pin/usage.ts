@@ -10,8 +10,14 @@ export class VcpuUsage {
 
 	constructor(
 		private readonly qemuPid: number,
-		/** How far back the fraction looks. */
-		private readonly windowMs = 1000,
+		/**
+		 * How far back the fraction looks: one turn of the hint engine's slow
+		 * timer, so a new grant is judged 250-500 ms after it was made. With
+		 * 1000 ms, a pinned sleeper kept its CPU for over a second and its busy
+		 * neighbours did 0.85x the work of plain QEMU; with 250 ms, 1.03x
+		 * (scenario a, 3 repetitions each, same machine, alternating; docs/benchmarks.md).
+		 */
+		private readonly windowMs = 250,
 		/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
 		private readonly ticksPerSecond = 100,
 		private readonly readTicks: (pid: number, tid: number) => number | undefined = threadTicks,
