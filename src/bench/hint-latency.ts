@@ -46,7 +46,7 @@ export function percentiles(values: number[]): Percentiles {
 }
 
 /** Run the benchmark; prints a report and returns the result (also written under bench/results/). */
-export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number}): Promise<HintLatencyResult> {
+export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number; out?: string}): Promise<HintLatencyResult> {
 	const progress = createProgress('pvrun bench');
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-bench-'));
@@ -85,7 +85,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			samples: {pinUs: latency.pinUs, unpinUs: latency.unpinUs, hostUs: latency.hostUs, relayUs: latency.relayUs},
 		};
 		report(result);
-		const out = path.join(packageRoot, 'bench', 'results', `${result.date.slice(0, 10)}-${os.hostname()}`);
+		const out = options.out ? path.resolve(options.out) : path.join(packageRoot, 'bench', 'results', `${result.date.slice(0, 10)}-${os.hostname()}`);
 		fs.mkdirSync(out, {recursive: true});
 		fs.writeFileSync(path.join(out, 'hint-latency.json'), `${JSON.stringify(result, null, 1)}\n`);
 		progress.info(`raw samples: ${path.relative(process.cwd(), path.join(out, 'hint-latency.json'))}`);
