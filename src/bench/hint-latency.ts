@@ -10,6 +10,7 @@ import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
+import {gitCommit} from './matrix.js';
 import {readEventLog} from '../vm/event-log.js';
 
 export interface Percentiles {
@@ -24,6 +25,8 @@ export interface HintLatencyResult {
 	bench: 'hint-latency';
 	date: string;
 	host: {name: string; cpus: number; model: string; kernel: string};
+	/** pvrun's commit ('' outside a git checkout). */
+	commit: string;
 	hints: number;
 	warmup: number;
 	runs: number;
@@ -72,6 +75,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			bench: 'hint-latency',
 			date: new Date().toISOString(),
 			host: {name: os.hostname(), cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', kernel: os.release()},
+			commit: await gitCommit(),
 			hints: options.hints,
 			warmup: options.warmup,
 			runs: options.runs,

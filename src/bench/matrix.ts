@@ -271,10 +271,15 @@ function startHostHogs(count: number): () => void {
 	};
 }
 
+/** The commit of pvrun's checkout, for results to say what they measured ('' outside a git checkout). */
+export async function gitCommit(): Promise<string> {
+	const commit = await execa('git', ['rev-parse', '--short', 'HEAD'], {cwd: packageRoot, reject: false});
+	return commit.exitCode === 0 ? String(commit.stdout).trim() : '';
+}
+
 async function environment(): Promise<MatrixResult['environment']> {
 	const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 	const qemu = await execa('qemu-system-x86_64', ['--version'], {reject: false});
-	const commit = await execa('git', ['rev-parse', '--short', 'HEAD'], {cwd: packageRoot, reject: false});
 	return {
 		host: os.hostname(),
 		cpus: os.cpus().length,
@@ -283,7 +288,7 @@ async function environment(): Promise<MatrixResult['environment']> {
 		qemu: String(qemu.stdout ?? '').split('\n')[0] ?? '',
 		accel: 'tcg',
 		pvrun: version,
-		commit: commit.exitCode === 0 ? String(commit.stdout).trim() : '',
+		commit: await gitCommit(),
 		node: process.version,
 	};
 }
