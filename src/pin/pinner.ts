@@ -67,13 +67,16 @@ export class Pinner {
 		for (const tid of qemuOtherThreads(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
 		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
 		// gives away last. Off the exclusive CPUs (it must not take time from them), and on one
-		// CPU so that its caches stay warm between hints.
+		// CPU so that its caches stay warm between hints. Its other threads (V8's compiler and
+		// collector helpers, libuv's pool) float: traced on 2 CPUs, they took up to 4 ms at a
+		// time from a poller's exclusive CPU. Threads started later inherit the main thread's CPU.
 		if (this.includeSelf) {
 			try {
 				setThreadAffinity(0, a.floating.slice(0, 1));
 			} catch (error) {
 				transient.push(firstLine(error));
 			}
+			for (const tid of ownOtherThreads()) this.pin(tid, a.floating, transient);
 		}
 		return transient.filter((e) => !e.includes('ESRCH'));
 	}
@@ -116,4 +119,9 @@ export function qemuOtherThreads(pid: number, vcpuTids: readonly number[]): numb
 	} catch {
 		return [];
 	}
+}
+
+/** pvrun's own threads other than its main thread (whose id is the process id), from /proc. */
+export function ownOtherThreads(): number[] {
+	return qemuOtherThreads(process.pid, [process.pid]);
 }

@@ -5,6 +5,7 @@ import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {setThreadAffinity} from '../../src/host/libc.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
 
@@ -55,4 +56,26 @@ t.test('shared mode lowers the floating vCPU thread relative to its own nice val
 		t.equal(statNice(vcpu2), 0, 'back to its own value');
 	} else t.match(result.errors, [/EACCES|EPERM/], 'without privileges the weight cannot come back: reported');
 	t.equal(statNice(vcpu1), 3);
+});
+
+t.test("pvrun's own threads leave the exclusive CPUs: the main thread on the first floating CPU, the others on all", {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
+	const cpus = ownCpus().slice(0, 2);
+	const everyThread = () => fs.readdirSync('/proc/self/task').map(Number);
+	t.teardown(() => {
+		for (const tid of everyThread()) setThreadAffinity(tid === process.pid ? 0 : tid, ownCpus());
+	});
+	const qemu = sleeper(t);
+	const pinner = new Pinner(new Map([[0, qemu]]), qemu, true);
+	// vCPU 0 (the sleep process) has a CPU to itself; everything else floats on the other.
+	const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
+	t.same(pinner.apply(exclusive).errors, []);
+	t.same(pinner.applyOthers(exclusive), []);
+	const granted = exclusive.exclusive.get(0)?.pcpu;
+	t.ok(everyThread().length > 1, 'this process has helper threads (V8, libuv)');
+	for (const tid of everyThread()) {
+		const allowed = threadCpusAllowed(process.pid, tid);
+		t.notOk(allowed.includes(granted ?? -1), `thread ${tid} is off the granted CPU ${granted} (${allowed.join(',')})`);
+		if (tid === process.pid) t.same(allowed, exclusive.floating.slice(0, 1), 'the main thread: the first floating CPU');
+		else t.same(allowed, exclusive.floating, `helper ${tid}: every floating CPU`);
+	}
 });
