@@ -132,6 +132,7 @@ const SYS_sched_setattr = 314;
 const SCHED_ATTR_SIZE = 56;
 const SCHED_OTHER = 0;
 const SCHED_FIFO = 1;
+const SCHED_FLAG_RESET_ON_FORK = 0x01n;
 
 /** A scheduling class for a thread: normal (nice, EEVDF slice) or SCHED_FIFO. */
 export type Scheduling = {policy: 'other'; nice: number; sliceNs: number} | {policy: 'fifo'; priority: number};
@@ -157,6 +158,8 @@ export function prepareScheduling(s: Scheduling): PreparedScheduling {
 	} else {
 		if (!Number.isInteger(s.priority) || s.priority < 1 || s.priority > 99) throw new PvrunError(`invalid real-time priority ${s.priority}: use an integer from 1 to 99`);
 		attr.writeUInt32LE(SCHED_FIFO, 4); // sched_policy
+		// Threads and processes started meanwhile do not inherit the real-time class.
+		attr.writeBigUInt64LE(SCHED_FLAG_RESET_ON_FORK, 8); // sched_flags
 		attr.writeUInt32LE(s.priority, 20); // sched_priority
 	}
 	return {

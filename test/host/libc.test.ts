@@ -177,3 +177,14 @@ t.test('a prepared scheduling class moves a real thread into SCHED_FIFO and back
 	t.throws(() => prepareScheduling({policy: 'fifo', priority: 100}), PvrunError);
 	t.throws(() => prepareScheduling({policy: 'other', nice: -21, sliceNs: 0}), PvrunError);
 });
+
+t.test('what a SCHED_FIFO thread starts does not inherit SCHED_FIFO', {skip: process.getuid?.() !== 0 && 'needs root for SCHED_FIFO'}, async (t) => {
+	const fifo = prepareScheduling({policy: 'fifo', priority: 1});
+	const normal = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
+	t.teardown(() => void normal.apply(0));
+	t.equal(fifo.apply(0), 0);
+	t.equal(threadPolicy(process.pid, process.pid), 1, 'this thread is SCHED_FIFO');
+	const child = sleeper(t);
+	t.equal(threadPolicy(child, child), 0, 'a process it starts is SCHED_OTHER (reset on fork)');
+	t.equal(normal.apply(0), 0);
+});
