@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
+import {procStatFields} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -139,8 +140,8 @@ async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: 
 		await guest.waitFor(readyLine, 60_000);
 		await new Promise((r) => setTimeout(r, 3000)); // agent handshake and program load settle
 		const ticks = () => {
-			const fields = fs.readFileSync(`/proc/${guest.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-			return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+			const fields = procStatFields(guest.pid) ?? [];
+			return Number(fields[14]) + Number(fields[15]); // utime, stime of the whole process
 		};
 		const before = ticks();
 		const started = performance.now();

@@ -64,7 +64,7 @@ export class Pinner {
 		if (floating === this.othersFloating) return [];
 		this.othersFloating = floating;
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
-		for (const tid of qemuOtherThreads(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
+		for (const tid of threadsExcept(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
 		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
 		// gives away last. Off the exclusive CPUs (it must not take time from them), and on one
 		// CPU so that its caches stay warm between hints. Its other threads (V8's compiler and
@@ -109,13 +109,13 @@ export class Pinner {
 	}
 }
 
-/** The threads of QEMU process `pid` that are not vCPUs (main loop, I/O, RCU...), from /proc. */
-export function qemuOtherThreads(pid: number, vcpuTids: readonly number[]): number[] {
+/** The threads of process `pid` other than `except`, from /proc: QEMU's that are not vCPUs (main loop, I/O, RCU...), pvrun's helpers. */
+export function threadsExcept(pid: number, except: readonly number[]): number[] {
 	try {
 		return fs
 			.readdirSync(`/proc/${pid}/task`)
 			.map(Number)
-			.filter((tid) => Number.isInteger(tid) && tid > 0 && !vcpuTids.includes(tid));
+			.filter((tid) => Number.isInteger(tid) && tid > 0 && !except.includes(tid));
 	} catch {
 		return [];
 	}
@@ -123,5 +123,5 @@ export function qemuOtherThreads(pid: number, vcpuTids: readonly number[]): numb
 
 /** pvrun's own threads other than its main thread (whose id is the process id), from /proc. */
 export function ownOtherThreads(): number[] {
-	return qemuOtherThreads(process.pid, [process.pid]);
+	return threadsExcept(process.pid, [process.pid]);
 }

@@ -7,7 +7,7 @@ import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {SectionBoost} from '../host/boost.js';
 import {prepareScheduling, setThreadLatency} from '../host/libc.js';
-import {Pinner, qemuOtherThreads} from '../pin/pinner.js';
+import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
@@ -203,7 +203,7 @@ export class HintSession {
 	 * allowed; true if pvrun's own thread was raised.
 	 */
 	private raiseChannelPriority(vcpuTids: number[]): boolean {
-		const tids = [0, ...qemuOtherThreads(this.qemu.pid, vcpuTids)];
+		const tids = [0, ...threadsExcept(this.qemu.pid, vcpuTids)];
 		let self = false;
 		for (const tid of tids) {
 			try {

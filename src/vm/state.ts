@@ -81,7 +81,7 @@ export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 
 
 /**
  * Publish the VM's current vCPU placement for `pvrun status` (the hint
- * session calls it after each change). Returns false (never throws) when the state file
+ * engine calls it at most every 100 ms after changes). Returns false (never throws) when the state file
  * is gone (the VM ended) or cannot be rewritten.
  */
 export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[]): boolean {

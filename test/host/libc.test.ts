@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {formatCpuList, ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {procStatFields} from '../../src/host/proc.js';
 import {getThreadAffinity, getThreadNice, mapSharedFile, prepareScheduling, setThreadAffinity, setThreadLatency, setThreadNice, threadPolicy} from '../../src/host/libc.js';
 import {PvrunError} from '../../src/util/errors.js';
 
@@ -29,8 +30,7 @@ function statusCpus(pid: number): string {
 
 // A thread's nice value as the kernel reports it (field 19 of /proc/<pid>/stat).
 function statNice(pid: number): number {
-	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+	return Number(procStatFields(pid)?.[19]);
 }
 
 t.test('pinning a real thread shows in /proc, and restoring undoes it', async (t) => {

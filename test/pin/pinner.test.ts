@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {setThreadAffinity} from '../../src/host/libc.js';
+import {procStatFields} from '../../src/host/proc.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
 
@@ -18,10 +19,7 @@ function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {
 	return child.pid;
 }
 
-const statNice = (pid: number) => {
-	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-};
+const statNice = (pid: number) => Number(procStatFields(pid)?.[19]);
 const hint = (tid: number, vcpus: number[]): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq: tid});
 
 t.test('shared mode lowers the floating vCPU thread relative to its own nice value, and undoes it', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
