@@ -4,7 +4,7 @@
 // visible → affinity applied) of every decision that changed a pin.
 import type {ShmArea} from '../shm/area.js';
 import {writeFeedback} from '../shm/feedback.js';
-import type {RingReader, AffinityRecord} from '../shm/reader.js';
+import {emptyCounters, type RingReader, type AffinityRecord, type ShmCounters} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
 import {firstLine} from '../util/errors.js';
 import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
@@ -16,6 +16,8 @@ import type {EventLog} from './event-log.js';
 
 /** Hints kept at most (a guest cannot grow host memory without bound). */
 const maxHints = 4096;
+/** The reader's counter names, in a fixed order. */
+const counterNames = Object.keys(emptyCounters()) as Array<keyof ShmCounters>;
 /** Records decoded per drain before yielding to the event loop. */
 const drainBudget = 1024;
 /** A granted vCPU busy less than this fraction of its CPU (over VcpuUsage's window) shares it... */
@@ -34,7 +36,7 @@ export class HintEngine {
 	private assignment: Assignment;
 	private nrVcpus: number;
 	/** The counters as last logged (all start at zero and only grow). */
-	private readonly loggedCounters: Record<string, number> = {};
+	private readonly loggedCounters: Record<string, number> = {...emptyCounters(), hintsRefused: 0, boostOverBudget: 0};
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
@@ -206,7 +208,11 @@ export class HintEngine {
 		this.commit(next, 'decide', seq, visible);
 	}
 
-	/** Pin, publish feedback and log whatever differs from the current assignment. */
+	/**
+	 * Pin, publish feedback and log whatever differs from the current assignment.
+	 * The guest waits on the feedback, so every slot is written before anything
+	 * is logged (a log line is a file write, and a summary a terminal write).
+	 */
 	private commit(next: Assignment, why: string, seq: number, visible?: number): void {
 		const prev = this.assignment;
 		const result = this.pinner.apply(next);
@@ -214,16 +220,22 @@ export class HintEngine {
 		const boosted = this.boosted;
 		this.endBoost();
 		this.assignment = next;
+		const moved: number[] = [];
 		for (let v = 0; v < this.nrVcpus; v++) {
 			const before = prev.exclusive.get(v);
 			const after = next.exclusive.get(v);
 			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && before?.shared === after?.shared) continue;
+			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
+			moved.push(v);
+		}
+		for (const v of moved) {
+			const before = prev.exclusive.get(v);
+			const after = next.exclusive.get(v);
 			// A new grant: judge its use afresh, from now.
 			if (after && (before?.pcpu !== after.pcpu || before.tid !== after.tid)) {
 				const tid = this.pinner.threads().get(v);
 				if (tid !== undefined) this.usage?.reset(tid);
 			}
-			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
 			if (why === 'start') continue;
 			const hint = after ? this.hints.get(after.tid) : undefined;
 			if (after)
@@ -269,16 +281,19 @@ export class HintEngine {
 		this.boost?.leave();
 	}
 
-	/** Log the reader's counters when any changed (a field-by-field compare: this runs on every poll). */
+	/**
+	 * Log the counters when any changed. Runs after every drain: it compares
+	 * field by field and allocates nothing unless something changed (garbage
+	 * on the hint path ends in collections that stall a later decision).
+	 */
 	private reportCounters(): void {
-		const c: Record<string, number> = {...this.reader.counters, hintsRefused: this.hintsRefused, boostOverBudget: this.boost?.overBudget ?? 0};
-		let changed = false;
-		for (const [k, n] of Object.entries(c)) {
-			if ((this.loggedCounters[k] ?? 0) !== n) changed = true;
-			this.loggedCounters[k] = n;
-		}
+		const counters = this.reader.counters;
+		let changed = this.loggedCounters['hintsRefused'] !== this.hintsRefused || this.loggedCounters['boostOverBudget'] !== (this.boost?.overBudget ?? 0);
+		for (const k of counterNames) if (this.loggedCounters[k] !== counters[k]) changed = true;
 		if (!changed) return;
-		const anomalies = Object.entries(this.reader.counters).filter(([, n]) => n > 0);
-		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map(([k, n]) => `${k}=${n}`).join(' ')}` : undefined);
+		const c: Record<string, number> = {...counters, hintsRefused: this.hintsRefused, boostOverBudget: this.boost?.overBudget ?? 0};
+		Object.assign(this.loggedCounters, c);
+		const anomalies = counterNames.filter((k) => counters[k] > 0);
+		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map((k) => `${k}=${counters[k]}`).join(' ')}` : undefined);
 	}
 }
