@@ -101,7 +101,7 @@ static double pct_us(uint64_t *v, unsigned n, double p)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-v]\n"
+	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n");
 	return 2;
 }
@@ -196,7 +196,7 @@ static int attack(struct pvshm *shm)
 
 int main(int argc, char **argv)
 {
-	unsigned vcpu, count = 1, warmup = 0, timeout_ms = 2000, i, ok = 0, timeouts = 0, verbose = 0;
+	unsigned vcpu, count = 1, warmup = 0, timeout_ms = 2000, pause_us = 0, i, ok = 0, timeouts = 0, verbose = 0;
 	volatile struct pvshm_vcpu_slot *slot;
 	uint64_t *pin, *unpin;
 	cpu_set_t one, all;
@@ -216,21 +216,23 @@ int main(int argc, char **argv)
 		return usage();
 	vcpu = (unsigned)strtoul(argv[2], NULL, 10);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "n:w:t:v")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:t:p:v")) != -1) {
 		if (opt == 'n')
 			count = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'w')
 			warmup = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 't')
 			timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
+		else if (opt == 'p')
+			pause_us = (unsigned)strtoul(optarg, NULL, 10);
 		else if (opt == 'v')
 			verbose = 1;
 		else
 			return usage();
 	}
 	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (count == 0 || count > 100000 || warmup > 100000 || (int)vcpu >= ncpu) {
-		fprintf(stderr, "pvhint: need 1..100000 hints and a vCPU below %d\n", ncpu);
+	if (count == 0 || count > 100000 || warmup > 100000 || pause_us > 10000000 || (int)vcpu >= ncpu) {
+		fprintf(stderr, "pvhint: need 1..100000 hints, a pause of at most 10 s and a vCPU below %d\n", ncpu);
 		return 2;
 	}
 	if (pvshm_open(&shm, why, sizeof(why))) {
@@ -251,6 +253,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < warmup + count; i++) {
 		uint64_t t0, since = read_feedback(slot).seq;
 
+		if (pause_us && i > 0) /* paced: each round starts from a quiet host, as a sparse real hint would */
+			usleep(pause_us);
 		if (i == warmup) { /* warm-up rounds are not recorded */
 			ok = 0;
 			timeouts = 0;
