@@ -19,3 +19,15 @@ export function procStatFields(pid: number, tid?: number): string[] | undefined 
 	const close = stat.lastIndexOf(')');
 	return ['', stat.slice(0, open).trim(), stat.slice(open + 1, close), ...stat.slice(close + 2).trim().split(' ')];
 }
+
+/** The start time (field 22: clock ticks after boot) from a stat file's fields; with the pid, it names one process. */
+export function startTicksField(fields: readonly string[]): number | undefined {
+	const ticks = Number(fields[22]);
+	return Number.isSafeInteger(ticks) ? ticks : undefined;
+}
+
+/** Process `pid`'s start time (see startTicksField), if its stat file is readable. */
+export function processStartTicks(pid: number): number | undefined {
+	const fields = procStatFields(pid);
+	return fields && startTicksField(fields);
+}

@@ -5,7 +5,7 @@ import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {procStatFields} from '../host/proc.js';
+import {procStatFields, processStartTicks, startTicksField} from '../host/proc.js';
 import {PvrunError} from '../util/errors.js';
 import {inheritedFds, qemuStdio} from './fds.js';
 import {disableCoreDumps} from './posix.js';
@@ -125,7 +125,7 @@ export function endLike(status: ExitStatus): number {
  * pid was reused). Its exit status is its parent's to know, not pvrun's.
  */
 export function watchPid(pid: number, intervalMs = 250): QemuProcess {
-	const started = startTicks(pid);
+	const started = processStartTicks(pid);
 	const exited = new Promise<ExitStatus>((resolve) => {
 		const timer = setInterval(() => {
 			if (!isAlive(pid, started)) {
@@ -144,12 +144,8 @@ export function isAlive(pid: number, started?: number): boolean {
 	return started === undefined || stat.startTicks === started;
 }
 
-function startTicks(pid: number): number | undefined {
-	return procStat(pid)?.startTicks;
-}
-
-/** State (field 3) and start time (field 22) of /proc/<pid>/stat. */
-export function procStat(pid: number): {state: string; ppid: number; startTicks: number} | undefined {
+/** State (field 3), parent (field 4) and start time (field 22) of /proc/<pid>/stat. */
+export function procStat(pid: number): {state: string; ppid: number; startTicks: number | undefined} | undefined {
 	const fields = procStatFields(pid);
-	return fields && {state: fields[3] ?? '?', ppid: Number(fields[4]), startTicks: Number(fields[22])};
+	return fields && {state: fields[3] ?? '?', ppid: Number(fields[4]), startTicks: startTicksField(fields)};
 }

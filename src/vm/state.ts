@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {procStatFields} from '../host/proc.js';
+import {processStartTicks} from '../host/proc.js';
 import {guestName} from '../cli/qemu-options.js';
 import {MAX_CPU} from '../host/cpus.js';
 import type {PvOptions} from '../cli/pv-options.js';
@@ -251,10 +251,4 @@ export function isRunning(pid: number, startTicks?: number): boolean {
 	if (startTicks === undefined) return true;
 	const now = processStartTicks(pid);
 	return now === undefined || now === startTicks;
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks after boot), if readable. */
-export function processStartTicks(pid: number): number | undefined {
-	const ticks = Number(procStatFields(pid)?.[22]);
-	return Number.isSafeInteger(ticks) ? ticks : undefined;
 }

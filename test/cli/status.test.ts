@@ -8,7 +8,8 @@ import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {formatPlacement, formatStatus} from '../../src/cli/status.js';
 import {packageRoot} from '../../src/util/paths.js';
-import {parseVmState, processStartTicks, readVmStates, updatePlacement, writeVmState, type VmState} from '../../src/vm/state.js';
+import {processStartTicks} from '../../src/host/proc.js';
+import {parseVmState, readVmStates, updatePlacement, writeVmState, type VmState} from '../../src/vm/state.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 
