@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Alternating A/B runs of the benchmark matrix's scenario a poll (one guest,
+// 4 vCPUs on this machine's CPUs, `pvwork poll -c 0 -b 3`: a poller pinned to
+// vCPU 0 beside 3 busy unpinned threads) between pvrun builds, for policy
+// changes whose effect the full matrix's 3 repetitions cannot separate from
+// the machine's drift. Each variant is a pvrun build: a directory like this
+// checkout whose dist/ holds the variant. Besides pvwork's result, it reads
+// each vCPU thread's CPU time from /proc over 6 s of the 10 s poll, so that
+// work per CPU-second can be told from CPU given.
+//
+//   node scripts/ab-poll.mjs [--pairs N] NAME=DIR ...
+import fs from 'node:fs';
+import path from 'node:path';
+import process from 'node:process';
+import timers from 'node:timers';
+import {fileURLToPath} from 'node:url';
+import {parseArgs} from 'node:util';
+
+const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}}});
+const pairs = Number(values.pairs);
+if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0) {
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] NAME=DIR ...\n');
+	process.exit(2);
+}
+const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
+const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
+const variants = positionals.map((spec) => {
+	const [name, dir] = spec.split('=');
+	const main = path.resolve(dir ?? '', 'dist/cli/main.js');
+	if (!name || !fs.existsSync(main)) {
+		process.stderr.write(`ab-poll: ${spec}: no pvrun build at ${main}\n`);
+		process.exit(2);
+	}
+	return {name, main};
+});
+const say = (line) => process.stdout.write(`${line}\n`);
+const sleep = (ms) => new Promise((r) => timers.setTimeout(r, ms));
+/** QEMU, the launcher's child. */
+const qemuOf = (pid) => {
+	for (const t of fs.readdirSync(`/proc/${pid}/task`))
+		for (const c of fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(' ').filter(Boolean))
+			if (fs.readFileSync(`/proc/${c}/comm`, 'utf8').startsWith('qemu')) return Number(c);
+	return pid;
+};
+/** CPU ticks (utime + stime) per thread name: "CPU n/TCG", everything else as "other". */
+const ticks = (qemu) => {
+	const out = {};
+	for (const t of fs.readdirSync(`/proc/${qemu}/task`)) {
+		try {
+			const comm = fs.readFileSync(`/proc/${qemu}/task/${t}/comm`, 'utf8').trim();
+			const stat = fs.readFileSync(`/proc/${qemu}/task/${t}/stat`, 'utf8');
+			const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+			const key = comm.startsWith('CPU ') ? comm : 'other';
+			out[key] = (out[key] ?? 0) + Number(f[11]) + Number(f[12]);
+		} catch {
+			// a worker thread ended meanwhile
+		}
+	}
+	return out;
+};
+const fmt = (r) => `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
+const image = await ensureImage();
+const all = new Map(variants.map((v) => [v.name, []]));
+say(`scenario a poll, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the poll`);
+for (let pair = 0; pair < pairs; pair++) {
+	for (const v of pair % 2 ? [...variants].reverse() : variants) {
+		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: 'sleep,3;pvwork,poll,-c,0,-s,1,-b,3;pvwork,poll,-c,0,-s,10,-b,3', launcher: [process.execPath, v.main]});
+		try {
+			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
+			const qemu = qemuOf(guest.pid);
+			await sleep(2000);
+			const a = ticks(qemu);
+			await sleep(6000);
+			const b = ticks(qemu);
+			const cpu = Object.keys(b)
+				.sort()
+				.map((k) => `${k} ${((b[k] - (a[k] ?? 0)) / 600).toFixed(2)}`)
+				.join(', ');
+			await guest.waitFor('command exited', 60_000);
+			const results = guest.lines.filter((l) => l.includes('pvwork-result')).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
+			const r = results.at(-1);
+			all.get(v.name).push(r);
+			say(`${v.name.padEnd(8)} ${fmt(r)}; CPU: ${cpu}`);
+		} finally {
+			await guest.stop();
+		}
+	}
+}
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+for (const [name, rs] of all) say(`median ${name.padEnd(8)} ${fmt(Object.fromEntries(['iterPerSec', 'maxStallUs', 'burnerIterPerSec'].map((k) => [k, median(rs.map((r) => r[k]))])))}`);
