@@ -1,11 +1,10 @@
 // Where threads are pinned: apply an affinity assignment to the vCPU threads
 // (and QEMU's other threads, which float) with sched_setaffinity, calling it
-// only for threads whose CPU set changes. Weights follow the policy's
-// niceFor, relative to each thread's own nice value: a vCPU with a CPU of its
-// own runs a little higher, floating vCPUs in shared mode lower.
+// only for threads whose CPU set changes. In shared mode the floating vCPU
+// threads also run at a higher nice value, relative to what they had.
 import fs from 'node:fs';
 import {getThreadNice, setThreadAffinity, setThreadNice} from '../host/libc.js';
-import {cpusFor, niceFor, type Assignment} from '../policy/affinity.js';
+import {cpusFor, type Assignment} from '../policy/affinity.js';
 import {firstLine} from '../util/errors.js';
 
 export interface PinResult {
@@ -51,7 +50,7 @@ export class Pinner {
 			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
 		}
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
-		for (const [v, tid] of this.vcpuThreads) this.renice(tid, niceFor(a, v), errors);
+		for (const [v, tid] of this.vcpuThreads) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
 		return {changed, errors};
 	}
 
@@ -82,12 +81,8 @@ export class Pinner {
 		return transient.filter((e) => !e.includes('ESRCH'));
 	}
 
-	/** Raising a weight was refused once (no CAP_SYS_NICE or RLIMIT_NICE): from then on, grants keep the thread's own. */
-	private raiseDenied = false;
-
 	/** Set thread `tid`'s nice value to its own base plus `offset`, unless already done (attempted once per change). */
 	private renice(tid: number, offset: number, errors: string[]): void {
-		if (offset < 0 && this.raiseDenied) offset = 0;
 		if ((this.niceOffset.get(tid) ?? 0) === offset) return;
 		this.niceOffset.set(tid, offset);
 		try {
@@ -95,13 +90,7 @@ export class Pinner {
 			if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
 			setThreadNice(tid, Math.max(-20, Math.min(19, base + offset)));
 		} catch (error) {
-			const message = firstLine(error);
-			if (offset < 0 && /EACCES|EPERM/.test(message)) {
-				// Reported once; the grant still has its CPU, at the thread's own weight.
-				this.raiseDenied = true;
-				this.niceOffset.set(tid, 0);
-			}
-			errors.push(message);
+			errors.push(firstLine(error));
 		}
 	}
 

@@ -54,23 +54,6 @@ export interface Assignment {
  */
 export const sharedFloatNice = 5;
 
-/**
- * The nice value of a vCPU with a CPU of its own (not shared), relative to the
- * thread's own: weight 3121 against 1024. Affinity keeps the VM's other threads
- * off that CPU, but not the host's (kernel threads such as kdamond, daemons,
- * other tenants); at equal weight they took it for up to ~5 ms at a time. In 4
- * alternating pairs of scenario a's poll the longest stall went from 7.9-13.6 ms
- * to 4.3-7.0 ms with the same throughput (docs/benchmarks.md).
- */
-export const exclusiveGrantNice = -5;
-
-/** The nice value, relative to the thread's own, of vCPU `v`'s thread under `a`. */
-export function niceFor(a: Assignment, v: number): number {
-	const e = a.exclusive.get(v);
-	if (!e) return a.floatNice;
-	return e.shared ? 0 : exclusiveGrantNice;
-}
-
 /** The initial assignment: every vCPU floats on every allowed CPU. */
 export function floatingOnly(allowed: readonly number[]): Assignment {
 	return {exclusive: new Map(), floating: [...allowed], denied: [], shared: false, floatNice: 0};

@@ -1,5 +1,5 @@
 import t from 'tap';
-import {cpusFor, decideAffinity, exclusiveGrantNice, floatingOnly, niceFor, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
+import {cpusFor, decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
 
 const hint = (tid: number, vcpus: number[], seq = tid): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq});
 
@@ -53,16 +53,6 @@ t.test('a granted vCPU that idles shares its CPU with the floating vCPUs; busy o
 	const busyAgain = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, a);
 	t.same([...busyAgain.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, false], [1, 2, false]], 'same CPUs, exclusive again');
 	t.same({floating: busyAgain.floating, floatNice: busyAgain.floatNice}, {floating: [0, 1], floatNice: 0});
-});
-
-t.test('weights: a CPU of its own runs higher; shared grants keep their own; floating vCPUs follow floatNice', async (t) => {
-	t.equal(exclusiveGrantNice, -5);
-	const cpus = [0, 1, 2, 3];
-	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, floatingOnly(cpus), new Set([0]));
-	t.same([0, 1, 2].map((v) => niceFor(a, v)), [0, exclusiveGrantNice, 0], 'idle (shared) grant, busy grant, floating');
-	const crowded = decideAffinity([hint(12, [3]), hint(10, [0]), hint(11, [2])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
-	t.same([0, 1, 2, 3].map((v) => niceFor(crowded, v)), [0, sharedFloatNice, 0, 0], 'crowded: grants shared at their own weight, the floating vCPU lower');
-	t.same([0, 1].map((v) => niceFor(floatingOnly([0, 1]), v)), [0, 0], 'no hints: nobody moves');
 });
 
 t.test('two CPUs, two pinned threads of four vCPUs (a ping-pong): shared mode', async (t) => {
