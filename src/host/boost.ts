@@ -1,14 +1,30 @@
-// The hint decision as a short real-time section. Traced on the 2-core
-// development machine, nearly all of the host-side tail (p99 ~1.3 ms) was
-// pvrun's thread being preempted, runnable, by a busy TCG vCPU thread in the
-// middle of a decision. Under SCHED_FIFO (priority 1, the lowest) for just
-// the drain → decide → pin section, no normal thread can preempt it there.
+// pvrun's thread in the real-time class, bounded. Traced on the 2-core
+// development machine, the host side of a hint waited on two things: busy
+// TCG vCPU threads preempting pvrun's thread in the middle of a decision,
+// and pvrun's thread, woken by the agent's KICK, waiting runnable behind
+// other threads before the decision even started. SCHED_FIFO (priority 1,
+// the lowest) removes both: pvrun's thread rests in it, waiting included, so
+// that a KICK runs it at once. Its own CPU time is capped per window, and past
+// the cap it runs as a normal thread until the next window. (Before, only the
+// drain → decide → pin section ran in SCHED_FIFO, one switch in and one out
+// per decision; resting, the round trip's p99 fell from 2.4 to 1.1 ms in
+// alternating runs: docs/benchmarks.md.)
 //
-// The section is bounded twice, because the guest decides how often it runs:
-// the caller only boosts small drains, and the time spent boosted is capped
-// per window (a guest flooding the ring gets normal scheduling, not the CPU).
-// Without the right to use SCHED_FIFO (not root, no CAP_SYS_NICE, RLIMIT_RTPRIO
-// 0) the boost turns itself off once and everything runs as before.
+// It is bounded because the guest decides how often pvrun works: a guest
+// flooding the channel gets pvrun at normal priority past the cap, not a CPU.
+// Without the right to use SCHED_FIFO (not root, no CAP_SYS_NICE,
+// RLIMIT_RTPRIO 0) the boost turns itself off once and everything runs as
+// before.
+
+/** What the hint engine needs: a decision may run boosted. */
+export interface DecisionBoost {
+	/** Start a decision: true if it runs in SCHED_FIFO (then `leave()` must follow). */
+	enter(): boolean;
+	/** End the decision started by `enter()`. */
+	leave(): void;
+	/** Decisions that ran at normal priority because the budget was used up. */
+	readonly overBudget: number;
+}
 
 /** Switch the calling thread into and out of the boosted class: 0, or the errno's name. */
 export interface BoostSwitch {
@@ -19,76 +35,102 @@ export interface BoostSwitch {
 export interface BoostBudget {
 	/** Accounting window. */
 	windowMs: number;
-	/** Boosted time allowed per window; once used up, sections run unboosted until the next window. */
+	/** The thread's CPU time allowed in SCHED_FIFO per window; past it, normal scheduling until the next window. */
 	maxMs: number;
 }
 
-/**
- * 30 % of one CPU at most. With 10 %, a guest hinting back to back (pvhint: a pin
- * and a release every ~0.6 ms, ~40 µs per section) used the budget up, and a
- * third of its decisions ran unboosted; host-side p99 went from 234 to 136 µs
- * with 30 % (alternating runs, bench/results/2026-11-23-vm-boost-budget/). The
- * boost only lifts what the thread would get anyway at nice -10 (about 90 % of
- * a CPU against one busy nice-0 thread) to real-time priority; other threads
- * still run between sections.
- */
-export const defaultBudget: BoostBudget = {windowMs: 100, maxMs: 30};
+/** Half of one CPU at most, counted in the thread's own CPU time. */
+export const restingBudget: BoostBudget = {windowMs: 100, maxMs: 50};
 
-export class SectionBoost {
+export class RestingBoost implements DecisionBoost {
 	private disabled = false;
-	private enteredAt = -1;
+	private inFifo = false;
 	private windowStart = -Infinity;
-	private usedMs = 0;
-	/** Sections that ran unboosted because the budget was used up. */
+	private cpuAtWindowStart = 0;
+	private timer: NodeJS.Timeout | undefined;
 	overBudget = 0;
+	/** Times the thread left SCHED_FIFO because its budget was used up. */
+	demotions = 0;
 
 	constructor(
 		private readonly sw: BoostSwitch,
 		/** Told once, when the boost turns itself off (the reason, one line). */
 		private readonly onDisabled: (reason: string) => void,
-		private readonly budget: BoostBudget = defaultBudget,
+		/** The calling thread's CPU time, ms. */
+		private readonly cpuNowMs: () => number,
+		private readonly budget: BoostBudget = restingBudget,
 		private readonly now: () => number = () => performance.now(),
 	) {}
 
-	/** Whether sections can still be boosted (false once the switch failed). */
 	get enabled(): boolean {
 		return !this.disabled;
 	}
 
-	/** Start a section: true if it runs boosted (then `leave()` must follow). */
+	/** Whether the thread is in SCHED_FIFO now. */
+	get resting(): boolean {
+		return this.inFifo;
+	}
+
+	/** Enter SCHED_FIFO, and look at the budget every window from now on (the timer keeps nothing alive). */
+	start(): void {
+		this.check();
+		if (this.timer || this.disabled) return;
+		this.timer = setInterval(() => this.check(), this.budget.windowMs);
+		this.timer.unref();
+	}
+
+	/** Back to normal scheduling for good (the hint loop stopped). */
+	stop(): void {
+		clearInterval(this.timer);
+		this.timer = undefined;
+		if (this.inFifo) this.switchOut();
+		this.disabled = true;
+	}
+
 	enter(): boolean {
-		if (this.disabled || this.enteredAt >= 0) return false;
+		this.check();
+		if (!this.inFifo && !this.disabled) this.overBudget++;
+		return this.inFifo;
+	}
+
+	leave(): void {
+		this.check();
+	}
+
+	/**
+	 * Start a new window when the last one is over; leave SCHED_FIFO once this
+	 * window's CPU time reaches the budget, and enter it again in a new window.
+	 */
+	private check(): void {
+		if (this.disabled) return;
 		const t = this.now();
 		if (t - this.windowStart >= this.budget.windowMs) {
 			this.windowStart = t;
-			this.usedMs = 0;
+			this.cpuAtWindowStart = this.cpuNowMs();
 		}
-		if (this.usedMs >= this.budget.maxMs) {
-			this.overBudget++;
-			return false;
+		const used = this.cpuNowMs() - this.cpuAtWindowStart;
+		if (this.inFifo && used >= this.budget.maxMs) {
+			this.demotions++;
+			this.switchOut();
+		} else if (!this.inFifo && used < this.budget.maxMs) {
+			const error = this.sw.enter();
+			if (error !== 0) this.disable(`cannot use SCHED_FIFO for the hint decisions (${error}): they run at normal priority`);
+			else this.inFifo = true;
 		}
-		const error = this.sw.enter();
-		if (error !== 0) {
-			this.disable(`cannot use SCHED_FIFO for the hint decision (${error}): it runs at normal priority`);
-			return false;
-		}
-		this.enteredAt = t;
-		return true;
 	}
 
-	/** End the section started by a successful `enter()`; a no-op otherwise. */
-	leave(): void {
-		if (this.enteredAt < 0) return;
+	private switchOut(): void {
+		this.inFifo = false;
 		const error = this.sw.leave();
-		this.usedMs += this.now() - this.enteredAt;
-		this.enteredAt = -1;
 		// Lowering one's own priority cannot normally fail; if it did, never boost again.
-		if (error !== 0) this.disable(`cannot leave SCHED_FIFO after a hint decision (${error}): boosting turned off`);
+		if (error !== 0) this.disable(`cannot leave SCHED_FIFO (${error}): boosting turned off`);
 	}
 
 	private disable(reason: string): void {
 		if (this.disabled) return;
 		this.disabled = true;
+		clearInterval(this.timer);
+		this.timer = undefined;
 		this.onDisabled(reason);
 	}
 }

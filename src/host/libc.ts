@@ -42,6 +42,7 @@ interface Libc {
 	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
 	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
 	syscall: KoffiFunc<(nr: number, ...typedArgs: unknown[]) => number>;
+	clock_gettime: KoffiFunc<(clock: number, ts: Uint8Array) => number>;
 }
 
 let bound: Libc | undefined;
@@ -72,6 +73,7 @@ function bindLibc(): Libc {
 		munmap: fn('int munmap(void *addr, size_t length)'),
 		// glibc 2.36 has no sched_setattr wrapper.
 		syscall: fn('long syscall(long number, ...)'),
+		clock_gettime: fn('int clock_gettime(int clock, _Out_ void *ts)'),
 	};
 }
 
@@ -206,6 +208,17 @@ export function getThreadNice(tid: number): number {
 		throw syscallError('getpriority', `cannot read the nice value of thread ${tid}`, threadHint);
 	}
 	return nice;
+}
+
+// clock_gettime(2)'s clock for the calling thread's CPU time, and one struct timespec to read it into.
+const CLOCK_THREAD_CPUTIME_ID = 3;
+const timespec = Buffer.alloc(16);
+
+/** The CPU time the calling thread has used, in ms (no allocation: for budgets checked on hot paths). */
+export function threadCpuTimeMs(): number {
+	if (libc().clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0) throw syscallError('clock_gettime', "cannot read the thread's CPU time", threadHint);
+	const seconds = timespec.readUInt32LE(0) + timespec.readUInt32LE(4) * 2 ** 32;
+	return seconds * 1000 + timespec.readUInt32LE(8) / 1e6;
 }
 
 /** Maps the first `size` bytes of an existing file read-write and shared, as an ArrayBuffer aliasing it. */

@@ -10,7 +10,7 @@ import {firstLine} from '../util/errors.js';
 import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {VcpuPlacement} from './state.js';
 import type {Pinner} from '../pin/pinner.js';
-import type {SectionBoost} from '../host/boost.js';
+import type {DecisionBoost} from '../host/boost.js';
 import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
 
@@ -41,7 +41,7 @@ export class HintEngine {
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
 	private stopped = false;
-	/** The current decision runs boosted (see SectionBoost). */
+	/** The current decision runs boosted (see DecisionBoost). */
 	private boosted = false;
 	/** Host-side latencies in µs (record drained → affinity applied), for the benchmark. */
 	readonly hostLatenciesUs: number[] = [];
@@ -54,7 +54,7 @@ export class HintEngine {
 		nrVcpus: number,
 		private readonly log: EventLog,
 		/** Makes the drain → decide → pin section non-preemptible by normal threads, when allowed. */
-		private readonly boost?: SectionBoost,
+		private readonly boost?: DecisionBoost,
 		/** How busy granted vCPUs are; without it, a grant is never judged idle. */
 		private readonly usage?: VcpuUsage,
 	) {

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
-import {SectionBoost} from '../host/boost.js';
-import {prepareScheduling, setThreadLatency} from '../host/libc.js';
+import {RestingBoost} from '../host/boost.js';
+import {prepareScheduling, setThreadLatency, threadCpuTimeMs} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -30,7 +30,7 @@ const channelNice = -10;
  * ~3 ms on the 2-core development machine, with 100 µs ~1.1 ms.
  */
 const channelSliceNs = 100_000;
-/** pvrun's thread during a hint decision: the lowest real-time priority (see SectionBoost). */
+/** pvrun's thread while it serves hints: the lowest real-time priority (see RestingBoost). */
 const decisionPriority = 1;
 /** How long a failed channel set-up waits to see whether QEMU is simply quitting before it warns. */
 const quitGraceMs = 2000;
@@ -60,6 +60,7 @@ export class HintSession {
 	private qmp: Qmp | undefined;
 	private agent: AgentClient | undefined;
 	private engine: HintEngine | undefined;
+	private boost: RestingBoost | undefined;
 	private closed = false;
 	private agentSeen = false;
 	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
@@ -217,15 +218,17 @@ export class HintSession {
 	}
 
 	/**
-	 * SCHED_FIFO for pvrun's own thread while it decides, and back to the class it
-	 * had (raised or not) after; if even that fails, to plain SCHED_OTHER, which
-	 * any thread may always return to.
+	 * SCHED_FIFO for pvrun's own thread from now on, within its CPU budget; past
+	 * it, the class it had (raised or not) until the next window; if even that
+	 * fails, plain SCHED_OTHER, which any thread may always return to.
 	 */
-	private decisionBoost(raised: boolean): SectionBoost {
+	private decisionBoost(raised: boolean): RestingBoost {
 		const fifo = prepareScheduling({policy: 'fifo', priority: decisionPriority});
 		const plain = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
 		const normal = raised ? prepareScheduling({policy: 'other', nice: channelNice, sliceNs: channelSliceNs}) : plain;
-		return new SectionBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}));
+		this.boost = new RestingBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}), threadCpuTimeMs);
+		this.boost.start();
+		return this.boost;
 	}
 
 	private warn(message: string): void {
@@ -238,6 +241,7 @@ export class HintSession {
 		this.closed = true;
 		clearInterval(this.refresher);
 		this.engine?.stop();
+		this.boost?.stop();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {

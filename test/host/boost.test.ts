@@ -1,8 +1,9 @@
-// The real-time section around a hint decision: entered only within its
-// budget, always left, and turned off once (with one reason) when the kernel
-// refuses it.
+// pvrun's thread in SCHED_FIFO, bounded: it rests there between decisions,
+// leaves past its CPU budget, comes back in the next window, and turns the
+// boost off once, with one reason, when the kernel refuses.
 import t from 'tap';
-import {SectionBoost, type BoostSwitch} from '../../src/host/boost.js';
+import {RestingBoost, type BoostSwitch} from '../../src/host/boost.js';
+import {threadCpuTimeMs} from '../../src/host/libc.js';
 
 // A switch that records calls and fails as told.
 function fakeSwitch(enterResult: 0 | string = 0, leaveResult: 0 | string = 0) {
@@ -14,57 +15,54 @@ function fakeSwitch(enterResult: 0 | string = 0, leaveResult: 0 | string = 0) {
 	return {sw, calls};
 }
 
-t.test('a section is entered and left once each', async (t) => {
+t.test('resting: the thread stays in SCHED_FIFO between decisions, within a CPU budget per window', async (t) => {
 	const {sw, calls} = fakeSwitch();
 	let now = 0;
-	const boost = new SectionBoost(sw, () => t.fail('not disabled'), {windowMs: 100, maxMs: 10}, () => now);
-	t.equal(boost.enter(), true);
-	t.equal(boost.enter(), false, 'no nesting');
-	now = 1;
-	boost.leave();
-	boost.leave();
-	t.same(calls, ['enter', 'leave']);
-});
-
-t.test('the budget caps boosted time per window', async (t) => {
-	const {sw, calls} = fakeSwitch();
-	let now = 0;
-	const boost = new SectionBoost(sw, () => t.fail('not disabled'), {windowMs: 100, maxMs: 10}, () => now);
-	// Three sections of 4 ms: the third starts with 8 ms used (< 10), the fourth with 12 ms.
+	let cpu = 0;
+	const boost = new RestingBoost(sw, () => t.fail('not disabled'), () => cpu, {windowMs: 100, maxMs: 50}, () => now);
+	t.teardown(() => boost.stop());
+	boost.start();
+	t.same(calls, ['enter'], 'in SCHED_FIFO from the start, waiting included');
+	t.equal(boost.resting, true);
 	for (let i = 0; i < 3; i++) {
-		t.equal(boost.enter(), true, `section ${i} boosted`);
-		now += 4;
+		t.equal(boost.enter(), true, `decision ${i} runs boosted`);
+		cpu += 10;
+		now += 10;
 		boost.leave();
 	}
-	t.equal(boost.enter(), false, 'budget used up');
+	t.same(calls, ['enter'], 'no switch per decision');
+	cpu += 25; // 55 ms of this window's CPU: over the budget
+	now += 5;
+	t.equal(boost.enter(), false, 'past the budget the decision runs at normal priority');
+	t.same(calls, ['enter', 'leave']);
 	t.equal(boost.overBudget, 1);
-	now = 100;
-	t.equal(boost.enter(), true, 'a new window has a new budget');
-	boost.leave();
-	t.equal(calls.filter((c) => c === 'enter').length, 4);
-	t.equal(calls.filter((c) => c === 'leave').length, 4);
+	t.equal(boost.demotions, 1);
+	now = 100; // a new window
+	t.equal(boost.enter(), true, 'and boosted again in the next window');
+	t.same(calls, ['enter', 'leave', 'enter']);
+	boost.stop();
+	t.same(calls, ['enter', 'leave', 'enter', 'leave'], 'stop leaves SCHED_FIFO');
+	t.equal(boost.enter(), false, 'and nothing is boosted after it');
 });
 
-t.test('a refused switch turns boosting off, with one reason', async (t) => {
+t.test('resting: a refused switch turns it off, with one reason', async (t) => {
 	const {sw, calls} = fakeSwitch('EPERM');
 	const reasons: string[] = [];
-	const boost = new SectionBoost(sw, (r) => reasons.push(r));
-	t.equal(boost.enter(), false);
+	const boost = new RestingBoost(sw, (r) => reasons.push(r), () => 0);
+	boost.start();
 	t.equal(boost.enter(), false);
 	boost.leave();
-	t.same(calls, ['enter'], 'no second attempt, nothing to leave');
+	boost.stop();
+	t.same(calls, ['enter'], 'tried once');
 	t.equal(reasons.length, 1);
 	t.match(reasons[0], /SCHED_FIFO.*EPERM/);
 	t.equal(boost.enabled, false);
 });
 
-t.test('a failed leave turns boosting off', async (t) => {
-	const {sw} = fakeSwitch(0, 'EINVAL');
-	const reasons: string[] = [];
-	const boost = new SectionBoost(sw, (r) => reasons.push(r));
-	t.equal(boost.enter(), true);
-	boost.leave();
-	t.equal(boost.enabled, false);
-	t.equal(boost.enter(), false);
-	t.match(reasons, [/leave SCHED_FIFO.*EINVAL/]);
+t.test("threadCpuTimeMs reads the calling thread's CPU time", async (t) => {
+	const before = threadCpuTimeMs();
+	const until = performance.now() + 30;
+	while (performance.now() < until); // 30 ms of this thread's CPU
+	const used = threadCpuTimeMs() - before;
+	t.ok(used >= 20 && used < 1000, `~30 ms counted (${used.toFixed(1)} ms)`);
 });
