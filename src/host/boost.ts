@@ -47,6 +47,8 @@ export class RestingBoost implements DecisionBoost {
 	private inFifo = false;
 	private windowStart = -Infinity;
 	private cpuAtWindowStart = 0;
+	/** Out of SCHED_FIFO until then (the last window used more than its share). */
+	private outUntil = -Infinity;
 	private timer: NodeJS.Timeout | undefined;
 	overBudget = 0;
 	/** Times the thread left SCHED_FIFO because its budget was used up. */
@@ -73,9 +75,9 @@ export class RestingBoost implements DecisionBoost {
 
 	/** Enter SCHED_FIFO, and look at the budget every window from now on (the timer keeps nothing alive). */
 	start(): void {
-		this.check();
+		this.tick();
 		if (this.timer || this.disabled) return;
-		this.timer = setInterval(() => this.check(), this.budget.windowMs);
+		this.timer = setInterval(() => this.tick(), this.budget.windowMs);
 		this.timer.unref();
 	}
 
@@ -88,31 +90,40 @@ export class RestingBoost implements DecisionBoost {
 	}
 
 	enter(): boolean {
-		this.check();
+		this.tick();
 		if (!this.inFifo && !this.disabled) this.overBudget++;
 		return this.inFifo;
 	}
 
 	leave(): void {
-		this.check();
+		this.tick();
 	}
 
 	/**
-	 * Start a new window when the last one is over; leave SCHED_FIFO once this
-	 * window's CPU time reaches the budget, and enter it again in a new window.
+	 * Account the thread's CPU time and set its class: out of SCHED_FIFO once this
+	 * window's CPU time reaches the budget, and for all of the next window when
+	 * the window that just ended used more than its share without a check
+	 * catching it (use between two checks, e.g. a burst of channel traffic, lands
+	 * in the window that ends); back in when neither holds. Runs at each decision
+	 * and every window (timer).
 	 */
-	private check(): void {
+	tick(): void {
 		if (this.disabled) return;
 		const t = this.now();
-		if (t - this.windowStart >= this.budget.windowMs) {
+		const cpu = this.cpuNowMs();
+		const elapsed = t - this.windowStart;
+		if (elapsed >= this.budget.windowMs) {
+			const used = cpu - this.cpuAtWindowStart;
+			// Over its share while still in SCHED_FIFO: no check caught it in time.
+			if (this.inFifo && Number.isFinite(elapsed) && used >= (this.budget.maxMs * elapsed) / this.budget.windowMs) this.outUntil = t + this.budget.windowMs;
 			this.windowStart = t;
-			this.cpuAtWindowStart = this.cpuNowMs();
+			this.cpuAtWindowStart = cpu;
 		}
-		const used = this.cpuNowMs() - this.cpuAtWindowStart;
-		if (this.inFifo && used >= this.budget.maxMs) {
+		const allowed = t >= this.outUntil && cpu - this.cpuAtWindowStart < this.budget.maxMs;
+		if (this.inFifo && !allowed) {
 			this.demotions++;
 			this.switchOut();
-		} else if (!this.inFifo && used < this.budget.maxMs) {
+		} else if (!this.inFifo && allowed) {
 			const error = this.sw.enter();
 			if (error !== 0) this.disable(`cannot use SCHED_FIFO for the hint decisions (${error}): they run at normal priority`);
 			else this.inFifo = true;

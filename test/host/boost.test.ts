@@ -45,6 +45,29 @@ t.test('resting: the thread stays in SCHED_FIFO between decisions, within a CPU 
 	t.equal(boost.enter(), false, 'and nothing is boosted after it');
 });
 
+t.test('resting: CPU used between decisions (channel traffic) counts too: a window over its share costs the next one', async (t) => {
+	const {sw, calls} = fakeSwitch();
+	let now = 0;
+	let cpu = 0;
+	const boost = new RestingBoost(sw, () => t.fail('not disabled'), () => cpu, {windowMs: 100, maxMs: 50}, () => now);
+	t.teardown(() => boost.stop());
+	boost.start();
+	// Only the window timer looks: 80 ms of CPU in a 100 ms window, no decision in between.
+	cpu += 80;
+	now += 100;
+	boost.tick();
+	t.equal(boost.resting, false, 'out of SCHED_FIFO for the next window');
+	t.same(calls, ['enter', 'leave']);
+	cpu += 10;
+	now += 50;
+	boost.tick();
+	t.equal(boost.resting, false, 'still out within that window, though quiet');
+	now += 50;
+	boost.tick();
+	t.equal(boost.resting, true, 'a quiet window brings it back');
+	t.same(calls, ['enter', 'leave', 'enter']);
+});
+
 t.test('resting: a refused switch turns it off, with one reason', async (t) => {
 	const {sw, calls} = fakeSwitch('EPERM');
 	const reasons: string[] = [];
