@@ -16,6 +16,8 @@
 // RLIMIT_RTPRIO 0) the boost turns itself off once and everything runs as
 // before.
 
+import {firstLine} from '../util/errors.js';
+
 /** What the hint engine needs: a decision may run boosted. */
 export interface DecisionBoost {
 	/** Start a decision: true if it runs in SCHED_FIFO (then `leave()` must follow). */
@@ -112,12 +114,20 @@ export class RestingBoost implements DecisionBoost {
 	 * the window that just ended used more than its share without a check
 	 * catching it (use between two checks, e.g. a burst of channel traffic, lands
 	 * in the window that ends); back in when neither holds. Runs at each decision
-	 * and every window (timer).
+	 * and every `tickMs` (timer). Never throws.
 	 */
 	tick(): void {
 		if (this.disabled) return;
 		const t = this.now();
-		const cpu = this.cpuNowMs();
+		let cpu: number;
+		try {
+			cpu = this.cpuNowMs();
+		} catch (error) {
+			// Without the thread's CPU time there is no budget: no SCHED_FIFO either.
+			if (this.inFifo) this.switchOut();
+			this.disable(`cannot read the CPU time of pvrun's thread (${firstLine(error)}): SCHED_FIFO turned off`);
+			return;
+		}
 		const elapsed = t - this.windowStart;
 		if (elapsed >= this.budget.windowMs) {
 			const used = cpu - this.cpuAtWindowStart;

@@ -82,6 +82,25 @@ t.test('resting: a refused switch turns it off, with one reason', async (t) => {
 	t.equal(boost.enabled, false);
 });
 
+t.test('resting: without the thread\'s CPU time there is no SCHED_FIFO, and no exception', async (t) => {
+	const {sw, calls} = fakeSwitch();
+	const reasons: string[] = [];
+	let broken = false;
+	const boost = new RestingBoost(sw, (r) => reasons.push(r), () => {
+		if (broken) throw new Error('clock_gettime failed');
+		return 0;
+	});
+	boost.start();
+	t.equal(boost.resting, true);
+	broken = true;
+	t.doesNotThrow(() => boost.tick());
+	t.equal(boost.resting, false);
+	t.same(calls, ['enter', 'leave']);
+	t.match(reasons, [/CPU time.*clock_gettime failed.*SCHED_FIFO turned off/]);
+	t.equal(boost.enter(), false);
+	boost.stop();
+});
+
 t.test("threadCpuTimeMs reads the calling thread's CPU time", async (t) => {
 	const before = threadCpuTimeMs();
 	const until = performance.now() + 30;
