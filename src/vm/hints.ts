@@ -26,8 +26,6 @@ const idleBelow = 0.4;
 const busyAbove = 0.6;
 /** Errors inside the hint loop after which it stops for good. */
 const maxInternalErrors = 20;
-/** Drains of at most this many records run as a real-time section (honest hints come one or two at a time). */
-const boostMaxRecords = 64;
 /** `pvrun status` sees a change of placement within this long (see publishPlacement). */
 const placementDelayMs = 100;
 
@@ -139,7 +137,8 @@ export class HintEngine {
 			}
 			// Timed section: records visible → affinity applied. Logging waits until after it.
 			const visible = performance.now();
-			this.boosted = this.boost !== undefined && this.reader.pending() <= boostMaxRecords && this.boost.enter();
+			// Every drain checks the boost's CPU budget: a flood of records is what it bounds.
+			this.boosted = this.boost?.enter() ?? false;
 			let records: AffinityRecord[];
 			let changedHints: AffinityRecord[];
 			try {
@@ -274,7 +273,7 @@ export class HintEngine {
 		}, placementDelayMs).unref();
 	}
 
-	/** Leave the real-time section, if in one. */
+	/** End the boosted decision, if in one (the boost accounts its CPU time). */
 	private endBoost(): void {
 		if (!this.boosted) return;
 		this.boosted = false;
