@@ -72,8 +72,8 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-bench-'));
 	try {
-		const backToBackRuns: Awaited<ReturnType<typeof measureRoundTrips>>[] = [];
-		const sparseRuns: typeof backToBackRuns = [];
+		const backToBackRuns: RunSamples[] = [];
+		const sparseRuns: RunSamples[] = [];
 		for (let run = 1; run <= options.runs; run++) {
 			for (const [pauseUs, into, what] of [
 				[0, backToBackRuns, 'back to back'],
@@ -111,8 +111,17 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 	}
 }
 
+/** What one run (one VM) measured. */
+interface RunSamples {
+	pinUs: number[];
+	unpinUs: number[];
+	hostUs: number[];
+	relayUs: number[];
+	timeouts: number;
+}
+
 /** Pool the runs of one series. */
-function series(runs: Array<{pinUs: number[]; unpinUs: number[]; hostUs: number[]; relayUs: number[]; timeouts: number}>, pauseUs: number): HintSeries {
+function series(runs: RunSamples[], pauseUs: number): HintSeries {
 	const samples = {
 		pinUs: runs.flatMap((r) => r.pinUs),
 		unpinUs: runs.flatMap((r) => r.unpinUs),
@@ -132,7 +141,7 @@ function series(runs: Array<{pinUs: number[]; unpinUs: number[]; hostUs: number[
 }
 
 /** Boot through pvrun, run pvhint in the guest (`pauseUs` before each pin), collect guest and host samples. */
-async function measureRoundTrips(image: {kernel: string; initrd: string}, logFile: string, hints: number, warmup: number, pauseUs: number) {
+async function measureRoundTrips(image: {kernel: string; initrd: string}, logFile: string, hints: number, warmup: number, pauseUs: number): Promise<RunSamples> {
 	const guest = bootGuest({
 		kernel: image.kernel,
 		initrd: image.initrd,

@@ -51,7 +51,7 @@ export class HintEngine {
 		private readonly allowed: number[],
 		nrVcpus: number,
 		private readonly log: EventLog,
-		/** Makes the drain → decide → pin section non-preemptible by normal threads, when allowed. */
+		/** Keeps the drain → decide → pin section (and the wait for it) ahead of normal threads, within its budget, when allowed. */
 		private readonly boost?: DecisionBoost,
 		/** How busy granted vCPUs are; without it, a grant is never judged idle. */
 		private readonly usage?: VcpuUsage,
