@@ -31,12 +31,15 @@
 #endif
 
 #define PORT_NAME "org.pvrun.agent.0"
+#define KICK_PORT_NAME "org.pvrun.kick.0"
+#define KICK_PORT_RETRY_NS 1000000000ull
 #define RECONNECT_MS 100
 
 static struct pvshm shm;
 static struct pvagent_stats_counters counters;
 static struct pvag_stats stats;
 static int port_fd = -1;
+static int kick_fd = -1; /* the kick port, when the host has one (docs/agent-protocol.md#kick) */
 static int verbose;
 
 /* Input buffer: one frame header + payload at most. */
@@ -60,20 +63,19 @@ static void logf_(const char *fmt, ...)
 	}
 }
 
-/* sysfs_find() match: a virtio port whose name is PORT_NAME. */
-static int is_agent_port(const char *dir, const char *entry, void *ctx)
+/* sysfs_find() match: a virtio port whose name is ctx. */
+static int is_named_port(const char *dir, const char *entry, void *ctx)
 {
 	char name[128];
 
-	(void)ctx;
-	return sysfs_read(dir, entry, "name", name, sizeof(name)) == 0 && strcmp(name, PORT_NAME) == 0;
+	return sysfs_read(dir, entry, "name", name, sizeof(name)) == 0 && strcmp(name, ctx) == 0;
 }
 
-/* The /dev node of the virtio-serial port named PORT_NAME. */
-static int find_port(char *out, size_t len)
+/* The /dev node of the virtio-serial port called `port_name`. */
+static int find_port(const char *port_name, char *out, size_t len)
 {
 	char entry[256];
-	int err = sysfs_find("/sys/class/virtio-ports", is_agent_port, NULL, entry, sizeof(entry));
+	int err = sysfs_find("/sys/class/virtio-ports", is_named_port, (void *)port_name, entry, sizeof(entry));
 
 	if (!err)
 		snprintf(out, len, "/dev/%s", entry);
@@ -295,14 +297,48 @@ static void process_input(void)
 	in_len -= off;
 }
 
-/* After relaying, wake the host if it asked for a kick. */
+/* Kick bytes come from relay threads: one at a time, and one look for the port per second at most. */
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t kick_port_looked_ns;
+
+/* One byte on the kick port; false when there is none or the host end is not
+ * reading (then the KICK frame goes on the agent port as before). */
+static int kick_byte(void)
+{
+	int ok = 0;
+
+	pthread_mutex_lock(&kick_lock);
+	if (kick_fd < 0 && pvshm_now_ns() - kick_port_looked_ns >= KICK_PORT_RETRY_NS) {
+		char path[300];
+
+		kick_port_looked_ns = pvshm_now_ns();
+		if (find_port(KICK_PORT_NAME, path, sizeof(path)) == 0)
+			kick_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	}
+	if (kick_fd >= 0) {
+		ssize_t n = write(kick_fd, "k", 1);
+
+		ok = n == 1;
+		/* EAGAIN: nobody reads on the host (no fast path) or it is full: the frame instead. */
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			close(kick_fd);
+			kick_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&kick_lock);
+	return ok;
+}
+
+/* After relaying, wake the host if it asked for a kick: a byte on the kick
+ * port when the host reads it there, else a KICK frame. */
 static void maybe_kick(void)
 {
 	if (!shm.base || port_fd < 0)
 		return;
 	if (__atomic_exchange_n(&shm.hdr->kick_wanted, 0, __ATOMIC_ACQ_REL)) {
 		__atomic_add_fetch(&stats.kicks, 1, __ATOMIC_RELAXED);
-		send_frame(PVAG_KICK, 0, NULL, 0);
+		if (!kick_byte())
+			send_frame(PVAG_KICK, 0, NULL, 0);
 	}
 }
 
@@ -345,7 +381,7 @@ int main(int argc, char **argv)
 			logf_("running without real-time priority: %s", strerror(errno));
 	}
 	/* No channel, no agent (under plain QEMU, say so once). Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
-	for (int tries = 0; find_port(port_path, sizeof(port_path)); tries++) {
+	for (int tries = 0; find_port(PORT_NAME, port_path, sizeof(port_path)); tries++) {
 		if (!has_virtio_console() || tries == 50) {
 			logf_("no virtio-serial port named %s: running without hints (is this VM started by pvrun?)", PORT_NAME);
 			return 1;
