@@ -18,8 +18,8 @@ $(STAMPS)/setup: scripts/setup.sh package-lock.json
 	@scripts/setup.sh
 	@mkdir -p $(STAMPS) && touch $@
 
-# Build: TypeScript, the static guest agent, the BPF objects.
-build: $(STAMPS)/tsc guest-agent/all bpf/all
+# Build: TypeScript, the static guest agent, the BPF objects, the native fast path.
+build: $(STAMPS)/tsc guest-agent/all bpf/all native/all
 
 $(STAMPS)/tsc: $(STAMPS)/setup $(TS_SOURCES) tsconfig.json package.json
 	npx tsc -p tsconfig.json
@@ -31,6 +31,9 @@ guest-agent/all: $(STAMPS)/setup FORCE
 
 bpf/all: $(STAMPS)/setup FORCE
 	@$(MAKE) --no-print-directory -C bpf all
+
+native/all: $(STAMPS)/setup FORCE
+	@$(MAKE) --no-print-directory -C native all
 
 # The default guest image, cached under $${XDG_CACHE_HOME:-~/.cache}/pvrun by content.
 image: build
@@ -57,6 +60,7 @@ clean:
 	rm -rf dist $(STAMPS)/tsc .tap
 	@$(MAKE) --no-print-directory -C guest-agent clean
 	@$(MAKE) --no-print-directory -C bpf clean
+	@$(MAKE) --no-print-directory -C native clean
 
 distclean: clean
 	rm -rf node_modules $(STAMPS)

@@ -7,6 +7,17 @@ import {getThreadNice, setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {cpusFor, type Assignment} from '../policy/affinity.js';
 import {firstLine} from '../util/errors.js';
 
+/** What applying an assignment would do to one vCPU thread (see Pinner.plan). */
+export interface PinOp {
+	vcpu: number;
+	tid: number;
+	/** The CPUs to set, or undefined when they stay. */
+	cpus?: number[];
+	/** The nice value to set (the thread's own base plus `niceOffset`), or undefined when it stays. */
+	nice?: number;
+	niceOffset?: number;
+}
+
 export interface PinResult {
 	/** vCPU index → CPUs applied, for the vCPUs that changed. */
 	changed: Map<number, number[]>;
@@ -52,6 +63,40 @@ export class Pinner {
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
 		for (const [v, tid] of this.vcpuThreads) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
 		return {changed, errors};
+	}
+
+	/**
+	 * What `apply(a)` would do now, without doing it (or after `assumed` were
+	 * applied): for the fast path, which applies it from native code later (or
+	 * never). Reads a thread's base nice value the first time it is needed.
+	 */
+	plan(a: Assignment, assumed: readonly PinOp[] = []): PinOp[] {
+		const appliedKey = (tid: number) => assumed.findLast((op) => op.tid === tid && op.cpus)?.cpus?.join(',') ?? this.applied.get(tid);
+		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
+		const ops: PinOp[] = [];
+		for (const [vcpu, tid] of this.vcpuThreads) {
+			const op: PinOp = {vcpu, tid};
+			const cpus = cpusFor(a, vcpu);
+			if (appliedKey(tid) !== cpus.join(',')) op.cpus = cpus;
+			const offset = a.exclusive.has(vcpu) ? 0 : a.floatNice;
+			if (offsetOf(tid) !== offset) {
+				let base = this.baseNice.get(tid);
+				if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
+				op.nice = Math.max(-20, Math.min(19, base + offset));
+				op.niceOffset = offset;
+			}
+			if (op.cpus || op.nice !== undefined) ops.push(op);
+		}
+		return ops;
+	}
+
+	/** The fast path applied `ops` (from `plan`) except those `failed` names: remember them as applied. */
+	adopt(ops: readonly PinOp[], failed: (index: number) => boolean): void {
+		ops.forEach((op, i) => {
+			if (failed(i) || this.vcpuThreads.get(op.vcpu) !== op.tid) return;
+			if (op.cpus) this.applied.set(op.tid, op.cpus.join(','));
+			if (op.niceOffset !== undefined) this.niceOffset.set(op.tid, op.niceOffset);
+		});
 	}
 
 	/**

@@ -1,0 +1,675 @@
+/* SPDX-License-Identifier: MIT */
+/* pvrun's fast path (docs/fast-path.md): a native thread inside pvrun that
+ * waits for the guest agent's kick byte, reads the new records in the shared
+ * ring, and applies a decision the TypeScript policy computed in advance
+ * ("a thread with no hint pins itself to vCPU v alone → these masks",
+ * "hinted thread T lets go → these"). It then writes the host feedback and
+ * wakes pvrun's JavaScript thread, which drains the same records as always:
+ * it stays the only decoder of record for the log, and decides everything the
+ * table does not cover (the slow path).
+ *
+ * The guest is untrusted: every record is copied once, then validated; the
+ * thread ids and CPU masks this code applies come only from the table (that
+ * is, from pvrun), never from the guest. A table is good for one change:
+ * applying it, or the JavaScript thread suspending it, ends it until the
+ * next publish. Everything runs under one mutex per instance.
+ *
+ * Loaded with koffi (src/host/fastpath.ts); the binary format of the table
+ * and of the results is specified in docs/fast-path.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pvrun_shm.h"
+#include "affinity.h"
+
+#define PVF_TABLE_MAGIC 0x54465650u /* "PVFT" */
+#define PVF_TABLE_VERSION 1
+#define PVF_MAX_INSTANCES 8
+#define PVF_MAX_VCPUS 64    /* vCPUs a table covers */
+#define PVF_MAX_HINTED 64   /* hinted guest threads a table covers */
+#define PVF_MAX_CPUS 256    /* host CPUs a table's masks name */
+#define PVF_MAX_ENTRIES (PVF_MAX_VCPUS + PVF_MAX_HINTED)
+#define PVF_MAX_BATCH 16    /* records looked at per kick before leaving the rest to pvrun */
+#define PVF_MAX_APPLIED 64  /* changes applied before pvrun has taken them */
+#define PVF_NICE_KEEP 0x7fffffff
+#define PVF_RECORD_TID 0xffffffffu /* feedback's hint_tid: the matched record's tid */
+
+enum { PVF_NEW_PIN = 1, PVF_RELEASE = 2 };
+enum { PVF_CPUS_KEEP = 0, PVF_CPUS_ONE = 1, PVF_CPUS_FLOATING = 2 };
+enum { PVF_BASE = 0, PVF_PINNED = 1 };
+
+/* Budget: this thread rests in SCHED_FIFO 1 while it uses at most BUDGET_NS
+ * of its own CPU time per WINDOW_NS; past that, SCHED_OTHER until the window
+ * after (a guest flooding kicks gets a normal thread, not a CPU). */
+#define WINDOW_NS 100000000ull
+#define BUDGET_NS 50000000ull
+#define RECONNECT_MS 100
+
+/* The table as pvrun serializes it (little-endian; docs/fast-path.md). */
+struct pvf_table_hdr {
+	uint32_t magic, version, nr_vcpus, n_entries, n_hinted, _pad;
+	uint64_t based_seq;
+	uint64_t base_floating[PVF_MAX_CPUS / 64]; /* the floating CPUs of the state the table starts from */
+};
+struct pvf_entry_hdr {
+	uint32_t kind, key, n_ops, n_feedback;
+	uint32_t n_back_ops, n_back_feedback, _pad[2]; /* a new pin's way back to the table's state, when its thread lets go */
+	uint64_t floating[PVF_MAX_CPUS / 64];
+};
+struct pvf_op {
+	int32_t tid;
+	uint32_t cpus;
+	int32_t pcpu;
+	int32_t nice;
+};
+struct pvf_feedback {
+	uint32_t vcpu, exclusive;
+	int32_t pcpu;
+	uint32_t hint_tid;
+};
+
+/* One change the fast path applied (what pvf_take reports; docs/fast-path.md). */
+struct pvf_applied {
+	int32_t entry;       /* index in the table */
+	uint32_t back;       /* 1: the entry's way back (its thread let go) */
+	uint32_t tid;        /* guest thread of the record */
+	uint32_t _pad;
+	uint64_t seq;        /* ring sequence of the record */
+	uint64_t latency_ns; /* records seen → last op applied */
+	uint64_t failed_ops; /* bit i: op i failed (its errno in last_errno) */
+	int32_t last_errno;
+	uint32_t _pad2;
+};
+
+/* What pvf_take reports before the list. */
+struct pvf_take_hdr {
+	uint32_t valid;   /* the table is still current */
+	uint32_t phase;   /* PVF_BASE, or PVF_PINNED (a new pin's thread holds its vCPU) */
+	uint64_t cursor;  /* records before this sequence are decided */
+	uint32_t count;   /* struct pvf_applied that follow */
+	uint32_t _pad;
+};
+
+struct pvf_stats {
+	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors;
+};
+
+struct ops {
+	uint32_t n_ops, n_fb;
+	struct pvf_op ops[PVF_MAX_VCPUS];
+	struct pvf_feedback fb[PVF_MAX_VCPUS];
+};
+
+struct entry {
+	struct pvf_entry_hdr h;
+	cpu_set_t floating;
+	struct ops fwd, back;
+};
+
+struct instance {
+	int used;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	uint8_t *shm;
+	char kick_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int kick_fd, stop_pipe[2], wake_pipe[2];
+	/* Under lock. */
+	int table_valid;
+	struct pvf_table_hdr table;
+	cpu_set_t base_floating;
+	uint32_t hinted[PVF_MAX_HINTED];
+	struct entry *entries; /* PVF_MAX_ENTRIES */
+	uint64_t cursor;
+	int phase, pinned_entry;
+	uint32_t pinned_tid, pinned_vcpu;
+	struct pvf_applied applied[PVF_MAX_APPLIED];
+	uint32_t n_applied;
+	struct pvf_stats stats;
+	/* The thread's own. */
+	int fifo_ok, in_fifo;
+	uint64_t window_start, cpu_at_window;
+};
+
+static struct instance instances[PVF_MAX_INSTANCES];
+static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct instance *get(int h)
+{
+	return h >= 0 && h < PVF_MAX_INSTANCES && instances[h].used ? &instances[h] : NULL;
+}
+
+/* ---- the guest's records ---- */
+
+static uint64_t load_u64(const void *p)
+{
+	return __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE);
+}
+
+/* One new record as the fast path sees it. */
+struct seen {
+	uint32_t tid;
+	int single;      /* a SET whose mask names exactly one existing vCPU */
+	uint32_t vcpu;   /* that vCPU */
+};
+
+/* Copy record `seq` once and validate the copy like the TypeScript decoder
+ * (src/shm/reader.ts); 0 if it is one the decoder would accept. */
+static int read_record(const struct instance *in, uint64_t seq, struct seen *out)
+{
+	const uint8_t *base = in->shm + PVSHM_RING_OFFSET + (seq % PVSHM_RING_ENTRIES) * PVSHM_RECORD_SIZE;
+	struct pvshm_record r;
+	struct pv_affinity_event e;
+	uint32_t n = 0, last = 0;
+
+	if (load_u64(base) != seq + 1)
+		return -1;
+	memcpy(&r, base, sizeof(r));
+	if (r.seq != seq + 1 || r.type != PVSHM_REC_AFFINITY || r.len > PVSHM_RECORD_PAYLOAD || r.len < sizeof(e))
+		return -1;
+	memcpy(&e, r.payload, sizeof(e));
+	if ((e.kind != PV_AFFINITY_SET && e.kind != PV_AFFINITY_EXIT) || e.tid == 0 || e.tid >= (1u << 22) || e.tgid == 0 || e.tgid >= (1u << 22))
+		return -1;
+	for (uint32_t v = 0; v < in->table.nr_vcpus; v++) {
+		if (e.mask[v / 64] >> (v % 64) & 1) {
+			n++;
+			last = v;
+		}
+	}
+	if (e.kind == PV_AFFINITY_SET && n == 0)
+		return -1;
+	out->tid = e.tid;
+	out->single = e.kind == PV_AFFINITY_SET && n == 1;
+	out->vcpu = last;
+	return 0;
+}
+
+static int is_hinted(const struct instance *in, uint32_t tid)
+{
+	for (uint32_t i = 0; i < in->table.n_hinted; i++)
+		if (in->hinted[i] == tid)
+			return 1;
+	return 0;
+}
+
+static int find_entry(const struct instance *in, uint32_t kind, uint32_t key)
+{
+	for (uint32_t i = 0; i < in->table.n_entries; i++)
+		if (in->entries[i].h.kind == kind && in->entries[i].h.key == key)
+			return (int)i;
+	return -1;
+}
+
+/* ---- applying an entry ---- */
+
+static void write_feedback(struct instance *in, const struct pvf_feedback *f, uint32_t tid, uint64_t seq)
+{
+	struct pvshm_vcpu_slot *s = (struct pvshm_vcpu_slot *)(in->shm + PVSHM_SLOTS_OFFSET + f->vcpu * PVSHM_SLOT_SIZE);
+	/* The guest may have scribbled on the sequence: continue from an even value. */
+	uint64_t fs = __atomic_load_n(&s->feedback_seq, __ATOMIC_RELAXED) & ~1ull;
+
+	__atomic_store_n(&s->feedback_seq, fs + 1, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	s->state = f->exclusive ? PVSHM_VCPU_EXCLUSIVE : PVSHM_VCPU_FLOATING;
+	s->pcpu = f->exclusive ? f->pcpu : -1;
+	s->hint_tid = f->hint_tid == PVF_RECORD_TID ? tid : f->hint_tid;
+	s->applied_ns = clock_ns(CLOCK_MONOTONIC);
+	s->record_seq = seq;
+	__atomic_store_n(&s->feedback_seq, fs + 2, __ATOMIC_RELEASE);
+}
+
+/* Apply one entry's operations (or its way back), publish the feedback, and
+ * queue the change for pvrun. */
+static void apply(struct instance *in, int index, int back, uint32_t tid, uint64_t seq, uint64_t seen_at)
+{
+	struct entry *e = &in->entries[index];
+	const struct ops *o = back ? &e->back : &e->fwd;
+	const cpu_set_t *floating = back ? &in->base_floating : &e->floating;
+	struct pvf_applied a = {.entry = index, .back = (uint32_t)back, .tid = tid, .seq = seq};
+	cpu_set_t one;
+
+	for (uint32_t i = 0; i < o->n_ops; i++) {
+		const struct pvf_op *op = &o->ops[i];
+		int failed = 0;
+
+		if (op->cpus == PVF_CPUS_ONE) {
+			CPU_ZERO(&one);
+			CPU_SET(op->pcpu, &one);
+			failed = sched_setaffinity(op->tid, sizeof(one), &one) != 0;
+		} else if (op->cpus == PVF_CPUS_FLOATING) {
+			failed = sched_setaffinity(op->tid, sizeof(*floating), floating) != 0;
+		}
+		if (!failed && op->nice != PVF_NICE_KEEP)
+			failed = setpriority(PRIO_PROCESS, (id_t)op->tid, op->nice) != 0;
+		if (failed) {
+			a.failed_ops |= 1ull << i;
+			a.last_errno = errno;
+			in->stats.pin_errors++;
+		}
+	}
+	a.latency_ns = clock_ns(CLOCK_MONOTONIC) - seen_at;
+	for (uint32_t i = 0; i < o->n_fb; i++)
+		write_feedback(in, &o->fb[i], tid, seq);
+	in->applied[in->n_applied++] = a;
+	in->stats.applied++;
+}
+
+/* Why a scan stops: the table no longer describes the state (pvrun decides). */
+static void give_up(struct instance *in, uint64_t *counter)
+{
+	(*counter)++;
+	in->table_valid = 0;
+}
+
+/* Decide the records from the cursor on, as far as the table covers them.
+ * Records that change nothing (a thread with no hint exits or widens its
+ * mask) pass; a new pin by a thread with no hint takes its entry (and, if the
+ * entry has a way back, the table stays current while that thread holds its
+ * vCPU: its release takes the way back); a hinted thread's release takes its
+ * entry. Anything else ends the table. Called with the lock held. */
+static void scan(struct instance *in, uint64_t head, uint64_t seen_at)
+{
+	struct seen r;
+
+	for (; in->table_valid && in->cursor < head; in->cursor++) {
+		uint64_t seq = in->cursor;
+		int index;
+
+		if (in->n_applied == PVF_MAX_APPLIED || head - seq > PVF_MAX_BATCH) {
+			give_up(in, &in->stats.not_covered);
+			return;
+		}
+		if (read_record(in, seq, &r)) {
+			give_up(in, &in->stats.invalid);
+			return;
+		}
+		if (in->phase == PVF_PINNED && r.tid == in->pinned_tid) {
+			if (r.single && r.vcpu == in->pinned_vcpu)
+				continue; /* pinned again where it is */
+			if (r.single) {
+				give_up(in, &in->stats.not_covered);
+				return;
+			}
+			apply(in, in->pinned_entry, 1, r.tid, seq, seen_at);
+			in->phase = PVF_BASE;
+			continue;
+		}
+		if (is_hinted(in, r.tid)) {
+			index = r.single || in->phase != PVF_BASE ? -1 : find_entry(in, PVF_RELEASE, r.tid);
+			if (index < 0) {
+				give_up(in, &in->stats.not_covered);
+				return;
+			}
+			apply(in, index, 0, r.tid, seq, seen_at);
+			in->table_valid = 0; /* a release ends the table */
+			in->cursor++;
+			return;
+		}
+		if (!r.single)
+			continue; /* changes nothing */
+		index = in->phase == PVF_BASE ? find_entry(in, PVF_NEW_PIN, r.vcpu) : -1;
+		if (index < 0) {
+			give_up(in, &in->stats.not_covered);
+			return;
+		}
+		apply(in, index, 0, r.tid, seq, seen_at);
+		if (in->entries[index].h.n_back_ops + in->entries[index].h.n_back_feedback == 0) {
+			in->table_valid = 0;
+			in->cursor++;
+			return;
+		}
+		in->phase = PVF_PINNED;
+		in->pinned_entry = index;
+		in->pinned_tid = r.tid;
+		in->pinned_vcpu = r.vcpu;
+	}
+}
+
+/* The kick: decide what the table covers, ask the guest for the next kick,
+ * and look once more (a record that came meanwhile sent no kick). */
+static void on_kick(struct instance *in)
+{
+	uint64_t seen_at = clock_ns(CLOCK_MONOTONIC);
+	struct pvshm_header *hdr = (struct pvshm_header *)in->shm;
+
+	/* pvrun's JavaScript thread holds the lock only inside this library's calls (microseconds). */
+	pthread_mutex_lock(&in->lock);
+	if (!in->table_valid) {
+		in->stats.no_table++;
+		goto out;
+	}
+	if (__atomic_load_n(&hdr->magic, __ATOMIC_RELAXED) != PVSHM_MAGIC || hdr->version != PVSHM_VERSION) {
+		give_up(in, &in->stats.invalid);
+		goto out;
+	}
+	for (int round = 0; round < 2 && in->table_valid; round++) {
+		uint64_t head = load_u64(&hdr->ring_head);
+
+		if (head < in->cursor) {
+			give_up(in, &in->stats.invalid);
+			break;
+		}
+		scan(in, head, seen_at);
+		if (round == 0 && in->table_valid)
+			__atomic_store_n(&hdr->kick_wanted, 1, __ATOMIC_SEQ_CST);
+	}
+out:
+	pthread_mutex_unlock(&in->lock);
+}
+
+/* ---- the thread ---- */
+
+static void set_fifo(struct instance *in, int on)
+{
+	struct sched_param sp = {.sched_priority = on ? 1 : 0};
+
+	if (!in->fifo_ok || in->in_fifo == on)
+		return;
+	if (sched_setscheduler(0, (on ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp) == 0)
+		in->in_fifo = on;
+	else if (on)
+		in->fifo_ok = 0;
+}
+
+/* After each kick: a new window restores SCHED_FIFO, a used-up one ends it. */
+static void check_budget(struct instance *in)
+{
+	uint64_t now = clock_ns(CLOCK_MONOTONIC), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+
+	if (now - in->window_start >= WINDOW_NS) {
+		int over = cpu - in->cpu_at_window > BUDGET_NS;
+
+		in->window_start = now;
+		in->cpu_at_window = cpu;
+		set_fifo(in, !over);
+	} else if (in->in_fifo && cpu - in->cpu_at_window > BUDGET_NS) {
+		set_fifo(in, 0);
+		__atomic_add_fetch(&in->stats.demotions, 1, __ATOMIC_RELAXED);
+	}
+}
+
+static void try_connect(struct instance *in)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	memcpy(a.sun_path, in->kick_path, sizeof(a.sun_path));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return;
+	}
+	in->kick_fd = fd;
+	__atomic_add_fetch(&in->stats.connects, 1, __ATOMIC_RELAXED);
+}
+
+static void *run(void *arg)
+{
+	struct instance *in = arg;
+	char buf[256];
+
+	in->fifo_ok = 1;
+	in->window_start = clock_ns(CLOCK_MONOTONIC);
+	in->cpu_at_window = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	set_fifo(in, 1);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = in->stop_pipe[0], .events = POLLIN}, {.fd = in->kick_fd, .events = POLLIN}};
+		ssize_t got;
+
+		if (in->kick_fd < 0)
+			try_connect(in);
+		p[1].fd = in->kick_fd;
+		if (poll(p, 2, in->kick_fd < 0 ? RECONNECT_MS : -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (in->kick_fd < 0 || !p[1].revents)
+			continue;
+		got = read(in->kick_fd, buf, sizeof(buf));
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+			/* QEMU closed the socket: connect again (it listens until it exits). */
+			close(in->kick_fd);
+			in->kick_fd = -1;
+			continue;
+		}
+		if (got < 0)
+			continue;
+		__atomic_add_fetch(&in->stats.kicks, 1, __ATOMIC_RELAXED);
+		on_kick(in);
+		/* Wake the JavaScript thread: it drains, logs and publishes the next table. */
+		if (write(in->wake_pipe[1], "k", 1) < 0 && errno != EAGAIN)
+			__atomic_add_fetch(&in->stats.wake_errors, 1, __ATOMIC_RELAXED);
+		check_budget(in);
+	}
+	return NULL;
+}
+
+/* ---- the API (src/host/fastpath.ts) ---- */
+
+/* Map the shared file, connect to the kick socket (retrying until QEMU
+ * listens) and start the thread. A handle >= 0, or -errno. */
+int pvf_start(const char *shm_path, const char *kick_path)
+{
+	struct instance *in = NULL;
+	int h, fd, err;
+	void *shm;
+
+	if (!shm_path || !kick_path || strlen(kick_path) >= sizeof(in->kick_path))
+		return -EINVAL;
+	pthread_mutex_lock(&instances_lock);
+	for (h = 0; h < PVF_MAX_INSTANCES && instances[h].used; h++)
+		;
+	if (h == PVF_MAX_INSTANCES) {
+		pthread_mutex_unlock(&instances_lock);
+		return -EMFILE;
+	}
+	in = &instances[h];
+	memset(in, 0, sizeof(*in));
+	in->used = 1;
+	pthread_mutex_unlock(&instances_lock);
+	in->kick_fd = in->stop_pipe[0] = in->stop_pipe[1] = in->wake_pipe[0] = in->wake_pipe[1] = -1;
+	strcpy(in->kick_path, kick_path);
+	fd = open(shm_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	shm = mmap(NULL, PVSHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (shm == MAP_FAILED)
+		goto fail;
+	in->shm = shm;
+	in->entries = calloc(PVF_MAX_ENTRIES, sizeof(*in->entries));
+	if (!in->entries || pipe2(in->stop_pipe, O_CLOEXEC) || pipe2(in->wake_pipe, O_CLOEXEC | O_NONBLOCK))
+		goto fail;
+	pthread_mutex_init(&in->lock, NULL);
+	err = pthread_create(&in->thread, NULL, run, in);
+	if (err) {
+		errno = err;
+		goto fail;
+	}
+	pthread_setname_np(in->thread, "pvrun-fast"); /* how /proc and the tests know it */
+	return h;
+fail:
+	err = errno ? errno : ENOMEM;
+	if (in->shm)
+		munmap(in->shm, PVSHM_SIZE);
+	free(in->entries);
+	for (int i = 0; i < 2; i++) {
+		if (in->stop_pipe[i] >= 0)
+			close(in->stop_pipe[i]);
+		if (in->wake_pipe[i] >= 0)
+			close(in->wake_pipe[i]);
+	}
+	in->used = 0;
+	return -err;
+}
+
+/* The read end of the wake pipe (a byte arrives after each kick); from now on
+ * the caller owns it and closes it. */
+int pvf_wake_fd(int h)
+{
+	struct instance *in = get(h);
+
+	return in ? in->wake_pipe[0] : -EBADF;
+}
+
+/* Copy and check `n_ops` operations and `n_fb` feedback records from buf at *off. */
+static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set_t *floating, uint32_t nr_vcpus, const uint8_t *buf, size_t len, size_t *off)
+{
+	if (n_ops > PVF_MAX_VCPUS || n_fb > nr_vcpus || len < *off + n_ops * sizeof(struct pvf_op) + n_fb * sizeof(struct pvf_feedback))
+		return -1;
+	o->n_ops = n_ops;
+	o->n_fb = n_fb;
+	memcpy(o->ops, buf + *off, n_ops * sizeof(struct pvf_op));
+	*off += n_ops * sizeof(struct pvf_op);
+	memcpy(o->fb, buf + *off, n_fb * sizeof(struct pvf_feedback));
+	*off += n_fb * sizeof(struct pvf_feedback);
+	for (uint32_t k = 0; k < n_ops; k++) {
+		const struct pvf_op *op = &o->ops[k];
+
+		if (op->tid <= 0 || op->cpus > PVF_CPUS_FLOATING || (op->cpus == PVF_CPUS_ONE && (op->pcpu < 0 || op->pcpu >= PVF_MAX_CPUS)) ||
+		    (op->cpus == PVF_CPUS_FLOATING && CPU_COUNT(floating) == 0) || (op->nice != PVF_NICE_KEEP && (op->nice < -20 || op->nice > 19)))
+			return -1;
+	}
+	for (uint32_t k = 0; k < n_fb; k++)
+		if (o->fb[k].vcpu >= nr_vcpus || (o->fb[k].exclusive && (o->fb[k].pcpu < 0 || o->fb[k].pcpu >= PVF_MAX_CPUS)))
+			return -1;
+	return 0;
+}
+
+static void mask_to_set(const uint64_t *mask, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (int c = 0; c < PVF_MAX_CPUS; c++)
+		if (mask[c / 64] >> (c % 64) & 1)
+			CPU_SET(c, set);
+}
+
+/* Check a serialized table completely, then make it current: 0, -EINVAL,
+ * or -EBUSY while changes are applied that pvrun has not taken yet. */
+int pvf_publish(int h, const uint8_t *buf, size_t len)
+{
+	struct instance *in = get(h);
+	struct pvf_table_hdr t;
+	size_t off = sizeof(t);
+	int err = -EINVAL;
+
+	if (!in || !buf || len < sizeof(t))
+		return -EINVAL;
+	memcpy(&t, buf, sizeof(t));
+	if (t.magic != PVF_TABLE_MAGIC || t.version != PVF_TABLE_VERSION || t.nr_vcpus == 0 || t.nr_vcpus > PVF_MAX_VCPUS ||
+	    t.n_entries > PVF_MAX_ENTRIES || t.n_hinted > PVF_MAX_HINTED || len < off + t.n_hinted * 4ull)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	in->table_valid = 0;
+	if (in->n_applied) {
+		err = -EBUSY;
+		goto bad;
+	}
+	mask_to_set(t.base_floating, &in->base_floating);
+	memcpy(in->hinted, buf + off, t.n_hinted * 4ull);
+	off += t.n_hinted * 4ull;
+	for (uint32_t i = 0; i < t.n_entries; i++) {
+		struct entry *e = &in->entries[i];
+
+		if (len < off + sizeof(e->h))
+			goto bad;
+		memcpy(&e->h, buf + off, sizeof(e->h));
+		off += sizeof(e->h);
+		mask_to_set(e->h.floating, &e->floating);
+		if ((e->h.kind != PVF_NEW_PIN && e->h.kind != PVF_RELEASE) || (e->h.kind == PVF_RELEASE && e->h.n_back_ops + e->h.n_back_feedback) ||
+		    parse_ops(&e->fwd, e->h.n_ops, e->h.n_feedback, &e->floating, t.nr_vcpus, buf, len, &off) ||
+		    parse_ops(&e->back, e->h.n_back_ops, e->h.n_back_feedback, &in->base_floating, t.nr_vcpus, buf, len, &off))
+			goto bad;
+	}
+	if (off != len)
+		goto bad;
+	in->table = t;
+	in->cursor = t.based_seq;
+	in->phase = PVF_BASE;
+	in->table_valid = 1;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+bad:
+	pthread_mutex_unlock(&in->lock);
+	return err;
+}
+
+/* Take the changes applied since the last call (at most `max`, which must be
+ * PVF_MAX_APPLIED) with the table's state; `end` also ends the table (pvrun's
+ * JavaScript thread is about to decide itself). The count taken, or -EINVAL. */
+int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list, uint32_t max)
+{
+	struct instance *in = get(h);
+
+	if (!in || !hdr || !list || max < PVF_MAX_APPLIED)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	if (end)
+		in->table_valid = 0;
+	hdr->valid = (uint32_t)in->table_valid;
+	hdr->phase = (uint32_t)in->phase;
+	hdr->cursor = in->cursor;
+	hdr->count = in->n_applied;
+	memcpy(list, in->applied, in->n_applied * sizeof(*list));
+	in->n_applied = 0;
+	pthread_mutex_unlock(&in->lock);
+	return (int)hdr->count;
+}
+
+int pvf_stats(int h, struct pvf_stats *out)
+{
+	struct instance *in = get(h);
+
+	if (!in || !out)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	*out = in->stats;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+/* Stop the thread and release everything but the wake fd's read end, which
+ * belongs to the caller from pvf_wake_fd on (it closes it). */
+void pvf_stop(int h)
+{
+	struct instance *in = get(h);
+
+	if (!in)
+		return;
+	if (write(in->stop_pipe[1], "s", 1) < 0) {
+		/* cannot happen with an empty pipe; the join below would wait */
+	}
+	pthread_join(in->thread, NULL);
+	if (in->kick_fd >= 0)
+		close(in->kick_fd);
+	close(in->stop_pipe[0]);
+	close(in->stop_pipe[1]);
+	close(in->wake_pipe[1]);
+	munmap(in->shm, PVSHM_SIZE);
+	free(in->entries);
+	pthread_mutex_destroy(&in->lock);
+	pthread_mutex_lock(&instances_lock);
+	in->used = 0;
+	pthread_mutex_unlock(&instances_lock);
+}

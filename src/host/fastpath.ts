@@ -1,0 +1,188 @@
+// The native fast path (native/pvfast.c, docs/fast-path.md), bound through
+// koffi: a thread inside pvrun that waits for the guest agent's kick byte and
+// applies a decision the policy computed in advance, without waiting for the
+// JavaScript thread. This module only loads the library and moves bytes; the
+// table's content comes from src/vm/fast-table.ts.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import koffi, {type KoffiFunc} from 'koffi';
+import {packageRoot} from '../util/paths.js';
+
+/** Where `make` builds the library. */
+export const fastLibraryPath = path.join(packageRoot, 'native', 'libpvfast.so');
+
+interface FastLib {
+	pvf_start: KoffiFunc<(shmPath: string, kickPath: string) => number>;
+	pvf_wake_fd: KoffiFunc<(h: number) => number>;
+	pvf_publish: KoffiFunc<(h: number, buf: Uint8Array, len: number) => number>;
+	pvf_take: KoffiFunc<(h: number, end: number, hdr: Uint8Array, list: Uint8Array, max: number) => number>;
+	pvf_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
+	pvf_stop: KoffiFunc<(h: number) => void>;
+}
+
+let loaded: FastLib | string | undefined;
+
+/** The library, or why it cannot be used (loaded once). */
+function fastLib(): FastLib | string {
+	if (loaded !== undefined) return loaded;
+	if (!fs.existsSync(fastLibraryPath)) return (loaded = `${path.relative(process.cwd(), fastLibraryPath) || fastLibraryPath} is not built (run make)`);
+	try {
+		const lib = koffi.load(fastLibraryPath);
+		const fn = <T extends (...args: never[]) => unknown>(decl: string): KoffiFunc<T> => lib.func(decl) as KoffiFunc<T>;
+		loaded = {
+			pvf_start: fn('int pvf_start(const char *shm_path, const char *kick_path)'),
+			pvf_wake_fd: fn('int pvf_wake_fd(int h)'),
+			pvf_publish: fn('int pvf_publish(int h, const uint8_t *buf, size_t len)'),
+			pvf_take: fn('int pvf_take(int h, int end, _Out_ uint8_t *hdr, _Out_ uint8_t *list, uint32_t max)'),
+			pvf_stats: fn('int pvf_stats(int h, _Out_ uint8_t *out)'),
+			pvf_stop: fn('void pvf_stop(int h)'),
+		};
+	} catch (error) {
+		loaded = `cannot load ${fastLibraryPath}: ${error instanceof Error ? error.message : String(error)}`;
+	}
+	return loaded;
+}
+
+/** Whether the fast path can run here, or why not. */
+export function fastPathAvailable(): true | string {
+	const lib = fastLib();
+	return typeof lib === 'string' ? lib : true;
+}
+
+/** One change the fast path applied (struct pvf_applied). */
+export interface FastApplied {
+	/** Index of the entry in the table that was current. */
+	entry: number;
+	/** The entry's way back (the new pin's thread let go), not the entry itself. */
+	back: boolean;
+	/** Guest thread of the record it matched. */
+	tid: number;
+	/** Ring sequence of that record. */
+	seq: number;
+	/** Records seen → last operation applied, µs. */
+	latencyUs: number;
+	/** Bit i set: operation i failed. */
+	failedOps: bigint;
+	/** errno of the last failed operation. */
+	errno: number;
+}
+
+/** What `take` reports (struct pvf_take_hdr and the list). */
+export interface FastTake {
+	/** The table is still current (the fast path follows the records). */
+	valid: boolean;
+	/** A new pin's thread holds its vCPU (the table's state plus that pin). */
+	pinned: boolean;
+	/** Records before this sequence are decided by the changes reported (so far). */
+	cursor: number;
+	/** The changes applied since the last take, in order. */
+	applied: FastApplied[];
+}
+
+/** The fast path's counters (struct pvf_stats). */
+export interface FastStats {
+	kicks: number;
+	applied: number;
+	noTable: number;
+	notCovered: number;
+	invalid: number;
+	pinErrors: number;
+	demotions: number;
+	connects: number;
+	wakeErrors: number;
+}
+
+const statNames: Array<keyof FastStats> = ['kicks', 'applied', 'noTable', 'notCovered', 'invalid', 'pinErrors', 'demotions', 'connects', 'wakeErrors'];
+/** PVF_MAX_APPLIED, and the sizes of struct pvf_take_hdr and struct pvf_applied. */
+const maxApplied = 64;
+const takeHeaderSize = 24;
+const appliedSize = 48;
+
+/** The part of the fast path the hint engine uses. */
+export interface FastLink {
+	/** Make `table` current (a serialized table, docs/fast-path.md). */
+	publish(table: Uint8Array): void;
+	/** What was applied since the last call; `end` also ends the current table. */
+	take(end: boolean): FastTake;
+}
+
+export class FastPath implements FastLink {
+	private readonly takeHeader = Buffer.alloc(takeHeaderSize);
+	private readonly takeList = Buffer.alloc(maxApplied * appliedSize);
+	private readonly statsBuf = Buffer.alloc(statNames.length * 8);
+	private stopped = false;
+
+	private constructor(
+		private readonly lib: FastLib,
+		private readonly handle: number,
+		private readonly wake: net.Socket,
+	) {}
+
+	/**
+	 * Start the thread on the VM's shared memory (`shmPath`) and kick socket
+	 * (QEMU's end of the kick port; the thread connects when QEMU listens).
+	 * `onWake` runs on the JavaScript thread after each kick. Throws with the
+	 * reason when the fast path cannot run.
+	 */
+	static start(shmPath: string, kickSocket: string, onWake: () => void): FastPath {
+		const lib = fastLib();
+		if (typeof lib === 'string') throw new Error(lib);
+		const h = lib.pvf_start(shmPath, kickSocket);
+		if (h < 0) throw new Error(`cannot start the fast path: errno ${-h}`);
+		const fd = lib.pvf_wake_fd(h);
+		let wake: net.Socket;
+		try {
+			wake = new net.Socket({fd, readable: true, writable: false});
+		} catch (error) {
+			lib.pvf_stop(h);
+			fs.closeSync(fd);
+			throw error;
+		}
+		wake.on('data', () => onWake());
+		wake.on('error', () => {});
+		wake.unref();
+		return new FastPath(lib, h, wake);
+	}
+
+	publish(table: Uint8Array): void {
+		if (this.stopped) return;
+		const rc = this.lib.pvf_publish(this.handle, table, table.length);
+		if (rc !== 0) throw new Error(`the fast path refused a table (errno ${-rc}): a bug in pvrun`);
+	}
+
+	take(end: boolean): FastTake {
+		const h = this.takeHeader;
+		const b = this.takeList;
+		if (this.stopped || this.lib.pvf_take(this.handle, end ? 1 : 0, h, b, maxApplied) < 0) return {valid: false, pinned: false, cursor: 0, applied: []};
+		const count = Math.min(h.readUInt32LE(16), maxApplied);
+		const applied: FastApplied[] = [];
+		for (let i = 0, o = 0; i < count; i++, o += appliedSize) {
+			applied.push({
+				entry: b.readInt32LE(o),
+				back: b.readUInt32LE(o + 4) === 1,
+				tid: b.readUInt32LE(o + 8),
+				seq: Number(b.readBigUInt64LE(o + 16)),
+				latencyUs: Number(b.readBigUInt64LE(o + 24)) / 1000,
+				failedOps: b.readBigUInt64LE(o + 32),
+				errno: b.readInt32LE(o + 40),
+			});
+		}
+		return {valid: h.readUInt32LE(0) === 1, pinned: h.readUInt32LE(4) === 1, cursor: Number(h.readBigUInt64LE(8)), applied};
+	}
+
+	stats(): FastStats {
+		const s = Object.fromEntries(statNames.map((k) => [k, 0])) as unknown as FastStats;
+		if (this.stopped || this.lib.pvf_stats(this.handle, this.statsBuf) !== 0) return s;
+		statNames.forEach((k, i) => (s[k] = Number(this.statsBuf.readBigUInt64LE(i * 8))));
+		return s;
+	}
+
+	/** Stop the thread (it joins at once) and close everything (idempotent). */
+	stop(): void {
+		if (this.stopped) return;
+		this.stopped = true;
+		this.lib.pvf_stop(this.handle);
+		this.wake.destroy();
+	}
+}

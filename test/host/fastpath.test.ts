@@ -1,0 +1,288 @@
+// The native fast path (native/pvfast.c) with real threads and a real kick
+// socket, no QEMU: two `sleep` processes stand in for vCPU threads, the test
+// writes records into a real /dev/shm area as the guest agent would, kicks
+// through a unix socket as QEMU would, and reads the result where the host
+// and the guest would see it (/proc, the vCPU slot's feedback).
+import {spawn, type ChildProcess} from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import t, {type Test} from 'tap';
+import {threadCpusAllowed} from '../../src/host/cpus.js';
+import {FastPath, fastPathAvailable, type FastApplied} from '../../src/host/fastpath.js';
+import {Pinner} from '../../src/pin/pinner.js';
+import {floatingOnly, type Assignment, type Hint} from '../../src/policy/affinity.js';
+import {AffinityKind, Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
+import type {ShmArea} from '../../src/shm/area.js';
+import {buildFastTable, resolvedNext, type FastTable} from '../../src/vm/fast-table.js';
+import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+
+const allowed = [0, 1];
+
+/** A process that only sleeps: its pid is a thread id the fast path may pin. */
+function sleeper(t: Test): ChildProcess {
+	const child = spawn('sleep', ['120'], {stdio: 'ignore'});
+	t.teardown(() => void child.kill('SIGKILL'));
+	return child;
+}
+
+/** QEMU's end of the kick port: a unix socket server; `kick()` writes one byte to the connected fast path. */
+async function kickServer(t: Test): Promise<{path: string; connected: Promise<net.Socket>}> {
+	const file = path.join(os.tmpdir(), `pvrun-test-kick-${process.pid}-${crypto.randomBytes(4).toString('hex')}.sock`);
+	let resolve: (s: net.Socket) => void = () => {};
+	const connected = new Promise<net.Socket>((r) => (resolve = r));
+	const sockets: net.Socket[] = [];
+	const server = net.createServer((s) => {
+		sockets.push(s);
+		resolve(s);
+	});
+	await new Promise<void>((r) => server.listen(file, r));
+	t.teardown(() => {
+		for (const s of sockets) s.destroy();
+		server.close();
+		fs.rmSync(file, {force: true});
+	});
+	return {path: file, connected};
+}
+
+function feedback(a: ShmArea, v: number): {seq: bigint; state: number; pcpu: number; hintTid: number; recordSeq: bigint} {
+	const base = slotsOffset + v * slotSize;
+	return {
+		seq: a.view.getBigUint64(base + Slot.feedbackSeq, true),
+		state: a.view.getUint32(base + Slot.state, true),
+		pcpu: a.view.getInt32(base + Slot.pcpu, true),
+		hintTid: a.view.getUint32(base + Slot.hintTid, true),
+		recordSeq: a.view.getBigUint64(base + Slot.recordSeq, true),
+	};
+}
+
+/** Everything one test needs: the area, the fake guest, two fake vCPU threads, the running fast path. */
+async function setUp(t: Test) {
+	const shm = area(t, 2);
+	const guest = new Guest(shm);
+	const [a, b] = [sleeper(t), sleeper(t)];
+	const tids = new Map([
+		[0, a.pid ?? 0],
+		[1, b.pid ?? 0],
+	]);
+	const pinner = new Pinner(tids, process.pid);
+	let state: Assignment = floatingOnly(allowed);
+	t.same(pinner.apply(state).errors, [], 'the stand-in vCPU threads float');
+	const server = await kickServer(t);
+	let wakes = 0;
+	let waiter: (() => void) | undefined;
+	const fast = FastPath.start(shm.path, server.path, () => {
+		wakes++;
+		waiter?.();
+	});
+	t.teardown(() => fast.stop());
+	const socket = await Promise.race([server.connected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fast path did not connect within 2 s')), 2000))]);
+	let table: FastTable | undefined;
+	const hints = new Map<number, Hint>();
+	return {
+		shm,
+		guest,
+		tids,
+		pinner,
+		fast,
+		hints,
+		state: () => state,
+		/** Publish the table for the current state, based at the guest's head. */
+		publish(): FastTable {
+			table = buildFastTable({hints, assignment: state, nrVcpus: 2, allowed, idle: new Set(), basedSeq: guest.head, canAddHint: true, plan: (x, assumed) => pinner.plan(x, assumed)});
+			if (!table) throw new Error('no table');
+			fast.publish(table.bytes);
+			return table;
+		},
+		/** One kick byte; resolves after the fast path has woken the JavaScript side. */
+		async kick(): Promise<void> {
+			const before = wakes;
+			const woken = new Promise<void>((resolve, reject) => {
+				const timer = setTimeout(() => reject(new Error('no wake-up within 2 s')), 2000);
+				waiter = () => {
+					if (wakes > before) {
+						clearTimeout(timer);
+						resolve();
+					}
+				};
+			});
+			socket.write('k');
+			await woken;
+		},
+		/** Take what was applied and make it the state, as the engine does; `end` ends the table. */
+		take(end = false): FastApplied[] {
+			const taken = fast.take(end);
+			for (const a of taken.applied) {
+				const entry = table?.entries[a.entry];
+				if (!table || !entry) throw new Error(`no entry ${a.entry}`);
+				pinner.adopt(a.back ? entry.backOps : entry.ops, (i) => ((a.failedOps >> BigInt(i)) & 1n) === 1n);
+				state = a.back ? table.base : resolvedNext(entry, a.tid, a.seq);
+			}
+			return taken.applied;
+		},
+	};
+}
+
+t.test('the library is built (make builds it; pvrun runs without it, but make test checks it)', async (t) => {
+	t.equal(fastPathAvailable(), true);
+});
+
+const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
+
+t.test('a new pin and its release are applied by the native thread, feedback included', async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = [f.tids.get(0), f.tids.get(1)];
+	const table = f.publish();
+	t.same(
+		table.entries.map((e) => `${e.kind}:${e.key}:${e.backOps.length > 0}`),
+		['pin:0:true', 'pin:1:true'],
+		'with no hints: one entry per vCPU a thread could pin itself to, each with its way back',
+	);
+	const before = feedback(f.shm, 1);
+	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});
+	await f.kick();
+	t.same(cpusOf(b), [1], 'vCPU 1 got CPU 1, the highest allowed, to itself');
+	t.same(cpusOf(a), [0], 'vCPU 0 floats on what is left');
+	const fb = feedback(f.shm, 1);
+	t.match(fb, {state: 1, pcpu: 1, hintTid: 4242, recordSeq: 0n}, "the guest sees the grant in vCPU 1's slot");
+	t.equal(fb.seq, before.seq + 2n, 'one complete seqlock write (even, two more)');
+	const taken = f.fast.take(false);
+	t.match(taken, {valid: true, pinned: true, cursor: 1}, 'the table stays current while the thread holds its vCPU');
+	t.match(taken.applied, [{entry: 1, back: false, tid: 4242, seq: 0, failedOps: 0n}], 'take reports the change once');
+	const latency = taken.applied[0]?.latencyUs ?? -1;
+	t.ok(latency > 0 && latency < 100_000, `latency measured: ${latency.toFixed(1)} µs`);
+	t.same(f.fast.take(false).applied, [], 'and only once');
+
+	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats again');
+	t.same(cpusOf(a), [0, 1], 'and vCPU 0 has every CPU back');
+	t.match(feedback(f.shm, 1), {state: 0, pcpu: -1, hintTid: 0, recordSeq: 1n}, 'the slot says floating');
+	t.match(f.fast.take(false), {valid: true, pinned: false, cursor: 2, applied: [{entry: 1, back: true, tid: 4242, seq: 1}]}, 'the way back, and the table is current again');
+	t.match(f.fast.stats(), {applied: 2, invalid: 0, pinErrors: 0});
+});
+
+t.test('one table follows a thread that pins itself and lets go, again and again', async (t) => {
+	const f = await setUp(t);
+	const b = f.tids.get(1) ?? 0;
+	f.publish();
+	for (let i = 0; i < 5; i++) {
+		f.guest.append({tid: 900, mask: maskOf(1)});
+		await f.kick();
+		t.same(cpusOf(b), [1], `round ${i}: pinned`);
+		f.guest.append({tid: 900, mask: maskOf(0, 1)});
+		await f.kick();
+		t.same(cpusOf(b), [0, 1], `round ${i}: released (a wide mask)`);
+	}
+	// Both changes of a round in one batch (one kick).
+	f.guest.append({tid: 901, mask: maskOf(0)}, {tid: 901, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	const applied = f.take();
+	t.equal(applied.length, 12, 'twelve changes, in order');
+	t.same(
+		applied.map((a) => a.back),
+		Array.from({length: 12}, (_, i) => i % 2 === 1),
+	);
+	t.match(f.fast.stats(), {applied: 12, noTable: 0, notCovered: 0});
+});
+
+t.test('what the table does not cover ends it', async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = [f.tids.get(0), f.tids.get(1)];
+	f.publish();
+	f.guest.append({tid: 500, mask: maskOf(1)});
+	await f.kick();
+	f.guest.append({tid: 501, mask: maskOf(0)});
+	await f.kick();
+	t.same(cpusOf(a), [0], "a second thread's pin while the first holds its vCPU waits for the JavaScript thread");
+	t.same(cpusOf(b), [1], 'the first stays');
+	t.match(f.fast.take(false), {valid: false, cursor: 1}, 'the table ended at the uncovered record');
+	f.guest.append({tid: 500, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	t.same(cpusOf(b), [1], 'after that, nothing is applied');
+	t.match(f.fast.stats(), {applied: 1, notCovered: 1, noTable: 1});
+});
+
+t.test('what the guest got wrong is left to the JavaScript thread', async (t) => {
+	const f = await setUp(t);
+	const b = f.tids.get(1) ?? 0;
+	const cases: Array<[string, () => void, keyof ReturnType<FastPath['stats']>]> = [
+		['tid 0', () => f.guest.append({tid: 0, mask: maskOf(1)}), 'invalid'],
+		['a pid past the kernel limit', () => f.guest.append({tid: 2 ** 22, mask: maskOf(1)}), 'invalid'],
+		['a mask naming only vCPUs that do not exist', () => f.guest.append({tid: 77, mask: maskOf(5, 200)}), 'invalid'],
+		['a record whose seq field is wrong', () => f.guest.append({tid: 78, mask: maskOf(1), seqField: 99n}), 'invalid'],
+		['an unknown record type', () => f.guest.append({tid: 79, mask: maskOf(1), type: 9}), 'invalid'],
+		['a payload longer than a record', () => f.guest.append({tid: 80, mask: maskOf(1), len: 200}), 'invalid'],
+		['17 records at once', () => f.guest.append(...Array.from({length: 17}, (_, i) => ({tid: 1000 + i, kind: AffinityKind.exit, mask: maskOf()}))), 'notCovered'],
+		['a head that went backwards', () => f.guest.setHead(f.guest.head - 1), 'invalid'],
+		['a head far ahead', () => f.guest.setHead(f.guest.head + 2 ** 40), 'notCovered'],
+	];
+	for (const [name, act, counter] of cases) {
+		f.publish();
+		const before = f.fast.stats()[counter];
+		act();
+		await f.kick();
+		t.equal(f.fast.stats()[counter], before + 1, `${name}: counted as ${counter}`);
+		t.same(cpusOf(b), [0, 1], `${name}: nothing pinned`);
+		t.match(f.fast.take(false), {valid: false, applied: []}, `${name}: nothing applied, the table ended`);
+	}
+	// Records that change nothing come along with a pin: still covered.
+	f.publish();
+	f.guest.append({tid: 90, kind: AffinityKind.exit, mask: maskOf()}, {tid: 91, mask: maskOf(1)}, {tid: 92, mask: maskOf(0, 1)});
+	await f.kick();
+	t.same(cpusOf(b), [1], 'exits and wide masks of threads without hints do not stop a pin');
+	t.match(f.take(), [{seq: f.guest.head - 2, tid: 91}], "the pin's record is the one reported");
+});
+
+t.test('a table pvrun got wrong is refused whole, and the old one is gone', async (t) => {
+	const f = await setUp(t);
+	const good = f.publish().bytes;
+	const bad = (mutate: (b: Buffer) => void): Buffer => {
+		const b = Buffer.from(good);
+		mutate(b);
+		return b;
+	};
+	const firstOp = 64 + 64; // struct pvf_table_hdr, no hinted threads, struct pvf_entry_hdr
+	t.throws(() => f.fast.publish(new Uint8Array(8)), /refused a table/, 'too short');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(0, 0))), /refused/, 'bad magic');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(65, 8))), /refused/, 'too many vCPUs');
+	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(-5, firstOp + 8))), /refused/, 'an operation naming a CPU below 0');
+	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(0, firstOp))), /refused/, 'an operation on thread 0');
+	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(20, firstOp + 12))), /refused/, 'a nice value above 19');
+	t.throws(() => f.fast.publish(Buffer.concat([good, Buffer.alloc(4)])), /refused/, 'trailing bytes');
+	f.guest.append({tid: 600, mask: maskOf(1)});
+	await f.kick();
+	t.match(f.fast.stats(), {applied: 0, noTable: 1}, 'after a refused table nothing is current');
+	f.publish();
+	f.guest.append({tid: 601, mask: maskOf(1)});
+	await f.kick();
+	t.throws(() => f.fast.publish(good), /refused/, 'nor is a table published over changes pvrun has not taken');
+});
+
+t.test('a vanished thread is reported per operation, the rest is applied', async (t) => {
+	const f = await setUp(t);
+	f.publish();
+	const a = f.tids.get(0) ?? 0;
+	process.kill(a, 'SIGKILL');
+	await new Promise((r) => setTimeout(r, 200));
+	f.guest.append({tid: 700, mask: maskOf(1)});
+	await f.kick();
+	const [applied] = f.fast.take(false).applied;
+	t.ok(applied && applied.failedOps !== 0n, 'the failed operation is flagged');
+	t.equal(applied?.errno, 3, 'ESRCH');
+	const b = f.tids.get(1) ?? 0;
+	t.same(cpusOf(b), [1], 'the live thread was pinned all the same');
+});
+
+t.test('stop ends the thread', async (t) => {
+	const f = await setUp(t);
+	const named = () => fs.readdirSync('/proc/self/task').filter((tid) => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'pvrun-fast').length;
+	t.ok(named() >= 1, 'a thread named pvrun-fast runs');
+	const before = named();
+	f.fast.stop();
+	t.equal(named(), before - 1, 'and is gone after stop()');
+	t.doesNotThrow(() => f.fast.stop(), 'stop is idempotent');
+	t.match(f.fast.take(true), {valid: false, applied: []}, 'a stopped fast path reports nothing');
+});
