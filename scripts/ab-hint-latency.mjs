@@ -7,7 +7,9 @@
 // build and runs `pvhint wait 1 -n HINTS -w 50 -v [pvhint args]` in it; runs
 // alternate ABAB, BABA... and the table gives each run and the pooled runs.
 //
-//   node scripts/ab-hint-latency.mjs [--hints N] [--pairs N] NAME=DIR[,pvhint-arg...] ...
+//   node scripts/ab-hint-latency.mjs [--hints N] [--pairs N] [--keep DIR] NAME=DIR[,pvhint-arg...] ...
+//
+// --keep DIR keeps each run's event log there (NAME-PAIR.jsonl).
 //
 // Round trips are in the guest's clock (pin: until the host confirms the
 // exclusive CPU; release: until it confirms the vCPU floats again); the host
@@ -20,7 +22,7 @@ import process from 'node:process';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {hints: {type: 'string', default: '600'}, pairs: {type: 'string', default: '3'}}});
+const {values, positionals} = parseArgs({allowPositionals: true, options: {hints: {type: 'string', default: '600'}, pairs: {type: 'string', default: '3'}, keep: {type: 'string'}}});
 const hints = Number(values.hints);
 const pairs = Number(values.pairs);
 if (!Number.isInteger(hints) || hints < 100 || !Number.isInteger(pairs) || pairs < 1 || positionals.length === 0) {
@@ -49,7 +51,7 @@ const pct = (a, p) => {
 	return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
 };
 const row = (label, r) =>
-	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)}`;
+	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)} | fast path ${((100 * r.fast) / Math.max(1, r.host.length)).toFixed(0).padStart(3)} %`;
 const all = new Map(variants.map((v) => [v.name, []]));
 say(`${os.hostname()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? ''}), kernel ${os.release()}, ${new Date().toISOString()}`);
 say(`${hints} hints per run after 50 warm-up, ${pairs} alternating pairs; all times in µs`);
@@ -66,8 +68,10 @@ try {
 				const field = (name) => samples.map((l) => Number(new RegExp(`${name}=([\\d.]+)`).exec(l)?.[1]));
 				await guest.waitFor('command exited', 30_000);
 				await guest.exited;
-				const host = readEventLog(log).filter((e) => e.event === 'applied').map((e) => Number(e.hostUs)).slice(100);
-				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host};
+				const applied = readEventLog(log).filter((e) => e.event === 'applied').slice(100);
+				const host = applied.map((e) => Number(e.hostUs));
+				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length};
+				if (values.keep) fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
 				all.get(v.name).push(r);
 				say(row(v.name, r));
 			} finally {
@@ -75,7 +79,7 @@ try {
 			}
 		}
 	}
-	for (const [name, runs] of all) say(row(`pooled ${name}`, {pin: runs.flatMap((r) => r.pin), unpin: runs.flatMap((r) => r.unpin), host: runs.flatMap((r) => r.host)}));
+	for (const [name, runs] of all) say(row(`pooled ${name}`, {pin: runs.flatMap((r) => r.pin), unpin: runs.flatMap((r) => r.unpin), host: runs.flatMap((r) => r.host), fast: runs.reduce((n, r) => n + r.fast, 0)}));
 } finally {
 	fs.rmSync(tmp, {recursive: true, force: true});
 }

@@ -65,19 +65,24 @@ const maxSeq = 2 ** 52;
 
 export class RingReader {
 	readonly counters = emptyCounters();
-	private tail = 0;
+	private nextSeq = 0;
 	private lastLost = 0;
 	private lastEpoch = 0;
 
 	constructor(private readonly area: ShmArea) {
-		this.tail = 0;
+		this.nextSeq = 0;
 		this.writeTail();
+	}
+
+	/** Sequence of the next record to read. */
+	get tail(): number {
+		return this.nextSeq;
 	}
 
 	/** Records waiting (as the guest claims), without consuming them. */
 	pending(): number {
 		const head = this.readHead();
-		return head === undefined ? 0 : Math.max(0, Math.min(head - this.tail, ringEntries));
+		return head === undefined ? 0 : Math.max(0, Math.min(head - this.nextSeq, ringEntries));
 	}
 
 	/** Ask the guest agent to send a KICK frame on its next record. */
@@ -96,24 +101,24 @@ export class RingReader {
 		this.checkEpochAndLoss();
 		const head = this.readHead();
 		if (head === undefined) return [];
-		if (head < this.tail) {
+		if (head < this.nextSeq) {
 			// The guest moved its head backwards: start over from where it is now.
 			this.counters.headBackwards++;
-			this.tail = head;
+			this.nextSeq = head;
 			this.writeTail();
 			return [];
 		}
-		if (head - this.tail > ringEntries) {
-			this.counters.overrun = saturatingAdd(this.counters.overrun, head - this.tail - ringEntries);
-			this.tail = head - ringEntries;
+		if (head - this.nextSeq > ringEntries) {
+			this.counters.overrun = saturatingAdd(this.counters.overrun, head - this.nextSeq - ringEntries);
+			this.nextSeq = head - ringEntries;
 		}
 		const out: DecodedRecord[] = [];
-		const end = Math.min(head, this.tail + limit);
-		for (let seq = this.tail; seq < end; seq++) {
+		const end = Math.min(head, this.nextSeq + limit);
+		for (let seq = this.nextSeq; seq < end; seq++) {
 			const rec = this.decodeAt(seq);
 			if (rec) out.push(rec);
 		}
-		this.tail = end;
+		this.nextSeq = end;
 		this.writeTail();
 		return out;
 	}
@@ -134,7 +139,7 @@ export class RingReader {
 	}
 
 	private writeTail(): void {
-		storeU64(this.area.u32, Header.ringTail, this.tail);
+		storeU64(this.area.u32, Header.ringTail, this.nextSeq);
 	}
 
 	/** Count records the guest dropped and agent restarts (epoch changes). */

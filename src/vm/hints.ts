@@ -9,10 +9,27 @@ import {formatCpuList} from '../host/cpus.js';
 import {firstLine} from '../util/errors.js';
 import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {VcpuPlacement} from './state.js';
-import type {Pinner} from '../pin/pinner.js';
+import type {PinOp, PinResult, Pinner} from '../pin/pinner.js';
 import type {DecisionBoost} from '../host/boost.js';
 import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
+import type {FastApplied, FastLink, FastTake} from '../host/fastpath.js';
+import {buildFastTable, resolvedNext, sameAssignment, type FastTable} from './fast-table.js';
+
+function failedOp(a: FastApplied, i: number): boolean {
+	return ((a.failedOps >> BigInt(i)) & 1n) === 1n;
+}
+
+/** What the fast path did, as Pinner.apply would have reported it. */
+function fastResult(ops: readonly PinOp[], a: FastApplied): PinResult {
+	const changed = new Map<number, number[]>();
+	const errors: string[] = [];
+	ops.forEach((op, i) => {
+		if (failedOp(a, i)) errors.push(`fast path: cannot apply to thread ${op.tid} (vCPU ${op.vcpu}): errno ${a.errno}`);
+		else if (op.cpus) changed.set(op.vcpu, op.cpus);
+	});
+	return {changed, errors};
+}
 
 /** Hints kept at most (a guest cannot grow host memory without bound). */
 const maxHints = 4096;
@@ -41,8 +58,19 @@ export class HintEngine {
 	private stopped = false;
 	/** The current decision runs boosted (see DecisionBoost). */
 	private boosted = false;
-	/** Host-side latencies in µs (record drained → affinity applied), for the benchmark. */
+	/** Host-side latencies in µs (records visible → affinity applied, on either path), for the benchmark. */
 	readonly hostLatenciesUs: number[] = [];
+	/** The native fast path, when it runs (see setFastPath). */
+	private fast: FastLink | undefined;
+	/** The table the fast path holds, while current. */
+	private fastTable: FastTable | undefined;
+	/** The fast path follows a new pin it applied (its table covers only that thread's release). */
+	private fastPinned = false;
+	/** Records the fast path decided on that the policy, reading them again, decided otherwise. */
+	fastDisagreed = 0;
+	/** Decisions the fast path applied, and those the JavaScript thread made. */
+	fastDecisions = 0;
+	slowDecisions = 0;
 
 	constructor(
 		private readonly area: ShmArea,
@@ -60,12 +88,27 @@ export class HintEngine {
 		this.assignment = floatingOnly(allowed);
 	}
 
+	/**
+	 * Let the native fast path (docs/fast-path.md) apply the decisions this
+	 * engine precomputes; it wakes the engine with `kick()` after each kick.
+	 */
+	setFastPath(fast: FastLink): void {
+		this.fast = fast;
+		this.guarded(() => this.publishFast());
+	}
+
 	/** Apply the initial (all floating) placement and start listening. */
 	start(fallbackMs = 250): void {
-		this.guarded(() => this.commit(this.assignment, 'start', 0));
+		this.guarded(() => {
+			this.takeFast(true);
+			this.commit(this.assignment, 'start', 0);
+			this.publishFast();
+		});
 		this.reader.armKick();
 		this.fallback = setInterval(() => {
 			this.poll();
+			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
+			if (this.fastPinned) this.guarded(() => this.decideRound(performance.now()));
 			this.guarded(() => this.judgeUse());
 			if (this.fallback) this.reader.heartbeat();
 		}, fallbackMs);
@@ -74,6 +117,8 @@ export class HintEngine {
 
 	stop(): void {
 		this.stopped = true;
+		this.fastTable = undefined;
+		this.fast?.take(true);
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
 	}
@@ -92,16 +137,24 @@ export class HintEngine {
 
 	/** Forget every hint (agent restart, guest reset): all vCPUs float again. */
 	reset(reason: string): void {
-		if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return;
-		this.hints.clear();
-		this.log.write('reset', {reason}, `hints cleared (${reason})`);
-		this.guarded(() => this.decide(performance.now(), 0));
+		this.guarded(() => {
+			this.takeFast(true); // what the fast path applied is part of what is reset
+			if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return this.publishFast();
+			this.hints.clear();
+			this.log.write('reset', {reason}, `hints cleared (${reason})`);
+			this.decide(performance.now(), 0);
+			this.publishFast();
+		});
 	}
 
 	/** vCPU threads changed (hot-plug, reset). */
 	setVcpuCount(nrVcpus: number): void {
-		this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
-		this.guarded(() => this.decide(performance.now(), 0));
+		this.guarded(() => {
+			this.takeFast(true);
+			this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
+			this.decide(performance.now(), 0);
+			this.publishFast();
+		});
 	}
 
 	/**
@@ -130,28 +183,44 @@ export class HintEngine {
 
 	/** Drain, then re-arm the kick and drain once more so no record waits for the timer. */
 	private drainAndDecide(): void {
-		for (let round = 0; round < 2; round++) {
-			if (this.reader.pending() === 0) {
-				if (round === 0) this.reader.armKick();
-				continue;
+		if (!this.followFast()) {
+			for (let round = 0; round < 2; round++) {
+				if (this.reader.pending() === 0) {
+					if (round === 0) this.reader.armKick();
+					continue;
+				}
+				this.decideRound(performance.now());
 			}
-			// Timed section: records visible → affinity applied. Logging waits until after it.
-			const visible = performance.now();
-			// Every drain checks the boost's CPU budget: a flood of records is what it bounds.
-			this.boosted = this.boost?.enter() ?? false;
-			let records: AffinityRecord[];
-			let changedHints: AffinityRecord[];
-			try {
-				records = this.reader.drain(drainBudget);
-				changedHints = records.filter((r) => this.onAffinity(r));
-				this.decide(visible, records.at(-1)?.seq ?? 0);
-			} finally {
-				this.endBoost();
-			}
-			this.reader.armKick();
-			for (const r of changedHints) this.log.write('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
 		}
 		this.reportCounters();
+	}
+
+	/**
+	 * The JavaScript thread decides: end the fast path's table (adopting what
+	 * it applied), drain, decide and pin, give the fast path its next table,
+	 * and ask the guest for the next kick. `visible`: when the records were
+	 * seen waiting (the timed section starts there; logging waits until after it).
+	 */
+	private decideRound(visible: number): void {
+		// Every drain checks the boost's CPU budget: a flood of records is what it bounds.
+		this.boosted = this.boost?.enter() ?? false;
+		let changedHints: AffinityRecord[];
+		try {
+			this.takeFast(true);
+			const records = this.reader.drain(drainBudget);
+			changedHints = records.filter((r) => this.onAffinity(r));
+			this.decide(visible, records.at(-1)?.seq ?? 0);
+		} finally {
+			this.endBoost();
+		}
+		// The next kick must find the next table: publish before asking for it.
+		this.publishFast();
+		this.reader.armKick();
+		for (const r of changedHints) this.logHint(r);
+	}
+
+	private logHint(r: AffinityRecord): void {
+		this.log.write('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
 	}
 
 	/** Update the hint of one guest thread; true if it is worth logging. */
@@ -198,7 +267,10 @@ export class HintEngine {
 			const pct = Math.round(busy * 100);
 			this.log.write('usage', {vcpu: v, pcpu, busyPercent: pct, idle: !wasIdle}, wasIdle ? `vCPU ${v} busy again (${pct} %): CPU ${pcpu} is its own again` : `vCPU ${v} idles (${pct} % busy): floating vCPUs share CPU ${pcpu}`);
 		}
-		if (changed) this.decide(performance.now(), 0);
+		if (!changed) return;
+		this.takeFast(true);
+		this.decide(performance.now(), 0);
+		this.publishFast();
 	}
 
 	/** Recompute the assignment and apply it if it changed. */
@@ -212,9 +284,10 @@ export class HintEngine {
 	 * The guest waits on the feedback, so every slot is written before anything
 	 * is logged (a log line is a file write, and a summary a terminal write).
 	 */
-	private commit(next: Assignment, why: string, seq: number, visible?: number): void {
+	private commit(next: Assignment, why: string, seq: number, visible?: number, fast?: {ops: readonly PinOp[]; applied: FastApplied}): void {
 		const prev = this.assignment;
-		const result = this.pinner.apply(next);
+		// The fast path's decision is applied already: only what follows the pinning is left.
+		const result = fast ? fastResult(fast.ops, fast.applied) : this.pinner.apply(next);
 		const appliedAt = performance.now();
 		const boosted = this.boosted;
 		this.endBoost();
@@ -224,8 +297,9 @@ export class HintEngine {
 			const before = prev.exclusive.get(v);
 			const after = next.exclusive.get(v);
 			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && before?.shared === after?.shared) continue;
-			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
 			moved.push(v);
+			if (fast) continue; // the fast path wrote it
+			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
 		}
 		for (const v of moved) {
 			const before = prev.exclusive.get(v);
@@ -249,11 +323,83 @@ export class HintEngine {
 		if (deniedNow.length) this.log.write('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
 		if (why === 'start' || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
-		if (visible !== undefined && result.changed.size > 0) {
+		if (fast) {
+			this.fastDecisions++;
+			const us = fast.applied.latencyUs;
+			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted: false, fast: true});
+		} else if (visible !== undefined && result.changed.size > 0) {
+			this.slowDecisions++;
 			const us = (appliedAt - visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted});
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted, fast: false});
 		}
+	}
+
+	/**
+	 * Take what the fast path applied since the last look and make each change
+	 * the current state, logged like any decision (the records that asked for
+	 * them are drained after). `end` ends its table: the JavaScript thread
+	 * decides next.
+	 */
+	private takeFast(end: boolean): FastTake | undefined {
+		const table = this.fastTable;
+		if (!this.fast || !table) return undefined;
+		const take = this.fast.take(end);
+		if (end || !take.valid) {
+			this.fastTable = undefined;
+			this.fastPinned = false;
+		}
+		for (const a of take.applied) {
+			const entry = table.entries[a.entry];
+			if (!entry) throw new Error(`the fast path reports entry ${a.entry} of a table of ${table.entries.length}`);
+			const ops = a.back ? entry.backOps : entry.ops;
+			this.pinner.adopt(ops, (i) => failedOp(a, i));
+			this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), 'fast', a.seq, undefined, {ops, applied: a});
+		}
+		return take;
+	}
+
+	/**
+	 * While the fast path's table is current, the fast path decides: take its
+	 * changes, then drain the records it decided on (for the hints and the
+	 * log). True if it still follows the ring (or the JavaScript thread had to
+	 * decide over it: the guest may rewrite a record after the fast path read
+	 * it); false when the JavaScript thread decides (no table, or it ended).
+	 */
+	private followFast(): boolean {
+		if (!this.fastTable) return false;
+		const take = this.takeFast(false);
+		if (!take?.valid) return false;
+		this.fastPinned = take.pinned;
+		const n = take.cursor - this.reader.tail;
+		if (n <= 0) return true;
+		const records = this.reader.drain(Math.min(n, drainBudget));
+		const changedHints = records.filter((r) => this.onAffinity(r));
+		for (const r of changedHints) this.logHint(r);
+		if (!sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle), this.assignment)) {
+			this.fastDisagreed++;
+			this.decideRound(performance.now());
+		}
+		return true;
+	}
+
+	/** Give the fast path the decisions that follow from the current state (nothing beyond its limits). */
+	private publishFast(): void {
+		if (!this.fast || this.stopped) return;
+		const table = buildFastTable({
+			hints: this.hints,
+			assignment: this.assignment,
+			nrVcpus: this.nrVcpus,
+			allowed: this.allowed,
+			idle: this.idle,
+			basedSeq: this.reader.tail,
+			canAddHint: this.hints.size < maxHints,
+			plan: (a, assumed) => this.pinner.plan(a, assumed),
+		});
+		if (!table) return;
+		this.fast.publish(table.bytes);
+		this.fastTable = table;
 	}
 
 	/**

@@ -17,12 +17,15 @@ import {qemuOptions, usesStdio} from '../cli/qemu-options.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {runDaemonized} from './daemon.js';
 import {EventLog} from './event-log.js';
+import {fastPathAvailable} from '../host/fastpath.js';
 import {checkPrograms, childQemu, endLike, spawnQemu, waitForExit} from './qemu-process.js';
 import {HintSession, createRunFiles, removeRunFiles} from './session.js';
 import {removeStaleRuns} from './stale.js';
 import {writeVmState} from './state.js';
 
 export const agentPortName = 'org.pvrun.agent.0';
+/** The port the agent writes its kick byte to, read by the native fast path (docs/fast-path.md). */
+export const kickPortName = 'org.pvrun.kick.0';
 
 /** Files and ids of one pvrun VM. */
 export interface VmPlan {
@@ -31,6 +34,8 @@ export interface VmPlan {
 	shmPath: string;
 	qmpSocket: string;
 	agentSocket: string;
+	/** QEMU's end of the kick port, when the fast path can run (native/libpvfast.so is built). */
+	kickSocket?: string;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -88,6 +93,13 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
 		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
 	);
+	if (fastPathAvailable() === true) {
+		plan.kickSocket = path.join(runDir, 'kick.sock');
+		plan.args.push(
+			'-chardev', `socket,id=${id}-kick,path=${plan.kickSocket},server=on,wait=off`,
+			'-device', `virtserialport,id=${id}-kport,bus=${id}-vser.0,chardev=${id}-kick,name=${kickPortName}`,
+		);
+	}
 	if (plan.daemonize) {
 		// The daemonized QEMU is nobody's child: its pid comes from the pidfile (QEMU takes the last -pidfile).
 		const userPidFile = given.filter((o) => o.name === 'pidfile').at(-1)?.value;

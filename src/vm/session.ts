@@ -6,6 +6,7 @@ import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {RestingBoost} from '../host/boost.js';
+import {FastPath} from '../host/fastpath.js';
 import {prepareScheduling, setThreadLatency, threadCpuTimeMs} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
@@ -61,6 +62,7 @@ export class HintSession {
 	private agent: AgentClient | undefined;
 	private engine: HintEngine | undefined;
 	private boost: RestingBoost | undefined;
+	private fast: FastPath | undefined;
 	private closed = false;
 	private agentSeen = false;
 	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
@@ -110,10 +112,12 @@ export class HintSession {
 		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000, signal: gone.signal}), exited]);
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
+		if (this.closed) return;
 		const raised = this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
 		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised), new VcpuUsage(this.qemu.pid));
+		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
 		this.engine.start();
@@ -231,6 +235,23 @@ export class HintSession {
 		return this.boost;
 	}
 
+	/**
+	 * The native fast path, when the plan has a kick port: started before the
+	 * engine so that pvrun's thread placement (floating, off granted CPUs)
+	 * covers its thread too. Without it, the agent's KICK frames drive the
+	 * engine as before.
+	 */
+	private startFastPath(engine: HintEngine): void {
+		if (!this.plan.kickSocket) return;
+		try {
+			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, () => engine.kick());
+			engine.setFastPath(this.fast);
+			this.log.write('fast-path', {state: 'on'});
+		} catch (error) {
+			this.log.write('warning', {message: `fast path off: ${firstLine(error)}`});
+		}
+	}
+
 	private warn(message: string): void {
 		if (!this.closed) this.log.warn(message);
 	}
@@ -241,6 +262,10 @@ export class HintSession {
 		this.closed = true;
 		clearInterval(this.refresher);
 		this.engine?.stop();
+		if (this.fast) {
+			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0});
+			this.fast.stop();
+		}
 		this.boost?.stop();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});

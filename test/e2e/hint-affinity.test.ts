@@ -39,9 +39,11 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 		return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
 	});
 	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
-	const applied = readEventLog(logFile).find((e) => e.event === 'applied');
+	const events = readEventLog(logFile);
+	t.ok(events.some((e) => e.event === 'fast-path' && e['state'] === 'on'), 'the native fast path runs (make builds it)');
+	const applied = events.find((e) => e.event === 'applied');
+	t.equal(applied?.['fast'], true, "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread");
 	const root = process.getuid?.() === 0;
-	if (root) t.equal(applied?.['boosted'], true, 'as root, the decision ran in SCHED_FIFO');
 	t.equal(threadPolicy(guest.pid, guest.pid), root ? 1 : 0, root ? "pvrun's thread rests in SCHED_FIFO between decisions" : 'without privileges, SCHED_OTHER');
 	// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
 	const realTime = (pid: number, tid: number) => {
@@ -51,12 +53,26 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 			return false;
 		}
 	};
+	const name = (tid: number) => {
+		try {
+			return fs.readFileSync(`/proc/${guest.pid}/task/${tid}/comm`, 'utf8').trim();
+		} catch {
+			return '';
+		}
+	};
 	const others = fs.readdirSync(`/proc/${guest.pid}/task`).map(Number).filter((tid) => tid !== guest.pid);
-	t.same(others.filter((tid) => realTime(guest.pid, tid)), [], "pvrun's other threads stay SCHED_OTHER");
+	const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
+	t.equal(fastThreads.length, 1, "one of pvrun's threads is the fast path's");
+	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), [root], root ? 'it rests in SCHED_FIFO too' : 'in SCHED_OTHER');
+	t.notOk(fastThreads.some((tid) => threadCpusAllowed(guest.pid, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
+	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(guest.pid, tid)), [], "pvrun's other threads stay SCHED_OTHER");
 	t.same(threads.filter((tid) => realTime(qemuPid, tid)), [], "and so do QEMU's vCPU threads");
 
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
+	const release = await within(2000, () => readEventLog(logFile).some((e) => e.event === 'float' && e['vcpu'] === 1));
+	t.ok(release >= 0, 'the release is in the event log');
+	t.equal(readEventLog(logFile).filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'the release (a thread exit) took the fast path too');
 	t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
 	t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
 	t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
