@@ -39,6 +39,7 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-accel MODE  auto|kvm|tcg, when QEMU's arguments choose none (auto)
   --pv-log FILE    write pvrun's decisions to FILE, one JSON object a line
   --pv-off         run QEMU exactly as given, without the hint channel
+  --pv-fast-path X on|off: apply hints in the native fast path (on)
   --pv-dry-run     print the QEMU command line, one argument a line; exit
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
 Commands:

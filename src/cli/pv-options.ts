@@ -12,11 +12,13 @@ export interface PvOptions {
 	log?: string;
 	accel: 'auto' | 'kvm' | 'tcg';
 	off: boolean;
+	/** The native fast path (docs/fast-path.md), when built: on unless --pv-fast-path off. */
+	fastPath: boolean;
 	dryRun: boolean;
 	qemu: string;
 }
 
-const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-qemu']);
+const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 /** Every --pv- option pvrun knows (for --help and its test). */
 export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
@@ -60,6 +62,7 @@ export function parsePvOptions(pv: string[]): PvOptions {
 			'pv-log': {type: 'string'},
 			'pv-accel': {type: 'string', choices: ['auto', 'kvm', 'tcg'], default: 'auto'},
 			'pv-off': {type: 'boolean', default: false},
+			'pv-fast-path': {type: 'string', choices: ['on', 'off'], default: 'on'},
 			'pv-dry-run': {type: 'boolean', default: false},
 			'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
 		})
@@ -73,6 +76,7 @@ export function parsePvOptions(pv: string[]): PvOptions {
 	const options: PvOptions = {
 		accel: args['pv-accel'] as PvOptions['accel'],
 		off: args['pv-off'],
+		fastPath: args['pv-fast-path'] === 'on',
 		dryRun: args['pv-dry-run'],
 		qemu: args['pv-qemu'],
 	};

@@ -100,7 +100,7 @@ export class HintEngine {
 	/** Apply the initial (all floating) placement and start listening. */
 	start(fallbackMs = 250): void {
 		this.guarded(() => {
-			this.takeFast(true);
+			this.adoptFast(this.takeFast(true));
 			this.commit(this.assignment, 'start', 0);
 			this.publishFast();
 		});
@@ -138,7 +138,7 @@ export class HintEngine {
 	/** Forget every hint (agent restart, guest reset): all vCPUs float again. */
 	reset(reason: string): void {
 		this.guarded(() => {
-			this.takeFast(true); // what the fast path applied is part of what is reset
+			this.adoptFast(this.takeFast(true)); // what the fast path applied is part of what is reset
 			if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return this.publishFast();
 			this.hints.clear();
 			this.log.write('reset', {reason}, `hints cleared (${reason})`);
@@ -150,7 +150,7 @@ export class HintEngine {
 	/** vCPU threads changed (hot-plug, reset). */
 	setVcpuCount(nrVcpus: number): void {
 		this.guarded(() => {
-			this.takeFast(true);
+			this.adoptFast(this.takeFast(true));
 			this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
 			this.decide(performance.now(), 0);
 			this.publishFast();
@@ -206,9 +206,10 @@ export class HintEngine {
 		this.boosted = this.boost?.enter() ?? false;
 		let changedHints: AffinityRecord[];
 		try {
-			this.takeFast(true);
+			const taken = this.takeFast(true);
 			const records = this.reader.drain(drainBudget);
 			changedHints = records.filter((r) => this.onAffinity(r));
+			this.adoptFast(taken);
 			this.decide(visible, records.at(-1)?.seq ?? 0);
 		} finally {
 			this.endBoost();
@@ -268,7 +269,7 @@ export class HintEngine {
 			this.log.write('usage', {vcpu: v, pcpu, busyPercent: pct, idle: !wasIdle}, wasIdle ? `vCPU ${v} busy again (${pct} %): CPU ${pcpu} is its own again` : `vCPU ${v} idles (${pct} % busy): floating vCPUs share CPU ${pcpu}`);
 		}
 		if (!changed) return;
-		this.takeFast(true);
+		this.adoptFast(this.takeFast(true));
 		this.decide(performance.now(), 0);
 		this.publishFast();
 	}
@@ -337,12 +338,11 @@ export class HintEngine {
 	}
 
 	/**
-	 * Take what the fast path applied since the last look and make each change
-	 * the current state, logged like any decision (the records that asked for
-	 * them are drained after). `end` ends its table: the JavaScript thread
-	 * decides next.
+	 * Take what the fast path applied since the last look; `end` ends its
+	 * table (the JavaScript thread decides next). `adoptFast` then makes the
+	 * changes the current state.
 	 */
-	private takeFast(end: boolean): FastTake | undefined {
+	private takeFast(end: boolean): {take: FastTake; table: FastTable} | undefined {
 		const table = this.fastTable;
 		if (!this.fast || !table) return undefined;
 		const take = this.fast.take(end);
@@ -350,6 +350,17 @@ export class HintEngine {
 			this.fastTable = undefined;
 			this.fastPinned = false;
 		}
+		return {take, table};
+	}
+
+	/**
+	 * Make each change the fast path applied the current state, logged like
+	 * any decision. Runs after the records that asked for them are drained,
+	 * so that the log names the threads.
+	 */
+	private adoptFast(taken: {take: FastTake; table: FastTable} | undefined): void {
+		if (!taken) return;
+		const {take, table} = taken;
 		for (const a of take.applied) {
 			const entry = table.entries[a.entry];
 			if (!entry) throw new Error(`the fast path reports entry ${a.entry} of a table of ${table.entries.length}`);
@@ -357,7 +368,6 @@ export class HintEngine {
 			this.pinner.adopt(ops, (i) => failedOp(a, i));
 			this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), 'fast', a.seq, undefined, {ops, applied: a});
 		}
-		return take;
 	}
 
 	/**
@@ -368,14 +378,17 @@ export class HintEngine {
 	 * it); false when the JavaScript thread decides (no table, or it ended).
 	 */
 	private followFast(): boolean {
-		if (!this.fastTable) return false;
-		const take = this.takeFast(false);
-		if (!take?.valid) return false;
+		const taken = this.takeFast(false);
+		if (!taken?.take.valid) {
+			this.adoptFast(taken); // the JavaScript thread decides next, from this state
+			return false;
+		}
+		const {take} = taken;
 		this.fastPinned = take.pinned;
 		const n = take.cursor - this.reader.tail;
-		if (n <= 0) return true;
-		const records = this.reader.drain(Math.min(n, drainBudget));
+		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
 		const changedHints = records.filter((r) => this.onAffinity(r));
+		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
 		if (!sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle), this.assignment)) {
 			this.fastDisagreed++;

@@ -93,7 +93,7 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
 		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
 	);
-	if (fastPathAvailable() === true) {
+	if (options.fastPath && fastPathAvailable() === true) {
 		plan.kickSocket = path.join(runDir, 'kick.sock');
 		plan.args.push(
 			'-chardev', `socket,id=${id}-kick,path=${plan.kickSocket},server=on,wait=off`,

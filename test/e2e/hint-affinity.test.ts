@@ -12,8 +12,8 @@ import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 
-t.test('taskset in the guest re-pins the vCPU thread on the host, and releases it', async (t) => {
-	const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4'});
+for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
+	const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
 
 	await guest.waitFor('pin-busy: pinned', 60_000);
 	const vm = loggedVm(readEventLog(logFile));
@@ -40,9 +40,9 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	});
 	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
 	const events = readEventLog(logFile);
-	t.ok(events.some((e) => e.event === 'fast-path' && e['state'] === 'on'), 'the native fast path runs (make builds it)');
+	t.equal(events.some((e) => e.event === 'fast-path' && e['state'] === 'on'), fast, fast ? 'the native fast path runs (make builds it)' : 'no fast path with --pv-fast-path off');
 	const applied = events.find((e) => e.event === 'applied');
-	t.equal(applied?.['fast'], true, "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread");
+	t.equal(applied?.['fast'], fast, fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread");
 	const root = process.getuid?.() === 0;
 	t.equal(threadPolicy(guest.pid, guest.pid), root ? 1 : 0, root ? "pvrun's thread rests in SCHED_FIFO between decisions" : 'without privileges, SCHED_OTHER');
 	// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
@@ -62,8 +62,8 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	};
 	const others = fs.readdirSync(`/proc/${guest.pid}/task`).map(Number).filter((tid) => tid !== guest.pid);
 	const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
-	t.equal(fastThreads.length, 1, "one of pvrun's threads is the fast path's");
-	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), [root], root ? 'it rests in SCHED_FIFO too' : 'in SCHED_OTHER');
+	t.equal(fastThreads.length, fast ? 1 : 0, fast ? "one of pvrun's threads is the fast path's" : 'no fast-path thread');
+	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), fast ? [root] : [], root ? 'it rests in SCHED_FIFO too' : 'in SCHED_OTHER');
 	t.notOk(fastThreads.some((tid) => threadCpusAllowed(guest.pid, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
 	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(guest.pid, tid)), [], "pvrun's other threads stay SCHED_OTHER");
 	t.same(threads.filter((tid) => realTime(qemuPid, tid)), [], "and so do QEMU's vCPU threads");
@@ -72,7 +72,7 @@ t.test('taskset in the guest re-pins the vCPU thread on the host, and releases i
 	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
 	const release = await within(2000, () => readEventLog(logFile).some((e) => e.event === 'float' && e['vcpu'] === 1));
 	t.ok(release >= 0, 'the release is in the event log');
-	t.equal(readEventLog(logFile).filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'the release (a thread exit) took the fast path too');
+	t.equal(readEventLog(logFile).filter((e) => e.event === 'applied').at(-1)?.['fast'], fast, `the release (a thread exit) took the ${fast ? 'fast path too' : 'JavaScript thread too'}`);
 	t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
 	t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
 	t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');

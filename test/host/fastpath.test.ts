@@ -3,60 +3,18 @@
 // writes records into a real /dev/shm area as the guest agent would, kicks
 // through a unix socket as QEMU would, and reads the result where the host
 // and the guest would see it (/proc, the vCPU slot's feedback).
-import {spawn, type ChildProcess} from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/host/fastpath.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, type Assignment, type Hint} from '../../src/policy/affinity.js';
-import {AffinityKind, Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
-import type {ShmArea} from '../../src/shm/area.js';
+import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/vm/fast-table.js';
+import {connectedWithin, feedback, kickServer, sleeper} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const allowed = [0, 1];
-
-/** A process that only sleeps: its pid is a thread id the fast path may pin. */
-function sleeper(t: Test): ChildProcess {
-	const child = spawn('sleep', ['120'], {stdio: 'ignore'});
-	t.teardown(() => void child.kill('SIGKILL'));
-	return child;
-}
-
-/** QEMU's end of the kick port: a unix socket server; `kick()` writes one byte to the connected fast path. */
-async function kickServer(t: Test): Promise<{path: string; connected: Promise<net.Socket>}> {
-	const file = path.join(os.tmpdir(), `pvrun-test-kick-${process.pid}-${crypto.randomBytes(4).toString('hex')}.sock`);
-	let resolve: (s: net.Socket) => void = () => {};
-	const connected = new Promise<net.Socket>((r) => (resolve = r));
-	const sockets: net.Socket[] = [];
-	const server = net.createServer((s) => {
-		sockets.push(s);
-		resolve(s);
-	});
-	await new Promise<void>((r) => server.listen(file, r));
-	t.teardown(() => {
-		for (const s of sockets) s.destroy();
-		server.close();
-		fs.rmSync(file, {force: true});
-	});
-	return {path: file, connected};
-}
-
-function feedback(a: ShmArea, v: number): {seq: bigint; state: number; pcpu: number; hintTid: number; recordSeq: bigint} {
-	const base = slotsOffset + v * slotSize;
-	return {
-		seq: a.view.getBigUint64(base + Slot.feedbackSeq, true),
-		state: a.view.getUint32(base + Slot.state, true),
-		pcpu: a.view.getInt32(base + Slot.pcpu, true),
-		hintTid: a.view.getUint32(base + Slot.hintTid, true),
-		recordSeq: a.view.getBigUint64(base + Slot.recordSeq, true),
-	};
-}
 
 /** Everything one test needs: the area, the fake guest, two fake vCPU threads, the running fast path. */
 async function setUp(t: Test) {
@@ -78,7 +36,7 @@ async function setUp(t: Test) {
 		waiter?.();
 	});
 	t.teardown(() => fast.stop());
-	const socket = await Promise.race([server.connected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fast path did not connect within 2 s')), 2000))]);
+	const socket = await connectedWithin(server.connected);
 	let table: FastTable | undefined;
 	const hints = new Map<number, Hint>();
 	return {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import {planVm} from '../../src/vm/launch.js';
 
-const options = {accel: 'tcg', off: false, dryRun: false, qemu: 'qemu-system-x86_64'} as const;
+const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'} as const;
 const owner = {pid: 4242, cwd: '/srv/vm'};
 
 t.test('without -daemonize: no pidfile business', async (t) => {

@@ -1,0 +1,53 @@
+// Stand-ins for what the fast path works with, all real: processes whose
+// threads it pins, and QEMU's end of the kick port (a unix socket server).
+import {spawn, type ChildProcess} from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type {Test} from 'tap';
+import type {ShmArea} from '../../src/shm/area.js';
+import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
+
+/** A process that only sleeps: its pid is a thread id the fast path may pin. */
+export function sleeper(t: Test): ChildProcess {
+	const child = spawn('sleep', ['120'], {stdio: 'ignore'});
+	t.teardown(() => void child.kill('SIGKILL'));
+	return child;
+}
+
+/** QEMU's end of the kick port: a unix socket server; `kick()` writes one byte to the connected fast path. */
+export async function kickServer(t: Test): Promise<{path: string; connected: Promise<net.Socket>}> {
+	const file = path.join(os.tmpdir(), `pvrun-test-kick-${process.pid}-${crypto.randomBytes(4).toString('hex')}.sock`);
+	let resolve: (s: net.Socket) => void = () => {};
+	const connected = new Promise<net.Socket>((r) => (resolve = r));
+	const sockets: net.Socket[] = [];
+	const server = net.createServer((s) => {
+		sockets.push(s);
+		resolve(s);
+	});
+	await new Promise<void>((r) => server.listen(file, r));
+	t.teardown(() => {
+		for (const s of sockets) s.destroy();
+		server.close();
+		fs.rmSync(file, {force: true});
+	});
+	return {path: file, connected};
+}
+
+export function feedback(a: ShmArea, v: number): {seq: bigint; state: number; pcpu: number; hintTid: number; recordSeq: bigint} {
+	const base = slotsOffset + v * slotSize;
+	return {
+		seq: a.view.getBigUint64(base + Slot.feedbackSeq, true),
+		state: a.view.getUint32(base + Slot.state, true),
+		pcpu: a.view.getInt32(base + Slot.pcpu, true),
+		hintTid: a.view.getUint32(base + Slot.hintTid, true),
+		recordSeq: a.view.getBigUint64(base + Slot.recordSeq, true),
+	};
+}
+
+/** `connected` within 2 s, or an error. */
+export async function connectedWithin(connected: Promise<net.Socket>): Promise<net.Socket> {
+	return Promise.race([connected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fast path did not connect within 2 s')), 2000))]);
+}

@@ -1,0 +1,174 @@
+// The hint engine with the real native fast path: no QEMU, but real threads
+// (sleep processes stand in for vCPU threads and for QEMU's process), a real
+// /dev/shm area written as the guest agent writes it, a real kick socket, and
+// the event log as pvrun writes it. Checks what the host and the guest would
+// see: pins in /proc, feedback in the slots, decisions in the log.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t, {type Test} from 'tap';
+import {threadCpusAllowed} from '../../src/host/cpus.js';
+import {FastPath} from '../../src/host/fastpath.js';
+import {Pinner} from '../../src/pin/pinner.js';
+import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../../src/shm/layout.js';
+import {RingReader} from '../../src/shm/reader.js';
+import {EventLog, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
+import {HintEngine} from '../../src/vm/hints.js';
+import {connectedWithin, feedback, kickServer, sleeper} from '../helpers/fast.js';
+import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+
+const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
+
+async function setUp(t: Test, fallbackMs = 60_000) {
+	const shm = area(t, 2);
+	const guest = new Guest(shm);
+	const [a, b, qemu] = [sleeper(t), sleeper(t), sleeper(t)];
+	const tids = [a.pid ?? 0, b.pid ?? 0];
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-fast-engine-'));
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	const engine = new HintEngine(shm, new RingReader(shm), new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0), [0, 1], 2, log);
+	const server = await kickServer(t);
+	let wakes = 0;
+	const fast = FastPath.start(shm.path, server.path, () => {
+		wakes++;
+		engine.kick();
+	});
+	t.teardown(() => {
+		engine.stop();
+		fast.stop();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	engine.setFastPath(fast);
+	engine.start(fallbackMs);
+	const socket = await connectedWithin(server.connected);
+	const events = (): LoggedEvent[] => readEventLog(logFile);
+	/** Wait (2 s at most) until `ok()`, letting the event loop run the engine. */
+	const until = async (what: string, ok: () => boolean): Promise<void> => {
+		for (const started = Date.now(); !ok(); ) {
+			if (Date.now() - started > 2000) throw new Error(`not within 2 s: ${what}`);
+			await new Promise((r) => setTimeout(r, 5));
+		}
+	};
+	return {
+		shm,
+		guest,
+		tids,
+		engine,
+		fast,
+		events,
+		until,
+		/** A kick byte, then wait until the engine has been woken for it. */
+		async kick(): Promise<void> {
+			const before = wakes;
+			socket.write('k');
+			await until('the engine is woken', () => wakes > before);
+		},
+		/** A kick byte, blocking the event loop until the fast path applied something (the engine has not seen it yet). */
+		kickAndHold(): void {
+			const applied = fast.stats().applied;
+			socket.write('k');
+			const started = Date.now();
+			while (fast.stats().applied === applied && Date.now() - started < 2000) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+		},
+	};
+}
+
+t.test('the fast path decides, the engine follows: pins adopted, feedback kept, everything logged', async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = f.tids;
+	f.guest.append({tid: 300, tgid: 300, comm: 'worker', mask: maskOf(1)});
+	await f.kick();
+	await f.until('the pin is logged', () => f.events().some((e) => e.event === 'pin'));
+	t.same(cpusOf(b), [1], 'vCPU 1 on CPU 1 alone');
+	t.same(cpusOf(a), [0], 'vCPU 0 floats on CPU 0');
+	t.match(feedback(f.shm, 1), {state: 1, pcpu: 1, hintTid: 300});
+	const seqAfterPin = feedback(f.shm, 1).seq;
+	let events = f.events();
+	t.match(events.find((e) => e.event === 'applied'), {fast: true, changed: 2, seq: 0}, 'logged as the fast path’s decision');
+	t.match(events.find((e) => e.event === 'pin'), {vcpu: 1, pcpu: 1, tid: 300, comm: 'worker'});
+	t.match(events.find((e) => e.event === 'hint'), {tid: 300, vcpus: [1]}, 'and the record that asked for it');
+	t.equal(feedback(f.shm, 1).seq, seqAfterPin, 'the engine did not write the feedback again');
+
+	f.guest.append({tid: 300, tgid: 300, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	await f.until('the release is logged', () => f.events().some((e) => e.event === 'float'));
+	t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats');
+	events = f.events();
+	t.equal(events.filter((e) => e.event === 'applied' && e['fast'] === true).length, 2, 'both by the fast path');
+	t.equal(f.engine.fastDecisions, 2);
+	t.equal(f.engine.slowDecisions, 0);
+	t.equal(f.engine.hostLatenciesUs.length, 2, 'their latencies are the benchmark’s samples');
+});
+
+t.test('a record the guest rewrites after the fast path read it: the policy decides over it', async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = f.tids;
+	f.guest.append({tid: 310, mask: maskOf(1)});
+	f.kickAndHold();
+	t.same(cpusOf(b), [1], 'the fast path pinned vCPU 1');
+	// The (hostile) guest now says the thread asked for vCPU 0 instead.
+	const payload = ringOffset + 0 * recordSize + Record.payload;
+	f.shm.view.setBigUint64(payload + AffinityEvent.mask, 1n, true);
+	await f.until('the engine corrected it', () => f.engine.fastDisagreed === 1 && cpusOf(a).length === 1 && cpusOf(a)[0] === 1);
+	t.same(cpusOf(a), [1], 'vCPU 0, what the record now says, has CPU 1');
+	t.same(cpusOf(b), [0], 'vCPU 1 floats');
+	t.match(feedback(f.shm, 1), {state: 0, pcpu: -1}, "vCPU 1's slot says so");
+	t.match(feedback(f.shm, 0), {state: 1, pcpu: 1, hintTid: 310}, "and vCPU 0's");
+});
+
+t.test('a reset takes back what the fast path applied', async (t) => {
+	const f = await setUp(t);
+	const b = f.tids[1] ?? 0;
+	f.guest.append({tid: 320, mask: maskOf(1)});
+	f.kickAndHold();
+	t.same(cpusOf(b), [1]);
+	f.engine.reset('test');
+	t.same(cpusOf(b), [0, 1], 'vCPU 1 floats at once');
+	t.match(feedback(f.shm, 1), {state: 0, pcpu: -1}, 'and its slot says so');
+	t.ok(
+		f.events().some((e) => e.event === 'reset'),
+		'the reset is logged',
+	);
+});
+
+t.test("a pin the fast path follows gets a table of its own on the engine's timer", async (t) => {
+	const f = await setUp(t, 50);
+	const [a = 0, b = 0] = f.tids;
+	f.guest.append({tid: 330, mask: maskOf(1)});
+	await f.kick();
+	await f.until('the pin is applied', () => cpusOf(b).length === 1);
+	await new Promise((r) => setTimeout(r, 200)); // a few timer ticks
+	f.guest.append({tid: 331, mask: maskOf(0)});
+	await f.kick();
+	await f.until('the second pin is applied', () => cpusOf(a).length === 1);
+	t.same([cpusOf(a), cpusOf(b)], [[0], [1]], 'each vCPU has a CPU of its own');
+	const applied = f.events().filter((e) => e.event === 'applied');
+	t.same(
+		applied.map((e) => e['fast']),
+		[true, true],
+		'the second pin, which the first table did not cover, took the fast path too',
+	);
+});
+
+t.test('records the table does not cover go to the engine, which decides and publishes the next table', async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = f.tids;
+	// A pin and, in the same batch, the same thread moving to another vCPU: the fast path applies the first and leaves the second.
+	f.guest.append({tid: 340, mask: maskOf(1)}, {tid: 340, mask: maskOf(0)});
+	await f.kick();
+	await f.until('the move applied', () => cpusOf(a).length === 1 && cpusOf(a)[0] === 1);
+	t.same(cpusOf(b), [0], 'vCPU 1 floats on what is left');
+	t.same(
+		f.events().filter((e) => e.event === 'applied').map((e) => e['fast']),
+		[true, false],
+		'the pin by the fast path, the move by the engine',
+	);
+	t.match(f.fast.stats(), {notCovered: 1});
+	// The engine's table covers the next change again.
+	f.guest.append({tid: 340, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	await f.until('the release applied', () => cpusOf(a).length === 2);
+	t.equal(f.events().filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'the release took the fast path');
+});
