@@ -69,6 +69,7 @@ export function percentiles(values: number[]): Percentiles {
 /** Run the benchmark; prints a report and returns the result (also written under bench/results/). */
 export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number; out?: string}): Promise<HintLatencyResult> {
 	const progress = createProgress('pvrun bench');
+	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-bench-'));
 	try {
@@ -92,7 +93,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			bench: 'hint-latency',
 			date: new Date().toISOString(),
 			host: {name: os.hostname(), cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', kernel: os.release()},
-			commit: await gitCommit(),
+			commit,
 			hints: options.hints,
 			warmup: options.warmup,
 			runs: options.runs,

@@ -134,6 +134,7 @@ export function parseResultLine(line: string): {workload: WorkloadName; values: 
 /** Run the matrix; prints progress and the report, writes the results folder, returns the result. */
 export async function benchMatrix(options: MatrixOptions, progress: Progress = createProgress('pvrun bench')): Promise<MatrixResult> {
 	const started = performance.now();
+	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-'));
 	const samples: Sample[] = [];
@@ -162,7 +163,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const result: MatrixResult = {
 		schema: 'pvrun-bench-matrix/1',
 		date: new Date().toISOString(),
-		environment: await environment(),
+		environment: await environment(commit),
 		options: {quick: options.quick, reps: options.reps, seconds: options.seconds, scenarios: options.scenarios, workloads: options.workloads},
 		scenarios: options.scenarios.map((id) => scenarios[id]),
 		samples,
@@ -272,12 +273,18 @@ function startHostHogs(count: number): () => void {
 }
 
 /** The commit of pvrun's checkout, for results to say what they measured ('' outside a git checkout). */
+/**
+ * The checkout's commit, with "-dirty" when the code differs from it. Taken
+ * when a benchmark starts: a commit made while it runs is not what ran.
+ */
 export async function gitCommit(): Promise<string> {
 	const commit = await execa('git', ['rev-parse', '--short', 'HEAD'], {cwd: packageRoot, reject: false});
-	return commit.exitCode === 0 ? String(commit.stdout).trim() : '';
+	if (commit.exitCode !== 0) return '';
+	const dirty = await execa('git', ['status', '--porcelain', '--', 'src', 'native', 'bpf', 'guest-agent', 'images'], {cwd: packageRoot, reject: false});
+	return `${String(commit.stdout).trim()}${String(dirty.stdout).trim() ? '-dirty' : ''}`;
 }
 
-async function environment(): Promise<MatrixResult['environment']> {
+async function environment(commit: string): Promise<MatrixResult['environment']> {
 	const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 	const qemu = await execa('qemu-system-x86_64', ['--version'], {reject: false});
 	return {
@@ -288,7 +295,7 @@ async function environment(): Promise<MatrixResult['environment']> {
 		qemu: String(qemu.stdout ?? '').split('\n')[0] ?? '',
 		accel: 'tcg',
 		pvrun: version,
-		commit: await gitCommit(),
+		commit,
 		node: process.version,
 	};
 }
