@@ -637,6 +637,19 @@ int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list,
 	return (int)hdr->count;
 }
 
+/* Look at the ring now, as on a kick, in the caller's thread: pvrun calls it
+ * when it finds records past the cursor that no kick announced to this thread
+ * (the guest's kick took the agent channel, or none came). 0 or -EINVAL. */
+int pvf_scan(int h)
+{
+	struct instance *in = get(h);
+
+	if (!in)
+		return -EINVAL;
+	on_kick(in);
+	return 0;
+}
+
 int pvf_stats(int h, struct pvf_stats *out)
 {
 	struct instance *in = get(h);

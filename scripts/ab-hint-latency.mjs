@@ -51,7 +51,7 @@ const pct = (a, p) => {
 	return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
 };
 const row = (label, r) =>
-	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)} | fast path ${((100 * r.fast) / Math.max(1, r.host.length)).toFixed(0).padStart(3)} %`;
+	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)} | fast path ${((100 * r.fast) / Math.max(1, r.host.length)).toFixed(0).padStart(3)} % | timeouts ${r.timeouts}`;
 const all = new Map(variants.map((v) => [v.name, []]));
 say(`${os.hostname()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? ''}), kernel ${os.release()}, ${new Date().toISOString()}`);
 say(`${hints} hints per run after 50 warm-up, ${pairs} alternating pairs; all times in µs`);
@@ -63,14 +63,14 @@ try {
 			const extra = v.pvhintArgs.length ? `,${v.pvhintArgs.join(',')}` : '';
 			const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`, launcher: [process.execPath, v.main, '--pv-log', log]});
 			try {
-				await guest.waitFor(/^pvhint: /, 60_000 + hints * 200);
+				const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * 200);
 				const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: ')).slice(50);
 				const field = (name) => samples.map((l) => Number(new RegExp(`${name}=([\\d.]+)`).exec(l)?.[1]));
 				await guest.waitFor('command exited', 30_000);
 				await guest.exited;
 				const applied = readEventLog(log).filter((e) => e.event === 'applied').slice(100);
 				const host = applied.map((e) => Number(e.hostUs));
-				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length};
+				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length, timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN)};
 				if (values.keep) fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
 				all.get(v.name).push(r);
 				say(row(v.name, r));
@@ -79,7 +79,7 @@ try {
 			}
 		}
 	}
-	for (const [name, runs] of all) say(row(`pooled ${name}`, {pin: runs.flatMap((r) => r.pin), unpin: runs.flatMap((r) => r.unpin), host: runs.flatMap((r) => r.host), fast: runs.reduce((n, r) => n + r.fast, 0)}));
+	for (const [name, runs] of all) say(row(`pooled ${name}`, {pin: runs.flatMap((r) => r.pin), unpin: runs.flatMap((r) => r.unpin), host: runs.flatMap((r) => r.host), fast: runs.reduce((n, r) => n + r.fast, 0), timeouts: runs.reduce((n, r) => n + r.timeouts, 0)}));
 } finally {
 	fs.rmSync(tmp, {recursive: true, force: true});
 }

@@ -18,6 +18,7 @@ interface FastLib {
 	pvf_publish: KoffiFunc<(h: number, buf: Uint8Array, len: number) => number>;
 	pvf_take: KoffiFunc<(h: number, end: number, hdr: Uint8Array, list: Uint8Array, max: number) => number>;
 	pvf_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
+	pvf_scan: KoffiFunc<(h: number) => number>;
 	pvf_stop: KoffiFunc<(h: number) => void>;
 }
 
@@ -36,6 +37,7 @@ function fastLib(): FastLib | string {
 			pvf_publish: fn('int pvf_publish(int h, const uint8_t *buf, size_t len)'),
 			pvf_take: fn('int pvf_take(int h, int end, _Out_ uint8_t *hdr, _Out_ uint8_t *list, uint32_t max)'),
 			pvf_stats: fn('int pvf_stats(int h, _Out_ uint8_t *out)'),
+			pvf_scan: fn('int pvf_scan(int h)'),
 			pvf_stop: fn('void pvf_stop(int h)'),
 		};
 	} catch (error) {
@@ -105,6 +107,8 @@ export interface FastLink {
 	publish(table: Uint8Array): void;
 	/** What was applied since the last call; `end` also ends the current table. */
 	take(end: boolean): FastTake;
+	/** Decide the records past the cursor now, in the calling thread, as a kick would. */
+	scan(): void;
 }
 
 export class FastPath implements FastLink {
@@ -169,6 +173,10 @@ export class FastPath implements FastLink {
 			});
 		}
 		return {valid: h.readUInt32LE(0) === 1, pinned: h.readUInt32LE(4) === 1, cursor: Number(h.readBigUInt64LE(8)), applied};
+	}
+
+	scan(): void {
+		if (!this.stopped) this.lib.pvf_scan(this.handle);
 	}
 
 	stats(): FastStats {

@@ -66,6 +66,8 @@ export class HintEngine {
 	private fastTable: FastTable | undefined;
 	/** The fast path follows a new pin it applied (its table covers only that thread's release). */
 	private fastPinned = false;
+	/** Times the engine found records past the fast path's cursor and had it look (pvf_scan). */
+	fastScans = 0;
 	/** Records the fast path decided on that the policy, reading them again, decided otherwise. */
 	fastDisagreed = 0;
 	/** Decisions the fast path applied, and those the JavaScript thread made. */
@@ -378,7 +380,15 @@ export class HintEngine {
 	 * it); false when the JavaScript thread decides (no table, or it ended).
 	 */
 	private followFast(): boolean {
-		const taken = this.takeFast(false);
+		let taken = this.takeFast(false);
+		// Records past its cursor came without a kick it saw (the guest's kick took the agent
+		// channel, or was lost): it looks now, or nobody would before the next kick.
+		if (taken?.take.valid && this.reader.tail + this.reader.pending() > taken.take.cursor) {
+			this.fast?.scan();
+			this.fastScans++;
+			const again = this.takeFast(false);
+			if (again) taken = {table: again.table, take: {...again.take, applied: [...taken.take.applied, ...again.take.applied]}};
+		}
 		if (!taken?.take.valid) {
 			this.adoptFast(taken); // the JavaScript thread decides next, from this state
 			return false;

@@ -63,6 +63,8 @@ export class HintSession {
 	private engine: HintEngine | undefined;
 	private boost: RestingBoost | undefined;
 	private fast: FastPath | undefined;
+	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
+	private agentKicks = 0;
 	private closed = false;
 	private agentSeen = false;
 	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
@@ -126,7 +128,10 @@ export class HintSession {
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
 		this.refresher.unref();
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
-		this.agent.on('kick', () => this.engine?.kick());
+		this.agent.on('kick', () => {
+			this.agentKicks++;
+			this.engine?.kick();
+		});
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
 		if (this.portOpen || chardevs.some((c) => c.label === `${this.plan.id}-agent` && c['frontend-open'] === true)) void this.handshake();
@@ -263,7 +268,7 @@ export class HintSession {
 		clearInterval(this.refresher);
 		this.engine?.stop();
 		if (this.fast) {
-			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0});
+			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0, fastScans: this.engine?.fastScans ?? 0, agentKicks: this.agentKicks});
 			this.fast.stop();
 		}
 		this.boost?.stop();

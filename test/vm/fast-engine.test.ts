@@ -172,3 +172,18 @@ t.test('records the table does not cover go to the engine, which decides and pub
 	await f.until('the release applied', () => cpusOf(a).length === 2);
 	t.equal(f.events().filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'the release took the fast path');
 });
+
+t.test('records no kick announced to the fast path are not left waiting', async (t) => {
+	const f = await setUp(t, 50);
+	const b = f.tids[1] ?? 0;
+	// The guest's kick took the agent channel (a KICK frame): the engine is woken, not the fast path.
+	f.guest.append({tid: 350, mask: maskOf(1)});
+	f.engine.kick();
+	t.same(cpusOf(b), [1], 'the engine had the fast path look at once');
+	t.equal(f.engine.fastScans, 1);
+	t.equal(f.events().filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'and the fast path applied it');
+	// No kick at all: the engine's timer finds the record.
+	f.guest.append({tid: 350, kind: AffinityKind.exit, mask: maskOf()});
+	await f.until('the release applied without any kick', () => cpusOf(b).length === 2);
+	t.equal(f.engine.fastScans, 2);
+});
