@@ -9,7 +9,7 @@
 //
 //   node scripts/ab-hint-latency.mjs [--hints N] [--pairs N] [--keep DIR] NAME=DIR[,pvhint-arg...] ...
 //
-// --keep DIR keeps each run's event log there (NAME-PAIR.jsonl).
+// --keep DIR keeps each run's event log (NAME-PAIR.jsonl) and pvhint's samples (NAME-PAIR.samples) there.
 //
 // Round trips are in the guest's clock (pin: until the host confirms the
 // exclusive CPU; release: until it confirms the vCPU floats again); the host
@@ -71,7 +71,10 @@ try {
 				const applied = readEventLog(log).filter((e) => e.event === 'applied').slice(100);
 				const host = applied.map((e) => Number(e.hostUs));
 				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length, timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN)};
-				if (values.keep) fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
+				if (values.keep) {
+					fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
+					fs.writeFileSync(path.join(values.keep, `${v.name}-${pair}.samples`), `${samples.join('\n')}\n`);
+				}
 				all.get(v.name).push(r);
 				say(row(v.name, r));
 			} finally {
