@@ -7,7 +7,7 @@
 // build and runs `pvhint wait 1 -n HINTS -w 50 -v [pvhint args]` in it; runs
 // alternate ABAB, BABA... and the table gives each run and the pooled runs.
 //
-//   node scripts/ab-hint-latency.mjs [--hints N] [--pairs N] [--keep DIR] NAME=DIR[,pvhint-arg...] ...
+//   node scripts/ab-hint-latency.mjs [--hints N] [--pairs N] [--keep DIR] NAME=DIR[+pvrun-arg...][,pvhint-arg...] ...
 //
 // --keep DIR keeps each run's event log (NAME-PAIR.jsonl) and pvhint's samples (NAME-PAIR.samples) there.
 //
@@ -26,7 +26,7 @@ const {values, positionals} = parseArgs({allowPositionals: true, options: {hints
 const hints = Number(values.hints);
 const pairs = Number(values.pairs);
 if (!Number.isInteger(hints) || hints < 100 || !Number.isInteger(pairs) || pairs < 1 || positionals.length === 0) {
-	process.stderr.write('usage: node scripts/ab-hint-latency.mjs [--hints N>=100] [--pairs N] NAME=DIR[,pvhint-arg...] ...\n');
+	process.stderr.write('usage: node scripts/ab-hint-latency.mjs [--hints N>=100] [--pairs N] NAME=DIR[+pvrun-arg...][,pvhint-arg...] ...\n');
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -35,15 +35,18 @@ const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const {readEventLog} = await import(path.join(here, 'dist/vm/event-log.js'));
 const variants = positionals.map((spec) => {
-	const [name, rest] = spec.split('=');
-	const [dir, ...pvhintArgs] = (rest ?? '').split(',');
+	const name = spec.slice(0, Math.max(0, spec.indexOf('=')));
+	const rest = spec.slice(spec.indexOf('=') + 1);
+	const [where, ...pvhintArgs] = (rest ?? '').split(',');
+	const [dir, ...pvrunArgs] = (where ?? '').split('+');
 	const main = path.resolve(dir ?? '', 'dist/cli/main.js');
 	if (!name || !fs.existsSync(main)) {
 		process.stderr.write(`ab-hint-latency: ${spec}: no pvrun build at ${main}\n`);
 		process.exit(2);
 	}
-	return {name, main, pvhintArgs};
+	return {name, main, pvhintArgs, pvrunArgs};
 });
+if (values.keep) fs.mkdirSync(values.keep, {recursive: true});
 const image = await ensureImage();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-ab-'));
 const pct = (a, p) => {
@@ -61,7 +64,7 @@ try {
 			const log = path.join(tmp, `${v.name}.jsonl`);
 			fs.rmSync(log, {force: true});
 			const extra = v.pvhintArgs.length ? `,${v.pvhintArgs.join(',')}` : '';
-			const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`, launcher: [process.execPath, v.main, '--pv-log', log]});
+			const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`, launcher: [process.execPath, v.main, '--pv-log', log, ...v.pvrunArgs]});
 			try {
 				const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * 200);
 				const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: ')).slice(50);

@@ -56,7 +56,13 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 
 /** Parse pvrun's own options. */
 export function parsePvOptions(pv: string[]): PvOptions {
-	const args = yargs(pv)
+	// One argument per option for yargs: a value such as -nodefaults must not read as short flags.
+	const joined: string[] = [];
+	for (let i = 0; i < pv.length; i++) {
+		const arg = pv[i] ?? '';
+		joined.push(valueOptions.has(arg) && i + 1 < pv.length ? `${arg}=${pv[++i] ?? ''}` : arg);
+	}
+	const args = yargs(joined)
 		.options({
 			'pv-cpus': {type: 'string'},
 			'pv-log': {type: 'string'},

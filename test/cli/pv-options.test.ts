@@ -77,3 +77,13 @@ t.test('pvrun\'s additions come after the user\'s arguments, with ids of its own
 	t.match(plan.shmPath, new RegExp(`^/dev/shm/${plan.id}$`));
 	t.equal(plan.nrVcpus, 2);
 });
+
+t.test('--pv-fast-path on|off, and a value that looks like an option is a value', async (t) => {
+	t.equal(parsePvOptions([]).fastPath, true, 'on by default');
+	t.equal(parsePvOptions(['--pv-fast-path', 'off']).fastPath, false);
+	t.equal(parsePvOptions(['--pv-fast-path=on']).fastPath, true);
+	t.throws(() => parsePvOptions(['--pv-fast-path', 'maybe']), {message: /Given: "maybe", Choices: "on", "off"/, exitCode: 2});
+	// Taken as the value (not as short flags -n -o -d ...), so the error names it.
+	t.throws(() => parsePvOptions(splitArgs(['--pv-fast-path', '-nodefaults']).pv), {message: /Given: "-nodefaults"/, exitCode: 2});
+	t.equal(parsePvOptions(['--pv-log', '-odd.log']).log, '-odd.log', 'a log file whose name starts with a dash');
+});
