@@ -10,9 +10,12 @@
  *
  * The guest is untrusted: every record is copied once, then validated; the
  * thread ids and CPU masks this code applies come only from the table (that
- * is, from pvrun), never from the guest. A table is good for one change:
- * applying it, or the JavaScript thread suspending it, ends it until the
- * next publish. Everything runs under one mutex per instance.
+ * is, from pvrun), never from the guest. A table describes one state and
+ * the changes that can follow it; a new pin's way back returns to that state,
+ * so a thread that pins itself and lets go is followed again and again, and
+ * anything else the table does not cover ends it until the next publish.
+ * Everything runs under one mutex per instance, which pvrun's JavaScript
+ * thread holds only inside this library's calls.
  *
  * Loaded with koffi (src/host/fastpath.ts); the binary format of the table
  * and of the results is specified in docs/fast-path.md. */
@@ -401,6 +404,8 @@ static void check_budget(struct instance *in)
 
 		in->window_start = now;
 		in->cpu_at_window = cpu;
+		if (over && in->in_fifo)
+			__atomic_add_fetch(&in->stats.demotions, 1, __ATOMIC_RELAXED);
 		set_fifo(in, !over);
 	} else if (in->in_fifo && cpu - in->cpu_at_window > BUDGET_NS) {
 		set_fifo(in, 0);
