@@ -20,6 +20,8 @@ function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {
 }
 
 const statNice = (pid: number) => Number(procStatFields(pid)?.[19]);
+/** The CPUs this process may use, before any test moves its threads. */
+const startCpus = ownCpus();
 const hint = (tid: number, vcpus: number[]): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq: tid});
 
 t.test('shared mode lowers the floating vCPU thread relative to its own nice value, and undoes it', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
@@ -76,4 +78,47 @@ t.test("pvrun's own threads leave the exclusive CPUs: the main thread on the fir
 		if (tid === process.pid) t.same(allowed, exclusive.floating.slice(0, 1), 'the main thread: the first floating CPU');
 		else t.same(allowed, exclusive.floating, `helper ${tid}: every floating CPU`);
 	}
+});
+
+t.test('plan says what apply would do without doing it; adopt records what another applied', {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
+	const cpus = startCpus.slice(0, 2);
+	const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t, 2), sleeper(t)];
+	await new Promise((r) => setTimeout(r, 100));
+	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]), process.pid);
+	const start = floatingOnly(cpus);
+	t.same(pinner.apply(start).errors, []);
+	t.same(pinner.plan(start), [], 'nothing to do for the state applied');
+	const one = decideAffinity([hint(10, [0])], 3, cpus, start);
+	const ops = pinner.plan(one);
+	t.same(
+		ops.map((o) => [o.vcpu, o.cpus]),
+		[
+			[0, [cpus[1]]],
+			[1, [cpus[0]]],
+			[2, [cpus[0]]],
+		],
+		'every vCPU moves: 0 to its own CPU, the others off it',
+	);
+	t.same(threadCpusAllowed(vcpu0, vcpu0), cpus, 'planning changed nothing');
+	// Two ask, three vCPUs: shared mode, the floating one at its own nice + 5 (planned from its base).
+	const two = decideAffinity([hint(10, [0]), hint(11, [1])], 3, cpus, one);
+	const after = pinner.plan(two, ops);
+	t.match(
+		after.find((o) => o.vcpu === 2),
+		{nice: sharedFloatNice, niceOffset: sharedFloatNice},
+		'planned as if the first ops were applied',
+	);
+	t.notOk(
+		after.some((o) => o.vcpu === 0),
+		'vCPU 0 keeps its CPU',
+	);
+	// Someone else (the fast path) applies the first plan: adopt it, except a failed op.
+	for (const op of ops) if (op.cpus && op.vcpu !== 2) setThreadAffinity(op.tid, op.cpus);
+	pinner.adopt(ops, (i) => ops[i]?.vcpu === 2);
+	t.same(
+		pinner.plan(one).map((o) => o.vcpu),
+		[2],
+		'only the failed op is still to do',
+	);
+	t.same([...pinner.apply(one).changed.keys()], [2], 'and apply does just that');
 });
