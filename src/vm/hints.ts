@@ -66,6 +66,8 @@ export class HintEngine {
 	private fastTable: FastTable | undefined;
 	/** The fast path follows a new pin it applied (its table covers only that thread's release). */
 	private fastPinned = false;
+	/** What the fast path applied before its table ended, not adopted yet (see followFast). */
+	private untaken: {take: FastTake; table: FastTable} | undefined;
 	/** Times the engine found records past the fast path's cursor and had it look (pvf_scan). */
 	fastScans = 0;
 	/** Records the fast path decided on that the policy, reading them again, decided otherwise. */
@@ -193,6 +195,9 @@ export class HintEngine {
 				}
 				this.decideRound(performance.now());
 			}
+			// Changes whose records are gone (a guest that moved its head back) are adopted all the same.
+			this.adoptFast(this.untaken);
+			this.untaken = undefined;
 		}
 		this.reportCounters();
 	}
@@ -208,7 +213,8 @@ export class HintEngine {
 		this.boosted = this.boost?.enter() ?? false;
 		let changedHints: AffinityRecord[];
 		try {
-			const taken = this.takeFast(true);
+			const taken = this.untaken ?? this.takeFast(true);
+			this.untaken = undefined;
 			const records = this.reader.drain(drainBudget);
 			changedHints = records.filter((r) => this.onAffinity(r));
 			this.adoptFast(taken);
@@ -390,7 +396,7 @@ export class HintEngine {
 			if (again) taken = {table: again.table, take: {...again.take, applied: [...taken.take.applied, ...again.take.applied]}};
 		}
 		if (!taken?.take.valid) {
-			this.adoptFast(taken); // the JavaScript thread decides next, from this state
+			this.untaken = taken; // the JavaScript thread decides next: it adopts these after draining
 			return false;
 		}
 		const {take} = taken;

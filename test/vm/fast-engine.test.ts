@@ -166,6 +166,7 @@ t.test('records the table does not cover go to the engine, which decides and pub
 		'the pin by the fast path, the move by the engine',
 	);
 	t.match(f.fast.stats(), {notCovered: 1});
+	t.match(f.events().find((e) => e.event === 'pin'), {vcpu: 1, tid: 340, comm: 'worker'}, "the fast path's pin is logged with the thread's name, though its table ended");
 	// The engine's table covers the next change again.
 	f.guest.append({tid: 340, kind: AffinityKind.exit, mask: maskOf()});
 	await f.kick();
