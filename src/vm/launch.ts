@@ -36,6 +36,8 @@ export interface VmPlan {
 	agentSocket: string;
 	/** QEMU's end of the kick port, when the fast path can run (native/libpvfast.so is built). */
 	kickSocket?: string;
+	/** Why the fast path does not run, when it does not. */
+	fastPathOff?: string;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -93,7 +95,9 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
 		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
 	);
-	if (options.fastPath && fastPathAvailable() === true) {
+	const fast = options.fastPath ? fastPathAvailable() : '--pv-fast-path off';
+	if (fast !== true) plan.fastPathOff = fast;
+	else {
 		plan.kickSocket = path.join(runDir, 'kick.sock');
 		plan.args.push(
 			'-chardev', `socket,id=${id}-kick,path=${plan.kickSocket},server=on,wait=off`,

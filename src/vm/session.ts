@@ -247,7 +247,10 @@ export class HintSession {
 	 * engine as before.
 	 */
 	private startFastPath(engine: HintEngine): void {
-		if (!this.plan.kickSocket) return;
+		if (!this.plan.kickSocket) {
+			this.log.write('fast-path', {state: 'off', reason: this.plan.fastPathOff ?? 'no kick port'});
+			return;
+		}
 		try {
 			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, () => engine.kick());
 			engine.setFastPath(this.fast);

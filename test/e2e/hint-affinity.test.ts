@@ -41,6 +41,7 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
 	const events = readEventLog(logFile);
 	t.equal(events.some((e) => e.event === 'fast-path' && e['state'] === 'on'), fast, fast ? 'the native fast path runs (make builds it)' : 'no fast path with --pv-fast-path off');
+	if (!fast) t.ok(events.some((e) => e.event === 'fast-path' && e['state'] === 'off' && e['reason'] === '--pv-fast-path off'), 'the log says why');
 	const applied = events.find((e) => e.event === 'applied');
 	t.equal(applied?.['fast'], fast, fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread");
 	const root = process.getuid?.() === 0;

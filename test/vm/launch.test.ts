@@ -3,7 +3,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {planVm} from '../../src/vm/launch.js';
+import {fastPathAvailable} from '../../src/host/fastpath.js';
+import {kickPortName, planVm} from '../../src/vm/launch.js';
 
 const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'} as const;
 const owner = {pid: 4242, cwd: '/srv/vm'};
@@ -42,4 +43,17 @@ t.test("-daemonize with the user's -pidfile: QEMU's last one, relative to the us
 t.test("'-daemonize' as an option's value is not the option", async (t) => {
 	const plan = planVm(['-append', '-daemonize', '-name', 'x'], options, os.tmpdir(), owner);
 	t.equal(plan.daemonize, false);
+});
+
+t.test('the kick port is added when the fast path can run, and not with --pv-fast-path off', async (t) => {
+	t.equal(fastPathAvailable(), true, 'make builds the library');
+	const on = planVm(['-m', '512'], options, os.tmpdir(), owner);
+	t.equal(on.kickSocket, path.join(on.runDir, 'kick.sock'));
+	t.ok(on.args.includes(`socket,id=${on.id}-kick,path=${on.kickSocket},server=on,wait=off`), 'its chardev');
+	t.ok(on.args.includes(`virtserialport,id=${on.id}-kport,bus=${on.id}-vser.0,chardev=${on.id}-kick,name=${kickPortName}`), 'its port, on the agent channel');
+	t.equal(on.fastPathOff, undefined);
+	const off = planVm(['-m', '512'], {...options, fastPath: false}, os.tmpdir(), owner);
+	t.equal(off.kickSocket, undefined);
+	t.notOk(off.args.some((a) => a.includes('-kick')), 'no kick port');
+	t.equal(off.fastPathOff, '--pv-fast-path off', 'and the reason, for the log');
 });
