@@ -37,6 +37,8 @@ export interface HintSeries {
 	hostSideUs: Percentiles;
 	guestRelayUs: Percentiles;
 	timeouts: number;
+	/** Of the decisions measured, those the native fast path applied (the rest: pvrun's JavaScript thread). */
+	fastDecisions: number;
 	samples: {pinUs: number[]; unpinUs: number[]; hostUs: number[]; relayUs: number[]};
 }
 
@@ -119,6 +121,7 @@ interface RunSamples {
 	hostUs: number[];
 	relayUs: number[];
 	timeouts: number;
+	fastDecisions: number;
 }
 
 /** Pool the runs of one series. */
@@ -137,6 +140,7 @@ function series(runs: RunSamples[], pauseUs: number): HintSeries {
 		hostSideUs: percentiles(samples.hostUs),
 		guestRelayUs: percentiles(samples.relayUs),
 		timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
+		fastDecisions: runs.reduce((n, r) => n + r.fastDecisions, 0),
 		samples,
 	};
 }
@@ -162,13 +166,14 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 		const events = readEventLog(logFile);
 		const numbers = (event: string, field: string) =>
 			events.filter((e) => e.event === event).map((e) => e[field]).filter((v): v is number => typeof v === 'number' && v >= 0);
-		const applied = numbers('applied', 'hostUs');
+		const decisions = events.filter((e) => e.event === 'applied' && typeof e['hostUs'] === 'number' && e['hostUs'] >= 0).slice(2 * warmup);
 		const relayed = numbers('hint', 'relayUs');
 		// Each hint round changes the placement twice (pin, then release).
-		const hostUs = applied.slice(2 * warmup);
+		const hostUs = decisions.map((e) => Number(e['hostUs']));
+		const fastDecisions = decisions.filter((e) => e['fast'] === true).length;
 		const relayUs = relayed.slice(2 * warmup);
 		if (pinUs.length === 0 || pinUs.some((v) => !Number.isFinite(v))) throw new PvrunError(`pvhint reported no usable samples: ${summary}`);
-		return {pinUs, unpinUs, hostUs, relayUs, timeouts};
+		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions};
 	} finally {
 		await guest.stop();
 	}
@@ -208,6 +213,7 @@ function report(r: HintLatencyResult): void {
 		line('round trip, guest clock (pin)', s.roundTripUs, ms);
 		line('round trip, guest clock (release)', s.releaseUs, ms);
 		line('host side (visible → applied)', s.hostSideUs, (us) => `${us.toFixed(0)} µs`);
+		process.stdout.write(`decisions by the native fast path    ${s.fastDecisions} of ${s.hostSideUs.n}\n`);
 		line('guest part (BPF → agent relay)', s.guestRelayUs, (us) => `${us.toFixed(0)} µs`);
 		process.stdout.write(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
 		process.stdout.write(`timeouts                            ${s.timeouts}\n`);
