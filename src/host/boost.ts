@@ -26,6 +26,8 @@ export interface DecisionBoost {
 	leave(): void;
 	/** Decisions that ran at normal priority because the budget was used up. */
 	readonly overBudget: number;
+	/** Back to normal scheduling for good (idempotent). */
+	stop(): void;
 }
 
 /** Switch the calling thread into and out of the boosted class: 0, or the errno's name. */

@@ -119,10 +119,12 @@ export class HintEngine {
 		this.fallback.unref();
 	}
 
+	/** Stop the loop: no more decisions, the fast path's table ended, pvrun's thread out of SCHED_FIFO. */
 	stop(): void {
 		this.stopped = true;
 		this.fastTable = undefined;
 		this.fast?.take(true);
+		this.boost?.stop();
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
 	}
