@@ -164,10 +164,9 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 		await guest.waitFor('command exited', 30_000);
 		await guest.exited;
 		const events = readEventLog(logFile);
-		const numbers = (event: string, field: string) =>
-			events.filter((e) => e.event === event).map((e) => e[field]).filter((v): v is number => typeof v === 'number' && v >= 0);
-		const decisions = events.filter((e) => e.event === 'applied' && typeof e['hostUs'] === 'number' && e['hostUs'] >= 0).slice(2 * warmup);
-		const relayed = numbers('hint', 'relayUs');
+		const logged = (event: string, field: string) => events.filter((e) => e.event === event && typeof e[field] === 'number' && e[field] >= 0);
+		const decisions = logged('applied', 'hostUs').slice(2 * warmup);
+		const relayed = logged('hint', 'relayUs').map((e) => Number(e['relayUs']));
 		// Each hint round changes the placement twice (pin, then release).
 		const hostUs = decisions.map((e) => Number(e['hostUs']));
 		const fastDecisions = decisions.filter((e) => e['fast'] === true).length;

@@ -272,9 +272,9 @@ function startHostHogs(count: number): () => void {
 	};
 }
 
-/** The commit of pvrun's checkout, for results to say what they measured ('' outside a git checkout). */
 /**
- * The checkout's commit, with "-dirty" when the code differs from it. Taken
+ * The commit of pvrun's checkout, for results to say what they measured (''
+ * outside a git checkout), with "-dirty" when the code differs from it. Taken
  * when a benchmark starts: a commit made while it runs is not what ran.
  */
 export async function gitCommit(): Promise<string> {

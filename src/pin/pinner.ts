@@ -80,9 +80,7 @@ export class Pinner {
 			if (appliedKey(tid) !== cpus.join(',')) op.cpus = cpus;
 			const offset = a.exclusive.has(vcpu) ? 0 : a.floatNice;
 			if (offsetOf(tid) !== offset) {
-				let base = this.baseNice.get(tid);
-				if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
-				op.nice = Math.max(-20, Math.min(19, base + offset));
+				op.nice = this.niceFor(tid, offset);
 				op.niceOffset = offset;
 			}
 			if (op.cpus || op.nice !== undefined) ops.push(op);
@@ -131,12 +129,17 @@ export class Pinner {
 		if ((this.niceOffset.get(tid) ?? 0) === offset) return;
 		this.niceOffset.set(tid, offset);
 		try {
-			let base = this.baseNice.get(tid);
-			if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
-			setThreadNice(tid, Math.max(-20, Math.min(19, base + offset)));
+			setThreadNice(tid, this.niceFor(tid, offset));
 		} catch (error) {
 			errors.push(firstLine(error));
 		}
+	}
+
+	/** Thread `tid`'s nice value at `offset` from its own base (read once, the first time). */
+	private niceFor(tid: number, offset: number): number {
+		let base = this.baseNice.get(tid);
+		if (base === undefined) this.baseNice.set(tid, (base = getThreadNice(tid)));
+		return Math.max(-20, Math.min(19, base + offset));
 	}
 
 	/** Pin one thread unless it already has `cpus`; true if it changed. */

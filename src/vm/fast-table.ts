@@ -61,7 +61,7 @@ export interface TableInput {
 	plan: (a: Assignment, assumed?: readonly PinOp[]) => PinOp[];
 }
 
-/** The vCPUs whose slot would change from `prev` to `next` (as HintEngine.commit decides). */
+/** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (HintEngine.commit writes their feedback). */
 export function movedVcpus(prev: Assignment, next: Assignment, nrVcpus: number): number[] {
 	const moved: number[] = [];
 	for (let v = 0; v < nrVcpus; v++) {

@@ -14,7 +14,7 @@ import type {DecisionBoost} from '../host/boost.js';
 import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
 import type {FastApplied, FastLink, FastTake} from '../host/fastpath.js';
-import {buildFastTable, resolvedNext, sameAssignment, type FastTable} from './fast-table.js';
+import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from './fast-table.js';
 
 function failedOp(a: FastApplied, i: number): boolean {
 	return ((a.failedOps >> BigInt(i)) & 1n) === 1n;
@@ -29,6 +29,12 @@ function fastResult(ops: readonly PinOp[], a: FastApplied): PinResult {
 		else if (op.cpus) changed.set(op.vcpu, op.cpus);
 	});
 	return {changed, errors};
+}
+
+/** What the fast path applied, with the table its entries index. */
+interface Taken {
+	take: FastTake;
+	table: FastTable;
 }
 
 /** Hints kept at most (a guest cannot grow host memory without bound). */
@@ -67,7 +73,7 @@ export class HintEngine {
 	/** The fast path follows a new pin it applied (its table covers only that thread's release). */
 	private fastPinned = false;
 	/** What the fast path applied before its table ended, not adopted yet (see followFast). */
-	private untaken: {take: FastTake; table: FastTable} | undefined;
+	private untaken: Taken | undefined;
 	/** Times the engine found records past the fast path's cursor and had it look (pvf_scan). */
 	fastScans = 0;
 	/** Records the fast path decided on that the policy, reading them again, decided otherwise. */
@@ -303,15 +309,13 @@ export class HintEngine {
 		const boosted = this.boosted;
 		this.endBoost();
 		this.assignment = next;
-		const moved: number[] = [];
-		for (let v = 0; v < this.nrVcpus; v++) {
-			const before = prev.exclusive.get(v);
-			const after = next.exclusive.get(v);
-			if (why !== 'start' && before?.pcpu === after?.pcpu && before?.tid === after?.tid && before?.shared === after?.shared) continue;
-			moved.push(v);
-			if (fast) continue; // the fast path wrote it
-			writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
-		}
+		const moved = why === 'start' ? Array.from({length: this.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.nrVcpus);
+		// The fast path wrote its own feedback.
+		if (!fast)
+			for (const v of moved) {
+				const after = next.exclusive.get(v);
+				writeFeedback(this.area, v, {exclusive: after !== undefined, pcpu: after?.pcpu ?? -1, hintTid: after?.tid ?? 0, recordSeq: seq});
+			}
 		for (const v of moved) {
 			const before = prev.exclusive.get(v);
 			const after = next.exclusive.get(v);
@@ -352,7 +356,7 @@ export class HintEngine {
 	 * table (the JavaScript thread decides next). `adoptFast` then makes the
 	 * changes the current state.
 	 */
-	private takeFast(end: boolean): {take: FastTake; table: FastTable} | undefined {
+	private takeFast(end: boolean): Taken | undefined {
 		const table = this.fastTable;
 		if (!this.fast || !table) return undefined;
 		const take = this.fast.take(end);
@@ -368,7 +372,7 @@ export class HintEngine {
 	 * any decision. Runs after the records that asked for them are drained,
 	 * so that the log names the threads.
 	 */
-	private adoptFast(taken: {take: FastTake; table: FastTable} | undefined): void {
+	private adoptFast(taken: Taken | undefined): void {
 		if (!taken) return;
 		const {take, table} = taken;
 		for (const a of take.applied) {
@@ -408,7 +412,8 @@ export class HintEngine {
 		const changedHints = records.filter((r) => this.onAffinity(r));
 		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
-		if (!sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle), this.assignment)) {
+		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
+		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle), this.assignment)) {
 			this.fastDisagreed++;
 			this.decideRound(performance.now());
 		}

@@ -61,7 +61,6 @@ export class HintSession {
 	private qmp: Qmp | undefined;
 	private agent: AgentClient | undefined;
 	private engine: HintEngine | undefined;
-	private boost: RestingBoost | undefined;
 	private fast: FastPath | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
@@ -235,9 +234,9 @@ export class HintSession {
 		const fifo = prepareScheduling({policy: 'fifo', priority: decisionPriority});
 		const plain = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
 		const normal = raised ? prepareScheduling({policy: 'other', nice: channelNice, sliceNs: channelSliceNs}) : plain;
-		this.boost = new RestingBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}), threadCpuTimeMs);
-		this.boost.start();
-		return this.boost;
+		const boost = new RestingBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}), threadCpuTimeMs);
+		boost.start();
+		return boost;
 	}
 
 	/**
@@ -274,7 +273,6 @@ export class HintSession {
 			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0, fastScans: this.engine?.fastScans ?? 0, agentKicks: this.agentKicks});
 			this.fast.stop();
 		}
-		this.boost?.stop();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {
