@@ -14,7 +14,8 @@
 // Round trips are in the guest's clock (pin: until the host confirms the
 // exclusive CPU; release: until it confirms the vCPU floats again); the host
 // side is pvrun's own measure (records visible → affinity applied, `applied`
-// events of its log), the first 100 decisions left out as warm-up.
+// events of its log), the first 100 decisions left out as warm-up; "stolen" is the share of
+// this machine's CPU time its hypervisor took during the run (/proc/stat steal).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,7 @@ const say = (line) => process.stdout.write(`${line}\n`);
 const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const {readEventLog} = await import(path.join(here, 'dist/vm/event-log.js'));
+const {machineCpuTicks, stolenPercent} = await import(path.join(here, 'dist/host/proc.js'));
 const variants = positionals.map((spec) => {
 	const name = spec.slice(0, Math.max(0, spec.indexOf('=')));
 	const rest = spec.slice(spec.indexOf('=') + 1);
@@ -54,7 +56,7 @@ const pct = (a, p) => {
 	return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
 };
 const row = (label, r) =>
-	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)} | fast path ${((100 * r.fast) / Math.max(1, r.host.length)).toFixed(0).padStart(3)} % | timeouts ${r.timeouts}`;
+	`${label.padEnd(22)} pin p50 ${pct(r.pin, 0.5).toFixed(0).padStart(5)} p90 ${pct(r.pin, 0.9).toFixed(0).padStart(5)} p99 ${pct(r.pin, 0.99).toFixed(0).padStart(5)} | release p50 ${pct(r.unpin, 0.5).toFixed(0).padStart(5)} p99 ${pct(r.unpin, 0.99).toFixed(0).padStart(5)} | host p50 ${pct(r.host, 0.5).toFixed(1).padStart(6)} p90 ${pct(r.host, 0.9).toFixed(1).padStart(6)} p99 ${pct(r.host, 0.99).toFixed(1).padStart(6)} | fast path ${((100 * r.fast) / Math.max(1, r.host.length)).toFixed(0).padStart(3)} % | timeouts ${r.timeouts}${r.stolen === undefined ? '' : ` | stolen ${r.stolen.toFixed(2)} %`}`;
 const all = new Map(variants.map((v) => [v.name, []]));
 say(`${os.hostname()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? ''}), kernel ${os.release()}, ${new Date().toISOString()}`);
 say(`${hints} hints per run after 50 warm-up, ${pairs} alternating pairs; all times in µs`);
@@ -64,6 +66,7 @@ try {
 			const log = path.join(tmp, `${v.name}.jsonl`);
 			fs.rmSync(log, {force: true});
 			const extra = v.pvhintArgs.length ? `,${v.pvhintArgs.join(',')}` : '';
+			const cpuBefore = machineCpuTicks();
 			const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`, launcher: [process.execPath, v.main, '--pv-log', log, ...v.pvrunArgs]});
 			try {
 				const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * 200);
@@ -73,7 +76,7 @@ try {
 				await guest.exited;
 				const applied = readEventLog(log).filter((e) => e.event === 'applied').slice(100);
 				const host = applied.map((e) => Number(e.hostUs));
-				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length, timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN)};
+				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length, timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN), stolen: stolenPercent(cpuBefore, machineCpuTicks())};
 				if (values.keep) {
 					fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
 					fs.writeFileSync(path.join(values.keep, `${v.name}-${pair}.samples`), `${samples.join('\n')}\n`);

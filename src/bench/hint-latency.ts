@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
-import {procStatFields} from '../host/proc.js';
+import {machineCpuTicks, procStatFields, stolenPercent} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -32,6 +32,8 @@ export interface HintSeries {
 	pauseUs: number;
 	/** p99 of the pin round trip in each run (VMs booted afresh), to show the spread. */
 	perRunRoundTripP99Us: number[];
+	/** Share of this machine's CPU time its hypervisor took during each run, % (/proc/stat steal; 0 on bare metal). */
+	perRunStolenPercent: number[];
 	roundTripUs: Percentiles;
 	releaseUs: Percentiles;
 	hostSideUs: Percentiles;
@@ -122,6 +124,7 @@ interface RunSamples {
 	relayUs: number[];
 	timeouts: number;
 	fastDecisions: number;
+	stolenPercent: number;
 }
 
 /** Pool the runs of one series. */
@@ -135,6 +138,7 @@ function series(runs: RunSamples[], pauseUs: number): HintSeries {
 	return {
 		pauseUs,
 		perRunRoundTripP99Us: runs.map((r) => percentiles(r.pinUs).p99),
+		perRunStolenPercent: runs.map((r) => Math.round(r.stolenPercent * 100) / 100),
 		roundTripUs: percentiles(samples.pinUs),
 		releaseUs: percentiles(samples.unpinUs),
 		hostSideUs: percentiles(samples.hostUs),
@@ -147,6 +151,7 @@ function series(runs: RunSamples[], pauseUs: number): HintSeries {
 
 /** Boot through pvrun, run pvhint in the guest (`pauseUs` before each pin), collect guest and host samples. */
 async function measureRoundTrips(image: {kernel: string; initrd: string}, logFile: string, hints: number, warmup: number, pauseUs: number): Promise<RunSamples> {
+	const cpuBefore = machineCpuTicks();
 	const guest = bootGuest({
 		kernel: image.kernel,
 		initrd: image.initrd,
@@ -172,7 +177,7 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 		const fastDecisions = decisions.filter((e) => e['fast'] === true).length;
 		const relayUs = relayed.slice(2 * warmup);
 		if (pinUs.length === 0 || pinUs.some((v) => !Number.isFinite(v))) throw new PvrunError(`pvhint reported no usable samples: ${summary}`);
-		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions};
+		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions, stolenPercent: stolenPercent(cpuBefore, machineCpuTicks())};
 	} finally {
 		await guest.stop();
 	}
@@ -215,6 +220,7 @@ function report(r: HintLatencyResult): void {
 		process.stdout.write(`decisions by the native fast path    ${s.fastDecisions} of ${s.hostSideUs.n}\n`);
 		line('guest part (BPF → agent relay)', s.guestRelayUs, (us) => `${us.toFixed(0)} µs`);
 		process.stdout.write(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
+		process.stdout.write(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
 		process.stdout.write(`timeouts                            ${s.timeouts}\n`);
 		process.stdout.write(`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`);
 	}

@@ -31,3 +31,20 @@ export function processStartTicks(pid: number): number | undefined {
 	const fields = procStatFields(pid);
 	return fields && startTicksField(fields);
 }
+
+/**
+ * This machine's CPU time so far, from /proc/stat's first line, in clock ticks:
+ * all of it, and the part stolen (when Linux itself runs in a virtual machine,
+ * time its CPUs wanted to run and the hypervisor ran something else).
+ */
+export function machineCpuTicks(): {total: number; steal: number} {
+	const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+	// user nice system idle iowait irq softirq steal (guest time is counted in user already)
+	return {total: fields.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0), steal: Number.isFinite(fields[7]) ? (fields[7] ?? 0) : 0};
+}
+
+/** The share of CPU time stolen between two `machineCpuTicks()` readings, in %. */
+export function stolenPercent(before: {total: number; steal: number}, after: {total: number; steal: number}): number {
+	const total = after.total - before.total;
+	return total > 0 ? (100 * (after.steal - before.steal)) / total : 0;
+}

@@ -1,0 +1,24 @@
+// /proc readers: this process's own stat line, and the machine's CPU time with its stolen part.
+import t from 'tap';
+import {machineCpuTicks, procStatFields, stolenPercent} from '../../src/host/proc.js';
+
+t.test("a process's stat fields are split after the name, whatever the name holds", async (t) => {
+	const fields = procStatFields(process.pid);
+	t.equal(fields?.[1], String(process.pid));
+	t.match(fields?.[3], /^[RSDT]$/, 'field 3 is the state');
+	t.equal(procStatFields(process.pid, process.pid)?.[1], String(process.pid), 'and a thread of it');
+	t.equal(procStatFields(2 ** 22 + 1), undefined, 'a process that cannot exist has none');
+});
+
+t.test('the machine CPU time grows; the stolen part is a share of it', async (t) => {
+	const before = machineCpuTicks();
+	t.ok(before.total > 0 && before.steal >= 0 && before.steal <= before.total, `total ${before.total} ticks, stolen ${before.steal}`);
+	const until = Date.now() + 50;
+	while (Date.now() < until); // burn a few ticks
+	const after = machineCpuTicks();
+	t.ok(after.total > before.total, 'it grows');
+	const share = stolenPercent(before, after);
+	t.ok(share >= 0 && share <= 100, `stolen over 50 ms: ${share.toFixed(2)} %`);
+	t.equal(stolenPercent({total: 100, steal: 10}, {total: 300, steal: 60}), 25, '50 of 200 ticks');
+	t.equal(stolenPercent(before, before), 0, 'no time, nothing stolen');
+});
