@@ -98,13 +98,21 @@ export class Pinner {
 	}
 
 	/**
-	 * Move QEMU's other threads to the floating set of `a` (off the exclusive
-	 * CPUs). Not on the hint's critical path: it reads /proc, and only when the
-	 * floating set changed.
+	 * Move QEMU's other threads (and pvrun's, with `includeSelf`) to the
+	 * floating set of `a`, off the exclusive CPUs. Not on the hint's critical
+	 * path: it reads /proc, and only when the floating set changed. At once
+	 * when the set loses a CPU (a new grant must be its vCPU's alone); when it
+	 * only gains CPUs (a grant went away), only with `widen` (the engine's
+	 * timer). A guest that pins a thread and lets it go again and again would
+	 * otherwise have pvrun move some twenty threads twice per hint, for a CPU
+	 * they lose again a moment later: profiled in back-to-back hints, half of
+	 * pvrun's CPU time, past its SCHED_FIFO budget (docs/benchmarks.md).
 	 */
-	applyOthers(a: Assignment): string[] {
+	applyOthers(a: Assignment, widen = false): string[] {
 		const floating = a.floating.join(',');
 		if (floating === this.othersFloating) return [];
+		const before = this.othersFloating === '' ? undefined : new Set(this.othersFloating.split(',').map(Number));
+		if (!widen && before && [...before].every((c) => a.floating.includes(c))) return [];
 		this.othersFloating = floating;
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
 		for (const tid of threadsExcept(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);

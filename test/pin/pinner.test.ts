@@ -122,3 +122,27 @@ t.test('plan says what apply would do without doing it; adopt records what anoth
 	);
 	t.same([...pinner.apply(one).changed.keys()], [2], 'and apply does just that');
 });
+
+t.test("QEMU's other threads leave a new grant at once, and get a released one back only when the timer says", {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
+	const cpus = startCpus.slice(0, 2);
+	const [vcpu0, vcpu1, qemu] = [sleeper(t), sleeper(t), sleeper(t)];
+	const pinner = new Pinner(
+		new Map([
+			[0, vcpu0],
+			[1, vcpu1],
+		]),
+		qemu,
+	);
+	const granted = decideAffinity([hint(10, [1])], 2, cpus, floatingOnly(cpus));
+	const released = decideAffinity([], 2, cpus, granted);
+	t.same(pinner.applyOthers(floatingOnly(cpus)), []);
+	t.same(threadCpusAllowed(qemu, qemu), cpus, 'at first every CPU');
+	pinner.applyOthers(granted);
+	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'a grant: off its CPU at once');
+	pinner.applyOthers(released);
+	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'released: still off it (the guest may pin again at once)');
+	pinner.applyOthers(released, true);
+	t.same(threadCpusAllowed(qemu, qemu), cpus, "the engine's timer widens");
+	pinner.applyOthers(granted);
+	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'and a new grant narrows at once again');
+});
