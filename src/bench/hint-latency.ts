@@ -162,7 +162,8 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 	});
 	try {
 		const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * (200 + pauseUs / 1000));
-		const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: ')).slice(warmup);
+		// pvhint prints the measured hints only (not the warm-up).
+		const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: '));
 		const pinUs = samples.map((l) => Number(/pin_us=([\d.]+)/.exec(l)?.[1]));
 		const unpinUs = samples.map((l) => Number(/unpin_us=([\d.]+)/.exec(l)?.[1]));
 		const timeouts = Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? 'NaN');
