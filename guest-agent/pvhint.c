@@ -200,10 +200,7 @@ int main(int argc, char **argv)
 	/* -v's lines, printed after the last hint: a line written to the serial console
 	 * between hints took the guest ~1 ms of port I/O and interrupts under TCG, and
 	 * delayed the next hint (pin p99 2.2 against 1.0 ms, back to back, alternating runs). */
-	struct sample {
-		double pin_us, unpin_us;
-		struct breakdown b;
-	} *samples;
+	struct breakdown *parts;
 	volatile struct pvshm_vcpu_slot *slot;
 	uint64_t *pin, *unpin;
 	cpu_set_t one, all;
@@ -249,8 +246,8 @@ int main(int argc, char **argv)
 	slot = pvshm_slot(&shm, vcpu);
 	pin = calloc(warmup + count, sizeof(*pin));
 	unpin = calloc(warmup + count, sizeof(*unpin));
-	samples = calloc(warmup + count, sizeof(*samples));
-	if (!pin || !unpin || !samples)
+	parts = calloc(warmup + count, sizeof(*parts));
+	if (!pin || !unpin || !parts)
 		return 1;
 	tid = (uint32_t)gettid();
 	CPU_ZERO(&one);
@@ -288,15 +285,15 @@ int main(int argc, char **argv)
 				continue;
 			}
 			unpin[ok] = pvshm_now_ns() - t0;
-			samples[ok] = (struct sample){pin[ok] / 1000.0, unpin[ok] / 1000.0, b};
+			parts[ok] = b;
 			ok++;
 			continue;
 		}
 		sched_setaffinity(0, sizeof(all), &all);
 	}
-	for (unsigned k = 0; verbose && k < ok; k++)
-		printf("pvhint-sample: pin_us=%.1f unpin_us=%.1f syscall_us=%.1f relay_us=%.1f host_us=%.1f\n", samples[k].pin_us, samples[k].unpin_us,
-		       samples[k].b.syscall_us, samples[k].b.relay_us, samples[k].b.host_us);
+	for (unsigned k = 0; verbose && k < ok; k++) /* before the sort below reorders pin and unpin */
+		printf("pvhint-sample: pin_us=%.1f unpin_us=%.1f syscall_us=%.1f relay_us=%.1f host_us=%.1f\n", pin[k] / 1000.0, unpin[k] / 1000.0,
+		       parts[k].syscall_us, parts[k].relay_us, parts[k].host_us);
 	qsort(pin, ok, sizeof(*pin), cmp_u64);
 	qsort(unpin, ok, sizeof(*unpin), cmp_u64);
 	printf("pvhint: vcpu=%u n=%u timeouts=%u pin_p50_us=%.1f pin_p90_us=%.1f pin_p99_us=%.1f pin_max_us=%.1f "

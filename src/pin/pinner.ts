@@ -30,7 +30,7 @@ export class Pinner {
 	private readonly baseNice = new Map<number, number>();
 	private readonly niceOffset = new Map<number, number>();
 	/** The floating set last applied to QEMU's other threads. */
-	private othersFloating = '';
+	private othersFloating: number[] | undefined;
 
 	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
 	constructor(
@@ -49,7 +49,7 @@ export class Pinner {
 	setThreads(vcpuThreads: Map<number, number>): void {
 		this.vcpuThreads = vcpuThreads;
 		this.applied.clear();
-		this.othersFloating = '';
+		this.othersFloating = undefined;
 	}
 
 	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
@@ -109,11 +109,9 @@ export class Pinner {
 	 * pvrun's CPU time, past its SCHED_FIFO budget (docs/benchmarks.md).
 	 */
 	applyOthers(a: Assignment, widen = false): string[] {
-		const floating = a.floating.join(',');
-		if (floating === this.othersFloating) return [];
-		const before = this.othersFloating === '' ? undefined : new Set(this.othersFloating.split(',').map(Number));
-		if (!widen && before && [...before].every((c) => a.floating.includes(c))) return [];
-		this.othersFloating = floating;
+		const before = this.othersFloating;
+		if (before && (before.join(',') === a.floating.join(',') || (!widen && before.every((c) => a.floating.includes(c))))) return [];
+		this.othersFloating = [...a.floating];
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
 		for (const tid of threadsExcept(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
 		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
