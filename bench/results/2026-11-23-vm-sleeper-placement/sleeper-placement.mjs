@@ -10,7 +10,7 @@ const force = process.env.FORCE !== '0';
 const ticks = (pid, tid) => { try { const f = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); } catch { return NaN; } };
 const cpusAllowed = (pid, tid) => { try { return /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))[1]; } catch { return '?'; } };
 const vcpuThreads = (pid) => { const out = []; for (const t of fs.readdirSync(`/proc/${pid}/task`)) { try { const c = fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim(); const m = /^CPU (\d+)\/TCG$/.exec(c); if (m) out[Number(m[1])] = Number(t); } catch {} } return out; };
-const dump = "(sleep,9;cd,/proc/$(pidof,pvwork)/task;for,t,in,*;do,echo,T,$t,$(cut,-d',',-f39,$t/stat);done;cat,/proc/loadavg)&";
+const dump = "(i=0;while,[,$i,-lt,11,];do,sleep,1;echo,T,$(cat,/proc/$(pidof,pvwork)/task/*/stat|cut,-d',',-f39);i=$((i+1));done)&";
 const run = process.env.FORCE === '2' ? `sleep,3;pvwork,sleeper,-c,0,-p,1000,-s,1,-b,3;${dump}pvwork,sleeper,-c,0,-p,1000,-s,10,-b,3` : force
   ? "sleep,2;taskset,-c,0,sh,-c,'while,:;do,:;done'&B=$!;sleep,1;taskset,-p,f,$B>/dev/null;pvwork,sleeper,-c,0,-p,1000,-s,10,-b,2;kill,$B"
   : "sleep,2;(sleep,8;cd,/proc/$(pidof,pvwork)/task;for,t,in,*;do,echo,T,$t,$(cut,-d',',-f39,$t/stat);done;cat,/proc/loadavg)&pvwork,sleeper,-c,0,-p,1000,-s,10,-b,3";
