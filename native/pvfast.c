@@ -15,7 +15,11 @@
  * so a thread that pins itself and lets go is followed again and again, and
  * anything else the table does not cover ends it until the next publish.
  * Everything runs under one mutex per instance, which pvrun's JavaScript
- * thread holds only inside this library's calls.
+ * thread holds only inside this library's calls. The mutex inherits
+ * priority: this thread rests in SCHED_FIFO and pvrun's JavaScript thread
+ * never does (docs/architecture.md), so a kick that finds the lock taken
+ * lends the holder this thread's priority instead of waiting behind the
+ * threads that preempted it.
  *
  * Loaded with koffi (src/host/fastpath.ts); the binary format of the table
  * and of the results is specified in docs/fast-path.md. */
@@ -506,7 +510,15 @@ int pvf_start(const char *shm_path, const char *kick_path)
 	in->entries = calloc(PVF_MAX_ENTRIES, sizeof(*in->entries));
 	if (!in->entries || pipe2(in->stop_pipe, O_CLOEXEC) || pipe2(in->wake_pipe, O_CLOEXEC | O_NONBLOCK))
 		goto fail;
-	pthread_mutex_init(&in->lock, NULL);
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+	err = pthread_mutex_init(&in->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	if (err) {
+		errno = err;
+		goto fail;
+	}
 	err = pthread_create(&in->thread, NULL, run, in);
 	if (err) {
 		errno = err;

@@ -3,12 +3,14 @@
 // 4 vCPUs on this machine's CPUs, `pvwork poll -c 0 -b 3`: a poller pinned to
 // vCPU 0 beside 3 busy unpinned threads) between pvrun builds, for policy
 // changes whose effect the full matrix's 3 repetitions cannot separate from
-// the machine's drift. Each variant is a pvrun build: a directory like this
-// checkout whose dist/ holds the variant. Besides pvwork's result, it reads
-// each vCPU thread's CPU time from /proc over 6 s of the 10 s poll, so that
-// work per CPU-second can be told from CPU given.
+// the machine's drift; `--workload sleeper` runs scenario a's sleeper instead
+// (`pvwork sleeper -c 0 -p 1000 -b 3`), whose rare stalls need many VMs to
+// count. Each variant is a pvrun build: a directory like this checkout whose
+// dist/ holds the variant. Besides pvwork's result, it reads each vCPU
+// thread's CPU time from /proc over 6 s of the 10 s run, so that work per
+// CPU-second can be told from CPU given.
 //
-//   node scripts/ab-poll.mjs [--pairs N] NAME=DIR ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR ...
 import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -16,10 +18,12 @@ import timers from 'node:timers';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}}});
+const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}}});
 const pairs = Number(values.pairs);
-if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] NAME=DIR ...\n');
+const workloads = {poll: 'pvwork,poll,-c,0,-s,SEC,-b,3', sleeper: 'pvwork,sleeper,-c,0,-p,1000,-s,SEC,-b,3'};
+const command = workloads[values.workload];
+if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command) {
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR ...\n');
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -59,13 +63,16 @@ const ticks = (qemu) => {
 	}
 	return out;
 };
-const fmt = (r) => `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
+const fmt = (r) =>
+	r.workload === 'sleeper'
+		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
+		: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
 const image = await ensureImage();
 const all = new Map(variants.map((v) => [v.name, []]));
-say(`scenario a poll, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the poll`);
+say(`scenario a ${values.workload}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
 for (let pair = 0; pair < pairs; pair++) {
 	for (const v of pair % 2 ? [...variants].reverse() : variants) {
-		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: 'sleep,3;pvwork,poll,-c,0,-s,1,-b,3;pvwork,poll,-c,0,-s,10,-b,3', launcher: [process.execPath, v.main]});
+		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, launcher: [process.execPath, v.main]});
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
 			const qemu = qemuOf(guest.pid);
@@ -88,4 +95,8 @@ for (let pair = 0; pair < pairs; pair++) {
 	}
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-for (const [name, rs] of all) say(`median ${name.padEnd(8)} ${fmt(Object.fromEntries(['iterPerSec', 'maxStallUs', 'burnerIterPerSec'].map((k) => [k, median(rs.map((r) => r[k]))])))}`);
+const keys = values.workload === 'sleeper' ? ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'] : ['iterPerSec', 'maxStallUs', 'burnerIterPerSec'];
+for (const [name, rs] of all) {
+	say(`median ${name.padEnd(8)} ${fmt({workload: values.workload, ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))]))})}`);
+	if (values.workload === 'sleeper') say(`stalls  ${name.padEnd(8)} ${rs.filter((r) => r.p99Us > 100_000).length} of ${rs.length} VMs with a p99 over 100 ms`);
+}

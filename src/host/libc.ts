@@ -42,7 +42,6 @@ interface Libc {
 	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
 	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
 	syscall: KoffiFunc<(nr: number, ...typedArgs: unknown[]) => number>;
-	clock_gettime: KoffiFunc<(clock: number, ts: Uint8Array) => number>;
 }
 
 let bound: Libc | undefined;
@@ -73,7 +72,6 @@ function bindLibc(): Libc {
 		munmap: fn('int munmap(void *addr, size_t length)'),
 		// glibc 2.36 has no sched_setattr wrapper.
 		syscall: fn('long syscall(long number, ...)'),
-		clock_gettime: fn('int clock_gettime(int clock, _Out_ void *ts)'),
 	};
 }
 
@@ -133,60 +131,25 @@ export function setThreadNice(tid: number, nice: number): void {
 const SYS_sched_setattr = 314;
 const SCHED_ATTR_SIZE = 56;
 const SCHED_OTHER = 0;
-const SCHED_FIFO = 1;
-const SCHED_FLAG_RESET_ON_FORK = 0x01n;
-
-/** A scheduling class for a thread: normal (nice, EEVDF slice) or SCHED_FIFO. */
-export type Scheduling = {policy: 'other'; nice: number; sliceNs: number} | {policy: 'fifo'; priority: number};
-
-/**
- * A scheduling setting checked and encoded once, for hot paths: `apply(tid)`
- * is one syscall with no allocation and returns 0 or the errno's name.
- */
-export interface PreparedScheduling {
-	apply(tid: number): 0 | string;
-}
-
-/** Check and encode `s` as a struct sched_attr, ready to apply to any thread. */
-export function prepareScheduling(s: Scheduling): PreparedScheduling {
-	const attr = Buffer.alloc(SCHED_ATTR_SIZE);
-	attr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
-	if (s.policy === 'other') {
-		if (!Number.isInteger(s.nice) || s.nice < -20 || s.nice > 19) throw new PvrunError(`invalid nice value ${s.nice}: use an integer from -20 to 19`);
-		if (!Number.isInteger(s.sliceNs) || s.sliceNs < 0 || s.sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${s.sliceNs} ns: use 0..100 ms`);
-		attr.writeUInt32LE(SCHED_OTHER, 4); // sched_policy
-		attr.writeInt32LE(s.nice, 16); // sched_nice
-		attr.writeBigUInt64LE(BigInt(s.sliceNs), 24); // sched_runtime: the slice for fair tasks
-	} else {
-		if (!Number.isInteger(s.priority) || s.priority < 1 || s.priority > 99) throw new PvrunError(`invalid real-time priority ${s.priority}: use an integer from 1 to 99`);
-		attr.writeUInt32LE(SCHED_FIFO, 4); // sched_policy
-		// Threads and processes started meanwhile do not inherit the real-time class.
-		attr.writeBigUInt64LE(SCHED_FLAG_RESET_ON_FORK, 8); // sched_flags
-		attr.writeUInt32LE(s.priority, 20); // sched_priority
-	}
-	return {
-		apply(tid: number): 0 | string {
-			checkTid(tid);
-			return libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', attr, 'unsigned int', 0) === 0 ? 0 : errnoName(koffi.errno());
-		},
-	};
-}
 
 /**
  * Makes thread `tid` (0 = the calling thread) a latency-sensitive normal
  * thread: nice value `nice` and, on kernels with EEVDF custom slices (6.12+),
  * a time slice of `sliceNs`, so that it preempts a running thread as soon as
  * it wakes instead of waiting for that thread's slice to end. Its CPU share
- * is set by `nice` alone. Older kernels ignore the slice.
+ * is set by `nice` alone. Older kernels ignore the slice. (pvrun puts none of
+ * its JavaScript in a real-time class: docs/architecture.md.)
  */
 export function setThreadLatency(tid: number, nice: number, sliceNs: number): void {
-	setThreadScheduling(tid, {policy: 'other', nice, sliceNs});
-}
-
-/** Sets the scheduling class of thread `tid` (0 = the calling thread). */
-export function setThreadScheduling(tid: number, s: Scheduling): void {
 	checkTid(tid);
-	if (prepareScheduling(s).apply(tid) !== 0) {
+	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
+	const attr = Buffer.alloc(SCHED_ATTR_SIZE);
+	attr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
+	attr.writeUInt32LE(SCHED_OTHER, 4); // sched_policy
+	attr.writeInt32LE(nice, 16); // sched_nice
+	attr.writeBigUInt64LE(BigInt(sliceNs), 24); // sched_runtime: the slice for fair tasks
+	if (libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', attr, 'unsigned int', 0) !== 0) {
 		throw syscallError('sched_setattr', `cannot set the scheduling of thread ${tid}`, niceHint);
 	}
 }
@@ -208,17 +171,6 @@ export function getThreadNice(tid: number): number {
 		throw syscallError('getpriority', `cannot read the nice value of thread ${tid}`, threadHint);
 	}
 	return nice;
-}
-
-// clock_gettime(2)'s clock for the calling thread's CPU time, and one struct timespec to read it into.
-const CLOCK_THREAD_CPUTIME_ID = 3;
-const timespec = Buffer.alloc(16);
-
-/** The CPU time the calling thread has used, in ms (no allocation: for budgets checked on hot paths). */
-export function threadCpuTimeMs(): number {
-	if (libc().clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0) throw syscallError('clock_gettime', "cannot read the thread's CPU time", threadHint);
-	const seconds = timespec.readUInt32LE(0) + timespec.readUInt32LE(4) * 2 ** 32;
-	return seconds * 1000 + timespec.readUInt32LE(8) / 1e6;
 }
 
 /** Maps the first `size` bytes of an existing file read-write and shared, as an ArrayBuffer aliasing it. */

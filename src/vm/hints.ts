@@ -10,7 +10,6 @@ import {firstLine} from '../util/errors.js';
 import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
 import type {VcpuPlacement} from './state.js';
 import type {PinOp, PinResult, Pinner} from '../pin/pinner.js';
-import type {DecisionBoost} from '../host/boost.js';
 import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
 import type {FastApplied, FastLink, FastTake} from '../host/fastpath.js';
@@ -52,8 +51,8 @@ const maxInternalErrors = 20;
 /**
  * `pvrun status` sees a change of placement within this long (see
  * publishPlacement). Each rewrite of the state file took ~1.7 ms of pvrun's
- * thread, which rests in SCHED_FIFO, in a profile of back-to-back hints: at
- * 100 ms, 1.7 % of the time a vCPU waited behind it.
+ * thread in a profile of back-to-back hints: at 100 ms, 1.7 % of that
+ * thread's time.
  */
 const placementDelayMs = 500;
 
@@ -62,13 +61,11 @@ export class HintEngine {
 	private assignment: Assignment;
 	private nrVcpus: number;
 	/** The counters as last logged (all start at zero and only grow). */
-	private readonly loggedCounters: Record<string, number> = {...emptyCounters(), hintsRefused: 0, boostOverBudget: 0};
+	private readonly loggedCounters: Record<string, number> = {...emptyCounters(), hintsRefused: 0};
 	private fallback: NodeJS.Timeout | undefined;
 	/** Hints not kept because maxHints threads already have one. */
 	private hintsRefused = 0;
 	private stopped = false;
-	/** The current decision runs boosted (see DecisionBoost). */
-	private boosted = false;
 	/** Host-side latencies in µs (records visible → affinity applied, on either path), for the benchmark. */
 	readonly hostLatenciesUs: number[] = [];
 	/** The native fast path, when it runs (see setFastPath). */
@@ -94,8 +91,6 @@ export class HintEngine {
 		private readonly allowed: number[],
 		nrVcpus: number,
 		private readonly log: EventLog,
-		/** Keeps the drain → decide → pin section (and the wait for it) ahead of normal threads, within its budget, when allowed. */
-		private readonly boost?: DecisionBoost,
 		/** How busy granted vCPUs are; without it, a grant is never judged idle. */
 		private readonly usage?: VcpuUsage,
 	) {
@@ -134,12 +129,11 @@ export class HintEngine {
 		this.fallback.unref();
 	}
 
-	/** Stop the loop: no more decisions, the fast path's table ended, pvrun's thread out of SCHED_FIFO. */
+	/** Stop the loop: no more decisions, the fast path's table ended. */
 	stop(): void {
 		this.stopped = true;
 		this.fastTable = undefined;
 		this.fast?.take(true);
-		this.boost?.stop();
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
 	}
@@ -226,19 +220,12 @@ export class HintEngine {
 	 * seen waiting (the timed section starts there; logging waits until after it).
 	 */
 	private decideRound(visible: number): void {
-		// Every drain checks the boost's CPU budget: a flood of records is what it bounds.
-		this.boosted = this.boost?.enter() ?? false;
-		let changedHints: AffinityRecord[];
-		try {
-			const taken = this.untaken ?? this.takeFast(true);
-			this.untaken = undefined;
-			const records = this.reader.drain(drainBudget);
-			changedHints = records.filter((r) => this.onAffinity(r));
-			this.adoptFast(taken);
-			this.decide(visible, records.at(-1)?.seq ?? 0);
-		} finally {
-			this.endBoost();
-		}
+		const taken = this.untaken ?? this.takeFast(true);
+		this.untaken = undefined;
+		const records = this.reader.drain(drainBudget);
+		const changedHints = records.filter((r) => this.onAffinity(r));
+		this.adoptFast(taken);
+		this.decide(visible, records.at(-1)?.seq ?? 0);
 		// The next kick must find the next table: publish before asking for it.
 		this.publishFast();
 		this.reader.armKick();
@@ -315,8 +302,6 @@ export class HintEngine {
 		// The fast path's decision is applied already: only what follows the pinning is left.
 		const result = fast ? fastResult(fast.ops, fast.applied) : this.pinner.apply(next);
 		const appliedAt = performance.now();
-		const boosted = this.boosted;
-		this.endBoost();
 		this.assignment = next;
 		const moved = why === 'start' ? Array.from({length: this.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.nrVcpus);
 		// The fast path wrote its own feedback.
@@ -351,12 +336,12 @@ export class HintEngine {
 			this.fastDecisions++;
 			const us = fast.applied.latencyUs;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted: false, fast: true});
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: true});
 		} else if (visible !== undefined && result.changed.size > 0) {
 			this.slowDecisions++;
 			const us = (appliedAt - visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, boosted, fast: false});
+			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: false});
 		}
 	}
 
@@ -464,13 +449,6 @@ export class HintEngine {
 		}, placementDelayMs).unref();
 	}
 
-	/** End the boosted decision, if in one (the boost accounts its CPU time). */
-	private endBoost(): void {
-		if (!this.boosted) return;
-		this.boosted = false;
-		this.boost?.leave();
-	}
-
 	/**
 	 * Log the counters when any changed. Runs after every drain: it compares
 	 * field by field and allocates nothing unless something changed (garbage
@@ -478,10 +456,10 @@ export class HintEngine {
 	 */
 	private reportCounters(): void {
 		const counters = this.reader.counters;
-		let changed = this.loggedCounters['hintsRefused'] !== this.hintsRefused || this.loggedCounters['boostOverBudget'] !== (this.boost?.overBudget ?? 0);
+		let changed = this.loggedCounters['hintsRefused'] !== this.hintsRefused;
 		for (const k of counterNames) if (this.loggedCounters[k] !== counters[k]) changed = true;
 		if (!changed) return;
-		const c: Record<string, number> = {...counters, hintsRefused: this.hintsRefused, boostOverBudget: this.boost?.overBudget ?? 0};
+		const c: Record<string, number> = {...counters, hintsRefused: this.hintsRefused};
 		Object.assign(this.loggedCounters, c);
 		const anomalies = counterNames.filter((k) => counters[k] > 0);
 		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map((k) => `${k}=${counters[k]}`).join(' ')}` : undefined);

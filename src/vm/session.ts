@@ -5,9 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
-import {RestingBoost} from '../host/boost.js';
 import {FastPath} from '../host/fastpath.js';
-import {prepareScheduling, setThreadLatency, threadCpuTimeMs} from '../host/libc.js';
+import {setThreadLatency} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -31,8 +30,6 @@ const channelNice = -10;
  * ~3 ms on the 2-core development machine, with 100 µs ~1.1 ms.
  */
 const channelSliceNs = 100_000;
-/** pvrun's thread while it serves hints: the lowest real-time priority (see RestingBoost). */
-const decisionPriority = 1;
 /** How long a failed channel set-up waits to see whether QEMU is simply quitting before it warns. */
 const quitGraceMs = 2000;
 
@@ -114,10 +111,10 @@ export class HintSession {
 		if (this.closed) return;
 		const threads = await this.qmp.vcpuThreads();
 		if (this.closed) return;
-		const raised = this.raiseChannelPriority(threads.map((t) => t.threadId));
+		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, this.decisionBoost(raised), new VcpuUsage(this.qemu.pid));
+		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, new VcpuUsage(this.qemu.pid));
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
@@ -209,34 +206,21 @@ export class HintSession {
 	 * The hint path runs through pvrun's own thread and QEMU's main loop (which
 	 * relays the agent's KICK): both mostly sleep, but when they wake they must
 	 * not wait behind busy vCPU threads. Raise them (nice -10, short slice) when
-	 * allowed; true if pvrun's own thread was raised.
+	 * allowed. Never into a real-time class: pvrun's thread runs V8, whose
+	 * garbage collector waits for helper threads that float on the same CPUs,
+	 * and a SCHED_FIFO main thread kept them from running. Traced, one such
+	 * collection held a CPU for 0.35 s, and with it QEMU's main loop, so that
+	 * no guest timer fired (docs/benchmarks.md). Only the native fast path's
+	 * thread, which runs no JavaScript, uses SCHED_FIFO.
 	 */
-	private raiseChannelPriority(vcpuTids: number[]): boolean {
-		const tids = [0, ...threadsExcept(this.qemu.pid, vcpuTids)];
-		let self = false;
-		for (const tid of tids) {
+	private raiseChannelPriority(vcpuTids: number[]): void {
+		for (const tid of [0, ...threadsExcept(this.qemu.pid, vcpuTids)]) {
 			try {
 				setThreadLatency(tid, channelNice, channelSliceNs);
-				if (tid === 0) self = true;
 			} catch (error) {
 				this.log.write('warning', {message: `cannot raise priority of thread ${tid}: ${firstLine(error)}`});
 			}
 		}
-		return self;
-	}
-
-	/**
-	 * SCHED_FIFO for pvrun's own thread from now on, within its CPU budget; past
-	 * it, the class it had (raised or not) until the next window; if even that
-	 * fails, plain SCHED_OTHER, which any thread may always return to.
-	 */
-	private decisionBoost(raised: boolean): RestingBoost {
-		const fifo = prepareScheduling({policy: 'fifo', priority: decisionPriority});
-		const plain = prepareScheduling({policy: 'other', nice: 0, sliceNs: 0});
-		const normal = raised ? prepareScheduling({policy: 'other', nice: channelNice, sliceNs: channelSliceNs}) : plain;
-		const boost = new RestingBoost({enter: () => fifo.apply(0), leave: () => (normal.apply(0) === 0 ? 0 : plain.apply(0))}, (reason) => this.log.write('warning', {message: reason}), threadCpuTimeMs);
-		boost.start();
-		return boost;
 	}
 
 	/**

@@ -45,7 +45,8 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	const applied = events.find((e) => e.event === 'applied');
 	t.equal(applied?.['fast'], fast, fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread");
 	const root = process.getuid?.() === 0;
-	t.equal(threadPolicy(guest.pid, guest.pid), root ? 1 : 0, root ? "pvrun's thread rests in SCHED_FIFO between decisions" : 'without privileges, SCHED_OTHER');
+	// Never real-time: V8's collector waits for helper threads on the same CPU (docs/architecture.md).
+	t.equal(threadPolicy(guest.pid, guest.pid), 0, "pvrun's JavaScript thread is SCHED_OTHER, even as root");
 	// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
 	const realTime = (pid: number, tid: number) => {
 		try {
@@ -64,7 +65,7 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	const others = fs.readdirSync(`/proc/${guest.pid}/task`).map(Number).filter((tid) => tid !== guest.pid);
 	const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
 	t.equal(fastThreads.length, fast ? 1 : 0, fast ? "one of pvrun's threads is the fast path's" : 'no fast-path thread');
-	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), fast ? [root] : [], root ? 'it rests in SCHED_FIFO too' : 'in SCHED_OTHER');
+	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), fast ? [root] : [], root ? 'it alone rests in SCHED_FIFO' : 'in SCHED_OTHER');
 	t.notOk(fastThreads.some((tid) => threadCpusAllowed(guest.pid, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
 	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(guest.pid, tid)), [], "pvrun's other threads stay SCHED_OTHER");
 	t.same(threads.filter((tid) => realTime(qemuPid, tid)), [], "and so do QEMU's vCPU threads");
