@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
 import {machineCpuTicks, procStatFields, stolenPercent} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
@@ -57,7 +58,23 @@ export interface HintLatencyResult {
 	backToBack: HintSeries;
 	/** A pause before each pin. */
 	sparse: HintSeries;
+	/** This machine's floor for a sparse pin's move, measured after the runs (native/pvprobe), or why not. */
+	moveFloor: MoveFloor | {error: string};
 	idleCpuPercent: number;
+}
+
+/**
+ * A sparse pin usually finds its vCPU's thread runnable on the CPU where the
+ * fast path woke, and the CPU to grant idle: `sched_setaffinity` must move a
+ * runnable thread onto an idle CPU, and the kernel wakes that CPU. pvprobe
+ * times that move (and, for reference, the move of a sleeping thread) from a
+ * SCHED_FIFO thread, with the same pause before each.
+ */
+export interface MoveFloor {
+	from: number;
+	to: number;
+	runnableToIdleUs: Percentiles;
+	sleepingUs: Percentiles;
 }
 
 /** Pause before each sparse hint: long enough for the guest's and the host's threads to sleep. */
@@ -90,6 +107,9 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 				step.done(`p50 ${(percentiles(one.pinUs).p50 / 1000).toFixed(2)} ms, p99 ${(percentiles(one.pinUs).p99 / 1000).toFixed(2)} ms`);
 			}
 		}
+		const probe = progress.step(`this machine's floor: moving a runnable thread onto an idle CPU, ${options.hints} times`);
+		const moveFloor = await measureMoveFloor(options.hints, sparsePauseUs);
+		probe.done('error' in moveFloor ? moveFloor.error : `p50 ${moveFloor.runnableToIdleUs.p50.toFixed(1)} µs, p99 ${moveFloor.runnableToIdleUs.p99.toFixed(1)} µs`);
 		const idle = progress.step(`pvrun CPU use while the guest idles (${options.idleSeconds} s)`);
 		const idleCpuPercent = await measureIdleCpu(image, options.idleSeconds);
 		idle.done(`${idleCpuPercent.toFixed(2)} % of one core`);
@@ -103,6 +123,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			runs: options.runs,
 			backToBack: series(backToBackRuns, 0),
 			sparse: series(sparseRuns, sparsePauseUs),
+			moveFloor,
 			idleCpuPercent,
 		};
 		report(result);
@@ -184,6 +205,20 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 	}
 }
 
+/** Run native/pvprobe (`n` moves, `gapUs` before each); its one line of samples, or why it could not measure. */
+async function measureMoveFloor(n: number, gapUs: number): Promise<MoveFloor | {error: string}> {
+	const r = await execa(path.join(packageRoot, 'native', 'pvprobe'), ['-n', String(n), '-g', String(gapUs)], {reject: false, timeout: 60_000 + n * 3 * (gapUs / 1000)});
+	const line = r.stdout.split('\n').find((l) => l.startsWith('pvprobe-result '));
+	if (r.exitCode !== 0 || !line) return {error: `not measured: ${r.stderr.trim().split('\n')[0] || r.shortMessage}`};
+	const raw: unknown = JSON.parse(line.slice('pvprobe-result '.length));
+	const o = (raw ?? {}) as Record<string, unknown>;
+	const list = (k: string) => (Array.isArray(o[k]) && o[k].every((v) => typeof v === 'number' && Number.isFinite(v)) ? (o[k] as number[]) : undefined);
+	const runnable = list('runnableToIdleUs');
+	const sleeping = list('sleepingUs');
+	if (!runnable?.length || !sleeping?.length || typeof o['from'] !== 'number' || typeof o['to'] !== 'number') return {error: 'not measured: pvprobe printed no usable samples'};
+	return {from: o['from'], to: o['to'], runnableToIdleUs: percentiles(runnable), sleepingUs: percentiles(sleeping)};
+}
+
 /** pvrun's own CPU time (utime+stime of its process) per wall second while the guest sleeps, in % of one core. */
 async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: number): Promise<number> {
 	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,${seconds + 20}`, launcher: pvrunCommand()});
@@ -224,6 +259,15 @@ function report(r: HintLatencyResult): void {
 		process.stdout.write(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
 		process.stdout.write(`timeouts                            ${s.timeouts}\n`);
 		process.stdout.write(`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`);
+		if (s === r.sparse) {
+			const f = r.moveFloor;
+			if ('error' in f) process.stdout.write(`this machine's floor for a sparse pin's move: ${f.error}\n`);
+			else {
+				line(`floor: runnable thread → idle CPU ${f.to}`, f.runnableToIdleUs, (us) => `${us.toFixed(0)} µs`);
+				line('  (a sleeping thread, for reference)', f.sleepingUs, (us) => `${us.toFixed(0)} µs`);
+				process.stdout.write('(a sparse pin makes the first move: its vCPU thread is runnable where the fast path woke; docs/benchmarks.md)\n');
+			}
+		}
 	}
 	process.stdout.write(`\npvrun CPU while the guest idles     ${r.idleCpuPercent.toFixed(2)} % of one core (target < 1 %: ${verdict(r.idleCpuPercent < 1)})\n`);
 	process.stdout.write('baseline (crude prototype, same machine type): round trip p50 0.49 / p90 3.5 / p99 5.3 ms, host side p99 55 µs\n');
