@@ -219,12 +219,20 @@ async function measureMoveFloor(n: number, gapUs: number): Promise<MoveFloor | {
 	return {from: o['from'], to: o['to'], runnableToIdleUs: percentiles(runnable), sleepingUs: percentiles(sleeping)};
 }
 
+/**
+ * How long after the guest is ready the idle window starts: past the agent's
+ * handshake, the program load and the first usage samples. (A window 3 s after
+ * boot read 0.8–1.2 % where 30 s windows in steady state read 0.5–0.6 %:
+ * docs/benchmarks.md.)
+ */
+const idleSettleMs = 10_000;
+
 /** pvrun's own CPU time (utime+stime of its process) per wall second while the guest sleeps, in % of one core. */
 async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: number): Promise<number> {
 	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,${seconds + 20}`, launcher: pvrunCommand()});
 	try {
 		await guest.waitFor(readyLine, 60_000);
-		await new Promise((r) => setTimeout(r, 3000)); // agent handshake and program load settle
+		await new Promise((r) => setTimeout(r, idleSettleMs));
 		const ticks = () => {
 			const fields = procStatFields(guest.pid) ?? [];
 			return Number(fields[14]) + Number(fields[15]); // utime, stime of the whole process

@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
 					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
 					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
 					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
-					.option('idle-seconds', {type: 'number', default: 10, describe: 'hint-latency: how long to measure idle CPU'}),
+					.option('idle-seconds', {type: 'number', default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
 			async (args) => {
 				if (args.name === 'hint-latency') {
 					await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs, ...(args.out ? {out: args.out} : {})});
