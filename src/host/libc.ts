@@ -116,12 +116,15 @@ function maskCpus(mask: Uint8Array): number[] {
 	return cpus;
 }
 
+/** A nice value is an integer from -20 to 19. */
+function checkNice(nice: number): void {
+	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+}
+
 /** Sets the nice value (-20..19) of thread `tid` (0 = the calling thread). */
 export function setThreadNice(tid: number, nice: number): void {
 	checkTid(tid);
-	if (!Number.isInteger(nice) || nice < -20 || nice > 19) {
-		throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
-	}
+	checkNice(nice);
 	if (libc().setpriority(PRIO_PROCESS, tid, nice) !== 0) {
 		throw syscallError('setpriority', `cannot set the nice value of thread ${tid} to ${nice}`, niceHint);
 	}
@@ -142,7 +145,7 @@ const SCHED_OTHER = 0;
  */
 export function setThreadLatency(tid: number, nice: number, sliceNs: number): void {
 	checkTid(tid);
-	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+	checkNice(nice);
 	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
 	const attr = Buffer.alloc(SCHED_ATTR_SIZE);
 	attr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
