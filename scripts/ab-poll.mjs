@@ -8,9 +8,10 @@
 // count. Each variant is a pvrun build: a directory like this checkout whose
 // dist/ holds the variant. Besides pvwork's result, it reads each vCPU
 // thread's CPU time from /proc over 6 s of the 10 s run, so that work per
-// CPU-second can be told from CPU given.
+// CPU-second can be told from CPU given. The variant `plain` (no =DIR) is plain
+// QEMU, with debug-threads=on so that its vCPU threads are named too.
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR|plain ...
 import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -23,13 +24,14 @@ const pairs = Number(values.pairs);
 const workloads = {poll: 'pvwork,poll,-c,0,-s,SEC,-b,3', sleeper: 'pvwork,sleeper,-c,0,-p,1000,-s,SEC,-b,3'};
 const command = workloads[values.workload];
 if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR ...\n');
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR|plain ...\n');
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const variants = positionals.map((spec) => {
+	if (spec === 'plain') return {name: 'plain', main: undefined};
 	const [name, dir] = spec.split('=');
 	const main = path.resolve(dir ?? '', 'dist/cli/main.js');
 	if (!name || !fs.existsSync(main)) {
@@ -72,7 +74,7 @@ const all = new Map(variants.map((v) => [v.name, []]));
 say(`scenario a ${values.workload}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
 for (let pair = 0; pair < pairs; pair++) {
 	for (const v of pair % 2 ? [...variants].reverse() : variants) {
-		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, launcher: [process.execPath, v.main]});
+		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
 			const qemu = qemuOf(guest.pid);
