@@ -8,7 +8,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {cacheRoot, packageRoot} from '../util/paths.js';
 import {silentProgress, type Progress} from '../util/progress.js';
 import {extractDeb, fetchPackage, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
-import {imageKey, initrdName, kernelName, makeBuildDir, openCachedImage, publishImage, type CachedImage} from './cache.js';
+import {imageKey, initrdName, kernelName, makeBuildDir, openCachedImage, pruneImages, publishImage, type CachedImage} from './cache.js';
 import {moduleClosure, parseModulesDep, trimmedModulesDep} from './modules.js';
 import {expandFile, loadImageSpec, type ImageSpec} from './spec.js';
 
@@ -55,6 +55,8 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<Ima
 	try {
 		const release = await assemble(inputs, cache, buildDir, progress);
 		const image = await publishImage(cache, buildDir, key, release, describeInputs(inputs));
+		const pruned = pruneImages(cache, key);
+		if (pruned.length) progress.info(`removed ${pruned.length} image(s) unused for 14 days: ${pruned.join(', ')}`);
 		return {...image, fromCache: false};
 	} catch (error) {
 		fs.rmSync(buildDir, {recursive: true, force: true});

@@ -66,7 +66,54 @@ export async function openCachedImage(cache: string, key: string): Promise<{imag
 		if (!want || !fs.existsSync(file)) return {corrupt: `${name} missing`};
 		if (fs.statSync(file).size !== want.size || (await sha256File(file)) !== want.sha256) return {corrupt: `${name} checksum mismatch`};
 	}
+	markUsed(dir);
 	return {image: {key, dir, kernel: path.join(dir, kernelName), initrd: path.join(dir, initrdName), manifest}};
+}
+
+/** An image's last use is its manifest's mtime: stamped on every hit, for pruneImages. */
+function markUsed(dir: string): void {
+	try {
+		const now = new Date();
+		fs.utimesSync(path.join(dir, manifestName), now, now);
+	} catch {
+		// a cache we may read but not write: its owner prunes it
+	}
+}
+
+/** When an image was last used: its manifest's mtime, or its directory's if the manifest is gone. */
+function lastUsed(dir: string): number {
+	try {
+		return fs.statSync(path.join(dir, manifestName)).mtimeMs;
+	} catch {
+		return fs.statSync(dir).mtimeMs;
+	}
+}
+
+export const pruneAfterMs = 14 * 24 * 3600 * 1000;
+
+/**
+ * Remove the images not used for `unusedMs` (and build leftovers of theirs),
+ * never `keep` nor the `keepNewest` last used: a guest-agent change makes a new
+ * 19 MB image, and without this the cache grew by one per change for ever. An
+ * image in use by a running VM is safe: QEMU has read its kernel and initrd at
+ * start, and a process that opened it less than `unusedMs` ago finds it still.
+ * Returns the keys removed.
+ */
+export function pruneImages(cache: string, keep: string, unusedMs = pruneAfterMs, keepNewest = 2, now = Date.now()): string[] {
+	const root = imagesDir(cache);
+	if (!fs.existsSync(root)) return [];
+	const images = fs
+		.readdirSync(root)
+		.filter((n) => !n.startsWith('.') && n !== keep)
+		.map((key) => ({key, used: lastUsed(path.join(root, key))}))
+		.sort((a, b) => b.used - a.used);
+	const removed: string[] = [];
+	for (const {key, used} of images.slice(Math.max(0, keepNewest - 1))) {
+		if (now - used < unusedMs) continue;
+		fs.rmSync(path.join(root, key), {recursive: true, force: true});
+		removed.push(key);
+	}
+	return removed;
 }
 
 /** A fresh private directory to build an image in, inside the cache (same filesystem as the final place). */

@@ -19,6 +19,14 @@ const progress: Progress = {
 };
 
 t.test('cold build, then a cache hit', async (t) => {
+	// Two images of an older pvrun, last used 30 and 40 days ago: the build keeps the newer.
+	for (const [key, days] of [['00000000000000a1', 30], ['00000000000000a2', 40]] as const) {
+		const dir = path.join(imagesDir(cache), key);
+		fs.mkdirSync(dir, {recursive: true});
+		fs.writeFileSync(path.join(dir, 'manifest.json'), '{}');
+		const when = new Date(Date.now() - days * 24 * 3600 * 1000);
+		fs.utimesSync(path.join(dir, 'manifest.json'), when, when);
+	}
 	let started = performance.now();
 	const cold = await ensureImage({cache, progress});
 	const coldSeconds = (performance.now() - started) / 1000;
@@ -28,6 +36,8 @@ t.test('cold build, then a cache hit', async (t) => {
 	t.ok(fs.statSync(cold.kernel).size > 1e6, 'kernel present');
 	t.ok(fs.statSync(cold.initrd).size > 1e6, 'initrd present');
 	t.match(cold.manifest.kernelRelease, /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
+	t.same(fs.readdirSync(imagesDir(cache)).sort(), ['00000000000000a1', cold.key].sort(), 'the image unused for 40 days is pruned, the newest other kept');
+	t.ok(messages.includes('removed 1 image(s) unused for 14 days: 00000000000000a2'), 'and the build says so');
 
 	started = performance.now();
 	const warm = await ensureImage({cache, progress});
