@@ -18,6 +18,7 @@ import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
 import {gitCommit} from './matrix.js';
 import {readEventLog} from '../vm/event-log.js';
+import {withTempDir} from '../util/tempdir.js';
 
 export interface Percentiles {
 	n: number;
@@ -92,8 +93,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 	const progress = createProgress('pvrun bench');
 	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-bench-'));
-	try {
+	return withTempDir('pvrun-bench-', async (dir) => {
 		const backToBackRuns: RunSamples[] = [];
 		const sparseRuns: RunSamples[] = [];
 		for (let run = 1; run <= options.runs; run++) {
@@ -132,9 +132,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 		fs.writeFileSync(path.join(out, 'hint-latency.json'), `${JSON.stringify(result, null, 1)}\n`);
 		progress.info(`raw samples: ${path.relative(process.cwd(), path.join(out, 'hint-latency.json'))}`);
 		return result;
-	} finally {
-		fs.rmSync(dir, {recursive: true, force: true});
-	}
+	});
 }
 
 /** What one run (one VM) measured. */

@@ -17,6 +17,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
 import {matrixReport, type Summary, summarize} from './matrix-report.js';
+import {withTempDir} from '../util/tempdir.js';
 
 export const configNames = ['plain', 'static', 'pvrun'] as const;
 export type ConfigName = (typeof configNames)[number];
@@ -136,10 +137,9 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const started = performance.now();
 	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
-	const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-'));
 	const samples: Sample[] = [];
 	const failures: MatrixResult['failures'] = [];
-	try {
+	await withTempDir('pvrun-matrix-', async (work) => {
 		for (let rep = 0; rep < options.reps; rep++) {
 			for (const id of options.scenarios) {
 				const scenario = scenarios[id];
@@ -156,9 +156,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 				}
 			}
 		}
-	} finally {
-		fs.rmSync(work, {recursive: true, force: true});
-	}
+	});
 	const summary = summarize(samples);
 	const result: MatrixResult = {
 		schema: 'pvrun-bench-matrix/1',
