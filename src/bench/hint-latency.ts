@@ -18,7 +18,7 @@ import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
 import {gitCommit} from './matrix.js';
 import {readEventLog} from '../vm/event-log.js';
-import {withTempDir} from '../util/tempdir.js';
+import {withTempDir} from './tempdir.js';
 
 export interface Percentiles {
 	n: number;

@@ -17,7 +17,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
 import {matrixReport, type Summary, summarize} from './matrix-report.js';
-import {withTempDir} from '../util/tempdir.js';
+import {withTempDir} from './tempdir.js';
 
 export const configNames = ['plain', 'static', 'pvrun'] as const;
 export type ConfigName = (typeof configNames)[number];

@@ -3,8 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-const signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+import {forwardedSignals as signals, shellStatus} from '../vm/qemu-process.js';
 
 /**
  * Run `fn` with a fresh directory under the system's temporary directory, and
@@ -27,7 +26,7 @@ export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promis
 		// no one listens any more, else exit with the shell's code for it.
 		setImmediate(() => {
 			if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-			process.exit(128 + (os.constants.signals[signal] ?? 0));
+			process.exit(shellStatus({code: null, signal}));
 		});
 	}
 	const ignored = ignoredSignals();

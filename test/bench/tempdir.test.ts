@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, {type Test} from 'tap';
 import {packageRoot} from '../../src/util/paths.js';
-import {withTempDir} from '../../src/util/tempdir.js';
+import {withTempDir} from '../../src/bench/tempdir.js';
 
 t.test('removed when the work returns or throws', async (t) => {
 	const listeners = process.listenerCount('SIGINT');
@@ -31,7 +31,7 @@ t.test('removed when the work returns or throws', async (t) => {
 
 /** A Node child inside withTempDir, with `extra` run first; resolves with the directory it printed. */
 function child(t: Pick<Test, 'teardown'>, extra = '') {
-	const module = path.join(packageRoot, 'dist', 'util', 'tempdir.js');
+	const module = path.join(packageRoot, 'dist', 'bench', 'tempdir.js');
 	const code = `${extra}; import(${JSON.stringify(module)}).then((m) => m.withTempDir('pvrun-test-', (dir) => { process.stdout.write(dir + '\\n'); return new Promise(() => setInterval(() => {}, 1000)); }))`;
 	// env -i: tap's hooks would otherwise be loaded into the child, signal listeners and all.
 	const proc = spawn('/usr/bin/env', ['-i', process.execPath, '-e', code], {stdio: ['ignore', 'pipe', 'inherit']});
