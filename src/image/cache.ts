@@ -80,13 +80,20 @@ function markUsed(dir: string): void {
 	}
 }
 
-/** When an image was last used: its manifest's mtime, or its directory's if the manifest is gone. */
+/**
+ * When an image was last used: its manifest's mtime, or its directory's if the
+ * manifest is gone; Infinity (never pruned) if the directory went meanwhile
+ * (another build's pruning), so that pruning cannot fail a build that succeeded.
+ */
 function lastUsed(dir: string): number {
-	try {
-		return fs.statSync(path.join(dir, manifestName)).mtimeMs;
-	} catch {
-		return fs.statSync(dir).mtimeMs;
+	for (const file of [path.join(dir, manifestName), dir]) {
+		try {
+			return fs.statSync(file).mtimeMs;
+		} catch {
+			// the next one
+		}
 	}
+	return Infinity;
 }
 
 export const pruneAfterMs = 14 * 24 * 3600 * 1000;
