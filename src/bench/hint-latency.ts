@@ -17,6 +17,7 @@ import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
 import {gitCommit} from './matrix.js';
+import {defaultResultsDir} from './results-dir.js';
 import {readEventLog} from '../vm/event-log.js';
 import {withTempDir} from './tempdir.js';
 
@@ -127,7 +128,7 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 			idleCpuPercent,
 		};
 		report(result);
-		const out = options.out ? path.resolve(options.out) : path.join(packageRoot, 'bench', 'results', `${result.date.slice(0, 10)}-${os.hostname()}`);
+		const out = options.out ? path.resolve(options.out) : defaultResultsDir('hint-latency.json', result.date);
 		fs.mkdirSync(out, {recursive: true});
 		fs.writeFileSync(path.join(out, 'hint-latency.json'), `${JSON.stringify(result, null, 1)}\n`);
 		progress.info(`raw samples: ${path.relative(process.cwd(), path.join(out, 'hint-latency.json'))}`);

@@ -17,6 +17,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
 import {matrixReport, type Summary, summarize} from './matrix-report.js';
+import {defaultResultsDir} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
 
 export const configNames = ['plain', 'static', 'pvrun'] as const;
@@ -68,7 +69,7 @@ export interface MatrixOptions {
 	seconds: number;
 	scenarios: ScenarioId[];
 	workloads: WorkloadName[];
-	/** Results folder; default bench/results/<date>-<host>[-quick]. */
+	/** Results folder; default bench/results/<date>-<host>[-quick][-N] (a new N rather than overwrite a run's results). */
 	out?: string;
 }
 
@@ -169,7 +170,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 		failures,
 		durationSeconds: Math.round((performance.now() - started) / 100) / 10,
 	};
-	const out = options.out ?? path.join(packageRoot, 'bench', 'results', `${result.date.slice(0, 10)}-${os.hostname()}${options.quick ? '-quick' : ''}`);
+	const out = options.out ?? defaultResultsDir('matrix.json', result.date, options.quick ? '-quick' : '');
 	fs.mkdirSync(out, {recursive: true});
 	const files = await matrixReport(result);
 	fs.writeFileSync(path.join(out, 'matrix.json'), `${JSON.stringify(result, null, 1)}\n`);

@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
 					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 2 with --quick)'})
 					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
 					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
-					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>)'})
+					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)'})
 					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
 					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
 					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})

@@ -1,0 +1,21 @@
+// Where a benchmark writes its results when the user did not say: a folder
+// named by date and host, never one that already holds the same results.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {packageRoot} from '../util/paths.js';
+
+/**
+ * The default results folder for `file` (`matrix.json`, `hint-latency.json`):
+ * `<root>/<date>-<host><suffix>`, or the same name with `-2`, `-3`, ... when
+ * that folder already holds `file` — a second run on the same day used to
+ * overwrite the first. Two benchmarks of one `make bench` (different files)
+ * still share a folder. `date` is an ISO timestamp.
+ */
+export function defaultResultsDir(file: string, date: string, suffix = '', root = path.join(packageRoot, 'bench', 'results'), host = os.hostname()): string {
+	const base = path.join(root, `${date.slice(0, 10)}-${host}${suffix}`);
+	for (let n = 1; ; n++) {
+		const dir = n === 1 ? base : `${base}-${n}`;
+		if (!fs.existsSync(path.join(dir, file))) return dir;
+	}
+}
