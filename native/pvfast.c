@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,7 @@ struct instance {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	uint8_t *shm;
+	pid_t tgid; /* QEMU: every thread changed must still be one of its (0: not checked) */
 	char kick_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int kick_fd, stop_pipe[2], wake_pipe[2];
 	/* Under lock. */
@@ -259,7 +261,12 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 		const struct pvf_op *op = &o->ops[i];
 		int failed = 0;
 
-		if (op->cpus == PVF_CPUS_ONE) {
+		/* An exited vCPU thread's id may already be another process's (ids are
+		 * reused) before pvrun hears of the exit: never touch it (ESRCH). */
+		if (in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
+			failed = 1;
+			errno = ESRCH;
+		} else if (op->cpus == PVF_CPUS_ONE) {
 			CPU_ZERO(&one);
 			CPU_SET(op->pcpu, &one);
 			failed = sched_setaffinity(op->tid, sizeof(one), &one) != 0;
@@ -477,14 +484,16 @@ static void *run(void *arg)
 /* ---- the API (src/host/fastpath.ts) ---- */
 
 /* Map the shared file, connect to the kick socket (retrying until QEMU
- * listens) and start the thread. A handle >= 0, or -errno. */
-int pvf_start(const char *shm_path, const char *kick_path)
+ * listens) and start the thread, which changes only threads of process
+ * `tgid` (QEMU; 0 for tests whose stand-in threads are processes). A handle
+ * >= 0, or -errno. */
+int pvf_start(const char *shm_path, const char *kick_path, int tgid)
 {
 	struct instance *in = NULL;
 	int h, fd, err;
 	void *shm;
 
-	if (!shm_path || !kick_path || strlen(kick_path) >= sizeof(in->kick_path))
+	if (!shm_path || !kick_path || strlen(kick_path) >= sizeof(in->kick_path) || tgid < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&instances_lock);
 	for (h = 0; h < PVF_MAX_INSTANCES && instances[h].used; h++)
@@ -499,6 +508,7 @@ int pvf_start(const char *shm_path, const char *kick_path)
 	pthread_mutex_unlock(&instances_lock);
 	in->kick_fd = in->stop_pipe[0] = in->stop_pipe[1] = in->wake_pipe[0] = in->wake_pipe[1] = -1;
 	strcpy(in->kick_path, kick_path);
+	in->tgid = tgid;
 	fd = open(shm_path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		goto fail;

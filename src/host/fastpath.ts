@@ -13,7 +13,7 @@ import {packageRoot} from '../util/paths.js';
 export const fastLibraryPath = path.join(packageRoot, 'native', 'libpvfast.so');
 
 interface FastLib {
-	pvf_start: KoffiFunc<(shmPath: string, kickPath: string) => number>;
+	pvf_start: KoffiFunc<(shmPath: string, kickPath: string, tgid: number) => number>;
 	pvf_wake_fd: KoffiFunc<(h: number) => number>;
 	pvf_publish: KoffiFunc<(h: number, buf: Uint8Array, len: number) => number>;
 	pvf_take: KoffiFunc<(h: number, end: number, hdr: Uint8Array, list: Uint8Array, max: number) => number>;
@@ -32,7 +32,7 @@ function fastLib(): FastLib | string {
 		const lib = koffi.load(fastLibraryPath);
 		const fn = <T extends (...args: never[]) => unknown>(decl: string): KoffiFunc<T> => lib.func(decl) as KoffiFunc<T>;
 		loaded = {
-			pvf_start: fn('int pvf_start(const char *shm_path, const char *kick_path)'),
+			pvf_start: fn('int pvf_start(const char *shm_path, const char *kick_path, int tgid)'),
 			pvf_wake_fd: fn('int pvf_wake_fd(int h)'),
 			pvf_publish: fn('int pvf_publish(int h, const uint8_t *buf, size_t len)'),
 			pvf_take: fn('int pvf_take(int h, int end, _Out_ uint8_t *hdr, _Out_ uint8_t *list, uint32_t max)'),
@@ -126,13 +126,16 @@ export class FastPath implements FastLink {
 	/**
 	 * Start the thread on the VM's shared memory (`shmPath`) and kick socket
 	 * (QEMU's end of the kick port; the thread connects when QEMU listens).
-	 * `onWake` runs on the JavaScript thread after each kick. Throws with the
-	 * reason when the fast path cannot run.
+	 * `onWake` runs on the JavaScript thread after each kick. It changes only
+	 * threads of process `tgid` (QEMU), checked before each change; 0 leaves
+	 * that unchecked, for tests whose stand-in threads are processes. Throws
+	 * with the reason when the fast path cannot run.
 	 */
-	static start(shmPath: string, kickSocket: string, onWake: () => void): FastPath {
+	static start(shmPath: string, kickSocket: string, tgid: number, onWake: () => void): FastPath {
 		const lib = fastLib();
 		if (typeof lib === 'string') throw new Error(lib);
-		const h = lib.pvf_start(shmPath, kickSocket);
+		if (!Number.isInteger(tgid) || tgid < 0) throw new Error(`cannot start the fast path: invalid process id ${tgid}`);
+		const h = lib.pvf_start(shmPath, kickSocket, tgid);
 		if (h < 0) throw new Error(`cannot start the fast path: errno ${-h}`);
 		const fd = lib.pvf_wake_fd(h);
 		let wake: net.Socket;

@@ -130,6 +130,25 @@ export function setThreadNice(tid: number, nice: number): void {
 	}
 }
 
+// tgkill(2) with signal 0 sends nothing: it only checks that the thread is in the group.
+const SYS_tgkill = 234;
+
+/**
+ * Whether thread `tid` belongs to process `tgid` now. Thread ids are reused:
+ * once a vCPU thread has exited (hot-unplug, QEMU quitting), its id may name
+ * another process's thread before pvrun learns of the exit, so pvrun checks
+ * this right before it changes a thread. False when the thread is gone or
+ * belongs to another process; true when it exists but may not be signalled
+ * (EPERM: still that process's).
+ */
+export function threadInProcess(tgid: number, tid: number): boolean {
+	if (tid === 0) throw new PvrunError('invalid thread id 0: name the thread');
+	checkTid(tid);
+	if (!Number.isInteger(tgid) || tgid <= 0) throw new PvrunError(`invalid process id ${tgid}`);
+	if (libc().syscall(SYS_tgkill, 'int', tgid, 'int', tid, 'int', 0) === 0) return true;
+	return errnoName(koffi.errno()) === 'EPERM';
+}
+
 // sched_setattr(2): x86-64 syscall number and struct sched_attr (SCHED_ATTR_SIZE_VER1).
 const SYS_sched_setattr = 314;
 const SCHED_ATTR_SIZE = 56;

@@ -3,7 +3,7 @@
 // only for threads whose CPU set changes. In shared mode the floating vCPU
 // threads also run at a higher nice value, relative to what they had.
 import fs from 'node:fs';
-import {getThreadNice, setThreadAffinity, setThreadNice} from '../host/libc.js';
+import {getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
 import {cpusFor, type Assignment} from '../policy/affinity.js';
 import {firstLine} from '../util/errors.js';
 
@@ -38,6 +38,14 @@ export class Pinner {
 		private readonly qemuPid: number,
 		/** Also move the calling (pvrun's main) thread with the floating set. */
 		private readonly includeSelf = false,
+		/**
+		 * Whether thread `tid` is process `tgid`'s now, asked right before each
+		 * change: an exited vCPU thread's id may already be another process's
+		 * (ids are reused) before pvrun hears of the exit, and pvrun never
+		 * touches other processes. Tests whose stand-in "threads" are processes
+		 * of their own say so here.
+		 */
+		private readonly owns: (tgid: number, tid: number) => boolean = threadInProcess,
 	) {}
 
 	/** vCPU index → host thread id, as last set. */
@@ -125,9 +133,14 @@ export class Pinner {
 			} catch (error) {
 				transient.push(firstLine(error));
 			}
-			for (const tid of ownOtherThreads()) this.pin(tid, a.floating, transient);
+			for (const tid of ownOtherThreads()) this.pin(tid, a.floating, transient, process.pid);
 		}
 		return transient.filter((e) => !e.includes('ESRCH'));
+	}
+
+	/** Throws unless thread `tid` is still process `tgid`'s (its message names ESRCH: the thread is gone). */
+	private checkOwned(tid: number, tgid: number): void {
+		if (!this.owns(tgid, tid)) throw new Error(`thread ${tid} is no longer one of process ${tgid}'s: ESRCH; left alone`);
 	}
 
 	/** Set thread `tid`'s nice value to its own base plus `offset`, unless already done (attempted once per change). */
@@ -135,6 +148,7 @@ export class Pinner {
 		if ((this.niceOffset.get(tid) ?? 0) === offset) return;
 		this.niceOffset.set(tid, offset);
 		try {
+			this.checkOwned(tid, this.qemuPid);
 			setThreadNice(tid, this.niceFor(tid, offset));
 		} catch (error) {
 			errors.push(firstLine(error));
@@ -148,11 +162,12 @@ export class Pinner {
 		return Math.max(-20, Math.min(19, base + offset));
 	}
 
-	/** Pin one thread unless it already has `cpus`; true if it changed. */
-	private pin(tid: number, cpus: number[], errors: string[]): boolean {
+	/** Pin one thread of process `tgid` unless it already has `cpus`; true if it changed. */
+	private pin(tid: number, cpus: number[], errors: string[], tgid = this.qemuPid): boolean {
 		const key = cpus.join(',');
 		if (this.applied.get(tid) === key) return false;
 		try {
+			this.checkOwned(tid, tgid);
 			setThreadAffinity(tid, cpus);
 			this.applied.set(tid, key);
 			return true;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../host/fastpath.js';
-import {setThreadLatency} from '../host/libc.js';
+import {setThreadLatency, threadInProcess} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -216,6 +216,7 @@ export class HintSession {
 	private raiseChannelPriority(vcpuTids: number[]): void {
 		for (const tid of [0, ...threadsExcept(this.qemu.pid, vcpuTids)]) {
 			try {
+				if (tid !== 0 && !threadInProcess(this.qemu.pid, tid)) continue; // exited since /proc was read
 				setThreadLatency(tid, channelNice, channelSliceNs);
 			} catch (error) {
 				this.log.write('warning', {message: `cannot raise priority of thread ${tid}: ${firstLine(error)}`});
@@ -235,7 +236,7 @@ export class HintSession {
 			return;
 		}
 		try {
-			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, () => engine.kick());
+			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, this.qemu.pid, () => engine.kick());
 			engine.setFastPath(this.fast);
 			this.log.write('fast-path', {state: 'on'});
 		} catch (error) {

@@ -7,8 +7,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type {Test} from 'tap';
+import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
+
+/**
+ * For a Pinner whose stand-in vCPU "threads" are processes of their own: a
+ * thread counts as the VM's while that process lives (pvrun asks whether it
+ * is still QEMU's; see Pinner's `owns`).
+ */
+export const standIn = (_tgid: number, tid: number): boolean => threadInProcess(tid, tid);
 
 /** A process that only sleeps: its pid is a thread id the fast path may pin. */
 export function sleeper(t: Test): ChildProcess {

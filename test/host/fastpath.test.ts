@@ -11,13 +11,17 @@ import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, type Assignment, type Hint} from '../../src/policy/affinity.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/vm/fast-table.js';
-import {connectedWithin, feedback, kickServer, sleeper} from '../helpers/fast.js';
+import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const allowed = [0, 1];
 
-/** Everything one test needs: the area, the fake guest, two fake vCPU threads, the running fast path. */
-async function setUp(t: Test) {
+/**
+ * Everything one test needs: the area, the fake guest, two fake vCPU threads,
+ * the running fast path. The stand-in threads are processes, so the fast path
+ * checks no process (`tgid` 0) unless the test names one.
+ */
+async function setUp(t: Test, tgid = 0) {
 	const shm = area(t, 2);
 	const guest = new Guest(shm);
 	const [a, b] = [sleeper(t), sleeper(t)];
@@ -25,13 +29,13 @@ async function setUp(t: Test) {
 		[0, a.pid ?? 0],
 		[1, b.pid ?? 0],
 	]);
-	const pinner = new Pinner(tids, process.pid);
+	const pinner = new Pinner(tids, process.pid, false, standIn);
 	let state: Assignment = floatingOnly(allowed);
 	t.same(pinner.apply(state).errors, [], 'the stand-in vCPU threads float');
 	const server = await kickServer(t);
 	let wakes = 0;
 	let waiter: (() => void) | undefined;
-	const fast = FastPath.start(shm.path, server.path, () => {
+	const fast = FastPath.start(shm.path, server.path, tgid, () => {
 		wakes++;
 		waiter?.();
 	});
@@ -232,6 +236,21 @@ t.test('a vanished thread is reported per operation, the rest is applied', async
 	t.equal(applied?.errno, 3, 'ESRCH');
 	const b = f.tids.get(1) ?? 0;
 	t.same(cpusOf(b), [1], 'the live thread was pinned all the same');
+});
+
+t.test("a thread that is not QEMU's is left alone: an exited vCPU thread's id may be another process's", async (t) => {
+	const qemu = sleeper(t); // the VM's process; the stand-in vCPU threads are not its
+	const f = await setUp(t, qemu.pid ?? 0);
+	const [a = 0, b = 0] = [f.tids.get(0), f.tids.get(1)];
+	f.publish();
+	f.guest.append({tid: 701, mask: maskOf(1)});
+	await f.kick();
+	const [applied] = f.fast.take(false).applied;
+	t.equal(applied?.failedOps, 3n, 'both operations refused');
+	t.equal(applied?.errno, 3, 'as ESRCH: the thread is gone as far as the VM goes');
+	t.same(cpusOf(a), [0, 1], 'the foreign thread kept its CPUs');
+	t.same(cpusOf(b), [0, 1], 'both of them');
+	t.throws(() => FastPath.start(f.shm.path, '/nonexistent', -1, () => {}), /invalid process id -1/);
 });
 
 t.test('stop ends the thread', async (t) => {

@@ -5,10 +5,11 @@ import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {setThreadAffinity} from '../../src/host/libc.js';
+import {setThreadAffinity, threadInProcess} from '../../src/host/libc.js';
 import {procStatFields} from '../../src/host/proc.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
+import {standIn} from '../helpers/fast.js';
 
 function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {
 	const child = spawn('nice', ['-n', String(nice), 'sleep', '30'], {stdio: 'ignore'});
@@ -29,7 +30,7 @@ t.test('shared mode lowers the floating vCPU thread relative to its own nice val
 	const vcpu0 = sleeper(t);
 	const vcpu1 = sleeper(t, 3); // the user started this one niced: pvrun keeps that as its base
 	await new Promise((r) => setTimeout(r, 100)); // `nice` has exec'd `sleep`
-	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1]]), process.pid);
+	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1]]), process.pid, false, standIn);
 	// Two vCPUs, one asks, two CPUs: vCPU 0 alone on a CPU, vCPU 1 on the other.
 	const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
 	t.equal(exclusive.shared, false);
@@ -84,7 +85,7 @@ t.test('plan says what apply would do without doing it; adopt records what anoth
 	const cpus = startCpus.slice(0, 2);
 	const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t, 2), sleeper(t)];
 	await new Promise((r) => setTimeout(r, 100));
-	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]), process.pid);
+	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]), process.pid, false, standIn);
 	const start = floatingOnly(cpus);
 	t.same(pinner.apply(start).errors, []);
 	t.same(pinner.plan(start), [], 'nothing to do for the state applied');
@@ -145,4 +146,21 @@ t.test("QEMU's other threads leave a new grant at once, and get a released one b
 	t.same(threadCpusAllowed(qemu, qemu), cpus, "the engine's timer widens");
 	pinner.applyOthers(granted);
 	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'and a new grant narrows at once again');
+});
+
+t.test("a vCPU thread id that is no longer QEMU's is left alone (thread ids are reused)", {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
+	const cpus = startCpus.slice(0, 2);
+	const [qemu, other] = [sleeper(t), sleeper(t)];
+	t.equal(threadInProcess(qemu, qemu), true, "QEMU's own thread is QEMU's");
+	t.equal(threadInProcess(qemu, other), false, "another process's thread is not");
+	t.equal(threadInProcess(process.pid, process.pid), true);
+	// The id pvrun has for vCPU 1 now names another process's thread: pvrun's real check.
+	setThreadAffinity(other, cpus); // not what it inherited from this process, which earlier tests moved
+	const pinner = new Pinner(new Map([[0, qemu], [1, other]]), qemu);
+	const granted = decideAffinity([hint(10, [1])], 2, cpus, floatingOnly(cpus));
+	const result = pinner.apply(granted);
+	t.same([...result.changed.keys()], [0], 'only the thread that is still QEMU\'s changed');
+	t.match(result.errors, [/thread \d+ is no longer one of process \d+'s: ESRCH/]);
+	t.same(threadCpusAllowed(other, other), cpus, 'the other process kept its CPUs');
+	t.equal(statNice(other), 0, 'and its weight');
 });

@@ -14,7 +14,7 @@ import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../..
 import {RingReader} from '../../src/shm/reader.js';
 import {EventLog, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {HintEngine} from '../../src/vm/hints.js';
-import {connectedWithin, feedback, kickServer, sleeper} from '../helpers/fast.js';
+import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
@@ -27,10 +27,10 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-fast-engine-'));
 	const logFile = path.join(dir, 'events.jsonl');
 	const log = new EventLog(logFile, false);
-	const engine = new HintEngine(shm, new RingReader(shm), new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0), [0, 1], 2, log);
+	const engine = new HintEngine(shm, new RingReader(shm), new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn), [0, 1], 2, log);
 	const server = await kickServer(t);
 	let wakes = 0;
-	const fast = FastPath.start(shm.path, server.path, () => {
+	const fast = FastPath.start(shm.path, server.path, 0, () => {
 		wakes++;
 		engine.kick();
 	});
