@@ -42,9 +42,9 @@ const maxHints = 4096;
 const counterNames = Object.keys(emptyCounters()) as Array<keyof ShmCounters>;
 /** Records decoded per drain before yielding to the event loop. */
 const drainBudget = 1024;
-/** A granted vCPU busy less than this fraction of its CPU (over VcpuUsage's window) shares it... */
+/** A granted vCPU that wants a CPU less than this fraction of the time (VcpuUsage's window: running or waiting to run) shares it... */
 const idleBelow = 0.4;
-/** ...until it is busy more than this again. */
+/** ...until it wants one more than this again (sharing, a busy vCPU may run only half the time but waits the rest). */
 const busyAbove = 0.6;
 /** Errors inside the hint loop after which it stops for good. */
 const maxInternalErrors = 20;

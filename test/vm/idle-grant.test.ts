@@ -1,0 +1,64 @@
+// An idle grant that gets busy again, with real processes standing in for
+// vCPU threads and the engine's real usage sampling: vCPU 0's thread first
+// sleeps (its grant is judged idle and shared), then spins beside three busy
+// floating vCPUs on the same two CPUs. Sharing, it runs about half the time,
+// so judged by CPU time alone it never looked busy again and kept sharing for
+// good; judged by the time it wants a CPU, it gets its CPU back.
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {Pinner} from '../../src/pin/pinner.js';
+import {VcpuUsage, threadDemandNs} from '../../src/pin/usage.js';
+import {RingReader} from '../../src/shm/reader.js';
+import {EventLog, readEventLog} from '../../src/vm/event-log.js';
+import {HintEngine} from '../../src/vm/hints.js';
+import {sleeper, standIn} from '../helpers/fast.js';
+import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+
+const cpus = ownCpus().slice(0, 2);
+
+t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, even while it shares', {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
+	const spawnSh = (script: string): number => {
+		const child = spawn('sh', ['-c', script], {stdio: 'ignore'});
+		t.teardown(() => void child.kill('SIGKILL'));
+		return child.pid ?? 0;
+	};
+	// vCPU 0: asleep for 1.5 s (sh waits for its sleep child), then busy in sh itself.
+	const vcpus = [spawnSh('sleep 1.5; while :; do :; done'), ...[1, 2, 3].map(() => spawnSh('while :; do :; done'))];
+	const qemu = sleeper(t).pid ?? 0;
+	const shm = area(t, 4);
+	const guest = new Guest(shm);
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-idle-grant-'));
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
+	const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, 4, log, new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid))) // the stand-ins are processes;
+	t.teardown(() => {
+		engine.stop();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	engine.start(250);
+	guest.append({tid: 500, mask: maskOf(0)}); // a guest thread pins itself to vCPU 0
+	engine.kick();
+	const usage = () => readEventLog(logFile).filter((e) => e.event === 'usage');
+	const waitFor = async (what: string, ok: () => boolean, ms: number) => {
+		for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 20))) {
+			if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
+		}
+	};
+	const granted = () => {
+		const own = threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
+		return own.length === 1 && vcpus.slice(1).every((tid) => !threadCpusAllowed(tid, tid).includes(own[0] ?? -1));
+	};
+	await waitFor('vCPU 0 gets a CPU of its own', granted, 2000);
+	await waitFor('its grant is judged idle while its thread sleeps', () => usage().some((e) => e['idle'] === true), 1500);
+	t.notOk(granted(), 'the floating vCPUs share its CPU');
+	await waitFor('it is judged busy again once it spins', () => usage().some((e) => e['idle'] === false), 3500);
+	t.ok(granted(), 'and the CPU is its own again: no other vCPU thread may run there');
+	t.match(usage().at(-1), {vcpu: 0, idle: false});
+	t.ok(Number(usage().at(-1)?.['busyPercent']) > 80, `busy ${usage().at(-1)?.['busyPercent']} % of the time, though it ran about half of it`);
+});
