@@ -73,7 +73,7 @@ export function decideAffinity(
 	nrVcpus: number,
 	allowed: readonly number[],
 	previous: Assignment,
-	/** Granted vCPUs seen using little of their CPU: they share it (see VcpuUsage). */
+	/** Granted vCPUs seen using little of their CPU: they share it while the same grant goes on (see VcpuUsage). */
 	idle: ReadonlySet<number> = new Set(),
 ): Assignment {
 	// The thread that asks for each vCPU alone: the oldest hint wins.
@@ -89,8 +89,10 @@ export function decideAffinity(
 	const everyVcpuAsks = asking.length >= nrVcpus;
 	const crowded = !everyVcpuAsks && cpus.length >= 2 && asking.length > cpus.length - 1;
 	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(cpus.length, nrVcpus) : cpus.length - 1);
-	// With every vCPU asking, nothing floats: there is nobody to share with.
-	const sharing = (v: number) => !everyVcpuAsks && (crowded || idle.has(v));
+	// With every vCPU asking, nothing floats: there is nobody to share with. The idle
+	// judgement belongs to a grant that goes on (same vCPU, thread and CPU): a new grant
+	// starts with the CPU to itself, to be judged afresh (HintEngine.judgeUse).
+	const sharing = (v: number, goesOn: boolean) => !everyVcpuAsks && (crowded || (goesOn && idle.has(v)));
 	const granted = asking.slice(0, capacity);
 	const denied = asking.slice(capacity);
 
@@ -98,11 +100,11 @@ export function decideAffinity(
 	const used = new Set<number>();
 	// First keep stable placements, then hand out the highest free CPUs.
 	for (const v of granted) {
-		const before = previous.exclusive.get(v)?.pcpu;
-		if (before !== undefined && cpus.includes(before) && !used.has(before)) {
-			used.add(before);
+		const before = previous.exclusive.get(v);
+		if (before !== undefined && cpus.includes(before.pcpu) && !used.has(before.pcpu)) {
+			used.add(before.pcpu);
 			const h = askers.get(v);
-			if (h) exclusive.set(v, {pcpu: before, tid: h.tid, seq: h.seq, shared: sharing(v)});
+			if (h) exclusive.set(v, {pcpu: before.pcpu, tid: h.tid, seq: h.seq, shared: sharing(v, h.tid === before.tid)});
 		}
 	}
 	const free = cpus.filter((c) => !used.has(c)).reverse();
@@ -112,7 +114,7 @@ export function decideAffinity(
 		const h = askers.get(v);
 		if (pcpu === undefined || !h) continue;
 		used.add(pcpu);
-		exclusive.set(v, {pcpu, tid: h.tid, seq: h.seq, shared: sharing(v)});
+		exclusive.set(v, {pcpu, tid: h.tid, seq: h.seq, shared: sharing(v, false)});
 	}
 	const sharedCpus = new Set([...exclusive.values()].filter((e) => e.shared).map((e) => e.pcpu));
 	const floating = cpus.filter((c) => !used.has(c) || sharedCpus.has(c));

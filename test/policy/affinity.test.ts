@@ -46,13 +46,28 @@ t.test('shared mode: askers beyond the number of CPUs are denied in index order'
 
 t.test('a granted vCPU that idles shares its CPU with the floating vCPUs; busy ones keep theirs', async (t) => {
 	const cpus = [0, 1, 2, 3];
-	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, floatingOnly(cpus), new Set([0]));
+	const granted = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, floatingOnly(cpus));
+	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, granted, new Set([0]));
 	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, true], [1, 2, false]]);
 	t.same(a.floating, [0, 1, 3], 'the idle vCPU\'s CPU 3 floats too; CPU 2 stays vCPU 1\'s');
 	t.equal(a.floatNice, 0, 'an idle grant needs no protection: the floating vCPUs keep their weight');
 	const busyAgain = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, a);
 	t.same([...busyAgain.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, false], [1, 2, false]], 'same CPUs, exclusive again');
 	t.same({floating: busyAgain.floating, floatNice: busyAgain.floatNice}, {floating: [0, 1], floatNice: 0});
+});
+
+t.test('the idle judgement is the grant\'s: a new grant of the same vCPU starts with the CPU to itself', async (t) => {
+	const cpus = [0, 1, 2, 3];
+	const idle = new Set([0]);
+	const first = decideAffinity([hint(10, [0])], 4, cpus, floatingOnly(cpus));
+	t.equal(first.exclusive.get(0)?.shared, false, 'a first grant never starts shared, whatever the idle set says');
+	t.equal(decideAffinity([hint(10, [0])], 4, cpus, first, idle).exclusive.get(0)?.shared, true, 'the grant goes on and idles: shared');
+	const released = decideAffinity([], 4, cpus, first, idle);
+	const again = decideAffinity([hint(20, [0], 20)], 4, cpus, released, idle);
+	t.same(again.exclusive.get(0), {pcpu: 3, tid: 20, seq: 20, shared: false}, 'released, then another thread pins itself there: exclusive');
+	t.same(again.floating, [0, 1, 2]);
+	const otherThread = decideAffinity([hint(20, [0], 20)], 4, cpus, first, idle);
+	t.equal(otherThread.exclusive.get(0)?.shared, false, 'a grant handed from one thread to another in one step is new too');
 });
 
 t.test('two CPUs, two pinned threads of four vCPUs (a ping-pong): shared mode', async (t) => {
@@ -111,7 +126,9 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		const b = decideAffinity(hints, nr, allowed, prev, idle);
 		for (const [v, e] of b.exclusive) {
 			if (b.floating.includes(e.pcpu) && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: floating on vCPU ${v}'s unshared CPU`);
-			if (idle.has(v) && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: idle vCPU ${v} does not share`);
+			const goesOn = prev.exclusive.get(v)?.tid === e.tid && prev.exclusive.get(v)?.pcpu === e.pcpu;
+			if (idle.has(v) && goesOn && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: idle vCPU ${v} does not share`);
+			if (!goesOn && e.shared && !b.floatNice) t.fail(`iteration ${i}: vCPU ${v}'s new grant starts shared`);
 		}
 		if (b.shared !== [...b.exclusive.values()].some((e) => e.shared)) t.fail(`iteration ${i}: shared flag`);
 		if (a.exclusive.size && a.exclusive.size < nr && [...a.exclusive.values()].some((e) => !e.shared && a.floating.includes(e.pcpu))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
