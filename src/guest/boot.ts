@@ -126,7 +126,12 @@ export function bootGuest(options: BootOptions): Guest {
 					if (matches(line)) done(() => resolve(line));
 				};
 				const timer = setTimeout(
-					() => done(() => reject(new PvrunError(`guest console did not show ${String(pattern)} within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`))),
+					() => {
+						// An empty console (QEMU or the guest hung before init) says more with QEMU's own words.
+						const said = stderr.trim().split('\n').slice(-3).join(' | ');
+						const shown = lines.length ? `last lines:\n${lines.slice(-15).join('\n')}` : 'the console printed nothing';
+						done(() => reject(new PvrunError(`guest console did not show ${String(pattern)} within ${timeoutMs} ms; ${shown}${said ? `\nQEMU's stderr: ${said}` : ''}`)));
+					},
 					timeoutMs,
 				);
 				watchers.add(watch);
