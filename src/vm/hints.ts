@@ -315,8 +315,9 @@ export class HintEngine {
 			const after = next.exclusive.get(v);
 			// A new grant: judge its use afresh, from now. A released one's judgement goes with it:
 			// kept, it would make the vCPU's next grant start shared (decideAffinity ignores it, the log would not).
-			if (!after || before?.pcpu !== after.pcpu || before.tid !== after.tid) this.idle.delete(v);
-			if (after && (before?.pcpu !== after.pcpu || before.tid !== after.tid)) {
+			const newGrant = after !== undefined && (before?.pcpu !== after.pcpu || before.tid !== after.tid);
+			if (!after || newGrant) this.idle.delete(v);
+			if (newGrant) {
 				const tid = this.pinner.threads().get(v);
 				if (tid !== undefined) this.usage?.reset(tid);
 			}

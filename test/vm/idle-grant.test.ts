@@ -8,11 +8,12 @@ import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {FastPath} from '../../src/host/fastpath.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {VcpuUsage, threadDemandNs} from '../../src/pin/usage.js';
+import type {ShmArea} from '../../src/shm/area.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {RingReader} from '../../src/shm/reader.js';
 import {EventLog, readEventLog} from '../../src/vm/event-log.js';
@@ -21,6 +22,34 @@ import {connectedWithin, kickServer, sleeper, standIn} from '../helpers/fast.js'
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const cpus = ownCpus().slice(0, 2);
+
+/**
+ * A hint engine over real stand-ins: `vcpus` are the vCPU "threads" (processes),
+ * a sleeper stands in for QEMU, the usage is sampled for real; stopped and
+ * cleaned up with the test.
+ */
+function engineFor(t: Test, vcpus: number[]): {guest: Guest; shm: ShmArea; engine: HintEngine; logFile: string} {
+	const qemu = sleeper(t).pid ?? 0;
+	const shm = area(t, vcpus.length);
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-idle-grant-'));
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
+	// The stand-ins are processes: each one's demand is its own (pid = tid).
+	const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, vcpus.length, log, new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid)));
+	t.teardown(() => {
+		engine.stop();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	return {guest: new Guest(shm), shm, engine, logFile};
+}
+
+/** vCPU 0's thread may run on one CPU only, and no other vCPU thread may run there. */
+function ownsItsCpu(vcpus: number[]): boolean {
+	const own = threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
+	return own.length === 1 && vcpus.slice(1).every((tid) => !threadCpusAllowed(tid, tid).includes(own[0] ?? -1));
+}
 
 /** Wait until `ok()` (looking every 10 ms), at most `ms`. */
 async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
@@ -37,27 +66,12 @@ t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, eve
 	};
 	// vCPU 0: asleep for 1.5 s (sh waits for its sleep child), then busy in sh itself.
 	const vcpus = [spawnSh('sleep 1.5; while :; do :; done'), ...[1, 2, 3].map(() => spawnSh('while :; do :; done'))];
-	const qemu = sleeper(t).pid ?? 0;
-	const shm = area(t, 4);
-	const guest = new Guest(shm);
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-idle-grant-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const log = new EventLog(logFile, false);
-	const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
-	const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, 4, log, new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid))) // the stand-ins are processes;
-	t.teardown(() => {
-		engine.stop();
-		log.close();
-		fs.rmSync(dir, {recursive: true, force: true});
-	});
+	const {guest, engine, logFile} = engineFor(t, vcpus);
 	engine.start(250);
 	guest.append({tid: 500, mask: maskOf(0)}); // a guest thread pins itself to vCPU 0
 	engine.kick();
 	const usage = () => readEventLog(logFile).filter((e) => e.event === 'usage');
-	const granted = () => {
-		const own = threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
-		return own.length === 1 && vcpus.slice(1).every((tid) => !threadCpusAllowed(tid, tid).includes(own[0] ?? -1));
-	};
+	const granted = () => ownsItsCpu(vcpus);
 	await waitFor('vCPU 0 gets a CPU of its own', granted, 2000);
 	await waitFor('its grant is judged idle while its thread sleeps', () => usage().some((e) => e['idle'] === true), 1500);
 	t.notOk(granted(), 'the floating vCPUs share its CPU');
@@ -77,21 +91,9 @@ t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, eve
 for (const withFastPath of [false, true]) {
 	t.test(`a released idle grant's judgement does not carry over to the vCPU's next grant (${withFastPath ? 'the fast path decides' : 'the JavaScript thread decides'})`, {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
 		const vcpus = [sleeper(t), sleeper(t), sleeper(t)].map((c) => c.pid ?? 0); // vCPU 0 sleeps: its grant idles
-		const qemu = sleeper(t).pid ?? 0;
-		const shm = area(t, 3);
-		const guest = new Guest(shm);
-		const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-idle-grant-'));
-		const logFile = path.join(dir, 'events.jsonl');
-		const log = new EventLog(logFile, false);
-		const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
-		const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, 3, log, new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid)));
+		const {guest, shm, engine, logFile} = engineFor(t, vcpus);
 		let fast: FastPath | undefined;
-		t.teardown(() => {
-			engine.stop();
-			fast?.stop();
-			log.close();
-			fs.rmSync(dir, {recursive: true, force: true});
-		});
+		t.teardown(() => fast?.stop()); // teardowns run last first: before the engine stops, which then takes nothing from it
 		let kick = async (): Promise<void> => engine.kick();
 		if (withFastPath) {
 			const server = await kickServer(t);
@@ -111,7 +113,7 @@ for (const withFastPath of [false, true]) {
 		engine.start(250);
 		const events = () => readEventLog(logFile);
 		const own = () => threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
-		const exclusive = () => own().length === 1 && vcpus.slice(1).every((tid) => !threadCpusAllowed(tid, tid).includes(own()[0] ?? -1));
+		const exclusive = () => ownsItsCpu(vcpus);
 		guest.append({tid: 500, tgid: 500, mask: maskOf(0)}); // the warm-up pins itself
 		await kick();
 		await waitFor('the warm-up gets a CPU of its own', exclusive, 2000);
