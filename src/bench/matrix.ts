@@ -20,12 +20,8 @@ import {matrixReport, type Summary, summarize} from './matrix-report.js';
 import {defaultResultsDir} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
 
-export const configNames = ['plain', 'static', 'pvrun'] as const;
-export type ConfigName = (typeof configNames)[number];
-export const workloadNames = ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat'] as const;
-export type WorkloadName = (typeof workloadNames)[number];
-export const scenarioIds = ['a', 'b', 'c'] as const;
-export type ScenarioId = (typeof scenarioIds)[number];
+export {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
+import {configNames, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
 
 export interface Scenario {
 	id: ScenarioId;
@@ -61,20 +57,6 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 			return config === 'pvrun' ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
 	}
 }
-
-export interface MatrixOptions {
-	quick: boolean;
-	reps: number;
-	/** Seconds per workload run. */
-	seconds: number;
-	scenarios: ScenarioId[];
-	workloads: WorkloadName[];
-	/** Results folder; default bench/results/<date>-<host>[-quick][-N] (a new N rather than overwrite a run's results). */
-	out?: string;
-}
-
-export const quickOptions: Omit<MatrixOptions, 'out'> = {quick: true, reps: 1, seconds: 2, scenarios: [...scenarioIds], workloads: [...workloadNames]};
-export const fullOptions: Omit<MatrixOptions, 'out'> = {quick: false, reps: 3, seconds: 10, scenarios: [...scenarioIds], workloads: [...workloadNames]};
 
 /** One workload's result line from one boot. */
 export interface Sample {

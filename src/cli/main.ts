@@ -1,21 +1,15 @@
 #!/usr/bin/env node
 // pvrun's command line: --help, --version and its own subcommands (image,
-// demo, bench, status; parsed by yargs) as the first argument; anything else
-// is a QEMU command line, run with the hint channel added (or exactly as
-// given when it runs no guest, see passthroughReason).
+// demo, bench, status; in commands.ts, loaded only for them) as the first
+// argument; anything else is a QEMU command line, run with the hint channel
+// added (or exactly as given when it runs no guest, see passthroughReason).
 import fs from 'node:fs';
 import path from 'node:path';
-import yargs from 'yargs';
-import {benchHintLatency} from '../bench/hint-latency.js';
-import {benchMatrix, fullOptions, quickOptions, scenarioIds, workloadNames} from '../bench/matrix.js';
-import {runDemo} from '../demo/demo.js';
-import {imageCommand} from '../image/command.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {planVm, runPlain, runVm} from '../vm/launch.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
 import {passthroughReason} from './qemu-options.js';
-import {statusCommand} from './status.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
 const subcommands = new Set(['image', 'demo', 'bench', 'status']);
@@ -68,67 +62,8 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (!subcommands.has(first)) return runQemu(argv);
-	let code = 0;
-	const parser = yargs(argv)
-		.scriptName('pvrun')
-		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
-		.command(imageCommand)
-		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
-			await runDemo();
-		})
-		.command(
-			'bench [name]',
-			'run a benchmark: matrix (default) or hint-latency',
-			(y) =>
-				y
-					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
-					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 2 s per workload)'})
-					.option('reps', {type: 'number', describe: 'matrix: repetitions (default 3; 1 with --quick)'})
-					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 2 with --quick)'})
-					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
-					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
-					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)'})
-					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
-					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
-					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
-					.option('idle-seconds', {type: 'number', default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
-			async (args) => {
-				if (args.name === 'hint-latency') {
-					await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs, ...(args.out ? {out: args.out} : {})});
-					return;
-				}
-				const base = args.quick ? quickOptions : fullOptions;
-				await benchMatrix({
-					...base,
-					reps: positiveInt(args.reps ?? base.reps, '--reps'),
-					seconds: positiveInt(args.seconds ?? base.seconds, '--seconds'),
-					scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
-					workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
-					...(args.out ? {out: args.out} : {}),
-				});
-			},
-		)
-		.command(
-			'status',
-			'list the pvrun VMs running on this machine',
-			(y) => y.option('json', {type: 'boolean', default: false, describe: 'print JSON'}),
-			(args) => {
-				code = statusCommand({json: args.json});
-			},
-		)
-		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
-		.demandCommand(1, 'name a command')
-		.showHelpOnFail(false)
-		.strict()
-		.version(version)
-		.help()
-		.alias('h', 'help')
-		.wrap(Math.min(100, process.stdout.columns ?? 80))
-		.fail((message, error) => {
-			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
-		});
-	await parser.parseAsync();
-	return code;
+	const {runCommand} = await import('./commands.js'); // yargs and the commands' modules load only for a command
+	return runCommand(argv, version);
 }
 
 /**
@@ -182,18 +117,3 @@ main(process.argv.slice(2)).then(
 		process.exitCode = report(error);
 	},
 );
-
-/** A whole number >= 1 from a command-line option. */
-function positiveInt(v: number, name: string): number {
-	if (!Number.isInteger(v) || v < 1) throw new PvrunError(`${name} must be a whole number of at least 1 (got ${v})`, {exitCode: 2});
-	return v;
-}
-
-/** A comma-separated choice of `all`, or `fallback` when not given. */
-function listOf<T extends string>(text: string | undefined, all: readonly T[], fallback: T[], name: string): T[] {
-	if (text === undefined) return fallback;
-	const items = text.split(',').filter(Boolean);
-	const bad = items.filter((i) => !(all as readonly string[]).includes(i));
-	if (bad.length || items.length === 0) throw new PvrunError(`${name}: unknown ${bad.join(',') || '(empty)'}; choose from ${all.join(',')}`, {exitCode: 2});
-	return items as T[];
-}

@@ -1,0 +1,92 @@
+// pvrun's own commands (image, demo, bench, status), parsed by yargs. Loaded
+// only when the first argument names one, and each command's own modules only
+// when it runs: a QEMU command line (libvirt probes with dozens) never loads
+// the benchmarks or their chart renderer (vega: about half a second).
+import yargs from 'yargs';
+import {fullOptions, quickOptions, scenarioIds, workloadNames} from '../bench/options.js';
+import {imageCommand} from '../image/command.js';
+import {PvrunError} from '../util/errors.js';
+
+/** Parse and run `pvrun COMMAND ...`; resolves to the exit code. */
+export async function runCommand(argv: string[], version: string): Promise<number> {
+	let code = 0;
+	const parser = yargs(argv)
+		.scriptName('pvrun')
+		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
+		.command(imageCommand)
+		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
+			const {runDemo} = await import('../demo/demo.js');
+			await runDemo();
+		})
+		.command(
+			'bench [name]',
+			'run a benchmark: matrix (default) or hint-latency',
+			(y) =>
+				y
+					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
+					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 2 s per workload)'})
+					.option('reps', {type: 'number', describe: 'matrix: repetitions (default 3; 1 with --quick)'})
+					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 2 with --quick)'})
+					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
+					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
+					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)'})
+					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
+					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
+					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
+					.option('idle-seconds', {type: 'number', default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
+			async (args) => {
+				if (args.name === 'hint-latency') {
+					const {benchHintLatency} = await import('../bench/hint-latency.js');
+					await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs, ...(args.out ? {out: args.out} : {})});
+					return;
+				}
+				const base = args.quick ? quickOptions : fullOptions;
+				const {benchMatrix} = await import('../bench/matrix.js');
+				await benchMatrix({
+					...base,
+					reps: positiveInt(args.reps ?? base.reps, '--reps'),
+					seconds: positiveInt(args.seconds ?? base.seconds, '--seconds'),
+					scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
+					workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
+					...(args.out ? {out: args.out} : {}),
+				});
+			},
+		)
+		.command(
+			'status',
+			'list the pvrun VMs running on this machine',
+			(y) => y.option('json', {type: 'boolean', default: false, describe: 'print JSON'}),
+			async (args) => {
+				const {statusCommand} = await import('./status.js');
+				code = statusCommand({json: args.json});
+			},
+		)
+		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
+		.demandCommand(1, 'name a command')
+		.showHelpOnFail(false)
+		.strict()
+		.version(version)
+		.help()
+		.alias('h', 'help')
+		.wrap(Math.min(100, process.stdout.columns ?? 80))
+		.fail((message, error) => {
+			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
+		});
+	await parser.parseAsync();
+	return code;
+}
+
+/** A whole number >= 1 from a command-line option. */
+function positiveInt(v: number, name: string): number {
+	if (!Number.isInteger(v) || v < 1) throw new PvrunError(`${name} must be a whole number of at least 1 (got ${v})`, {exitCode: 2});
+	return v;
+}
+
+/** A comma-separated choice of `all`, or `fallback` when not given. */
+function listOf<T extends string>(text: string | undefined, all: readonly T[], fallback: T[], name: string): T[] {
+	if (text === undefined) return fallback;
+	const items = text.split(',').filter(Boolean);
+	const bad = items.filter((i) => !(all as readonly string[]).includes(i));
+	if (bad.length || items.length === 0) throw new PvrunError(`${name}: unknown ${bad.join(',') || '(empty)'}; choose from ${all.join(',')}`, {exitCode: 2});
+	return items as T[];
+}
