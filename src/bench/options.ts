@@ -18,5 +18,5 @@ export interface MatrixOptions {
 	out?: string;
 }
 
-export const quickOptions: Omit<MatrixOptions, 'out'> = {quick: true, reps: 1, seconds: 2, scenarios: [...scenarioIds], workloads: [...workloadNames]};
+export const quickOptions: Omit<MatrixOptions, 'out'> = {quick: true, reps: 1, seconds: 1, scenarios: [...scenarioIds], workloads: [...workloadNames]};
 export const fullOptions: Omit<MatrixOptions, 'out'> = {quick: false, reps: 3, seconds: 10, scenarios: [...scenarioIds], workloads: [...workloadNames]};

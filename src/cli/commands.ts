@@ -24,9 +24,9 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 			(y) =>
 				y
 					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
-					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 2 s per workload)'})
+					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 1 s per workload)'})
 					.option('reps', {type: 'number', describe: 'matrix: repetitions (default 3; 1 with --quick)'})
-					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 2 with --quick)'})
+					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 1 with --quick)'})
 					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
 					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
 					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)'})
