@@ -7,9 +7,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type {Test} from 'tap';
+import {FastPath} from '../../src/host/fastpath.js';
 import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
+import type {HintEngine} from '../../src/vm/hints.js';
 
 /**
  * For a Pinner whose stand-in vCPU "threads" are processes of their own: a
@@ -58,4 +60,36 @@ export function feedback(a: ShmArea, v: number): {seq: bigint; state: number; pc
 /** `connected` within 2 s, or an error. */
 export async function connectedWithin(connected: Promise<net.Socket>): Promise<net.Socket> {
 	return Promise.race([connected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fast path did not connect within 2 s')), 2000))]);
+}
+
+/** Wait until `ok()` (looking every `stepMs`, letting the event loop run), at most `ms`. */
+export async function waitUntil(what: string, ok: () => boolean, ms = 2000, stepMs = 5): Promise<void> {
+	for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, stepMs))) {
+		if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
+	}
+}
+
+/**
+ * The native fast path for `engine`, kicked through a real socket as QEMU's
+ * end of the kick port would: `kick()` writes a byte and waits (2 s at most)
+ * until the fast path has woken the engine. The fast path stops with the test,
+ * before what was set up earlier (tap runs teardowns last first): an engine
+ * then stops with nothing left to take from it.
+ */
+export async function attachFastPath(t: Test, shm: ShmArea, engine: HintEngine): Promise<{fast: FastPath; socket: net.Socket; kick: () => Promise<void>}> {
+	const server = await kickServer(t);
+	let wakes = 0;
+	const fast = FastPath.start(shm.path, server.path, 0, () => {
+		wakes++;
+		engine.kick();
+	});
+	t.teardown(() => fast.stop());
+	engine.setFastPath(fast);
+	const socket = await connectedWithin(server.connected);
+	const kick = async (): Promise<void> => {
+		const before = wakes;
+		socket.write('k');
+		await waitUntil('the engine is woken', () => wakes > before);
+	};
+	return {fast, socket, kick};
 }

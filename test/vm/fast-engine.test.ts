@@ -8,13 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
-import {FastPath} from '../../src/host/fastpath.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../../src/shm/layout.js';
 import {RingReader} from '../../src/shm/reader.js';
 import {EventLog, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {HintEngine} from '../../src/vm/hints.js';
-import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
+import {attachFastPath, feedback, sleeper, standIn, waitUntil} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
@@ -28,29 +27,16 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 	const logFile = path.join(dir, 'events.jsonl');
 	const log = new EventLog(logFile, false);
 	const engine = new HintEngine(shm, new RingReader(shm), new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn), [0, 1], 2, log);
-	const server = await kickServer(t);
-	let wakes = 0;
-	const fast = FastPath.start(shm.path, server.path, 0, () => {
-		wakes++;
-		engine.kick();
-	});
 	t.teardown(() => {
 		engine.stop();
-		fast.stop();
 		log.close();
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
-	engine.setFastPath(fast);
+	const {fast, socket, kick} = await attachFastPath(t, shm, engine);
 	engine.start(fallbackMs);
-	const socket = await connectedWithin(server.connected);
 	const events = (): LoggedEvent[] => readEventLog(logFile);
 	/** Wait (2 s at most) until `ok()`, letting the event loop run the engine. */
-	const until = async (what: string, ok: () => boolean): Promise<void> => {
-		for (const started = Date.now(); !ok(); ) {
-			if (Date.now() - started > 2000) throw new Error(`not within 2 s: ${what}`);
-			await new Promise((r) => setTimeout(r, 5));
-		}
-	};
+	const until = (what: string, ok: () => boolean): Promise<void> => waitUntil(what, ok);
 	return {
 		shm,
 		guest,
@@ -60,11 +46,7 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 		events,
 		until,
 		/** A kick byte, then wait until the engine has been woken for it. */
-		async kick(): Promise<void> {
-			const before = wakes;
-			socket.write('k');
-			await until('the engine is woken', () => wakes > before);
-		},
+		kick,
 		/** A kick byte, blocking the event loop until the fast path applied something (the engine has not seen it yet). */
 		kickAndHold(): void {
 			const applied = fast.stats().applied;

@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {FastPath} from '../../src/host/fastpath.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {VcpuUsage, threadDemandNs} from '../../src/pin/usage.js';
 import type {ShmArea} from '../../src/shm/area.js';
@@ -18,7 +17,7 @@ import {AffinityKind} from '../../src/shm/layout.js';
 import {RingReader} from '../../src/shm/reader.js';
 import {EventLog, readEventLog} from '../../src/vm/event-log.js';
 import {HintEngine} from '../../src/vm/hints.js';
-import {connectedWithin, kickServer, sleeper, standIn} from '../helpers/fast.js';
+import {attachFastPath, sleeper, standIn, waitUntil} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const cpus = ownCpus().slice(0, 2);
@@ -51,12 +50,7 @@ function ownsItsCpu(vcpus: number[]): boolean {
 	return own.length === 1 && vcpus.slice(1).every((tid) => !threadCpusAllowed(tid, tid).includes(own[0] ?? -1));
 }
 
-/** Wait until `ok()` (looking every 10 ms), at most `ms`. */
-async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
-	for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 10))) {
-		if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
-	}
-}
+const waitFor = (what: string, ok: () => boolean, ms: number): Promise<void> => waitUntil(what, ok, ms, 10);
 
 t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, even while it shares', {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const spawnSh = (script: string): number => {
@@ -92,24 +86,7 @@ for (const withFastPath of [false, true]) {
 	t.test(`a released idle grant's judgement does not carry over to the vCPU's next grant (${withFastPath ? 'the fast path decides' : 'the JavaScript thread decides'})`, {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
 		const vcpus = [sleeper(t), sleeper(t), sleeper(t)].map((c) => c.pid ?? 0); // vCPU 0 sleeps: its grant idles
 		const {guest, shm, engine, logFile} = engineFor(t, vcpus);
-		let fast: FastPath | undefined;
-		t.teardown(() => fast?.stop()); // teardowns run last first: before the engine stops, which then takes nothing from it
-		let kick = async (): Promise<void> => engine.kick();
-		if (withFastPath) {
-			const server = await kickServer(t);
-			let wakes = 0;
-			fast = FastPath.start(shm.path, server.path, 0, () => {
-				wakes++;
-				engine.kick();
-			});
-			engine.setFastPath(fast);
-			const socket = await connectedWithin(server.connected);
-			kick = async () => {
-				const before = wakes;
-				socket.write('k');
-				await waitFor('the engine is woken', () => wakes > before, 2000);
-			};
-		}
+		const kick = withFastPath ? (await attachFastPath(t, shm, engine)).kick : async (): Promise<void> => engine.kick();
 		engine.start(250);
 		const events = () => readEventLog(logFile);
 		const own = () => threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
