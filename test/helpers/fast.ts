@@ -12,6 +12,7 @@ import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
 import type {HintEngine} from '../../src/vm/hints.js';
+import {within} from './pvrun-vm.js';
 
 /**
  * For a Pinner whose stand-in vCPU "threads" are processes of their own: a
@@ -62,11 +63,9 @@ export async function connectedWithin(connected: Promise<net.Socket>): Promise<n
 	return Promise.race([connected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the fast path did not connect within 2 s')), 2000))]);
 }
 
-/** Wait until `ok()` (looking every `stepMs`, letting the event loop run), at most `ms`. */
+/** Wait until `ok()` (`within`, looking every `stepMs`), at most `ms`, or throw naming `what`. */
 export async function waitUntil(what: string, ok: () => boolean, ms = 2000, stepMs = 5): Promise<void> {
-	for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, stepMs))) {
-		if (Date.now() - started > ms) throw new Error(`not within ${ms} ms: ${what}`);
-	}
+	if ((await within(ms, ok, stepMs)) < 0) throw new Error(`not within ${ms} ms: ${what}`);
 }
 
 /**

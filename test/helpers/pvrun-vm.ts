@@ -39,12 +39,12 @@ export async function bootThroughPvrun(
 	return {guest, logFile};
 }
 
-/** Poll `check` every 20 ms until it returns true or `ms` pass; resolves to the elapsed ms or -1. */
-export async function within(ms: number, check: () => boolean): Promise<number> {
+/** Poll `check` every `stepMs` until it returns true or `ms` pass; resolves to the elapsed ms or -1. */
+export async function within(ms: number, check: () => boolean, stepMs = 20): Promise<number> {
 	const started = performance.now();
 	while (performance.now() - started < ms) {
 		if (check()) return performance.now() - started;
-		await new Promise((r) => setTimeout(r, 20));
+		await new Promise((r) => setTimeout(r, stepMs));
 	}
 	return check() ? performance.now() - started : -1;
 }
