@@ -9,29 +9,42 @@
 // dist/ holds the variant. Besides pvwork's result, it reads each vCPU
 // thread's CPU time from /proc over 6 s of the 10 s run, so that work per
 // CPU-second can be told from CPU given. The variant `plain` (no =DIR) is plain
-// QEMU, with debug-threads=on so that its vCPU threads are named too.
+// QEMU, with debug-threads=on so that its vCPU threads are named too;
+// `plain-one-cpu` is plain QEMU with all its threads moved to host CPU 0 once
+// the warm-up is done, as the measured run starts (taskset), so that no two of
+// its vCPUs ever run at once.
+// `--perf` samples QEMU with `perf record -e cpu-clock` over those 6 s and
+// prints, per kind of vCPU thread, the share of its samples in translated guest
+// code (perf's [JIT] map) and in cpu_get_ticks: QEMU's TSC read behind one
+// spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR|plain ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--perf] NAME=DIR|plain|plain-one-cpu ...
+import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import timers from 'node:timers';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
+import {performance} from 'node:perf_hooks';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}}});
+const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, perf: {type: 'boolean', default: false}}});
 const pairs = Number(values.pairs);
 const workloads = {poll: 'pvwork,poll,-c,0,-s,SEC,-b,3', sleeper: 'pvwork,sleeper,-c,0,-p,1000,-s,SEC,-b,3'};
 const command = workloads[values.workload];
 if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] NAME=DIR|plain ...\n');
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--perf] NAME=DIR|plain|plain-one-cpu ...\n');
+	process.exit(2);
+}
+if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
+	process.stderr.write('ab-poll: --perf needs perf (Debian: apt-get install linux-perf)\n');
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const variants = positionals.map((spec) => {
-	if (spec === 'plain') return {name: 'plain', main: undefined};
+	if (spec === 'plain' || spec === 'plain-one-cpu') return {name: spec, main: undefined};
 	const [name, dir] = spec.split('=');
 	const main = path.resolve(dir ?? '', 'dist/cli/main.js');
 	if (!name || !fs.existsSync(main)) {
@@ -65,6 +78,24 @@ const ticks = (qemu) => {
 	}
 	return out;
 };
+/** Shares of the perf samples of vCPU 0's thread (the worker's) and of the others: translated code, QEMU's TSC lock. */
+const profile = (data) => {
+	const out = spawnSync('perf', ['script', '-i', data, '-F', 'comm,ip,sym,dso'], {encoding: 'utf8', maxBuffer: 256 * 1024 * 1024}).stdout ?? '';
+	fs.rmSync(data, {force: true});
+	const count = {worker: {all: 0, jit: 0, lock: 0}, others: {all: 0, jit: 0, lock: 0}};
+	for (const line of out.split('\n')) {
+		const m = /^\s*CPU (\d+)\/TCG\s+[0-9a-f]+\s+(\S+).*\((.*)\)\s*$/.exec(line);
+		if (!m) continue;
+		const c = m[1] === '0' ? count.worker : count.others;
+		c.all++;
+		if (m[3].includes('/perf-')) c.jit++;
+		else if (m[2].startsWith('cpu_get_ticks')) c.lock++;
+	}
+	const pct = (n, d) => `${d ? Math.round((100 * n) / d) : 0} %`;
+	return Object.entries(count)
+		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)}`)
+		.join('; ');
+};
 const fmt = (r) =>
 	r.workload === 'sleeper'
 		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
@@ -78,19 +109,27 @@ for (let pair = 0; pair < pairs; pair++) {
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
 			const qemu = qemuOf(guest.pid);
+			if (v.name === 'plain-one-cpu')
+				for (const t of fs.readdirSync(`/proc/${qemu}/task`))
+					if (spawnSync('taskset', ['-p', '-c', '0', t], {stdio: 'ignore'}).status !== 0) throw new Error(`taskset could not move thread ${t} to CPU 0`);
 			await sleep(2000);
 			const a = ticks(qemu);
-			await sleep(6000);
+			const from = performance.now();
+			const data = `/tmp/ab-poll-${process.pid}.perf`;
+			if (!values.perf) await sleep(6000);
+			else if (spawnSync('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-p', String(qemu), '-o', data, '--', 'sleep', '6'], {stdio: 'ignore'}).status !== 0) throw new Error('perf record failed');
 			const b = ticks(qemu);
+			const hundredths = (performance.now() - from) / 10; // clock ticks are 1/100 s
 			const cpu = Object.keys(b)
 				.sort()
-				.map((k) => `${k} ${((b[k] - (a[k] ?? 0)) / 600).toFixed(2)}`)
+				.map((k) => `${k} ${((b[k] - (a[k] ?? 0)) / hundredths).toFixed(2)}`)
 				.join(', ');
+			const where = values.perf ? `; ${profile(data)}` : '';
 			await guest.waitFor('command exited', 60_000);
 			const results = guest.lines.filter((l) => l.includes('pvwork-result')).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
 			const r = results.at(-1);
 			all.get(v.name).push(r);
-			say(`${v.name.padEnd(8)} ${fmt(r)}; CPU: ${cpu}`);
+			say(`${v.name.padEnd(8)} ${fmt(r)}; CPU: ${cpu}${where}`);
 		} finally {
 			await guest.stop();
 		}
