@@ -42,7 +42,7 @@ image: build
 demo: image
 	@$(PVRUN) demo
 
-# The whole matrix (25-40 min on 2 CPUs), then the hint latency; results in bench/results/<date>-<host>/.
+# The whole matrix (20-40 min on 2 CPUs), then the hint latency; results in bench/results/<date>-<host>/.
 bench: image
 	@$(PVRUN) bench
 	@$(PVRUN) bench hint-latency
