@@ -5,7 +5,10 @@
 // changes whose effect the full matrix's 3 repetitions cannot separate from
 // the machine's drift; `--workload sleeper` runs scenario a's sleeper instead
 // (`pvwork sleeper -c 0 -p 1000 -b 3`), whose rare stalls need many VMs to
-// count. Each variant is a pvrun build: a directory like this checkout whose
+// count. `--scenario b` or `c` runs the matrix's scenario b or c instead: a
+// 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
+// `pvwork locks -t 2`, or beside one busy shell per host CPU, as
+// src/bench/matrix.ts sets them up. Each variant is a pvrun build: a directory like this checkout whose
 // dist/ holds the variant. Besides pvwork's result, it reads each vCPU
 // thread's CPU time from /proc over 6 s of the 10 s run, so that work per
 // CPU-second can be told from CPU given. The variant `plain` (no =DIR) is plain
@@ -18,8 +21,8 @@
 // code (perf's [JIT] map) and in cpu_get_ticks: QEMU's TSC read behind one
 // spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--perf] NAME=DIR|plain|plain-one-cpu ...
-import {spawnSync} from 'node:child_process';
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu ...
+import {spawn, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -28,12 +31,14 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {performance} from 'node:perf_hooks';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, perf: {type: 'boolean', default: false}}});
+const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, scenario: {type: 'string', default: 'a'}, perf: {type: 'boolean', default: false}}});
 const pairs = Number(values.pairs);
-const workloads = {poll: 'pvwork,poll,-c,0,-s,SEC,-b,3', sleeper: 'pvwork,sleeper,-c,0,-p,1000,-s,SEC,-b,3'};
+const scenario = {a: {vcpus: 4}, b: {vcpus: 2, neighbourVm: true}, c: {vcpus: 2, hostHogs: true}}[values.scenario];
+const busy = `-b,${(scenario?.vcpus ?? 1) - 1}`;
+const workloads = {poll: `pvwork,poll,-c,0,-s,SEC,${busy}`, sleeper: `pvwork,sleeper,-c,0,-p,1000,-s,SEC,${busy}`};
 const command = workloads[values.workload];
-if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--perf] NAME=DIR|plain|plain-one-cpu ...\n');
+if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario) {
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu ...\n');
 	process.exit(2);
 }
 if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
@@ -41,8 +46,9 @@ if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
+const {bootGuest, readyLine} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
+const {ownCpus} = await import(path.join(here, 'dist/host/cpus.js'));
 const variants = positionals.map((spec) => {
 	if (spec === 'plain' || spec === 'plain-one-cpu') return {name: spec, main: undefined};
 	const [name, dir] = spec.split('=');
@@ -100,12 +106,30 @@ const fmt = (r) =>
 	r.workload === 'sleeper'
 		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
 		: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
+/** The scenario's load beside the measured VM (as src/bench/matrix.ts starts it); resolves to its stop function. */
+const startLoad = async () => {
+	if (scenario.neighbourVm) {
+		const neighbour = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'pvwork,locks,-t,2,-s,3600'});
+		try {
+			await neighbour.waitFor(readyLine, 60_000);
+		} catch (error) {
+			await neighbour.stop();
+			throw error;
+		}
+		return () => neighbour.stop();
+	}
+	const hogs = scenario.hostHogs ? ownCpus().map(() => spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'})) : [];
+	return () => {
+		for (const h of hogs) h.kill('SIGKILL');
+	};
+};
 const image = await ensureImage();
 const all = new Map(variants.map((v) => [v.name, []]));
-say(`scenario a ${values.workload}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
+say(`scenario ${values.scenario} ${values.workload}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
 for (let pair = 0; pair < pairs; pair++) {
 	for (const v of pair % 2 ? [...variants].reverse() : variants) {
-		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 4, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
+		const stopLoad = await startLoad();
+		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: scenario.vcpus, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
 			const qemu = qemuOf(guest.pid);
@@ -132,6 +156,7 @@ for (let pair = 0; pair < pairs; pair++) {
 			say(`${v.name.padEnd(8)} ${fmt(r)}; CPU: ${cpu}${where}`);
 		} finally {
 			await guest.stop();
+			await stopLoad();
 		}
 	}
 }
