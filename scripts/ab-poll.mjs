@@ -22,7 +22,7 @@
 // spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
 //   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu ...
-import {spawn, spawnSync} from 'node:child_process';
+import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -46,9 +46,10 @@ if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
 	process.exit(2);
 }
 const here = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const {bootGuest, readyLine} = await import(path.join(here, 'dist/guest/boot.js'));
+const {bootGuest} = await import(path.join(here, 'dist/guest/boot.js'));
 const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const {ownCpus} = await import(path.join(here, 'dist/host/cpus.js'));
+const {startNeighbourVm, startHostHogs} = await import(path.join(here, 'dist/bench/matrix.js'));
 const variants = positionals.map((spec) => {
 	if (spec === 'plain' || spec === 'plain-one-cpu') return {name: spec, main: undefined};
 	const [name, dir] = spec.split('=');
@@ -106,22 +107,11 @@ const fmt = (r) =>
 	r.workload === 'sleeper'
 		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
 		: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
-/** The scenario's load beside the measured VM (as src/bench/matrix.ts starts it); resolves to its stop function. */
+/** The scenario's load beside the measured VM, started as the matrix starts it; resolves to its stop function. */
 const startLoad = async () => {
-	if (scenario.neighbourVm) {
-		const neighbour = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'pvwork,locks,-t,2,-s,3600'});
-		try {
-			await neighbour.waitFor(readyLine, 60_000);
-		} catch (error) {
-			await neighbour.stop();
-			throw error;
-		}
-		return () => neighbour.stop();
-	}
-	const hogs = scenario.hostHogs ? ownCpus().map(() => spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'})) : [];
-	return () => {
-		for (const h of hogs) h.kill('SIGKILL');
-	};
+	if (scenario.neighbourVm) return startNeighbourVm(image);
+	if (scenario.hostHogs) return startHostHogs(ownCpus().length);
+	return () => {};
 };
 const image = await ensureImage();
 const all = new Map(variants.map((v) => [v.name, []]));

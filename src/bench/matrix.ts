@@ -233,7 +233,7 @@ async function pinStatically(qmpSocket: string): Promise<void> {
 }
 
 /** A second VM under plain QEMU whose vCPUs are all busy; resolves once they are. Returns its stop function. */
-async function startNeighbourVm(image: {kernel: string; initrd: string}): Promise<() => Promise<void>> {
+export async function startNeighbourVm(image: {kernel: string; initrd: string}): Promise<() => Promise<void>> {
 	const neighbour = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'pvwork,locks,-t,2,-s,3600'});
 	try {
 		await neighbour.waitFor(readyLine, 60_000);
@@ -245,7 +245,7 @@ async function startNeighbourVm(image: {kernel: string; initrd: string}): Promis
 }
 
 /** Busy host processes, one per CPU; returns their stop function. pvrun never touches them. */
-function startHostHogs(count: number): () => void {
+export function startHostHogs(count: number): () => void {
 	const hogs: ChildProcess[] = [];
 	for (let i = 0; i < count; i++) hogs.push(spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'}));
 	return () => {
