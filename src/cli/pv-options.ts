@@ -1,8 +1,10 @@
 // pvrun's own options: an argument starting with --pv- where a QEMU option
 // could start (not the value of a QEMU option, see qemu-options.ts) belongs to
-// pvrun; everything else goes to QEMU verbatim and in order. yargs parses only
-// the extracted --pv- arguments, so it never sees (or reorders) QEMU's.
-import yargs from 'yargs';
+// pvrun; everything else goes to QEMU verbatim and in order. Node's parseArgs
+// parses only the extracted --pv- arguments, so it never sees (or reorders)
+// QEMU's. (Not yargs, as pvrun's commands use: a QEMU command line, libvirt's
+// probes included, would load it for nothing: ~80 ms of start-up.)
+import {parseArgs} from 'node:util';
 import {parseCpuList} from '../host/cpus.js';
 import {PvrunError} from '../util/errors.js';
 import {qemuOptions, qemuValueCount} from './qemu-options.js';
@@ -54,40 +56,53 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 	return {pv, qemu};
 }
 
+/** A value of `name` that must be one of `choices` (yargs' wording, which users of pvrun's commands see too). */
+function choice<T extends string>(name: string, value: string, choices: readonly T[]): T {
+	if ((choices as readonly string[]).includes(value)) return value as T;
+	const listed = choices.map((c) => JSON.stringify(c)).join(', ');
+	throw new PvrunError(`Invalid values: Argument: ${name}, Given: ${JSON.stringify(value)}, Choices: ${listed} (see pvrun --help)`, {exitCode: 2});
+}
+
+/** Node's parseArgs over the joined --pv- arguments; its errors as one PvrunError line. */
+function parseJoined(joined: string[]) {
+	try {
+		return parseArgs({
+			args: joined,
+			strict: true,
+			allowPositionals: false,
+			options: {
+				'pv-cpus': {type: 'string'},
+				'pv-log': {type: 'string'},
+				'pv-accel': {type: 'string', default: 'auto'},
+				'pv-off': {type: 'boolean', default: false},
+				'pv-fast-path': {type: 'string', default: 'on'},
+				'pv-dry-run': {type: 'boolean', default: false},
+				'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
+			},
+		}).values;
+	} catch (error) {
+		throw new PvrunError(`${error instanceof Error ? error.message.split('\n')[0] : String(error)} (see pvrun --help)`, {exitCode: 2});
+	}
+}
+
 /** Parse pvrun's own options. */
 export function parsePvOptions(pv: string[]): PvOptions {
-	// One argument per option for yargs: a value such as -nodefaults must not read as short flags.
+	// One argument per option: a value such as -nodefaults must not read as an option.
 	const joined: string[] = [];
 	for (let i = 0; i < pv.length; i++) {
 		const arg = pv[i] ?? '';
 		joined.push(valueOptions.has(arg) && i + 1 < pv.length ? `${arg}=${pv[++i] ?? ''}` : arg);
 	}
-	const args = yargs(joined)
-		.options({
-			'pv-cpus': {type: 'string'},
-			'pv-log': {type: 'string'},
-			'pv-accel': {type: 'string', choices: ['auto', 'kvm', 'tcg'], default: 'auto'},
-			'pv-off': {type: 'boolean', default: false},
-			'pv-fast-path': {type: 'string', choices: ['on', 'off'], default: 'on'},
-			'pv-dry-run': {type: 'boolean', default: false},
-			'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
-		})
-		.strict()
-		.help(false)
-		.version(false)
-		.fail((message) => {
-			throw new PvrunError(`${message.replace(/\s+/g, ' ')} (see pvrun --help)`, {exitCode: 2});
-		})
-		.parseSync();
+	const values = parseJoined(joined);
 	const options: PvOptions = {
-		accel: args['pv-accel'] as PvOptions['accel'],
-		off: args['pv-off'],
-		fastPath: args['pv-fast-path'] === 'on',
-		dryRun: args['pv-dry-run'],
-		qemu: args['pv-qemu'],
+		accel: choice('pv-accel', values['pv-accel'], ['auto', 'kvm', 'tcg'] as const),
+		off: values['pv-off'],
+		fastPath: choice('pv-fast-path', values['pv-fast-path'], ['on', 'off'] as const) === 'on',
+		dryRun: values['pv-dry-run'],
+		qemu: values['pv-qemu'],
 	};
-	if (args['pv-cpus'] !== undefined) options.cpus = parseCpuList(args['pv-cpus']);
-	if (args['pv-log'] !== undefined) options.log = args['pv-log'];
+	if (values['pv-cpus'] !== undefined) options.cpus = parseCpuList(values['pv-cpus']);
+	if (values['pv-log'] !== undefined) options.log = values['pv-log'];
 	return options;
 }
 
