@@ -9,9 +9,9 @@
 // 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
 // `pvwork locks -t 2`, or beside one busy shell per host CPU, as
 // src/bench/matrix.ts sets them up (its own functions). Each variant is a
-// pvrun build: a directory like this checkout whose dist/ holds the variant. Besides pvwork's result, it reads each vCPU
-// thread's CPU time from /proc over 6 s of the 10 s run, so that work per
-// CPU-second can be told from CPU given. The variant `plain` (no =DIR) is plain
+// pvrun build: a directory like this checkout whose dist/ holds the variant.
+// Besides pvwork's result, it reads each vCPU thread's CPU time from /proc over
+// 6 s of the 10 s run, so that work per CPU-second can be told from CPU given. The variant `plain` (no =DIR) is plain
 // QEMU, with debug-threads=on so that its vCPU threads are named too;
 // `plain-one-cpu` is plain QEMU with all its threads moved to host CPU 0 once
 // the warm-up is done, as the measured run starts (taskset), so that no two of
