@@ -60,7 +60,8 @@ export async function runDaemonized(options: PvOptions, planFor: (ownerPid: numb
 		const status = await waitForExit(spawnQemu(options.qemu, plan.args, {dieWithPvrun: false}), () => {});
 		const result = await link.ask({type: 'started', status}, takeOverMs, 'taking over the VM').catch((error: unknown) => ({type: 'failed' as const, message: firstLine(error)}));
 		if (result.type === 'failed') process.stderr.write(`pvrun: ${result.message}\n`);
-		await link.close(0);
+		// A daemon that serves no VM (QEMU failed, or taking over did) exits: the command returns after it.
+		await link.close(result.type === 'watching' ? 0 : 5000);
 		return endLike(status);
 	} catch (error) {
 		// No QEMU will come: the daemon removes its files and exits; wait for that.
