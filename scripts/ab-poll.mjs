@@ -5,7 +5,8 @@
 // changes whose effect the full matrix's 3 repetitions cannot separate from
 // the machine's drift; `--workload sleeper` runs scenario a's sleeper instead
 // (`pvwork sleeper -c 0 -p 1000 -b 3`), whose rare stalls need many VMs to
-// count. `--scenario b` or `c` runs the matrix's scenario b or c instead: a
+// count; `--workload pingpong` runs the matrix's ping-pong (`pvwork pingpong
+// -a 0 -c 1`, busy threads on the other vCPUs). `--scenario b` or `c` runs the matrix's scenario b or c instead: a
 // 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
 // `pvwork locks -t 2`, or beside one busy shell per host CPU, as
 // src/bench/matrix.ts sets them up (its own functions). Each variant is a
@@ -15,13 +16,14 @@
 // QEMU, with debug-threads=on so that its vCPU threads are named too;
 // `plain-one-cpu` is plain QEMU with all its threads moved to host CPU 0 once
 // the warm-up is done, as the measured run starts (taskset), so that no two of
-// its vCPUs ever run at once.
+// its vCPUs ever run at once; `static` is plain QEMU with vCPU i's thread on
+// host CPU i mod N from then on, the matrix's static pinning.
 // `--perf` samples QEMU with `perf record -e cpu-clock` over those 6 s and
 // prints, per kind of vCPU thread, the share of its samples in translated guest
 // code (perf's [JIT] map) and in cpu_get_ticks: QEMU's TSC read behind one
 // spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,10 +37,14 @@ const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs
 const pairs = Number(values.pairs);
 const scenario = {a: {vcpus: 4}, b: {vcpus: 2, neighbourVm: true}, c: {vcpus: 2, hostHogs: true}}[values.scenario];
 const busy = `-b,${(scenario?.vcpus ?? 1) - 1}`;
-const workloads = {poll: `pvwork,poll,-c,0,-s,SEC,${busy}`, sleeper: `pvwork,sleeper,-c,0,-p,1000,-s,SEC,${busy}`};
+const workloads = {
+	poll: `pvwork,poll,-c,0,-s,SEC,${busy}`,
+	sleeper: `pvwork,sleeper,-c,0,-p,1000,-s,SEC,${busy}`,
+	pingpong: `pvwork,pingpong,-a,0,-c,1,-s,SEC,-b,${(scenario?.vcpus ?? 2) - 2}`,
+};
 const command = workloads[values.workload];
 if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu ...\n');
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n');
 	process.exit(2);
 }
 if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
@@ -51,7 +57,7 @@ const {ensureImage} = await import(path.join(here, 'dist/image/build.js'));
 const {ownCpus} = await import(path.join(here, 'dist/host/cpus.js'));
 const {startNeighbourVm, startHostHogs} = await import(path.join(here, 'dist/bench/matrix.js'));
 const variants = positionals.map((spec) => {
-	if (spec === 'plain' || spec === 'plain-one-cpu') return {name: spec, main: undefined};
+	if (spec === 'plain' || spec === 'plain-one-cpu' || spec === 'static') return {name: spec, main: undefined};
 	const [name, dir] = spec.split('=');
 	const main = path.resolve(dir ?? '', 'dist/cli/main.js');
 	if (!name || !fs.existsSync(main)) {
@@ -85,28 +91,53 @@ const ticks = (qemu) => {
 	}
 	return out;
 };
-/** Shares of the perf samples of vCPU 0's thread (the worker's) and of the others: translated code, QEMU's TSC lock. */
+/**
+ * Shares of the perf samples of vCPU 0's thread (the worker's) and of the
+ * others: translated code, QEMU's TSC lock, and the lock samples that belong to
+ * a spin of 4 ms or more (8 or more of a thread's samples in a row in
+ * cpu_get_ticks, 0.5 ms apart). Contention alone makes such runs rare (at a 40 %
+ * share, under 1 % of the lock samples); a lock holder preempted on its CPU
+ * makes the others spin until it runs again, a scheduler slice or more.
+ */
 const profile = (data) => {
-	const out = spawnSync('perf', ['script', '-i', data, '-F', 'comm,ip,sym,dso'], {encoding: 'utf8', maxBuffer: 256 * 1024 * 1024}).stdout ?? '';
+	const out = spawnSync('perf', ['script', '-i', data, '-F', 'comm,tid,time,ip,sym,dso'], {encoding: 'utf8', maxBuffer: 256 * 1024 * 1024}).stdout ?? '';
 	fs.rmSync(data, {force: true});
-	const count = {worker: {all: 0, jit: 0, lock: 0}, others: {all: 0, jit: 0, lock: 0}};
+	const count = {worker: {all: 0, jit: 0, lock: 0, spin: 0}, others: {all: 0, jit: 0, lock: 0, spin: 0}};
+	/** Per thread: its kind, and the current run of lock samples (length, time of the last). */
+	const runs = new Map();
+	const endRun = (r) => {
+		if (r.length >= 8) r.c.spin += r.length;
+		r.length = 0;
+	};
 	for (const line of out.split('\n')) {
-		const m = /^\s*CPU (\d+)\/TCG\s+[0-9a-f]+\s+(\S+).*\((.*)\)\s*$/.exec(line);
+		const m = /^\s*CPU (\d+)\/TCG\s+(\d+)\s+([\d.]+):\s+[0-9a-f]+\s+(\S+).*\((.*)\)\s*$/.exec(line);
 		if (!m) continue;
 		const c = m[1] === '0' ? count.worker : count.others;
+		const time = Number(m[3]);
+		const r = runs.get(m[2]) ?? {c, length: 0, last: 0};
+		runs.set(m[2], r);
 		c.all++;
-		if (m[3].includes('/perf-')) c.jit++;
-		else if (m[2].startsWith('cpu_get_ticks')) c.lock++;
+		if (m[5].includes('/perf-')) c.jit++;
+		const lock = !m[5].includes('/perf-') && m[4].startsWith('cpu_get_ticks');
+		if (!lock || time - r.last > 0.0015) endRun(r);
+		if (lock) {
+			c.lock++;
+			r.length++;
+		}
+		r.last = time;
 	}
+	for (const r of runs.values()) endRun(r);
 	const pct = (n, d) => `${d ? Math.round((100 * n) / d) : 0} %`;
 	return Object.entries(count)
-		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)}`)
+		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)} (in spins of 4 ms or more ${pct(c.spin, c.all)})`)
 		.join('; ');
 };
 const fmt = (r) =>
 	r.workload === 'sleeper'
 		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
-		: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
+		: r.workload === 'pingpong'
+			? `pingpong ${(r.roundTripsPerSec / 1e3).toFixed(0)}k round trips/s, p99 ${r.p99Us.toFixed(1)} µs`
+			: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
 /** The scenario's load beside the measured VM, started as the matrix starts it; resolves to its stop function. */
 const startLoad = async () => {
 	if (scenario.neighbourVm) return startNeighbourVm(image);
@@ -123,9 +154,12 @@ for (let pair = 0; pair < pairs; pair++) {
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
 			const qemu = qemuOf(guest.pid);
-			if (v.name === 'plain-one-cpu')
-				for (const t of fs.readdirSync(`/proc/${qemu}/task`))
-					if (spawnSync('taskset', ['-p', '-c', '0', t], {stdio: 'ignore'}).status !== 0) throw new Error(`taskset could not move thread ${t} to CPU 0`);
+			const cpus = ownCpus();
+			for (const t of fs.readdirSync(`/proc/${qemu}/task`)) {
+				const vcpu = /^CPU (\d+)\//.exec(fs.readFileSync(`/proc/${qemu}/task/${t}/comm`, 'utf8'))?.[1];
+				const to = v.name === 'plain-one-cpu' ? 0 : v.name === 'static' && vcpu !== undefined ? cpus[Number(vcpu) % cpus.length] : undefined;
+				if (to !== undefined && spawnSync('taskset', ['-p', '-c', String(to), t], {stdio: 'ignore'}).status !== 0) throw new Error(`taskset could not move thread ${t} to CPU ${to}`);
+			}
 			await sleep(2000);
 			const a = ticks(qemu);
 			const from = performance.now();
@@ -151,7 +185,7 @@ for (let pair = 0; pair < pairs; pair++) {
 	}
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-const keys = values.workload === 'sleeper' ? ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'] : ['iterPerSec', 'maxStallUs', 'burnerIterPerSec'];
+const keys = {sleeper: ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'], pingpong: ['roundTripsPerSec', 'p99Us'], poll: ['iterPerSec', 'maxStallUs', 'burnerIterPerSec']}[values.workload];
 for (const [name, rs] of all) {
 	say(`median ${name.padEnd(8)} ${fmt({workload: values.workload, ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))]))})}`);
 	if (values.workload === 'sleeper') say(`stalls  ${name.padEnd(8)} ${rs.filter((r) => r.p99Us > 100_000).length} of ${rs.length} VMs with a p99 over 100 ms`);
