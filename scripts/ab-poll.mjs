@@ -6,7 +6,9 @@
 // the machine's drift; `--workload sleeper` runs scenario a's sleeper instead
 // (`pvwork sleeper -c 0 -p 1000 -b 3`), whose rare stalls need many VMs to
 // count; `--workload pingpong` runs the matrix's ping-pong (`pvwork pingpong
-// -a 0 -c 1`, busy threads on the other vCPUs). `--scenario b` or `c` runs the matrix's scenario b or c instead: a
+// -a 0 -c 1`, busy threads on the other vCPUs); `--after poll` runs the poll
+// for 10 s first in the same boot, as the matrix runs its workloads one after
+// the other (its warm-up too is then the poll's). `--scenario b` or `c` runs the matrix's scenario b or c instead: a
 // 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
 // `pvwork locks -t 2`, or beside one busy shell per host CPU, as
 // src/bench/matrix.ts sets them up (its own functions). Each variant is a
@@ -23,7 +25,7 @@
 // code (perf's [JIT] map) and in cpu_get_ticks: QEMU's TSC read behind one
 // spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,7 +35,7 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {performance} from 'node:perf_hooks';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, scenario: {type: 'string', default: 'a'}, perf: {type: 'boolean', default: false}}});
+const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, scenario: {type: 'string', default: 'a'}, perf: {type: 'boolean', default: false}, after: {type: 'string'}}});
 const pairs = Number(values.pairs);
 const scenario = {a: {vcpus: 4}, b: {vcpus: 2, neighbourVm: true}, c: {vcpus: 2, hostHogs: true}}[values.scenario];
 const busy = `-b,${(scenario?.vcpus ?? 1) - 1}`;
@@ -43,8 +45,9 @@ const workloads = {
 	pingpong: `pvwork,pingpong,-a,0,-c,1,-s,SEC,-b,${(scenario?.vcpus ?? 2) - 2}`,
 };
 const command = workloads[values.workload];
-if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n');
+const before = values.after === undefined ? undefined : workloads[values.after];
+if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario || (values.after !== undefined && !before)) {
+	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n');
 	process.exit(2);
 }
 if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
@@ -97,16 +100,18 @@ const ticks = (qemu) => {
  * a spin of 4 ms or more (8 or more of a thread's samples in a row in
  * cpu_get_ticks, 0.5 ms apart). Contention alone makes such runs rare (at a 40 %
  * share, under 1 % of the lock samples); a lock holder preempted on its CPU
- * makes the others spin until it runs again, a scheduler slice or more.
+ * makes the others spin until it runs again, a scheduler slice or more. The
+ * longest spin is in samples, 0.5 ms each.
  */
 const profile = (data) => {
 	const out = spawnSync('perf', ['script', '-i', data, '-F', 'comm,tid,time,ip,sym,dso'], {encoding: 'utf8', maxBuffer: 256 * 1024 * 1024}).stdout ?? '';
 	fs.rmSync(data, {force: true});
-	const count = {worker: {all: 0, jit: 0, lock: 0, spin: 0}, others: {all: 0, jit: 0, lock: 0, spin: 0}};
+	const count = {worker: {all: 0, jit: 0, lock: 0, spin: 0, longest: 0}, others: {all: 0, jit: 0, lock: 0, spin: 0, longest: 0}};
 	/** Per thread: its kind, and the current run of lock samples (length, time of the last). */
 	const runs = new Map();
 	const endRun = (r) => {
 		if (r.length >= 8) r.c.spin += r.length;
+		r.c.longest = Math.max(r.c.longest, r.length);
 		r.length = 0;
 	};
 	for (const line of out.split('\n')) {
@@ -129,7 +134,7 @@ const profile = (data) => {
 	for (const r of runs.values()) endRun(r);
 	const pct = (n, d) => `${d ? Math.round((100 * n) / d) : 0} %`;
 	return Object.entries(count)
-		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)} (in spins of 4 ms or more ${pct(c.spin, c.all)})`)
+		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)} (in spins of 4 ms or more ${pct(c.spin, c.all)}, the longest ${(c.longest / 2).toFixed(1)} ms)`)
 		.join('; ');
 };
 const fmt = (r) =>
@@ -146,13 +151,15 @@ const startLoad = async () => {
 };
 const image = await ensureImage();
 const all = new Map(variants.map((v) => [v.name, []]));
-say(`scenario ${values.scenario} ${values.workload}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
+say(`scenario ${values.scenario} ${values.workload}${before ? ` after ${values.after}` : ''}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
 for (let pair = 0; pair < pairs; pair++) {
 	for (const v of pair % 2 ? [...variants].reverse() : variants) {
 		const stopLoad = await startLoad();
-		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: scenario.vcpus, run: `sleep,3;${command.replace('SEC', '1')};${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
+		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: scenario.vcpus, run: `sleep,3;${(before ?? command).replace('SEC', '1')};${before ? `${before.replace('SEC', '10')};` : ''}${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
 		try {
-			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured poll starts now
+			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured run starts now
+			for (const deadline = performance.now() + 60_000; before && guest.lines.filter((l) => l.includes('pvwork-result')).length < 2; await sleep(20))
+				if (performance.now() > deadline) throw new Error(`no result from ${values.after} within 60 s`);
 			const qemu = qemuOf(guest.pid);
 			const cpus = ownCpus();
 			for (const t of fs.readdirSync(`/proc/${qemu}/task`)) {
