@@ -8,8 +8,9 @@
 // count; `--workload pingpong` runs the matrix's ping-pong (`pvwork pingpong
 // -a 0 -c 1`, busy threads on the other vCPUs); `--after poll` runs the poll
 // for 10 s first in the same boot, as the matrix runs its workloads one after
-// the other (its warm-up too is then the poll's). `--scenario b` or `c` runs the matrix's scenario b or c instead: a
-// 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
+// the other (the warm-up is then the poll's, and the measured run, with the
+// moves of `plain-one-cpu` and `static` below, starts after it). `--scenario
+// b` or `c` runs the matrix's scenario b or c instead: a 2-vCPU guest (`-b 1`) beside a second VM under plain QEMU running
 // `pvwork locks -t 2`, or beside one busy shell per host CPU, as
 // src/bench/matrix.ts sets them up (its own functions). Each variant is a
 // pvrun build: a directory like this checkout whose dist/ holds the variant.
