@@ -18,6 +18,8 @@ t.test('a thread pinned before the program was loaded gets its vCPU a CPU when t
 
 	const after = await within(10_000, () => hasExclusiveCpu(qemuPid, threads, 1));
 	t.ok(after >= 0, `vCPU 1 gets a CPU of its own after the agent restarts (${after.toFixed(0)} ms after the pin line)`);
+	// pvrun logs a decision after applying it: wait a moment for the line.
+	await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1));
 	const events = readEventLog(logFile);
 	const secondHello = events.filter((e) => e.event === 'agent' && e['state'] === 'hello')[1];
 	const pin = events.find((e) => e.event === 'pin' && e['vcpu'] === 1);

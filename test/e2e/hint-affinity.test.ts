@@ -27,7 +27,8 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	const pinnedAfter = await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1));
 	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`);
 	t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
-	t.ok(readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1), 'the decision is in the event log');
+	// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
+	t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
 	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
 	t.notOk(threadCpusAllowed(guest.pid, guest.pid).includes(exclusiveCpu), `pvrun's own thread stays off the exclusive CPU ${exclusiveCpu}`);
 	// pvrun status shows the same placement (the session publishes it after each change).

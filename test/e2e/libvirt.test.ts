@@ -96,6 +96,8 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 	const pinnedAfter = await within(5000, () => hasExclusiveCpu(qemuPid, threads, 1));
 	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0)}, vCPU 1: ${allowed(threads[1] ?? 0)}`);
 	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
+	// pvrun logs a decision after applying it: wait a moment for the line.
+	await within(1000, () => readEventLog(d.eventLog).some((e) => e.event === 'pin' && e['vcpu'] === 1));
 	const events = readEventLog(d.eventLog);
 	t.ok(
 		events.some((e) => e.event === 'pin' && e['vcpu'] === 1),
