@@ -96,14 +96,9 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 	const pinnedAfter = await within(5000, () => hasExclusiveCpu(qemuPid, threads, 1));
 	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0)}, vCPU 1: ${allowed(threads[1] ?? 0)}`);
 	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
-	// pvrun logs a decision after applying it: wait a moment for the line.
-	await within(1000, () => readEventLog(d.eventLog).some((e) => e.event === 'pin' && e['vcpu'] === 1));
-	const events = readEventLog(d.eventLog);
-	t.ok(
-		events.some((e) => e.event === 'pin' && e['vcpu'] === 1),
-		'pvrun (as libvirt-qemu) logged the decision',
-	);
-	const denied = events.filter((e) => e.event === 'warning').map((e) => String(e['message']));
+	// pvrun logs a decision after applying it: a moment later.
+	t.ok((await within(1000, () => readEventLog(d.eventLog).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'pvrun (as libvirt-qemu) logged the decision');
+	const denied = readEventLog(d.eventLog).filter((e) => e.event === 'warning').map((e) => String(e['message']));
 	t.comment(`pvrun's warnings as ${qemuUser}: ${denied.length ? [...new Set(denied.map((m) => m.replace(/\d+/g, 'N')))].join(' | ') : 'none'}`);
 
 	const destroyStarted = performance.now();
