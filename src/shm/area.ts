@@ -17,6 +17,8 @@ export interface ShmArea {
 	u64: BigUint64Array;
 	/** Rewrite the host-owned header fields (after a guest scribbled on them). */
 	restoreHeader(): void;
+	/** Unmap, keeping the file (another process maps it next). */
+	unmap(): void;
 	/** Unmap and delete the file (idempotent). */
 	remove(): void;
 }
@@ -43,8 +45,23 @@ export function createShmArea(path: string, nrVcpus: number): ShmArea {
 		fs.rmSync(path, {force: true});
 		throw error;
 	}
+	const area = wrapArea(path, nrVcpus, mapping, crypto.randomBytes(8).readBigUInt64LE(0) | 1n);
+	area.restoreHeader();
+	for (let v = 0; v < nrVcpus; v++) area.view.setInt32(slotsOffset + v * slotSize + Slot.pcpu, -1, true);
+	return area;
+}
+
+/**
+ * Map an area that createShmArea made (in another process: pvrun's helper
+ * maps what the pvrun that became QEMU created), with that area's host epoch.
+ */
+export function openShmArea(path: string, nrVcpus: number, hostEpoch: bigint): ShmArea {
+	return wrapArea(path, nrVcpus, mapSharedFile(path, shmSize), hostEpoch);
+}
+
+/** The ShmArea over a mapping of `path`. */
+function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpoch: bigint): ShmArea {
 	const view = new DataView(mapping.view);
-	const hostEpoch = crypto.randomBytes(8).readBigUInt64LE(0) | 1n;
 	const restoreHeader = (): void => {
 		view.setUint32(Header.magic, shmMagic, true);
 		view.setUint16(Header.version, shmVersion, true);
@@ -59,23 +76,21 @@ export function createShmArea(path: string, nrVcpus: number): ShmArea {
 		view.setUint32(Header.recordSize, recordSize, true);
 		view.setBigUint64(Header.hostEpoch, hostEpoch, true);
 	};
-	restoreHeader();
-	for (let v = 0; v < nrVcpus; v++) view.setInt32(slotsOffset + v * slotSize + Slot.pcpu, -1, true);
 	let removed = false;
-	const m = mapping;
 	return {
 		path,
 		size: shmSize,
 		nrVcpus,
 		hostEpoch,
 		view,
-		u32: new Uint32Array(m.view),
-		u64: new BigUint64Array(m.view),
+		u32: new Uint32Array(mapping.view),
+		u64: new BigUint64Array(mapping.view),
 		restoreHeader,
+		unmap: () => mapping.unmap(),
 		remove() {
 			if (removed) return;
 			removed = true;
-			m.unmap();
+			mapping.unmap();
 			fs.rmSync(path, {force: true});
 		},
 	};

@@ -45,7 +45,7 @@ const takeOverMs = 15_000;
  * of QEMU's first process, as QEMU's parent would see it.
  */
 export async function runDaemonized(options: PvOptions, planFor: (ownerPid: number) => VmPlan): Promise<number> {
-	checkPrograms(options.qemu, false);
+	checkPrograms(options.qemu);
 	// The daemon must not hold the descriptors meant for QEMU (libvirt's monitor socket...).
 	keepFromChildren();
 	const daemon = spawn(process.execPath, [daemonEntry], {detached: true, stdio: ['ignore', 'ignore', 'ignore', 'ipc'], cwd: '/'});
@@ -57,7 +57,7 @@ export async function runDaemonized(options: PvOptions, planFor: (ownerPid: numb
 		const answer = await link.ask(prepare, prepareMs, 'creating its files');
 		if (answer.type === 'error') throw new PvrunError(answer.message, {exitCode: answer.exitCode});
 		if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
-		const status = await waitForExit(spawnQemu(options.qemu, plan.args, {dieWithPvrun: false}), () => {});
+		const status = await waitForExit(spawnQemu(options.qemu, plan.args), () => {});
 		const result = await link.ask({type: 'started', status}, takeOverMs, 'taking over the VM').catch((error: unknown) => ({type: 'failed' as const, message: firstLine(error)}));
 		if (result.type === 'failed') process.stderr.write(`pvrun: ${result.message}\n`);
 		// A daemon that serves no VM (QEMU failed, or taking over did) exits: the command returns after it.
@@ -195,7 +195,7 @@ export function serveDaemon(): void {
 			if (!prepared) throw new PvrunError('QEMU started before pvrun had its files');
 			const {plan, area, log, logFile} = prepared;
 			const qemuPid = await readPidFile(plan.pidFile ?? '', plan.shmPath, waitMs);
-			writeVmState(plan, logFile === undefined ? {} : {log: logFile}, qemuPid);
+			writeVmState(plan, logFile === undefined ? {} : {log: logFile}, {qemuPid});
 			const qemu = watchPid(qemuPid);
 			session = new HintSession(plan, area, qemu, log);
 			void qemu.exited.then(() => exit(0));

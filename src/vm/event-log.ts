@@ -29,6 +29,20 @@ export function loggedVm(events: LoggedEvent[]): {qemuPid: number; threads: numb
 	return {qemuPid: Number(start['qemuPid']), threads: (vcpus['threads'] ?? []) as number[]};
 }
 
+/**
+ * Write `text` to stderr with one write(2), never through process.stderr:
+ * for a pipe, Node would set O_NONBLOCK on it, and QEMU, which shares it,
+ * would then lose output whenever the pipe is full. A stderr that is gone or
+ * full drops the line; pvrun carries on.
+ */
+export function writeStderr(text: string): void {
+	try {
+		fs.writeSync(2, text);
+	} catch {
+		// nobody is reading
+	}
+}
+
 export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly started = performance.now();
@@ -52,17 +66,17 @@ export class EventLog {
 			} catch (error) {
 				// A full disk must not take the VM down with pvrun: stop logging, say so once.
 				this.failed = true;
-				process.stderr.write(`pvrun: event log stopped: ${(error as Error).message}\n`);
+				writeStderr(`pvrun: event log stopped: ${(error as Error).message}\n`);
 			}
 		}
-		if (summary && this.summaries) process.stderr.write(`pvrun: ${summary}\r\n`);
+		if (summary && this.summaries) writeStderr(`pvrun: ${summary}\r\n`);
 	}
 
 	/** A warning: logged, and on stderr whether or not summaries are shown (terminal or not, console or not). */
 	warn(message: string): void {
 		if (this.closed) return;
 		this.write('warning', {message});
-		process.stderr.write(`pvrun: ${message}\n`);
+		writeStderr(`pvrun: ${message}\n`);
 	}
 
 	close(): void {

@@ -16,7 +16,7 @@
 // Read once, when this module is first imported, before pvrun opens anything.
 import fs from 'node:fs';
 import type {StdioOptions} from 'node:child_process';
-import {setCloseOnExec} from './posix.js';
+import {clearCloseOnExec, setCloseOnExec, setNonBlocking} from './posix.js';
 
 /** What /proc says about one open descriptor. */
 export interface FdEntry {
@@ -25,11 +25,14 @@ export interface FdEntry {
 	cloexec: boolean;
 	/** The /proc/<pid>/fd/<n> link: a path, 'socket:[ino]', 'pipe:[ino]', 'anon_inode:[eventfd]'... */
 	target: string;
+	/** O_NONBLOCK is set on its open file description (shared with every process holding it). */
+	nonBlocking?: boolean;
 }
 
 /** libuv marks descriptors 0..15 close-on-exec unconditionally at start-up, then on until the first gap. */
 const libuvUnconditional = 16;
 const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
 
 /**
  * The inherited descriptors among `entries` (all of a process's open ones),
@@ -68,7 +71,8 @@ export function readFdEntries(): FdEntry[] {
 			if (target.startsWith('/proc/')) continue;
 			const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
 			if (flags === undefined) continue;
-			entries.push({fd, cloexec: (parseInt(flags, 8) & O_CLOEXEC) !== 0, target});
+			const bits = parseInt(flags, 8);
+			entries.push({fd, cloexec: (bits & O_CLOEXEC) !== 0, target, nonBlocking: (bits & O_NONBLOCK) !== 0});
 		} catch {
 			// closed meanwhile
 		}
@@ -82,8 +86,18 @@ function ipcChannelFd(): number | undefined {
 	return typeof fd === 'number' ? fd : undefined;
 }
 
+const startEntries = readFdEntries();
+
 /** The descriptors (> 2) pvrun inherited, found when this module was first imported. */
-export const inheritedFds: readonly number[] = Object.freeze(classifyFds(readFdEntries(), ipcChannelFd()));
+export const inheritedFds: readonly number[] = Object.freeze(classifyFds(startEntries, ipcChannelFd()));
+
+/**
+ * Whether stdin, stdout and stderr were non-blocking when pvrun started.
+ * Writing to a pipe through process.stdout/stderr makes libuv set O_NONBLOCK
+ * on it, which every process sharing the pipe then sees; Node undoes that
+ * when it exits, and so must pvrun before it becomes QEMU.
+ */
+const startNonBlocking: ReadonlyMap<number, boolean> = new Map(startEntries.filter((e) => e.fd <= 2).map((e) => [e.fd, e.nonBlocking === true]));
 
 /**
  * spawn()'s stdio for QEMU: stdin, stdout and stderr, then each inherited
@@ -94,6 +108,21 @@ export function qemuStdio(fds: readonly number[] = inheritedFds): StdioOptions {
 	const max = Math.max(2, ...fds);
 	for (let n = 3; n <= max; n++) stdio.push(fds.includes(n) ? n : 'ignore');
 	return stdio;
+}
+
+/**
+ * Make this process's descriptors what QEMU must find after pvrun execs it
+ * in place: stdin, stdout, stderr (O_NONBLOCK as when pvrun started), every
+ * inherited descriptor, and `extra`, all kept across exec; everything else
+ * pvrun (Node) opened is close-on-exec already and goes.
+ */
+export function keepForExec(extra: readonly number[] = [], fds: readonly number[] = inheritedFds): void {
+	for (const fd of [0, 1, 2]) {
+		clearCloseOnExec(fd);
+		const was = startNonBlocking.get(fd);
+		if (was !== undefined) setNonBlocking(fd, was);
+	}
+	for (const fd of [...fds, ...extra]) clearCloseOnExec(fd);
 }
 
 /**

@@ -1,25 +1,27 @@
 // Running a VM through pvrun: QEMU with the user's arguments first, then the
-// hint channel (IVSHMEM area, agent virtio-serial port, QMP socket); the hint
-// session runs beside it (src/vm/session.ts). QEMU owns the console and the
-// descriptors pvrun inherited; pvrun ends as QEMU ends and removes its files
-// on every way out (docs/lifecycle.md). A QEMU that daemonizes gets a
-// detached pvrun (src/vm/daemon.ts).
-import type {ChildProcess} from 'node:child_process';
+// hint channel (IVSHMEM area, agent virtio-serial port, QMP socket). pvrun
+// becomes QEMU (exec in place: the caller's pid is QEMU's, with the console
+// and the descriptors pvrun inherited) and a helper process it started just
+// before serves the hint channel (src/vm/helper.ts, src/vm/session.ts) and
+// removes the files when QEMU ends (docs/lifecycle.md). A QEMU that
+// daemonizes gets a detached pvrun instead (src/vm/daemon.ts).
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
+import {ivshmemArgs} from '../shm/area.js';
 import {chooseAccel} from '../qemu/accel.js';
-import {ivshmemArgs, type ShmArea} from '../shm/area.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {qemuOptions, usesStdio} from '../cli/qemu-options.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {runDaemonized} from './daemon.js';
-import {EventLog} from './event-log.js';
+import {EventLog, writeStderr} from './event-log.js';
+import {execQemu} from './exec.js';
+import {startHelper, type HelperOrders, type StartedHelper} from './helper.js';
 import {fastPathAvailable} from '../host/fastpath.js';
-import {checkPrograms, childQemu, endLike, spawnQemu, waitForExit} from './qemu-process.js';
-import {HintSession, createRunFiles, removeRunFiles} from './session.js';
+import {checkPrograms} from './qemu-process.js';
+import {createRunFiles, removeRunFiles} from './session.js';
 import {removeStaleRuns} from './stale.js';
 import {writeVmState} from './state.js';
 
@@ -116,51 +118,53 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 	return plan;
 }
 
-/** Run QEMU exactly as given (--pv-off, and command lines that run no guest); resolves to its exit status. */
-export async function runPlain(qemu: string, args: string[]): Promise<number> {
-	const child = spawnQemu(qemu, args, {dieWithPvrun: true});
-	return endLike(await waitForExit(child, () => {}));
+/** Run QEMU exactly as given (--pv-off, and command lines that run no guest): pvrun becomes QEMU. */
+export function runPlain(qemu: string, args: string[]): never {
+	return execQemu(qemu, args);
 }
 
-/** Run a VM with the hint channel; resolves to QEMU's exit status (or ends by QEMU's signal). */
+/**
+ * Run a VM with the hint channel. Without -daemonize pvrun becomes QEMU
+ * (QEMU keeps the pid the caller started) and a helper process serves the
+ * hint channel (src/vm/helper.ts); then this never returns. With -daemonize,
+ * resolves to the status of QEMU's first process (src/vm/daemon.ts).
+ */
 export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
 	// Left by a pvrun that was killed (SIGKILL cannot be cleaned up after): gone before we add ours.
 	await removeStaleRuns(path.dirname(plan.runDir));
 	if (plan.daemonize) return runDaemonized(options, (pid) => planVm(plan.qemuArgs, options, path.dirname(plan.runDir), {pid, cwd: process.cwd()}));
-	checkPrograms(options.qemu, true);
-	const log = openEventLog(options, plan);
-	let area: ShmArea;
+	checkPrograms(options.qemu);
+	const summaries = showSummaries(options, plan);
+	const area = createRunFiles(plan);
+	let helper: StartedHelper;
 	try {
-		area = createRunFiles(plan);
-	} catch (error) {
-		log.close();
-		throw error;
-	}
-	if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
-	let child: ChildProcess;
-	try {
-		child = spawnQemu(options.qemu, plan.args, {dieWithPvrun: true});
+		const orders: HelperOrders = {plan, summaries, qemuPid: process.pid, hostEpoch: area.hostEpoch.toString()};
+		if (options.log !== undefined) orders.log = path.resolve(options.log);
+		helper = startHelper(orders);
 	} catch (error) {
 		removeRunFiles(plan, area);
-		log.close();
 		throw error;
 	}
-	if (child.pid !== undefined) writeVmState(plan, options, child.pid);
-	const session = new HintSession(plan, area, childQemu(child), log);
-	return endLike(await waitForExit(child, () => session.close()));
+	area.unmap();
+	writeVmState(plan, options, {qemuPid: process.pid, pvrunPid: helper.pid});
+	if (plan.accelNote) writeStderr(`pvrun: accelerator: ${plan.accelNote}\n`);
+	// Fails only if QEMU vanished since checkPrograms: the helper sees this process end and removes the files.
+	return execQemu(options.qemu, plan.args, [helper.qemuEnd]);
 }
 
 /**
- * The event log (--pv-log), or a PvrunError naming the file. Decision
- * summaries go to stderr when it is a terminal, but not when that terminal is
- * the guest's console: QEMU writes the guest's output there as it comes, and
- * a summary would cut one of the guest's lines in two (docs/cli.md).
+ * Whether decision summaries go to stderr: when it is a terminal, but not
+ * when that terminal is the guest's console (QEMU writes the guest's output
+ * there as it comes, and a summary would cut one of the guest's lines in
+ * two: docs/cli.md). Checks that the event log (--pv-log) opens: a PvrunError
+ * naming the file if not.
  */
-function openEventLog(options: PvOptions, plan: VmPlan): EventLog {
+function showSummaries(options: PvOptions, plan: VmPlan): boolean {
 	const consoleHere = usesStdio(plan.qemuArgs) && process.stdout.isTTY === true;
 	try {
-		return new EventLog(options.log, process.stderr.isTTY === true && !consoleHere);
+		new EventLog(options.log, false).close();
 	} catch (error) {
 		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error, exitCode: 2});
 	}
+	return process.stderr.isTTY === true && !consoleHere;
 }

@@ -1,6 +1,7 @@
-// The QEMU process pvrun runs beside: started as pvrun's child (and killed
-// with it), or a daemonized QEMU that pvrun only watches by pid. How pvrun
-// waits for it, forwards signals to it, and ends like it.
+// The QEMU process pvrun serves: pvrun itself after exec (src/vm/exec.ts),
+// watched by its helper; or a daemonized QEMU that pvrun watches by pid, whose
+// first process the front runs as a child, waits for, forwards signals to
+// and ends like.
 import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,27 +48,18 @@ export function findProgram(program: string, missing: string): string {
 }
 
 /**
- * Start QEMU with the console and every inherited descriptor under its own
- * number. `dieWithPvrun`: through setpriv --pdeathsig KILL, which execs QEMU
- * in the same process, so that QEMU cannot outlive pvrun (not for a QEMU
- * that daemonizes: the user asked for it to live on).
+ * Start QEMU as a child with the console and every inherited descriptor
+ * under its own number: QEMU's first process under -daemonize, which exits
+ * once the VM is up (every other VM is QEMU exec'd in place: src/vm/exec.ts).
  */
-export function spawnQemu(qemu: string, args: readonly string[], options: {dieWithPvrun: boolean}): ChildProcess {
-	checkPrograms(qemu, options.dieWithPvrun);
-	const stdio = qemuStdio(inheritedFds);
-	if (!options.dieWithPvrun) return spawn(qemu, args, {stdio});
-	return spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemu, ...args], {stdio});
+export function spawnQemu(qemu: string, args: readonly string[]): ChildProcess {
+	checkPrograms(qemu);
+	return spawn(qemu, args, {stdio: qemuStdio(inheritedFds)});
 }
 
-/** Check that QEMU (and setpriv, `viaSetpriv`) can run, before anything is created: a PvrunError naming the fix if not. */
-export function checkPrograms(qemu: string, viaSetpriv: boolean): void {
-	findProgram(qemu, qemu.includes('/') ? 'check the path given with --pv-qemu' : 'run make setup (or name the QEMU binary with --pv-qemu PATH)');
-	if (viaSetpriv) findProgram('setpriv', 'it comes with util-linux: run make setup');
-}
-
-/** A child QEMU as a QemuProcess. */
-export function childQemu(child: ChildProcess): QemuProcess {
-	return {pid: child.pid ?? 0, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({code, signal})))};
+/** QEMU's path if it can run, checked before anything is created: else a PvrunError naming the fix. */
+export function checkPrograms(qemu: string): string {
+	return findProgram(qemu, qemu.includes('/') ? 'check the path given with --pv-qemu' : 'run make setup (or name the QEMU binary with --pv-qemu PATH)');
 }
 
 /**

@@ -1,6 +1,6 @@
 // Everything pvrun runs beside one VM's QEMU: its run directory and shared
 // memory, and the hint session (QMP, the agent channel, the hint engine).
-// The same for a QEMU that is pvrun's child and for one that daemonized.
+// The same for QEMU exec'd in place (served by pvrun's helper) and for one that daemonized.
 import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';

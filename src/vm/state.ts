@@ -13,6 +13,7 @@ import {guestName} from '../cli/qemu-options.js';
 import {MAX_CPU} from '../host/cpus.js';
 import type {PvOptions} from '../cli/pv-options.js';
 import {firstLine} from '../util/errors.js';
+import {writeStderr} from './event-log.js';
 import type {VmPlan} from './launch.js';
 
 export const stateFileName = 'state.json';
@@ -62,12 +63,14 @@ export interface SkippedRunDir {
 }
 
 /**
- * Record that QEMU (pid `qemuPid`) started for `plan`. Never throws: without
- * a state file the VM runs on, only `pvrun status` does not list it (said on stderr).
+ * Record that QEMU (pid `qemuPid`) started for `plan`, served by the pvrun
+ * process `pvrunPid` (this one unless said). Never throws: without a state
+ * file the VM runs on, only `pvrun status` does not list it (said on stderr).
  */
-export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<PvOptions, 'log'>, qemuPid: number): void {
-	const state: VmState = {version: stateVersion, id: plan.id, pvrunPid: process.pid, qemuPid, qmpSocket: plan.qmpSocket, startedAt: new Date().toISOString()};
-	const start = processStartTicks(process.pid);
+export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<PvOptions, 'log'>, pids: {qemuPid: number; pvrunPid?: number}): void {
+	const pvrunPid = pids.pvrunPid ?? process.pid;
+	const state: VmState = {version: stateVersion, id: plan.id, pvrunPid, qemuPid: pids.qemuPid, qmpSocket: plan.qmpSocket, startedAt: new Date().toISOString()};
+	const start = processStartTicks(pvrunPid);
 	if (start !== undefined) state.pvrunStart = start;
 	const name = guestName(plan.args);
 	if (name !== undefined) state.name = name;
@@ -75,7 +78,7 @@ export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 
 	try {
 		writeAtomically(plan.runDir, state);
 	} catch (error) {
-		process.stderr.write(`pvrun: cannot write ${path.join(plan.runDir, stateFileName)}: ${firstLine(error)}; pvrun status will not list this VM\n`);
+		writeStderr(`pvrun: cannot write ${path.join(plan.runDir, stateFileName)}: ${firstLine(error)}; pvrun status will not list this VM\n`);
 	}
 }
 
@@ -133,8 +136,8 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 		text = readStateFile(runDir);
 	} catch (error) {
 		const code = (error as NodeJS.ErrnoException).code;
-		if (!isRunning(dirPid)) return {reason: `pvrun ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
-		if (code === 'ENOENT') return {reason: `pvrun ${dirPid} has written no ${stateFileName} yet (starting, or an older pvrun)`};
+		if (!isRunning(dirPid)) return {reason: `process ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+		if (code === 'ENOENT') return {reason: `no ${stateFileName} yet (pvrun ${dirPid} is starting, or is an older pvrun)`};
 		if (code === 'EACCES' || code === 'EPERM') return {reason: `${stateFileName} is not readable (another user's VM?)`};
 		if (code === 'ELOOP') return {reason: `${stateFileName} is a symbolic link (not followed)`};
 		return {reason: firstLine(error)};
@@ -143,11 +146,14 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 	try {
 		state = parseVmState(JSON.parse(text));
 		if (state.id !== id) throw new Error(`its id ${JSON.stringify(state.id)} is not the directory's name`);
-		if (state.pvrunPid !== dirPid) throw new Error(`its pvrun pid ${state.pvrunPid} is not the one in the directory's name`);
+		if (state.pvrunPid !== dirPid && state.qemuPid !== dirPid) throw new Error(`neither its pvrun pid ${state.pvrunPid} nor its QEMU pid ${state.qemuPid} is the one in the directory's name`);
 	} catch (error) {
 		return {reason: `${stateFileName} is not a valid pvrun state file: ${firstLine(error)}`};
 	}
-	if (!isRunning(state.pvrunPid, state.pvrunStart)) return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+	if (!isRunning(state.pvrunPid, state.pvrunStart)) {
+		if (isRunning(state.qemuPid)) return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
+		return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+	}
 	return {...state, runDir, qemuRunning: isRunning(state.qemuPid)};
 }
 

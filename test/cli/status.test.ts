@@ -42,7 +42,7 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 	// The running VM: this test process stands in for pvrun, a child that lives for QEMU.
 	const live = runDir(root, process.pid, 'a1b2c3');
 	const qemu = spawnSync('sh', ['-c', 'echo $$']).pid ?? 0; // exited: QEMU gone, pvrun still there
-	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-m', '512', '-name', 'guest=web,,1,debug-threads=on', '-name', 'debug-threads=on']}, {log: 'events.jsonl'}, qemu);
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-m', '512', '-name', 'guest=web,,1,debug-threads=on', '-name', 'debug-threads=on']}, {log: 'events.jsonl'}, {qemuPid: qemu});
 	t.same(fs.readdirSync(live.runDir), ['state.json'], 'written through a temporary file that is gone');
 	t.equal(fs.statSync(path.join(live.runDir, 'state.json')).mode & 0o777, 0o600);
 
@@ -53,7 +53,10 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 	const wrongPid = runDir(root, process.pid, 'bad002');
 	writeJson(wrongPid.runDir, validState(wrongPid.id, 1));
 	const reused = runDir(root, process.pid, 'bad003');
-	writeJson(reused.runDir, validState(reused.id, process.pid, {pvrunStart: (processStartTicks(process.pid) ?? 0) + 1}));
+	writeJson(reused.runDir, validState(reused.id, process.pid, {pvrunStart: (processStartTicks(process.pid) ?? 0) + 1, qemuPid: deadPid}));
+	// The helper killed, its QEMU running on (the directory is named after QEMU's pid).
+	const orphan = runDir(root, process.pid, 'bad007');
+	writeJson(orphan.runDir, validState(orphan.id, deadPid, {qemuPid: process.pid}));
 	const escapes = runDir(root, process.pid, 'bad004');
 	writeJson(escapes.runDir, validState(escapes.id, process.pid, {name: 'evil\u001b[2Jname'}));
 	const linked = runDir(root, process.pid, 'bad005');
@@ -72,11 +75,12 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 	t.match(vm, {id: live.id, runDir: live.runDir, pvrunPid: process.pid, qemuPid: qemu, qemuRunning: false, name: 'web,1', log: path.resolve('events.jsonl'), pvrunStart: processStartTicks(process.pid)});
 	t.equal(vm?.placement, undefined);
 	const reasons = new Map(skipped.map((s) => [path.basename(s.dir), s.reason]));
-	t.same([...reasons.keys()].sort(), [gone.id, `pvrun-${process.pid}-c0ffee`, `pvrun-${process.pid}-bad001`, wrongPid.id, reused.id, escapes.id, linked.id, huge.id].sort(), 'the skipped directories, and only those');
+	t.same([...reasons.keys()].sort(), [gone.id, `pvrun-${process.pid}-c0ffee`, `pvrun-${process.pid}-bad001`, wrongPid.id, reused.id, orphan.id, escapes.id, linked.id, huge.id].sort(), 'the skipped directories, and only those');
 	t.match(reasons.get(gone.id), new RegExp(`pvrun ${deadPid} is not running: left over`));
 	t.match(reasons.get(`pvrun-${process.pid}-c0ffee`), /no state.json yet/);
 	t.match(reasons.get(`pvrun-${process.pid}-bad001`), /not a valid pvrun state file/);
-	t.match(reasons.get(wrongPid.id), /pvrun pid 1 is not the one in the directory's name/);
+	t.match(reasons.get(wrongPid.id), /neither its pvrun pid 1 nor its QEMU pid 1 is the one in the directory's name/);
+	t.match(reasons.get(orphan.id), new RegExp(`pvrun ${deadPid} is gone \\(killed\\): QEMU ${process.pid} runs on without hints`));
 	t.match(reasons.get(reused.id), /is not running/, 'a reused pid is not the pvrun that wrote the file');
 	t.match(reasons.get(escapes.id), /name is not a one-line string/);
 	t.match(reasons.get(linked.id), /state.json is a symbolic link/, 'a symbolic link is not followed');
@@ -86,7 +90,7 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 t.test('updatePlacement publishes the vCPU placement; bad input and a vanished VM are refused', async (t) => {
 	const root = fakeRoot(t);
 	const live = runDir(root, process.pid, '0a0b0c');
-	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, process.pid);
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: process.pid});
 	t.ok(updatePlacement(live.runDir, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]));
 	const [vm] = readVmStates(root).vms;
 	t.same(vm?.placement, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]);
@@ -128,7 +132,7 @@ t.test('the status table', async (t) => {
 t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', async (t) => {
 	const root = fakeRoot(t);
 	const live = runDir(root, process.pid, 'feed01');
-	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-name', 'cli-vm']}, {}, process.pid);
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-name', 'cli-vm']}, {}, {qemuPid: process.pid});
 	const gone = runDir(root, deadPid, 'dead02');
 	writeJson(gone.runDir, validState(gone.id, deadPid));
 	const env = {...process.env, TMPDIR: root};

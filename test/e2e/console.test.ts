@@ -14,7 +14,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {chooseAccel} from '../../src/qemu/accel.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {within} from '../helpers/pvrun-vm.js';
-import {childrenOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
+import {childrenOf, helperOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
 
 let sessions = 0;
 
@@ -105,9 +105,20 @@ const launchers = [
 
 interface Run {
 	terminal: Terminal;
-	/** pvrun's pid (0 for plain QEMU). */
+	/** pvrun's helper (0 for plain QEMU). */
 	pvrunPid: number;
+	/** QEMU: the shell's child (pvrun exec's QEMU in place). */
 	qemuPid: number;
+}
+
+/** The shell's child once it runs QEMU (under pvrun, once pvrun has exec'd it). */
+function qemuChild(shellPid: number): number {
+	const pid = childrenOf(shellPid)[0] ?? 0;
+	try {
+		return pid > 0 && fs.readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu-system') ? pid : 0;
+	} catch {
+		return 0;
+	}
 }
 
 /** Start `launcher` on `args` in a terminal and wait for the guest to be ready (and pvrun's agent, under pvrun). */
@@ -117,16 +128,12 @@ async function boot(t: Test, launcher: (typeof launchers)[number], args: string[
 	const log = path.join(dir, 'events.jsonl');
 	const terminal = await Terminal.run(t, launcher.command(args, log));
 	const isPvrun = launcher.name === 'pvrun';
-	const childOf = (parent: number) => childrenOf(parent)[0] ?? 0;
-	const qemuOf = (parent: number) => childrenOf(parent).find((p) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu-system')) ?? 0;
-	let pid = 0;
 	let qemuPid = 0;
-	await within(10_000, () => (pid = childOf(terminal.shellPid)) > 0 && (qemuPid = isPvrun ? qemuOf(pid) : pid) > 0);
-	t.teardown(() => {
-		killIfRunning(pid);
-		killIfRunning(qemuPid);
-	});
-	t.ok(qemuPid > 0, `${launcher.name}: QEMU runs`);
+	await within(10_000, () => (qemuPid = qemuChild(terminal.shellPid)) > 0);
+	t.teardown(() => killIfRunning(qemuPid));
+	t.ok(qemuPid > 0, `${launcher.name}: QEMU runs, the shell's child`);
+	const helper = isPvrun ? helperOf(qemuPid) : 0;
+	if (isPvrun) t.ok(helper > 0, "pvrun's helper runs beside it");
 	t.ok(await terminal.waitFor(readyLine, 120_000), `${launcher.name}: the guest is ready on the terminal`, {screen: await terminal.screen()});
 	const events = () => readEventLog(log).map((e) => e.event);
 	if (isPvrun) t.ok((await within(60_000, () => events().includes('program'))) >= 0, 'pvrun: the hint channel is up (event log)');
@@ -138,15 +145,16 @@ async function boot(t: Test, launcher: (typeof launchers)[number], args: string[
 		// Summaries are for terminals that are not the guest's console: here they would cut the guest's lines.
 		t.notMatch(await terminal.screen(), /pvrun: /, "pvrun: none of pvrun's lines on the guest's console", {screen: await terminal.screen()});
 	}
-	return {terminal, pvrunPid: isPvrun ? pid : 0, qemuPid};
+	return {terminal, pvrunPid: helper, qemuPid};
 }
 
-/** After a run: pvrun's files gone, QEMU and pvrun gone. */
-function assertNothingLeft(t: Test, run: Run, name: string): void {
+/** After a run: QEMU gone; pvrun's helper and files gone (it cleans up once QEMU is gone: up to 5 s). */
+async function assertNothingLeft(t: Test, run: Run, name: string): Promise<void> {
 	t.notOk(running(run.qemuPid), `${name}: QEMU is gone`);
 	if (run.pvrunPid) {
-		t.notOk(running(run.pvrunPid), 'pvrun is gone');
-		t.same(leftovers(run.pvrunPid), [], 'no /dev/shm file or socket directory of pvrun left');
+		await within(5000, () => !running(run.pvrunPid) && leftovers(run.qemuPid).length === 0);
+		t.notOk(running(run.pvrunPid), "pvrun's helper is gone");
+		t.same(leftovers(run.qemuPid), [], 'no /dev/shm file or socket directory of pvrun left');
 	}
 }
 
@@ -161,7 +169,7 @@ t.test('Ctrl-C on -nographic -serial stdio stops the VM, under pvrun as under QE
 		const lastWords = (await run.terminal.screen()).includes('qemu-system-x86_64: terminating on signal 2');
 		t.comment(`${launcher.name}: exit status ${status}, QEMU said "terminating on signal 2": ${lastWords}`);
 		seen.push({status, lastWords});
-		assertNothingLeft(t, run, launcher.name);
+		await assertNothingLeft(t, run, launcher.name);
 	}
 	const [qemu, pvrun] = seen;
 	t.ok(qemu?.lastWords, 'QEMU stops on the SIGINT the terminal sends');
@@ -183,7 +191,7 @@ t.test('-serial mon:stdio: Ctrl-C goes to the guest, Ctrl-A x quits, under pvrun
 		const lastWords = (await run.terminal.screen()).includes('QEMU: Terminated');
 		t.comment(`${launcher.name}: exit status ${status}, "QEMU: Terminated": ${lastWords}`);
 		seen.push({survivedCtrlC, status, lastWords});
-		assertNothingLeft(t, run, launcher.name);
+		await assertNothingLeft(t, run, launcher.name);
 	}
 	const [qemu, pvrun] = seen;
 	t.ok(qemu?.lastWords, 'QEMU quits on Ctrl-A x');
@@ -197,19 +205,16 @@ t.test("on a terminal that is not the guest's console, pvrun summarises each dec
 	const serial = path.join(dir, 'serial.log');
 	const args = ['-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512', '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2', '-display', 'none', '-serial', `file:${serial}`, '-no-reboot'];
 	const terminal = await Terminal.run(t, [...pvrunCommand(), ...args]);
-	let pvrunPid = 0;
 	let qemuPid = 0;
-	await within(10_000, () => (pvrunPid = childrenOf(terminal.shellPid)[0] ?? 0) > 0 && (qemuPid = childrenOf(pvrunPid)[0] ?? 0) > 0);
-	t.ok(qemuPid > 0, 'QEMU runs under pvrun');
-	t.teardown(() => {
-		killIfRunning(pvrunPid);
-		killIfRunning(qemuPid);
-	});
+	await within(10_000, () => (qemuPid = qemuChild(terminal.shellPid)) > 0);
+	t.ok(qemuPid > 0, 'pvrun became QEMU');
+	t.teardown(() => killIfRunning(qemuPid));
+	const pvrunPid = helperOf(qemuPid);
 	t.equal(await terminal.waitEnd(180_000), 0, 'the guest ran its command and powered off: status 0');
 	const screen = await terminal.screen();
 	t.match(screen, /pvrun: affinity hints on/, 'the channel coming up is summarised', {screen});
 	t.match(screen, /pvrun: vCPU 1 → CPU \d+ exclusive/, 'the pin is summarised in one line', {screen});
 	t.match(screen, /pvrun: vCPU 1 floats on CPUs/, 'and the release', {screen});
 	t.match(fs.readFileSync(serial, 'utf8'), /pin-busy: done/, "the guest's console went to its file");
-	assertNothingLeft(t, {terminal, pvrunPid, qemuPid}, 'pvrun');
+	await assertNothingLeft(t, {terminal, pvrunPid, qemuPid}, 'pvrun');
 });

@@ -11,6 +11,7 @@ import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
+import {helperOf} from '../vm/host-view.js';
 
 for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
 	const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
@@ -30,13 +31,15 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
 	t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
 	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
-	t.notOk(threadCpusAllowed(guest.pid, guest.pid).includes(exclusiveCpu), `pvrun's own thread stays off the exclusive CPU ${exclusiveCpu}`);
+	t.equal(qemuPid, guest.pid, 'QEMU is the process started as pvrun');
+	const helper = helperOf(guest.pid);
+	t.notOk(threadCpusAllowed(helper, helper).includes(exclusiveCpu), `pvrun's own thread (its helper's) stays off the exclusive CPU ${exclusiveCpu}`);
 	// pvrun status shows the same placement (the session publishes it after each change).
 	const [node = 'node', ...cli] = pvrunCommand();
 	const shown = await within(2000, () => {
 		const out = execFileSync(node, [...cli, 'status', '--json'], {encoding: 'utf8'});
-		const vms = (JSON.parse(out) as {vms: Array<{pvrunPid: number; placement?: Array<{vcpu: number; cpus: number[]; exclusive: boolean}>}>}).vms;
-		const p = vms.find((v) => v.pvrunPid === guest.pid)?.placement?.find((x) => x.vcpu === 1);
+		const vms = (JSON.parse(out) as {vms: Array<{pvrunPid: number; qemuPid: number; placement?: Array<{vcpu: number; cpus: number[]; exclusive: boolean}>}>}).vms;
+		const p = vms.find((v) => v.pvrunPid === helper && v.qemuPid === qemuPid)?.placement?.find((x) => x.vcpu === 1);
 		return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
 	});
 	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
@@ -47,7 +50,7 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	t.equal(applied?.['fast'], fast, fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread");
 	const root = process.getuid?.() === 0;
 	// Never real-time: V8's collector waits for helper threads on the same CPU (docs/architecture.md).
-	t.equal(threadPolicy(guest.pid, guest.pid), 0, "pvrun's JavaScript thread is SCHED_OTHER, even as root");
+	t.equal(threadPolicy(helper, helper), 0, "pvrun's JavaScript thread is SCHED_OTHER, even as root");
 	// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
 	const realTime = (pid: number, tid: number) => {
 		try {
@@ -58,17 +61,17 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	};
 	const name = (tid: number) => {
 		try {
-			return fs.readFileSync(`/proc/${guest.pid}/task/${tid}/comm`, 'utf8').trim();
+			return fs.readFileSync(`/proc/${helper}/task/${tid}/comm`, 'utf8').trim();
 		} catch {
 			return '';
 		}
 	};
-	const others = fs.readdirSync(`/proc/${guest.pid}/task`).map(Number).filter((tid) => tid !== guest.pid);
+	const others = fs.readdirSync(`/proc/${helper}/task`).map(Number).filter((tid) => tid !== helper);
 	const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
 	t.equal(fastThreads.length, fast ? 1 : 0, fast ? "one of pvrun's threads is the fast path's" : 'no fast-path thread');
-	t.same(fastThreads.map((tid) => realTime(guest.pid, tid)), fast ? [root] : [], root ? 'it alone rests in SCHED_FIFO' : 'in SCHED_OTHER');
-	t.notOk(fastThreads.some((tid) => threadCpusAllowed(guest.pid, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
-	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(guest.pid, tid)), [], "pvrun's other threads stay SCHED_OTHER");
+	t.same(fastThreads.map((tid) => realTime(helper, tid)), fast ? [root] : [], root ? 'it alone rests in SCHED_FIFO' : 'in SCHED_OTHER');
+	t.notOk(fastThreads.some((tid) => threadCpusAllowed(helper, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
+	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(helper, tid)), [], "pvrun's other threads stay SCHED_OTHER");
 	t.same(threads.filter((tid) => realTime(qemuPid, tid)), [], "and so do QEMU's vCPU threads");
 
 	await guest.waitFor('pin-busy: stopped', 30_000);
@@ -81,7 +84,9 @@ for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU 
 	t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
 
 	await guest.waitFor('pin-busy: done', 30_000);
-	t.equal(await guest.exited, 0, 'the guest powers off; pvrun exits 0 like QEMU');
+	t.equal(await guest.exited, 0, 'the guest powers off; QEMU (started as pvrun) exits 0');
+	// The helper removes the files once it sees QEMU gone.
+	await within(5000, () => !fs.readdirSync('/dev/shm').some((n) => n.startsWith(`pvrun-${guest.pid}-`)) && !fs.readdirSync(os.tmpdir()).some((n) => n.startsWith(`pvrun-${guest.pid}-`)));
 	const leftovers = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
 	t.same(leftovers, [], 'no shared-memory file left behind');
 	const runDirs = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`));

@@ -6,7 +6,7 @@
 // (the guest's ACPI power button), leave no process or file behind. Needs root.
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
-import {threadCpusAllowed} from '../../src/host/cpus.js';
+import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
@@ -23,6 +23,8 @@ import {
 	pvrunLeftovers,
 	stageDomain,
 	userIds,
+	vcpuInfo,
+	vcpuStats,
 	vcpuThreads,
 	virsh,
 	waitForConsole,
@@ -83,7 +85,7 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 	const threads = await vcpuThreads(name);
 	t.equal(threads.length, 2, 'libvirt sees two vCPU threads (QMP query-cpus-fast on its own monitor)');
 	const qemuPid = Number(procStatus(threads[0] ?? 0, 'Tgid'));
-	t.equal(Number(procStatus(qemuPid, 'PPid')), pvrunPid, "QEMU runs as the child of pvrun, whose pid is in libvirt's pid file");
+	t.equal(qemuPid, pvrunPid, "the pid in libvirt's pid file is QEMU's: pvrun exec'd QEMU in place");
 	t.same(
 		threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()),
 		['CPU 0/TCG', 'CPU 1/TCG'],
@@ -98,6 +100,15 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
 	// pvrun logs a decision after applying it: a moment later.
 	t.ok((await within(1000, () => readEventLog(d.eventLog).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'pvrun (as libvirt-qemu) logged the decision');
+	// libvirt reads the vCPUs under the pid it knows: QEMU's.
+	const info = await vcpuInfo(name);
+	t.comment(`virsh vcpuinfo: ${info.map((v) => `vCPU ${v.vcpu} on CPU ${v.cpu}, ${v.cpuTime} s, affinity ${v.affinity}`).join('; ')}`);
+	t.equal(info.length, 2, 'virsh vcpuinfo lists both vCPUs');
+	t.ok(info.every((v) => v.cpuTime > 0), 'virsh vcpuinfo shows CPU time for every vCPU (not 0 s)');
+	const exclusive = threadCpusAllowed(qemuPid, threads[1] ?? 0);
+	t.same(info[1] && {cpu: info[1].cpu, affinity: info[1].affinity}, {cpu: exclusive[0], affinity: ownCpus().map((c) => (c === exclusive[0] ? 'y' : '-')).join('')}, "virsh vcpuinfo: vCPU 1 runs on its own CPU, as the kernel says");
+	const stats = await vcpuStats(name);
+	t.ok(Number(stats.get('vcpu.0.time')) > 0 && Number(stats.get('vcpu.1.time')) > 0, 'virsh domstats --vcpu: vcpu.N.time is real', {stats: Object.fromEntries(stats)});
 	const denied = readEventLog(d.eventLog).filter((e) => e.event === 'warning').map((e) => String(e['message']));
 	t.comment(`pvrun's warnings as ${qemuUser}: ${denied.length ? [...new Set(denied.map((m) => m.replace(/\d+/g, 'N')))].join(' | ') : 'none'}`);
 

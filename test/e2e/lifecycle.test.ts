@@ -1,9 +1,10 @@
-// End to end, how a pvrun VM starts and ends, observed from the host: the
-// exit status (QEMU's, or death by QEMU's signal), QEMU's argv under
-// --pv-off, the descriptors pvrun's parent hands QEMU, and that after every
-// way out (guest poweroff, QEMU refusing its arguments, missing binary,
-// QEMU killed or crashing, SIGTERM/SIGINT/SIGHUP to pvrun, pvrun killed) no
-// QEMU, /dev/shm file or socket directory of pvrun's is left.
+// End to end, how a pvrun VM starts and ends, observed from the host: pvrun
+// becomes QEMU (the pid its caller started is QEMU's, with QEMU's exit
+// status or death by signal), QEMU's argv under --pv-off, the descriptors
+// pvrun's parent hands QEMU, the helper that serves the hint channel, and
+// that after every way out (guest poweroff, QEMU refusing its arguments,
+// missing binary, QEMU killed or crashing, SIGTERM/SIGINT/SIGHUP, the helper
+// killed) no helper, /dev/shm file or socket directory of pvrun's is left.
 import {spawn, type ChildProcess, type StdioOptions} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,8 +15,9 @@ import t, {type Test} from 'tap';
 import {bootArgs, bootGuest, pvrunCommand, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
+import {readEventLog} from '../../src/vm/event-log.js';
 import {connectQmpLine} from '../vm/qmp-line.js';
-import {childrenOf, cmdline, fdTarget, killIfRunning, leftovers, running} from '../vm/host-view.js';
+import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 /** A VM that never runs a guest (-S): QEMU, QMP and pvrun's hint channel, in a second. */
@@ -39,38 +41,50 @@ function startPvrun(t: Pick<Test, 'teardown'>, args: string[], handOver = new Ma
 	const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code ?? -1)));
 	const pid = child.pid ?? 0;
 	t.teardown(async () => {
-		const qemus = childrenOf(pid);
 		killIfRunning(pid);
-		for (const q of qemus) killIfRunning(q);
 		await exited;
 	});
 	return {child, pid, stderr: () => stderr, exited};
 }
 
-/** The QEMU process pvrun `pid` started (its child, once setpriv has exec'd QEMU), waiting up to `ms`. */
-async function qemuOf(pid: number, ms = 10_000): Promise<number> {
-	let qemu = 0;
-	const comm = (p: number) => fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-	await within(ms, () => (qemu = childrenOf(pid).find((p) => comm(p).startsWith('qemu-system')) ?? 0) > 0);
-	return qemu;
+/** Whether process `pid` runs QEMU (pvrun has exec'd it), waiting up to `ms`. */
+async function becameQemu(pid: number, ms = 10_000): Promise<boolean> {
+	const comm = () => {
+		try {
+			return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+		} catch {
+			return '';
+		}
+	};
+	return (await within(ms, () => comm().startsWith('qemu-system'))) >= 0;
 }
 
 /** pvrun running a paused VM, once QEMU is initialised (it answers pvrun's QMP: before, a signal kills QEMU outright). */
-async function startPaused(t: Test): Promise<{pvrun: Started; qemuPid: number}> {
+async function startPaused(t: Test): Promise<{pvrun: Started; qemuPid: number; helper: number}> {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-e2e-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const logFile = path.join(dir, 'events.jsonl');
 	const pvrun = startPvrun(t, ['--pv-log', logFile, ...pausedVm]);
 	const {qemuPid, threads} = await vmFromLog(logFile);
 	t.ok(qemuPid > 0 && threads.length > 0, 'QEMU is up and pvrun talks QMP to it');
+	t.equal(qemuPid, pvrun.pid, 'QEMU is the process the caller started (pvrun exec\'d it)');
 	t.ok(leftovers(pvrun.pid).length >= 2, 'pvrun made its shared memory and run directory');
-	return {pvrun, qemuPid};
+	const helper = helperOf(pvrun.pid);
+	t.ok(helper > 0 && running(helper), "pvrun's helper serves the hint channel");
+	return {pvrun, qemuPid, helper};
 }
 
-/** Everything pvrun `pid` could leave: its files, and QEMU `qemuPid` running. */
-function assertNothingLeft(t: Test, pid: number, qemuPid: number): void {
-	t.same(leftovers(pid), [], 'no /dev/shm file or socket directory of pvrun left');
-	if (qemuPid > 0) t.notOk(running(qemuPid), 'QEMU is gone');
+/**
+ * Everything a VM whose QEMU was `qemuPid` could leave: its files, its
+ * helper `helper` (0: not known) and QEMU running. The helper cleans up once
+ * it sees QEMU gone: waited for, up to 5 s.
+ */
+async function assertNothingLeft(t: Test, qemuPid: number, helper = 0): Promise<void> {
+	const clean = await within(5000, () => leftovers(qemuPid).length === 0 && (helper === 0 || !running(helper)));
+	t.same(leftovers(qemuPid), [], 'no /dev/shm file or socket directory of pvrun left');
+	if (helper > 0) t.notOk(running(helper), "pvrun's helper is gone");
+	if (clean >= 0) t.comment(`cleaned up ${Math.round(clean)} ms after QEMU ended`);
+	t.notOk(running(qemuPid), 'QEMU is gone');
 }
 
 t.test('QEMU refusing its arguments: its status, one line from QEMU, nothing left', async (t) => {
@@ -80,7 +94,7 @@ t.test('QEMU refusing its arguments: its status, one line from QEMU, nothing lef
 	t.equal(r.exitCode, 1, 'QEMU exits 1, so does pvrun');
 	t.ok(performance.now() - started < 5000, 'pvrun does not linger after QEMU is gone');
 	t.match(r.stderr, /qemu-system-x86_64: -pvrun-no-such-option: invalid option/);
-	t.same(leftovers(run.pid ?? 0), []);
+	await assertNothingLeft(t, run.pid ?? 0);
 });
 
 t.test('a QEMU binary that is not there: one line naming the fix, status 127, nothing created', async (t) => {
@@ -97,9 +111,12 @@ t.test('guest poweroff: pvrun exits 0 like QEMU, leaves nothing', async (t) => {
 	const {guest, logFile} = await bootThroughPvrun(t, {run: 'true'});
 	await guest.waitFor('command exited with status 0', 90_000);
 	const {qemuPid} = await vmFromLog(logFile);
-	t.equal(await guest.exited, 0, 'the guest powered off; QEMU and pvrun exit 0');
-	assertNothingLeft(t, guest.pid, qemuPid);
-	t.same(childrenOf(guest.pid), [], 'no child process of pvrun left');
+	t.equal(qemuPid, guest.pid, "QEMU runs under the pid pvrun's caller started");
+	const helper = helperOf(guest.pid);
+	t.same(childrenOf(guest.pid), [helper], "QEMU's one child is pvrun's helper");
+	t.equal(await guest.exited, 0, 'the guest powered off; QEMU (pvrun) exits 0');
+	await assertNothingLeft(t, qemuPid, helper);
+	t.ok(readEventLog(logFile).some((e) => e.event === 'exit'), 'the helper logged its exit (it cleaned up, it was not killed)');
 });
 
 /** Boot the default guest through pvrun, sleeping; resolve once the agent program is loaded. */
@@ -109,57 +126,77 @@ async function bootSleeping(t: Test) {
 	const {qemuPid} = await vmFromLog(logFile);
 	t.ok(qemuPid > 0 && running(qemuPid), 'QEMU runs');
 	t.ok(leftovers(guest.pid).length >= 2, 'while it runs, pvrun has its shared memory and run directory');
-	return {guest, qemuPid};
+	return {guest, qemuPid, helper: helperOf(guest.pid)};
 }
 
-t.test('kill -9 of QEMU: pvrun dies by SIGKILL as QEMU did (a shell says 137) and cleans up', async (t) => {
-	const {guest, qemuPid} = await bootSleeping(t);
+t.test('kill -9 of QEMU: the caller sees QEMU die by SIGKILL (a shell says 137); the helper cleans up', async (t) => {
+	const {guest, qemuPid, helper} = await bootSleeping(t);
 	process.kill(qemuPid, 'SIGKILL');
-	t.equal(await guest.exited, 'SIGKILL', 'pvrun ends by the signal that ended QEMU');
-	assertNothingLeft(t, guest.pid, qemuPid);
+	t.equal(await guest.exited, 'SIGKILL', 'the process the caller started ends by SIGKILL');
+	await assertNothingLeft(t, qemuPid, helper);
 });
 
-t.test('QEMU crashing (SIGSEGV): pvrun dies by SIGSEGV too, after cleaning up', async (t) => {
-	const {pvrun, qemuPid} = await startPaused(t);
+t.test('QEMU crashing (SIGSEGV): the caller sees SIGSEGV; the helper cleans up', async (t) => {
+	const {pvrun, qemuPid, helper} = await startPaused(t);
 	process.kill(qemuPid, 'SIGSEGV');
 	t.equal(await pvrun.exited, 'SIGSEGV');
-	assertNothingLeft(t, pvrun.pid, qemuPid);
+	await assertNothingLeft(t, qemuPid, helper);
 });
 
-t.test('SIGTERM to pvrun reaches QEMU; pvrun exits with its status and cleans up', async (t) => {
-	const {guest, qemuPid} = await bootSleeping(t);
+t.test('SIGTERM to pvrun is SIGTERM to QEMU: status 0, the helper cleans up', async (t) => {
+	const {guest, qemuPid, helper} = await bootSleeping(t);
 	process.kill(guest.pid, 'SIGTERM');
 	const code = await guest.exited;
-	t.equal(code, 0, 'QEMU stops on SIGTERM with status 0 ("terminating on signal 15"), so does pvrun');
-	assertNothingLeft(t, guest.pid, qemuPid);
+	t.equal(code, 0, 'QEMU stops on SIGTERM with status 0 ("terminating on signal 15")');
+	await assertNothingLeft(t, qemuPid, helper);
 });
 
-t.test('SIGINT and SIGHUP to pvrun reach QEMU the same way', async (t) => {
+t.test('SIGINT and SIGHUP the same way', async (t) => {
 	for (const signal of ['SIGINT', 'SIGHUP'] as const) {
-		const {pvrun, qemuPid} = await startPaused(t);
+		const {pvrun, qemuPid, helper} = await startPaused(t);
 		process.kill(pvrun.pid, signal);
-		t.equal(await pvrun.exited, 0, `${signal}: QEMU terminates with status 0, so does pvrun`);
+		t.equal(await pvrun.exited, 0, `${signal}: QEMU terminates with status 0`);
 		t.match(pvrun.stderr(), new RegExp(`terminating on signal ${os.constants.signals[signal]}`), 'QEMU got the signal');
-		assertNothingLeft(t, pvrun.pid, qemuPid);
+		await assertNothingLeft(t, qemuPid, helper);
 	}
 });
 
-t.test('pvrun killed with SIGKILL: QEMU dies with it; the next pvrun removes what it left', async (t) => {
-	const {pvrun, qemuPid} = await startPaused(t);
-	process.kill(pvrun.pid, 'SIGKILL');
-	await pvrun.exited;
-	t.ok(await within(5000, () => !running(qemuPid)) >= 0, 'QEMU does not outlive pvrun (parent-death signal)');
-	const left = leftovers(pvrun.pid);
-	t.equal(left.length, 2, 'a SIGKILLed pvrun cannot clean up: its shared memory and run directory are left');
+t.test("the helper holds none of the caller's descriptors and is in a session of its own", async (t) => {
+	const {pvrun, helper} = await startPaused(t);
+	const stat = fs.readFileSync(`/proc/${helper}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+	t.equal(Number(stat[3]), helper, 'its own session (setsid): a terminal\'s Ctrl-C reaches QEMU alone');
+	t.equal(fdTarget(helper, 0), '/dev/null', 'stdin /dev/null');
+	t.equal(fdTarget(helper, 1), '/dev/null', 'stdout /dev/null');
+	t.equal(fdTarget(helper, 2), fdTarget(pvrun.pid, 2), "stderr the caller's (for pvrun's warnings)");
+	t.match(fdTarget(helper, 3), /^pipe:/, 'fd 3: the pipe whose other end QEMU holds');
+	t.ok(fdTargets(pvrun.pid).includes(fdTarget(helper, 3) ?? '-'), 'QEMU holds the other end');
+});
+
+t.test('the helper killed with SIGKILL: QEMU runs on; the next pvrun removes the files once QEMU is gone', async (t) => {
+	const {pvrun, qemuPid, helper} = await startPaused(t);
+	process.kill(helper, 'SIGKILL');
+	t.ok((await within(5000, () => !running(helper))) >= 0, 'the helper is gone');
+	await new Promise((r) => setTimeout(r, 500));
+	t.ok(running(qemuPid), 'QEMU runs on, without hints');
+	const left = leftovers(qemuPid);
+	t.equal(left.length, 2, 'a SIGKILLed helper cannot clean up: the shared memory and run directory are left');
 	t.teardown(() => {
 		for (const name of left) for (const dir of ['/dev/shm', os.tmpdir()]) fs.rmSync(path.join(dir, name), {recursive: true, force: true});
 	});
-	// Leftovers are removed only once a minute old (a pvrun in another pid namespace may be starting).
 	const old = new Date(Date.now() - 120_000);
-	for (const name of left) for (const dir of ['/dev/shm', os.tmpdir()]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
-	const next = await execa(node, [...cli, '-nodefaults', '-pvrun-no-such-option'], {reject: false, timeout: 30_000});
-	t.equal(next.exitCode, 1, 'the next pvrun ran (its QEMU refused a made-up option)');
-	t.same(leftovers(pvrun.pid), [], "the next pvrun's start removed them");
+	const age = () => {
+		for (const name of left) for (const dir of ['/dev/shm', os.tmpdir()]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
+	};
+	// Leftovers are removed only once a minute old (a pvrun in another pid namespace may be starting).
+	age();
+	const next = () => execa(node, [...cli, '-nodefaults', '-pvrun-no-such-option'], {reject: false, timeout: 30_000});
+	t.equal((await next()).exitCode, 1, 'the next pvrun ran (its QEMU refused a made-up option)');
+	t.equal(leftovers(qemuPid).length, 2, 'while QEMU runs, its files stay');
+	process.kill(qemuPid, 'SIGTERM');
+	t.equal(await pvrun.exited, 0, 'QEMU ends on SIGTERM');
+	age();
+	t.equal((await next()).exitCode, 1, 'another pvrun ran');
+	t.same(leftovers(qemuPid), [], "that pvrun's start removed them");
 });
 
 t.test('--pv-off: the running QEMU has exactly the argv given', async (t) => {
@@ -167,14 +204,14 @@ t.test('--pv-off: the running QEMU has exactly the argv given', async (t) => {
 	const options = {kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', launcher: pvrunCommand('--pv-off')};
 	const guest = bootGuest(options);
 	t.teardown(() => guest.stop());
-	const qemuPid = await qemuOf(guest.pid);
-	t.ok(qemuPid > 0, 'QEMU runs as the child of pvrun');
-	t.same(cmdline(qemuPid), ['qemu-system-x86_64', ...bootArgs(options)], "/proc/<qemu>/cmdline is the user's command, nothing added or changed");
+	t.ok(await becameQemu(guest.pid), 'the process the caller started runs QEMU');
+	t.same(cmdline(guest.pid), ['qemu-system-x86_64', ...bootArgs(options)], "/proc/<qemu>/cmdline is the user's command, nothing added or changed");
+	t.same(childrenOf(guest.pid), [], 'no helper: nothing of pvrun runs');
 	// QEMU must be up (its signal handlers set) before it is asked to stop: the guest is.
 	await guest.waitFor(readyLine, 120_000);
 	process.kill(guest.pid, 'SIGTERM');
-	t.equal(await guest.exited, 0, 'SIGTERM reaches QEMU; pvrun exits with its status');
-	assertNothingLeft(t, guest.pid, qemuPid);
+	t.equal(await guest.exited, 0, 'SIGTERM reaches QEMU; status 0');
+	await assertNothingLeft(t, guest.pid);
 });
 
 /** A listening unix socket of this process, as a parent like libvirt opens one for QEMU's monitor. */
@@ -214,8 +251,10 @@ t.test("descriptors pvrun's parent hands it reach QEMU under the same numbers", 
 		const pvrun = startPvrun(t, [...pv, ...pausedVm, ...monitors], new Map([[5, low.fd], [40, high.fd]]));
 		await low.close();
 		await high.close();
-		const qemuPid = await qemuOf(pvrun.pid);
-		t.ok(qemuPid > 0, `${mode}: QEMU runs`);
+		t.ok(await becameQemu(pvrun.pid), `${mode}: QEMU runs`);
+		const qemuPid = pvrun.pid;
+		const helper = pv.length ? 0 : helperOf(pvrun.pid);
+		if (helper) t.notOk(fdTargets(helper).some((f) => f === low.inode || f === high.inode), "the helper holds neither of the parent's sockets");
 		t.equal(fdTarget(qemuPid, 5), low.inode, `${mode}: QEMU's fd 5 is the parent's socket`);
 		t.equal(fdTarget(qemuPid, 40), high.inode, `${mode}: QEMU's fd 40 is the parent's socket`);
 		const viaLow = await connectQmpLine(low.path);
@@ -227,7 +266,7 @@ t.test("descriptors pvrun's parent hands it reach QEMU under the same numbers", 
 		viaLow.close();
 		t.equal(await pvrun.exited, 0, `${mode}: quit through the inherited monitor ends QEMU and pvrun with status 0`);
 		t.equal(pvrun.stderr().match(/^(?!pvrun: accelerator:).+$/gm), null, `${mode}: nothing but the accelerator line on stderr`, {stderr: pvrun.stderr()});
-		assertNothingLeft(t, pvrun.pid, qemuPid);
+		await assertNothingLeft(t, qemuPid, helper);
 	}
 });
 

@@ -245,3 +245,37 @@ export function pvrunLeftovers(pid: number): string[] {
 	// libvirt gives the emulator no TMPDIR: pvrun's run directory is under /tmp.
 	return [...mine('/dev/shm'), ...mine('/tmp')];
 }
+
+/** One vCPU as `virsh vcpuinfo` shows it. */
+export interface VcpuInfo {
+	vcpu: number;
+	/** The host CPU it last ran on. */
+	cpu: number;
+	/** Seconds of CPU time. */
+	cpuTime: number;
+	/** 'yy', '-y'...: one character per host CPU. */
+	affinity: string;
+}
+
+/** `virsh vcpuinfo NAME`, parsed: what libvirt reads under the pid it knows. */
+export async function vcpuInfo(name: string): Promise<VcpuInfo[]> {
+	const out = await virsh('vcpuinfo', name);
+	return out
+		.split(/\n\s*\n/)
+		.map((block) => {
+			const field = (key: string) => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(block)?.[1]?.trim() ?? '';
+			return {vcpu: Number(field('VCPU')), cpu: Number(field('CPU')), cpuTime: parseFloat(field('CPU time')) || 0, affinity: field('CPU Affinity')};
+		})
+		.filter((v) => v.affinity !== '');
+}
+
+/** `virsh domstats --vcpu NAME` as key → value ('vcpu.0.time' → '1230000000'). */
+export async function vcpuStats(name: string): Promise<Map<string, string>> {
+	const out = await virsh('domstats', '--vcpu', name);
+	return new Map(
+		out
+			.split('\n')
+			.map((l) => l.trim().split('='))
+			.filter((kv): kv is [string, string] => kv.length === 2),
+	);
+}

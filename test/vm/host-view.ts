@@ -9,6 +9,22 @@ export function leftovers(pid: number): string[] {
 	return [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)), ...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${pid}-`))];
 }
 
+/**
+ * The helper serving the VM whose QEMU is `qemuPid` (the pid the caller
+ * started: pvrun became QEMU), from its state file; 0 if none is found.
+ */
+export function helperOf(qemuPid: number): number {
+	for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${qemuPid}-`))) {
+		try {
+			const state = JSON.parse(fs.readFileSync(`${os.tmpdir()}/${name}/state.json`, 'utf8')) as {pvrunPid?: unknown};
+			if (typeof state.pvrunPid === 'number') return state.pvrunPid;
+		} catch {
+			// not written yet, or gone
+		}
+	}
+	return 0;
+}
+
 /** Every pvrun-<pid>-<hex> name in /dev/shm and the socket directory now. */
 export function allRunNames(): Set<string> {
 	const names = [...fs.readdirSync('/dev/shm'), ...fs.readdirSync(os.tmpdir())];
