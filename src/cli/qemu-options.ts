@@ -116,7 +116,7 @@ function isHelpQuery(name: string, value: string | undefined): boolean {
 }
 
 /** The machine type a -machine value names, if it names one (first item, or type=...). */
-function machineType(value: string | undefined): string | undefined {
+export function machineType(value: string | undefined): string | undefined {
 	if (value === undefined) return undefined;
 	if (value.startsWith('{')) {
 		try {

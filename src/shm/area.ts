@@ -95,11 +95,3 @@ function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpo
 		},
 	};
 }
-
-/** QEMU arguments that expose `area` to the guest as an IVSHMEM device. */
-export function ivshmemArgs(area: Pick<ShmArea, 'path' | 'size'>, id: string): string[] {
-	return [
-		'-object', `memory-backend-file,id=${id}-mem,size=${area.size},share=on,mem-path=${area.path}`,
-		'-device', `ivshmem-plain,id=${id}-ivshmem,memdev=${id}-mem`,
-	];
-}

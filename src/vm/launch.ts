@@ -9,13 +9,13 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
-import {ivshmemArgs} from '../shm/area.js';
 import {chooseAccel} from '../qemu/accel.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {qemuOptions, usesStdio} from '../cli/qemu-options.js';
 import {userChoseAccel, userSetDebugThreads, vcpuCount, type PvOptions} from '../cli/pv-options.js';
 import {runDaemonized} from './daemon.js';
+import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import {EventLog, writeStderr} from './event-log.js';
 import {execQemu} from './exec.js';
 import {startHelper, type HelperOrders, type StartedHelper} from './helper.js';
@@ -24,10 +24,6 @@ import {checkPrograms} from './qemu-process.js';
 import {createRunFiles, removeRunFiles} from './session.js';
 import {removeStaleRuns} from './stale.js';
 import {writeVmState} from './state.js';
-
-export const agentPortName = 'org.pvrun.agent.0';
-/** The port the agent writes its kick byte to, read by the native fast path (docs/fast-path.md). */
-export const kickPortName = 'org.pvrun.kick.0';
 
 /** Files and ids of one pvrun VM. */
 export interface VmPlan {
@@ -47,6 +43,8 @@ export interface VmPlan {
 	/** The complete QEMU argument list: the user's, then pvrun's. */
 	args: string[];
 	accelNote?: string;
+	/** Where pvrun's PCI devices go (src/vm/devices.ts). */
+	place: ChannelPlace;
 	/** The user's arguments say -daemonize: a detached pvrun serves the VM (src/vm/daemon.ts). */
 	daemonize: boolean;
 	/** With -daemonize: where QEMU writes its pid, absolute (the user's -pidfile, or one pvrun adds in its run directory). */
@@ -69,6 +67,7 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 	if (foreign.length) throw new PvrunError(`--pv-cpus names CPUs pvrun may not use: ${formatCpuList(foreign)} (allowed: ${formatCpuList(own)})`, {exitCode: 2});
 	const nrVcpus = Math.min(vcpuCount(qemuArgs), maxVcpus);
 	const given = qemuOptions(qemuArgs);
+	checkNoClash(qemuArgs);
 	const plan: VmPlan = {
 		id,
 		runDir,
@@ -79,6 +78,7 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		allowed,
 		qemuArgs: [...qemuArgs],
 		args: [...qemuArgs],
+		place: choosePlace(qemuArgs),
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};
 	if (!userChoseAccel(qemuArgs)) {
@@ -88,24 +88,12 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 	}
 	// QEMU merges repeated -name options, so this keeps the user's guest name and adds readable thread names.
 	if (!userSetDebugThreads(qemuArgs)) plan.args.push('-name', 'debug-threads=on');
-	plan.args.push(
-		...ivshmemArgs({path: plan.shmPath, size: shmSize}, id),
-		'-chardev', `socket,id=${id}-agent,path=${plan.agentSocket},server=on,wait=off`,
-		// ioeventfd=off: the agent's KICK is handled in the vCPU thread that writes it, not
-		// handed to QEMU's main loop first (one thread wake-up less; hint p50 -30 % in A/B runs).
-		'-device', `virtio-serial-pci,id=${id}-vser,ioeventfd=off`,
-		'-device', `virtserialport,id=${id}-port,bus=${id}-vser.0,chardev=${id}-agent,name=${agentPortName}`,
-		'-qmp', `unix:${plan.qmpSocket},server=on,wait=off`,
-	);
 	const fast = options.fastPath ? fastPathAvailable() : '--pv-fast-path off';
 	if (fast !== true) plan.fastPathOff = fast;
-	else {
-		plan.kickSocket = path.join(runDir, 'kick.sock');
-		plan.args.push(
-			'-chardev', `socket,id=${id}-kick,path=${plan.kickSocket},server=on,wait=off`,
-			'-device', `virtserialport,id=${id}-kport,bus=${id}-vser.0,chardev=${id}-kick,name=${kickPortName}`,
-		);
-	}
+	else plan.kickSocket = path.join(runDir, 'kick.sock');
+	const files: ChannelFiles = {shmPath: plan.shmPath, shmSize, agentSocket: plan.agentSocket};
+	if (plan.kickSocket !== undefined) files.kickSocket = plan.kickSocket;
+	plan.args.push(...channelArgs(files, plan.place), '-qmp', `unix:${plan.qmpSocket},server=on,wait=off`);
 	if (plan.daemonize) {
 		// The daemonized QEMU is nobody's child: its pid comes from the pidfile (QEMU takes the last -pidfile).
 		const userPidFile = given.filter((o) => o.name === 'pidfile').at(-1)?.value;

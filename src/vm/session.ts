@@ -15,6 +15,7 @@ import {RecordType, shmSize} from '../shm/layout.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
+import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
 import {updatePlacement} from './state.js';
@@ -77,7 +78,8 @@ export class HintSession {
 		private readonly log: EventLog,
 	) {
 		this.reader = new RingReader(area);
-		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: qemu.pid, shm: plan.shmPath});
+		const pci = plan.place.slot === undefined ? 'auto' : `${plan.place.bus ?? ''}:0x${plan.place.slot.toString(16)}`;
+		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: qemu.pid, shm: plan.shmPath, pci});
 		this.start().catch(async (error: unknown) => {
 			// A QEMU that is quitting closes its monitor mid-setup: that is the VM ending, not news for the terminal.
 			if (await this.quitsWithin(quitGraceMs)) return;
@@ -130,7 +132,7 @@ export class HintSession {
 		});
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
-		if (this.portOpen || chardevs.some((c) => c.label === `${this.plan.id}-agent` && c['frontend-open'] === true)) void this.handshake();
+		if (this.portOpen || chardevs.some((c) => c.label === channelIds.agentChardev && c['frontend-open'] === true)) void this.handshake();
 		const noAgent = setTimeout(() => {
 			if (!this.agentSeen && !this.closed) this.warn('no pvrun agent answered in the guest: the VM runs as plain QEMU would');
 		}, 120_000);
@@ -140,7 +142,7 @@ export class HintSession {
 	/** React to QMP events: the agent port opening/closing, guest resets, CPU hot-plug. */
 	private onQmpEvent(name: string, data: unknown, pinner: Pinner): void {
 		const d = (data ?? {}) as {id?: unknown; open?: unknown};
-		if (name === 'VSERPORT_CHANGE' && d.id === `${this.plan.id}-port`) {
+		if (name === 'VSERPORT_CHANGE' && d.id === channelIds.agentPort) {
 			this.portOpen = d.open === true;
 			if (d.open === true) void this.handshake();
 			else {

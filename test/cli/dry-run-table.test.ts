@@ -9,6 +9,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
 import {packageRoot} from '../../src/util/paths.js';
+import {slotOf} from '../../src/vm/devices.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 
@@ -191,7 +192,12 @@ t.test(`${cases.length} real command lines: the user's arguments first, unchange
 			const added = rest.slice(0, -1).split('\n');
 			t.ok(added.length >= 10 && added.length % 2 === 0, `pvrun adds option/value pairs after them (${added.length})`);
 			t.ok(added.every((a, i) => i % 2 === 1 || /^-[a-z]/.test(a)), 'each addition is an option and its value');
-			t.ok(added.includes('-qmp') && added.some((a) => a.startsWith('ivshmem-plain,')), 'the hint channel is added');
+			t.ok(added.includes('-qmp') && added.some((a) => a.includes('"driver":"ivshmem-plain"')), 'the hint channel is added');
+			const devices = added.filter((a, i) => added[i - 1] === '-device');
+			t.ok(devices.length >= 3 && devices.every((d) => d.startsWith('{')), "pvrun's devices are JSON (created after every user device)");
+			const ours = devices.map((d) => JSON.parse(d) as {addr?: string}).flatMap((d) => (d.addr === undefined ? [] : [slotOf(d.addr)]));
+			const userSlots = qemu.flatMap((a, i) => (qemu[i - 1] === '-device' ? [...a.matchAll(/(?:addr=|"addr":")(0x[0-9a-f]+|[0-9a-f]+)/gi)].map((m) => slotOf(m[1])) : []));
+			t.notOk(ours.some((s) => userSlots.includes(s)), `on a slot no user device names (${ours.join(',') || 'QEMU picks'}; the user's: ${userSlots.join(',') || 'none'})`);
 			t.equal(added.includes('-accel'), !c.userAccel, c.userAccel ? 'no accelerator over the user\'s' : 'an accelerator is added');
 		});
 	}

@@ -74,8 +74,8 @@ t.test('pvrun\'s additions come after the user\'s arguments, with ids of its own
 	const added = plan.args.slice(user.length);
 	t.notOk(added.includes('-accel'), 'no accelerator added when the user chose one');
 	t.same(added.slice(0, 2), ['-name', 'debug-threads=on']);
-	const ids = added.flatMap((a) => [...a.matchAll(/(?:^|,)id=([^,]+)/g)].map((m) => m[1] ?? ''));
-	t.ok(ids.length >= 4 && ids.every((id) => id.startsWith(`${plan.id}-`)), `every added id is pvrun's own: ${ids.join(' ')}`);
+	const ids = added.flatMap((a) => [...a.matchAll(/(?:^|,)id=([^,]+)|"id":"([^"]+)"/g)].map((m) => m[1] ?? m[2] ?? ''));
+	t.ok(ids.length >= 6 && ids.every((id) => id.startsWith('pvrun-')), `every added id is pvrun's own: ${ids.join(' ')}`);
 	t.match(plan.shmPath, new RegExp(`^/dev/shm/${plan.id}$`));
 	t.equal(plan.nrVcpus, 2);
 });

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
+import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 import {
@@ -78,7 +79,18 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 	const started = performance.now();
 	await virsh('start', name);
 	t.comment(`virsh start: ${ms(started)}`);
-	t.comment(`libvirt's command line: ${loggedCommandLine(name)}`);
+	const commandLine = loggedCommandLine(name);
+	t.comment(`libvirt's command line: ${commandLine}`);
+	// What an ordinary domain gets from libvirt, each device at an address libvirt chose (QEMU refused
+	// the balloon at slot 2 when pvrun's key=value device was created first and took that slot).
+	const placed = [...commandLine.matchAll(/'(\{"driver":"[^']*)'/g)].map((m) => JSON.parse(m[1] ?? '{}') as {driver: string; id?: string; bus?: string; addr?: string});
+	const onRoot = placed.filter((d) => d.bus === 'pci.0' && d.addr !== undefined && d.id !== undefined);
+	t.ok(['virtio-balloon-pci', 'piix3-usb-uhci', 'virtio-blk-pci'].every((driver) => onRoot.some((d) => d.driver === driver)), "libvirt's default balloon and USB controller, and the virtio disk, each at an address libvirt chose", {placed});
+	t.ok(onRoot.some((d) => slotOf(d.addr) === 2), 'one of them at slot 2');
+	const pci = JSON.parse(await virsh('qemu-monitor-command', name, '{"execute":"query-pci"}')) as {return: Array<{devices: Array<{slot: number; qdev_id: string}>}>};
+	const slots = new Map((pci.return[0]?.devices ?? []).map((d) => [d.qdev_id, d.slot]));
+	t.same(onRoot.map((d) => slots.get(d.id ?? '')), onRoot.map((d) => slotOf(d.addr)), "every one of libvirt's devices is where libvirt put it");
+	t.equal(slots.get('pvrun-ivshmem'), 31, "pvrun's devices are on the highest free slot, away from libvirt's");
 
 	const pvrunPid = domainPid(name);
 	t.equal(procStatus(pvrunPid, 'Uid').split(/\s+/)[0], String(userIds(qemuUser).uid), `libvirt runs pvrun as ${qemuUser}`);

@@ -90,6 +90,8 @@ export interface StagedDomain {
 	console: string;
 	/** pvrun's --pv-log, written by pvrun as libvirt-qemu. */
 	eventLog: string;
+	/** A small empty raw disk for the domain's virtio disk. */
+	disk: string;
 }
 
 /**
@@ -109,9 +111,13 @@ export function stageDomain(session: LibvirtSession, name: string, image: {kerne
 	fs.copyFileSync(image.initrd, initrd);
 	fs.chmodSync(kernel, 0o644);
 	fs.chmodSync(initrd, 0o644);
+	const disk = path.join(dir, 'disk.img');
+	fs.writeFileSync(disk, '');
+	fs.truncateSync(disk, 16 * 1024 * 1024);
 	const {uid, gid} = userIds(qemuUser);
 	fs.chownSync(dir, uid, gid);
-	return {name, dir, kernel, initrd, console: path.join(dir, 'console.log'), eventLog: path.join(dir, 'events.jsonl')};
+	fs.chownSync(disk, uid, gid);
+	return {name, dir, kernel, initrd, console: path.join(dir, 'console.log'), eventLog: path.join(dir, 'events.jsonl'), disk};
 }
 
 /** uid and gid of `user`, from /etc/passwd. */
@@ -139,7 +145,8 @@ export interface DomainOptions {
 /**
  * The domain XML: TCG (`type='qemu'`), `<emulator>` = pvrun, the default guest's
  * kernel and initrd with the same kernel command line `bootArgs` uses, ACPI (or
- * the guest sees one CPU), the console in a file, no network, disks, USB or balloon.
+ * the guest sees one CPU), the console in a file, a virtio disk, and what libvirt
+ * adds by default (its USB controller, the memory balloon at slot 2, PS/2 input).
  */
 export function domainXml(d: StagedDomain, options: DomainOptions): string {
 	const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', `pvrun.run=${options.run}`].join(' ');
@@ -160,12 +167,15 @@ export function domainXml(d: StagedDomain, options: DomainOptions): string {
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>${xmlEscape(pvrunLauncher)}</emulator>
-    <controller type='usb' model='none'/>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='${xmlEscape(d.disk)}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
     <serial type='file'>
       <source path='${xmlEscape(d.console)}'/>
       <target port='0'/>
     </serial>
-    <memballoon model='none'/>
   </devices>${
 		pvArgs.length
 			? `\n  <qemu:commandline>\n${pvArgs.map((a) => `    <qemu:arg value='${xmlEscape(a)}'/>`).join('\n')}\n  </qemu:commandline>`

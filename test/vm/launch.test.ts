@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {fastPathAvailable} from '../../src/host/fastpath.js';
-import {kickPortName, planVm} from '../../src/vm/launch.js';
+import {kickPortName} from '../../src/vm/devices.js';
+import {planVm} from '../../src/vm/launch.js';
 
 const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'} as const;
 const owner = {pid: 4242, cwd: '/srv/vm'};
@@ -49,8 +50,8 @@ t.test('the kick port is added when the fast path can run, and not with --pv-fas
 	t.equal(fastPathAvailable(), true, 'make builds the library');
 	const on = planVm(['-m', '512'], options, os.tmpdir(), owner);
 	t.equal(on.kickSocket, path.join(on.runDir, 'kick.sock'));
-	t.ok(on.args.includes(`socket,id=${on.id}-kick,path=${on.kickSocket},server=on,wait=off`), 'its chardev');
-	t.ok(on.args.includes(`virtserialport,id=${on.id}-kport,bus=${on.id}-vser.0,chardev=${on.id}-kick,name=${kickPortName}`), 'its port, on the agent channel');
+	t.ok(on.args.includes(`socket,id=pvrun-kick,path=${on.kickSocket},server=on,wait=off`), 'its chardev');
+	t.ok(on.args.includes(JSON.stringify({driver: 'virtserialport', id: 'pvrun-kport', bus: 'pvrun-vser.0', chardev: 'pvrun-kick', name: kickPortName})), 'its port, on the agent channel');
 	t.equal(on.fastPathOff, undefined);
 	const off = planVm(['-m', '512'], {...options, fastPath: false}, os.tmpdir(), owner);
 	t.equal(off.kickSocket, undefined);
