@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Guest side of the shared-memory area (docs/shm-layout.md).
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,74 +25,126 @@ uint64_t pvshm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* sysfs_find() match: the IVSHMEM PCI device. */
-static int is_ivshmem(const char *dir, const char *entry, void *ctx)
+/* Whether sysfs device `entry` is an IVSHMEM device. */
+static int is_ivshmem(const char *dir, const char *entry)
 {
 	unsigned vendor, device;
 
-	(void)ctx;
 	return sysfs_read_hex(dir, entry, "vendor", &vendor) == 0 && sysfs_read_hex(dir, entry, "device", &device) == 0 &&
 	       vendor == IVSHMEM_VENDOR && device == IVSHMEM_DEVICE;
 }
 
-/* Find the first IVSHMEM device; its sysfs name goes into `out`. */
-static int find_ivshmem(char *out, size_t out_len)
+/* Write `value` to the device's sysfs `enable` file (errors ignored: already so is fine). */
+static void set_enable(const char *dev, const char *value)
 {
-	return sysfs_find(PCI_DEVICES, is_ivshmem, NULL, out, out_len);
-}
+	char path[512];
+	int fd;
 
-int pvshm_open(struct pvshm *shm, char *why, size_t why_len)
-{
-	char dev[256], path[512];
-	struct stat st;
-	void *p;
-	int fd, err;
-
-	memset(shm, 0, sizeof(*shm));
-	err = find_ivshmem(dev, sizeof(dev));
-	if (err) {
-		snprintf(why, why_len, "no IVSHMEM device (PCI %04x:%04x)", IVSHMEM_VENDOR, IVSHMEM_DEVICE);
-		return err;
-	}
 	snprintf(path, sizeof(path), "%s/%s/enable", PCI_DEVICES, dev);
 	fd = open(path, O_WRONLY);
-	if (fd >= 0) {
-		if (write(fd, "1", 1) != 1) { /* already enabled is fine */
-		}
-		close(fd);
+	if (fd < 0)
+		return;
+	if (write(fd, value, 1) != 1) { /* nothing to do about it */
 	}
+	close(fd);
+}
+
+/* Whether the header at `p` is the v1 layout this agent speaks. */
+static int layout_ok(const volatile struct pvshm_header *h)
+{
+	return h->version == PVSHM_VERSION && h->size == PVSHM_SIZE && h->ring_entries == PVSHM_RING_ENTRIES &&
+	       h->record_size == PVSHM_RECORD_SIZE && h->slots_offset == PVSHM_SLOTS_OFFSET &&
+	       h->ring_offset == PVSHM_RING_OFFSET && h->slot_size == PVSHM_SLOT_SIZE;
+}
+
+/*
+ * Map BAR2 of IVSHMEM device `dev` if it carries pvrun's header: 0, or
+ * -ENOENT when it is someone else's (left as found), or another -errno with
+ * `why` filled in (pvrun's device, but unusable).
+ */
+static int try_device(struct pvshm *shm, const char *dev, char *why, size_t why_len)
+{
+	char path[512], enabled[8] = "";
+	int we_enabled, fd, err;
+	struct stat st;
+	void *p;
+
+	we_enabled = sysfs_read(PCI_DEVICES, dev, "enable", enabled, sizeof(enabled)) == 0 && strcmp(enabled, "0") == 0;
+	if (we_enabled)
+		set_enable(dev, "1");
 	snprintf(path, sizeof(path), "%s/%s/resource2", PCI_DEVICES, dev);
 	fd = open(path, O_RDWR | O_SYNC);
 	if (fd < 0) {
 		err = -errno;
-		snprintf(why, why_len, "open %s: %s", path, strerror(errno));
-		return err;
+		snprintf(why, why_len, "open %.160s: %.64s", path, strerror(errno));
+		goto not_mapped;
 	}
 	if (fstat(fd, &st) || st.st_size < PVSHM_SIZE) {
-		snprintf(why, why_len, "%s: BAR of %lld bytes, need %d", path, (long long)st.st_size, PVSHM_SIZE);
 		close(fd);
-		return -EINVAL;
+		err = -ENOENT; /* too small to be pvrun's */
+		goto not_mapped;
 	}
 	p = mmap(NULL, PVSHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	err = p == MAP_FAILED ? -errno : 0;
 	close(fd);
 	if (err) {
-		snprintf(why, why_len, "mmap %s: %s", path, strerror(-err));
-		return err;
+		snprintf(why, why_len, "mmap %.160s: %.64s", path, strerror(-err));
+		goto not_mapped;
+	}
+	if (((volatile struct pvshm_header *)p)->magic != PVSHM_MAGIC) {
+		munmap(p, PVSHM_SIZE);
+		err = -ENOENT;
+		goto not_mapped;
+	}
+	if (!layout_ok((volatile struct pvshm_header *)p)) {
+		snprintf(why, why_len, "pvrun's shared memory (%.32s) is not layout v%d (version %u)", dev, PVSHM_VERSION,
+			 ((volatile struct pvshm_header *)p)->version);
+		munmap(p, PVSHM_SIZE);
+		return -EPROTO;
 	}
 	shm->base = p;
 	shm->size = PVSHM_SIZE;
 	shm->hdr = (volatile struct pvshm_header *)p;
-	if (shm->hdr->magic != PVSHM_MAGIC || shm->hdr->version != PVSHM_VERSION ||
-	    shm->hdr->size != PVSHM_SIZE || shm->hdr->ring_entries != PVSHM_RING_ENTRIES ||
-	    shm->hdr->record_size != PVSHM_RECORD_SIZE || shm->hdr->slots_offset != PVSHM_SLOTS_OFFSET ||
-	    shm->hdr->ring_offset != PVSHM_RING_OFFSET || shm->hdr->slot_size != PVSHM_SLOT_SIZE) {
-		snprintf(why, why_len, "shared memory header not layout v%d (magic %08x version %u)", PVSHM_VERSION,
-			 shm->hdr->magic, shm->hdr->version);
-		pvshm_close(shm);
-		return -EPROTO;
-	}
 	return 0;
+not_mapped:
+	if (we_enabled && err == -ENOENT)
+		set_enable(dev, "0");
+	return err;
+}
+
+int pvshm_open(struct pvshm *shm, char *why, size_t why_len)
+{
+	char dev_why[256] = "";
+	struct dirent *e;
+	int found = 0, err = -ENODEV;
+	DIR *d;
+
+	memset(shm, 0, sizeof(*shm));
+	d = opendir(PCI_DEVICES);
+	if (!d) {
+		snprintf(why, why_len, "%s: %s", PCI_DEVICES, strerror(errno));
+		return -errno;
+	}
+	/* Every IVSHMEM device: the user's own may come first; pvrun's carries its header. */
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || !is_ivshmem(PCI_DEVICES, e->d_name))
+			continue;
+		found++;
+		err = try_device(shm, e->d_name, dev_why, sizeof(dev_why));
+		if (err != -ENOENT)
+			break;
+	}
+	closedir(d);
+	if (err == 0)
+		return 0;
+	if (found == 0)
+		snprintf(why, why_len, "no IVSHMEM device (PCI %04x:%04x)", IVSHMEM_VENDOR, IVSHMEM_DEVICE);
+	else if (err == -ENOENT)
+		snprintf(why, why_len, "none of %d IVSHMEM device%s carries pvrun's header (magic %08x)", found,
+			 found == 1 ? "" : "s", PVSHM_MAGIC);
+	else
+		snprintf(why, why_len, "%.240s", dev_why);
+	return err == -ENOENT ? -ENODEV : err;
 }
 
 void pvshm_close(struct pvshm *shm)

@@ -22,7 +22,6 @@ export function helpText(): string {
 programs to host vCPU pinning. Use it where you use QEMU.
 
 Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
-
 Example (sh; boots the default guest, Ctrl-A X quits):
   set -- $(pvrun image path)
   pvrun --pv-cpus 0-1 -m 512 -smp 2 -nographic -kernel "$1" -initrd "$2" \\
@@ -36,6 +35,7 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-fast-path X on|off: apply hints in the native fast path (on)
   --pv-dry-run     print the QEMU command line, one argument a line; exit
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
+  --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
 Commands:
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd

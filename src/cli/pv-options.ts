@@ -18,9 +18,14 @@ export interface PvOptions {
 	fastPath: boolean;
 	dryRun: boolean;
 	qemu: string;
+	/** Seconds of guest time after which a missing guest agent is reported (--pv-agent-wait). */
+	agentWaitS: number;
 }
 
-const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu']);
+/** --pv-agent-wait's default: a distribution's guest boots within a minute under TCG on 2 CPUs. */
+export const defaultAgentWaitS = 60;
+
+const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu', '--pv-agent-wait']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 /** Every --pv- option pvrun knows (for --help and its test). */
 export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
@@ -63,6 +68,13 @@ function choice<T extends string>(name: string, value: string, choices: readonly
 	throw new PvrunError(`Invalid values: Argument: ${name}, Given: ${JSON.stringify(value)}, Choices: ${listed} (see pvrun --help)`, {exitCode: 2});
 }
 
+/** A whole number of seconds, 1 to a day. */
+function seconds(name: string, value: string): number {
+	const n = Number(value);
+	if (/^\d+$/.test(value) && n >= 1 && n <= 86_400) return n;
+	throw new PvrunError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`, {exitCode: 2});
+}
+
 /** Node's parseArgs over the joined --pv- arguments; its errors as one PvrunError line. */
 function parseJoined(joined: string[]) {
 	try {
@@ -78,6 +90,7 @@ function parseJoined(joined: string[]) {
 				'pv-fast-path': {type: 'string', default: 'on'},
 				'pv-dry-run': {type: 'boolean', default: false},
 				'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
+				'pv-agent-wait': {type: 'string', default: String(defaultAgentWaitS)},
 			},
 		}).values;
 	} catch (error) {
@@ -100,6 +113,7 @@ export function parsePvOptions(pv: string[]): PvOptions {
 		fastPath: choice('pv-fast-path', values['pv-fast-path'], ['on', 'off'] as const) === 'on',
 		dryRun: values['pv-dry-run'],
 		qemu: values['pv-qemu'],
+		agentWaitS: seconds('pv-agent-wait', values['pv-agent-wait']),
 	};
 	if (values['pv-cpus'] !== undefined) options.cpus = parseCpuList(values['pv-cpus']);
 	if (values['pv-log'] !== undefined) options.log = values['pv-log'];

@@ -22,12 +22,13 @@ export function statusCommand(options: {json: boolean; root?: string}): number {
 export function formatStatus(vms: readonly VmStatus[], root: string): string {
 	if (vms.length === 0) return `no pvrun VMs running (looked in ${root})\n`;
 	const rows = [
-		['PVRUN', 'QEMU', 'NAME', 'LOG', 'vCPU→CPU'],
+		['PVRUN', 'QEMU', 'NAME', 'LOG', 'HINTS', 'vCPU→CPU'],
 		...vms.map((vm) => [
 			String(vm.pvrunPid),
 			vm.qemuRunning ? String(vm.qemuPid) : `${vm.qemuPid} (exited)`,
 			vm.name ?? '-',
 			vm.log ?? '-',
+			vm.hints ? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : ''}` : '-',
 			vm.placement ? formatPlacement(vm.placement) : 'not known yet',
 		]),
 	];

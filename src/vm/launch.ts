@@ -36,6 +36,8 @@ export interface VmPlan {
 	kickSocket?: string;
 	/** Why the fast path does not run, when it does not. */
 	fastPathOff?: string;
+	/** Guest run time after which a missing agent is reported (--pv-agent-wait). */
+	agentWaitMs: number;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -79,6 +81,7 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		qemuArgs: [...qemuArgs],
 		args: [...qemuArgs],
 		place: choosePlace(qemuArgs),
+		agentWaitMs: options.agentWaitS * 1000,
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};
 	if (!userChoseAccel(qemuArgs)) {

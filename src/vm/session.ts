@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
+import {AgentWatch} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../host/fastpath.js';
 import {setThreadLatency, threadInProcess} from '../host/libc.js';
@@ -18,7 +19,7 @@ import {packageRoot} from '../util/paths.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
-import {updatePlacement} from './state.js';
+import {updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './launch.js';
 import type {QemuProcess} from './qemu-process.js';
 
@@ -63,7 +64,9 @@ export class HintSession {
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
 	private closed = false;
-	private agentSeen = false;
+	/** Whether hints are active, and why not (pvrun status, stderr). */
+	private readonly watch: AgentWatch;
+	private watchTimer: NodeJS.Timeout | undefined;
 	/** The guest's end of the agent port is open (from VSERPORT_CHANGE). */
 	private portOpen = false;
 	private handshaking = false;
@@ -78,6 +81,7 @@ export class HintSession {
 		private readonly log: EventLog,
 	) {
 		this.reader = new RingReader(area);
+		this.watch = new AgentWatch(plan.agentWaitMs);
 		const pci = plan.place.slot === undefined ? 'auto' : `${plan.place.bus ?? ''}:0x${plan.place.slot.toString(16)}`;
 		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: qemu.pid, shm: plan.shmPath, pci});
 		this.start().catch(async (error: unknown) => {
@@ -125,6 +129,12 @@ export class HintSession {
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
 		this.refresher.unref();
+		// The wait for an agent counts guest time: not while QEMU waits (-S) or the VM is paused.
+		const status = await this.qmp.execute<{running?: unknown}>('query-status');
+		this.watch.guestRunning(status.running === true);
+		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
+		this.watchTimer.unref();
+		this.publishHints();
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
 		this.agent.on('kick', () => {
 			this.agentKicks++;
@@ -133,11 +143,28 @@ export class HintSession {
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
 		if (this.portOpen || chardevs.some((c) => c.label === channelIds.agentChardev && c['frontend-open'] === true)) void this.handshake();
-		const noAgent = setTimeout(() => {
-			if (!this.agentSeen && !this.closed) this.warn('no pvrun agent answered in the guest: the VM runs as plain QEMU would');
-		}, 120_000);
-		noAgent.unref();
 	}
+
+	/**
+	 * The hints' state may have changed: log it, publish it for pvrun status,
+	 * and print `line` (a change a user should hear of) on stderr.
+	 */
+	private hintsChanged(line?: string): void {
+		if (this.closed) return;
+		if (line !== undefined) this.log.warn(line);
+		this.publishHints();
+	}
+
+	/** The hints' state in the event log (on a change) and the state file. */
+	private publishHints(): void {
+		const status = this.watch.status;
+		const key = `${status.state}:${status.reason ?? ''}`;
+		if (key === this.publishedHints) return;
+		this.publishedHints = key;
+		this.log.write('hints', {state: status.state, ...(status.reason === undefined ? {} : {reason: status.reason})});
+		updateHints(this.plan.runDir, status);
+	}
+	private publishedHints = '';
 
 	/** React to QMP events: the agent port opening/closing, guest resets, CPU hot-plug. */
 	private onQmpEvent(name: string, data: unknown, pinner: Pinner): void {
@@ -148,9 +175,15 @@ export class HintSession {
 			else {
 				this.log.write('agent', {state: 'closed'}, 'guest agent closed its port');
 				this.engine?.reset('agent stopped');
+				this.watch.gone('the guest agent closed its port');
+				this.hintsChanged();
 			}
 		} else if (name === 'RESET') {
 			this.engine?.reset('guest reset');
+			this.watch.gone('the guest was reset');
+			this.hintsChanged();
+		} else if (name === 'STOP' || name === 'RESUME') {
+			this.watch.guestRunning(name === 'RESUME');
 		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'ACPI_DEVICE_OST') {
 			void this.refreshVcpus(pinner);
 		}
@@ -183,22 +216,26 @@ export class HintSession {
 		this.handshaking = true;
 		try {
 			const hello = await agent.hello(shmSize, 5000);
-			this.agentSeen = true;
 			this.log.write('agent', {state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs}, `guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`);
 			if (hello.version !== protocolVersion) {
-				this.warn(`guest agent speaks protocol version ${hello.version}, pvrun ${protocolVersion}: no hints`);
+				this.hintsChanged(this.watch.hello(`the guest agent speaks protocol version ${hello.version}, pvrun ${protocolVersion}`));
 				return;
 			}
-			if (!hello.shmOk) return;
-			if (hello.programs > 0) return;
-			const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
-			const started = performance.now();
-			const loaded = await agent.load('affinity', RecordType.affinity, object);
-			this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
+			if (!hello.shmOk) {
+				this.hintsChanged(this.watch.hello("the guest agent found no pvrun shared memory (IVSHMEM device with pvrun's header; the guest's console says why)"));
+				return;
+			}
+			if (hello.programs === 0) {
+				const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
+				const started = performance.now();
+				const loaded = await agent.load('affinity', RecordType.affinity, object);
+				this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
+			}
+			this.hintsChanged(this.watch.hello());
 		} catch (error) {
 			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal.
 			if (agent.isClosed) this.log.write('warning', {message: `guest agent: ${firstLine(error)}`});
-			else this.warn(`guest agent: ${firstLine(error)}`);
+			else this.hintsChanged(this.watch.hello(`guest agent: ${firstLine(error)}`));
 		} finally {
 			this.handshaking = false;
 		}
@@ -255,6 +292,7 @@ export class HintSession {
 		if (this.closed) return;
 		this.closed = true;
 		clearInterval(this.refresher);
+		clearInterval(this.watchTimer);
 		this.engine?.stop();
 		if (this.fast) {
 			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0, fastScans: this.engine?.fastScans ?? 0, agentKicks: this.agentKicks});

@@ -12,6 +12,7 @@ import {processStartTicks} from '../host/proc.js';
 import {guestName} from '../cli/qemu-options.js';
 import {MAX_CPU} from '../host/cpus.js';
 import type {PvOptions} from '../cli/pv-options.js';
+import type {HintsStatus} from '../agent/watch.js';
 import {firstLine} from '../util/errors.js';
 import {writeStderr} from './event-log.js';
 import type {VmPlan} from './launch.js';
@@ -45,6 +46,8 @@ export interface VmState {
 	log?: string;
 	qmpSocket: string;
 	startedAt: string;
+	/** Whether hints are active, and why not (src/agent/watch.ts). */
+	hints?: HintsStatus;
 	/** The current vCPU → host CPU placement, when the hint engine has published one. */
 	placement?: VcpuPlacement[];
 	placementAt?: string;
@@ -88,10 +91,24 @@ export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 
  * is gone (the VM ended) or cannot be rewritten.
  */
 export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[]): boolean {
-	try {
-		const state = parseVmState(JSON.parse(readStateFile(runDir)));
+	return updateState(runDir, (state) => {
 		state.placement = placement.map((p) => checkedPlacement(p, 'placement'));
 		state.placementAt = new Date().toISOString();
+	});
+}
+
+/** Publish whether hints are active (for `pvrun status`); false (never throws) when the VM ended. */
+export function updateHints(runDir: string, hints: HintsStatus): boolean {
+	return updateState(runDir, (state) => {
+		state.hints = checkedHints(hints);
+	});
+}
+
+/** Read the state file, change it, write it back; false (never throws) if any step fails. */
+function updateState(runDir: string, change: (state: VmState) => void): boolean {
+	try {
+		const state = parseVmState(JSON.parse(readStateFile(runDir)));
+		change(state);
 		writeAtomically(runDir, state);
 		return true;
 	} catch {
@@ -205,7 +222,15 @@ export function parseVmState(data: unknown): VmState {
 		state.placement = placement.map((p: unknown, i) => checkedPlacement(p, `placement[${i}]`));
 	}
 	if (data['placementAt'] !== undefined) state.placementAt = dateField(data, 'placementAt');
+	if (data['hints'] !== undefined) state.hints = checkedHints(data['hints']);
 	return state;
+}
+
+function checkedHints(h: unknown): HintsStatus {
+	if (!isRecord(h)) throw new Error('hints is not an object');
+	const state = h['state'];
+	if (state !== 'waiting' && state !== 'active' && state !== 'inactive') throw new Error('hints.state is not waiting, active or inactive');
+	return h['reason'] === undefined ? {state} : {state, reason: stringField(h, 'reason')};
 }
 
 function checkedPlacement(p: unknown, where: string): VcpuPlacement {

@@ -69,7 +69,7 @@ t.test('the user\'s accelerator and thread names are respected', async (t) => {
 
 t.test('pvrun\'s additions come after the user\'s arguments, with ids of its own', async (t) => {
 	const user = ['-name', 'vm', '-smp', '2', '-accel', 'tcg', '-device', 'virtio-serial-pci,id=vser0'];
-	const plan = planVm(user, {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'});
+	const plan = planVm(user, {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60});
 	t.same(plan.args.slice(0, user.length), user, 'user arguments first, unchanged');
 	const added = plan.args.slice(user.length);
 	t.notOk(added.includes('-accel'), 'no accelerator added when the user chose one');

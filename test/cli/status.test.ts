@@ -9,7 +9,7 @@ import t, {type Test} from 'tap';
 import {formatPlacement, formatStatus} from '../../src/cli/status.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {processStartTicks} from '../../src/host/proc.js';
-import {parseVmState, readVmStates, updatePlacement, writeVmState, type VmState} from '../../src/vm/state.js';
+import {parseVmState, readVmStates, updateHints, updatePlacement, writeVmState, type VmState} from '../../src/vm/state.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 
@@ -92,6 +92,9 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	const live = runDir(root, process.pid, '0a0b0c');
 	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: process.pid});
 	t.ok(updatePlacement(live.runDir, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]));
+	t.ok(updateHints(live.runDir, {state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'}));
+	t.same(readVmStates(root).vms[0]?.hints, {state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'}, 'the hints state is published beside the placement');
+	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
 	const [vm] = readVmStates(root).vms;
 	t.same(vm?.placement, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]);
 	t.ok(vm?.placementAt && !Number.isNaN(Date.parse(vm.placementAt)));
@@ -121,11 +124,16 @@ t.test('state files are checked field by field', async (t) => {
 t.test('the status table', async (t) => {
 	t.equal(formatPlacement([{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]), '0→1 excl, 1→0-1');
 	t.equal(formatStatus([], '/tmp'), 'no pvrun VMs running (looked in /tmp)\n');
-	const vm = {...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}]}), runDir: '/tmp/pvrun-10-ab', qemuRunning: true};
-	const other = {...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl'}), runDir: '/tmp/pvrun-200-cd', qemuRunning: false};
+	const vm = {...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}], hints: {state: 'active'}}), runDir: '/tmp/pvrun-10-ab', qemuRunning: true};
+	const other = {...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}), runDir: '/tmp/pvrun-200-cd', qemuRunning: false};
 	t.equal(
 		formatStatus([vm, other], '/tmp'),
-		['PVRUN  QEMU          NAME  LOG                vCPU→CPU', '10     11            web   -                  0→2-3', '200    201 (exited)  -     /var/log/pv.jsonl  not known yet', ''].join('\n'),
+		[
+			'PVRUN  QEMU          NAME  LOG                HINTS                vCPU→CPU',
+			'10     11            web   -                  active               0→2-3',
+			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)  not known yet',
+			'',
+		].join('\n'),
 	);
 });
 
@@ -143,7 +151,7 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	t.same(parsed.skipped.map((s) => s.dir), [gone.runDir]);
 	const text = await execa('node', [pvrun, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
-	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +not known yet$`));
+	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
 	const empty = await execa('node', [pvrun, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
 	t.match(empty.stdout, /^no pvrun VMs running \(looked in .*pvrun-status-test-/);

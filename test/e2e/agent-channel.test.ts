@@ -15,7 +15,7 @@ import {planVm} from '../../src/vm/launch.js';
 t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
 	const image = await ensureImage();
 	// pvrun's channel arguments, with the accelerator left to bootGuest.
-	const plan = planVm(['-accel', 'tcg,thread=multi'], {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'});
+	const plan = planVm(['-accel', 'tcg,thread=multi'], {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);
 	// The guest re-pins its shell every 0.2 s, so a loaded affinity program produces records.

@@ -7,7 +7,7 @@ import {fastPathAvailable} from '../../src/host/fastpath.js';
 import {kickPortName} from '../../src/vm/devices.js';
 import {planVm} from '../../src/vm/launch.js';
 
-const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64'} as const;
+const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60} as const;
 const owner = {pid: 4242, cwd: '/srv/vm'};
 
 t.test('without -daemonize: no pidfile business', async (t) => {
