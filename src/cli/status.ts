@@ -29,18 +29,28 @@ export function formatStatus(vms: readonly VmStatus[], root: string): string {
 			vm.name ?? '-',
 			vm.log ?? '-',
 			vm.hints ? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : ''}` : '-',
-			vm.placement ? formatPlacement(vm.placement) : 'not known yet',
+			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),
 	];
 	const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
 	return rows.map((r) => `${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ')}\n`).join('');
 }
 
-/** "0→1 excl, 1→0-1": each vCPU's host CPUs, "excl" when it has a CPU of its own. */
-export function formatPlacement(placement: readonly VcpuPlacement[]): string {
+/**
+ * "0→1 excl, 1→0-1": each vCPU's host CPUs as the kernel has them (`kernel`,
+ * from /proc) or else as planned; "excl" when it has a CPU of its own,
+ * "operator" when an operator pinned it (pvrun leaves it alone), "planned X"
+ * when the kernel has other CPUs than pvrun set (for a moment, or not yet seen).
+ */
+export function formatPlacement(placement: readonly VcpuPlacement[], kernel: Readonly<Record<string, number[]>> = {}): string {
 	if (placement.length === 0) return '-';
 	return [...placement]
 		.sort((a, b) => a.vcpu - b.vcpu)
-		.map((p) => `${p.vcpu}→${formatCpuList(p.cpus) || 'none'}${p.exclusive ? ' excl' : ''}`)
+		.map((p) => {
+			const now = formatCpuList(kernel[String(p.vcpu)] ?? p.cpus) || 'none';
+			const planned = formatCpuList(p.cpus) || 'none';
+			const mark = p.operator ? ' operator' : p.exclusive ? ' excl' : '';
+			return `${p.vcpu}→${now}${mark}${now !== planned && !p.operator ? ` (planned ${planned})` : ''}`;
+		})
 		.join(', ');
 }

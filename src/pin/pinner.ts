@@ -1,7 +1,9 @@
 // Where threads are pinned: apply an affinity assignment to the vCPU threads
 // (and QEMU's other threads, which float) with sched_setaffinity, calling it
 // only for threads whose CPU set changes. In shared mode the floating vCPU
-// threads also run at a higher nice value, relative to what they had.
+// threads also run at a higher nice value, relative to what they had. vCPUs
+// an operator pinned (held), and QEMU's other threads once an operator
+// pinned them, are left alone.
 import fs from 'node:fs';
 import {getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
 import {cpusFor, type Assignment} from '../policy/affinity.js';
@@ -31,6 +33,10 @@ export class Pinner {
 	private readonly niceOffset = new Map<number, number>();
 	/** The floating set last applied to QEMU's other threads. */
 	private othersFloating: number[] | undefined;
+	/** vCPUs an operator pinned: no pin, no nice value of pvrun's. */
+	private readonly held = new Set<number>();
+	/** An operator pinned QEMU's other threads (virsh emulatorpin): they are left alone. */
+	private othersHeld = false;
 
 	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
 	constructor(
@@ -53,11 +59,69 @@ export class Pinner {
 		return this.vcpuThreads;
 	}
 
-	/** New thread ids (after hot-plug or reset): everything is applied afresh. */
+	/** New thread ids (after hot-plug or reset): everything is applied afresh (holds end: new threads, new look). */
 	setThreads(vcpuThreads: Map<number, number>): void {
 		this.vcpuThreads = vcpuThreads;
 		this.applied.clear();
 		this.othersFloating = undefined;
+		this.held.clear();
+	}
+
+	/** The CPUs pvrun last set on thread `tid` (a vCPU's, or QEMU's main thread for the others), if any. */
+	appliedCpus(tid: number): number[] | undefined {
+		if (tid === this.qemuPid) return this.othersFloating && [...this.othersFloating];
+		return this.applied.get(tid)?.split(',').map(Number);
+	}
+
+	/**
+	 * Leave vCPU `vcpu` to the operator who pinned it: no pin, and its nice
+	 * value back to its own (pvrun's offset taken off). Returns errors.
+	 */
+	hold(vcpu: number): string[] {
+		this.held.add(vcpu);
+		const tid = this.vcpuThreads.get(vcpu);
+		const errors: string[] = [];
+		if (tid !== undefined) {
+			this.applied.delete(tid);
+			this.renice(tid, 0, errors);
+		}
+		return errors;
+	}
+
+	/** vCPU `vcpu` is pvrun's again: the next apply pins it afresh. */
+	release(vcpu: number): void {
+		this.held.delete(vcpu);
+		const tid = this.vcpuThreads.get(vcpu);
+		if (tid !== undefined) this.applied.delete(tid);
+	}
+
+	/** Thread `tid`'s CPUs were changed behind pvrun's back to a set it may widen: pin it afresh next time. */
+	forget(tid: number): void {
+		if (tid === this.qemuPid) this.forgetOthers();
+		else this.applied.delete(tid);
+	}
+
+	/** Leave QEMU's other threads to the operator (true), or take them back (false). */
+	holdOthers(held: boolean): void {
+		this.othersHeld = held;
+		this.forgetOthers();
+	}
+
+	/** Whether QEMU's other threads are left to the operator. */
+	othersAreHeld(): boolean {
+		return this.othersHeld;
+	}
+
+	/** Everything pvrun set on QEMU's other threads is forgotten: the next applyOthers pins them afresh. */
+	private forgetOthers(): void {
+		this.othersFloating = undefined;
+		const vcpuTids = new Set(this.vcpuThreads.values());
+		for (const tid of this.applied.keys()) if (!vcpuTids.has(tid)) this.applied.delete(tid);
+	}
+
+	/** The vCPUs held for the operator. */
+	heldVcpus(): ReadonlySet<number> {
+		return this.held;
 	}
 
 	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
@@ -65,11 +129,12 @@ export class Pinner {
 		const changed = new Map<number, number[]>();
 		const errors: string[] = [];
 		for (const [v, tid] of this.vcpuThreads) {
+			if (this.held.has(v)) continue;
 			const cpus = cpusFor(a, v);
 			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
 		}
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
-		for (const [v, tid] of this.vcpuThreads) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
+		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
 		return {changed, errors};
 	}
 
@@ -83,6 +148,7 @@ export class Pinner {
 		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
 		const ops: PinOp[] = [];
 		for (const [vcpu, tid] of this.vcpuThreads) {
+			if (this.held.has(vcpu)) continue;
 			const op: PinOp = {vcpu, tid};
 			const cpus = cpusFor(a, vcpu);
 			if (appliedKey(tid) !== cpus.join(',')) op.cpus = cpus;
@@ -121,7 +187,7 @@ export class Pinner {
 		if (before && (before.join(',') === a.floating.join(',') || (!widen && before.every((c) => a.floating.includes(c))))) return [];
 		this.othersFloating = [...a.floating];
 		const transient: string[] = []; // worker threads come and go: a vanished one is no error
-		for (const tid of threadsExcept(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
+		if (!this.othersHeld) for (const tid of threadsExcept(this.qemuPid, [...this.vcpuThreads.values()])) this.pin(tid, a.floating, transient);
 		// pvrun's own thread: on the lowest floating CPU, the housekeeping CPU that the policy
 		// gives away last. Off the exclusive CPUs (it must not take time from them), and on one
 		// CPU so that its caches stay warm between hints. Its other threads (V8's compiler and

@@ -5,8 +5,10 @@
 // other vCPUs float on all CPUs at a lower weight (shared mode) rather than
 // being packed onto a single CPU. A granted vCPU that hardly uses its CPU (the
 // pinned thread mostly sleeps) shares it the same way, so its idle time is not
-// lost to the VM. Pure and deterministic: the same hints, idle set and previous
-// assignment always give the same result.
+// lost to the VM. vCPUs an operator pinned outside pvrun (virsh vcpupin,
+// taskset) are held: they get no grant, and the CPUs they were pinned to are
+// granted to no other vCPU. Pure and deterministic: the same hints, idle set,
+// held vCPUs and previous assignment always give the same result.
 
 /** A guest thread's current affinity hint. */
 export interface Hint {
@@ -54,6 +56,15 @@ export interface Assignment {
  */
 export const sharedFloatNice = 5;
 
+/** vCPUs pvrun does not place, because an operator pinned them: they and the CPUs they are on. */
+export interface Held {
+	vcpus: ReadonlySet<number>;
+	/** The held vCPUs' CPUs: granted to no other vCPU (they are not its own). */
+	cpus: ReadonlySet<number>;
+}
+
+export const noneHeld: Held = {vcpus: new Set(), cpus: new Set()};
+
 /** The initial assignment: every vCPU floats on every allowed CPU. */
 export function floatingOnly(allowed: readonly number[]): Assignment {
 	return {exclusive: new Map(), floating: [...allowed], denied: [], shared: false, floatNice: 0};
@@ -75,20 +86,26 @@ export function decideAffinity(
 	previous: Assignment,
 	/** Granted vCPUs seen using little of their CPU: they share it while the same grant goes on (see VcpuUsage). */
 	idle: ReadonlySet<number> = new Set(),
+	/** vCPUs an operator pinned, and their CPUs (see Held). */
+	held: Held = noneHeld,
 ): Assignment {
-	// The thread that asks for each vCPU alone: the oldest hint wins.
+	// The thread that asks for each vCPU alone: the oldest hint wins. A held vCPU's askers are not served.
 	const askers = new Map<number, Hint>();
 	for (const h of hints) {
 		const v = h.vcpus.length === 1 ? h.vcpus[0] : undefined;
-		if (v === undefined || v < 0 || v >= nrVcpus) continue;
+		if (v === undefined || v < 0 || v >= nrVcpus || held.vcpus.has(v)) continue;
 		const current = askers.get(v);
 		if (!current || h.seq < current.seq) askers.set(v, h);
 	}
 	const asking = [...askers.keys()].sort((a, b) => a - b);
 	const cpus = [...new Set(allowed)].sort((a, b) => a - b);
-	const everyVcpuAsks = asking.length >= nrVcpus;
-	const crowded = !everyVcpuAsks && cpus.length >= 2 && asking.length > cpus.length - 1;
-	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(cpus.length, nrVcpus) : cpus.length - 1);
+	const grantable = cpus.filter((c) => !held.cpus.has(c));
+	const managed = nrVcpus - [...held.vcpus].filter((v) => v >= 0 && v < nrVcpus).length;
+	// Every vCPU pvrun places asks and each can have a CPU: nothing floats. With fewer CPUs, the
+	// vCPUs left over float on the granted CPUs, so those are shared (crowded) like any other.
+	const everyVcpuAsks = asking.length >= managed && grantable.length >= managed;
+	const crowded = !everyVcpuAsks && grantable.length >= 2 && asking.length > grantable.length - 1;
+	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(grantable.length, managed) : grantable.length - 1);
 	// With every vCPU asking, nothing floats: there is nobody to share with. The idle
 	// judgement belongs to a grant that goes on (same vCPU, thread and CPU): a new grant
 	// starts with the CPU to itself, to be judged afresh (HintEngine.judgeUse).
@@ -101,13 +118,13 @@ export function decideAffinity(
 	// First keep stable placements, then hand out the highest free CPUs.
 	for (const v of granted) {
 		const before = previous.exclusive.get(v);
-		if (before !== undefined && cpus.includes(before.pcpu) && !used.has(before.pcpu)) {
+		if (before !== undefined && grantable.includes(before.pcpu) && !used.has(before.pcpu)) {
 			used.add(before.pcpu);
 			const h = askers.get(v);
 			if (h) exclusive.set(v, {pcpu: before.pcpu, tid: h.tid, seq: h.seq, shared: sharing(v, h.tid === before.tid)});
 		}
 	}
-	const free = cpus.filter((c) => !used.has(c)).reverse();
+	const free = grantable.filter((c) => !used.has(c)).reverse();
 	for (const v of granted) {
 		if (exclusive.has(v)) continue;
 		const pcpu = free.shift();

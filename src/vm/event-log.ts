@@ -72,6 +72,13 @@ export class EventLog {
 		if (summary && this.summaries) writeStderr(`pvrun: ${summary}\r\n`);
 	}
 
+	/** An event a user must hear of: logged, and `message` on stderr whatever the terminal (as a warning is). */
+	say(event: string, fields: LogFields, message: string): void {
+		if (this.closed) return;
+		this.write(event, fields);
+		writeStderr(`pvrun: ${message}\n`);
+	}
+
 	/** A warning: logged, and on stderr whether or not summaries are shown (terminal or not, console or not). */
 	warn(message: string): void {
 		if (this.closed) return;

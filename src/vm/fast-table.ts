@@ -7,7 +7,7 @@
 // thread's release leads back to the table's own state: then the native thread
 // can follow a thread that pins itself and lets go, again and again, without
 // waiting for the JavaScript thread; every other change ends the table.
-import {decideAffinity, type Assignment, type Exclusive, type Hint} from '../policy/affinity.js';
+import {decideAffinity, type Assignment, type Exclusive, type Held, type Hint} from '../policy/affinity.js';
 import type {PinOp} from '../pin/pinner.js';
 
 export const tableMagic = 0x54465650; // "PVFT"
@@ -54,6 +54,8 @@ export interface TableInput {
 	nrVcpus: number;
 	allowed: readonly number[];
 	idle: ReadonlySet<number>;
+	/** vCPUs an operator pinned, and their CPUs. */
+	held: Held;
 	/** Sequence of the first record not yet decided on (the reader's tail). */
 	basedSeq: number;
 	/** Whether a new hint would be kept (the engine keeps at most so many). */
@@ -85,18 +87,18 @@ export function sameAssignment(a: Assignment, b: Assignment): boolean {
 
 /** The table for the state in `input`, or undefined when it is beyond the native limits. */
 export function buildFastTable(input: TableInput): FastTable | undefined {
-	const {hints, assignment, nrVcpus, allowed, idle} = input;
+	const {hints, assignment, nrVcpus, allowed, idle, held} = input;
 	if (nrVcpus < 1 || nrVcpus > tableMaxVcpus || hints.size > tableMaxHinted || allowed.some((c) => c >= tableMaxCpus)) return undefined;
 	const entries: FastEntry[] = [];
 	const consider = (kind: FastEntry['kind'], key: number, nextHints: Iterable<Hint>): void => {
-		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle);
+		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held);
 		const ops = input.plan(next);
 		const feedback = movedVcpus(assignment, next, nrVcpus);
 		if ((!ops.length && !feedback.length) || ops.length > tableMaxVcpus) return;
 		const entry: FastEntry = {kind, key, next, ops, feedback, backOps: [], backFeedback: []};
 		if (kind === 'pin') {
 			// The new pin's thread lets go: back where the table started?
-			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle);
+			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle, held);
 			if (sameAssignment(back, assignment)) {
 				entry.backOps = input.plan(back, ops);
 				entry.backFeedback = movedVcpus(next, back, nrVcpus);

@@ -7,7 +7,9 @@ import {writeFeedback} from '../shm/feedback.js';
 import {emptyCounters, type RingReader, type AffinityRecord, type ShmCounters} from '../shm/reader.js';
 import {formatCpuList} from '../host/cpus.js';
 import {firstLine} from '../util/errors.js';
-import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Hint} from '../policy/affinity.js';
+import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Held, type Hint} from '../policy/affinity.js';
+import {getThreadAffinity} from '../host/libc.js';
+import {covers, placer, sameCpus} from '../pin/operator.js';
 import type {VcpuPlacement} from './state.js';
 import type {PinOp, PinResult, Pinner} from '../pin/pinner.js';
 import type {VcpuUsage} from '../pin/usage.js';
@@ -93,6 +95,10 @@ export class HintEngine {
 		private readonly log: EventLog,
 		/** How busy granted vCPUs are; without it, a grant is never judged idle. */
 		private readonly usage?: VcpuUsage,
+		/** The CPUs the kernel lets thread `tid` run on now (tests give their own). */
+		private readonly kernelCpus: (tid: number) => number[] = getThreadAffinity,
+		/** QEMU's pid, whose main thread stands for its other threads (0: none to watch). */
+		private readonly qemuPid = 0,
 	) {
 		this.nrVcpus = nrVcpus;
 		this.assignment = floatingOnly(allowed);
@@ -120,6 +126,7 @@ export class HintEngine {
 			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
 			if (this.fastPinned) this.guarded(() => this.decideRound(performance.now()));
 			this.guarded(() => this.judgeUse());
+			this.guarded(() => this.checkOperator());
 			// QEMU's and pvrun's other threads get back the CPUs a released grant left (Pinner.applyOthers).
 			this.guarded(() => {
 				for (const e of this.pinner.applyOthers(this.assignment, true)) this.log.write('pin-error', {error: e});
@@ -162,10 +169,11 @@ export class HintEngine {
 		});
 	}
 
-	/** vCPU threads changed (hot-plug, reset). */
+	/** vCPU threads changed (hot-plug, reset): new threads, looked at afresh (the Pinner forgets its holds too). */
 	setVcpuCount(nrVcpus: number): void {
 		this.guarded(() => {
 			this.adoptFast(this.takeFast(true));
+			this.held.clear();
 			this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
 			this.decide(performance.now(), 0);
 			this.publishFast();
@@ -247,6 +255,109 @@ export class HintEngine {
 		return true;
 	}
 
+	/** vCPUs an operator pinned (src/pin/operator.ts): vCPU → the CPUs the kernel had for it when last looked. */
+	private readonly held = new Map<number, number[]>();
+	/** QEMU's other threads pinned by an operator: their CPUs then (QEMU's main thread's). */
+	private othersHeld: number[] | undefined;
+
+	/** The held vCPUs and their CPUs, for the policy. */
+	private heldInput(): Held {
+		return {vcpus: new Set(this.held.keys()), cpus: new Set([...this.held.values()].flat())};
+	}
+
+	/**
+	 * The operator wins: a vCPU thread whose CPUs were narrowed behind pvrun's
+	 * back is left alone (held) until the kernel lets it run on every CPU
+	 * pvrun may use again; one widened to those is placed again. The same for
+	 * QEMU's other threads (virsh emulatorpin), seen through its main thread.
+	 * On the slow timer: one sched_getaffinity per vCPU. A suspect is looked at
+	 * again after taking what the fast path applied (it may have moved the
+	 * thread since), so pvrun never takes its own change for an operator's.
+	 */
+	private checkOperator(): void {
+		if (this.suspects().length === 0) return;
+		this.adoptFast(this.takeFast(true));
+		let replan = false;
+		for (const s of this.suspects()) {
+			replan = true;
+			if (s.vcpu === undefined) this.onOthers(s.kernel);
+			else this.onVcpu(s.vcpu, s.tid, s.kernel);
+		}
+		if (!replan) return this.publishFast();
+		this.decide(performance.now(), 0);
+		this.publishFast();
+		this.publishPlacement();
+	}
+
+	/** Threads whose kernel affinity calls for a change of hands (vcpu undefined: QEMU's other threads). */
+	private suspects(): Array<{vcpu?: number; tid: number; kernel: number[]}> {
+		const found: Array<{vcpu?: number; tid: number; kernel: number[]}> = [];
+		const look = (tid: number): number[] | undefined => {
+			try {
+				return this.kernelCpus(tid);
+			} catch {
+				return undefined; // gone: hot-unplug or QEMU quitting
+			}
+		};
+		for (const [vcpu, tid] of this.pinner.threads()) {
+			if (vcpu >= this.nrVcpus) continue;
+			const kernel = look(tid);
+			if (!kernel) continue;
+			const held = this.held.get(vcpu);
+			if (held ? covers(kernel, this.allowed) || !sameCpus(kernel, held) : placer(kernel, this.pinner.appliedCpus(tid), this.allowed) !== 'pvrun') found.push({vcpu, tid, kernel});
+		}
+		const main = this.qemuPid > 0 ? look(this.qemuPid) : undefined;
+		if (main) {
+			const held = this.othersHeld;
+			if (held ? covers(main, this.allowed) || !sameCpus(main, held) : placer(main, this.pinner.appliedCpus(this.qemuPid), this.allowed) !== 'pvrun') found.push({tid: this.qemuPid, kernel: main});
+		}
+		return found;
+	}
+
+	/** vCPU `v`'s thread has `kernel` as its CPUs, not what pvrun set: hold it, hand it back, or place it again. */
+	private onVcpu(v: number, tid: number, kernel: number[]): void {
+		const cpus = formatCpuList(kernel);
+		const all = formatCpuList(this.allowed);
+		if (this.held.has(v)) {
+			if (covers(kernel, this.allowed)) {
+				this.held.delete(v);
+				this.pinner.release(v);
+				this.log.say('operator', {vcpu: v, tid, cpus: kernel, held: false}, `vCPU ${v} may run on all of CPUs ${all} again: pvrun places it again`);
+			} else {
+				this.held.set(v, kernel);
+				this.log.write('operator', {vcpu: v, tid, cpus: kernel, held: true});
+			}
+			return;
+		}
+		if (placer(kernel, this.pinner.appliedCpus(tid), this.allowed) === 'widened') {
+			this.pinner.forget(tid);
+			return;
+		}
+		this.held.set(v, kernel);
+		for (const e of this.pinner.hold(v)) this.log.write('pin-error', {error: e});
+		this.log.say('operator', {vcpu: v, tid, cpus: kernel, held: true}, `vCPU ${v}'s CPUs were set outside pvrun (now ${cpus}): pvrun leaves vCPU ${v} alone until it may run on all of CPUs ${all} again`);
+	}
+
+	/** QEMU's main thread has `kernel` as its CPUs, not what pvrun set: the same for QEMU's other threads. */
+	private onOthers(kernel: number[]): void {
+		const all = formatCpuList(this.allowed);
+		if (this.othersHeld) {
+			if (covers(kernel, this.allowed)) {
+				this.othersHeld = undefined;
+				this.pinner.holdOthers(false);
+				this.log.say('operator', {threads: 'emulator', cpus: kernel, held: false}, `QEMU's other threads may run on all of CPUs ${all} again: pvrun places them again`);
+			} else this.othersHeld = kernel;
+			return;
+		}
+		if (placer(kernel, this.pinner.appliedCpus(this.qemuPid), this.allowed) === 'widened') {
+			this.pinner.forget(this.qemuPid);
+			return;
+		}
+		this.othersHeld = kernel;
+		this.pinner.holdOthers(true);
+		this.log.say('operator', {threads: 'emulator', cpus: kernel, held: true}, `QEMU's other threads' CPUs were set outside pvrun (now ${formatCpuList(kernel)}): pvrun leaves them alone until they may run on all of CPUs ${all} again`);
+	}
+
 	/** vCPUs whose granted CPU mostly idles (they share it). */
 	private readonly idle = new Set<number>();
 
@@ -288,7 +399,7 @@ export class HintEngine {
 
 	/** Recompute the assignment and apply it if it changed. */
 	private decide(visible: number, seq: number): void {
-		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle);
+		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput());
 		this.commit(next, 'decide', seq, visible);
 	}
 
@@ -410,7 +521,7 @@ export class HintEngine {
 		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
-		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle), this.assignment)) {
+		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput()), this.assignment)) {
 			this.fastDisagreed++;
 			this.decideRound(performance.now());
 		}
@@ -426,6 +537,7 @@ export class HintEngine {
 			nrVcpus: this.nrVcpus,
 			allowed: this.allowed,
 			idle: this.idle,
+			held: this.heldInput(),
 			basedSeq: this.reader.tail,
 			canAddHint: this.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),
@@ -447,7 +559,14 @@ export class HintEngine {
 		setTimeout(() => {
 			this.placementPending = false;
 			const a = this.assignment;
-			const placement = Array.from({length: this.nrVcpus}, (_, vcpu) => ({vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)}));
+			const threads = this.pinner.threads();
+			const placement = Array.from({length: this.nrVcpus}, (_, vcpu): VcpuPlacement => {
+				const tid = threads.get(vcpu);
+				const held = this.held.get(vcpu);
+				const p: VcpuPlacement = held ? {vcpu, cpus: held, exclusive: false, operator: true} : {vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)};
+				if (tid !== undefined) p.tid = tid;
+				return p;
+			});
 			this.guarded(() => this.placementListener?.(placement));
 		}, placementDelayMs).unref();
 	}

@@ -7,7 +7,7 @@ import {AgentClient} from '../agent/client.js';
 import {AgentWatch} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../host/fastpath.js';
-import {setThreadLatency, threadInProcess} from '../host/libc.js';
+import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -120,7 +120,7 @@ export class HintSession {
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, new VcpuUsage(this.qemu.pid));
+		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, new VcpuUsage(this.qemu.pid), getThreadAffinity, this.qemu.pid);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {processStartTicks} from '../host/proc.js';
 import {guestName} from '../cli/qemu-options.js';
-import {MAX_CPU} from '../host/cpus.js';
+import {MAX_CPU, threadCpusAllowed} from '../host/cpus.js';
 import type {PvOptions} from '../cli/pv-options.js';
 import type {HintsStatus} from '../agent/watch.js';
 import {firstLine} from '../util/errors.js';
@@ -27,8 +27,13 @@ const runDirPattern = /^pvrun-(\d+)-[0-9a-f]+$/;
 /** Where one vCPU may run: its own CPU (exclusive) or a floating set. */
 export interface VcpuPlacement {
 	vcpu: number;
+	/** Where pvrun placed it (or, held, where the operator did). */
 	cpus: number[];
 	exclusive: boolean;
+	/** Its host thread (pvrun status reads the kernel's affinity of it from /proc). */
+	tid?: number;
+	/** An operator pinned it outside pvrun: pvrun leaves it alone (src/pin/operator.ts). */
+	operator?: boolean;
 }
 
 /** What state.json holds. */
@@ -57,6 +62,8 @@ export interface VmState {
 export interface VmStatus extends VmState {
 	runDir: string;
 	qemuRunning: boolean;
+	/** vCPU → the CPUs the kernel lets its thread run on now (from /proc), where known. */
+	kernelCpus?: Record<string, number[]>;
 }
 
 /** A pvrun-* directory readVmStates did not list, and why. */
@@ -171,7 +178,19 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 		if (isRunning(state.qemuPid)) return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
 		return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
 	}
-	return {...state, runDir, qemuRunning: isRunning(state.qemuPid)};
+	const vm: VmStatus = {...state, runDir, qemuRunning: isRunning(state.qemuPid)};
+	// What the kernel has, not only what pvrun planned: an operator may have pinned a vCPU since.
+	const kernel: Record<string, number[]> = {};
+	for (const p of state.placement ?? []) {
+		if (p.tid === undefined || !vm.qemuRunning) continue;
+		try {
+			kernel[String(p.vcpu)] = threadCpusAllowed(state.qemuPid, p.tid);
+		} catch {
+			// the thread is gone (hot-unplug, QEMU quitting)
+		}
+	}
+	if (Object.keys(kernel).length) vm.kernelCpus = kernel;
+	return vm;
 }
 
 /** state.json's text, if it is a regular file of plausible size (symbolic links are not followed). */
@@ -239,7 +258,13 @@ function checkedPlacement(p: unknown, where: string): VcpuPlacement {
 	const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
 	if (!Array.isArray(cpus) || cpus.length > MAX_CPU + 1 || !cpus.every(isCpu)) throw new Error(`${where}.cpus is not a list of CPU numbers`);
 	if (typeof p['exclusive'] !== 'boolean') throw new Error(`${where}.exclusive is not true or false`);
-	return {vcpu: integerField(p, 'vcpu', 0, where), cpus: [...(cpus as number[])], exclusive: p['exclusive']};
+	const placed: VcpuPlacement = {vcpu: integerField(p, 'vcpu', 0, where), cpus: [...(cpus as number[])], exclusive: p['exclusive']};
+	if (p['tid'] !== undefined) placed.tid = integerField(p, 'tid', 1, where);
+	if (p['operator'] !== undefined) {
+		if (typeof p['operator'] !== 'boolean') throw new Error(`${where}.operator is not true or false`);
+		placed.operator = p['operator'];
+	}
+	return placed;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -8,7 +8,7 @@ import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/host/fastpath.js';
 import {Pinner} from '../../src/pin/pinner.js';
-import {floatingOnly, type Assignment, type Hint} from '../../src/policy/affinity.js';
+import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/policy/affinity.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/vm/fast-table.js';
 import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
@@ -53,7 +53,7 @@ async function setUp(t: Test, tgid = 0) {
 		state: () => state,
 		/** Publish the table for the current state, based at the guest's head. */
 		publish(): FastTable {
-			table = buildFastTable({hints, assignment: state, nrVcpus: 2, allowed, idle: new Set(), basedSeq: guest.head, canAddHint: true, plan: (x, assumed) => pinner.plan(x, assumed)});
+			table = buildFastTable({hints, assignment: state, nrVcpus: 2, allowed, idle: new Set(), held: noneHeld, basedSeq: guest.head, canAddHint: true, plan: (x, assumed) => pinner.plan(x, assumed)});
 			if (!table) throw new Error('no table');
 			fast.publish(table.bytes);
 			return table;

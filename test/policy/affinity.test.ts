@@ -135,7 +135,46 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		if (a.shared && allowed.length < 2) t.fail(`iteration ${i}: shared mode needs two CPUs`);
 		if (a.floatNice !== 0 && (!a.shared || a.floatNice !== sharedFloatNice || [...a.exclusive.values()].some((e) => !e.shared))) t.fail(`iteration ${i}: lower weight only when crowded`);
 		if (a.exclusive.size > allowed.length) t.fail(`iteration ${i}: more grants than CPUs`);
+		// An operator pinned some vCPUs: they get nothing, and nobody gets their CPUs.
+		const heldVcpus = new Set(Array.from({length: rand(3)}, () => rand(nr)));
+		const held = {vcpus: heldVcpus, cpus: new Set(Array.from({length: rand(3)}, () => rand(8)))};
+		const c = decideAffinity(hints, nr, allowed, prev, idle, held);
+		for (const [v, e] of c.exclusive) {
+			if (heldVcpus.has(v)) t.fail(`iteration ${i}: held vCPU ${v} granted`);
+			if (held.cpus.has(e.pcpu)) t.fail(`iteration ${i}: a held vCPU's CPU ${e.pcpu} granted`);
+			if (!allowed.includes(e.pcpu)) t.fail(`iteration ${i}: CPU ${e.pcpu} not allowed`);
+		}
+		if (c.denied.some((v) => heldVcpus.has(v))) t.fail(`iteration ${i}: a held vCPU listed as denied`);
+		if (c.floating.length === 0 || c.floating.some((x) => !allowed.includes(x))) t.fail(`iteration ${i}: floating set`);
 		prev = a;
 	}
 	t.pass('500 random decisions hold the invariants');
+});
+
+t.test('every vCPU asking with fewer CPUs: the granted CPUs are shared with the vCPU left over', async (t) => {
+	const a = decideAffinity([hint(10, [0]), hint(11, [1]), hint(12, [2])], 3, [0, 1], floatingOnly([0, 1]));
+	t.equal(a.exclusive.size, 2);
+	t.same(a.denied, [2]);
+	t.ok([...a.exclusive.values()].every((e) => e.shared) && a.floatNice === sharedFloatNice, 'vCPU 2 floats on them at the lower weight, as in crowded mode');
+	const one = decideAffinity([hint(10, [0]), hint(11, [1])], 2, [6], floatingOnly([6]));
+	t.equal(one.exclusive.size, 0, 'a single CPU is not given to one vCPU while the other floats on it');
+});
+
+t.test("an operator's pin wins: the vCPU gets no grant, its CPU goes to nobody else", async (t) => {
+	const cpus = [0, 1, 2, 3];
+	const held = {vcpus: new Set([1]), cpus: new Set([0])};
+	const a = decideAffinity([hint(10, [1]), hint(11, [2])], 4, cpus, floatingOnly(cpus), new Set(), held);
+	t.same([...a.exclusive.keys()], [2], 'only the vCPU pvrun places gets a CPU of its own');
+	t.equal(a.exclusive.get(2)?.pcpu, 3, 'the highest free CPU, as usual');
+	t.same(a.floating, [0, 1, 2], "the floating vCPUs may still run on the held vCPU's CPU (it is not that vCPU's own)");
+	t.same(a.denied, [], 'a held vCPU is not denied: it is not pvrun\'s to place');
+	const before = decideAffinity([hint(11, [2])], 4, cpus, floatingOnly(cpus));
+	t.equal(before.exclusive.get(2)?.pcpu, 3);
+	const moved = decideAffinity([hint(11, [2])], 4, cpus, before, new Set(), {vcpus: new Set([0]), cpus: new Set([3])});
+	t.equal(moved.exclusive.get(2)?.pcpu, 2, "a grant on the CPU an operator pinned another vCPU to moves off it");
+	const rest = decideAffinity([hint(10, [0])], 2, [0, 1], floatingOnly([0, 1]), new Set(), {vcpus: new Set([1]), cpus: new Set([1])});
+	t.equal(rest.exclusive.get(0)?.pcpu, 0, 'the only other vCPU asks: nothing of pvrun\'s floats, so it may have the CPU left');
+	const crowded = decideAffinity([hint(10, [0])], 3, [0, 1], floatingOnly([0, 1]), new Set(), {vcpus: new Set([1]), cpus: new Set([1])});
+	t.equal(crowded.exclusive.size, 0, 'with a vCPU floating, the one grantable CPU is kept for it: no grant');
+	t.same(crowded.denied, [0]);
 });
