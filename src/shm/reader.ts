@@ -123,6 +123,20 @@ export class RingReader {
 		return out;
 	}
 
+	/**
+	 * Start over from where the guest's head is now, taking the loss counter
+	 * and epoch as they are: after the area was restored from a saved VM
+	 * (virsh managedsave, migration), its ring holds the old session's
+	 * records, which another pvrun already acted on.
+	 */
+	skipToHead(): void {
+		const head = this.readHead();
+		if (head !== undefined) this.nextSeq = head;
+		this.writeTail();
+		this.lastLost = loadU64(this.area.u32, Header.ringLost);
+		this.lastEpoch = loadU64(this.area.u32, Header.guestEpoch);
+	}
+
 	/** Record that the host is alive (guest tools can read it); called off the hot path. */
 	heartbeat(): void {
 		this.area.view.setBigUint64(Header.hostHeartbeat, process.hrtime.bigint(), true);

@@ -169,6 +169,28 @@ export class HintEngine {
 		});
 	}
 
+	/**
+	 * The area was restored from a saved VM: its feedback and ring are the old
+	 * session's. Forget every hint, start reading at the guest's head, and
+	 * write every vCPU's feedback as it is now.
+	 */
+	restored(): void {
+		this.guarded(() => {
+			this.adoptFast(this.takeFast(true));
+			this.area.restoreHeader();
+			this.reader.skipToHead();
+			this.hints.clear();
+			this.log.write('reset', {reason: 'restored'}, 'hints cleared (the VM was restored from a saved state)');
+			this.decide(performance.now(), 0);
+			const a = this.assignment;
+			for (let v = 0; v < this.nrVcpus; v++) {
+				const x = a.exclusive.get(v);
+				writeFeedback(this.area, v, {exclusive: x !== undefined, pcpu: x?.pcpu ?? -1, hintTid: x?.tid ?? 0, recordSeq: 0});
+			}
+			this.publishFast();
+		});
+	}
+
 	/** vCPU threads changed (hot-plug, reset): new threads, looked at afresh (the Pinner forgets its holds too). */
 	setVcpuCount(nrVcpus: number): void {
 		this.guarded(() => {

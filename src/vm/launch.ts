@@ -47,6 +47,8 @@ export interface VmPlan {
 	accelNote?: string;
 	/** Where pvrun's PCI devices go (src/vm/devices.ts). */
 	place: ChannelPlace;
+	/** QEMU starts from a saved VM or an incoming migration (-incoming): the area's contents will be the old session's. */
+	incoming: boolean;
 	/** The user's arguments say -daemonize: a detached pvrun serves the VM (src/vm/daemon.ts). */
 	daemonize: boolean;
 	/** With -daemonize: where QEMU writes its pid, absolute (the user's -pidfile, or one pvrun adds in its run directory). */
@@ -82,6 +84,7 @@ export function planVm(qemuArgs: string[], options: PvOptions, runRoot = os.tmpd
 		args: [...qemuArgs],
 		place: choosePlace(qemuArgs),
 		agentWaitMs: options.agentWaitS * 1000,
+		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};
 	if (!userChoseAccel(qemuArgs)) {

@@ -132,6 +132,7 @@ export class HintSession {
 		// The wait for an agent counts guest time: not while QEMU waits (-S) or the VM is paused.
 		const status = await this.qmp.execute<{running?: unknown}>('query-status');
 		this.watch.guestRunning(status.running === true);
+		if (status.running === true) this.afterIncoming();
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
 		this.watchTimer.unref();
 		this.publishHints();
@@ -184,6 +185,7 @@ export class HintSession {
 			this.hintsChanged();
 		} else if (name === 'STOP' || name === 'RESUME') {
 			this.watch.guestRunning(name === 'RESUME');
+			if (name === 'RESUME') this.afterIncoming();
 		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'ACPI_DEVICE_OST') {
 			void this.refreshVcpus(pinner);
 		}
@@ -209,6 +211,26 @@ export class HintSession {
 		}
 	}
 
+	/**
+	 * A VM that came in (-incoming: virsh managedsave then start, a
+	 * migration) runs for the first time: the shared memory now holds the old
+	 * session's bytes, and the guest's agent and programs went on running.
+	 * Start afresh from the guest's head, and have the agent load the program
+	 * again, so that its task iterator reports every thread pinned now.
+	 */
+	private afterIncoming(): void {
+		if (!this.plan.incoming || this.incomingDone) return;
+		this.incomingDone = true;
+		this.engine?.restored();
+		this.watch.gone('the VM was restored: waiting for the guest agent');
+		this.hintsChanged();
+		this.reload = true;
+		void this.handshake();
+	}
+	private incomingDone = false;
+	/** The next handshake loads the program again even if the agent has it (after a restore). */
+	private reload = false;
+
 	/** Hello, then load the affinity program if the agent has none (one handshake at a time). */
 	private async handshake(): Promise<void> {
 		const agent = this.agent;
@@ -225,6 +247,11 @@ export class HintSession {
 				this.hintsChanged(this.watch.hello("the guest agent found no pvrun shared memory (IVSHMEM device with pvrun's header; the guest's console says why)"));
 				return;
 			}
+			if (hello.programs > 0 && this.reload) {
+				for (const p of await agent.list()) await agent.unload(p.id);
+				hello.programs = 0;
+			}
+			this.reload = false;
 			if (hello.programs === 0) {
 				const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
 				const started = performance.now();

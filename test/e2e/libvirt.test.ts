@@ -5,9 +5,12 @@
 // thread of vCPU 1 gets a CPU of its own; `virsh destroy`, and `virsh shutdown`
 // (the guest's ACPI power button), leave no process or file behind. Needs root.
 import fs from 'node:fs';
+import path from 'node:path';
+import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
+import {packageRoot} from '../../src/util/paths.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
@@ -33,6 +36,7 @@ import {
 	type LibvirtSession,
 } from '../helpers/libvirt.js';
 
+const pvrunMain = path.join(packageRoot, 'dist', 'cli', 'main.js');
 const ms = (since: number) => `${Math.round(performance.now() - since)} ms`;
 
 const skip = process.getuid?.() === 0 ? false : 'needs root: libvirtd for qemu:///system runs as root';
@@ -52,9 +56,7 @@ t.test('libvirt starts, probes and stops pvrun as its emulator', {skip}, async (
 		t.same(pvrunFilesOf(qemuUser), [], 'the probe left no pvrun file (it ran plain QEMU)');
 	});
 
-	await t.test('virsh define/start: the guest pins a thread, the host thread of vCPU 1 gets its own CPU; virsh destroy cleans up', (t) =>
-		pinAndDestroy(t, session, image),
-	);
+	await t.test("a domain's life: start with libvirt's default devices, hints, operators' pins, suspend, reboot, managedsave, destroy", (t) => aDomainsLife(t, session, image));
 
 	await t.test('virsh shutdown (transient domain): the guest powers off, pvrun and QEMU end, nothing left', (t) =>
 		shutdown(t, session, image),
@@ -63,12 +65,28 @@ t.test('libvirt starts, probes and stops pvrun as its emulator', {skip}, async (
 	t.same(pvrunFilesOf(qemuUser), [], `no pvrun file of ${qemuUser} left in /dev/shm or /tmp`);
 });
 
-async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: string; initrd: string}) {
+/** The vCPU 1 pins pvrun logged so far (the guest's pin-loop pins a busy process to vCPU 1 every 3 s). */
+const pinsOf = (eventLog: string) => readEventLog(eventLog).filter((e) => e.event === 'pin' && e['vcpu'] === 1).length;
+
+/** Within `ms`, a pin pvrun logs after `before` pins, and vCPU 1 exclusive: the hints act (the ms it took, or -1). */
+async function aNewPin(eventLog: string, before: number, name: string, ms = 10_000): Promise<number> {
+	const started = performance.now();
+	if ((await within(ms, () => pinsOf(eventLog) > before, 50)) < 0) return -1;
+	const threads = await vcpuThreads(name);
+	const qemuPid = Number(procStatus(threads[0] ?? 0, 'Tgid'));
+	return (await within(ms, () => hasExclusiveCpu(qemuPid, threads, 1) || pinsOf(eventLog) > before + 1, 20)) >= 0 ? performance.now() - started : -1;
+}
+
+/** The lines pvrun (and QEMU) wrote on stderr for the domain's runs: libvirt's log of it. */
+const stderrOf = (name: string) => fs.readFileSync(domainLogOf(name), 'utf8');
+
+async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: string; initrd: string}) {
 	const name = `pvrun-e2e-${process.pid}`;
 	const d = stageDomain(session, name, image);
-	fs.writeFileSync(`${d.dir}/domain.xml`, domainXml(d, {run: '/usr/share/pvrun/pin-busy.sh,0x2,20', pvArgs: ['--pv-log', d.eventLog]}));
+	fs.writeFileSync(`${d.dir}/domain.xml`, domainXml(d, {run: '/usr/share/pvrun/pin-loop.sh,0x2,2,1', pvArgs: ['--pv-log', d.eventLog], onReboot: 'restart'}));
 	session.cleanup(async () => {
 		await virsh('destroy', name).catch(() => {});
+		await virsh('managedsave-remove', name).catch(() => {});
 		await virsh('undefine', name).catch(() => {});
 	});
 	session.onFailureShow(domainLogOf(name));
@@ -104,39 +122,122 @@ async function pinAndDestroy(t: Test, session: LibvirtSession, image: {kernel: s
 		"one TCG thread per vCPU (libvirt's -name ...,debug-threads=on)",
 	);
 
-	const pinnedLine = await waitForConsole(d.console, 'pin-busy: pinned', 90_000);
+	const pinnedLine = await waitForConsole(d.console, 'pin-loop: pinned', 90_000);
 	t.comment(`guest: ${pinnedLine} (${ms(started)} after virsh start)`);
-	const allowed = (tid: number) => threadCpusAllowed(qemuPid, tid).join(',');
+	const allowed = (tid: number) => threadCpusAllowed(qemuPid, tid);
 	const pinnedAfter = await within(5000, () => hasExclusiveCpu(qemuPid, threads, 1));
-	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0)}, vCPU 1: ${allowed(threads[1] ?? 0)}`);
+	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0).join(',')}, vCPU 1: ${allowed(threads[1] ?? 0).join(',')}`);
 	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
-	// pvrun logs a decision after applying it: a moment later.
-	t.ok((await within(1000, () => readEventLog(d.eventLog).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'pvrun (as libvirt-qemu) logged the decision');
+	t.ok((await within(1000, () => pinsOf(d.eventLog) > 0)) >= 0, 'pvrun (as libvirt-qemu) logged the decision');
 	// libvirt reads the vCPUs under the pid it knows: QEMU's.
 	const info = await vcpuInfo(name);
 	t.comment(`virsh vcpuinfo: ${info.map((v) => `vCPU ${v.vcpu} on CPU ${v.cpu}, ${v.cpuTime} s, affinity ${v.affinity}`).join('; ')}`);
 	t.equal(info.length, 2, 'virsh vcpuinfo lists both vCPUs');
 	t.ok(info.every((v) => v.cpuTime > 0), 'virsh vcpuinfo shows CPU time for every vCPU (not 0 s)');
-	const exclusive = threadCpusAllowed(qemuPid, threads[1] ?? 0);
-	t.same(info[1] && {cpu: info[1].cpu, affinity: info[1].affinity}, {cpu: exclusive[0], affinity: ownCpus().map((c) => (c === exclusive[0] ? 'y' : '-')).join('')}, "virsh vcpuinfo: vCPU 1 runs on its own CPU, as the kernel says");
+	t.ok(info.every((v, i) => allowed(threads[i] ?? 0).includes(v.cpu)), 'and a CPU each vCPU may run on');
 	const stats = await vcpuStats(name);
 	t.ok(Number(stats.get('vcpu.0.time')) > 0 && Number(stats.get('vcpu.1.time')) > 0, 'virsh domstats --vcpu: vcpu.N.time is real', {stats: Object.fromEntries(stats)});
 	const denied = readEventLog(d.eventLog).filter((e) => e.event === 'warning').map((e) => String(e['message']));
 	t.comment(`pvrun's warnings as ${qemuUser}: ${denied.length ? [...new Set(denied.map((m) => m.replace(/\d+/g, 'N')))].join(' | ') : 'none'}`);
 
+	await t.test('the operator wins: virsh vcpupin, virsh emulatorpin, taskset', (t) => operatorPins(t, name, d.eventLog, qemuPid, threads));
+
+	await t.test('virsh suspend and resume: hints act afterwards', async (t) => {
+		await virsh('suspend', name);
+		t.match(await domainState(name), /^paused/);
+		await new Promise((r) => setTimeout(r, 1000));
+		const before = pinsOf(d.eventLog);
+		await virsh('resume', name);
+		t.ok((await aNewPin(d.eventLog, before, name)) >= 0, 'a new pin after resume');
+	});
+
+	await t.test('virsh reboot: the guest boots again, hints act afterwards', async (t) => {
+		const boots = () => fs.readFileSync(d.console, 'utf8').split('pvrun-guest: ready').length - 1;
+		const booted = boots();
+		await virsh('reboot', name);
+		t.ok((await within(60_000, () => boots() > booted, 200)) >= 0, 'the guest booted again (libvirt: power button, then reset and cont)');
+		t.equal(domainPid(name), qemuPid, 'the same QEMU');
+		const before = pinsOf(d.eventLog);
+		t.ok((await aNewPin(d.eventLog, before, name, 20_000)) >= 0, 'a new pin after the reboot');
+	});
+
+	let restoredPid = 0;
+	await t.test('virsh managedsave, then virsh start: the VM comes back where it was, hints act afterwards', async (t) => {
+		await virsh('managedsave', name);
+		t.match(await domainState(name), /^shut off \(saved\)/, 'saved and stopped');
+		t.ok((await within(5000, () => !alive(qemuPid) && pvrunLeftovers(qemuPid).length === 0)) >= 0, "the saved VM's QEMU and pvrun's files are gone");
+		const console = fs.readFileSync(d.console, 'utf8').length;
+		await virsh('start', name);
+		t.match(await domainState(name), /^running \(restored\)/, 'restored from the managed save');
+		restoredPid = domainPid(name);
+		t.not(restoredPid, qemuPid, 'a new QEMU');
+		t.notMatch(fs.readFileSync(d.console, 'utf8').slice(console), /pvrun-guest: ready/, 'the guest did not boot again: it went on');
+		const before = pinsOf(d.eventLog);
+		t.ok((await aNewPin(d.eventLog, before, name, 20_000)) >= 0, 'a new pin after the restore');
+		const events = readEventLog(d.eventLog);
+		const restart = events.findLastIndex((e) => e.event === 'start');
+		const after = events.slice(restart);
+		t.ok(after.some((e) => e.event === 'reset' && e['reason'] === 'restored'), "the new pvrun forgot the old session's ring and feedback (it had the saved bytes)");
+		t.ok(after.some((e) => e.event === 'program'), 'and had the agent load its program again (its task iterator reports every thread pinned now)');
+	});
+
 	const destroyStarted = performance.now();
 	await virsh('destroy', name);
 	t.comment(`virsh destroy: ${ms(destroyStarted)}`);
 	t.match(await domainState(name), /^shut off/, 'the domain is shut off');
-	t.ok((await within(5000, () => !alive(pvrunPid) && !alive(qemuPid))) >= 0, 'neither pvrun nor QEMU is left');
-	t.same(pvrunLeftovers(pvrunPid), [], 'no shared-memory file or run directory of that pvrun left');
-	t.ok(
-		readEventLog(d.eventLog).some((e) => e.event === 'exit'),
-		'pvrun logged its exit (it cleaned up, it was not killed)',
-	);
+	const last = restoredPid || qemuPid;
+	t.ok((await within(5000, () => !alive(last) && pvrunLeftovers(last).length === 0)) >= 0, 'neither QEMU nor pvrun is left');
+	t.same(pvrunLeftovers(last), [], 'no shared-memory file or run directory of that pvrun left');
+	t.ok(readEventLog(d.eventLog).filter((e) => e.event === 'exit').length >= 2, 'pvrun logged each exit (it cleaned up, it was not killed)');
 
 	await virsh('undefine', name);
 	t.notOk((await virsh('list', '--all', '--name')).split('\n').includes(name), 'the domain is undefined');
+}
+
+/** virsh vcpupin --live and emulatorpin --live, and taskset from the host: pvrun leaves what the operator pinned alone, says so once, and takes it back when the pin is lifted. */
+async function operatorPins(t: Test, name: string, eventLog: string, qemuPid: number, threads: number[]) {
+	const vcpu1 = threads[1] ?? 0;
+	const all = ownCpus();
+	const allList = `${all[0]}-${all.at(-1)}`;
+	const statusOf = async () => {
+		const r = await execa(process.execPath, [pvrunMain, 'status', '--json'], {reject: false});
+		const vm = (JSON.parse(r.stdout) as {vms: Array<{qemuPid: number; placement?: Array<{vcpu: number; operator?: boolean}>; kernelCpus?: Record<string, number[]>}>}).vms.find((v) => v.qemuPid === qemuPid);
+		return {operator: vm?.placement?.find((p) => p.vcpu === 1)?.operator === true, kernel: vm?.kernelCpus?.['1']};
+	};
+	const said = (text: string) => stderrOf(name).split(text).length - 1;
+	const holdLine = "vCPU 1's CPUs were set outside pvrun";
+	const backLine = `vCPU 1 may run on all of CPUs ${allList} again`;
+
+	for (const [how, pin, unpin] of [
+		['virsh vcpupin --live', () => virsh('vcpupin', name, '1', String(all[0]), '--live'), () => virsh('vcpupin', name, '1', allList, '--live')],
+		['taskset from the host', () => execa('taskset', ['-pc', String(all[0]), String(vcpu1)]), () => execa('taskset', ['-pc', allList, String(vcpu1)])],
+	] as const) {
+		const held = said(holdLine);
+		const back = said(backLine);
+		await pin();
+		t.ok((await within(3000, () => said(holdLine) > held, 50)) >= 0, `${how}: pvrun says on stderr (libvirt's domain log) that it leaves vCPU 1 alone`);
+		// The state file follows within half a second (pvrun publishes placements at most every 500 ms).
+		await new Promise((r) => setTimeout(r, 700));
+		const status = await statusOf();
+		t.ok(status.operator, `${how}: pvrun status says so`);
+		t.same(status.kernel, [all[0]], `${how}: pvrun status shows the CPUs the kernel has`);
+		// A pin-loop period and more: pvrun does not fight the operator.
+		const steady = await within(3500, () => threadCpusAllowed(qemuPid, vcpu1).join(',') !== String(all[0]), 50);
+		t.equal(steady, -1, `${how}: vCPU 1 stays where the operator put it`);
+		t.equal(said(holdLine), held + 1, `${how}: said once`);
+		const pins = pinsOf(eventLog);
+		await unpin();
+		t.ok((await within(3000, () => said(backLine) > back, 50)) >= 0, `${how}: back to every CPU, pvrun says it places vCPU 1 again`);
+		t.ok((await aNewPin(eventLog, pins, name)) >= 0, `${how}: and the guest's next pin gets vCPU 1 a CPU of its own again`);
+	}
+
+	const othersLine = "QEMU's other threads' CPUs were set outside pvrun";
+	const othersBack = `QEMU's other threads may run on all of CPUs ${allList} again`;
+	await virsh('emulatorpin', name, String(all.at(-1)), '--live');
+	t.ok((await within(3000, () => said(othersLine) === 1, 50)) >= 0, 'virsh emulatorpin --live: pvrun leaves QEMU\'s other threads alone, and says so');
+	t.equal((await within(3500, () => threadCpusAllowed(qemuPid, qemuPid).join(',') !== String(all.at(-1)), 50)), -1, "QEMU's main thread stays where the operator put it");
+	await virsh('emulatorpin', name, allList, '--live');
+	t.ok((await within(3000, () => said(othersBack) === 1, 50)) >= 0, 'emulatorpin back to every CPU: pvrun places them again');
 }
 
 async function shutdown(t: Test, session: LibvirtSession, image: {kernel: string; initrd: string}) {

@@ -140,6 +140,8 @@ export interface DomainOptions {
 	memoryMiB?: number;
 	/** pvrun options, passed through <qemu:commandline> (libvirt appends them after its own arguments). */
 	pvArgs?: string[];
+	/** What a guest reboot does (default destroy: the tests' guests power off when done). */
+	onReboot?: 'destroy' | 'restart';
 }
 
 /**
@@ -163,7 +165,7 @@ export function domainXml(d: StagedDomain, options: DomainOptions): string {
   </os>
   <features><acpi/><apic/></features>
   <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
+  <on_reboot>${options.onReboot ?? 'destroy'}</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>${xmlEscape(pvrunLauncher)}</emulator>
