@@ -14,6 +14,7 @@ import {packageRoot} from '../../src/util/paths.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
+import {helperOf} from '../vm/host-view.js';
 import {
 	alive,
 	domainLogOf,
@@ -116,6 +117,9 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	t.equal(threads.length, 2, 'libvirt sees two vCPU threads (QMP query-cpus-fast on its own monitor)');
 	const qemuPid = Number(procStatus(threads[0] ?? 0, 'Tgid'));
 	t.equal(qemuPid, pvrunPid, "the pid in libvirt's pid file is QEMU's: pvrun exec'd QEMU in place");
+	const helper = helperOf(qemuPid);
+	const cpusetOf = (pid: number, tid = pid) => /^\d+:cpuset:(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/cgroup`, 'utf8'))?.[1] ?? '?';
+	t.comment(`cpuset cgroups: QEMU's main thread ${cpusetOf(qemuPid)}, vCPU 1 ${cpusetOf(qemuPid, threads[1] ?? 0)}, pvrun's helper ${cpusetOf(helper)}`);
 	t.same(
 		threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()),
 		['CPU 0/TCG', 'CPU 1/TCG'],
