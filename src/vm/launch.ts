@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import tty from 'node:tty';
 import {ownCpus, formatCpuList} from '../host/cpus.js';
 import {chooseAccel} from '../qemu/accel.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
@@ -154,11 +155,12 @@ export async function runVm(plan: VmPlan, options: PvOptions): Promise<number> {
  * naming the file if not.
  */
 function showSummaries(options: PvOptions, plan: VmPlan): boolean {
-	const consoleHere = usesStdio(plan.qemuArgs) && process.stdout.isTTY === true;
+	// tty.isatty, not process.stdout: creating Node's stream on a pipe would make it non-blocking for QEMU too.
+	const consoleHere = usesStdio(plan.qemuArgs) && tty.isatty(1);
 	try {
 		new EventLog(options.log, false).close();
 	} catch (error) {
 		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error, exitCode: 2});
 	}
-	return process.stderr.isTTY === true && !consoleHere;
+	return tty.isatty(2) && !consoleHere;
 }
