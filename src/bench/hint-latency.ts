@@ -19,6 +19,7 @@ import {createProgress} from '../util/progress.js';
 import {gitCommit} from './matrix.js';
 import {defaultResultsDir} from './results-dir.js';
 import {readEventLog} from '../vm/event-log.js';
+import {vmOfQemu} from '../vm/state.js';
 import {withTempDir} from './tempdir.js';
 
 export interface Percentiles {
@@ -226,14 +227,17 @@ async function measureMoveFloor(n: number, gapUs: number): Promise<MoveFloor | {
  */
 const idleSettleMs = 10_000;
 
-/** pvrun's own CPU time (utime+stime of its process) per wall second while the guest sleeps, in % of one core. */
+/** pvrun's own CPU time (utime+stime of its helper, which serves the VM beside QEMU) per wall second while the guest sleeps, in % of one core. */
 async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: number): Promise<number> {
 	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,${seconds + 20}`, launcher: pvrunCommand()});
 	try {
 		await guest.waitFor(readyLine, 60_000);
 		await new Promise((r) => setTimeout(r, idleSettleMs));
+		// The pid the launcher started is QEMU's (pvrun exec'd it); pvrun's helper is in its state file.
+		const helper = vmOfQemu(guest.pid)?.pvrunPid;
+		if (helper === undefined) throw new PvrunError(`pvrun's helper for QEMU ${guest.pid} not found (no state file): cannot measure its CPU use`);
 		const ticks = () => {
-			const fields = procStatFields(guest.pid) ?? [];
+			const fields = procStatFields(helper) ?? [];
 			return Number(fields[14]) + Number(fields[15]); // utime, stime of the whole process
 		};
 		const before = ticks();

@@ -153,6 +153,11 @@ export function readVmStates(root: string = os.tmpdir()): {vms: VmStatus[]; skip
 	return {vms, skipped};
 }
 
+/** The VM whose QEMU is `qemuPid` (pvrun became QEMU: its run directory is named after that pid), if listed in `root`. */
+export function vmOfQemu(qemuPid: number, root: string = os.tmpdir()): VmStatus | undefined {
+	return readVmStates(root).vms.find((vm) => vm.qemuPid === qemuPid);
+}
+
 /** One run directory: its VM, or why it is skipped. */
 function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {reason: string} {
 	let text: string;

@@ -9,7 +9,7 @@ import t, {type Test} from 'tap';
 import {formatPlacement, formatStatus} from '../../src/cli/status.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {processStartTicks} from '../../src/host/proc.js';
-import {parseVmState, readVmStates, updateHints, updatePlacement, writeVmState, type VmState} from '../../src/vm/state.js';
+import {parseVmState, readVmStates, updateHints, updatePlacement, vmOfQemu, writeVmState, type VmState} from '../../src/vm/state.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 
@@ -119,6 +119,15 @@ t.test('state files are checked field by field', async (t) => {
 	t.throws(() => parseVmState({...ok, placement: [{vcpu: 0, cpus: [0], exclusive: 'yes'}]}), /placement\[0\]\.exclusive/);
 	t.throws(() => parseVmState({...ok, placement: [{vcpu: 0, cpus: [99999], exclusive: true}]}), /placement\[0\]\.cpus/);
 	t.throws(() => parseVmState({...ok, placement: [{vcpu: -1, cpus: [0], exclusive: true}]}), /placement\[0\]\.vcpu/);
+});
+
+t.test("a VM found by its QEMU's pid (the pid a launcher started: pvrun exec'd QEMU)", async (t) => {
+	const root = fakeRoot(t);
+	const qemu = spawnSync('sh', ['-c', 'echo $$']).pid ?? 0;
+	const live = runDir(root, qemu, 'a0a0a0');
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: qemu, pvrunPid: process.pid});
+	t.equal(vmOfQemu(qemu, root)?.pvrunPid, process.pid, "its helper's pid, for what measures pvrun itself (pvrun bench hint-latency's idle CPU)");
+	t.equal(vmOfQemu(qemu + 1, root), undefined);
 });
 
 t.test('the status table', async (t) => {
