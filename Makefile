@@ -50,6 +50,7 @@ bench: image
 lint: $(STAMPS)/setup
 	npx eslint .
 	npx tsc -p tsconfig.test.json
+	npx dpdm --no-warning --no-tree --exit-code circular:1 'src/**/*.ts' 'test/**/*.ts'
 
 tap: image
 	npx tap

@@ -4,7 +4,8 @@
 // Rendered as a Markdown table and one SVG chart per scenario (vega-lite).
 import * as vega from 'vega';
 import {compile, type TopLevelSpec} from 'vega-lite';
-import type {ConfigName, MatrixResult, Sample, ScenarioId, WorkloadName} from './matrix.js';
+import type {MatrixResult, Sample, Stats, Summary} from './matrix-result.js';
+import type {ScenarioId, WorkloadName} from './options.js';
 
 export interface Metric {
 	workload: WorkloadName;
@@ -46,28 +47,6 @@ export const targets: Target[] = [
 	{scenario: 'a', workload: 'pingpong', key: 'roundTripsPerSec', text: '≥ 2x plain and ≥ 1.3x static', check: (p, s) => both(p === undefined ? undefined : p >= 2, s === undefined ? undefined : s >= 1.3)},
 	{scenario: 'a', workload: 'sleeper', key: 'p99Us', text: '≤ 1.1x plain', check: (p) => (p === undefined ? undefined : p <= 1.1)},
 ];
-
-export interface Stats {
-	n: number;
-	median: number;
-	min: number;
-	max: number;
-}
-
-export interface Summary {
-	scenario: ScenarioId;
-	workload: WorkloadName;
-	metric: string;
-	label: string;
-	unit: string;
-	better: 'higher' | 'lower';
-	configs: Partial<Record<ConfigName, Stats>>;
-	/** pvrun's median over plain QEMU's. */
-	vsPlain?: number;
-	/** pvrun's median over static pinning's. */
-	vsStatic?: number;
-	target?: {text: string; met: boolean | null};
-}
 
 export function stats(values: number[]): Stats {
 	const s = [...values].sort((a, b) => a - b);

@@ -16,23 +16,14 @@ import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
-import {matrixReport, type Summary, summarize} from './matrix-report.js';
+import {matrixReport, summarize} from './matrix-report.js';
+import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
 
+export type {MatrixResult, Sample, Scenario, Stats, Summary} from './matrix-result.js';
 export {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
 import {configNames, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
-
-export interface Scenario {
-	id: ScenarioId;
-	title: string;
-	/** The measured VM's vCPUs. */
-	vcpus: number;
-	/** A second VM (plain QEMU) whose vCPUs are all busy. */
-	neighbourVm: boolean;
-	/** Busy host processes (one per host CPU). */
-	hostHogs: boolean;
-}
 
 export const scenarios: Record<ScenarioId, Scenario> = {
 	a: {id: 'a', title: 'one guest, 4 vCPUs on the host CPUs; busy unpinned threads beside the workload', vcpus: 4, neighbourVm: false, hostHogs: false},
@@ -56,31 +47,6 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 			// Only pvrun answers hints; the probe's own load is light.
 			return config === 'pvrun' ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
 	}
-}
-
-/** One workload's result line from one boot. */
-export interface Sample {
-	scenario: ScenarioId;
-	config: ConfigName;
-	rep: number;
-	/** Position of this boot within its repetition (the order rotates). */
-	order: number;
-	workload: WorkloadName;
-	warmup: boolean;
-	values: Record<string, number>;
-}
-
-export interface MatrixResult {
-	schema: 'pvrun-bench-matrix/1';
-	date: string;
-	environment: {host: string; cpus: number; cpuModel: string; kernel: string; qemu: string; accel: string; pvrun: string; commit: string; node: string};
-	options: Omit<MatrixOptions, 'out'>;
-	scenarios: Scenario[];
-	samples: Sample[];
-	summary: Summary[];
-	/** Boots that failed, with the reason (the matrix goes on without them). */
-	failures: Array<{scenario: ScenarioId; config: ConfigName; rep: number; error: string}>;
-	durationSeconds: number;
 }
 
 /** The configurations in the order repetition `rep` runs them: rotated, so no configuration always goes first. */

@@ -4,12 +4,15 @@
 // argument; anything else is a QEMU command line, run with the hint channel
 // added (or exactly as given when it runs no guest, see passthroughReason).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
-import {planVm, runPlain, runVm} from '../vm/launch.js';
+import {runPlain, runVm} from '../vm/launch.js';
+import {planVm} from '../vm/plan.js';
+import {probeHost} from '../vm/probe.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
-import {passthroughReason} from './qemu-options.js';
+import {passthroughReason} from '../qemu/args.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
 const subcommands = new Set(['image', 'demo', 'bench', 'status']);
@@ -79,9 +82,10 @@ async function runQemu(argv: string[]): Promise<number> {
 		if (unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${unchanged}\n`);
 		return printArgs([options.qemu, ...qemu]);
 	}
-	const plan = planVm(qemu, options);
+	const facts = probeHost(options);
+	const plan = planVm(qemu, options, facts, os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	if (options.dryRun) return printArgs([options.qemu, ...plan.args]);
-	return runVm(plan, options);
+	return runVm(plan, options, facts);
 }
 
 /**

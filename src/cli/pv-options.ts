@@ -7,23 +7,8 @@
 import {parseArgs} from 'node:util';
 import {parseCpuList} from '../host/cpus.js';
 import {PvrunError} from '../util/errors.js';
-import {qemuOptions, qemuValueCount} from './qemu-options.js';
-
-export interface PvOptions {
-	cpus?: number[];
-	log?: string;
-	accel: 'auto' | 'kvm' | 'tcg';
-	off: boolean;
-	/** The native fast path (docs/fast-path.md), when built: on unless --pv-fast-path off. */
-	fastPath: boolean;
-	dryRun: boolean;
-	qemu: string;
-	/** Seconds of guest time after which a missing guest agent is reported (--pv-agent-wait). */
-	agentWaitS: number;
-}
-
-/** --pv-agent-wait's default: a distribution's guest boots within a minute under TCG on 2 CPUs. */
-export const defaultAgentWaitS = 60;
+import {qemuValueCount} from '../qemu/args.js';
+import {defaultAgentWaitS, type VmConfig} from '../vm/config.js';
 
 const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu', '--pv-agent-wait']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
@@ -99,7 +84,7 @@ function parseJoined(joined: string[]) {
 }
 
 /** Parse pvrun's own options. */
-export function parsePvOptions(pv: string[]): PvOptions {
+export function parsePvOptions(pv: string[]): VmConfig {
 	// One argument per option: a value such as -nodefaults must not read as an option.
 	const joined: string[] = [];
 	for (let i = 0; i < pv.length; i++) {
@@ -107,7 +92,7 @@ export function parsePvOptions(pv: string[]): PvOptions {
 		joined.push(valueOptions.has(arg) && i + 1 < pv.length ? `${arg}=${pv[++i] ?? ''}` : arg);
 	}
 	const values = parseJoined(joined);
-	const options: PvOptions = {
+	const options: VmConfig = {
 		accel: choice('pv-accel', values['pv-accel'], ['auto', 'kvm', 'tcg'] as const),
 		off: values['pv-off'],
 		fastPath: choice('pv-fast-path', values['pv-fast-path'], ['on', 'off'] as const) === 'on',
@@ -118,41 +103,4 @@ export function parsePvOptions(pv: string[]): PvOptions {
 	if (values['pv-cpus'] !== undefined) options.cpus = parseCpuList(values['pv-cpus']);
 	if (values['pv-log'] !== undefined) options.log = values['pv-log'];
 	return options;
-}
-
-/** The vCPU count QEMU will create from -smp (maxcpus for hot-plug), default 1. */
-export function vcpuCount(qemu: readonly string[]): number {
-	let count = 1;
-	for (const option of qemuOptions(qemu)) {
-		if (option.name !== 'smp') continue;
-		const value = option.value ?? '';
-		const fields = new Map<string, number>();
-		for (const [k, part] of value.split(',').entries()) {
-			const [key, v] = part.includes('=') ? part.split('=', 2) : [k === 0 ? 'cpus' : part, ''];
-			if (key) fields.set(key, Number(v ?? ''));
-		}
-		const first = value.split(',')[0] ?? '';
-		if (/^\d+$/.test(first)) fields.set('cpus', Number(first));
-		const cpus = fields.get('maxcpus') || fields.get('cpus') || 0;
-		if (cpus > 0) count = cpus;
-		else {
-			const product = ['sockets', 'dies', 'clusters', 'cores', 'threads'].reduce((p, k) => p * (fields.get(k) || 1), 1);
-			count = product;
-		}
-	}
-	return count;
-}
-
-/** Whether the user chose an accelerator themselves (pvrun then adds none). */
-export function userChoseAccel(qemu: readonly string[]): boolean {
-	return qemuOptions(qemu).some(({name, value}) => {
-		if (name === 'enable-kvm' || name === 'accel') return true;
-		if (name === 'machine' || name === 'M') return /(^|,)accel=/.test(value ?? '');
-		return false;
-	});
-}
-
-/** Whether the user's -name already says debug-threads=... (pvrun then leaves it alone). */
-export function userSetDebugThreads(qemu: readonly string[]): boolean {
-	return qemuOptions(qemu).some(({name, value}) => name === 'name' && /(^|,)debug-threads=/.test(value ?? ''));
 }

@@ -11,12 +11,12 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type {PvOptions} from '../cli/pv-options.js';
+import type {VmConfig} from './config.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {EventLog} from './event-log.js';
 import {keepFromChildren} from './fds.js';
-import type {VmPlan} from './launch.js';
+import type {VmPlan} from './plan.js';
 import {checkPrograms, endLike, forwardedSignals, isAlive, spawnQemu, waitForExit, watchPid, type ExitStatus} from './qemu-process.js';
 import type {ShmArea} from '../shm/area.js';
 import {HintSession, createRunFiles, removeRunFiles} from './session.js';
@@ -44,7 +44,7 @@ const takeOverMs = 15_000;
  * are named after the pvrun process that owns them). Resolves to the status
  * of QEMU's first process, as QEMU's parent would see it.
  */
-export async function runDaemonized(options: PvOptions, planFor: (ownerPid: number) => VmPlan): Promise<number> {
+export async function runDaemonized(options: VmConfig, planFor: (ownerPid: number) => VmPlan): Promise<number> {
 	checkPrograms(options.qemu);
 	// The daemon must not hold the descriptors meant for QEMU (libvirt's monitor socket...).
 	keepFromChildren();

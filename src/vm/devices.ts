@@ -17,7 +17,7 @@
 //   devices again under a new pvrun. A user argument with one of these ids or
 //   port names is refused before anything runs.
 import {PvrunError} from '../util/errors.js';
-import {machineType, qemuOptions, splitOptionList} from '../cli/qemu-options.js';
+import {machineType, qemuOptions, splitOptionList} from '../qemu/args.js';
 
 /** The ids of pvrun's objects, chardevs and devices. */
 export const channelIds = {

@@ -16,7 +16,7 @@ import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {EventLog, writeStderr} from './event-log.js';
 import {keepFromChildren} from './fds.js';
-import type {VmPlan} from './launch.js';
+import type {VmPlan} from './plan.js';
 import {closeOnExecPipe} from './posix.js';
 import {forwardedSignals, watchPid, type ExitStatus, type QemuProcess} from './qemu-process.js';
 import {HintSession} from './session.js';

@@ -20,7 +20,7 @@ import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
 import {updateHints, updatePlacement} from './state.js';
-import type {VmPlan} from './launch.js';
+import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
 
 /** Nice value of the threads on the hint path (pvrun's own, QEMU's main loop). */

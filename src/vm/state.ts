@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {processStartTicks} from '../host/proc.js';
-import {guestName} from '../cli/qemu-options.js';
+import {guestName} from '../qemu/args.js';
 import {MAX_CPU, threadCpusAllowed} from '../host/cpus.js';
-import type {PvOptions} from '../cli/pv-options.js';
+import type {VmConfig} from './config.js';
 import type {HintsStatus} from '../agent/watch.js';
 import {firstLine} from '../util/errors.js';
 import {writeStderr} from './event-log.js';
-import type {VmPlan} from './launch.js';
+import type {VmPlan} from './plan.js';
 
 export const stateFileName = 'state.json';
 const stateVersion = 1;
@@ -77,7 +77,7 @@ export interface SkippedRunDir {
  * process `pvrunPid` (this one unless said). Never throws: without a state
  * file the VM runs on, only `pvrun status` does not list it (said on stderr).
  */
-export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<PvOptions, 'log'>, pids: {qemuPid: number; pvrunPid?: number}): void {
+export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<VmConfig, 'log'>, pids: {qemuPid: number; pvrunPid?: number}): void {
 	const pvrunPid = pids.pvrunPid ?? process.pid;
 	const state: VmState = {version: stateVersion, id: plan.id, pvrunPid, qemuPid: pids.qemuPid, qmpSocket: plan.qmpSocket, startedAt: new Date().toISOString()};
 	const start = processStartTicks(pvrunPid);

@@ -1,6 +1,5 @@
 import t from 'tap';
-import {parsePvOptions, splitArgs, userChoseAccel, userSetDebugThreads, vcpuCount} from '../../src/cli/pv-options.js';
-import {planVm} from '../../src/vm/launch.js';
+import {parsePvOptions, splitArgs} from '../../src/cli/pv-options.js';
 
 t.test('--pv- arguments are pvrun\'s; everything else goes to QEMU verbatim, in order', async (t) => {
 	const argv = ['-smp', '2', '--pv-cpus', '0-1', '-object', '{"qom-type":"memory-backend-ram","id":"m","size":1073741824}', '--pv-log=/tmp/x.jsonl', '-append', 'console=ttyS0 a="b c"', '--pv-off'];
@@ -29,17 +28,6 @@ t.test('--pv- is pvrun\'s only where a QEMU option could start, never inside a Q
 	t.throws(() => splitArgs(['-m', '512', '--pv-of']), {message: /unknown pvrun option --pv-of /, exitCode: 2});
 });
 
-t.test('what pvrun reads from QEMU\'s command line comes from options, not from their values', async (t) => {
-	t.equal(vcpuCount(['-append', '-smp', '8']), 1, '-smp as -append\'s value');
-	t.equal(vcpuCount(['-name', '-smp', '-smp', '4']), 4);
-	t.equal(vcpuCount(['--smp', '3']), 3);
-	t.notOk(userChoseAccel(['-append', '-enable-kvm']));
-	t.notOk(userChoseAccel(['-name', '-accel', 'tcg']), '"tcg" is a disk image there');
-	t.ok(userChoseAccel(['--accel', 'kvm']));
-	t.ok(userChoseAccel(['-M', 'q35,accel=kvm']));
-	t.notOk(userSetDebugThreads(['-append', '-name', 'debug-threads=on']));
-});
-
 t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.throws(() => splitArgs(['--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2});
 	t.throws(() => splitArgs(['--pv-cpus']), {message: /--pv-cpus needs a value/, exitCode: 2});
@@ -47,37 +35,6 @@ t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.throws(() => parsePvOptions(['--pv-accel', 'xen']), {message: /Invalid values/, exitCode: 2});
 	t.throws(() => parsePvOptions(splitArgs(['--pv-off=yes']).pv), {message: /^Option '--pv-off' does not take an argument \(see pvrun --help\)$/, exitCode: 2});
 	t.equal(parsePvOptions(['--pv-qemu', '/a/qemu', '--pv-qemu=/b/qemu']).qemu, '/b/qemu', 'given twice, the last one counts');
-});
-
-t.test('vCPU count from -smp, maxcpus first', async (t) => {
-	t.equal(vcpuCount([]), 1);
-	t.equal(vcpuCount(['-smp', '4']), 4);
-	t.equal(vcpuCount(['-smp', '2,maxcpus=8']), 8);
-	t.equal(vcpuCount(['-smp', 'cpus=2']), 2);
-	t.equal(vcpuCount(['-smp', 'sockets=2,cores=2,threads=2']), 8);
-	t.equal(vcpuCount(['-smp', '1', '-smp', '3']), 3, 'the last -smp wins, as in QEMU');
-});
-
-t.test('the user\'s accelerator and thread names are respected', async (t) => {
-	t.ok(userChoseAccel(['-enable-kvm']));
-	t.ok(userChoseAccel(['-accel', 'tcg']));
-	t.ok(userChoseAccel(['-machine', 'q35,accel=tcg']));
-	t.notOk(userChoseAccel(['-machine', 'q35']));
-	t.ok(userSetDebugThreads(['-name', 'vm,debug-threads=off']));
-	t.notOk(userSetDebugThreads(['-name', 'vm']));
-});
-
-t.test('pvrun\'s additions come after the user\'s arguments, with ids of its own', async (t) => {
-	const user = ['-name', 'vm', '-smp', '2', '-accel', 'tcg', '-device', 'virtio-serial-pci,id=vser0'];
-	const plan = planVm(user, {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60});
-	t.same(plan.args.slice(0, user.length), user, 'user arguments first, unchanged');
-	const added = plan.args.slice(user.length);
-	t.notOk(added.includes('-accel'), 'no accelerator added when the user chose one');
-	t.same(added.slice(0, 2), ['-name', 'debug-threads=on']);
-	const ids = added.flatMap((a) => [...a.matchAll(/(?:^|,)id=([^,]+)|"id":"([^"]+)"/g)].map((m) => m[1] ?? m[2] ?? ''));
-	t.ok(ids.length >= 6 && ids.every((id) => id.startsWith('pvrun-')), `every added id is pvrun's own: ${ids.join(' ')}`);
-	t.match(plan.shmPath, new RegExp(`^/dev/shm/${plan.id}$`));
-	t.equal(plan.nrVcpus, 2);
 });
 
 t.test('--pv-fast-path on|off, and a value that looks like an option is a value', async (t) => {

@@ -2,6 +2,7 @@
 // stats, ping, a load the verifier/libbpf rejects (the error carries the log),
 // unload — and the agent surviving the host side going away and coming back.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {AgentClient, AgentError} from '../../src/agent/client.js';
@@ -10,12 +11,14 @@ import {ensureImage} from '../../src/image/build.js';
 import {createShmArea} from '../../src/shm/area.js';
 import {Header, RecordType, shmSize} from '../../src/shm/layout.js';
 import {packageRoot} from '../../src/util/paths.js';
-import {planVm} from '../../src/vm/launch.js';
+import {planVm} from '../../src/vm/plan.js';
+import {probeHost} from '../../src/vm/probe.js';
 
 t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
 	const image = await ensureImage();
 	// pvrun's channel arguments, with the accelerator left to bootGuest.
-	const plan = planVm(['-accel', 'tcg,thread=multi'], {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60});
+	const config = {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60} as const;
+	const plan = planVm(['-accel', 'tcg,thread=multi'], config, probeHost(config), os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);
 	// The guest re-pins its shell every 0.2 s, so a loaded affinity program produces records.

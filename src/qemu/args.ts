@@ -202,3 +202,40 @@ export function usesStdio(args: readonly string[]): boolean {
 	// -nographic sends the default serial port (or, without one, the monitor) to stdio.
 	return nographic && !nodefaults;
 }
+
+/** The vCPU count QEMU will create from -smp (maxcpus for hot-plug), default 1. */
+export function vcpuCount(qemu: readonly string[]): number {
+	let count = 1;
+	for (const option of qemuOptions(qemu)) {
+		if (option.name !== 'smp') continue;
+		const value = option.value ?? '';
+		const fields = new Map<string, number>();
+		for (const [k, part] of value.split(',').entries()) {
+			const [key, v] = part.includes('=') ? part.split('=', 2) : [k === 0 ? 'cpus' : part, ''];
+			if (key) fields.set(key, Number(v ?? ''));
+		}
+		const first = value.split(',')[0] ?? '';
+		if (/^\d+$/.test(first)) fields.set('cpus', Number(first));
+		const cpus = fields.get('maxcpus') || fields.get('cpus') || 0;
+		if (cpus > 0) count = cpus;
+		else {
+			const product = ['sockets', 'dies', 'clusters', 'cores', 'threads'].reduce((p, k) => p * (fields.get(k) || 1), 1);
+			count = product;
+		}
+	}
+	return count;
+}
+
+/** Whether the user chose an accelerator themselves (pvrun then adds none). */
+export function userChoseAccel(qemu: readonly string[]): boolean {
+	return qemuOptions(qemu).some(({name, value}) => {
+		if (name === 'enable-kvm' || name === 'accel') return true;
+		if (name === 'machine' || name === 'M') return /(^|,)accel=/.test(value ?? '');
+		return false;
+	});
+}
+
+/** Whether the user's -name already says debug-threads=... (pvrun then leaves it alone). */
+export function userSetDebugThreads(qemu: readonly string[]): boolean {
+	return qemuOptions(qemu).some(({name, value}) => name === 'name' && /(^|,)debug-threads=/.test(value ?? ''));
+}

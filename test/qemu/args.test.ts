@@ -2,7 +2,7 @@
 // value against the installed QEMU, and the command lines that run no guest.
 import {spawnSync} from 'node:child_process';
 import t from 'tap';
-import {guestName, passthroughReason, qemuFlagOptions, qemuOptions, qemuValueCount, splitOptionList, usesStdio} from '../../src/cli/qemu-options.js';
+import {guestName, passthroughReason, qemuFlagOptions, qemuOptions, qemuValueCount, splitOptionList, userChoseAccel, userSetDebugThreads, usesStdio, vcpuCount} from '../../src/qemu/args.js';
 
 const qemu = 'qemu-system-x86_64';
 
@@ -185,4 +185,33 @@ t.test("the terminal is the guest's console when QEMU puts something on stdio", 
 		['-display', 'gtk'],
 	];
 	for (const args of notOnStdio) t.notOk(usesStdio(args), args.join(' ') || '(nothing)');
+});
+
+t.test('what pvrun reads from QEMU\'s command line comes from options, not from their values', async (t) => {
+	t.equal(vcpuCount(['-append', '-smp', '8']), 1, '-smp as -append\'s value');
+	t.equal(vcpuCount(['-name', '-smp', '-smp', '4']), 4);
+	t.equal(vcpuCount(['--smp', '3']), 3);
+	t.notOk(userChoseAccel(['-append', '-enable-kvm']));
+	t.notOk(userChoseAccel(['-name', '-accel', 'tcg']), '"tcg" is a disk image there');
+	t.ok(userChoseAccel(['--accel', 'kvm']));
+	t.ok(userChoseAccel(['-M', 'q35,accel=kvm']));
+	t.notOk(userSetDebugThreads(['-append', '-name', 'debug-threads=on']));
+});
+
+t.test('vCPU count from -smp, maxcpus first', async (t) => {
+	t.equal(vcpuCount([]), 1);
+	t.equal(vcpuCount(['-smp', '4']), 4);
+	t.equal(vcpuCount(['-smp', '2,maxcpus=8']), 8);
+	t.equal(vcpuCount(['-smp', 'cpus=2']), 2);
+	t.equal(vcpuCount(['-smp', 'sockets=2,cores=2,threads=2']), 8);
+	t.equal(vcpuCount(['-smp', '1', '-smp', '3']), 3, 'the last -smp wins, as in QEMU');
+});
+
+t.test('the user\'s accelerator and thread names are respected', async (t) => {
+	t.ok(userChoseAccel(['-enable-kvm']));
+	t.ok(userChoseAccel(['-accel', 'tcg']));
+	t.ok(userChoseAccel(['-machine', 'q35,accel=tcg']));
+	t.notOk(userChoseAccel(['-machine', 'q35']));
+	t.ok(userSetDebugThreads(['-name', 'vm,debug-threads=off']));
+	t.notOk(userSetDebugThreads(['-name', 'vm']));
 });

@@ -1,0 +1,63 @@
+// What a run of the benchmark matrix produces, as types: the scenarios, one
+// sample per workload and boot, the summary, and the whole result that
+// bench/schema/matrix.schema.json describes. Types only, shared by the run
+// (matrix.ts) and the report (matrix-report.ts).
+import type {ConfigName, MatrixOptions, ScenarioId, WorkloadName} from './options.js';
+
+export interface Scenario {
+	id: ScenarioId;
+	title: string;
+	/** The measured VM's vCPUs. */
+	vcpus: number;
+	/** A second VM (plain QEMU) whose vCPUs are all busy. */
+	neighbourVm: boolean;
+	/** Busy host processes (one per host CPU). */
+	hostHogs: boolean;
+}
+
+/** One workload's result line from one boot. */
+export interface Sample {
+	scenario: ScenarioId;
+	config: ConfigName;
+	rep: number;
+	/** Position of this boot within its repetition (the order rotates). */
+	order: number;
+	workload: WorkloadName;
+	warmup: boolean;
+	values: Record<string, number>;
+}
+
+export interface Stats {
+	n: number;
+	median: number;
+	min: number;
+	max: number;
+}
+
+export interface Summary {
+	scenario: ScenarioId;
+	workload: WorkloadName;
+	metric: string;
+	label: string;
+	unit: string;
+	better: 'higher' | 'lower';
+	configs: Partial<Record<ConfigName, Stats>>;
+	/** pvrun's median over plain QEMU's. */
+	vsPlain?: number;
+	/** pvrun's median over static pinning's. */
+	vsStatic?: number;
+	target?: {text: string; met: boolean | null};
+}
+
+export interface MatrixResult {
+	schema: 'pvrun-bench-matrix/1';
+	date: string;
+	environment: {host: string; cpus: number; cpuModel: string; kernel: string; qemu: string; accel: string; pvrun: string; commit: string; node: string};
+	options: Omit<MatrixOptions, 'out'>;
+	scenarios: Scenario[];
+	samples: Sample[];
+	summary: Summary[];
+	/** Boots that failed, with the reason (the matrix goes on without them). */
+	failures: Array<{scenario: ScenarioId; config: ConfigName; rep: number; error: string}>;
+	durationSeconds: number;
+}

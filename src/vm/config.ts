@@ -1,0 +1,25 @@
+// A pvrun run as the user asked for it: the typed configuration the command
+// line (src/cli/pv-options.ts) turns pvrun's --pv- options into. Nothing here
+// is probed or planned; see src/vm/probe.ts and src/vm/plan.ts.
+
+export interface VmConfig {
+	/** --pv-cpus: the host CPUs for the vCPUs (default: all pvrun may use). */
+	cpus?: number[];
+	/** --pv-log: the event log. */
+	log?: string;
+	/** --pv-accel: the accelerator when QEMU's arguments choose none. */
+	accel: 'auto' | 'kvm' | 'tcg';
+	/** --pv-off: QEMU exactly as given. */
+	off: boolean;
+	/** The native fast path (docs/fast-path.md), when built: on unless --pv-fast-path off. */
+	fastPath: boolean;
+	/** --pv-dry-run: print the QEMU command line and exit. */
+	dryRun: boolean;
+	/** --pv-qemu: the QEMU binary. */
+	qemu: string;
+	/** Seconds of guest time after which a missing guest agent is reported (--pv-agent-wait). */
+	agentWaitS: number;
+}
+
+/** --pv-agent-wait's default: a distribution's guest boots within a minute under TCG on 2 CPUs. */
+export const defaultAgentWaitS = 60;
