@@ -50,6 +50,7 @@ bench: image
 lint: $(STAMPS)/setup
 	npx eslint .
 	npx tsc -p tsconfig.test.json
+	npx prettier --check 'src/**/*.ts' 'test/**/*.ts' 'scripts/*.mjs' '*.js'
 	npx dpdm --no-warning --no-tree --exit-code circular:1 'src/**/*.ts' 'test/**/*.ts'
 
 tap: image

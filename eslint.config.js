@@ -19,7 +19,10 @@ export default tseslint.config(
 		files: ['src/**/*.ts'],
 		ignores: ['src/cli/**'],
 		rules: {
-			'no-restricted-imports': ['error', {patterns: [{group: ['**/cli/*'], message: 'Nothing outside src/cli imports from src/cli: move what is shared below it.'}]}],
+			'no-restricted-imports': [
+				'error',
+				{patterns: [{group: ['**/cli/*'], message: 'Nothing outside src/cli imports from src/cli: move what is shared below it.'}]},
+			],
 		},
 	},
 );

@@ -23,7 +23,10 @@ import process from 'node:process';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {hints: {type: 'string', default: '600'}, pairs: {type: 'string', default: '3'}, keep: {type: 'string'}}});
+const {values, positionals} = parseArgs({
+	allowPositionals: true,
+	options: {hints: {type: 'string', default: '600'}, pairs: {type: 'string', default: '3'}, keep: {type: 'string'}},
+});
 const hints = Number(values.hints);
 const pairs = Number(values.pairs);
 if (!Number.isInteger(hints) || hints < 100 || !Number.isInteger(pairs) || pairs < 1 || positionals.length === 0) {
@@ -67,16 +70,31 @@ try {
 			fs.rmSync(log, {force: true});
 			const extra = v.pvhintArgs.length ? `,${v.pvhintArgs.join(',')}` : '';
 			const cpuBefore = machineCpuTicks();
-			const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`, launcher: [process.execPath, v.main, '--pv-log', log, ...v.pvrunArgs]});
+			const guest = bootGuest({
+				kernel: image.kernel,
+				initrd: image.initrd,
+				cpus: 2,
+				run: `sleep,4;pvhint,wait,1,-n,${hints},-w,50,-v${extra}`,
+				launcher: [process.execPath, v.main, '--pv-log', log, ...v.pvrunArgs],
+			});
 			try {
 				const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * 200);
 				const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: ')); // the measured hints only
 				const field = (name) => samples.map((l) => Number(new RegExp(`${name}=([\\d.]+)`).exec(l)?.[1]));
 				await guest.waitFor('command exited', 30_000);
 				await guest.exited;
-				const applied = readEventLog(log).filter((e) => e.event === 'applied').slice(100);
+				const applied = readEventLog(log)
+					.filter((e) => e.event === 'applied')
+					.slice(100);
 				const host = applied.map((e) => Number(e.hostUs));
-				const r = {pin: field('pin_us'), unpin: field('unpin_us'), host, fast: applied.filter((e) => e.fast === true).length, timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN), stolen: stolenPercent(cpuBefore, machineCpuTicks())};
+				const r = {
+					pin: field('pin_us'),
+					unpin: field('unpin_us'),
+					host,
+					fast: applied.filter((e) => e.fast === true).length,
+					timeouts: Number(/timeouts=(\d+)/.exec(summary)?.[1] ?? NaN),
+					stolen: stolenPercent(cpuBefore, machineCpuTicks()),
+				};
 				if (values.keep) {
 					fs.copyFileSync(log, path.join(values.keep, `${v.name}-${pair}.jsonl`));
 					fs.writeFileSync(path.join(values.keep, `${v.name}-${pair}.samples`), `${samples.join('\n')}\n`);
@@ -88,7 +106,16 @@ try {
 			}
 		}
 	}
-	for (const [name, runs] of all) say(row(`pooled ${name}`, {pin: runs.flatMap((r) => r.pin), unpin: runs.flatMap((r) => r.unpin), host: runs.flatMap((r) => r.host), fast: runs.reduce((n, r) => n + r.fast, 0), timeouts: runs.reduce((n, r) => n + r.timeouts, 0)}));
+	for (const [name, runs] of all)
+		say(
+			row(`pooled ${name}`, {
+				pin: runs.flatMap((r) => r.pin),
+				unpin: runs.flatMap((r) => r.unpin),
+				host: runs.flatMap((r) => r.host),
+				fast: runs.reduce((n, r) => n + r.fast, 0),
+				timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
+			}),
+		);
 } finally {
 	fs.rmSync(tmp, {recursive: true, force: true});
 }

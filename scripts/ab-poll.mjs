@@ -36,7 +36,16 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {performance} from 'node:perf_hooks';
 
-const {values, positionals} = parseArgs({allowPositionals: true, options: {pairs: {type: 'string', default: '4'}, workload: {type: 'string', default: 'poll'}, scenario: {type: 'string', default: 'a'}, perf: {type: 'boolean', default: false}, after: {type: 'string'}}});
+const {values, positionals} = parseArgs({
+	allowPositionals: true,
+	options: {
+		pairs: {type: 'string', default: '4'},
+		workload: {type: 'string', default: 'poll'},
+		scenario: {type: 'string', default: 'a'},
+		perf: {type: 'boolean', default: false},
+		after: {type: 'string'},
+	},
+});
 const pairs = Number(values.pairs);
 const scenario = {a: {vcpus: 4}, b: {vcpus: 2, neighbourVm: true}, c: {vcpus: 2, hostHogs: true}}[values.scenario];
 const busy = `-b,${(scenario?.vcpus ?? 1) - 1}`;
@@ -48,7 +57,9 @@ const workloads = {
 const command = workloads[values.workload];
 const before = values.after === undefined ? undefined : workloads[values.after];
 if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario || (values.after !== undefined && !before)) {
-	process.stderr.write('usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n');
+	process.stderr.write(
+		'usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n',
+	);
 	process.exit(2);
 }
 if (values.perf && spawnSync('perf', ['--version']).status !== 0) {
@@ -135,7 +146,10 @@ const profile = (data) => {
 	for (const r of runs.values()) endRun(r);
 	const pct = (n, d) => `${d ? Math.round((100 * n) / d) : 0} %`;
 	return Object.entries(count)
-		.map(([k, c]) => `${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)} (in spins of 4 ms or more ${pct(c.spin, c.all)}, the longest ${(c.longest / 2).toFixed(1)} ms)`)
+		.map(
+			([k, c]) =>
+				`${k} in guest code ${pct(c.jit, c.all)}, in cpu_get_ticks ${pct(c.lock, c.all)} (in spins of 4 ms or more ${pct(c.spin, c.all)}, the longest ${(c.longest / 2).toFixed(1)} ms)`,
+		)
 		.join('; ');
 };
 const fmt = (r) =>
@@ -152,11 +166,19 @@ const startLoad = async () => {
 };
 const image = await ensureImage();
 const all = new Map(variants.map((v) => [v.name, []]));
-say(`scenario ${values.scenario} ${values.workload}${before ? ` after ${values.after}` : ''}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`);
+say(
+	`scenario ${values.scenario} ${values.workload}${before ? ` after ${values.after}` : ''}, ${pairs} alternating pairs, 10 s each after a 1 s warm-up; CPU: CPU-seconds per second of each vCPU thread over 6 s of the run`,
+);
 for (let pair = 0; pair < pairs; pair++) {
 	for (const v of pair % 2 ? [...variants].reverse() : variants) {
 		const stopLoad = await startLoad();
-		const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: scenario.vcpus, run: `sleep,3;${(before ?? command).replace('SEC', '1')};${before ? `${before.replace('SEC', '10')};` : ''}${command.replace('SEC', '10')}`, ...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']})});
+		const guest = bootGuest({
+			kernel: image.kernel,
+			initrd: image.initrd,
+			cpus: scenario.vcpus,
+			run: `sleep,3;${(before ?? command).replace('SEC', '1')};${before ? `${before.replace('SEC', '10')};` : ''}${command.replace('SEC', '10')}`,
+			...(v.main ? {launcher: [process.execPath, v.main]} : {qemuArgs: ['-name', 'plain,debug-threads=on']}),
+		});
 		try {
 			await guest.waitFor('pvwork-result', 120_000); // the warm-up's: the measured run starts now
 			for (const deadline = performance.now() + 60_000; before && guest.lines.filter((l) => l.includes('pvwork-result')).length < 2; await sleep(20))
@@ -166,14 +188,18 @@ for (let pair = 0; pair < pairs; pair++) {
 			for (const t of fs.readdirSync(`/proc/${qemu}/task`)) {
 				const vcpu = /^CPU (\d+)\//.exec(fs.readFileSync(`/proc/${qemu}/task/${t}/comm`, 'utf8'))?.[1];
 				const to = v.name === 'plain-one-cpu' ? 0 : v.name === 'static' && vcpu !== undefined ? cpus[Number(vcpu) % cpus.length] : undefined;
-				if (to !== undefined && spawnSync('taskset', ['-p', '-c', String(to), t], {stdio: 'ignore'}).status !== 0) throw new Error(`taskset could not move thread ${t} to CPU ${to}`);
+				if (to !== undefined && spawnSync('taskset', ['-p', '-c', String(to), t], {stdio: 'ignore'}).status !== 0)
+					throw new Error(`taskset could not move thread ${t} to CPU ${to}`);
 			}
 			await sleep(2000);
 			const a = ticks(qemu);
 			const from = performance.now();
 			const data = `/tmp/ab-poll-${process.pid}.perf`;
 			if (!values.perf) await sleep(6000);
-			else if (spawnSync('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-p', String(qemu), '-o', data, '--', 'sleep', '6'], {stdio: 'ignore'}).status !== 0) throw new Error('perf record failed');
+			else if (
+				spawnSync('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-p', String(qemu), '-o', data, '--', 'sleep', '6'], {stdio: 'ignore'}).status !== 0
+			)
+				throw new Error('perf record failed');
 			const b = ticks(qemu);
 			const hundredths = (performance.now() - from) / 10; // clock ticks are 1/100 s
 			const cpu = Object.keys(b)
@@ -193,7 +219,11 @@ for (let pair = 0; pair < pairs; pair++) {
 	}
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-const keys = {sleeper: ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'], pingpong: ['roundTripsPerSec', 'p99Us'], poll: ['iterPerSec', 'maxStallUs', 'burnerIterPerSec']}[values.workload];
+const keys = {
+	sleeper: ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'],
+	pingpong: ['roundTripsPerSec', 'p99Us'],
+	poll: ['iterPerSec', 'maxStallUs', 'burnerIterPerSec'],
+}[values.workload];
 for (const [name, rs] of all) {
 	say(`median ${name.padEnd(8)} ${fmt({workload: values.workload, ...Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r[k]))]))})}`);
 	if (values.workload === 'sleeper') say(`stalls  ${name.padEnd(8)} ${rs.filter((r) => r.p99Us > 100_000).length} of ${rs.length} VMs with a p99 over 100 ms`);

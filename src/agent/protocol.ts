@@ -203,7 +203,8 @@ export function decodeStats(p: Buffer): AgentStats {
 export function decodeError(p: Buffer): {errno: number; message: string} {
 	need(p, 8, 'error frame');
 	// Control characters (terminal escapes) are dropped; newlines and tabs stay (verifier logs).
+	const text = p.subarray(8, 8 + 65536).toString('utf8');
 	// eslint-disable-next-line no-control-regex
-	const message = p.subarray(8, 8 + 65536).toString('utf8').replace(/\0+$/, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+	const message = text.replace(/\0+$/, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
 	return {errno: p.readInt32LE(0), message};
 }

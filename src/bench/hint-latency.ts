@@ -111,7 +111,9 @@ export async function benchHintLatency(options: {hints: number; warmup: number; 
 		}
 		const probe = progress.step(`this machine's floor: moving a runnable thread onto an idle CPU, ${options.hints} times`);
 		const moveFloor = await measureMoveFloor(options.hints, sparsePauseUs);
-		probe.done('error' in moveFloor ? moveFloor.error : `p50 ${moveFloor.runnableToIdleUs.p50.toFixed(1)} µs, p99 ${moveFloor.runnableToIdleUs.p99.toFixed(1)} µs`);
+		probe.done(
+			'error' in moveFloor ? moveFloor.error : `p50 ${moveFloor.runnableToIdleUs.p50.toFixed(1)} µs, p99 ${moveFloor.runnableToIdleUs.p99.toFixed(1)} µs`,
+		);
 		const idle = progress.step(`pvrun CPU use while the guest idles (${options.idleSeconds} s)`);
 		const idleCpuPercent = await measureIdleCpu(image, options.idleSeconds);
 		idle.done(`${idleCpuPercent.toFixed(2)} % of one core`);
@@ -171,7 +173,13 @@ function series(runs: RunSamples[], pauseUs: number): HintSeries {
 }
 
 /** Boot through pvrun, run pvhint in the guest (`pauseUs` before each pin), collect guest and host samples. */
-async function measureRoundTrips(image: {kernel: string; initrd: string}, logFile: string, hints: number, warmup: number, pauseUs: number): Promise<RunSamples> {
+async function measureRoundTrips(
+	image: {kernel: string; initrd: string},
+	logFile: string,
+	hints: number,
+	warmup: number,
+	pauseUs: number,
+): Promise<RunSamples> {
 	const cpuBefore = machineCpuTicks();
 	const guest = bootGuest({
 		kernel: image.kernel,
@@ -207,7 +215,10 @@ async function measureRoundTrips(image: {kernel: string; initrd: string}, logFil
 
 /** Run native/pvprobe (`n` moves, `gapUs` before each); its one line of samples, or why it could not measure. */
 async function measureMoveFloor(n: number, gapUs: number): Promise<MoveFloor | {error: string}> {
-	const r = await execa(path.join(packageRoot, 'native', 'pvprobe'), ['-n', String(n), '-g', String(gapUs)], {reject: false, timeout: 60_000 + n * 3 * (gapUs / 1000)});
+	const r = await execa(path.join(packageRoot, 'native', 'pvprobe'), ['-n', String(n), '-g', String(gapUs)], {
+		reject: false,
+		timeout: 60_000 + n * 3 * (gapUs / 1000),
+	});
 	const line = r.stdout.split('\n').find((l) => l.startsWith('pvprobe-result '));
 	if (r.exitCode !== 0 || !line) return {error: `not measured: ${r.stderr.trim().split('\n')[0] || r.shortMessage}`};
 	const raw: unknown = JSON.parse(line.slice('pvprobe-result '.length));
@@ -215,7 +226,8 @@ async function measureMoveFloor(n: number, gapUs: number): Promise<MoveFloor | {
 	const list = (k: string) => (Array.isArray(o[k]) && o[k].every((v) => typeof v === 'number' && Number.isFinite(v)) ? (o[k] as number[]) : undefined);
 	const runnable = list('runnableToIdleUs');
 	const sleeping = list('sleepingUs');
-	if (!runnable?.length || !sleeping?.length || typeof o['from'] !== 'number' || typeof o['to'] !== 'number') return {error: 'not measured: pvprobe printed no usable samples'};
+	if (!runnable?.length || !sleeping?.length || typeof o['from'] !== 'number' || typeof o['to'] !== 'number')
+		return {error: 'not measured: pvprobe printed no usable samples'};
 	return {from: o['from'], to: o['to'], runnableToIdleUs: percentiles(runnable), sleepingUs: percentiles(sleeping)};
 }
 
@@ -253,8 +265,12 @@ async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: 
 function report(r: HintLatencyResult): void {
 	const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
 	const line = (label: string, p: Percentiles, f: (n: number) => string) =>
-		process.stdout.write(`${label.padEnd(34)} n=${String(p.n).padStart(4)}  p50 ${f(p.p50).padStart(9)}  p90 ${f(p.p90).padStart(9)}  p99 ${f(p.p99).padStart(9)}  max ${f(p.max).padStart(9)}\n`);
-	process.stdout.write(`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs, ${r.runs} runs of ${r.hints} hints pooled\n`);
+		process.stdout.write(
+			`${label.padEnd(34)} n=${String(p.n).padStart(4)}  p50 ${f(p.p50).padStart(9)}  p90 ${f(p.p90).padStart(9)}  p99 ${f(p.p99).padStart(9)}  max ${f(p.max).padStart(9)}\n`,
+		);
+	process.stdout.write(
+		`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs, ${r.runs} runs of ${r.hints} hints pooled\n`,
+	);
 	const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 	for (const [what, s] of [
 		['back to back', r.backToBack],
@@ -269,7 +285,9 @@ function report(r: HintLatencyResult): void {
 		process.stdout.write(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
 		process.stdout.write(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
 		process.stdout.write(`timeouts                            ${s.timeouts}\n`);
-		process.stdout.write(`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`);
+		process.stdout.write(
+			`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`,
+		);
 		if (s === r.sparse) {
 			const f = r.moveFloor;
 			if ('error' in f) process.stdout.write(`this machine's floor for a sparse pin's move: ${f.error}\n`);

@@ -41,10 +41,22 @@ export interface Target {
 
 const both = (a: boolean | undefined, b: boolean | undefined) => (a === undefined || b === undefined ? undefined : a && b);
 export const targets: Target[] = [
-	{scenario: 'a', workload: 'poll', key: 'iterPerSec', text: '≥ 3x plain and ≥ 1.5x static', check: (p, s) => both(p === undefined ? undefined : p >= 3, s === undefined ? undefined : s >= 1.5)},
+	{
+		scenario: 'a',
+		workload: 'poll',
+		key: 'iterPerSec',
+		text: '≥ 3x plain and ≥ 1.5x static',
+		check: (p, s) => both(p === undefined ? undefined : p >= 3, s === undefined ? undefined : s >= 1.5),
+	},
 	{scenario: 'a', workload: 'poll', key: 'maxStallUs', text: '≤ 0.5x plain', check: (p) => (p === undefined ? undefined : p <= 0.5)},
 	{scenario: 'a', workload: 'poll', key: 'vmWorkPerSec', text: '≥ 1x plain', check: (p) => (p === undefined ? undefined : p >= 1)},
-	{scenario: 'a', workload: 'pingpong', key: 'roundTripsPerSec', text: '≥ 2x plain and ≥ 1.3x static', check: (p, s) => both(p === undefined ? undefined : p >= 2, s === undefined ? undefined : s >= 1.3)},
+	{
+		scenario: 'a',
+		workload: 'pingpong',
+		key: 'roundTripsPerSec',
+		text: '≥ 2x plain and ≥ 1.3x static',
+		check: (p, s) => both(p === undefined ? undefined : p >= 2, s === undefined ? undefined : s >= 1.3),
+	},
 	{scenario: 'a', workload: 'sleeper', key: 'p99Us', text: '≤ 1.1x plain', check: (p) => (p === undefined ? undefined : p <= 1.1)},
 ];
 
@@ -112,10 +124,17 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 	];
 	for (const sc of r.scenarios) {
 		const rows = r.summary.filter((s) => s.scenario === sc.id);
-		lines.push(`## Scenario ${sc.id}: ${sc.title}`, '', '| metric | plain | static | pvrun | pvrun / plain | pvrun / static | target |', '|---|---|---|---|---|---|---|');
+		lines.push(
+			`## Scenario ${sc.id}: ${sc.title}`,
+			'',
+			'| metric | plain | static | pvrun | pvrun / plain | pvrun / static | target |',
+			'|---|---|---|---|---|---|---|',
+		);
 		for (const s of rows) {
 			const target = s.target ? `${s.target.text}: ${s.target.met === null ? 'not measured' : s.target.met ? 'met' : '**missed**'}` : '';
-			lines.push(`| ${s.label} (${s.unit}) | ${cell(s.configs.plain)} | ${cell(s.configs.static)} | ${cell(s.configs.pvrun)} | ${ratioCell(s.vsPlain)} | ${ratioCell(s.vsStatic)} | ${target} |`);
+			lines.push(
+				`| ${s.label} (${s.unit}) | ${cell(s.configs.plain)} | ${cell(s.configs.static)} | ${cell(s.configs.pvrun)} | ${ratioCell(s.vsPlain)} | ${ratioCell(s.vsStatic)} | ${target} |`,
+			);
 		}
 		lines.push('');
 		const svg = await chart(sc.id, sc.title, rows);

@@ -22,7 +22,17 @@ import {defaultResultsDir} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
 
 export type {MatrixResult, Sample, Scenario, Stats, Summary} from './matrix-result.js';
-export {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
+export {
+	configNames,
+	fullOptions,
+	quickOptions,
+	scenarioIds,
+	workloadNames,
+	type ConfigName,
+	type MatrixOptions,
+	type ScenarioId,
+	type WorkloadName,
+} from './options.js';
 import {configNames, workloadNames, type ConfigName, type MatrixOptions, type ScenarioId, type WorkloadName} from './options.js';
 
 export const scenarios: Record<ScenarioId, Scenario> = {
@@ -124,7 +134,11 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	fs.writeFileSync(path.join(out, 'matrix.json'), `${JSON.stringify(result, null, 1)}\n`);
 	for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(out, name), text);
 	process.stdout.write(files['matrix.md'] ?? '');
-	progress.info(`results: ${path.relative(process.cwd(), out) || '.'} (matrix.json, matrix.md, ${Object.keys(files).filter((f) => f.endsWith('.svg')).join(', ')})`);
+	progress.info(
+		`results: ${path.relative(process.cwd(), out) || '.'} (matrix.json, matrix.md, ${Object.keys(files)
+			.filter((f) => f.endsWith('.svg'))
+			.join(', ')})`,
+	);
 	if (failures.length) progress.info(`${failures.length} boot(s) failed; their cells are missing (see failures in matrix.json)`);
 	return result;
 }
@@ -148,7 +162,9 @@ interface BootContext {
 /** One boot of the measured VM in one configuration, with the scenario's load around it. */
 async function runBoot(ctx: BootContext): Promise<Sample[]> {
 	const {scenario, config, options} = ctx;
-	const planned = options.workloads.map((w) => ({w, cmd: workloadCommand(w, scenario, options.seconds, config)})).filter((x): x is {w: WorkloadName; cmd: string} => x.cmd !== undefined);
+	const planned = options.workloads
+		.map((w) => ({w, cmd: workloadCommand(w, scenario, options.seconds, config)}))
+		.filter((x): x is {w: WorkloadName; cmd: string} => x.cmd !== undefined);
 	const first = planned[0];
 	if (!first) return [];
 	// Warm-up: the first workload for 1 s (TCG translates the code; caches fill), then each workload once.
@@ -173,7 +189,13 @@ async function runBoot(ctx: BootContext): Promise<Sample[]> {
 		if (config === 'static') await pinStatically(qmpSocket);
 		const budgetMs = 30_000 + (planned.length + 1) * (options.seconds + 5) * 1000;
 		const status = await guest.waitFor(/command exited with status/, budgetMs);
-		if (!/status 0\b/.test(status)) throw new PvrunError(`guest workloads failed (${status}): ${guest.lines.filter((l) => l.startsWith('pvwork:') || l.startsWith('pvhint:')).slice(-2).join(' | ')}`);
+		if (!/status 0\b/.test(status))
+			throw new PvrunError(
+				`guest workloads failed (${status}): ${guest.lines
+					.filter((l) => l.startsWith('pvwork:') || l.startsWith('pvhint:'))
+					.slice(-2)
+					.join(' | ')}`,
+			);
 		return collect(guest, ctx, planned.length);
 	} finally {
 		for (const c of cleanups.reverse()) await c();
@@ -184,7 +206,15 @@ async function runBoot(ctx: BootContext): Promise<Sample[]> {
 function collect(guest: Guest, ctx: BootContext, expected: number): Sample[] {
 	const parsed = guest.lines.map(parseResultLine).filter((p) => p !== undefined);
 	if (parsed.length !== expected + 1) throw new PvrunError(`expected ${expected + 1} result lines from the guest, got ${parsed.length}`);
-	return parsed.map((p, i) => ({scenario: ctx.scenario.id, config: ctx.config, rep: ctx.rep, order: ctx.order, workload: p.workload, warmup: i === 0, values: p.values}));
+	return parsed.map((p, i) => ({
+		scenario: ctx.scenario.id,
+		config: ctx.config,
+		rep: ctx.rep,
+		order: ctx.order,
+		workload: p.workload,
+		warmup: i === 0,
+		values: p.values,
+	}));
 }
 
 /** libvirt's <vcpupin> done by hand: vCPU i on host CPU i mod N, for the whole run. */

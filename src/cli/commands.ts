@@ -37,7 +37,13 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 			async (args) => {
 				if (args.name === 'hint-latency') {
 					const {benchHintLatency} = await import('../bench/hint-latency.js');
-					await benchHintLatency({hints: args.hints, warmup: args.warmup, idleSeconds: args['idle-seconds'], runs: args.runs, ...(args.out ? {out: args.out} : {})});
+					await benchHintLatency({
+						hints: args.hints,
+						warmup: args.warmup,
+						idleSeconds: args['idle-seconds'],
+						runs: args.runs,
+						...(args.out ? {out: args.out} : {}),
+					});
 					return;
 				}
 				const base = args.quick ? quickOptions : fullOptions;

@@ -96,7 +96,10 @@ function printArgs(args: string[]): number {
 	const i = args.findIndex((arg) => arg.includes('\n'));
 	if (i >= 0) {
 		const shown = JSON.stringify((args[i] ?? '').slice(0, 60));
-		throw new PvrunError(`--pv-dry-run prints one argument per line, but argument ${i} contains a newline: ${shown} (without --pv-dry-run it goes to QEMU unchanged)`, {exitCode: 2});
+		throw new PvrunError(
+			`--pv-dry-run prints one argument per line, but argument ${i} contains a newline: ${shown} (without --pv-dry-run it goes to QEMU unchanged)`,
+			{exitCode: 2},
+		);
 	}
 	process.stdout.write(`${args.join('\n')}\n`);
 	return 0;

@@ -44,13 +44,18 @@ export async function runDemo(): Promise<void> {
 		out('Host: CPUs each vCPU thread of QEMU may run on (/proc/<qemu>/task/<tid>/status):');
 		out();
 		out('  vCPU  host thread   before   during   after');
-		threads.forEach((tid, v) => out(`  ${String(v).padStart(4)}  ${String(tid).padStart(11)}   ${(before[v] ?? '').padEnd(7)}  ${(during[v] ?? '').padEnd(7)}  ${after[v] ?? ''}`));
+		threads.forEach((tid, v) =>
+			out(`  ${String(v).padStart(4)}  ${String(tid).padStart(11)}   ${(before[v] ?? '').padEnd(7)}  ${(during[v] ?? '').padEnd(7)}  ${after[v] ?? ''}`),
+		);
 		out();
 		out('Decisions (pvrun event log):');
-		for (const e of events().filter((e) => ['program', 'pin', 'float'].includes(e.event)).slice(0, 6)) {
+		for (const e of events()
+			.filter((e) => ['program', 'pin', 'float'].includes(e.event))
+			.slice(0, 6)) {
 			const ms = Number(e['ms']).toFixed(0).padStart(6);
 			if (e.event === 'program') out(`  ${ms} ms  affinity BPF program pushed to the guest agent and attached (${String(e['loadMs'])} ms)`);
-			else if (e.event === 'pin') out(`  ${ms} ms  vCPU ${String(e['vcpu'])} -> CPU ${String(e['pcpu'])} exclusive, for guest thread ${String(e['tid'])} (${String(e['comm'])})`);
+			else if (e.event === 'pin')
+				out(`  ${ms} ms  vCPU ${String(e['vcpu'])} -> CPU ${String(e['pcpu'])} exclusive, for guest thread ${String(e['tid'])} (${String(e['comm'])})`);
 			else out(`  ${ms} ms  vCPU ${String(e['vcpu'])} floats on CPUs ${formatCpuList(e['cpus'] as number[])}`);
 		}
 		const latency = events().find((e) => e.event === 'host-latency');
@@ -61,11 +66,13 @@ export async function runDemo(): Promise<void> {
 			return m?.[1] ? (Number(m[1]) / 1000).toFixed(2) : '?';
 		};
 		out(`  ${/n=(\d+)/.exec(summary)?.[1] ?? '?'} hints: p50 ${field('pin_p50_us')} ms, p90 ${field('pin_p90_us')} ms, p99 ${field('pin_p99_us')} ms`);
-		if (latency) out(`  host side (record visible -> affinity applied): p50 ${Number(latency['p50Us']).toFixed(0)} µs, p99 ${Number(latency['p99Us']).toFixed(0)} µs`);
+		if (latency)
+			out(`  host side (record visible -> affinity applied): p50 ${Number(latency['p50Us']).toFixed(0)} µs, p99 ${Number(latency['p99Us']).toFixed(0)} µs`);
 		out();
 		const pinned = during[1]?.split(',').length === 1 && !(during[0] ?? '').split(',').includes(during[1] ?? '');
 		const released = (after[1] ?? '').includes(',') || (after[1] ?? '').includes('-');
-		if (!pinned || !released || code !== 0) throw new PvrunError(`demo failed: vCPU 1 ${pinned ? '' : 'was not pinned exclusively; '}${released ? '' : 'did not float again; '}QEMU exit ${code}`);
+		if (!pinned || !released || code !== 0)
+			throw new PvrunError(`demo failed: vCPU 1 ${pinned ? '' : 'was not pinned exclusively; '}${released ? '' : 'did not float again; '}QEMU exit ${code}`);
 		progress.info('done: vCPU 1 had a CPU of its own while the guest asked for it, and floated again after');
 	} finally {
 		await guest.stop();

@@ -59,13 +59,20 @@ export function bootArgs(options: BootOptions): string[] {
 		'-nodefaults',
 		'-no-user-config',
 		...(options.launcher ? [] : chooseAccel('auto').args),
-		'-smp', String(options.cpus ?? 2),
-		'-m', String(options.memoryMiB ?? 512),
-		'-kernel', options.kernel,
-		'-initrd', options.initrd,
-		'-append', append.join(' '),
-		'-display', 'none',
-		'-serial', 'stdio',
+		'-smp',
+		String(options.cpus ?? 2),
+		'-m',
+		String(options.memoryMiB ?? 512),
+		'-kernel',
+		options.kernel,
+		'-initrd',
+		options.initrd,
+		'-append',
+		append.join(' '),
+		'-display',
+		'none',
+		'-serial',
+		'stdio',
 		'-no-reboot',
 		...(options.qemuArgs ?? []),
 	];
@@ -125,15 +132,14 @@ export function bootGuest(options: BootOptions): Guest {
 				const watch = (line: string) => {
 					if (matches(line)) done(() => resolve(line));
 				};
-				const timer = setTimeout(
-					() => {
-						// An empty console (QEMU or the guest hung before init) says more with QEMU's own words.
-						const said = stderr.trim().split('\n').slice(-3).join(' | ');
-						const shown = lines.length ? `last lines:\n${lines.slice(-15).join('\n')}` : 'the console printed nothing';
-						done(() => reject(new PvrunError(`guest console did not show ${String(pattern)} within ${timeoutMs} ms; ${shown}${said ? `\nQEMU's stderr: ${said}` : ''}`)));
-					},
-					timeoutMs,
-				);
+				const timer = setTimeout(() => {
+					// An empty console (QEMU or the guest hung before init) says more with QEMU's own words.
+					const said = stderr.trim().split('\n').slice(-3).join(' | ');
+					const shown = lines.length ? `last lines:\n${lines.slice(-15).join('\n')}` : 'the console printed nothing';
+					done(() =>
+						reject(new PvrunError(`guest console did not show ${String(pattern)} within ${timeoutMs} ms; ${shown}${said ? `\nQEMU's stderr: ${said}` : ''}`)),
+					);
+				}, timeoutMs);
 				watchers.add(watch);
 				void exited.then((code) =>
 					done(() => reject(new PvrunError(`QEMU exited (${code}) before the console showed ${String(pattern)}: ${stderr.trim().split('\n')[0] ?? ''}`))),

@@ -45,7 +45,7 @@ function badList(text: string, why: string): PvrunError {
 export function formatCpuList(cpus: readonly number[]): string {
 	const sorted = [...new Set(cpus)].sort((a, b) => a - b);
 	const items: string[] = [];
-	for (let i = 0; i < sorted.length; ) {
+	for (let i = 0; i < sorted.length;) {
 		const low = checkedCpu(sorted[i]);
 		let high = low;
 		while (i + 1 < sorted.length && sorted[i + 1] === high + 1) high = checkedCpu(sorted[++i]);

@@ -294,5 +294,5 @@ function niceHint(code: string): string {
 // What to do when a call about a thread failed.
 function threadHint(code: string): string {
 	if (code === 'ESRCH') return 'the thread does not exist (has it exited?)';
-	return 'check the thread id and pvrun\'s permissions';
+	return "check the thread id and pvrun's permissions";
 }

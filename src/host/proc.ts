@@ -17,7 +17,15 @@ export function procStatFields(pid: number, tid?: number): string[] | undefined 
 	}
 	const open = stat.indexOf('(');
 	const close = stat.lastIndexOf(')');
-	return ['', stat.slice(0, open).trim(), stat.slice(open + 1, close), ...stat.slice(close + 2).trim().split(' ')];
+	return [
+		'',
+		stat.slice(0, open).trim(),
+		stat.slice(open + 1, close),
+		...stat
+			.slice(close + 2)
+			.trim()
+			.split(' '),
+	];
 }
 
 /** The start time (field 22: clock ticks after boot) from a stat file's fields; with the pid, it names one process. */

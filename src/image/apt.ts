@@ -155,7 +155,8 @@ export async function fetchPackage(pkg: ResolvedPackage, debDir: string): Promis
 		}
 		const got = path.join(tmp, debs[0]);
 		const sum = await sha256File(got);
-		if (sum !== pkg.sha256) throw new PvrunError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
+		if (sum !== pkg.sha256)
+			throw new PvrunError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
 		fs.renameSync(got, file);
 		return {file, downloaded: true};
 	} finally {

@@ -186,9 +186,21 @@ function writeBaseFiles(rootfs: string, modules: string[]): void {
 
 /** newc cpio of the tree, owned by root, in a stable order. */
 async function writeCpio(rootfs: string, out: string): Promise<void> {
-	const result = await execa('bash', ['-o', 'pipefail', '-c', 'cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --reproducible --quiet > "$2"', 'cpio', rootfs, out], {
-		reject: false,
-	});
+	const result = await execa(
+		'bash',
+		[
+			'-o',
+			'pipefail',
+			'-c',
+			'cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --reproducible --quiet > "$2"',
+			'cpio',
+			rootfs,
+			out,
+		],
+		{
+			reject: false,
+		},
+	);
 	if (result.exitCode !== 0) throw new PvrunError(`cpio failed: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
 }
 

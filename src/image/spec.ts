@@ -55,8 +55,7 @@ export function parseImageSpec(raw: unknown, where = 'image description'): Image
 	const packagesRaw = raw['packages'];
 	if (!Array.isArray(packagesRaw)) return fail('"packages" must be a list');
 	const packages = packagesRaw.map((p, i): PackageSpec => {
-		if (!isRecord(p) || typeof p['name'] !== 'string' || !packageName.test(p['name']))
-			return fail(`packages[${i}].name must be a Debian package name`);
+		if (!isRecord(p) || typeof p['name'] !== 'string' || !packageName.test(p['name'])) return fail(`packages[${i}].name must be a Debian package name`);
 		const files = p['files'];
 		if (!isRecord(files)) return fail(`packages[${i}].files must map package paths to image paths`);
 		const mapped: Record<string, string> = {};

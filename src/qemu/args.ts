@@ -17,12 +17,37 @@
  * test/cli/qemu-options.test.ts checks this against the installed QEMU.
  */
 export const qemuFlagOptions: ReadonlySet<string> = new Set([
-	'h', 'help', 'version', 'audio-help',
-	'mem-prealloc', 'snapshot', 'usb',
-	'nographic', 'portrait', 'full-screen', 'win2k-hack', 'no-fd-bootchk', 'no-acpi', 'no-hpet',
-	'singlestep', 'preconfig', 'S', 's', 'enable-kvm', 'xen-attach', 'xen-domid-restrict',
-	'no-reboot', 'no-shutdown', 'daemonize', 'only-migratable', 'nodefaults', 'no-user-config',
-	'semihosting', 'old-param', 'async-teardown', 'enable-sync-profile',
+	'h',
+	'help',
+	'version',
+	'audio-help',
+	'mem-prealloc',
+	'snapshot',
+	'usb',
+	'nographic',
+	'portrait',
+	'full-screen',
+	'win2k-hack',
+	'no-fd-bootchk',
+	'no-acpi',
+	'no-hpet',
+	'singlestep',
+	'preconfig',
+	'S',
+	's',
+	'enable-kvm',
+	'xen-attach',
+	'xen-domid-restrict',
+	'no-reboot',
+	'no-shutdown',
+	'daemonize',
+	'only-migratable',
+	'nodefaults',
+	'no-user-config',
+	'semihosting',
+	'old-param',
+	'async-teardown',
+	'enable-sync-profile',
 ]);
 
 /** The option name QEMU looks up for `arg` ('-m' and '--m' → 'm'), or undefined for a disk image. */
@@ -87,15 +112,43 @@ export function splitOptionList(value: string): string[] {
 
 /** Options whose value QEMU answers with a list or help text when an item is 'help' or '?' (checked on QEMU 7.2). */
 const helpQueryOptions: ReadonlySet<string> = new Set([
-	'machine', 'M', 'cpu', 'accel', 'device', 'object', 'netdev', 'chardev', 'audiodev', 'audio',
-	'display', 'd', 'trace', 'vga', 'tpmdev', 'global', 'smp', 'boot', 'rtc', 'action', 'msg',
-	'overcommit', 'spice', 'iscsi', 'add-fd',
+	'machine',
+	'M',
+	'cpu',
+	'accel',
+	'device',
+	'object',
+	'netdev',
+	'chardev',
+	'audiodev',
+	'audio',
+	'display',
+	'd',
+	'trace',
+	'vga',
+	'tpmdev',
+	'global',
+	'smp',
+	'boot',
+	'rtc',
+	'action',
+	'msg',
+	'overcommit',
+	'spice',
+	'iscsi',
+	'add-fd',
 ]);
 
 /** KEY=help queries: `-device driver=help`, `-drive format=help`... (checked on QEMU 7.2). */
 const helpQueryKeys: ReadonlyMap<string, string> = new Map([
-	['machine', 'type'], ['M', 'type'], ['accel', 'accel'], ['device', 'driver'], ['object', 'qom-type'],
-	['drive', 'format'], ['audio', 'model'], ['trace', 'enable'],
+	['machine', 'type'],
+	['M', 'type'],
+	['accel', 'accel'],
+	['device', 'driver'],
+	['object', 'qom-type'],
+	['drive', 'format'],
+	['audio', 'model'],
+	['trace', 'enable'],
 ]);
 
 /** Flags after which QEMU prints something and exits without creating a guest. */
@@ -158,7 +211,7 @@ export function passthroughReason(args: readonly string[]): string | undefined {
 		// QEMU merges repeated -machine options; a later type replaces an earlier one.
 		if (name === 'machine' || name === 'M') machine = machineType(value) ?? machine;
 	}
-	if (machine === 'none') return '-machine none runs no guest (as in libvirt\'s capability probe)';
+	if (machine === 'none') return "-machine none runs no guest (as in libvirt's capability probe)";
 	return undefined;
 }
 

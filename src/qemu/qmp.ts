@@ -78,7 +78,9 @@ export class Qmp extends EventEmitter<QmpEvents> {
 		this.socketPath = socketPath;
 		client.on('rawEvent', (event: RawQmpEvent) => this.emit('event', event.event, event.data));
 		client.on('error', (error: Error) => void (this.#transportError = error));
-		client.on('disconnected', () => this.#finish(this.#transportError ? `QMP connection failed (${firstLine(this.#transportError)})` : 'QEMU closed the QMP connection'));
+		client.on('disconnected', () =>
+			this.#finish(this.#transportError ? `QMP connection failed (${firstLine(this.#transportError)})` : 'QEMU closed the QMP connection'),
+		);
 	}
 
 	/** Whether the connection has closed (no further commands will run). */
@@ -133,7 +135,11 @@ export async function connectQmp(socketPath: string, options: {timeoutMs: number
 	for (;;) {
 		if (options.signal?.aborted) throw new ConnectError(`gave up connecting to ${socketPath}: ${String(options.signal.reason)}`);
 		const left = deadline - performance.now();
-		if (left <= 0) throw new ConnectError(`QEMU did not open its QMP socket ${socketPath} within ${options.timeoutMs} ms (last: ${last === undefined ? 'no attempt' : firstLine(last)})`, {cause: last});
+		if (left <= 0)
+			throw new ConnectError(
+				`QEMU did not open its QMP socket ${socketPath} within ${options.timeoutMs} ms (last: ${last === undefined ? 'no attempt' : firstLine(last)})`,
+				{cause: last},
+			);
 		const client = new QMPClient({socketPath});
 		const qmp = new Qmp(client, socketPath);
 		try {
@@ -154,10 +160,13 @@ function handshake(client: QMPClient, ms: number): Promise<void> {
 		const timer = setTimeout(() => reject(new Error(`no QMP greeting within ${Math.round(ms)} ms`)), ms);
 		const dropped = (): void => reject(new Error('QEMU closed the socket during the QMP handshake'));
 		client.once('disconnected', dropped);
-		client.connect().then(resolve, reject).finally(() => {
-			clearTimeout(timer);
-			client.off('disconnected', dropped);
-		});
+		client
+			.connect()
+			.then(resolve, reject)
+			.finally(() => {
+				clearTimeout(timer);
+				client.off('disconnected', dropped);
+			});
 	});
 }
 
@@ -202,7 +211,8 @@ function malformed(what: string): QmpError {
 /** Maps whatever node-qemu rejected with onto this module's error tree. */
 function toQmpError(command: string, error: unknown): QmpError {
 	if (error instanceof QmpCommandError) return new ExecuteError(command, error.qmpClass, error.description, {cause: error});
-	if (error instanceof NodeQmpError && error.code === 'CONNECTION_CLOSED') return new ExecInterruptedError(`the QMP connection closed before QEMU answered ${command}`, {cause: error});
+	if (error instanceof NodeQmpError && error.code === 'CONNECTION_CLOSED')
+		return new ExecInterruptedError(`the QMP connection closed before QEMU answered ${command}`, {cause: error});
 	if (error instanceof NodeQmpError && error.code === 'CLIENT_CLOSED') return new StateError(`QMP connection is closed; cannot run ${command}`, {cause: error});
 	return new QmpError(`QMP command ${command} failed: ${firstLine(error)}`, {cause: error});
 }

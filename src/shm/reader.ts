@@ -35,7 +35,18 @@ export interface ShmCounters {
 }
 
 export function emptyCounters(): ShmCounters {
-	return {badHeader: 0, headBackwards: 0, overrun: 0, badSeq: 0, badLength: 0, unknownType: 0, badAffinity: 0, maskOutOfRange: 0, guestLost: 0, agentRestarts: 0};
+	return {
+		badHeader: 0,
+		headBackwards: 0,
+		overrun: 0,
+		badSeq: 0,
+		badLength: 0,
+		unknownType: 0,
+		badAffinity: 0,
+		maskOutOfRange: 0,
+		guestLost: 0,
+		agentRestarts: 0,
+	};
 }
 
 /**

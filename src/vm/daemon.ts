@@ -58,7 +58,9 @@ export async function runDaemonized(options: VmConfig, planFor: (ownerPid: numbe
 		if (answer.type === 'error') throw new PvrunError(answer.message, {exitCode: answer.exitCode});
 		if (plan.accelNote) process.stderr.write(`pvrun: accelerator: ${plan.accelNote}\n`);
 		const status = await waitForExit(spawnQemu(options.qemu, plan.args), () => {});
-		const result = await link.ask({type: 'started', status}, takeOverMs, 'taking over the VM').catch((error: unknown) => ({type: 'failed' as const, message: firstLine(error)}));
+		const result = await link
+			.ask({type: 'started', status}, takeOverMs, 'taking over the VM')
+			.catch((error: unknown) => ({type: 'failed' as const, message: firstLine(error)}));
 		if (result.type === 'failed') process.stderr.write(`pvrun: ${result.message}\n`);
 		// A daemon that serves no VM (QEMU failed, or taking over did) exits: the command returns after it.
 		await link.close(result.type === 'watching' ? 0 : 5000);
@@ -165,7 +167,10 @@ export function serveDaemon(): void {
 			try {
 				log = new EventLog(m.log, false);
 			} catch (error) {
-				throw new PvrunError(`cannot open the event log ${m.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error, exitCode: 2});
+				throw new PvrunError(`cannot open the event log ${m.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
+					cause: error,
+					exitCode: 2,
+				});
 			}
 			try {
 				prepared = {plan: m.plan, area: createRunFiles(m.plan), log, logFile: m.log};

@@ -66,7 +66,8 @@ function placedDevices(args: readonly string[]): PlacedDevice[] {
 		if (value === undefined) continue;
 		if (name === 'device') devices.push(value.trimStart().startsWith('{') ? fromJson(value) : fromKeyval(value));
 		// Legacy forms that create PCI devices: -net nic,addr=..., -drive if=virtio,addr=...
-		else if ((name === 'net' && splitOptionList(value)[0] === 'nic') || (name === 'drive' && splitOptionList(value).includes('if=virtio'))) devices.push(fromKeyval(value));
+		else if ((name === 'net' && splitOptionList(value)[0] === 'nic') || (name === 'drive' && splitOptionList(value).includes('if=virtio')))
+			devices.push(fromKeyval(value));
 	}
 	return devices;
 }
@@ -140,7 +141,10 @@ export function choosePlace(args: readonly string[]): ChannelPlace {
 		if (freeBelow < unplaced + defaults) break;
 		return {bus: board.bus, slot, why: `the highest slot of ${board.bus} that no device of the command line names`};
 	}
-	throw new PvrunError(`no free PCI slot on ${board.bus} for pvrun's hint channel: the command line's devices take them all; free one slot, or run with --pv-off`, {exitCode: 2});
+	throw new PvrunError(
+		`no free PCI slot on ${board.bus} for pvrun's hint channel: the command line's devices take them all; free one slot, or run with --pv-off`,
+		{exitCode: 2},
+	);
 }
 
 /** What the hint channel's arguments need to know. */
@@ -161,6 +165,8 @@ export function channelArgs(files: ChannelFiles, place: ChannelPlace): string[] 
 	};
 	const device = (fields: Record<string, string | boolean>) => ['-device', JSON.stringify(fields)];
 	const ids = channelIds;
+	// An option and its value stay on one line.
+	// prettier-ignore
 	const args = [
 		'-object', `memory-backend-file,id=${ids.memory},size=${files.shmSize},share=on,mem-path=${files.shmPath}`,
 		'-chardev', `socket,id=${ids.agentChardev},path=${files.agentSocket},server=on,wait=off`,
@@ -173,6 +179,7 @@ export function channelArgs(files: ChannelFiles, place: ChannelPlace): string[] 
 		...device({driver: 'virtserialport', id: ids.agentPort, bus: `${ids.serial}.0`, chardev: ids.agentChardev, name: agentPortName}),
 	];
 	if (files.kickSocket !== undefined) {
+		// prettier-ignore
 		args.push(
 			'-chardev', `socket,id=${ids.kickChardev},path=${files.kickSocket},server=on,wait=off`,
 			...device({driver: 'virtserialport', id: ids.kickPort, bus: `${ids.serial}.0`, chardev: ids.kickChardev, name: kickPortName}),
@@ -190,9 +197,15 @@ export function checkNoClash(args: readonly string[]): void {
 	const taken = new Set<string>(Object.values(channelIds));
 	for (const {name, value} of qemuOptions(args)) {
 		if (value === undefined) continue;
-		const ids = value.trimStart().startsWith('{') ? jsonStrings(value, ['id', 'name']) : splitOptionList(value).flatMap((item) => (/^(id|name)=/.test(item) ? [item.slice(item.indexOf('=') + 1)] : []));
+		const ids = value.trimStart().startsWith('{')
+			? jsonStrings(value, ['id', 'name'])
+			: splitOptionList(value).flatMap((item) => (/^(id|name)=/.test(item) ? [item.slice(item.indexOf('=') + 1)] : []));
 		const clash = ids.find((id) => taken.has(id) || id.startsWith('org.pvrun.'));
-		if (clash !== undefined) throw new PvrunError(`-${name} uses ${JSON.stringify(clash)}, a name pvrun gives its own hint channel (a command line from --pv-dry-run?): remove that option, or run with --pv-off`, {exitCode: 2});
+		if (clash !== undefined)
+			throw new PvrunError(
+				`-${name} uses ${JSON.stringify(clash)}, a name pvrun gives its own hint channel (a command line from --pv-dry-run?): remove that option, or run with --pv-off`,
+				{exitCode: 2},
+			);
 	}
 }
 

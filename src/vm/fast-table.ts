@@ -110,7 +110,12 @@ export function buildFastTable(input: TableInput): FastTable | undefined {
 		const newest = Number.MAX_SAFE_INTEGER; // the record is newer than every hint: older hints win ties
 		for (let v = 0; v < nrVcpus; v++) consider('pin', v, [...hints.values(), {tid: recordTid, tgid: 0, comm: '', vcpus: [v], seq: newest}]);
 	}
-	for (const tid of hints.keys()) consider('release', tid, [...hints.values()].filter((h) => h.tid !== tid));
+	for (const tid of hints.keys())
+		consider(
+			'release',
+			tid,
+			[...hints.values()].filter((h) => h.tid !== tid),
+		);
 	return {bytes: serialize(input, entries), entries, base: assignment};
 }
 

@@ -326,12 +326,14 @@ export class HintEngine {
 			const kernel = look(tid);
 			if (!kernel) continue;
 			const held = this.held.get(vcpu);
-			if (held ? covers(kernel, this.allowed) || !sameCpus(kernel, held) : placer(kernel, this.pinner.appliedCpus(tid), this.allowed) !== 'pvrun') found.push({vcpu, tid, kernel});
+			if (held ? covers(kernel, this.allowed) || !sameCpus(kernel, held) : placer(kernel, this.pinner.appliedCpus(tid), this.allowed) !== 'pvrun')
+				found.push({vcpu, tid, kernel});
 		}
 		const main = this.qemuPid > 0 ? look(this.qemuPid) : undefined;
 		if (main) {
 			const held = this.othersHeld;
-			if (held ? covers(main, this.allowed) || !sameCpus(main, held) : placer(main, this.pinner.appliedCpus(this.qemuPid), this.allowed) !== 'pvrun') found.push({tid: this.qemuPid, kernel: main});
+			if (held ? covers(main, this.allowed) || !sameCpus(main, held) : placer(main, this.pinner.appliedCpus(this.qemuPid), this.allowed) !== 'pvrun')
+				found.push({tid: this.qemuPid, kernel: main});
 		}
 		return found;
 	}
@@ -357,7 +359,11 @@ export class HintEngine {
 		}
 		this.held.set(v, kernel);
 		for (const e of this.pinner.hold(v)) this.log.write('pin-error', {error: e});
-		this.log.say('operator', {vcpu: v, tid, cpus: kernel, held: true}, `vCPU ${v}'s CPUs were set outside pvrun (now ${cpus}): pvrun leaves vCPU ${v} alone until it may run on all of CPUs ${all} again`);
+		this.log.say(
+			'operator',
+			{vcpu: v, tid, cpus: kernel, held: true},
+			`vCPU ${v}'s CPUs were set outside pvrun (now ${cpus}): pvrun leaves vCPU ${v} alone until it may run on all of CPUs ${all} again`,
+		);
 	}
 
 	/** QEMU's main thread has `kernel` as its CPUs, not what pvrun set: the same for QEMU's other threads. */
@@ -367,7 +373,11 @@ export class HintEngine {
 			if (covers(kernel, this.allowed)) {
 				this.othersHeld = undefined;
 				this.pinner.holdOthers(false);
-				this.log.say('operator', {threads: 'emulator', cpus: kernel, held: false}, `QEMU's other threads may run on all of CPUs ${all} again: pvrun places them again`);
+				this.log.say(
+					'operator',
+					{threads: 'emulator', cpus: kernel, held: false},
+					`QEMU's other threads may run on all of CPUs ${all} again: pvrun places them again`,
+				);
 			} else this.othersHeld = kernel;
 			return;
 		}
@@ -377,7 +387,11 @@ export class HintEngine {
 		}
 		this.othersHeld = kernel;
 		this.pinner.holdOthers(true);
-		this.log.say('operator', {threads: 'emulator', cpus: kernel, held: true}, `QEMU's other threads' CPUs were set outside pvrun (now ${formatCpuList(kernel)}): pvrun leaves them alone until they may run on all of CPUs ${all} again`);
+		this.log.say(
+			'operator',
+			{threads: 'emulator', cpus: kernel, held: true},
+			`QEMU's other threads' CPUs were set outside pvrun (now ${formatCpuList(kernel)}): pvrun leaves them alone until they may run on all of CPUs ${all} again`,
+		);
 	}
 
 	/** vCPUs whose granted CPU mostly idles (they share it). */
@@ -411,7 +425,11 @@ export class HintEngine {
 			changed = true;
 			const pcpu = this.assignment.exclusive.get(v)?.pcpu ?? -1;
 			const pct = Math.round(busy * 100);
-			this.log.write('usage', {vcpu: v, pcpu, busyPercent: pct, idle: !wasIdle}, wasIdle ? `vCPU ${v} busy again (${pct} %): CPU ${pcpu} is its own again` : `vCPU ${v} idles (${pct} % busy): floating vCPUs share CPU ${pcpu}`);
+			this.log.write(
+				'usage',
+				{vcpu: v, pcpu, busyPercent: pct, idle: !wasIdle},
+				wasIdle ? `vCPU ${v} busy again (${pct} %): CPU ${pcpu} is its own again` : `vCPU ${v} idles (${pct} % busy): floating vCPUs share CPU ${pcpu}`,
+			);
 		}
 		if (!changed) return;
 		this.adoptFast(this.takeFast(true));
@@ -465,7 +483,12 @@ export class HintEngine {
 			else this.log.write('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
 		}
 		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));
-		if (deniedNow.length) this.log.write('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
+		if (deniedNow.length)
+			this.log.write(
+				'deny',
+				{vcpus: deniedNow, allowed: this.allowed},
+				`no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`,
+			);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
 		if (why === 'start' || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
 		if (fast) {
@@ -543,7 +566,10 @@ export class HintEngine {
 		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
-		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput()), this.assignment)) {
+		if (
+			(records.length > 0 || take.applied.length > 0) &&
+			!sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput()), this.assignment)
+		) {
 			this.fastDisagreed++;
 			this.decideRound(performance.now());
 		}

@@ -69,7 +69,10 @@ function showSummaries(options: VmConfig, plan: VmPlan): boolean {
 	try {
 		new EventLog(options.log, false).close();
 	} catch (error) {
-		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error, exitCode: 2});
+		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
+			cause: error,
+			exitCode: 2,
+		});
 	}
 	return tty.isatty(2) && !consoleHere;
 }

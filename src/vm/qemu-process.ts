@@ -32,7 +32,9 @@ export const forwardedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM',
  * does), else a PvrunError naming what to fix.
  */
 export function findProgram(program: string, missing: string): string {
-	const candidates = program.includes('/') ? [program] : (process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', program));
+	const candidates = program.includes('/')
+		? [program]
+		: (process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':').map((dir) => path.join(dir || '.', program));
 	let denied: string | undefined;
 	for (const file of candidates) {
 		try {

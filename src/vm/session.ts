@@ -40,7 +40,10 @@ export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpu
 	try {
 		fs.mkdirSync(plan.runDir, {mode: 0o700});
 	} catch (error) {
-		throw new PvrunError(`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)} (is TMPDIR writable?)`, {cause: error});
+		throw new PvrunError(
+			`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)} (is TMPDIR writable?)`,
+			{cause: error},
+		);
 	}
 	try {
 		return createShmArea(plan.shmPath, plan.nrVcpus);
@@ -120,7 +123,17 @@ export class HintSession {
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(this.area, this.reader, pinner, this.plan.allowed, Math.min(threads.length, this.plan.nrVcpus), this.log, new VcpuUsage(this.qemu.pid), getThreadAffinity, this.qemu.pid);
+		this.engine = new HintEngine(
+			this.area,
+			this.reader,
+			pinner,
+			this.plan.allowed,
+			Math.min(threads.length, this.plan.nrVcpus),
+			this.log,
+			new VcpuUsage(this.qemu.pid),
+			getThreadAffinity,
+			this.qemu.pid,
+		);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
@@ -238,7 +251,11 @@ export class HintSession {
 		this.handshaking = true;
 		try {
 			const hello = await agent.hello(shmSize, 5000);
-			this.log.write('agent', {state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs}, `guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`);
+			this.log.write(
+				'agent',
+				{state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs},
+				`guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`,
+			);
 			if (hello.version !== protocolVersion) {
 				this.hintsChanged(this.watch.hello(`the guest agent speaks protocol version ${hello.version}, pvrun ${protocolVersion}`));
 				return;
@@ -256,7 +273,11 @@ export class HintSession {
 				const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
 				const started = performance.now();
 				const loaded = await agent.load('affinity', RecordType.affinity, object);
-				this.log.write('program', {name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)}, `affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`);
+				this.log.write(
+					'program',
+					{name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)},
+					`affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`,
+				);
 			}
 			this.hintsChanged(this.watch.hello());
 		} catch (error) {
@@ -322,7 +343,15 @@ export class HintSession {
 		clearInterval(this.watchTimer);
 		this.engine?.stop();
 		if (this.fast) {
-			this.log.write('fast-path', {state: 'off', ...this.fast.stats(), fastDecisions: this.engine?.fastDecisions ?? 0, slowDecisions: this.engine?.slowDecisions ?? 0, fastDisagreed: this.engine?.fastDisagreed ?? 0, fastScans: this.engine?.fastScans ?? 0, agentKicks: this.agentKicks});
+			this.log.write('fast-path', {
+				state: 'off',
+				...this.fast.stats(),
+				fastDecisions: this.engine?.fastDecisions ?? 0,
+				slowDecisions: this.engine?.slowDecisions ?? 0,
+				fastDisagreed: this.engine?.fastDisagreed ?? 0,
+				fastScans: this.engine?.fastScans ?? 0,
+				agentKicks: this.agentKicks,
+			});
 			this.fast.stop();
 		}
 		this.agent?.close();

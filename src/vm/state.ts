@@ -77,7 +77,11 @@ export interface SkippedRunDir {
  * process `pvrunPid` (this one unless said). Never throws: without a state
  * file the VM runs on, only `pvrun status` does not list it (said on stderr).
  */
-export function writeVmState(plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>, options: Pick<VmConfig, 'log'>, pids: {qemuPid: number; pvrunPid?: number}): void {
+export function writeVmState(
+	plan: Pick<VmPlan, 'id' | 'runDir' | 'qmpSocket' | 'args'>,
+	options: Pick<VmConfig, 'log'>,
+	pids: {qemuPid: number; pvrunPid?: number},
+): void {
 	const pvrunPid = pids.pvrunPid ?? process.pid;
 	const state: VmState = {version: stateVersion, id: plan.id, pvrunPid, qemuPid: pids.qemuPid, qmpSocket: plan.qmpSocket, startedAt: new Date().toISOString()};
 	const start = processStartTicks(pvrunPid);
@@ -175,12 +179,14 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 	try {
 		state = parseVmState(JSON.parse(text));
 		if (state.id !== id) throw new Error(`its id ${JSON.stringify(state.id)} is not the directory's name`);
-		if (state.pvrunPid !== dirPid && state.qemuPid !== dirPid) throw new Error(`neither its pvrun pid ${state.pvrunPid} nor its QEMU pid ${state.qemuPid} is the one in the directory's name`);
+		if (state.pvrunPid !== dirPid && state.qemuPid !== dirPid)
+			throw new Error(`neither its pvrun pid ${state.pvrunPid} nor its QEMU pid ${state.qemuPid} is the one in the directory's name`);
 	} catch (error) {
 		return {reason: `${stateFileName} is not a valid pvrun state file: ${firstLine(error)}`};
 	}
 	if (!isRunning(state.pvrunPid, state.pvrunStart)) {
-		if (isRunning(state.qemuPid)) return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
+		if (isRunning(state.qemuPid))
+			return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
 		return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
 	}
 	const vm: VmStatus = {...state, runDir, qemuRunning: isRunning(state.qemuPid)};

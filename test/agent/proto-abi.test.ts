@@ -89,7 +89,17 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-proto-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	fs.writeFileSync(path.join(dir, 'probe.c'), probe);
-	await execa('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-I', path.join(packageRoot, 'guest-agent'), '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
+	await execa('cc', [
+		'-std=c11',
+		'-Wall',
+		'-Wextra',
+		'-Werror',
+		'-I',
+		path.join(packageRoot, 'guest-agent'),
+		'-o',
+		path.join(dir, 'probe'),
+		path.join(dir, 'probe.c'),
+	]);
 	const helloReq = P.encodeHello(0x12345678).toString('hex');
 	const loadReq = P.encodeLoad(9, 'affinity', Buffer.from('ELF!')).toString('hex');
 	const frameOut = P.encodeFrame(P.FrameType.ping, 0xdeadbeef, Buffer.from('abc')).toString('hex');
@@ -111,11 +121,22 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 	t.test('frames the agent sends parse on the host', async (t) => {
 		const parser = new P.FrameParser();
 		const frames = parser.push(bytes('frame.kick'));
-		t.same(frames.map((f) => ({type: f.type, id: f.id, len: f.payload.length})), [{type: P.FrameType.kick, id: 0x01020304, len: 0}]);
+		t.same(
+			frames.map((f) => ({type: f.type, id: f.id, len: f.payload.length})),
+			[{type: P.FrameType.kick, id: 0x01020304, len: 0}],
+		);
 	});
 
 	t.test('replies the agent builds decode field by field', async (t) => {
-		t.same(P.decodeHello(bytes('hello')), {version: 1, shmOk: true, nrCpus: 3, guestEpoch: 0x1122334455667788n, programs: 5, agentVersion: '0.1.0-probe', kernelRelease: '6.1.0-probe-amd64'});
+		t.same(P.decodeHello(bytes('hello')), {
+			version: 1,
+			shmOk: true,
+			nrCpus: 3,
+			guestEpoch: 0x1122334455667788n,
+			programs: 5,
+			agentVersion: '0.1.0-probe',
+			kernelRelease: '6.1.0-probe-amd64',
+		});
 		t.same(P.decodeLoad(bytes('load')), {id: 7, links: 3});
 		t.same(P.decodeList(bytes('list')), [
 			{id: 11, recordType: 1, name: 'affinity', records: 0x100000001n},

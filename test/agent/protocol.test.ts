@@ -101,7 +101,10 @@ t.test('garbage before and between frames is skipped and counted', async (t) => 
 	const b = encodeFrame(FrameType.log, 0, Buffer.from('line'));
 	const p = new FrameParser();
 	const frames = p.push(Buffer.concat([garbage(5), a, garbage(40), b, garbage(3)]));
-	t.same(frames.map((f) => f.payload.toString()), ['a', 'line']);
+	t.same(
+		frames.map((f) => f.payload.toString()),
+		['a', 'line'],
+	);
 	t.equal(p.skipped, 45, 'the trailing 3 bytes may still start a header');
 	t.same(p.push(garbage(13)), []);
 	t.equal(p.skipped, 46, 'counted once 16 bytes are there');
@@ -110,7 +113,11 @@ t.test('garbage before and between frames is skipped and counted', async (t) => 
 	const got: Frame[] = [];
 	const stream = Buffer.concat([garbage(21), Buffer.from('PVA'), a, Buffer.from('PVAGPV'), b]);
 	for (const byte of stream) got.push(...q.push(Buffer.from([byte])));
-	t.same(got.map((f) => f.payload.toString()), ['a', 'line'], 'partial magics resynchronise');
+	t.same(
+		got.map((f) => f.payload.toString()),
+		['a', 'line'],
+		'partial magics resynchronise',
+	);
 	t.equal(q.skipped, 21 + 3 + 6);
 });
 
@@ -137,7 +144,11 @@ t.test('a header with the wrong version is skipped', async (t) => {
 	for (const version of [0, 2, 0xffff]) {
 		const p = new FrameParser();
 		const frames = p.push(Buffer.concat([rawHeader({version, len: 0}), good]));
-		t.same(frames.map((f) => f.payload.toString()), ['v1'], `version ${version}`);
+		t.same(
+			frames.map((f) => f.payload.toString()),
+			['v1'],
+			`version ${version}`,
+		);
 		t.equal(p.skipped, frameHeaderSize);
 	}
 });
@@ -146,7 +157,10 @@ t.test('reset() forgets a partial frame', async (t) => {
 	const p = new FrameParser();
 	p.push(encodeFrame(FrameType.reply, 1, Buffer.from('lost')).subarray(0, 18));
 	p.reset();
-	t.same(p.push(encodeFrame(FrameType.reply, 2, Buffer.from('kept'))).map((f) => f.id), [2]);
+	t.same(
+		p.push(encodeFrame(FrameType.reply, 2, Buffer.from('kept'))).map((f) => f.id),
+		[2],
+	);
 });
 
 // A reply buffer of `size` bytes with `fill` applied.
@@ -166,7 +180,15 @@ t.test('decodeHello', async (t) => {
 		b.write('pvagent 0.1.0', 24, 'latin1');
 		b.write('6.8.0-pvrun\x1b[31m', 56, 'latin1');
 	});
-	t.same(decodeHello(p), {version: 1, shmOk: true, nrCpus: 8, guestEpoch: 0xfeedfacecafebeefn, programs: 2, agentVersion: 'pvagent 0.1.0', kernelRelease: '6.8.0-pvrun?[31m'});
+	t.same(decodeHello(p), {
+		version: 1,
+		shmOk: true,
+		nrCpus: 8,
+		guestEpoch: 0xfeedfacecafebeefn,
+		programs: 2,
+		agentVersion: 'pvagent 0.1.0',
+		kernelRelease: '6.8.0-pvrun?[31m',
+	});
 	t.equal(decodeHello(payload(120, (b) => b.writeUInt16LE(2, 2))).shmOk, false, 'shm_ok must be exactly 1');
 	const long = payload(120, (b) => b.fill(0x41, 24, 120));
 	t.equal(decodeHello(long).agentVersion, 'A'.repeat(32), 'agent_version bounded to its 32-byte field');
@@ -175,10 +197,15 @@ t.test('decodeHello', async (t) => {
 });
 
 t.test('decodeLoad', async (t) => {
-	t.same(decodeLoad(payload(8, (b) => {
-		b.writeUInt32LE(5, 0);
-		b.writeUInt32LE(3, 4);
-	})), {id: 5, links: 3});
+	t.same(
+		decodeLoad(
+			payload(8, (b) => {
+				b.writeUInt32LE(5, 0);
+				b.writeUInt32LE(3, 4);
+			}),
+		),
+		{id: 5, links: 3},
+	);
 	for (const size of [0, 4, 7]) t.throws(() => decodeLoad(Buffer.alloc(size)), ProtocolError, `${size} bytes`);
 });
 
@@ -314,7 +341,8 @@ t.test('random streams never break the parser', async (t) => {
 			if (!Number.isInteger(f.type) || f.type < 0 || f.type > 0xffff) problems.push(`iteration ${iter}: type ${f.type}`);
 			if (!Number.isInteger(f.id) || f.id < 0 || f.id > 0xffffffff) problems.push(`iteration ${iter}: id ${f.id}`);
 		}
-		if (!Number.isSafeInteger(parser.skipped) || parser.skipped < 0 || parser.skipped > stream.length) problems.push(`iteration ${iter}: skipped ${parser.skipped} of ${stream.length}`);
+		if (!Number.isSafeInteger(parser.skipped) || parser.skipped < 0 || parser.skipped > stream.length)
+			problems.push(`iteration ${iter}: skipped ${parser.skipped} of ${stream.length}`);
 	}
 	t.comment(`${framesSeen} frames parsed; ${validReceived} of ${validSent} well-formed frames recovered`);
 	t.ok(framesSeen > 0, 'some frames came through');

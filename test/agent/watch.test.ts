@@ -45,7 +45,10 @@ t.test('an agent in time: nothing said; one that cannot serve: why', async (t) =
 	t.equal(w.check(), undefined, 'the wait starts again when the agent goes');
 	advance(1000);
 	t.match(w.check(), /^hints inactive: no pvrun guest agent/);
-	t.equal(w.hello('the guest agent found no pvrun shared memory'), 'hints inactive: the guest agent found no pvrun shared memory; the VM runs as plain QEMU would');
+	t.equal(
+		w.hello('the guest agent found no pvrun shared memory'),
+		'hints inactive: the guest agent found no pvrun shared memory; the VM runs as plain QEMU would',
+	);
 	t.same(w.status, {state: 'inactive', reason: 'the guest agent found no pvrun shared memory'});
 	advance(120_000);
 	t.equal(w.check(), undefined, 'an agent that answered is not reported missing');

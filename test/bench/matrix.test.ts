@@ -21,8 +21,17 @@ t.test('result lines: pvwork JSON and pvhint key=value; anything else is ignored
 		workload: 'poll',
 		values: {cpu: 0, iterPerSec: 100.5, burnerIterPerSec: 50, vmWorkPerSec: 150.5},
 	});
-	t.same(parseResultLine('pvhint: vcpu=1 n=40 timeouts=0 pin_p50_us=210.5 pin_p99_us=900.0'), {workload: 'hintlat', values: {n: 40, timeouts: 0, pinP50Us: 210.5, pinP99Us: 900}});
-	for (const junk of ['pvwork-result {', 'pvwork-result {"workload":"rm -rf"}', 'pvwork-result 5', '[ 1.0] pvwork-result {"workload":"poll"}', 'pvhint: attack done'])
+	t.same(parseResultLine('pvhint: vcpu=1 n=40 timeouts=0 pin_p50_us=210.5 pin_p99_us=900.0'), {
+		workload: 'hintlat',
+		values: {n: 40, timeouts: 0, pinP50Us: 210.5, pinP99Us: 900},
+	});
+	for (const junk of [
+		'pvwork-result {',
+		'pvwork-result {"workload":"rm -rf"}',
+		'pvwork-result 5',
+		'[ 1.0] pvwork-result {"workload":"poll"}',
+		'pvhint: attack done',
+	])
 		t.equal(parseResultLine(junk), undefined, junk);
 });
 
@@ -43,7 +52,15 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 });
 
 t.test('summary: medians, ratios from the same run, targets', async (t) => {
-	const s = (config: (typeof configNames)[number], iterPerSec: number, rep = 0, warmup = false): Sample => ({scenario: 'a', config, rep, order: 0, workload: 'poll', warmup, values: {iterPerSec, maxStallUs: 10, vmWorkPerSec: 100}});
+	const s = (config: (typeof configNames)[number], iterPerSec: number, rep = 0, warmup = false): Sample => ({
+		scenario: 'a',
+		config,
+		rep,
+		order: 0,
+		workload: 'poll',
+		warmup,
+		values: {iterPerSec, maxStallUs: 10, vmWorkPerSec: 100},
+	});
 	const summary = summarize([s('plain', 100), s('plain', 120, 1), s('plain', 1e9, 0, true), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)]);
 	const poll = summary.find((x) => x.metric === 'iterPerSec');
 	t.same(poll?.configs.plain, {n: 2, median: 110, min: 100, max: 120}, 'warm-ups left out');
@@ -63,7 +80,10 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-test-'));
 	t.teardown(() => fs.rmSync(out, {recursive: true, force: true}));
 	const [node = 'node', ...cli] = pvrunCommand();
-	const ours = () => [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith('pvrun-')), ...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('pvrun-'))];
+	const ours = () => [
+		...fs.readdirSync('/dev/shm').filter((n) => n.startsWith('pvrun-')),
+		...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('pvrun-')),
+	];
 	const before = new Set(ours());
 	const started = performance.now();
 	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {reject: false, timeout: 7 * 60_000, stdin: 'ignore'});
@@ -75,11 +95,21 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	for (const sc of scenarioIds)
 		for (const config of configNames)
 			for (const w of ['poll', 'pingpong', 'sleeper', 'locks'] as const)
-				t.ok(result.samples.some((x) => x.scenario === sc && x.config === config && x.workload === w && !x.warmup), `${sc}/${config}/${w} measured`);
-	t.ok(result.samples.some((x) => x.workload === 'hintlat' && x.config === 'pvrun'), 'hint round trips measured under pvrun');
+				t.ok(
+					result.samples.some((x) => x.scenario === sc && x.config === config && x.workload === w && !x.warmup),
+					`${sc}/${config}/${w} measured`,
+				);
+	t.ok(
+		result.samples.some((x) => x.workload === 'hintlat' && x.config === 'pvrun'),
+		'hint round trips measured under pvrun',
+	);
 	const md = fs.readFileSync(path.join(out, 'matrix.md'), 'utf8');
 	t.match(md, /## Scenario a:/);
 	t.match(md, /\| poll iterations \(\/s\) \|/);
 	for (const sc of scenarioIds) t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
-	t.same(ours().filter((n) => !before.has(n) && !out.endsWith(n)), [], 'no shared-memory file, run or work directory left');
+	t.same(
+		ours().filter((n) => !before.has(n) && !out.endsWith(n)),
+		[],
+		'no shared-memory file, run or work directory left',
+	);
 });

@@ -18,7 +18,8 @@ t.test('--help fits one screen: at most 24 lines of at most 80 columns', async (
 	const wide = lines.filter((l) => !/^[\x20-\x7e]{0,80}$/.test(l));
 	t.same(wide, [], 'every line is printable ASCII (no tabs, one column per character) and at most 80 columns');
 	for (const name of pvOptionNames) t.equal(lines.filter((l) => l.startsWith(`  ${name} `)).length, 1, `${name} has a line`);
-	for (const command of ['status', 'image', 'demo', 'bench']) t.equal(lines.filter((l) => l.startsWith(`  pvrun ${command}`)).length, 1, `pvrun ${command} has a line`);
+	for (const command of ['status', 'image', 'demo', 'bench'])
+		t.equal(lines.filter((l) => l.startsWith(`  pvrun ${command}`)).length, 1, `pvrun ${command} has a line`);
 	t.match(r.stdout, /--version/);
 });
 
@@ -28,7 +29,11 @@ t.test('the example in --help is a real command line', async (t) => {
 	const start = r.stdout.indexOf('  pvrun --pv-');
 	t.ok(start >= 0, 'the example uses a --pv- option');
 	const example = r.stdout.slice(start).split('\n\n', 1)[0]?.replace(/\\\n/g, ' ') ?? '';
-	const argv = example.trim().split(/\s+/).slice(1).map((a) => a.replace('"$1"', 'vmlinuz').replace('"$2"', 'initrd.img'));
+	const argv = example
+		.trim()
+		.split(/\s+/)
+		.slice(1)
+		.map((a) => a.replace('"$1"', 'vmlinuz').replace('"$2"', 'initrd.img'));
 	t.ok(argv.includes('-kernel') && argv.includes('-nographic'), argv.join(' '));
 	const dry = await run('--pv-dry-run', ...argv);
 	t.equal(dry.exitCode, 0, dry.stderr);
@@ -43,7 +48,7 @@ t.test('pvrun with no arguments prints the help on stderr and exits 2', async (t
 	t.equal(bare.stderr, help.stdout);
 });
 
-t.test('--version is pvrun\'s; -version, -h and -help are QEMU\'s', {skip: qemuInstalled ? false : 'qemu-system-x86_64 is not installed'}, async (t) => {
+t.test("--version is pvrun's; -version, -h and -help are QEMU's", {skip: qemuInstalled ? false : 'qemu-system-x86_64 is not installed'}, async (t) => {
 	const own = await run('--version');
 	t.match(own.stdout, /^\d+\.\d+\.\d+$/);
 	const qemuVersion = await run('-version');

@@ -1,8 +1,19 @@
 import t from 'tap';
 import {parsePvOptions, splitArgs} from '../../src/cli/pv-options.js';
 
-t.test('--pv- arguments are pvrun\'s; everything else goes to QEMU verbatim, in order', async (t) => {
-	const argv = ['-smp', '2', '--pv-cpus', '0-1', '-object', '{"qom-type":"memory-backend-ram","id":"m","size":1073741824}', '--pv-log=/tmp/x.jsonl', '-append', 'console=ttyS0 a="b c"', '--pv-off'];
+t.test("--pv- arguments are pvrun's; everything else goes to QEMU verbatim, in order", async (t) => {
+	const argv = [
+		'-smp',
+		'2',
+		'--pv-cpus',
+		'0-1',
+		'-object',
+		'{"qom-type":"memory-backend-ram","id":"m","size":1073741824}',
+		'--pv-log=/tmp/x.jsonl',
+		'-append',
+		'console=ttyS0 a="b c"',
+		'--pv-off',
+	];
 	const {pv, qemu} = splitArgs(argv);
 	t.same(pv, ['--pv-cpus', '0-1', '--pv-log=/tmp/x.jsonl', '--pv-off']);
 	t.same(qemu, ['-smp', '2', '-object', '{"qom-type":"memory-backend-ram","id":"m","size":1073741824}', '-append', 'console=ttyS0 a="b c"']);
@@ -12,7 +23,7 @@ t.test('--pv- arguments are pvrun\'s; everything else goes to QEMU verbatim, in 
 	t.equal(options.off, true);
 });
 
-t.test('--pv- is pvrun\'s only where a QEMU option could start, never inside a QEMU option\'s value', async (t) => {
+t.test("--pv- is pvrun's only where a QEMU option could start, never inside a QEMU option's value", async (t) => {
 	// Values that look like pvrun's options belong to the QEMU option before them.
 	const values = ['-append', '--pv-off', '-name', '--pv-dry-run', '-kernel', '--pv-frobnicate', '-drive', '--pv-cpus', '--machine', '--pv-log=x'];
 	t.same(splitArgs(values), {pv: [], qemu: values});
@@ -21,7 +32,11 @@ t.test('--pv- is pvrun\'s only where a QEMU option could start, never inside a Q
 		pv: ['--pv-off', '--pv-dry-run', '--pv-cpus', '0'],
 		qemu: ['-nographic', 'disk.img', '-m', '512', '-S'],
 	});
-	t.same(splitArgs(['', '--pv-off', '--nographic', '--pv-log', '-odd-file-name']), {pv: ['--pv-off', '--pv-log', '-odd-file-name'], qemu: ['', '--nographic']}, 'an empty argument is a disk image to QEMU');
+	t.same(
+		splitArgs(['', '--pv-off', '--nographic', '--pv-log', '-odd-file-name']),
+		{pv: ['--pv-off', '--pv-log', '-odd-file-name'], qemu: ['', '--nographic']},
+		'an empty argument is a disk image to QEMU',
+	);
 	t.same(splitArgs(['-m']), {pv: [], qemu: ['-m']}, 'a QEMU option missing its value is left for QEMU to report');
 	t.same(splitArgs(['-append', 'x', '--pv-off']).pv, ['--pv-off']);
 	t.throws(() => splitArgs(['-S', '--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2}, 'unknown --pv- in option position');

@@ -42,7 +42,11 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 	// The running VM: this test process stands in for pvrun, a child that lives for QEMU.
 	const live = runDir(root, process.pid, 'a1b2c3');
 	const qemu = spawnSync('sh', ['-c', 'echo $$']).pid ?? 0; // exited: QEMU gone, pvrun still there
-	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-m', '512', '-name', 'guest=web,,1,debug-threads=on', '-name', 'debug-threads=on']}, {log: 'events.jsonl'}, {qemuPid: qemu});
+	writeVmState(
+		{...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-m', '512', '-name', 'guest=web,,1,debug-threads=on', '-name', 'debug-threads=on']},
+		{log: 'events.jsonl'},
+		{qemuPid: qemu},
+	);
 	t.same(fs.readdirSync(live.runDir), ['state.json'], 'written through a temporary file that is gone');
 	t.equal(fs.statSync(path.join(live.runDir, 'state.json')).mode & 0o777, 0o600);
 
@@ -72,10 +76,23 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 	const {vms, skipped} = readVmStates(root);
 	t.equal(vms.length, 1, 'one VM');
 	const vm = vms[0];
-	t.match(vm, {id: live.id, runDir: live.runDir, pvrunPid: process.pid, qemuPid: qemu, qemuRunning: false, name: 'web,1', log: path.resolve('events.jsonl'), pvrunStart: processStartTicks(process.pid)});
+	t.match(vm, {
+		id: live.id,
+		runDir: live.runDir,
+		pvrunPid: process.pid,
+		qemuPid: qemu,
+		qemuRunning: false,
+		name: 'web,1',
+		log: path.resolve('events.jsonl'),
+		pvrunStart: processStartTicks(process.pid),
+	});
 	t.equal(vm?.placement, undefined);
 	const reasons = new Map(skipped.map((s) => [path.basename(s.dir), s.reason]));
-	t.same([...reasons.keys()].sort(), [gone.id, `pvrun-${process.pid}-c0ffee`, `pvrun-${process.pid}-bad001`, wrongPid.id, reused.id, orphan.id, escapes.id, linked.id, huge.id].sort(), 'the skipped directories, and only those');
+	t.same(
+		[...reasons.keys()].sort(),
+		[gone.id, `pvrun-${process.pid}-c0ffee`, `pvrun-${process.pid}-bad001`, wrongPid.id, reused.id, orphan.id, escapes.id, linked.id, huge.id].sort(),
+		'the skipped directories, and only those',
+	);
 	t.match(reasons.get(gone.id), new RegExp(`pvrun ${deadPid} is not running: left over`));
 	t.match(reasons.get(`pvrun-${process.pid}-c0ffee`), /no state.json yet/);
 	t.match(reasons.get(`pvrun-${process.pid}-bad001`), /not a valid pvrun state file/);
@@ -91,12 +108,24 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	const root = fakeRoot(t);
 	const live = runDir(root, process.pid, '0a0b0c');
 	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: process.pid});
-	t.ok(updatePlacement(live.runDir, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]));
+	t.ok(
+		updatePlacement(live.runDir, [
+			{vcpu: 1, cpus: [0, 1], exclusive: false},
+			{vcpu: 0, cpus: [1], exclusive: true},
+		]),
+	);
 	t.ok(updateHints(live.runDir, {state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'}));
-	t.same(readVmStates(root).vms[0]?.hints, {state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'}, 'the hints state is published beside the placement');
+	t.same(
+		readVmStates(root).vms[0]?.hints,
+		{state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'},
+		'the hints state is published beside the placement',
+	);
 	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
 	const [vm] = readVmStates(root).vms;
-	t.same(vm?.placement, [{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]);
+	t.same(vm?.placement, [
+		{vcpu: 1, cpus: [0, 1], exclusive: false},
+		{vcpu: 0, cpus: [1], exclusive: true},
+	]);
 	t.ok(vm?.placementAt && !Number.isNaN(Date.parse(vm.placementAt)));
 	t.equal(vm?.name, undefined, 'no -name, no name');
 	t.notOk(updatePlacement(live.runDir, [{vcpu: 0, cpus: [-1], exclusive: false}]), 'CPU -1 is refused');
@@ -131,10 +160,24 @@ t.test("a VM found by its QEMU's pid (the pid a launcher started: pvrun exec'd Q
 });
 
 t.test('the status table', async (t) => {
-	t.equal(formatPlacement([{vcpu: 1, cpus: [0, 1], exclusive: false}, {vcpu: 0, cpus: [1], exclusive: true}]), '0→1 excl, 1→0-1');
+	t.equal(
+		formatPlacement([
+			{vcpu: 1, cpus: [0, 1], exclusive: false},
+			{vcpu: 0, cpus: [1], exclusive: true},
+		]),
+		'0→1 excl, 1→0-1',
+	);
 	t.equal(formatStatus([], '/tmp'), 'no pvrun VMs running (looked in /tmp)\n');
-	const vm = {...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}], hints: {state: 'active'}}), runDir: '/tmp/pvrun-10-ab', qemuRunning: true};
-	const other = {...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}), runDir: '/tmp/pvrun-200-cd', qemuRunning: false};
+	const vm = {
+		...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}], hints: {state: 'active'}}),
+		runDir: '/tmp/pvrun-10-ab',
+		qemuRunning: true,
+	};
+	const other = {
+		...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}),
+		runDir: '/tmp/pvrun-200-cd',
+		qemuRunning: false,
+	};
 	t.equal(
 		formatStatus([vm, other], '/tmp'),
 		[
@@ -156,8 +199,14 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	const json = await execa('node', [pvrun, 'status', '--json'], {reject: false, env});
 	t.equal(json.exitCode, 0, json.stderr);
 	const parsed = JSON.parse(json.stdout) as {vms: Array<{name?: string; pvrunPid: number}>; skipped: Array<{dir: string}>};
-	t.same(parsed.vms.map((v) => [v.name, v.pvrunPid]), [['cli-vm', process.pid]]);
-	t.same(parsed.skipped.map((s) => s.dir), [gone.runDir]);
+	t.same(
+		parsed.vms.map((v) => [v.name, v.pvrunPid]),
+		[['cli-vm', process.pid]],
+	);
+	t.same(
+		parsed.skipped.map((s) => s.dir),
+		[gone.runDir],
+	);
 	const text = await execa('node', [pvrun, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
 	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +not known yet$`));

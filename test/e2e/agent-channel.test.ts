@@ -22,7 +22,13 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);
 	// The guest re-pins its shell every 0.2 s, so a loaded affinity program produces records.
-	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'while,true;do,taskset,-p,0x1,$$>/dev/null;sleep,0.2;done', qemuArgs: plan.args.slice(2)});
+	const guest = bootGuest({
+		kernel: image.kernel,
+		initrd: image.initrd,
+		cpus: 2,
+		run: 'while,true;do,taskset,-p,0x1,$$>/dev/null;sleep,0.2;done',
+		qemuArgs: plan.args.slice(2),
+	});
 	const clients: AgentClient[] = [];
 	t.teardown(async () => {
 		for (const c of clients) c.close();
@@ -46,7 +52,10 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	t.ok(loaded.id > 0, `program id ${loaded.id}`);
 	t.equal(loaded.links, 3, 'all three BPF programs attached (set-affinity, exit, and the snapshot iterator)');
 	const list = await first.list();
-	t.same(list.map((p) => [p.id, p.name, p.recordType]), [[loaded.id, 'affinity', RecordType.affinity]]);
+	t.same(
+		list.map((p) => [p.id, p.name, p.recordType]),
+		[[loaded.id, 'affinity', RecordType.affinity]],
+	);
 
 	const corrupt = Buffer.from(object);
 	corrupt.fill(0x41, 64, 4096);
@@ -55,7 +64,7 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 		(error: unknown) => error,
 	);
 	t.ok(rejected instanceof AgentError, 'a corrupt object is rejected with an agent error');
-	t.ok(rejected instanceof AgentError && rejected.errno > 0 && rejected.log.length > 0, 'with an errno and libbpf\'s log');
+	t.ok(rejected instanceof AgentError && rejected.errno > 0 && rejected.log.length > 0, "with an errno and libbpf's log");
 
 	const head = () => area.view.getUint32(Header.ringHead, true);
 	const flowing = async (what: string) => {

@@ -13,7 +13,7 @@ t.test('a restarted agent gets its program again and hints keep working', async 
 	t.same(sequence, ['hello', 'program', 'closed', 'hello', 'program'], 'hello, load; port closed; hello, load again');
 	const {qemuPid, threads} = await vmFromLog(logFile);
 	const exclusive = (await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1))) >= 0;
-	t.ok(exclusive, 'the new agent\'s hint gives vCPU 1 a CPU of its own within 2 s');
+	t.ok(exclusive, "the new agent's hint gives vCPU 1 a CPU of its own within 2 s");
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0);
 });

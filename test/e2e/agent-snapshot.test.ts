@@ -24,7 +24,10 @@ t.test('a thread pinned before the program was loaded gets its vCPU a CPU when t
 	const events = readEventLog(logFile);
 	const secondHello = events.filter((e) => e.event === 'agent' && e['state'] === 'hello')[1];
 	t.ok(secondHello && pin && Number(pin.ms) >= Number(secondHello.ms), 'the pin follows the new agent (the snapshot at its load), not the taskset');
-	t.notOk(events.some((e) => e.event === 'pin' && e['comm'] === 'pvagent'), "the agent's own pinned relay threads are never hints");
+	t.notOk(
+		events.some((e) => e.event === 'pin' && e['comm'] === 'pvagent'),
+		"the agent's own pinned relay threads are never hints",
+	);
 	await guest.waitFor('pin-busy: done', 40_000);
 	t.equal(await guest.exited, 0);
 });

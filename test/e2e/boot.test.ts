@@ -16,6 +16,10 @@ t.test('default guest reaches readiness', async (t) => {
 	t.ok(guest.lines.includes(readyLine), 'the readiness line is exact');
 	t.match(guest.lines.find((l) => l.startsWith('pvrun-guest: kernel')) ?? '', /pvagent \d+\.\d+\.\d+ \(libbpf \d+\.\d+\), 2 vCPUs$/);
 	await guest.waitFor('pvrun-guest: command exited with status 0', 15_000);
-	for (const mod of ['virtio_console', 'virtio_pci', 'virtio_ring']) t.ok(guest.lines.some((l) => l.startsWith(`${mod} `)), `${mod} loaded`);
+	for (const mod of ['virtio_console', 'virtio_pci', 'virtio_ring'])
+		t.ok(
+			guest.lines.some((l) => l.startsWith(`${mod} `)),
+			`${mod} loaded`,
+		);
 	t.equal(await guest.exited, 0, 'the guest powers off and QEMU exits 0');
 });

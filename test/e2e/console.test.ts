@@ -95,7 +95,25 @@ class Terminal {
 /** The default guest with its console on the terminal (-nographic), the same for QEMU and pvrun. */
 async function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
 	const image = await ensureImage();
-	return ['-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512', '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 quiet panic=-1', '-nographic', '-serial', serial, '-no-reboot'];
+	return [
+		'-nodefaults',
+		'-no-user-config',
+		...chooseAccel('auto').args,
+		'-smp',
+		'2',
+		'-m',
+		'512',
+		'-kernel',
+		image.kernel,
+		'-initrd',
+		image.initrd,
+		'-append',
+		'console=ttyS0 quiet panic=-1',
+		'-nographic',
+		'-serial',
+		serial,
+		'-no-reboot',
+	];
 }
 
 const launchers = [
@@ -203,7 +221,26 @@ t.test("on a terminal that is not the guest's console, pvrun summarises each dec
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const serial = path.join(dir, 'serial.log');
-	const args = ['-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512', '-kernel', image.kernel, '-initrd', image.initrd, '-append', 'console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2', '-display', 'none', '-serial', `file:${serial}`, '-no-reboot'];
+	const args = [
+		'-nodefaults',
+		'-no-user-config',
+		...chooseAccel('auto').args,
+		'-smp',
+		'2',
+		'-m',
+		'512',
+		'-kernel',
+		image.kernel,
+		'-initrd',
+		image.initrd,
+		'-append',
+		'console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2',
+		'-display',
+		'none',
+		'-serial',
+		`file:${serial}`,
+		'-no-reboot',
+	];
 	const terminal = await Terminal.run(t, [...pvrunCommand(), ...args]);
 	let qemuPid = 0;
 	await within(10_000, () => (qemuPid = qemuChild(terminal.shellPid)) > 0);

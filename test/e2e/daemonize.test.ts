@@ -27,7 +27,8 @@ function workspace(t: Test): {dir: string; stopAtEnd(pid: number): void} {
 	const pids: number[] = [];
 	t.teardown(() => {
 		for (const pid of pids) killIfRunning(pid);
-		for (const pid of pids) for (const name of leftovers(pid)) for (const root of ['/dev/shm', os.tmpdir()]) fs.rmSync(path.join(root, name), {recursive: true, force: true});
+		for (const pid of pids)
+			for (const name of leftovers(pid)) for (const root of ['/dev/shm', os.tmpdir()]) fs.rmSync(path.join(root, name), {recursive: true, force: true});
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	return {dir, stopAtEnd: (pid) => void pids.push(pid)};
@@ -71,7 +72,7 @@ t.test('-daemonize -pidfile: returns when QEMU is up, hints still re-pin, kill -
 	t.ok(qemuPid > 0 && running(qemuPid), 'the pidfile names a running process');
 	t.equal(fs.readFileSync(`/proc/${qemuPid}/comm`, 'utf8').trim(), 'qemu-system-x86', 'which is QEMU itself');
 	t.equal(loggedQemu, qemuPid, 'the process the detached pvrun serves');
-	t.not(procStat(qemuPid)?.ppid, daemonPid, 'QEMU daemonized: it is not pvrun\'s child');
+	t.not(procStat(qemuPid)?.ppid, daemonPid, "QEMU daemonized: it is not pvrun's child");
 	t.ok(running(daemonPid), 'a detached pvrun runs beside it');
 	t.not(procStat(daemonPid)?.ppid, command.pid, 'detached: the command that started it is gone');
 	t.ok(leftovers(daemonPid).length >= 2, 'with its shared memory and run directory');
@@ -81,16 +82,21 @@ t.test('-daemonize -pidfile: returns when QEMU is up, hints still re-pin, kill -
 	t.equal(listed?.qemuPid, qemuPid, 'pvrun status lists the VM with the daemonized QEMU');
 
 	t.ok(await fileShows(consoleFile, 'pin-busy: pinned', 120_000), 'the guest pinned a busy process to vCPU 1 (console file)');
-	const threads = (readEventLog(logFile).filter((e) => e.event === 'vcpus').at(-1)?.['threads'] ?? []) as number[];
+	const threads = (readEventLog(logFile)
+		.filter((e) => e.event === 'vcpus')
+		.at(-1)?.['threads'] ?? []) as number[];
 	t.equal(threads.length, 2, 'pvrun knows both vCPU threads');
 	const pinnedAfter = await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1));
 	t.ok(pinnedAfter >= 0, `the hint re-pinned the daemonized QEMU's vCPU 1 thread (${pinnedAfter.toFixed(0)} ms)`);
 
 	process.kill(qemuPid, 'SIGTERM');
-	t.ok(await within(10_000, () => !running(qemuPid)) >= 0, 'SIGTERM to the pidfile pid stops QEMU');
-	t.ok(await within(5000, () => !running(daemonPid)) >= 0, 'the detached pvrun exits after it');
+	t.ok((await within(10_000, () => !running(qemuPid))) >= 0, 'SIGTERM to the pidfile pid stops QEMU');
+	t.ok((await within(5000, () => !running(daemonPid))) >= 0, 'the detached pvrun exits after it');
 	t.same(leftovers(daemonPid), [], 'no /dev/shm file or socket directory of pvrun left');
-	t.ok(readEventLog(logFile).some((e) => e.event === 'exit'), 'pvrun logged the end');
+	t.ok(
+		readEventLog(logFile).some((e) => e.event === 'exit'),
+		'pvrun logged the end',
+	);
 });
 
 t.test('QEMU refusing to daemonize: its status and message, nothing left, no detached pvrun', async (t) => {
@@ -104,7 +110,11 @@ t.test('QEMU refusing to daemonize: its status and message, nothing left, no det
 	// Whatever appeared meanwhile belongs to a live pvrun (other VMs on this machine), not to a leftover of this one.
 	const leaked = [...allRunNames()].filter((n) => !before.has(n) && !running(Number(n.split('-')[1])));
 	t.same(leaked, [], 'the detached pvrun removed its files');
-	t.same([...detachedPvruns()].filter((p) => !daemonsBefore.has(p)), [], 'and exited');
+	t.same(
+		[...detachedPvruns()].filter((p) => !daemonsBefore.has(p)),
+		[],
+		'and exited',
+	);
 });
 
 t.test('a QEMU binary that cannot be started (bad interpreter): one line, status 127, nothing left', async (t) => {
@@ -118,7 +128,11 @@ t.test('a QEMU binary that cannot be started (bad interpreter): one line, status
 	t.equal(run.stderr.replace(/^pvrun: accelerator: .*\n/m, ''), `pvrun: cannot start QEMU: spawn ${broken} ENOENT`, 'one line naming the binary');
 	const leaked = [...allRunNames()].filter((n) => !before.has(n) && !running(Number(n.split('-')[1])));
 	t.same(leaked, [], 'the detached pvrun removed its files before the command returned');
-	t.same([...detachedPvruns()].filter((p) => !daemonsBefore.has(p)), [], 'and exited');
+	t.same(
+		[...detachedPvruns()].filter((p) => !daemonsBefore.has(p)),
+		[],
+		'and exited',
+	);
 });
 
 t.test('the detached pvrun stopped (SIGTERM) or killed (SIGKILL): the daemonized QEMU runs on', async (t) => {
@@ -132,9 +146,9 @@ t.test('the detached pvrun stopped (SIGTERM) or killed (SIGKILL): the daemonized
 		stopAtEnd(daemonPid);
 		t.equal(run.exitCode, 0, 'the command exits 0');
 		t.ok(running(qemuPid) && running(daemonPid), 'QEMU and the detached pvrun run');
-		t.ok(await within(10_000, () => readEventLog(logFile).some((e) => e.event === 'vcpus')) >= 0, 'pvrun talks QMP to QEMU');
+		t.ok((await within(10_000, () => readEventLog(logFile).some((e) => e.event === 'vcpus'))) >= 0, 'pvrun talks QMP to QEMU');
 		process.kill(daemonPid, signal);
-		t.ok(await within(5000, () => !running(daemonPid)) >= 0, `${signal}: the detached pvrun is gone`);
+		t.ok((await within(5000, () => !running(daemonPid))) >= 0, `${signal}: the detached pvrun is gone`);
 		await new Promise((r) => setTimeout(r, 500));
 		t.ok(running(qemuPid), `${signal}: QEMU runs on (the user asked for a daemon)`);
 		if (signal === 'SIGTERM') t.same(leftovers(daemonPid), [], 'SIGTERM: pvrun removed its files first');
@@ -162,9 +176,9 @@ t.test('the front killed while QEMU initialises: the detached pvrun serves the V
 	stopAtEnd(daemonPid);
 	t.ok(qemuPid > 0 && running(qemuPid), 'QEMU came up and daemonized');
 	t.ok(running(daemonPid), 'the detached pvrun took it over');
-	t.ok(await within(10_000, () => readEventLog(logFile).some((e) => e.event === 'vcpus')) >= 0, 'and talks QMP to it');
+	t.ok((await within(10_000, () => readEventLog(logFile).some((e) => e.event === 'vcpus'))) >= 0, 'and talks QMP to it');
 	process.kill(qemuPid, 'SIGTERM');
-	t.ok(await within(10_000, () => !running(qemuPid) && !running(daemonPid)) >= 0, 'SIGTERM to QEMU ends both');
+	t.ok((await within(10_000, () => !running(qemuPid) && !running(daemonPid))) >= 0, 'SIGTERM to QEMU ends both');
 	t.same(leftovers(daemonPid), [], 'nothing of pvrun left');
 });
 
@@ -177,9 +191,26 @@ t.test('inherited descriptors reach a daemonized QEMU, and the detached pvrun ho
 	const fd = (server as unknown as {_handle: {fd: number}})._handle.fd;
 	const socket = fdTarget('self', fd) ?? '?';
 	// execa takes no descriptor numbers beyond stderr: plain spawn, as a process manager would.
-	const front = spawn(node, [...cli, '--pv-log', logFile, '-nodefaults', '-display', 'none', '-S', '-daemonize', '-chardev', 'socket,id=m,fd=5,server=on,wait=off', '-mon', 'chardev=m,mode=control'], {
-		stdio: ['ignore', 'ignore', 'ignore', 'ignore', 'ignore', fd],
-	});
+	const front = spawn(
+		node,
+		[
+			...cli,
+			'--pv-log',
+			logFile,
+			'-nodefaults',
+			'-display',
+			'none',
+			'-S',
+			'-daemonize',
+			'-chardev',
+			'socket,id=m,fd=5,server=on,wait=off',
+			'-mon',
+			'chardev=m,mode=control',
+		],
+		{
+			stdio: ['ignore', 'ignore', 'ignore', 'ignore', 'ignore', fd],
+		},
+	);
 	const exitCode = await new Promise<number | string>((resolve) => front.once('exit', (code, signal) => resolve(signal ?? code ?? -1)));
 	// Stop accepting here; closing a server unlinks its path, so move the path first.
 	const file = path.join(dir, 'monitor.sock');
@@ -195,6 +226,6 @@ t.test('inherited descriptors reach a daemonized QEMU, and the detached pvrun ho
 	t.match(await qmp.execute('query-status'), {status: 'prelaunch'}, 'QMP through it');
 	await qmp.execute('quit');
 	qmp.close();
-	t.ok(await within(10_000, () => !running(qemuPid) && !running(daemonPid)) >= 0, 'quit ends QEMU, then the detached pvrun');
+	t.ok((await within(10_000, () => !running(qemuPid) && !running(daemonPid))) >= 0, 'quit ends QEMU, then the detached pvrun');
 	t.same(leftovers(daemonPid), [], 'nothing of pvrun left');
 });

@@ -13,84 +13,133 @@ import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 import {helperOf} from '../vm/host-view.js';
 
-for (const fast of [true, false]) t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
-	const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
+for (const fast of [true, false])
+	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
+		const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
 
-	await guest.waitFor('pin-busy: pinned', 60_000);
-	const vm = loggedVm(readEventLog(logFile));
-	t.ok(vm, 'pvrun logged its start and the vCPU threads');
-	const {qemuPid = 0, threads = []} = vm ?? {};
-	t.equal(threads.length, 2, 'two vCPU threads');
-	const [vcpu0 = 0, vcpu1 = 0] = threads;
-	t.same(threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()), ['CPU 0/TCG', 'CPU 1/TCG'], 'vCPU threads carry readable names (debug-threads=on)');
-	const allowed = (id: number) => threadCpusAllowed(qemuPid, id);
+		await guest.waitFor('pin-busy: pinned', 60_000);
+		const vm = loggedVm(readEventLog(logFile));
+		t.ok(vm, 'pvrun logged its start and the vCPU threads');
+		const {qemuPid = 0, threads = []} = vm ?? {};
+		t.equal(threads.length, 2, 'two vCPU threads');
+		const [vcpu0 = 0, vcpu1 = 0] = threads;
+		t.same(
+			threads.map((tid) => fs.readFileSync(`/proc/${qemuPid}/task/${tid}/comm`, 'utf8').trim()),
+			['CPU 0/TCG', 'CPU 1/TCG'],
+			'vCPU threads carry readable names (debug-threads=on)',
+		);
+		const allowed = (id: number) => threadCpusAllowed(qemuPid, id);
 
-	const pinnedAfter = await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1));
-	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`);
-	t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
-	// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
-	t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
-	const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
-	t.equal(qemuPid, guest.pid, 'QEMU is the process started as pvrun');
-	const helper = helperOf(guest.pid);
-	t.notOk(threadCpusAllowed(helper, helper).includes(exclusiveCpu), `pvrun's own thread (its helper's) stays off the exclusive CPU ${exclusiveCpu}`);
-	// pvrun status shows the same placement (the session publishes it after each change).
-	const [node = 'node', ...cli] = pvrunCommand();
-	const shown = await within(2000, () => {
-		const out = execFileSync(node, [...cli, 'status', '--json'], {encoding: 'utf8'});
-		const vms = (JSON.parse(out) as {vms: Array<{pvrunPid: number; qemuPid: number; placement?: Array<{vcpu: number; cpus: number[]; exclusive: boolean}>}>}).vms;
-		const p = vms.find((v) => v.pvrunPid === helper && v.qemuPid === qemuPid)?.placement?.find((x) => x.vcpu === 1);
-		return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
+		const pinnedAfter = await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1));
+		t.comment(
+			`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`,
+		);
+		t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
+		// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
+		t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
+		const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
+		t.equal(qemuPid, guest.pid, 'QEMU is the process started as pvrun');
+		const helper = helperOf(guest.pid);
+		t.notOk(threadCpusAllowed(helper, helper).includes(exclusiveCpu), `pvrun's own thread (its helper's) stays off the exclusive CPU ${exclusiveCpu}`);
+		// pvrun status shows the same placement (the session publishes it after each change).
+		const [node = 'node', ...cli] = pvrunCommand();
+		const shown = await within(2000, () => {
+			const out = execFileSync(node, [...cli, 'status', '--json'], {encoding: 'utf8'});
+			const vms = (JSON.parse(out) as {vms: Array<{pvrunPid: number; qemuPid: number; placement?: Array<{vcpu: number; cpus: number[]; exclusive: boolean}>}>})
+				.vms;
+			const p = vms.find((v) => v.pvrunPid === helper && v.qemuPid === qemuPid)?.placement?.find((x) => x.vcpu === 1);
+			return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
+		});
+		t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
+		const events = readEventLog(logFile);
+		t.equal(
+			events.some((e) => e.event === 'fast-path' && e['state'] === 'on'),
+			fast,
+			fast ? 'the native fast path runs (make builds it)' : 'no fast path with --pv-fast-path off',
+		);
+		if (!fast)
+			t.ok(
+				events.some((e) => e.event === 'fast-path' && e['state'] === 'off' && e['reason'] === '--pv-fast-path off'),
+				'the log says why',
+			);
+		const applied = events.find((e) => e.event === 'applied');
+		t.equal(
+			applied?.['fast'],
+			fast,
+			fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread",
+		);
+		const root = process.getuid?.() === 0;
+		// Never real-time: V8's collector waits for helper threads on the same CPU (docs/architecture.md).
+		t.equal(threadPolicy(helper, helper), 0, "pvrun's JavaScript thread is SCHED_OTHER, even as root");
+		// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
+		const realTime = (pid: number, tid: number) => {
+			try {
+				return threadPolicy(pid, tid) !== 0;
+			} catch {
+				return false;
+			}
+		};
+		const name = (tid: number) => {
+			try {
+				return fs.readFileSync(`/proc/${helper}/task/${tid}/comm`, 'utf8').trim();
+			} catch {
+				return '';
+			}
+		};
+		const others = fs
+			.readdirSync(`/proc/${helper}/task`)
+			.map(Number)
+			.filter((tid) => tid !== helper);
+		const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
+		t.equal(fastThreads.length, fast ? 1 : 0, fast ? "one of pvrun's threads is the fast path's" : 'no fast-path thread');
+		t.same(
+			fastThreads.map((tid) => realTime(helper, tid)),
+			fast ? [root] : [],
+			root ? 'it alone rests in SCHED_FIFO' : 'in SCHED_OTHER',
+		);
+		t.notOk(
+			fastThreads.some((tid) => threadCpusAllowed(helper, tid).includes(exclusiveCpu)),
+			'and stays off the exclusive CPU',
+		);
+		t.same(
+			others.filter((tid) => !fastThreads.includes(tid) && realTime(helper, tid)),
+			[],
+			"pvrun's other threads stay SCHED_OTHER",
+		);
+		t.same(
+			threads.filter((tid) => realTime(qemuPid, tid)),
+			[],
+			"and so do QEMU's vCPU threads",
+		);
+
+		await guest.waitFor('pin-busy: stopped', 30_000);
+		const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
+		const release = await within(2000, () => readEventLog(logFile).some((e) => e.event === 'float' && e['vcpu'] === 1));
+		t.ok(release >= 0, 'the release is in the event log');
+		t.equal(
+			readEventLog(logFile)
+				.filter((e) => e.event === 'applied')
+				.at(-1)?.['fast'],
+			fast,
+			`the release (a thread exit) took the ${fast ? 'fast path too' : 'JavaScript thread too'}`,
+		);
+		t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
+		t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
+		t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
+
+		await guest.waitFor('pin-busy: done', 30_000);
+		t.equal(await guest.exited, 0, 'the guest powers off; QEMU (started as pvrun) exits 0');
+		// The helper removes the files once it sees QEMU gone.
+		await within(
+			5000,
+			() =>
+				!fs.readdirSync('/dev/shm').some((n) => n.startsWith(`pvrun-${guest.pid}-`)) &&
+				!fs.readdirSync(os.tmpdir()).some((n) => n.startsWith(`pvrun-${guest.pid}-`)),
+		);
+		const leftovers = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
+		t.same(leftovers, [], 'no shared-memory file left behind');
+		const runDirs = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
+		t.same(runDirs, [], 'no socket directory left behind');
+		const exit = readEventLog(logFile).find((e) => e.event === 'exit');
+		t.ok(exit, 'pvrun logged its exit');
 	});
-	t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
-	const events = readEventLog(logFile);
-	t.equal(events.some((e) => e.event === 'fast-path' && e['state'] === 'on'), fast, fast ? 'the native fast path runs (make builds it)' : 'no fast path with --pv-fast-path off');
-	if (!fast) t.ok(events.some((e) => e.event === 'fast-path' && e['state'] === 'off' && e['reason'] === '--pv-fast-path off'), 'the log says why');
-	const applied = events.find((e) => e.event === 'applied');
-	t.equal(applied?.['fast'], fast, fast ? "the pin was applied by the fast path's native thread, not by pvrun's JavaScript thread" : "the pin was applied by pvrun's JavaScript thread");
-	const root = process.getuid?.() === 0;
-	// Never real-time: V8's collector waits for helper threads on the same CPU (docs/architecture.md).
-	t.equal(threadPolicy(helper, helper), 0, "pvrun's JavaScript thread is SCHED_OTHER, even as root");
-	// A thread that ends meanwhile (a worker) counts as SCHED_OTHER.
-	const realTime = (pid: number, tid: number) => {
-		try {
-			return threadPolicy(pid, tid) !== 0;
-		} catch {
-			return false;
-		}
-	};
-	const name = (tid: number) => {
-		try {
-			return fs.readFileSync(`/proc/${helper}/task/${tid}/comm`, 'utf8').trim();
-		} catch {
-			return '';
-		}
-	};
-	const others = fs.readdirSync(`/proc/${helper}/task`).map(Number).filter((tid) => tid !== helper);
-	const fastThreads = others.filter((tid) => name(tid) === 'pvrun-fast');
-	t.equal(fastThreads.length, fast ? 1 : 0, fast ? "one of pvrun's threads is the fast path's" : 'no fast-path thread');
-	t.same(fastThreads.map((tid) => realTime(helper, tid)), fast ? [root] : [], root ? 'it alone rests in SCHED_FIFO' : 'in SCHED_OTHER');
-	t.notOk(fastThreads.some((tid) => threadCpusAllowed(helper, tid).includes(exclusiveCpu)), 'and stays off the exclusive CPU');
-	t.same(others.filter((tid) => !fastThreads.includes(tid) && realTime(helper, tid)), [], "pvrun's other threads stay SCHED_OTHER");
-	t.same(threads.filter((tid) => realTime(qemuPid, tid)), [], "and so do QEMU's vCPU threads");
-
-	await guest.waitFor('pin-busy: stopped', 30_000);
-	const floatAfter = await within(2000, () => allowed(vcpu1).length > 1);
-	const release = await within(2000, () => readEventLog(logFile).some((e) => e.event === 'float' && e['vcpu'] === 1));
-	t.ok(release >= 0, 'the release is in the event log');
-	t.equal(readEventLog(logFile).filter((e) => e.event === 'applied').at(-1)?.['fast'], fast, `the release (a thread exit) took the ${fast ? 'fast path too' : 'JavaScript thread too'}`);
-	t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
-	t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
-	t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
-
-	await guest.waitFor('pin-busy: done', 30_000);
-	t.equal(await guest.exited, 0, 'the guest powers off; QEMU (started as pvrun) exits 0');
-	// The helper removes the files once it sees QEMU gone.
-	await within(5000, () => !fs.readdirSync('/dev/shm').some((n) => n.startsWith(`pvrun-${guest.pid}-`)) && !fs.readdirSync(os.tmpdir()).some((n) => n.startsWith(`pvrun-${guest.pid}-`)));
-	const leftovers = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
-	t.same(leftovers, [], 'no shared-memory file left behind');
-	const runDirs = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
-	t.same(runDirs, [], 'no socket directory left behind');
-	const exit = readEventLog(logFile).find((e) => e.event === 'exit');
-	t.ok(exit, 'pvrun logged its exit');
-});

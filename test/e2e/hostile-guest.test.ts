@@ -46,17 +46,22 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	t.ok(ok, 'after the attack an honest taskset still gets vCPU 1 a CPU of its own within 2 s');
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0, 'the VM ran to its end');
-	const counters = readEventLog(logFile).filter((e) => e.event === 'counters').at(-1) ?? {event: 'none'};
+	const counters = readEventLog(logFile)
+		.filter((e) => e.event === 'counters')
+		.at(-1) ?? {event: 'none'};
 	t.comment(`counters: ${JSON.stringify(counters)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])
 		t.ok(Number(counters[name]) > 0, `${name} counted in the event log`);
 });
 
-t.test('with --pv-cpus, nothing ever runs outside the operator\'s CPUs', async (t) => {
+t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t) => {
 	const allowed = [ownCpus().at(-1) ?? 0];
 	const {guest, logFile} = await attackRun(t, ['--pv-cpus', String(allowed[0])], allowed);
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	await guest.waitFor('pin-busy: done', 30_000);
 	t.equal(await guest.exited, 0);
-	t.ok(readEventLog(logFile).some((e) => e.event === 'deny' && (e['vcpus'] as number[]).includes(1)), 'the request for vCPU 1 was denied and logged (one CPU cannot be given away)');
+	t.ok(
+		readEventLog(logFile).some((e) => e.event === 'deny' && (e['vcpus'] as number[]).includes(1)),
+		'the request for vCPU 1 was denied and logged (one CPU cannot be given away)',
+	);
 });

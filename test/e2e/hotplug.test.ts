@@ -10,7 +10,7 @@ import {connectQmp} from '../../src/qemu/qmp.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {bootThroughPvrun} from '../helpers/pvrun-vm.js';
 
-t.test('a hot-plugged vCPU joins pvrun\'s vCPU threads', async (t) => {
+t.test("a hot-plugged vCPU joins pvrun's vCPU threads", async (t) => {
 	const userQmp = path.join(os.tmpdir(), `pvrun-test-qmp-${process.pid}.sock`);
 	t.teardown(() => fs.rmSync(userQmp, {force: true}));
 	const {guest, logFile} = await bootThroughPvrun(t, {
@@ -30,8 +30,14 @@ t.test('a hot-plugged vCPU joins pvrun\'s vCPU threads', async (t) => {
 	t.equal(threads.length, 2, 'QEMU now runs two vCPU threads');
 	let seen: number[] = [];
 	for (let i = 0; i < 80 && seen.length < 2; i++) {
-		seen = (readEventLog(logFile).filter((e) => e.event === 'vcpus').at(-1)?.['threads'] ?? []) as number[];
+		seen = (readEventLog(logFile)
+			.filter((e) => e.event === 'vcpus')
+			.at(-1)?.['threads'] ?? []) as number[];
 		if (seen.length < 2) await new Promise((r) => setTimeout(r, 100));
 	}
-	t.same(seen, threads.map((v) => v.threadId), 'pvrun logged the new vCPU thread within 8 s');
+	t.same(
+		seen,
+		threads.map((v) => v.threadId),
+		'pvrun logged the new vCPU thread within 8 s',
+	);
 });

@@ -57,11 +57,11 @@ t.test('libvirt starts, probes and stops pvrun as its emulator', {skip}, async (
 		t.same(pvrunFilesOf(qemuUser), [], 'the probe left no pvrun file (it ran plain QEMU)');
 	});
 
-	await t.test("a domain's life: start with libvirt's default devices, hints, operators' pins, suspend, reboot, managedsave, destroy", (t) => aDomainsLife(t, session, image));
-
-	await t.test('virsh shutdown (transient domain): the guest powers off, pvrun and QEMU end, nothing left', (t) =>
-		shutdown(t, session, image),
+	await t.test("a domain's life: start with libvirt's default devices, hints, operators' pins, suspend, reboot, managedsave, destroy", (t) =>
+		aDomainsLife(t, session, image),
 	);
+
+	await t.test('virsh shutdown (transient domain): the guest powers off, pvrun and QEMU end, nothing left', (t) => shutdown(t, session, image));
 
 	t.same(pvrunFilesOf(qemuUser), [], `no pvrun file of ${qemuUser} left in /dev/shm or /tmp`);
 });
@@ -102,13 +102,28 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	t.comment(`libvirt's command line: ${commandLine}`);
 	// What an ordinary domain gets from libvirt, each device at an address libvirt chose (QEMU refused
 	// the balloon at slot 2 when pvrun's key=value device was created first and took that slot).
-	const placed = [...commandLine.matchAll(/'(\{"driver":"[^']*)'/g)].map((m) => JSON.parse(m[1] ?? '{}') as {driver: string; id?: string; bus?: string; addr?: string});
+	const placed = [...commandLine.matchAll(/'(\{"driver":"[^']*)'/g)].map(
+		(m) => JSON.parse(m[1] ?? '{}') as {driver: string; id?: string; bus?: string; addr?: string},
+	);
 	const onRoot = placed.filter((d) => d.bus === 'pci.0' && d.addr !== undefined && d.id !== undefined);
-	t.ok(['virtio-balloon-pci', 'piix3-usb-uhci', 'virtio-blk-pci'].every((driver) => onRoot.some((d) => d.driver === driver)), "libvirt's default balloon and USB controller, and the virtio disk, each at an address libvirt chose", {placed});
-	t.ok(onRoot.some((d) => slotOf(d.addr) === 2), 'one of them at slot 2');
-	const pci = JSON.parse(await virsh('qemu-monitor-command', name, '{"execute":"query-pci"}')) as {return: Array<{devices: Array<{slot: number; qdev_id: string}>}>};
+	t.ok(
+		['virtio-balloon-pci', 'piix3-usb-uhci', 'virtio-blk-pci'].every((driver) => onRoot.some((d) => d.driver === driver)),
+		"libvirt's default balloon and USB controller, and the virtio disk, each at an address libvirt chose",
+		{placed},
+	);
+	t.ok(
+		onRoot.some((d) => slotOf(d.addr) === 2),
+		'one of them at slot 2',
+	);
+	const pci = JSON.parse(await virsh('qemu-monitor-command', name, '{"execute":"query-pci"}')) as {
+		return: Array<{devices: Array<{slot: number; qdev_id: string}>}>;
+	};
 	const slots = new Map((pci.return[0]?.devices ?? []).map((d) => [d.qdev_id, d.slot]));
-	t.same(onRoot.map((d) => slots.get(d.id ?? '')), onRoot.map((d) => slotOf(d.addr)), "every one of libvirt's devices is where libvirt put it");
+	t.same(
+		onRoot.map((d) => slots.get(d.id ?? '')),
+		onRoot.map((d) => slotOf(d.addr)),
+		"every one of libvirt's devices is where libvirt put it",
+	);
 	t.equal(slots.get('pvrun-ivshmem'), 31, "pvrun's devices are on the highest free slot, away from libvirt's");
 
 	const pvrunPid = domainPid(name);
@@ -130,18 +145,30 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	t.comment(`guest: ${pinnedLine} (${ms(started)} after virsh start)`);
 	const allowed = (tid: number) => threadCpusAllowed(qemuPid, tid);
 	const pinnedAfter = await within(5000, () => hasExclusiveCpu(qemuPid, threads, 1));
-	t.comment(`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0).join(',')}, vCPU 1: ${allowed(threads[1] ?? 0).join(',')}`);
+	t.comment(
+		`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's line; vCPU 0: ${allowed(threads[0] ?? 0).join(',')}, vCPU 1: ${allowed(threads[1] ?? 0).join(',')}`,
+	);
 	t.ok(pinnedAfter >= 0, 'within 5 s vCPU 1 has exactly one CPU that no other vCPU thread has');
 	t.ok((await within(1000, () => pinsOf(d.eventLog) > 0)) >= 0, 'pvrun (as libvirt-qemu) logged the decision');
 	// libvirt reads the vCPUs under the pid it knows: QEMU's.
 	const info = await vcpuInfo(name);
 	t.comment(`virsh vcpuinfo: ${info.map((v) => `vCPU ${v.vcpu} on CPU ${v.cpu}, ${v.cpuTime} s, affinity ${v.affinity}`).join('; ')}`);
 	t.equal(info.length, 2, 'virsh vcpuinfo lists both vCPUs');
-	t.ok(info.every((v) => v.cpuTime > 0), 'virsh vcpuinfo shows CPU time for every vCPU (not 0 s)');
-	t.ok(info.every((v, i) => allowed(threads[i] ?? 0).includes(v.cpu)), 'and a CPU each vCPU may run on');
+	t.ok(
+		info.every((v) => v.cpuTime > 0),
+		'virsh vcpuinfo shows CPU time for every vCPU (not 0 s)',
+	);
+	t.ok(
+		info.every((v, i) => allowed(threads[i] ?? 0).includes(v.cpu)),
+		'and a CPU each vCPU may run on',
+	);
 	const stats = await vcpuStats(name);
-	t.ok(Number(stats.get('vcpu.0.time')) > 0 && Number(stats.get('vcpu.1.time')) > 0, 'virsh domstats --vcpu: vcpu.N.time is real', {stats: Object.fromEntries(stats)});
-	const denied = readEventLog(d.eventLog).filter((e) => e.event === 'warning').map((e) => String(e['message']));
+	t.ok(Number(stats.get('vcpu.0.time')) > 0 && Number(stats.get('vcpu.1.time')) > 0, 'virsh domstats --vcpu: vcpu.N.time is real', {
+		stats: Object.fromEntries(stats),
+	});
+	const denied = readEventLog(d.eventLog)
+		.filter((e) => e.event === 'warning')
+		.map((e) => String(e['message']));
 	t.comment(`pvrun's warnings as ${qemuUser}: ${denied.length ? [...new Set(denied.map((m) => m.replace(/\d+/g, 'N')))].join(' | ') : 'none'}`);
 
 	await t.test('the operator wins: virsh vcpupin, virsh emulatorpin, taskset', (t) => operatorPins(t, name, d.eventLog, qemuPid, threads));
@@ -181,8 +208,14 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 		const events = readEventLog(d.eventLog);
 		const restart = events.findLastIndex((e) => e.event === 'start');
 		const after = events.slice(restart);
-		t.ok(after.some((e) => e.event === 'reset' && e['reason'] === 'restored'), "the new pvrun forgot the old session's ring and feedback (it had the saved bytes)");
-		t.ok(after.some((e) => e.event === 'program'), 'and had the agent load its program again (its task iterator reports every thread pinned now)');
+		t.ok(
+			after.some((e) => e.event === 'reset' && e['reason'] === 'restored'),
+			"the new pvrun forgot the old session's ring and feedback (it had the saved bytes)",
+		);
+		t.ok(
+			after.some((e) => e.event === 'program'),
+			'and had the agent load its program again (its task iterator reports every thread pinned now)',
+		);
 	});
 
 	const destroyStarted = performance.now();
@@ -205,7 +238,9 @@ async function operatorPins(t: Test, name: string, eventLog: string, qemuPid: nu
 	const allList = `${all[0]}-${all.at(-1)}`;
 	const statusOf = async () => {
 		const r = await execa(process.execPath, [pvrunMain, 'status', '--json'], {reject: false});
-		const vm = (JSON.parse(r.stdout) as {vms: Array<{qemuPid: number; placement?: Array<{vcpu: number; operator?: boolean}>; kernelCpus?: Record<string, number[]>}>}).vms.find((v) => v.qemuPid === qemuPid);
+		const vm = (
+			JSON.parse(r.stdout) as {vms: Array<{qemuPid: number; placement?: Array<{vcpu: number; operator?: boolean}>; kernelCpus?: Record<string, number[]>}>}
+		).vms.find((v) => v.qemuPid === qemuPid);
 		return {operator: vm?.placement?.find((p) => p.vcpu === 1)?.operator === true, kernel: vm?.kernelCpus?.['1']};
 	};
 	const said = (text: string) => stderrOf(name).split(text).length - 1;
@@ -238,8 +273,12 @@ async function operatorPins(t: Test, name: string, eventLog: string, qemuPid: nu
 	const othersLine = "QEMU's other threads' CPUs were set outside pvrun";
 	const othersBack = `QEMU's other threads may run on all of CPUs ${allList} again`;
 	await virsh('emulatorpin', name, String(all.at(-1)), '--live');
-	t.ok((await within(3000, () => said(othersLine) === 1, 50)) >= 0, 'virsh emulatorpin --live: pvrun leaves QEMU\'s other threads alone, and says so');
-	t.equal((await within(3500, () => threadCpusAllowed(qemuPid, qemuPid).join(',') !== String(all.at(-1)), 50)), -1, "QEMU's main thread stays where the operator put it");
+	t.ok((await within(3000, () => said(othersLine) === 1, 50)) >= 0, "virsh emulatorpin --live: pvrun leaves QEMU's other threads alone, and says so");
+	t.equal(
+		await within(3500, () => threadCpusAllowed(qemuPid, qemuPid).join(',') !== String(all.at(-1)), 50),
+		-1,
+		"QEMU's main thread stays where the operator put it",
+	);
 	await virsh('emulatorpin', name, allList, '--live');
 	t.ok((await within(3000, () => said(othersBack) === 1, 50)) >= 0, 'emulatorpin back to every CPU: pvrun places them again');
 }

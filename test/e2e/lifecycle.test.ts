@@ -67,7 +67,7 @@ async function startPaused(t: Test): Promise<{pvrun: Started; qemuPid: number; h
 	const pvrun = startPvrun(t, ['--pv-log', logFile, ...pausedVm]);
 	const {qemuPid, threads} = await vmFromLog(logFile);
 	t.ok(qemuPid > 0 && threads.length > 0, 'QEMU is up and pvrun talks QMP to it');
-	t.equal(qemuPid, pvrun.pid, 'QEMU is the process the caller started (pvrun exec\'d it)');
+	t.equal(qemuPid, pvrun.pid, "QEMU is the process the caller started (pvrun exec'd it)");
 	t.ok(leftovers(pvrun.pid).length >= 2, 'pvrun made its shared memory and run directory');
 	const helper = helperOf(pvrun.pid);
 	t.ok(helper > 0 && running(helper), "pvrun's helper serves the hint channel");
@@ -116,7 +116,10 @@ t.test('guest poweroff: pvrun exits 0 like QEMU, leaves nothing', async (t) => {
 	t.same(childrenOf(guest.pid), [helper], "QEMU's one child is pvrun's helper");
 	t.equal(await guest.exited, 0, 'the guest powered off; QEMU (pvrun) exits 0');
 	await assertNothingLeft(t, qemuPid, helper);
-	t.ok(readEventLog(logFile).some((e) => e.event === 'exit'), 'the helper logged its exit (it cleaned up, it was not killed)');
+	t.ok(
+		readEventLog(logFile).some((e) => e.event === 'exit'),
+		'the helper logged its exit (it cleaned up, it was not killed)',
+	);
 });
 
 /** Boot the default guest through pvrun, sleeping; resolve once the agent program is loaded. */
@@ -164,7 +167,7 @@ t.test('SIGINT and SIGHUP the same way', async (t) => {
 t.test("the helper holds none of the caller's descriptors and is in a session of its own", async (t) => {
 	const {pvrun, helper} = await startPaused(t);
 	const stat = fs.readFileSync(`/proc/${helper}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-	t.equal(Number(stat[3]), helper, 'its own session (setsid): a terminal\'s Ctrl-C reaches QEMU alone');
+	t.equal(Number(stat[3]), helper, "its own session (setsid): a terminal's Ctrl-C reaches QEMU alone");
 	t.equal(fdTarget(helper, 0), '/dev/null', 'stdin /dev/null');
 	t.equal(fdTarget(helper, 1), '/dev/null', 'stdout /dev/null');
 	t.equal(fdTarget(helper, 2), fdTarget(pvrun.pid, 2), "stderr the caller's (for pvrun's warnings)");
@@ -185,7 +188,8 @@ t.test('the helper killed with SIGKILL: QEMU runs on; the next pvrun removes the
 	});
 	const old = new Date(Date.now() - 120_000);
 	const age = () => {
-		for (const name of left) for (const dir of ['/dev/shm', os.tmpdir()]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
+		for (const name of left)
+			for (const dir of ['/dev/shm', os.tmpdir()]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
 	};
 	// Leftovers are removed only once a minute old (a pvrun in another pid namespace may be starting).
 	age();
@@ -248,13 +252,24 @@ t.test("descriptors pvrun's parent hands it reach QEMU under the same numbers", 
 			['-chardev', 'socket,id=low,fd=5,server=on,wait=off', '-mon', 'chardev=low,mode=control'],
 			['-chardev', 'socket,id=high,fd=40,server=on,wait=off', '-mon', 'chardev=high,mode=control'],
 		].flat();
-		const pvrun = startPvrun(t, [...pv, ...pausedVm, ...monitors], new Map([[5, low.fd], [40, high.fd]]));
+		const pvrun = startPvrun(
+			t,
+			[...pv, ...pausedVm, ...monitors],
+			new Map([
+				[5, low.fd],
+				[40, high.fd],
+			]),
+		);
 		await low.close();
 		await high.close();
 		t.ok(await becameQemu(pvrun.pid), `${mode}: QEMU runs`);
 		const qemuPid = pvrun.pid;
 		const helper = pv.length ? 0 : helperOf(pvrun.pid);
-		if (helper) t.notOk(fdTargets(helper).some((f) => f === low.inode || f === high.inode), "the helper holds neither of the parent's sockets");
+		if (helper)
+			t.notOk(
+				fdTargets(helper).some((f) => f === low.inode || f === high.inode),
+				"the helper holds neither of the parent's sockets",
+			);
 		t.equal(fdTarget(qemuPid, 5), low.inode, `${mode}: QEMU's fd 5 is the parent's socket`);
 		t.equal(fdTarget(qemuPid, 40), high.inode, `${mode}: QEMU's fd 40 is the parent's socket`);
 		const viaLow = await connectQmpLine(low.path);
@@ -272,7 +287,13 @@ t.test("descriptors pvrun's parent hands it reach QEMU under the same numbers", 
 
 t.test('an event log that cannot be written (full disk) stops logging, not the VM', async (t) => {
 	const image = await ensureImage();
-	const guest = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: '/usr/share/pvrun/pin-busy.sh,0x2,1', launcher: pvrunCommand('--pv-log', '/dev/full')});
+	const guest = bootGuest({
+		kernel: image.kernel,
+		initrd: image.initrd,
+		cpus: 2,
+		run: '/usr/share/pvrun/pin-busy.sh,0x2,1',
+		launcher: pvrunCommand('--pv-log', '/dev/full'),
+	});
 	t.teardown(() => guest.stop());
 	await guest.waitFor('pin-busy: done', 60_000);
 	t.equal(await guest.exited, 0, 'the VM ran to its end and pvrun exited 0');

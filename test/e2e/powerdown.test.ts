@@ -26,6 +26,14 @@ t.test('system_powerdown powers the guest off; pvrun exits 0', async (t) => {
 	const code = await Promise.race([guest.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000).unref())]);
 	t.equal(code, 0, 'QEMU (and so pvrun) exit 0 after the guest powers off');
 	t.comment(`powered off ${((performance.now() - started) / 1000).toFixed(1)} s after system_powerdown`);
-	t.same(fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`)), [], 'no shared memory left');
-	t.same(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`)), [], 'no run directory left');
+	t.same(
+		fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`)),
+		[],
+		'no shared memory left',
+	);
+	t.same(
+		fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`)),
+		[],
+		'no run directory left',
+	);
 });

@@ -5,7 +5,11 @@ import {bootGuest} from '../../src/guest/boot.js';
 
 t.test('a console that prints nothing: the timeout says so and shows what QEMU said on stderr', async (t) => {
 	// sh -c SCRIPT NAME ARGS...: the boot arguments land in $1..., unused.
-	const guest = bootGuest({kernel: '/nonexistent', initrd: '/nonexistent', launcher: ['sh', '-c', 'echo "qemu: something went wrong" >&2; exec sleep 30', 'stand-in']});
+	const guest = bootGuest({
+		kernel: '/nonexistent',
+		initrd: '/nonexistent',
+		launcher: ['sh', '-c', 'echo "qemu: something went wrong" >&2; exec sleep 30', 'stand-in'],
+	});
 	t.teardown(() => guest.stop());
 	await t.rejects(guest.waitFor('pvrun-guest: ready', 500), /within 500 ms; the console printed nothing\nQEMU's stderr: qemu: something went wrong$/);
 });

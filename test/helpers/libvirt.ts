@@ -178,11 +178,7 @@ export function domainXml(d: StagedDomain, options: DomainOptions): string {
       <source path='${xmlEscape(d.console)}'/>
       <target port='0'/>
     </serial>
-  </devices>${
-		pvArgs.length
-			? `\n  <qemu:commandline>\n${pvArgs.map((a) => `    <qemu:arg value='${xmlEscape(a)}'/>`).join('\n')}\n  </qemu:commandline>`
-			: ''
-	}
+  </devices>${pvArgs.length ? `\n  <qemu:commandline>\n${pvArgs.map((a) => `    <qemu:arg value='${xmlEscape(a)}'/>`).join('\n')}\n  </qemu:commandline>` : ''}
 </domain>
 `;
 }
@@ -228,7 +224,10 @@ export async function waitForConsole(file: string, pattern: RegExp | string, ms:
 	let lines: string[] = [];
 	while (performance.now() - started < ms) {
 		try {
-			lines = fs.readFileSync(file, 'utf8').split('\n').map((l) => l.replace(/\r$/, ''));
+			lines = fs
+				.readFileSync(file, 'utf8')
+				.split('\n')
+				.map((l) => l.replace(/\r$/, ''));
 		} catch {
 			lines = [];
 		}
@@ -253,7 +252,13 @@ export function loggedCommandLine(name: string): string {
 
 /** pvrun's files (shared memory, run directory) for the pvrun process `pid`. */
 export function pvrunLeftovers(pid: number): string[] {
-	const mine = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.startsWith(`pvrun-${pid}-`)).map((n) => path.join(dir, n)) : []);
+	const mine = (dir: string) =>
+		fs.existsSync(dir)
+			? fs
+					.readdirSync(dir)
+					.filter((n) => n.startsWith(`pvrun-${pid}-`))
+					.map((n) => path.join(dir, n))
+			: [];
 	// libvirt gives the emulator no TMPDIR: pvrun's run directory is under /tmp.
 	return [...mine('/dev/shm'), ...mine('/tmp')];
 }

@@ -53,7 +53,17 @@ async function setUp(t: Test, tgid = 0) {
 		state: () => state,
 		/** Publish the table for the current state, based at the guest's head. */
 		publish(): FastTable {
-			table = buildFastTable({hints, assignment: state, nrVcpus: 2, allowed, idle: new Set(), held: noneHeld, basedSeq: guest.head, canAddHint: true, plan: (x, assumed) => pinner.plan(x, assumed)});
+			table = buildFastTable({
+				hints,
+				assignment: state,
+				nrVcpus: 2,
+				allowed,
+				idle: new Set(),
+				held: noneHeld,
+				basedSeq: guest.head,
+				canAddHint: true,
+				plan: (x, assumed) => pinner.plan(x, assumed),
+			});
 			if (!table) throw new Error('no table');
 			fast.publish(table.bytes);
 			return table;
@@ -122,7 +132,11 @@ t.test('a new pin and its release are applied by the native thread, feedback inc
 	t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats again');
 	t.same(cpusOf(a), [0, 1], 'and vCPU 0 has every CPU back');
 	t.match(feedback(f.shm, 1), {state: 0, pcpu: -1, hintTid: 0, recordSeq: 1n}, 'the slot says floating');
-	t.match(f.fast.take(false), {valid: true, pinned: false, cursor: 2, applied: [{entry: 1, back: true, tid: 4242, seq: 1}]}, 'the way back, and the table is current again');
+	t.match(
+		f.fast.take(false),
+		{valid: true, pinned: false, cursor: 2, applied: [{entry: 1, back: true, tid: 4242, seq: 1}]},
+		'the way back, and the table is current again',
+	);
 	t.match(f.fast.stats(), {applied: 2, invalid: 0, pinErrors: 0});
 });
 
@@ -177,7 +191,11 @@ t.test('what the guest got wrong is left to the JavaScript thread', async (t) =>
 		['a record whose seq field is wrong', () => f.guest.append({tid: 78, mask: maskOf(1), seqField: 99n}), 'invalid'],
 		['an unknown record type', () => f.guest.append({tid: 79, mask: maskOf(1), type: 9}), 'invalid'],
 		['a payload longer than a record', () => f.guest.append({tid: 80, mask: maskOf(1), len: 200}), 'invalid'],
-		['17 records at once', () => f.guest.append(...Array.from({length: 17}, (_, i) => ({tid: 1000 + i, kind: AffinityKind.exit, mask: maskOf()}))), 'notCovered'],
+		[
+			'17 records at once',
+			() => f.guest.append(...Array.from({length: 17}, (_, i) => ({tid: 1000 + i, kind: AffinityKind.exit, mask: maskOf()}))),
+			'notCovered',
+		],
 		['a head that went backwards', () => f.guest.setHead(f.guest.head - 1), 'invalid'],
 		['a head far ahead', () => f.guest.setHead(f.guest.head + 2 ** 40), 'notCovered'],
 	];

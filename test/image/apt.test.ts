@@ -33,7 +33,7 @@ t.test('a failed download is one clear error and leaves nothing behind', async (
 	t.same(fs.readdirSync(dir), [], 'no partial download left');
 });
 
-t.test('a download that does not match apt\'s checksum is rejected', async (t) => {
+t.test("a download that does not match apt's checksum is rejected", async (t) => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-debs-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const [real] = await resolvePackages(['busybox-static']);

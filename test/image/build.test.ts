@@ -20,7 +20,10 @@ const progress: Progress = {
 
 t.test('cold build, then a cache hit', async (t) => {
 	// Two images of an older pvrun, last used 30 and 40 days ago: the build keeps the newer.
-	for (const [key, days] of [['00000000000000a1', 30], ['00000000000000a2', 40]] as const) {
+	for (const [key, days] of [
+		['00000000000000a1', 30],
+		['00000000000000a2', 40],
+	] as const) {
 		const dir = path.join(imagesDir(cache), key);
 		fs.mkdirSync(dir, {recursive: true});
 		fs.writeFileSync(path.join(dir, 'manifest.json'), '{}');
@@ -55,7 +58,10 @@ t.test('a corrupt cached image is noticed and rebuilt', async (t) => {
 	const after = await ensureImage({cache, progress});
 	t.equal(after.fromCache, false);
 	t.equal(after.key, before.key);
-	t.ok(messages.some((m) => /cached image [0-9a-f]{16} is corrupt \(initrd\.img checksum mismatch\); rebuilding it/.test(m)), 'says so once');
+	t.ok(
+		messages.some((m) => /cached image [0-9a-f]{16} is corrupt \(initrd\.img checksum mismatch\); rebuilding it/.test(m)),
+		'says so once',
+	);
 	t.equal(fs.statSync(after.initrd).size, after.manifest.files['initrd.img']?.size);
 });
 

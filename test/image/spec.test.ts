@@ -38,7 +38,10 @@ t.test('a pattern expands to the matching files, sorted', async (t) => {
 	fs.mkdirSync(path.join(dir, 'bpf'));
 	for (const n of ['b.bpf.o', 'a.bpf.o', 'c.bpf.c']) fs.writeFileSync(path.join(dir, 'bpf', n), n);
 	const got = expandFile({from: 'bpf/*.bpf.o', to: '/usr/lib/pvrun/bpf/', mode: 0o644}, dir);
-	t.same(got.map((g) => g.dest), ['/usr/lib/pvrun/bpf/a.bpf.o', '/usr/lib/pvrun/bpf/b.bpf.o']);
+	t.same(
+		got.map((g) => g.dest),
+		['/usr/lib/pvrun/bpf/a.bpf.o', '/usr/lib/pvrun/bpf/b.bpf.o'],
+	);
 	t.throws(() => expandFile({from: 'bpf/*.none', to: '/x/', mode: 0o644}, dir), PvrunError);
 	t.throws(() => expandFile({from: 'nodir/*.o', to: '/x/', mode: 0o644}, dir), /run make build/);
 });

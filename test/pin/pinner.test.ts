@@ -25,67 +25,98 @@ const statNice = (pid: number) => Number(procStatFields(pid)?.[19]);
 const startCpus = ownCpus();
 const hint = (tid: number, vcpus: number[]): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq: tid});
 
-t.test('shared mode lowers the floating vCPU thread relative to its own nice value, and undoes it', {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
-	const cpus = ownCpus().slice(0, 2);
-	const vcpu0 = sleeper(t);
-	const vcpu1 = sleeper(t, 3); // the user started this one niced: pvrun keeps that as its base
-	await new Promise((r) => setTimeout(r, 100)); // `nice` has exec'd `sleep`
-	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1]]), process.pid, false, standIn);
-	// Two vCPUs, one asks, two CPUs: vCPU 0 alone on a CPU, vCPU 1 on the other.
-	const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
-	t.equal(exclusive.shared, false);
-	t.same([...pinner.apply(exclusive).changed.keys()], [0, 1]);
-	t.same(threadCpusAllowed(vcpu0, vcpu0).length, 1);
-	t.equal(statNice(vcpu1), 3, 'no change of weight outside shared mode');
+t.test(
+	'shared mode lowers the floating vCPU thread relative to its own nice value, and undoes it',
+	{skip: ownCpus().length < 2 && 'needs two CPUs'},
+	async (t) => {
+		const cpus = ownCpus().slice(0, 2);
+		const vcpu0 = sleeper(t);
+		const vcpu1 = sleeper(t, 3); // the user started this one niced: pvrun keeps that as its base
+		await new Promise((r) => setTimeout(r, 100)); // `nice` has exec'd `sleep`
+		const pinner = new Pinner(
+			new Map([
+				[0, vcpu0],
+				[1, vcpu1],
+			]),
+			process.pid,
+			false,
+			standIn,
+		);
+		// Two vCPUs, one asks, two CPUs: vCPU 0 alone on a CPU, vCPU 1 on the other.
+		const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
+		t.equal(exclusive.shared, false);
+		t.same([...pinner.apply(exclusive).changed.keys()], [0, 1]);
+		t.same(threadCpusAllowed(vcpu0, vcpu0).length, 1);
+		t.equal(statNice(vcpu1), 3, 'no change of weight outside shared mode');
 
-	// Three vCPUs (a third thread joins), two ask: shared mode, vCPU 2 floats at +5.
-	const vcpu2 = sleeper(t);
-	await new Promise((r) => setTimeout(r, 100));
-	pinner.setThreads(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]));
-	const shared = decideAffinity([hint(10, [0]), hint(11, [1])], 3, cpus, exclusive);
-	t.equal(shared.shared, true);
-	t.same(pinner.apply(shared).errors, []);
-	t.equal(statNice(vcpu2), sharedFloatNice, 'the floating vCPU runs at +5');
-	t.equal(statNice(vcpu1), 3, 'a granted vCPU keeps its own value');
-	t.same(threadCpusAllowed(vcpu2, vcpu2), cpus, 'and floats on every CPU');
+		// Three vCPUs (a third thread joins), two ask: shared mode, vCPU 2 floats at +5.
+		const vcpu2 = sleeper(t);
+		await new Promise((r) => setTimeout(r, 100));
+		pinner.setThreads(
+			new Map([
+				[0, vcpu0],
+				[1, vcpu1],
+				[2, vcpu2],
+			]),
+		);
+		const shared = decideAffinity([hint(10, [0]), hint(11, [1])], 3, cpus, exclusive);
+		t.equal(shared.shared, true);
+		t.same(pinner.apply(shared).errors, []);
+		t.equal(statNice(vcpu2), sharedFloatNice, 'the floating vCPU runs at +5');
+		t.equal(statNice(vcpu1), 3, 'a granted vCPU keeps its own value');
+		t.same(threadCpusAllowed(vcpu2, vcpu2), cpus, 'and floats on every CPU');
 
-	// vCPU 1's hint goes away: exclusive mode again, and vCPU 2 returns to its own value.
-	const back = decideAffinity([hint(10, [0])], 3, cpus, shared);
-	const result = pinner.apply(back);
-	if (process.getuid?.() === 0) {
-		t.same(result.errors, []);
-		t.equal(statNice(vcpu2), 0, 'back to its own value');
-	} else t.match(result.errors, [/EACCES|EPERM/], 'without privileges the weight cannot come back: reported');
-	t.equal(statNice(vcpu1), 3);
-});
+		// vCPU 1's hint goes away: exclusive mode again, and vCPU 2 returns to its own value.
+		const back = decideAffinity([hint(10, [0])], 3, cpus, shared);
+		const result = pinner.apply(back);
+		if (process.getuid?.() === 0) {
+			t.same(result.errors, []);
+			t.equal(statNice(vcpu2), 0, 'back to its own value');
+		} else t.match(result.errors, [/EACCES|EPERM/], 'without privileges the weight cannot come back: reported');
+		t.equal(statNice(vcpu1), 3);
+	},
+);
 
-t.test("pvrun's own threads leave the exclusive CPUs: the main thread on the first floating CPU, the others on all", {skip: ownCpus().length < 2 && 'needs two CPUs'}, async (t) => {
-	const cpus = ownCpus().slice(0, 2);
-	const everyThread = () => fs.readdirSync('/proc/self/task').map(Number);
-	t.teardown(() => {
-		for (const tid of everyThread()) setThreadAffinity(tid === process.pid ? 0 : tid, ownCpus());
-	});
-	const qemu = sleeper(t);
-	const pinner = new Pinner(new Map([[0, qemu]]), qemu, true);
-	// vCPU 0 (the sleep process) has a CPU to itself; everything else floats on the other.
-	const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
-	t.same(pinner.apply(exclusive).errors, []);
-	t.same(pinner.applyOthers(exclusive), []);
-	const granted = exclusive.exclusive.get(0)?.pcpu;
-	t.ok(everyThread().length > 1, 'this process has helper threads (V8, libuv)');
-	for (const tid of everyThread()) {
-		const allowed = threadCpusAllowed(process.pid, tid);
-		t.notOk(allowed.includes(granted ?? -1), `thread ${tid} is off the granted CPU ${granted} (${allowed.join(',')})`);
-		if (tid === process.pid) t.same(allowed, exclusive.floating.slice(0, 1), 'the main thread: the first floating CPU');
-		else t.same(allowed, exclusive.floating, `helper ${tid}: every floating CPU`);
-	}
-});
+t.test(
+	"pvrun's own threads leave the exclusive CPUs: the main thread on the first floating CPU, the others on all",
+	{skip: ownCpus().length < 2 && 'needs two CPUs'},
+	async (t) => {
+		const cpus = ownCpus().slice(0, 2);
+		const everyThread = () => fs.readdirSync('/proc/self/task').map(Number);
+		t.teardown(() => {
+			for (const tid of everyThread()) setThreadAffinity(tid === process.pid ? 0 : tid, ownCpus());
+		});
+		const qemu = sleeper(t);
+		const pinner = new Pinner(new Map([[0, qemu]]), qemu, true);
+		// vCPU 0 (the sleep process) has a CPU to itself; everything else floats on the other.
+		const exclusive = decideAffinity([hint(10, [0])], 2, cpus, floatingOnly(cpus));
+		t.same(pinner.apply(exclusive).errors, []);
+		t.same(pinner.applyOthers(exclusive), []);
+		const granted = exclusive.exclusive.get(0)?.pcpu;
+		t.ok(everyThread().length > 1, 'this process has helper threads (V8, libuv)');
+		for (const tid of everyThread()) {
+			const allowed = threadCpusAllowed(process.pid, tid);
+			t.notOk(allowed.includes(granted ?? -1), `thread ${tid} is off the granted CPU ${granted} (${allowed.join(',')})`);
+			if (tid === process.pid) t.same(allowed, exclusive.floating.slice(0, 1), 'the main thread: the first floating CPU');
+			else t.same(allowed, exclusive.floating, `helper ${tid}: every floating CPU`);
+		}
+	},
+);
 
 t.test('plan says what apply would do without doing it; adopt records what another applied', {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const cpus = startCpus.slice(0, 2);
 	const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t, 2), sleeper(t)];
 	await new Promise((r) => setTimeout(r, 100));
-	const pinner = new Pinner(new Map([[0, vcpu0], [1, vcpu1], [2, vcpu2]]), process.pid, false, standIn);
+	const pinner = new Pinner(
+		new Map([
+			[0, vcpu0],
+			[1, vcpu1],
+			[2, vcpu2],
+		]),
+		process.pid,
+		false,
+		standIn,
+	);
 	const start = floatingOnly(cpus);
 	t.same(pinner.apply(start).errors, []);
 	t.same(pinner.plan(start), [], 'nothing to do for the state applied');
@@ -124,29 +155,33 @@ t.test('plan says what apply would do without doing it; adopt records what anoth
 	t.same([...pinner.apply(one).changed.keys()], [2], 'and apply does just that');
 });
 
-t.test("QEMU's other threads leave a new grant at once, and get a released one back only when the timer says", {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
-	const cpus = startCpus.slice(0, 2);
-	const [vcpu0, vcpu1, qemu] = [sleeper(t), sleeper(t), sleeper(t)];
-	const pinner = new Pinner(
-		new Map([
-			[0, vcpu0],
-			[1, vcpu1],
-		]),
-		qemu,
-	);
-	const granted = decideAffinity([hint(10, [1])], 2, cpus, floatingOnly(cpus));
-	const released = decideAffinity([], 2, cpus, granted);
-	t.same(pinner.applyOthers(floatingOnly(cpus)), []);
-	t.same(threadCpusAllowed(qemu, qemu), cpus, 'at first every CPU');
-	pinner.applyOthers(granted);
-	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'a grant: off its CPU at once');
-	pinner.applyOthers(released);
-	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'released: still off it (the guest may pin again at once)');
-	pinner.applyOthers(released, true);
-	t.same(threadCpusAllowed(qemu, qemu), cpus, "the engine's timer widens");
-	pinner.applyOthers(granted);
-	t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'and a new grant narrows at once again');
-});
+t.test(
+	"QEMU's other threads leave a new grant at once, and get a released one back only when the timer says",
+	{skip: startCpus.length < 2 && 'needs two CPUs'},
+	async (t) => {
+		const cpus = startCpus.slice(0, 2);
+		const [vcpu0, vcpu1, qemu] = [sleeper(t), sleeper(t), sleeper(t)];
+		const pinner = new Pinner(
+			new Map([
+				[0, vcpu0],
+				[1, vcpu1],
+			]),
+			qemu,
+		);
+		const granted = decideAffinity([hint(10, [1])], 2, cpus, floatingOnly(cpus));
+		const released = decideAffinity([], 2, cpus, granted);
+		t.same(pinner.applyOthers(floatingOnly(cpus)), []);
+		t.same(threadCpusAllowed(qemu, qemu), cpus, 'at first every CPU');
+		pinner.applyOthers(granted);
+		t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'a grant: off its CPU at once');
+		pinner.applyOthers(released);
+		t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'released: still off it (the guest may pin again at once)');
+		pinner.applyOthers(released, true);
+		t.same(threadCpusAllowed(qemu, qemu), cpus, "the engine's timer widens");
+		pinner.applyOthers(granted);
+		t.same(threadCpusAllowed(qemu, qemu), granted.floating, 'and a new grant narrows at once again');
+	},
+);
 
 t.test("a vCPU thread id that is no longer QEMU's is left alone (thread ids are reused)", {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const cpus = startCpus.slice(0, 2);
@@ -156,10 +191,16 @@ t.test("a vCPU thread id that is no longer QEMU's is left alone (thread ids are 
 	t.equal(threadInProcess(process.pid, process.pid), true);
 	// The id pvrun has for vCPU 1 now names another process's thread: pvrun's real check.
 	setThreadAffinity(other, cpus); // not what it inherited from this process, which earlier tests moved
-	const pinner = new Pinner(new Map([[0, qemu], [1, other]]), qemu);
+	const pinner = new Pinner(
+		new Map([
+			[0, qemu],
+			[1, other],
+		]),
+		qemu,
+	);
 	const granted = decideAffinity([hint(10, [1])], 2, cpus, floatingOnly(cpus));
 	const result = pinner.apply(granted);
-	t.same([...result.changed.keys()], [0], 'only the thread that is still QEMU\'s changed');
+	t.same([...result.changed.keys()], [0], "only the thread that is still QEMU's changed");
 	t.match(result.errors, [/thread \d+ is no longer one of process \d+'s: ESRCH/]);
 	t.same(threadCpusAllowed(other, other), cpus, 'the other process kept its CPUs');
 	t.equal(statNice(other), 0, 'and its weight');

@@ -29,7 +29,14 @@ t.test('one CPU stays for the floating vCPUs while that leaves a CPU for every a
 
 t.test('shared mode: askers that need every CPU get them, the others float on all CPUs at a lower weight', async (t) => {
 	const a = decideAffinity([hint(12, [3]), hint(10, [0]), hint(11, [2])], 4, [0, 1, 2], floatingOnly([0, 1, 2]));
-	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu]), [[0, 2], [2, 1], [3, 0]]);
+	t.same(
+		[...a.exclusive].map(([v, e]) => [v, e.pcpu]),
+		[
+			[0, 2],
+			[2, 1],
+			[3, 0],
+		],
+	);
 	t.equal(a.shared, true);
 	t.equal(a.floatNice, sharedFloatNice);
 	t.same(a.floating, [0, 1, 2]);
@@ -48,15 +55,28 @@ t.test('a granted vCPU that idles shares its CPU with the floating vCPUs; busy o
 	const cpus = [0, 1, 2, 3];
 	const granted = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, floatingOnly(cpus));
 	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, granted, new Set([0]));
-	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, true], [1, 2, false]]);
-	t.same(a.floating, [0, 1, 3], 'the idle vCPU\'s CPU 3 floats too; CPU 2 stays vCPU 1\'s');
+	t.same(
+		[...a.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]),
+		[
+			[0, 3, true],
+			[1, 2, false],
+		],
+	);
+	t.same(a.floating, [0, 1, 3], "the idle vCPU's CPU 3 floats too; CPU 2 stays vCPU 1's");
 	t.equal(a.floatNice, 0, 'an idle grant needs no protection: the floating vCPUs keep their weight');
 	const busyAgain = decideAffinity([hint(10, [0]), hint(11, [1])], 6, cpus, a);
-	t.same([...busyAgain.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), [[0, 3, false], [1, 2, false]], 'same CPUs, exclusive again');
+	t.same(
+		[...busyAgain.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]),
+		[
+			[0, 3, false],
+			[1, 2, false],
+		],
+		'same CPUs, exclusive again',
+	);
 	t.same({floating: busyAgain.floating, floatNice: busyAgain.floatNice}, {floating: [0, 1], floatNice: 0});
 });
 
-t.test('the idle judgement is the grant\'s: a new grant of the same vCPU starts with the CPU to itself', async (t) => {
+t.test("the idle judgement is the grant's: a new grant of the same vCPU starts with the CPU to itself", async (t) => {
 	const cpus = [0, 1, 2, 3];
 	const idle = new Set([0]);
 	const first = decideAffinity([hint(10, [0])], 4, cpus, floatingOnly(cpus));
@@ -72,7 +92,13 @@ t.test('the idle judgement is the grant\'s: a new grant of the same vCPU starts 
 
 t.test('two CPUs, two pinned threads of four vCPUs (a ping-pong): shared mode', async (t) => {
 	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 4, [0, 1], floatingOnly([0, 1]));
-	t.same([...a.exclusive].map(([v, e]) => [v, e.pcpu]), [[0, 1], [1, 0]]);
+	t.same(
+		[...a.exclusive].map(([v, e]) => [v, e.pcpu]),
+		[
+			[0, 1],
+			[1, 0],
+		],
+	);
 	t.same({shared: a.shared, floating: a.floating}, {shared: true, floating: [0, 1]});
 });
 
@@ -117,7 +143,13 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 	for (let i = 0; i < 500; i++) {
 		const nr = 1 + rand(8);
 		const allowed = [...new Set(Array.from({length: 1 + rand(4)}, () => rand(8)))];
-		const hints = Array.from({length: rand(6)}, (_, k) => hint(1 + k, Array.from({length: 1 + rand(2)}, () => rand(10)).sort((a, b) => a - b), rand(100)));
+		const hints = Array.from({length: rand(6)}, (_, k) =>
+			hint(
+				1 + k,
+				Array.from({length: 1 + rand(2)}, () => rand(10)).sort((a, b) => a - b),
+				rand(100),
+			),
+		);
 		const a = decideAffinity(hints, nr, allowed, prev);
 		const pcpus = [...a.exclusive.values()].map((e) => e.pcpu);
 		if (new Set(pcpus).size !== pcpus.length) t.fail(`iteration ${i}: shared exclusive CPU`);
@@ -131,9 +163,11 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 			if (!goesOn && e.shared && !b.floatNice) t.fail(`iteration ${i}: vCPU ${v}'s new grant starts shared`);
 		}
 		if (b.shared !== [...b.exclusive.values()].some((e) => e.shared)) t.fail(`iteration ${i}: shared flag`);
-		if (a.exclusive.size && a.exclusive.size < nr && [...a.exclusive.values()].some((e) => !e.shared && a.floating.includes(e.pcpu))) t.fail(`iteration ${i}: floating on an exclusive CPU`);
+		if (a.exclusive.size && a.exclusive.size < nr && [...a.exclusive.values()].some((e) => !e.shared && a.floating.includes(e.pcpu)))
+			t.fail(`iteration ${i}: floating on an exclusive CPU`);
 		if (a.shared && allowed.length < 2) t.fail(`iteration ${i}: shared mode needs two CPUs`);
-		if (a.floatNice !== 0 && (!a.shared || a.floatNice !== sharedFloatNice || [...a.exclusive.values()].some((e) => !e.shared))) t.fail(`iteration ${i}: lower weight only when crowded`);
+		if (a.floatNice !== 0 && (!a.shared || a.floatNice !== sharedFloatNice || [...a.exclusive.values()].some((e) => !e.shared)))
+			t.fail(`iteration ${i}: lower weight only when crowded`);
 		if (a.exclusive.size > allowed.length) t.fail(`iteration ${i}: more grants than CPUs`);
 		// An operator pinned some vCPUs: they get nothing, and nobody gets their CPUs.
 		const heldVcpus = new Set(Array.from({length: rand(3)}, () => rand(nr)));
@@ -167,13 +201,13 @@ t.test("an operator's pin wins: the vCPU gets no grant, its CPU goes to nobody e
 	t.same([...a.exclusive.keys()], [2], 'only the vCPU pvrun places gets a CPU of its own');
 	t.equal(a.exclusive.get(2)?.pcpu, 3, 'the highest free CPU, as usual');
 	t.same(a.floating, [0, 1, 2], "the floating vCPUs may still run on the held vCPU's CPU (it is not that vCPU's own)");
-	t.same(a.denied, [], 'a held vCPU is not denied: it is not pvrun\'s to place');
+	t.same(a.denied, [], "a held vCPU is not denied: it is not pvrun's to place");
 	const before = decideAffinity([hint(11, [2])], 4, cpus, floatingOnly(cpus));
 	t.equal(before.exclusive.get(2)?.pcpu, 3);
 	const moved = decideAffinity([hint(11, [2])], 4, cpus, before, new Set(), {vcpus: new Set([0]), cpus: new Set([3])});
-	t.equal(moved.exclusive.get(2)?.pcpu, 2, "a grant on the CPU an operator pinned another vCPU to moves off it");
+	t.equal(moved.exclusive.get(2)?.pcpu, 2, 'a grant on the CPU an operator pinned another vCPU to moves off it');
 	const rest = decideAffinity([hint(10, [0])], 2, [0, 1], floatingOnly([0, 1]), new Set(), {vcpus: new Set([1]), cpus: new Set([1])});
-	t.equal(rest.exclusive.get(0)?.pcpu, 0, 'the only other vCPU asks: nothing of pvrun\'s floats, so it may have the CPU left');
+	t.equal(rest.exclusive.get(0)?.pcpu, 0, "the only other vCPU asks: nothing of pvrun's floats, so it may have the CPU left");
 	const crowded = decideAffinity([hint(10, [0])], 3, [0, 1], floatingOnly([0, 1]), new Set(), {vcpus: new Set([1]), cpus: new Set([1])});
 	t.equal(crowded.exclusive.size, 0, 'with a vCPU floating, the one grantable CPU is kept for it: no grant');
 	t.same(crowded.denied, [0]);

@@ -2,7 +2,18 @@
 // value against the installed QEMU, and the command lines that run no guest.
 import {spawnSync} from 'node:child_process';
 import t from 'tap';
-import {guestName, passthroughReason, qemuFlagOptions, qemuOptions, qemuValueCount, splitOptionList, userChoseAccel, userSetDebugThreads, usesStdio, vcpuCount} from '../../src/qemu/args.js';
+import {
+	guestName,
+	passthroughReason,
+	qemuFlagOptions,
+	qemuOptions,
+	qemuValueCount,
+	splitOptionList,
+	userChoseAccel,
+	userSetDebugThreads,
+	usesStdio,
+	vcpuCount,
+} from '../../src/qemu/args.js';
 
 const qemu = 'qemu-system-x86_64';
 
@@ -37,35 +48,44 @@ function helpOptionNames(help: string): Set<string> {
 const installed = spawnSync(qemu, ['-version'], {encoding: 'utf8'});
 const qemuVersion = /version (\d+\.\d+)/.exec(installed.stdout ?? '')?.[1];
 
-t.test('the table of options without a value matches the installed QEMU', {skip: installed.error ? `${qemu} is not installed: cannot check the option table against it` : false}, async (t) => {
-	const help = spawnSync(qemu, ['-help'], {encoding: 'utf8'}).stdout ?? '';
-	const documented = helpOptionNames(help);
-	t.ok(documented.size > 100 && documented.has('machine') && documented.has('nographic') && documented.has('preconfig'), `-help parsed: ${documented.size} options`);
-	const wrong: string[] = [];
-	for (const name of documented) {
-		const expected = qemuFlagOptions.has(name) ? 'flag' : 'value';
-		const actual = probe(`-${name}`);
-		if (actual !== expected) wrong.push(`-${name}: QEMU says ${actual}, pvrun's table ${expected}`);
-	}
-	t.same(wrong, [], 'every option in qemu -help takes a value exactly when pvrun thinks so');
-	// Options in the table but not in -help: another target's (-semihosting) or undocumented.
-	const unknown: string[] = [];
-	for (const name of qemuFlagOptions) {
-		if (documented.has(name)) continue;
-		const actual = probe(`-${name}`);
-		if (actual === 'unknown') unknown.push(name);
-		else t.equal(actual, 'flag', `-${name} (not in -help) is a flag`);
-	}
-	if (qemuVersion === '7.2') t.same(unknown, [], 'QEMU 7.2 knows every option in the table');
-	else t.comment(`QEMU ${qemuVersion ?? '?'} does not know: ${unknown.join(' ') || 'none'} (the table is QEMU 7.2's)`);
-	t.equal(probe('--nographic'), 'flag', '--x is -x');
-	t.equal(probe('--m'), 'value');
-	t.equal(probe('-pvrun-no-such-option'), 'unknown', 'the probe tells unknown options apart');
-});
+t.test(
+	'the table of options without a value matches the installed QEMU',
+	{skip: installed.error ? `${qemu} is not installed: cannot check the option table against it` : false},
+	async (t) => {
+		const help = spawnSync(qemu, ['-help'], {encoding: 'utf8'}).stdout ?? '';
+		const documented = helpOptionNames(help);
+		t.ok(
+			documented.size > 100 && documented.has('machine') && documented.has('nographic') && documented.has('preconfig'),
+			`-help parsed: ${documented.size} options`,
+		);
+		const wrong: string[] = [];
+		for (const name of documented) {
+			const expected = qemuFlagOptions.has(name) ? 'flag' : 'value';
+			const actual = probe(`-${name}`);
+			if (actual !== expected) wrong.push(`-${name}: QEMU says ${actual}, pvrun's table ${expected}`);
+		}
+		t.same(wrong, [], 'every option in qemu -help takes a value exactly when pvrun thinks so');
+		// Options in the table but not in -help: another target's (-semihosting) or undocumented.
+		const unknown: string[] = [];
+		for (const name of qemuFlagOptions) {
+			if (documented.has(name)) continue;
+			const actual = probe(`-${name}`);
+			if (actual === 'unknown') unknown.push(name);
+			else t.equal(actual, 'flag', `-${name} (not in -help) is a flag`);
+		}
+		if (qemuVersion === '7.2') t.same(unknown, [], 'QEMU 7.2 knows every option in the table');
+		else t.comment(`QEMU ${qemuVersion ?? '?'} does not know: ${unknown.join(' ') || 'none'} (the table is QEMU 7.2's)`);
+		t.equal(probe('--nographic'), 'flag', '--x is -x');
+		t.equal(probe('--m'), 'value');
+		t.equal(probe('-pvrun-no-such-option'), 'unknown', 'the probe tells unknown options apart');
+	},
+);
 
 t.test('an option takes a value unless it is a known flag; other arguments are disk images', async (t) => {
-	for (const arg of ['-nographic', '--nographic', '-S', '-s', '-snapshot', '-daemonize', '-enable-kvm', '--preconfig', '-no-user-config', '-version', '-h']) t.equal(qemuValueCount(arg), 0, arg);
-	for (const arg of ['-m', '--m', '-machine', '-M', '-append', '-name', '-object', '-drive', '-unknown-future-option', '-']) t.equal(qemuValueCount(arg), 1, arg);
+	for (const arg of ['-nographic', '--nographic', '-S', '-s', '-snapshot', '-daemonize', '-enable-kvm', '--preconfig', '-no-user-config', '-version', '-h'])
+		t.equal(qemuValueCount(arg), 0, arg);
+	for (const arg of ['-m', '--m', '-machine', '-M', '-append', '-name', '-object', '-drive', '-unknown-future-option', '-'])
+		t.equal(qemuValueCount(arg), 1, arg);
 	for (const arg of ['disk.img', '', 'none', 'help']) t.equal(qemuValueCount(arg), 0, JSON.stringify(arg));
 	const args = ['disk.img', '-m', '512', '-nographic', '-append', '-S', '', '--name', 'vm', '-kernel'];
 	t.same(qemuOptions(args), [
@@ -84,7 +104,19 @@ t.test('QEMU option lists split at single commas; ",," is a comma', async (t) =>
 });
 
 t.test('command lines that run no guest go to QEMU unchanged; guests get the hint channel', async (t) => {
-	const probeLine = ['-S', '-no-user-config', '-nodefaults', '-nographic', '-machine', 'none,accel=kvm:tcg', '-qmp', 'unix:/var/lib/libvirt/qemu/capabilities.monitor.sock,server=on,wait=off', '-pidfile', '/var/lib/libvirt/qemu/capabilities.pidfile', '-daemonize'];
+	const probeLine = [
+		'-S',
+		'-no-user-config',
+		'-nodefaults',
+		'-nographic',
+		'-machine',
+		'none,accel=kvm:tcg',
+		'-qmp',
+		'unix:/var/lib/libvirt/qemu/capabilities.monitor.sock,server=on,wait=off',
+		'-pidfile',
+		'/var/lib/libvirt/qemu/capabilities.pidfile',
+		'-daemonize',
+	];
 	const unchanged: Array<[string[], RegExp]> = [
 		[probeLine, /-machine none runs no guest/],
 		[['-machine', 'none'], /none/],
@@ -143,7 +175,7 @@ t.test('command lines that run no guest go to QEMU unchanged; guests get the hin
 	for (const args of guests) t.equal(passthroughReason(args), undefined, args.join(' ') || '(no arguments)');
 });
 
-t.test('the guest name comes from -name, not from other options\' values', async (t) => {
+t.test("the guest name comes from -name, not from other options' values", async (t) => {
 	t.equal(guestName(['-name', 'vm1']), 'vm1');
 	t.equal(guestName(['-name', 'guest=web,debug-threads=on']), 'web');
 	t.equal(guestName(['-name', 'a,,b,process=qemu-a']), 'a,b');
@@ -187,8 +219,8 @@ t.test("the terminal is the guest's console when QEMU puts something on stdio", 
 	for (const args of notOnStdio) t.notOk(usesStdio(args), args.join(' ') || '(nothing)');
 });
 
-t.test('what pvrun reads from QEMU\'s command line comes from options, not from their values', async (t) => {
-	t.equal(vcpuCount(['-append', '-smp', '8']), 1, '-smp as -append\'s value');
+t.test("what pvrun reads from QEMU's command line comes from options, not from their values", async (t) => {
+	t.equal(vcpuCount(['-append', '-smp', '8']), 1, "-smp as -append's value");
 	t.equal(vcpuCount(['-name', '-smp', '-smp', '4']), 4);
 	t.equal(vcpuCount(['--smp', '3']), 3);
 	t.notOk(userChoseAccel(['-append', '-enable-kvm']));
@@ -207,7 +239,7 @@ t.test('vCPU count from -smp, maxcpus first', async (t) => {
 	t.equal(vcpuCount(['-smp', '1', '-smp', '3']), 3, 'the last -smp wins, as in QEMU');
 });
 
-t.test('the user\'s accelerator and thread names are respected', async (t) => {
+t.test("the user's accelerator and thread names are respected", async (t) => {
 	t.ok(userChoseAccel(['-enable-kvm']));
 	t.ok(userChoseAccel(['-accel', 'tcg']));
 	t.ok(userChoseAccel(['-machine', 'q35,accel=tcg']));

@@ -24,7 +24,25 @@ interface Qemu {
 function startQemu(t: Test): Qemu {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-qmp-'));
 	const socket = path.join(dir, 'qmp.sock');
-	const args = ['-nodefaults', '-no-user-config', '-accel', 'tcg,thread=multi', '-M', 'pc', '-smp', '2', '-m', '128', '-display', 'none', '-S', '-name', 'test,debug-threads=on', '-qmp', `unix:${socket},server=on,wait=off`];
+	const args = [
+		'-nodefaults',
+		'-no-user-config',
+		'-accel',
+		'tcg,thread=multi',
+		'-M',
+		'pc',
+		'-smp',
+		'2',
+		'-m',
+		'128',
+		'-display',
+		'none',
+		'-S',
+		'-name',
+		'test,debug-threads=on',
+		'-qmp',
+		`unix:${socket},server=on,wait=off`,
+	];
 	const child = spawn('qemu-system-x86_64', args, {stdio: ['ignore', 'ignore', 'pipe']});
 	let stderr = '';
 	child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr += chunk));
@@ -68,7 +86,11 @@ t.test('vcpuThreads lists real host threads, one per vCPU', async (t) => {
 	const {qemu, qmp} = await qemuWithQmp(t);
 	const threads = await qmp.vcpuThreads();
 	t.equal(threads.length, 2, 'two vCPUs');
-	t.same(threads.map((thread) => thread.index), [0, 1], 'sorted by index');
+	t.same(
+		threads.map((thread) => thread.index),
+		[0, 1],
+		'sorted by index',
+	);
 	for (const thread of threads) {
 		const task = `/proc/${qemu.pid}/task/${thread.threadId}`;
 		t.ok(fs.existsSync(task), `thread ${thread.threadId} is a task of QEMU ${qemu.pid}`);
@@ -178,7 +200,10 @@ t.test('quit gives SHUTDOWN then close; queued commands settle', async (t) => {
 	t.match(shutdown?.data, {guest: false, reason: 'host-qmp-quit'});
 	const outcomes = await within(Promise.all(queued), 5_000, 'queued commands');
 	const interrupted = outcomes.filter((outcome) => outcome instanceof ExecInterruptedError).length;
-	t.ok(outcomes.every((outcome) => outcome === undefined || outcome instanceof ExecInterruptedError), 'each answered or ExecInterruptedError');
+	t.ok(
+		outcomes.every((outcome) => outcome === undefined || outcome instanceof ExecInterruptedError),
+		'each answered or ExecInterruptedError',
+	);
 	t.comment(`${interrupted} of ${queued.length} commands queued behind quit were interrupted`);
 	t.ok((await rejection(qmp.execute('query-status'))) instanceof StateError, 'commands after close are a StateError');
 	t.equal(await within(qemu.exited, 5_000, 'QEMU exit'), 0, 'QEMU exits 0');
@@ -211,8 +236,16 @@ t.test('close() rejects pending commands and emits close once', async (t) => {
 });
 
 t.test('parseVcpuThreads validates the reply', async (t) => {
-	const entry = (index: unknown, threadId: unknown, qomPath: unknown = '/machine/cpu'): unknown => ({'cpu-index': index, 'thread-id': threadId, 'qom-path': qomPath, target: 'x86_64'});
-	t.same(parseVcpuThreads([entry(1, 11), entry(0, 10)]), [{index: 0, threadId: 10, qomPath: '/machine/cpu'}, {index: 1, threadId: 11, qomPath: '/machine/cpu'}]);
+	const entry = (index: unknown, threadId: unknown, qomPath: unknown = '/machine/cpu'): unknown => ({
+		'cpu-index': index,
+		'thread-id': threadId,
+		'qom-path': qomPath,
+		target: 'x86_64',
+	});
+	t.same(parseVcpuThreads([entry(1, 11), entry(0, 10)]), [
+		{index: 0, threadId: 10, qomPath: '/machine/cpu'},
+		{index: 1, threadId: 11, qomPath: '/machine/cpu'},
+	]);
 	const bad: Array<[unknown, RegExp]> = [
 		[{}, /not a list/],
 		[[null], /entry 0 is not an object/],

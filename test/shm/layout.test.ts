@@ -56,16 +56,33 @@ t.test('src/shm/layout.ts matches bpf/pvrun_shm.h and bpf/affinity.h', async (t)
 	fs.writeFileSync(path.join(dir, 'probe.c'), probe);
 	await execa('cc', ['-Wall', '-Werror', '-I', path.join(packageRoot, 'bpf'), '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
 	const {stdout} = await execa(path.join(dir, 'probe'));
-	const c = new Map(stdout.split('\n').map((l) => {
-		const [k = '', v = ''] = l.split(' ');
-		return [k, Number(v)] as const;
-	}));
+	const c = new Map(
+		stdout.split('\n').map((l) => {
+			const [k = '', v = ''] = l.split(' ');
+			return [k, Number(v)] as const;
+		}),
+	);
 	const expect: Record<string, number> = {
-		magic: L.shmMagic, version: L.shmVersion, size: L.shmSize, headerSize: L.headerSize, maxVcpus: L.maxVcpus,
-		slotSize: L.slotSize, slotsOffset: L.slotsOffset, ringOffset: L.ringOffset, ringEntries: L.ringEntries,
-		recordSize: L.recordSize, recordPayload: L.recordPayload, 'sizeof.slot': L.slotSize, 'sizeof.record': L.recordSize,
-		'sizeof.event': L.AffinityEvent.size, 'E.maskWords': L.AffinityEvent.maskWords, 'E.commLength': L.AffinityEvent.commLength,
-		'rec.affinity': L.RecordType.affinity, 'feat.affinity': L.Feature.affinity, 'kind.set': L.AffinityKind.set, 'kind.exit': L.AffinityKind.exit,
+		magic: L.shmMagic,
+		version: L.shmVersion,
+		size: L.shmSize,
+		headerSize: L.headerSize,
+		maxVcpus: L.maxVcpus,
+		slotSize: L.slotSize,
+		slotsOffset: L.slotsOffset,
+		ringOffset: L.ringOffset,
+		ringEntries: L.ringEntries,
+		recordSize: L.recordSize,
+		recordPayload: L.recordPayload,
+		'sizeof.slot': L.slotSize,
+		'sizeof.record': L.recordSize,
+		'sizeof.event': L.AffinityEvent.size,
+		'E.maskWords': L.AffinityEvent.maskWords,
+		'E.commLength': L.AffinityEvent.commLength,
+		'rec.affinity': L.RecordType.affinity,
+		'feat.affinity': L.Feature.affinity,
+		'kind.set': L.AffinityKind.set,
+		'kind.exit': L.AffinityKind.exit,
 	};
 	for (const [k, v] of Object.entries(L.Header)) expect[`H.${k}`] = v;
 	for (const [k, v] of Object.entries(L.Slot)) if (k !== 'guest') expect[`S.${k}`] = v;

@@ -6,14 +6,37 @@ import t from 'tap';
 import {fuzzSeed, xorshift32} from '../helpers/fuzz.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Guest, area, header, maskOf, setHeader, writeRecord} from '../helpers/guest-ring.js';
-import {AffinityEvent, AffinityKind, Header, RecordType, recordPayload, recordSize, ringEntries, ringOffset, shmMagic, shmVersion} from '../../src/shm/layout.js';
+import {
+	AffinityEvent,
+	AffinityKind,
+	Header,
+	RecordType,
+	recordPayload,
+	recordSize,
+	ringEntries,
+	ringOffset,
+	shmMagic,
+	shmVersion,
+} from '../../src/shm/layout.js';
 import {RingReader, type DecodedRecord, type ShmCounters} from '../../src/shm/reader.js';
 
 const pidLimit = 2 ** 22;
 
 // Everything except the named counters is zero.
 function only(counts: Partial<ShmCounters>): ShmCounters {
-	return {badHeader: 0, headBackwards: 0, overrun: 0, badSeq: 0, badLength: 0, unknownType: 0, badAffinity: 0, maskOutOfRange: 0, guestLost: 0, agentRestarts: 0, ...counts};
+	return {
+		badHeader: 0,
+		headBackwards: 0,
+		overrun: 0,
+		badSeq: 0,
+		badLength: 0,
+		unknownType: 0,
+		badAffinity: 0,
+		maskOutOfRange: 0,
+		guestLost: 0,
+		agentRestarts: 0,
+		...counts,
+	};
 }
 
 t.test('valid set and exit records decode', async (t) => {
@@ -27,12 +50,18 @@ t.test('valid set and exit records decode', async (t) => {
 	);
 	t.equal(reader.pending(), 3);
 	const records = reader.drain();
-	t.ok(records.every((r) => typeof r.relayUs === 'number'), 'relay delay is a number');
-	t.same(records.map(({relayUs: _, ...r}) => r), [
-		{type: 'affinity', seq: 0, kind: 'set', tid: 4321, tgid: 4300, comm: 'pg-worker', vcpus: [0, 2], guestTsNs: 777n},
-		{type: 'affinity', seq: 1, kind: 'exit', tid: 4321, tgid: 4300, comm: 'pg-worker', vcpus: [], guestTsNs: 888n},
-		{type: 'affinity', seq: 2, kind: 'set', tid: 1, tgid: 1, comm: 'init', vcpus: [3], guestTsNs: 5002n},
-	]);
+	t.ok(
+		records.every((r) => typeof r.relayUs === 'number'),
+		'relay delay is a number',
+	);
+	t.same(
+		records.map(({relayUs: _, ...r}) => r),
+		[
+			{type: 'affinity', seq: 0, kind: 'set', tid: 4321, tgid: 4300, comm: 'pg-worker', vcpus: [0, 2], guestTsNs: 777n},
+			{type: 'affinity', seq: 1, kind: 'exit', tid: 4321, tgid: 4300, comm: 'pg-worker', vcpus: [], guestTsNs: 888n},
+			{type: 'affinity', seq: 2, kind: 'set', tid: 1, tgid: 1, comm: 'init', vcpus: [3], guestTsNs: 5002n},
+		],
+	);
 	t.same(reader.counters, only({}));
 	t.equal(reader.pending(), 0);
 	t.same(reader.drain(), [], 'nothing new');
@@ -59,12 +88,19 @@ t.test('vCPUs are limited to the VM; bits beyond count maskOutOfRange', async (t
 	const reader = new RingReader(a);
 	const guest = new Guest(a);
 	guest.append({mask: maskOf(1, 3, 63, 200)});
-	t.same(reader.drain().map((r) => r.vcpus), [[1, 3]]);
+	t.same(
+		reader.drain().map((r) => r.vcpus),
+		[[1, 3]],
+	);
 	t.same(reader.counters, only({maskOutOfRange: 1}));
 	guest.append({mask: [1n << 4n, 0n, 0n, 0n]}); // vCPU 4 on a 4-vCPU VM: only outside bits
 	guest.append({kind: AffinityKind.exit, mask: maskOf(2, 255)});
 	const records = reader.drain();
-	t.same(records.map((r) => [r.kind, r.vcpus]), [['exit', [2]]], 'a set naming no existing vCPU is rejected');
+	t.same(
+		records.map((r) => [r.kind, r.vcpus]),
+		[['exit', [2]]],
+		'a set naming no existing vCPU is rejected',
+	);
 	t.equal(reader.counters.badAffinity, 1);
 	t.equal(reader.counters.maskOutOfRange, 3);
 });
@@ -84,7 +120,10 @@ t.test('a 256-vCPU VM gets every mask bit, ascending', async (t) => {
 	const all = (1n << 64n) - 1n;
 	new Guest(a).append({mask: [all, all, all, all]}, {mask: maskOf(255, 64, 0, 191)});
 	const records = reader.drain();
-	t.same(records[0]?.vcpus, Array.from({length: 256}, (_, i) => i));
+	t.same(
+		records[0]?.vcpus,
+		Array.from({length: 256}, (_, i) => i),
+	);
 	t.same(records[1]?.vcpus, [0, 64, 191, 255]);
 	t.same(reader.counters, only({}));
 });
@@ -143,7 +182,13 @@ t.test('malformed records are skipped and counted, the rest decoded', async (t) 
 		{tid: 11, len: recordPayload}, //                16 ok
 	);
 	const records = reader.drain();
-	t.same(records.map((r) => [r.seq, r.tid]), [[0, 10], [16, 11]]);
+	t.same(
+		records.map((r) => [r.seq, r.tid]),
+		[
+			[0, 10],
+			[16, 11],
+		],
+	);
 	t.same(reader.counters, only({badSeq: 3, badLength: 2, unknownType: 2, badAffinity: 8}));
 	t.equal(header(a, Header.ringTail), 17n, 'bad records are consumed too');
 });
@@ -170,7 +215,11 @@ t.test('head moved backwards: counted, no records, tail follows', async (t) => {
 	t.equal(header(a, Header.ringTail), 2n);
 	t.equal(reader.pending(), 0);
 	guest.append({tid: 77});
-	t.same(reader.drain().map((r) => [r.seq, r.tid]), [[2, 77]], 'reading resumes from the new head');
+	t.same(
+		reader.drain().map((r) => [r.seq, r.tid]),
+		[[2, 77]],
+		'reading resumes from the new head',
+	);
 	t.equal(reader.counters.headBackwards, 1);
 });
 
@@ -210,10 +259,16 @@ t.test('drain(limit) consumes at most limit records', async (t) => {
 	const reader = new RingReader(a);
 	const guest = new Guest(a);
 	guest.append({}, {}, {}, {}, {});
-	t.same(reader.drain(2).map((r) => r.seq), [0, 1]);
+	t.same(
+		reader.drain(2).map((r) => r.seq),
+		[0, 1],
+	);
 	t.equal(header(a, Header.ringTail), 2n);
 	t.equal(reader.pending(), 3);
-	t.same(reader.drain(10).map((r) => r.seq), [2, 3, 4]);
+	t.same(
+		reader.drain(10).map((r) => r.seq),
+		[2, 3, 4],
+	);
 	t.equal(header(a, Header.ringTail), 5n);
 });
 
@@ -416,7 +471,8 @@ t.test('random guest writes never break drain()', async (t) => {
 			if (bad.length) problems.push(`iteration ${iter}: record ${JSON.stringify({...r, guestTsNs: String(r.guestTsNs)})} bad ${bad.join(',')}`);
 			lastSeq = r.seq;
 		}
-		if (a.view.getUint32(Header.magic, true) !== shmMagic || a.view.getUint16(Header.version, true) !== shmVersion) problems.push(`iteration ${iter}: header not restored`);
+		if (a.view.getUint32(Header.magic, true) !== shmMagic || a.view.getUint16(Header.version, true) !== shmVersion)
+			problems.push(`iteration ${iter}: header not restored`);
 		const tailAfter = header(a, Header.ringTail);
 		if (head <= 2n ** 52n && tailAfter > head) problems.push(`iteration ${iter}: tail ${tailAfter} beyond head ${head}`);
 		for (const [name, value] of Object.entries(reader.counters)) {

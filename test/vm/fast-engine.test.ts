@@ -68,9 +68,20 @@ t.test('the fast path decides, the engine follows: pins adopted, feedback kept, 
 	t.match(feedback(f.shm, 1), {state: 1, pcpu: 1, hintTid: 300});
 	const seqAfterPin = feedback(f.shm, 1).seq;
 	let events = f.events();
-	t.match(events.find((e) => e.event === 'applied'), {fast: true, changed: 2, seq: 0}, 'logged as the fast path’s decision');
-	t.match(events.find((e) => e.event === 'pin'), {vcpu: 1, pcpu: 1, tid: 300, comm: 'worker'});
-	t.match(events.find((e) => e.event === 'hint'), {tid: 300, vcpus: [1]}, 'and the record that asked for it');
+	t.match(
+		events.find((e) => e.event === 'applied'),
+		{fast: true, changed: 2, seq: 0},
+		'logged as the fast path’s decision',
+	);
+	t.match(
+		events.find((e) => e.event === 'pin'),
+		{vcpu: 1, pcpu: 1, tid: 300, comm: 'worker'},
+	);
+	t.match(
+		events.find((e) => e.event === 'hint'),
+		{tid: 300, vcpus: [1]},
+		'and the record that asked for it',
+	);
 	t.equal(feedback(f.shm, 1).seq, seqAfterPin, 'the engine did not write the feedback again');
 
 	f.guest.append({tid: 300, tgid: 300, kind: AffinityKind.exit, mask: maskOf()});
@@ -143,17 +154,31 @@ t.test('records the table does not cover go to the engine, which decides and pub
 	await f.until('the move applied', () => cpusOf(a).length === 1 && cpusOf(a)[0] === 1);
 	t.same(cpusOf(b), [0], 'vCPU 1 floats on what is left');
 	t.same(
-		f.events().filter((e) => e.event === 'applied').map((e) => e['fast']),
+		f
+			.events()
+			.filter((e) => e.event === 'applied')
+			.map((e) => e['fast']),
 		[true, false],
 		'the pin by the fast path, the move by the engine',
 	);
 	t.match(f.fast.stats(), {notCovered: 1});
-	t.match(f.events().find((e) => e.event === 'pin'), {vcpu: 1, tid: 340, comm: 'worker'}, "the fast path's pin is logged with the thread's name, though its table ended");
+	t.match(
+		f.events().find((e) => e.event === 'pin'),
+		{vcpu: 1, tid: 340, comm: 'worker'},
+		"the fast path's pin is logged with the thread's name, though its table ended",
+	);
 	// The engine's table covers the next change again.
 	f.guest.append({tid: 340, kind: AffinityKind.exit, mask: maskOf()});
 	await f.kick();
 	await f.until('the release applied', () => cpusOf(a).length === 2);
-	t.equal(f.events().filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'the release took the fast path');
+	t.equal(
+		f
+			.events()
+			.filter((e) => e.event === 'applied')
+			.at(-1)?.['fast'],
+		true,
+		'the release took the fast path',
+	);
 });
 
 t.test('records no kick announced to the fast path are not left waiting', async (t) => {
@@ -164,7 +189,14 @@ t.test('records no kick announced to the fast path are not left waiting', async 
 	f.engine.kick();
 	t.same(cpusOf(b), [1], 'the engine had the fast path look at once');
 	t.equal(f.engine.fastScans, 1);
-	t.equal(f.events().filter((e) => e.event === 'applied').at(-1)?.['fast'], true, 'and the fast path applied it');
+	t.equal(
+		f
+			.events()
+			.filter((e) => e.event === 'applied')
+			.at(-1)?.['fast'],
+		true,
+		'and the fast path applied it',
+	);
 	// No kick at all: the engine's timer finds the record.
 	f.guest.append({tid: 350, kind: AffinityKind.exit, mask: maskOf()});
 	await f.until('the release applied without any kick', () => cpusOf(b).length === 2);

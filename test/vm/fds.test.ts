@@ -26,7 +26,7 @@ t.test('beyond the range Node marks, inherited means not close-on-exec', async (
 	t.same(classifyFds(entries), [23]);
 });
 
-t.test("in the range Node marks close-on-exec (0-15, then up to the first gap), the kind decides", async (t) => {
+t.test('in the range Node marks close-on-exec (0-15, then up to the first gap), the kind decides', async (t) => {
 	const entries = [
 		...stdio,
 		{fd: 3, cloexec: true, target: 'socket:[11]'}, // libvirt's monitor socket, marked by Node
@@ -90,8 +90,27 @@ t.test('a real Node process finds what its parent handed it, at low and high num
 		.map((e) => e.fd);
 	const plus = (...fds: number[]) => [...new Set([...leaking, ...fds])].sort((a, b) => a - b);
 	t.same(await childFinds(new Map()), plus(), "nothing handed over: only what leaks from this process (Node's own are not counted)");
-	t.same(await childFinds(new Map([[3, socketFd], [5, fileFd], [7, writeEnd]])), plus(3, 5, 7), 'in the range Node marks: a socket, a file, a pipe end');
-	t.same(await childFinds(new Map([[23, socketFd], [40, fileFd]])), plus(23, 40), 'libvirt-like numbers');
+	t.same(
+		await childFinds(
+			new Map([
+				[3, socketFd],
+				[5, fileFd],
+				[7, writeEnd],
+			]),
+		),
+		plus(3, 5, 7),
+		'in the range Node marks: a socket, a file, a pipe end',
+	);
+	t.same(
+		await childFinds(
+			new Map([
+				[23, socketFd],
+				[40, fileFd],
+			]),
+		),
+		plus(23, 40),
+		'libvirt-like numbers',
+	);
 	t.same(await childFinds(new Map([[4, socketFd]]), true), plus(4), 'started with an IPC channel: the channel is not counted');
 	fs.closeSync(readEnd);
 	fs.closeSync(writeEnd);

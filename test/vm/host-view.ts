@@ -6,7 +6,10 @@ import {isAlive, procStat} from '../../src/vm/qemu-process.js';
 
 /** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
 export function leftovers(pid: number): string[] {
-	return [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)), ...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${pid}-`))];
+	return [
+		...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)),
+		...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${pid}-`)),
+	];
 }
 
 /**

@@ -52,7 +52,7 @@ function ownsItsCpu(vcpus: number[]): boolean {
 
 const waitFor = (what: string, ok: () => boolean, ms: number): Promise<void> => waitUntil(what, ok, ms, 10);
 
-t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, even while it shares', {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
+t.test("a grant judged idle is its vCPU's own again once that vCPU is busy, even while it shares", {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const spawnSh = (script: string): number => {
 		const child = spawn('sh', ['-c', script], {stdio: 'ignore'});
 		t.teardown(() => void child.kill('SIGKILL'));
@@ -83,35 +83,53 @@ t.test('a grant judged idle is its vCPU\'s own again once that vCPU is busy, eve
 // warm-up's grant was judged idle; that judgement must not carry over, or the
 // measured worker starts out sharing its CPU with the busy floating vCPUs.
 for (const withFastPath of [false, true]) {
-	t.test(`a released idle grant's judgement does not carry over to the vCPU's next grant (${withFastPath ? 'the fast path decides' : 'the JavaScript thread decides'})`, {skip: cpus.length < 2 && 'needs two CPUs'}, async (t) => {
-		const vcpus = [sleeper(t), sleeper(t), sleeper(t)].map((c) => c.pid ?? 0); // vCPU 0 sleeps: its grant idles
-		const {guest, shm, engine, logFile} = engineFor(t, vcpus);
-		const kick = withFastPath ? (await attachFastPath(t, shm, engine)).kick : async (): Promise<void> => engine.kick();
-		engine.start(250);
-		const events = () => readEventLog(logFile);
-		const own = () => threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
-		const exclusive = () => ownsItsCpu(vcpus);
-		guest.append({tid: 500, tgid: 500, mask: maskOf(0)}); // the warm-up pins itself
-		await kick();
-		await waitFor('the warm-up gets a CPU of its own', exclusive, 2000);
-		await waitFor('its grant is judged idle (its vCPU sleeps)', () => events().some((e) => e.event === 'usage' && e['idle'] === true), 1500);
-		t.notOk(exclusive(), 'and shared');
-		guest.append({tid: 500, tgid: 500, kind: AffinityKind.exit, mask: maskOf()}); // the warm-up exits
-		await kick();
-		await waitFor('vCPU 0 floats', () => own().length === cpus.length, 2000);
-		const repinned = performance.now();
-		guest.append({tid: 501, tgid: 501, mask: maskOf(0)}); // the measured worker pins itself
-		await kick();
-		await waitFor('vCPU 0 is pinned again', () => own().length === 1, 2000);
-		// A fresh grant is judged 250-500 ms after it is made (VcpuUsage's window): look well before.
-		t.ok(performance.now() - repinned < 200, 'checked before the new grant can be judged');
-		t.ok(exclusive(), 'the new grant starts with the CPU to itself');
-		const pin = events().filter((e) => e.event === 'pin').at(-1);
-		t.match(pin, {vcpu: 0, tid: 501, shared: false}, 'and the log says so');
-		if (withFastPath) t.match(events().filter((e) => e.event === 'applied').at(-1), {fast: true}, 'the fast path applied it');
-		const judged = events().filter((e) => e.event === 'usage').length;
-		await waitFor('the new grant is judged on its own (its vCPU sleeps too)', () => events().filter((e) => e.event === 'usage').length > judged, 1500);
-		t.match(events().filter((e) => e.event === 'usage').at(-1), {vcpu: 0, idle: true});
-		t.notOk(exclusive(), 'and shares, judged idle afresh');
-	});
+	t.test(
+		`a released idle grant's judgement does not carry over to the vCPU's next grant (${withFastPath ? 'the fast path decides' : 'the JavaScript thread decides'})`,
+		{skip: cpus.length < 2 && 'needs two CPUs'},
+		async (t) => {
+			const vcpus = [sleeper(t), sleeper(t), sleeper(t)].map((c) => c.pid ?? 0); // vCPU 0 sleeps: its grant idles
+			const {guest, shm, engine, logFile} = engineFor(t, vcpus);
+			const kick = withFastPath ? (await attachFastPath(t, shm, engine)).kick : async (): Promise<void> => engine.kick();
+			engine.start(250);
+			const events = () => readEventLog(logFile);
+			const own = () => threadCpusAllowed(vcpus[0] ?? 0, vcpus[0] ?? 0);
+			const exclusive = () => ownsItsCpu(vcpus);
+			guest.append({tid: 500, tgid: 500, mask: maskOf(0)}); // the warm-up pins itself
+			await kick();
+			await waitFor('the warm-up gets a CPU of its own', exclusive, 2000);
+			await waitFor('its grant is judged idle (its vCPU sleeps)', () => events().some((e) => e.event === 'usage' && e['idle'] === true), 1500);
+			t.notOk(exclusive(), 'and shared');
+			guest.append({tid: 500, tgid: 500, kind: AffinityKind.exit, mask: maskOf()}); // the warm-up exits
+			await kick();
+			await waitFor('vCPU 0 floats', () => own().length === cpus.length, 2000);
+			const repinned = performance.now();
+			guest.append({tid: 501, tgid: 501, mask: maskOf(0)}); // the measured worker pins itself
+			await kick();
+			await waitFor('vCPU 0 is pinned again', () => own().length === 1, 2000);
+			// A fresh grant is judged 250-500 ms after it is made (VcpuUsage's window): look well before.
+			t.ok(performance.now() - repinned < 200, 'checked before the new grant can be judged');
+			t.ok(exclusive(), 'the new grant starts with the CPU to itself');
+			const pin = events()
+				.filter((e) => e.event === 'pin')
+				.at(-1);
+			t.match(pin, {vcpu: 0, tid: 501, shared: false}, 'and the log says so');
+			if (withFastPath)
+				t.match(
+					events()
+						.filter((e) => e.event === 'applied')
+						.at(-1),
+					{fast: true},
+					'the fast path applied it',
+				);
+			const judged = events().filter((e) => e.event === 'usage').length;
+			await waitFor('the new grant is judged on its own (its vCPU sleeps too)', () => events().filter((e) => e.event === 'usage').length > judged, 1500);
+			t.match(
+				events()
+					.filter((e) => e.event === 'usage')
+					.at(-1),
+				{vcpu: 0, idle: true},
+			);
+			t.notOk(exclusive(), 'and shares, judged idle afresh');
+		},
+	);
 }

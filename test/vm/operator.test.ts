@@ -64,7 +64,11 @@ for (const fast of [false, true])
 
 		setThreadAffinity(v1, [c0]); // taskset -p, or virsh vcpupin --live 1 0
 		await waitUntil("the engine notices the operator's pin", () => events('operator').some((e) => e['vcpu'] === 1 && e['held'] === true), 2000);
-		t.same(events('operator').map((e) => [e['vcpu'], e['cpus'], e['held']]), [[1, [c0], true]], 'logged once, with the CPUs the kernel has');
+		t.same(
+			events('operator').map((e) => [e['vcpu'], e['cpus'], e['held']]),
+			[[1, [c0], true]],
+			'logged once, with the CPUs the kernel has',
+		);
 
 		// A guest thread asks for vCPU 0 alone, then one for vCPU 1.
 		guest.append({tid: 100, mask: maskOf(0)});
@@ -75,7 +79,10 @@ for (const fast of [false, true])
 		engine.kick();
 		await new Promise((r) => setTimeout(r, 300));
 		t.same(cpusOf(v1), [c0], "vCPU 1 stays where the operator put it: no grant, no pin of pvrun's");
-		t.notOk(events('pin').some((e) => e['vcpu'] === 1), 'no pin for the held vCPU');
+		t.notOk(
+			events('pin').some((e) => e['vcpu'] === 1),
+			'no pin for the held vCPU',
+		);
 		t.equal(events('operator').length, 1, 'said once, not at every look');
 
 		setThreadAffinity(v1, cpus); // virsh vcpupin --live 1 0-1
@@ -87,7 +94,10 @@ for (const fast of [false, true])
 		setThreadAffinity(v0, cpus);
 		const exclusive = (tid: number) => cpusOf(tid).length === 1;
 		await waitUntil("vCPU 0's grant put back", () => exclusive(v0), 2000);
-		t.notOk(events('operator').some((e) => e['vcpu'] === 0), 'a widened thread is no operator pin');
+		t.notOk(
+			events('operator').some((e) => e['vcpu'] === 0),
+			'a widened thread is no operator pin',
+		);
 	});
 
 t.test("QEMU's other threads pinned outside pvrun (emulatorpin) are left alone, then taken back", {skip}, async (t) => {

@@ -53,15 +53,21 @@ t.test('the kick port is added when the fast path can run, and not with --pv-fas
 	const on = planVm(['-m', '512'], options, facts, os.tmpdir(), owner);
 	t.equal(on.kickSocket, path.join(on.runDir, 'kick.sock'));
 	t.ok(on.args.includes(`socket,id=pvrun-kick,path=${on.kickSocket},server=on,wait=off`), 'its chardev');
-	t.ok(on.args.includes(JSON.stringify({driver: 'virtserialport', id: 'pvrun-kport', bus: 'pvrun-vser.0', chardev: 'pvrun-kick', name: kickPortName})), 'its port, on the agent channel');
+	t.ok(
+		on.args.includes(JSON.stringify({driver: 'virtserialport', id: 'pvrun-kport', bus: 'pvrun-vser.0', chardev: 'pvrun-kick', name: kickPortName})),
+		'its port, on the agent channel',
+	);
 	t.equal(on.fastPathOff, undefined);
 	const off = planVm(['-m', '512'], options, {...facts, fastPath: '--pv-fast-path off'}, os.tmpdir(), owner);
 	t.equal(off.kickSocket, undefined);
-	t.notOk(off.args.some((a) => a.includes('-kick')), 'no kick port');
+	t.notOk(
+		off.args.some((a) => a.includes('-kick')),
+		'no kick port',
+	);
 	t.equal(off.fastPathOff, '--pv-fast-path off', 'and the reason, for the log');
 });
 
-t.test('pvrun\'s additions come after the user\'s arguments, with ids of its own', async (t) => {
+t.test("pvrun's additions come after the user's arguments, with ids of its own", async (t) => {
 	const user = ['-name', 'vm', '-smp', '2', '-accel', 'tcg', '-device', 'virtio-serial-pci,id=vser0'];
 	const plan = planVm(user, options, facts, os.tmpdir(), owner);
 	t.same(plan.args.slice(0, user.length), user, 'user arguments first, unchanged');
@@ -80,7 +86,10 @@ t.test('a plan is pure: the same input, the same plan; the CPUs come from the fa
 	t.same(planVm(user, options, facts, '/run/x', {...owner, nonce: 'abcdef'}), one, 'planned twice: the same');
 	t.equal(one.id, 'pvrun-4242-abcdef');
 	t.same(one.allowed, [0, 1], "every CPU pvrun may use (the facts'), without --pv-cpus");
-	t.ok(one.args.includes('tcg,thread=multi'), "the accelerator the facts chose");
+	t.ok(one.args.includes('tcg,thread=multi'), 'the accelerator the facts chose');
 	t.equal(one.accelNote, 'TCG as requested');
-	t.throws(() => planVm(user, {...options, cpus: [5]}, facts, '/run/x', owner), {message: /--pv-cpus names CPUs pvrun may not use: 5 \(allowed: 0-1\)/, exitCode: 2});
+	t.throws(() => planVm(user, {...options, cpus: [5]}, facts, '/run/x', owner), {
+		message: /--pv-cpus names CPUs pvrun may not use: 5 \(allowed: 0-1\)/,
+		exitCode: 2,
+	});
 });

@@ -22,7 +22,7 @@ t.test('watchPid notices a process ending, zombie or reaped', async (t) => {
 	t.notOk(ended, 'not ended while it runs');
 	sleeper.kill('SIGTERM');
 	const started = performance.now();
-	t.same(await watched.exited, {code: null, signal: null}, 'its status is its parent\'s to know');
+	t.same(await watched.exited, {code: null, signal: null}, "its status is its parent's to know");
 	t.ok(performance.now() - started < 2000, 'noticed within 2 s');
 	t.notOk(isAlive(pid));
 });

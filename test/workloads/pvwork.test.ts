@@ -54,7 +54,17 @@ t.test('locks: threads contending on one mutex', async (t) => {
 });
 
 t.test('bad arguments: one line, exit 2', async (t) => {
-	for (const args of [[], ['nope'], ['poll', '-c', '4096'], ['poll', '-s', '0'], ['pingpong', '-a', '0', '-c', '0'], ['sleeper', '-p', '10'], ['sleeper', '-p', '50', '-s', '3600'], ['locks', 'extra'], ['poll', '-b', '65']]) {
+	for (const args of [
+		[],
+		['nope'],
+		['poll', '-c', '4096'],
+		['poll', '-s', '0'],
+		['pingpong', '-a', '0', '-c', '0'],
+		['sleeper', '-p', '10'],
+		['sleeper', '-p', '50', '-s', '3600'],
+		['locks', 'extra'],
+		['poll', '-b', '65'],
+	]) {
 		const r = await execa(pvwork, args, {reject: false, timeout: 5000});
 		t.equal(r.exitCode, 2, `pvwork ${args.join(' ')}`);
 		t.equal(r.stdout, '', 'no result line');
