@@ -11,6 +11,10 @@
 #define PVAG_VERSION 1
 #define PVAG_MAX_PAYLOAD (4u << 20) /* 4 MiB: BPF objects are far smaller */
 #define PVAG_NAME_LEN 32
+/* The virtio-serial ports pvrun adds (src/vm/devices.ts): this protocol's,
+ * and the one the agent writes its kick byte to (docs/fast-path.md). */
+#define PVAG_PORT_NAME "org.pvrun.agent.0"
+#define PVAG_KICK_PORT_NAME "org.pvrun.kick.0"
 
 /* Frame types. Requests come from the host; each gets exactly one REPLY or
  * ERROR with the same id. KICK and LOG are unsolicited, id 0. */

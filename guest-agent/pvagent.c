@@ -30,8 +30,8 @@
 #define PVAGENT_VERSION "0.0.0"
 #endif
 
-#define PORT_NAME "org.pvrun.agent.0"
-#define KICK_PORT_NAME "org.pvrun.kick.0"
+#define PORT_NAME PVAG_PORT_NAME
+#define KICK_PORT_NAME PVAG_KICK_PORT_NAME
 #define KICK_PORT_RETRY_NS 1000000000ull
 #define RECONNECT_MS 100
 

@@ -7,6 +7,10 @@ export const protocolVersion = 1;
 export const frameHeaderSize = 16;
 export const maxPayload = 4 << 20;
 export const nameLength = 32;
+/** PVAG_PORT_NAME: the virtio-serial port this protocol runs over (pvrun adds it: src/vm/devices.ts). */
+export const agentPortName = 'org.pvrun.agent.0';
+/** PVAG_KICK_PORT_NAME: the port the agent writes its kick byte to, read by the native fast path (docs/fast-path.md). */
+export const kickPortName = 'org.pvrun.kick.0';
 
 export const FrameType = {
 	hello: 1,

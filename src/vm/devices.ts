@@ -16,6 +16,7 @@
 //   saved VM (virsh managedsave, migration) finds its IVSHMEM RAM block and
 //   devices again under a new pvrun. A user argument with one of these ids or
 //   port names is refused before anything runs.
+import {agentPortName, kickPortName} from '../agent/protocol.js';
 import {PvrunError} from '../util/errors.js';
 import {machineType, qemuOptions, splitOptionList} from '../qemu/args.js';
 
@@ -29,10 +30,6 @@ export const channelIds = {
 	kickChardev: 'pvrun-kick',
 	kickPort: 'pvrun-kport',
 } as const;
-
-export const agentPortName = 'org.pvrun.agent.0';
-/** The port the agent writes its kick byte to, read by the native fast path (docs/fast-path.md). */
-export const kickPortName = 'org.pvrun.kick.0';
 
 /** Where pvrun's two PCI functions go: a slot on the root bus, or (undefined slot) where QEMU puts them. */
 export interface ChannelPlace {

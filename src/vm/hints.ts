@@ -14,8 +14,8 @@ import type {VcpuPlacement} from './state.js';
 import type {PinOp, PinResult, Pinner} from '../pin/pinner.js';
 import type {VcpuUsage} from '../pin/usage.js';
 import type {EventLog} from './event-log.js';
-import type {FastApplied, FastLink, FastTake} from '../host/fastpath.js';
-import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from './fast-table.js';
+import type {FastApplied, FastLink, FastTake} from '../fast/binding.js';
+import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from '../fast/table.js';
 
 function failedOp(a: FastApplied, i: number): boolean {
 	return ((a.failedOps >> BigInt(i)) & 1n) === 1n;

@@ -2,7 +2,7 @@
 // per run (the plan itself is pure: src/vm/plan.ts): the CPUs it may use,
 // the accelerator (/proc/cpuinfo, /dev/kvm), whether the native fast path is
 // built.
-import {fastPathAvailable} from '../host/fastpath.js';
+import {fastPathAvailable} from '../fast/binding.js';
 import {ownCpus} from '../host/cpus.js';
 import {chooseAccel, type AccelChoice} from '../qemu/accel.js';
 import type {VmConfig} from './config.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
 import {AgentWatch} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
-import {FastPath} from '../host/fastpath.js';
+import {FastPath} from '../fast/binding.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type {Test} from 'tap';
-import {FastPath} from '../../src/host/fastpath.js';
+import {FastPath} from '../../src/fast/binding.js';
 import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';

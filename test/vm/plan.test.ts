@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {kickPortName} from '../../src/vm/devices.js';
+import {kickPortName} from '../../src/agent/protocol.js';
 import {planVm} from '../../src/vm/plan.js';
 import type {HostFacts} from '../../src/vm/probe.js';
 

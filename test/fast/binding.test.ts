@@ -6,11 +6,11 @@
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
-import {FastPath, fastPathAvailable, type FastApplied} from '../../src/host/fastpath.js';
+import {FastPath, fastPathAvailable, type FastApplied} from '../../src/fast/binding.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/policy/affinity.js';
 import {AffinityKind} from '../../src/shm/layout.js';
-import {buildFastTable, resolvedNext, type FastTable} from '../../src/vm/fast-table.js';
+import {buildFastTable, resolvedNext, type FastTable} from '../../src/fast/table.js';
 import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 

@@ -1,13 +1,15 @@
 // The native fast path (native/pvfast.c, docs/fast-path.md), bound through
 // koffi: a thread inside pvrun that waits for the guest agent's kick byte and
 // applies a decision the policy computed in advance, without waiting for the
-// JavaScript thread. This module only loads the library and moves bytes; the
-// table's content comes from src/vm/fast-table.ts.
+// JavaScript thread. This module only loads the library and moves bytes (in
+// the formats of native/pvfast.h, mirrored in format.ts); the table's content
+// comes from table.ts.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import koffi, {type KoffiFunc} from 'koffi';
 import {packageRoot} from '../util/paths.js';
+import {Applied, Phase, TakeHeader, maxApplied, statFields} from './format.js';
 
 /** Where `make` builds the library. */
 export const fastLibraryPath = path.join(packageRoot, 'native', 'libpvfast.so');
@@ -95,11 +97,7 @@ export interface FastStats {
 	wakeErrors: number;
 }
 
-const statNames: Array<keyof FastStats> = ['kicks', 'applied', 'noTable', 'notCovered', 'invalid', 'pinErrors', 'demotions', 'connects', 'wakeErrors'];
-/** PVF_MAX_APPLIED, and the sizes of struct pvf_take_hdr and struct pvf_applied. */
-const maxApplied = 64;
-const takeHeaderSize = 24;
-const appliedSize = 48;
+const statNames: ReadonlyArray<keyof FastStats> = statFields;
 
 /** The part of the fast path the hint engine uses. */
 export interface FastLink {
@@ -112,8 +110,8 @@ export interface FastLink {
 }
 
 export class FastPath implements FastLink {
-	private readonly takeHeader = Buffer.alloc(takeHeaderSize);
-	private readonly takeList = Buffer.alloc(maxApplied * appliedSize);
+	private readonly takeHeader = Buffer.alloc(TakeHeader.size);
+	private readonly takeList = Buffer.alloc(maxApplied * Applied.size);
 	private readonly statsBuf = Buffer.alloc(statNames.length * 8);
 	private stopped = false;
 
@@ -162,20 +160,25 @@ export class FastPath implements FastLink {
 		const h = this.takeHeader;
 		const b = this.takeList;
 		if (this.stopped || this.lib.pvf_take(this.handle, end ? 1 : 0, h, b, maxApplied) < 0) return {valid: false, pinned: false, cursor: 0, applied: []};
-		const count = Math.min(h.readUInt32LE(16), maxApplied);
+		const count = Math.min(h.readUInt32LE(TakeHeader.count), maxApplied);
 		const applied: FastApplied[] = [];
-		for (let i = 0, o = 0; i < count; i++, o += appliedSize) {
+		for (let i = 0, o = 0; i < count; i++, o += Applied.size) {
 			applied.push({
-				entry: b.readInt32LE(o),
-				back: b.readUInt32LE(o + 4) === 1,
-				tid: b.readUInt32LE(o + 8),
-				seq: Number(b.readBigUInt64LE(o + 16)),
-				latencyUs: Number(b.readBigUInt64LE(o + 24)) / 1000,
-				failedOps: b.readBigUInt64LE(o + 32),
-				errno: b.readInt32LE(o + 40),
+				entry: b.readInt32LE(o + Applied.entry),
+				back: b.readUInt32LE(o + Applied.back) === 1,
+				tid: b.readUInt32LE(o + Applied.tid),
+				seq: Number(b.readBigUInt64LE(o + Applied.seq)),
+				latencyUs: Number(b.readBigUInt64LE(o + Applied.latencyNs)) / 1000,
+				failedOps: b.readBigUInt64LE(o + Applied.failedOps),
+				errno: b.readInt32LE(o + Applied.lastErrno),
 			});
 		}
-		return {valid: h.readUInt32LE(0) === 1, pinned: h.readUInt32LE(4) === 1, cursor: Number(h.readBigUInt64LE(8)), applied};
+		return {
+			valid: h.readUInt32LE(TakeHeader.valid) === 1,
+			pinned: h.readUInt32LE(TakeHeader.phase) === Phase.pinned,
+			cursor: Number(h.readBigUInt64LE(TakeHeader.cursor)),
+			applied,
+		};
 	}
 
 	scan(): void {

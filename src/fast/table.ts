@@ -9,22 +9,25 @@
 // waiting for the JavaScript thread; every other change ends the table.
 import {decideAffinity, type Assignment, type Exclusive, type Held, type Hint} from '../policy/affinity.js';
 import type {PinOp} from '../pin/pinner.js';
+import {
+	Cpus,
+	EntryHeader,
+	Feedback,
+	Kind,
+	Op,
+	TableHeader,
+	feedbackRecordTid,
+	maskWords,
+	niceKeep,
+	tableMagic,
+	tableMaxCpus,
+	tableMaxHinted,
+	tableMaxVcpus,
+	tableVersion,
+} from './format.js';
 
-export const tableMagic = 0x54465650; // "PVFT"
-export const tableVersion = 1;
-/** Limits of one table (native/pvfast.c): beyond them, every decision takes the slow path. */
-export const tableMaxVcpus = 64;
-export const tableMaxHinted = 64;
-export const tableMaxCpus = 256;
 /** The placeholder thread of a "new pin" entry: the record's own thread fills it in (tid 0 never comes from a valid record). */
 export const recordTid = 0;
-const feedbackRecordTid = 0xffffffff;
-const niceKeep = 0x7fffffff;
-const Cpus = {keep: 0, one: 1, floating: 2} as const;
-const Kind = {pin: 1, release: 2} as const;
-/** struct pvf_table_hdr and struct pvf_entry_hdr. */
-const headerSize = 64;
-const entryHeaderSize = 64;
 
 export interface FastEntry {
 	kind: 'pin' | 'release';
@@ -119,61 +122,68 @@ export function buildFastTable(input: TableInput): FastTable | undefined {
 	return {bytes: serialize(input, entries), entries, base: assignment};
 }
 
-/** The table's bytes, little-endian (docs/fast-path.md). */
+/**
+ * The table's bytes (docs/fast-path.md): struct pvf_table_hdr, the hinted
+ * threads (u32 each), then per entry struct pvf_entry_hdr followed by its ops
+ * and feedback, its way back's ops and feedback. Every field is written at
+ * its offset from native/pvfast.h (src/fast/format.ts).
+ */
 function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
-	const ops = (e: FastEntry) => e.ops.length + e.feedback.length + e.backOps.length + e.backFeedback.length;
-	const size = headerSize + input.hints.size * 4 + entries.reduce((n, e) => n + entryHeaderSize + ops(e) * 16, 0);
+	const items = (e: FastEntry) => (e.ops.length + e.backOps.length) * Op.size + (e.feedback.length + e.backFeedback.length) * Feedback.size;
+	const size = TableHeader.size + input.hints.size * 4 + entries.reduce((n, e) => n + EntryHeader.size + items(e), 0);
 	const b = Buffer.alloc(size);
-	let o = 0;
-	const u32 = (x: number) => (o = b.writeUInt32LE(x >>> 0, o));
-	const i32 = (x: number) => (o = b.writeInt32LE(x, o));
-	const mask = (cpus: readonly number[]) => {
-		const words = [0n, 0n, 0n, 0n];
+	const mask = (at: number, cpus: readonly number[]) => {
+		const words = Array.from({length: maskWords}, () => 0n);
 		for (const c of cpus) words[c >> 6] = (words[c >> 6] ?? 0n) | (1n << BigInt(c & 63));
-		for (const w of words) o = b.writeBigUInt64LE(w, o);
+		words.forEach((w, i) => b.writeBigUInt64LE(w, at + i * 8));
 	};
-	const pinOps = (list: readonly PinOp[]) => {
+	/** Write `list` as struct pvf_op from `at`; returns the offset after them. */
+	const pinOps = (at: number, list: readonly PinOp[]): number => {
 		for (const op of list) {
-			i32(op.tid);
 			const cpus = op.cpus;
+			b.writeInt32LE(op.tid, at + Op.tid);
 			// cpusFor gives a vCPU either its own CPU or the floating set.
-			u32(!cpus ? Cpus.keep : cpus.length === 1 ? Cpus.one : Cpus.floating);
-			i32(cpus?.length === 1 ? (cpus[0] ?? -1) : -1);
-			i32(op.nice ?? niceKeep);
+			b.writeUInt32LE(!cpus ? Cpus.keep : cpus.length === 1 ? Cpus.one : Cpus.floating, at + Op.cpus);
+			b.writeInt32LE(cpus?.length === 1 ? (cpus[0] ?? -1) : -1, at + Op.pcpu);
+			b.writeInt32LE(op.nice ?? niceKeep, at + Op.nice);
+			at += Op.size;
 		}
+		return at;
 	};
-	const feedback = (vcpus: readonly number[], a: Assignment) => {
+	/** Write the feedback of `vcpus` under `a` as struct pvf_feedback from `at`; returns the offset after them. */
+	const feedback = (at: number, vcpus: readonly number[], a: Assignment): number => {
 		for (const v of vcpus) {
 			const x: Exclusive | undefined = a.exclusive.get(v);
-			u32(v);
-			u32(x ? 1 : 0);
-			i32(x ? x.pcpu : -1);
-			u32(x ? (x.tid === recordTid ? feedbackRecordTid : x.tid) : 0);
+			b.writeUInt32LE(v, at + Feedback.vcpu);
+			b.writeUInt32LE(x ? 1 : 0, at + Feedback.exclusive);
+			b.writeInt32LE(x ? x.pcpu : -1, at + Feedback.pcpu);
+			b.writeUInt32LE(x ? (x.tid === recordTid ? feedbackRecordTid : x.tid) : 0, at + Feedback.hintTid);
+			at += Feedback.size;
 		}
+		return at;
 	};
-	u32(tableMagic);
-	u32(tableVersion);
-	u32(input.nrVcpus);
-	u32(entries.length);
-	u32(input.hints.size);
-	u32(0);
-	o = b.writeBigUInt64LE(BigInt(input.basedSeq), o);
-	mask(input.assignment.floating);
-	for (const tid of input.hints.keys()) u32(tid);
+	b.writeUInt32LE(tableMagic, TableHeader.magic);
+	b.writeUInt32LE(tableVersion, TableHeader.version);
+	b.writeUInt32LE(input.nrVcpus, TableHeader.nrVcpus);
+	b.writeUInt32LE(entries.length, TableHeader.nEntries);
+	b.writeUInt32LE(input.hints.size, TableHeader.nHinted);
+	b.writeBigUInt64LE(BigInt(input.basedSeq), TableHeader.basedSeq);
+	mask(TableHeader.baseFloating, input.assignment.floating);
+	let o: number = TableHeader.size;
+	for (const tid of input.hints.keys()) o = b.writeUInt32LE(tid >>> 0, o);
 	for (const e of entries) {
-		u32(Kind[e.kind]);
-		u32(e.key);
-		u32(e.ops.length);
-		u32(e.feedback.length);
-		u32(e.backOps.length);
-		u32(e.backFeedback.length);
-		u32(0);
-		u32(0);
-		mask(e.next.floating);
-		pinOps(e.ops);
-		feedback(e.feedback, e.next);
-		pinOps(e.backOps);
-		feedback(e.backFeedback, input.assignment);
+		b.writeUInt32LE(Kind[e.kind], o + EntryHeader.kind);
+		b.writeUInt32LE(e.key >>> 0, o + EntryHeader.key);
+		b.writeUInt32LE(e.ops.length, o + EntryHeader.nOps);
+		b.writeUInt32LE(e.feedback.length, o + EntryHeader.nFeedback);
+		b.writeUInt32LE(e.backOps.length, o + EntryHeader.nBackOps);
+		b.writeUInt32LE(e.backFeedback.length, o + EntryHeader.nBackFeedback);
+		mask(o + EntryHeader.floating, e.next.floating);
+		o += EntryHeader.size;
+		o = pinOps(o, e.ops);
+		o = feedback(o, e.feedback, e.next);
+		o = pinOps(o, e.backOps);
+		o = feedback(o, e.backFeedback, input.assignment);
 	}
 	return b;
 }
