@@ -40,9 +40,10 @@ static __always_inline void *cpu_ringbuf(void)
 	return bpf_map_lookup_elem(&events, &cpu);
 }
 
-/* The guest agent's own process (its relay threads pin themselves): set by the
- * snapshot, which runs in the agent's context; its threads are never hints. */
-__u32 agent_tgid;
+/* The guest agent's own process (its relay threads pin themselves): its
+ * threads are never hints. Read-only: the agent sets it before it loads the
+ * object (guest-agent/progs.c, set_agent_tgid). */
+const volatile __u32 agent_tgid = 0;
 
 /* Threads that set their affinity and have not exited: tid → 1. */
 struct {
@@ -118,8 +119,6 @@ int snapshot(struct bpf_iter__task *ctx)
 
 	if (!p)
 		return 0;
-	if (!agent_tgid)
-		agent_tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 	return report_affinity(p, true);
 }
 

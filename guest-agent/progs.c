@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "progs.h"
@@ -266,6 +267,44 @@ static int run_iter(struct bpf_link *l, char *log, size_t cap)
 	return err;
 }
 
+/*
+ * A program may declare `const volatile __u32 agent_tgid` (read-only data):
+ * this agent's process, whose threads (the relays pin themselves) are never
+ * hints. Set it, through the object's BTF, before the object is loaded.
+ */
+static void set_agent_tgid(struct bpf_object *obj)
+{
+	const struct btf *btf = bpf_object__btf(obj);
+	const struct btf_var_secinfo *v;
+	const struct btf_type *sec;
+	struct bpf_map *m, *rodata = NULL;
+	const void *initial;
+	size_t size = 0;
+	char *data;
+	int id, i;
+
+	bpf_object__for_each_map(m, obj)
+		if (strstr(bpf_map__name(m), ".rodata"))
+			rodata = m;
+	id = btf ? btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC) : -1;
+	if (!rodata || id < 0 || !(initial = bpf_map__initial_value(rodata, &size)) || !(data = malloc(size)))
+		return;
+	memcpy(data, initial, size);
+	sec = btf__type_by_id(btf, id);
+	for (i = 0, v = btf_var_secinfos(sec); i < btf_vlen(sec); i++, v++) {
+		const struct btf_type *var = btf__type_by_id(btf, v->type);
+
+		if (strcmp(btf__name_by_offset(btf, var->name_off), "agent_tgid") == 0 && v->size == sizeof(uint32_t) &&
+		    v->offset + sizeof(uint32_t) <= size) {
+			uint32_t tgid = (uint32_t)getpid();
+
+			memcpy(data + v->offset, &tgid, sizeof(tgid));
+			bpf_map__set_initial_value(rodata, data, size);
+		}
+	}
+	free(data);
+}
+
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
 	       size_t cap)
 {
@@ -306,6 +345,7 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 		outer = NULL;
 	if (outer && (err = bpf_map__set_max_entries(outer, (uint32_t)libbpf_num_possible_cpus())))
 		goto cleanup;
+	set_agent_tgid(p->obj);
 	err = bpf_object__load(p->obj);
 	if (err)
 		goto cleanup;

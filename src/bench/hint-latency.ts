@@ -16,19 +16,13 @@ import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
+import {percentiles, type Percentiles} from '../util/stats.js';
+export type {Percentiles};
 import {gitCommit} from './matrix.js';
 import {defaultResultsDir} from './results-dir.js';
 import {readEventLog} from '../vm/event-log.js';
 import {vmOfQemu} from '../vm/state.js';
 import {withTempDir} from './tempdir.js';
-
-export interface Percentiles {
-	n: number;
-	p50: number;
-	p90: number;
-	p99: number;
-	max: number;
-}
 
 /** One way of sending hints (back to back, or sparse), pooled over the runs. */
 export interface HintSeries {
@@ -82,13 +76,6 @@ export interface MoveFloor {
 
 /** Pause before each sparse hint: long enough for the guest's and the host's threads to sleep. */
 const sparsePauseUs = 5000;
-
-/** Nearest-rank percentiles of `values`. */
-export function percentiles(values: number[]): Percentiles {
-	const s = [...values].sort((a, b) => a - b);
-	const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? 0;
-	return {n: s.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s.at(-1) ?? 0};
-}
 
 /** Run the benchmark; prints a report and returns the result (also written under bench/results/). */
 export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number; out?: string}): Promise<HintLatencyResult> {

@@ -4,6 +4,7 @@
 // Rendered as a Markdown table and one SVG chart per scenario (vega-lite).
 import * as vega from 'vega';
 import {compile, type TopLevelSpec} from 'vega-lite';
+import {spread} from '../util/stats.js';
 import type {MatrixResult, Sample, Stats, Summary} from './matrix-result.js';
 import type {ScenarioId, WorkloadName} from './options.js';
 
@@ -60,13 +61,6 @@ export const targets: Target[] = [
 	{scenario: 'a', workload: 'sleeper', key: 'p99Us', text: '≤ 1.1x plain', check: (p) => (p === undefined ? undefined : p <= 1.1)},
 ];
 
-export function stats(values: number[]): Stats {
-	const s = [...values].sort((a, b) => a - b);
-	const mid = s.length >> 1;
-	const median = s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-	return {n: s.length, median, min: s[0] ?? 0, max: s.at(-1) ?? 0};
-}
-
 /** Medians, spread and ratios of every metric that has measurements (warm-ups left out). */
 export function summarize(samples: Sample[]): Summary[] {
 	const out: Summary[] = [];
@@ -79,7 +73,7 @@ export function summarize(samples: Sample[]): Summary[] {
 					.filter((s) => !s.warmup && s.scenario === scenario && s.workload === m.workload && s.config === config)
 					.map((s) => s.values[m.key])
 					.filter((v): v is number => v !== undefined);
-				if (values.length) configs[config] = stats(values);
+				if (values.length) configs[config] = spread(values);
 			}
 			if (Object.keys(configs).length === 0) continue;
 			const entry: Summary = {scenario, workload: m.workload, metric: m.key, label: m.label, unit: m.unit, better: m.better, configs};

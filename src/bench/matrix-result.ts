@@ -2,6 +2,7 @@
 // sample per workload and boot, the summary, and the whole result that
 // bench/schema/matrix.schema.json describes. Types only, shared by the run
 // (matrix.ts) and the report (matrix-report.ts).
+import type {Spread} from '../util/stats.js';
 import type {ConfigName, MatrixOptions, ScenarioId, WorkloadName} from './options.js';
 
 export interface Scenario {
@@ -27,12 +28,8 @@ export interface Sample {
 	values: Record<string, number>;
 }
 
-export interface Stats {
-	n: number;
-	median: number;
-	min: number;
-	max: number;
-}
+/** The median and range of a configuration's repetitions. */
+export type Stats = Spread;
 
 export interface Summary {
 	scenario: ScenarioId;

@@ -1,8 +1,10 @@
 // Direct glibc calls through koffi, for what Node cannot do itself: pinning
 // another process's threads (sched_setaffinity), their nice values
-// (setpriority), and mapping a shared file so that another process's writes
-// show up in an ArrayBuffer without a syscall per read. glibc is bound lazily,
-// once, on first use; each call after that is one FFI call and no allocation.
+// (setpriority), mapping a shared file so that another process's writes show
+// up in an ArrayBuffer without a syscall per read, and what becoming QEMU
+// takes (descriptor flags, a pipe, the core-size limit, execve with a fresh
+// signal state). glibc is bound lazily, once, on first use; each call after
+// that is one FFI call and no allocation.
 import fs from 'node:fs';
 import util from 'node:util';
 import koffi, {type KoffiFunc, type LibraryHandle} from 'koffi';
@@ -42,6 +44,13 @@ interface Libc {
 	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
 	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
 	syscall: KoffiFunc<(nr: number, ...typedArgs: unknown[]) => number>;
+	fcntl: KoffiFunc<(fd: number, cmd: number, ...typedArgs: unknown[]) => number>;
+	getrlimit: KoffiFunc<(resource: number, limit: Buffer) => number>;
+	setrlimit: KoffiFunc<(resource: number, limit: Buffer) => number>;
+	pipe2: KoffiFunc<(fds: Int32Array, flags: number) => number>;
+	signal: KoffiFunc<(signum: number, handler: null) => unknown>;
+	sigprocmask: KoffiFunc<(how: number, set: Buffer, old: null) => number>;
+	execve: KoffiFunc<(path: string, argv: Array<string | null>, envp: Array<string | null>) => number>;
 }
 
 let bound: Libc | undefined;
@@ -72,6 +81,15 @@ function bindLibc(): Libc {
 		munmap: fn('int munmap(void *addr, size_t length)'),
 		// glibc 2.36 has no sched_setattr wrapper.
 		syscall: fn('long syscall(long number, ...)'),
+		fcntl: fn('int fcntl(int fd, int cmd, ...)'),
+		// struct rlimit: two rlim_t (unsigned 64-bit) on x86-64.
+		getrlimit: fn('int getrlimit(int resource, _Out_ void *limit)'),
+		setrlimit: fn('int setrlimit(int resource, const void *limit)'),
+		pipe2: fn('int pipe2(_Out_ int *fds, int flags)'),
+		// The handler is only ever SIG_DFL (a null pointer).
+		signal: fn('void *signal(int signum, void *handler)'),
+		sigprocmask: fn('int sigprocmask(int how, const void *set, void *old)'),
+		execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
 	};
 }
 
@@ -295,4 +313,84 @@ function niceHint(code: string): string {
 function threadHint(code: string): string {
 	if (code === 'ESRCH') return 'the thread does not exist (has it exited?)';
 	return "check the thread id and pvrun's permissions";
+}
+
+// <fcntl.h>, <sys/resource.h> on Linux.
+const F_GETFD = 1;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const FD_CLOEXEC = 1;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const RLIMIT_CORE = 4;
+const SIG_SETMASK = 2;
+/** Signal numbers 1..64 (Linux's real-time signals included); SIGKILL and SIGSTOP cannot be touched. */
+const lastSignal = 64;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+
+/** Set FD_CLOEXEC on `fd`; false if it is not open. */
+export function setCloseOnExec(fd: number): boolean {
+	const {fcntl} = libc();
+	const flags = fcntl(fd, F_GETFD, 'int', 0);
+	if (flags < 0) return false;
+	return fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC) === 0;
+}
+
+/** Clear FD_CLOEXEC on `fd` (it survives exec); false if it is not open. */
+export function clearCloseOnExec(fd: number): boolean {
+	const {fcntl} = libc();
+	const flags = fcntl(fd, F_GETFD, 'int', 0);
+	if (flags < 0) return false;
+	return fcntl(fd, F_SETFD, 'int', flags & ~FD_CLOEXEC) === 0;
+}
+
+/** Set or clear O_NONBLOCK on `fd`'s open file description; false if it is not open. */
+export function setNonBlocking(fd: number, on: boolean): boolean {
+	const {fcntl} = libc();
+	const flags = fcntl(fd, F_GETFL, 'int', 0);
+	if (flags < 0) return false;
+	return fcntl(fd, F_SETFL, 'int', on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) === 0;
+}
+
+/** A new pipe, both ends close-on-exec: [read end, write end]. */
+export function closeOnExecPipe(): [number, number] {
+	const fds = new Int32Array(2);
+	if (libc().pipe2(fds, O_CLOEXEC) !== 0) throw new PvrunError(`cannot create a pipe: ${errnoName(koffi.errno())}`);
+	return [fds[0] ?? -1, fds[1] ?? -1];
+}
+
+/**
+ * Replace this process with `path` (argv `argv`, environment `env`), with
+ * the signal state a program expects to start with: every signal's action
+ * the default (Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
+ * ignored across exec) and none blocked, as a child started by Node would
+ * have. Returns only if execve failed: then the errno's name.
+ */
+export function execProgram(path: string, argv: readonly string[], env: readonly string[]): string {
+	const {signal, sigprocmask, execve} = libc();
+	for (let n = 1; n <= lastSignal; n++) if (n !== SIGKILL && n !== SIGSTOP) signal(n, null);
+	sigprocmask(SIG_SETMASK, Buffer.alloc(128), null);
+	execve(path, [...argv, null], [...env, null]);
+	return errnoName(koffi.errno());
+}
+
+/** Whether `fd` is open with FD_CLOEXEC set. */
+export function isCloseOnExec(fd: number): boolean {
+	const flags = libc().fcntl(fd, F_GETFD, 'int', 0);
+	return flags >= 0 && (flags & FD_CLOEXEC) !== 0;
+}
+
+/** Lower this process's core-size soft limit to 0 (best effort: false if it could not). */
+export function disableCoreDumps(): boolean {
+	try {
+		const {getrlimit, setrlimit} = libc();
+		const limit = Buffer.alloc(16);
+		if (getrlimit(RLIMIT_CORE, limit) !== 0) return false;
+		limit.writeBigUInt64LE(0n, 0);
+		return setrlimit(RLIMIT_CORE, limit) === 0;
+	} catch {
+		return false;
+	}
 }

@@ -34,6 +34,33 @@ export function startTicksField(fields: readonly string[]): number | undefined {
 	return Number.isSafeInteger(ticks) ? ticks : undefined;
 }
 
+/** State (field 3), parent (field 4) and start time (field 22) of process `pid`, if its stat file is readable. */
+export function processStat(pid: number): {state: string; ppid: number; startTicks: number | undefined} | undefined {
+	const fields = procStatFields(pid);
+	return fields && {state: fields[3] ?? '?', ppid: Number(fields[4]), startTicks: startTicksField(fields)};
+}
+
+/**
+ * Whether process `pid` runs now: it exists and is not a zombie, and, when
+ * `startTicks` is given, it is the process that started then (not another
+ * one that reused the pid). A process /proc hides from us (another user's,
+ * under hidepid) counts as running if it may be signalled or EPERM says so.
+ */
+export function processAlive(pid: number, startTicks?: number): boolean {
+	if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+	const fields = procStatFields(pid);
+	if (!fields) {
+		try {
+			process.kill(pid, 0);
+			return true;
+		} catch (error) {
+			return (error as NodeJS.ErrnoException).code === 'EPERM';
+		}
+	}
+	if (fields[3] === 'Z' || fields[3] === 'X') return false;
+	return startTicks === undefined || startTicksField(fields) === startTicks;
+}
+
 /** Process `pid`'s start time (see startTicksField), if its stat file is readable. */
 export function processStartTicks(pid: number): number | undefined {
 	const fields = procStatFields(pid);

@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import {processAlive} from '../host/proc.js';
 import {sha256File} from './apt.js';
 
 export const manifestName = 'manifest.json';
@@ -172,14 +173,5 @@ function removeAbandonedBuilds(root: string): void {
 		const m = /^\.build-[0-9a-f]+-(\d+)-/.exec(name);
 		if (!m) continue;
 		if (!processAlive(Number(m[1]))) fs.rmSync(path.join(root, name), {recursive: true, force: true});
-	}
-}
-
-function processAlive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === 'EPERM';
 	}
 }

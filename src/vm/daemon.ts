@@ -17,7 +17,8 @@ import {packageRoot} from '../util/paths.js';
 import {EventLog} from './event-log.js';
 import {keepFromChildren} from './fds.js';
 import type {VmPlan} from './plan.js';
-import {checkPrograms, endLike, forwardedSignals, isAlive, spawnQemu, waitForExit, watchPid, type ExitStatus} from './qemu-process.js';
+import {processAlive} from '../host/proc.js';
+import {checkPrograms, endLike, forwardedSignals, spawnQemu, waitForExit, watchPid, type ExitStatus} from './qemu-process.js';
 import type {ShmArea} from '../shm/area.js';
 import {HintSession, createRunFiles, removeRunFiles} from './session.js';
 import {writeVmState} from './state.js';
@@ -243,7 +244,7 @@ async function readPidFile(file: string, shmPath: string, ms: number): Promise<n
 		try {
 			const text = fs.readFileSync(file, 'utf8').trim();
 			const pid = Number(text);
-			if (Number.isSafeInteger(pid) && pid > 1 && isAlive(pid) && commandLine(pid).includes(shmPath)) return pid;
+			if (Number.isSafeInteger(pid) && pid > 1 && processAlive(pid) && commandLine(pid).includes(shmPath)) return pid;
 			last = `${JSON.stringify(text.slice(0, 20))} is not this VM's running QEMU`;
 		} catch (error) {
 			last = (error as NodeJS.ErrnoException).code ?? firstLine(error);

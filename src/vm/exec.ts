@@ -5,7 +5,7 @@
 // state a new program expects, and pvrun's environment.
 import {PvrunError} from '../util/errors.js';
 import {keepForExec} from './fds.js';
-import {execProgram} from './posix.js';
+import {execProgram} from '../host/libc.js';
 import {checkPrograms} from './qemu-process.js';
 
 /**

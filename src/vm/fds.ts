@@ -16,7 +16,7 @@
 // Read once, when this module is first imported, before pvrun opens anything.
 import fs from 'node:fs';
 import type {StdioOptions} from 'node:child_process';
-import {clearCloseOnExec, setCloseOnExec, setNonBlocking} from './posix.js';
+import {clearCloseOnExec, setCloseOnExec, setNonBlocking} from '../host/libc.js';
 
 /** What /proc says about one open descriptor. */
 export interface FdEntry {

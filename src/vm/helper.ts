@@ -17,7 +17,7 @@ import {packageRoot} from '../util/paths.js';
 import {EventLog, writeStderr} from './event-log.js';
 import {keepFromChildren} from './fds.js';
 import type {VmPlan} from './plan.js';
-import {closeOnExecPipe} from './posix.js';
+import {closeOnExecPipe} from '../host/libc.js';
 import {forwardedSignals, watchPid, type ExitStatus, type QemuProcess} from './qemu-process.js';
 import {HintSession} from './session.js';
 

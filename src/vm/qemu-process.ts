@@ -6,10 +6,10 @@ import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {procStatFields, processStartTicks, startTicksField} from '../host/proc.js';
+import {processAlive, processStartTicks} from '../host/proc.js';
 import {PvrunError} from '../util/errors.js';
 import {inheritedFds, qemuStdio} from './fds.js';
-import {disableCoreDumps} from './posix.js';
+import {disableCoreDumps} from '../host/libc.js';
 
 /** How a process ended: an exit code, or the signal that killed it; both null when unknown (not our child). */
 export interface ExitStatus {
@@ -122,24 +122,11 @@ export function watchPid(pid: number, intervalMs = 250): QemuProcess {
 	const started = processStartTicks(pid);
 	const exited = new Promise<ExitStatus>((resolve) => {
 		const timer = setInterval(() => {
-			if (!isAlive(pid, started)) {
+			if (!processAlive(pid, started)) {
 				clearInterval(timer);
 				resolve({code: null, signal: null});
 			}
 		}, intervalMs);
 	});
 	return {pid, exited};
-}
-
-/** Whether process `pid` runs (not a zombie) and is the one that had `started` as start time. */
-export function isAlive(pid: number, started?: number): boolean {
-	const stat = procStat(pid);
-	if (!stat || stat.state === 'Z' || stat.state === 'X') return false;
-	return started === undefined || stat.startTicks === started;
-}
-
-/** State (field 3), parent (field 4) and start time (field 22) of /proc/<pid>/stat. */
-export function procStat(pid: number): {state: string; ppid: number; startTicks: number | undefined} | undefined {
-	const fields = procStatFields(pid);
-	return fields && {state: fields[3] ?? '?', ppid: Number(fields[4]), startTicks: startTicksField(fields)};
 }

@@ -16,6 +16,8 @@ import {RecordType, shmSize} from '../shm/layout.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
+import {LineBudget} from '../util/line-budget.js';
+import {percentiles} from '../util/stats.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {HintEngine} from './hints.js';
@@ -154,10 +156,19 @@ export class HintSession {
 			this.agentKicks++;
 			this.engine?.kick();
 		});
+		this.agent.on('log', (line) => this.guestLog(line));
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
 		if (this.portOpen || chardevs.some((c) => c.label === channelIds.agentChardev && c['frontend-open'] === true)) void this.handshake();
 	}
+
+	/** A LOG frame from the guest agent, into the event log: one line of at most 200 printable characters, within a budget (the guest is untrusted). */
+	private guestLog(line: string): void {
+		const go = this.guestLogBudget.take();
+		if (go.ok) this.log.write('guest-log', {line: line.replace(/[^\x20-\x7e]/g, '?').slice(0, 200), dropped: go.dropped});
+	}
+	/** Guest agent LOG lines written to the event log: at most 30 a minute. */
+	private readonly guestLogBudget = new LineBudget(30, 60_000);
 
 	/**
 	 * The hints' state may have changed: log it, publish it for pvrun status,
@@ -357,9 +368,8 @@ export class HintSession {
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {
-			const s = [...this.engine.hostLatenciesUs].sort((a, b) => a - b);
-			const pct = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
-			this.log.write('host-latency', {n: s.length, p50Us: pct(0.5), p99Us: pct(0.99), maxUs: s[s.length - 1] ?? 0});
+			const p = percentiles(this.engine.hostLatenciesUs);
+			this.log.write('host-latency', {n: p.n, p50Us: p.p50, p99Us: p.p99, maxUs: p.max});
 		}
 		this.log.write('exit', {counters: {...this.reader.counters}});
 		removeRunFiles(this.plan, this.area);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {processAlive} from '../host/proc.js';
 
 const runDirName = /^pvrun-(\d+)-[0-9a-f]+$/;
 /** Younger leftovers may belong to a pvrun that is starting (in another pid namespace). */
@@ -27,7 +28,7 @@ export async function removeStaleRuns(root: string = os.tmpdir(), now = Date.now
 	await Promise.all(
 		names.map(async (name) => {
 			const match = runDirName.exec(name);
-			if (!match || Number(match[1]) === process.pid || processExists(Number(match[1]))) return;
+			if (!match || Number(match[1]) === process.pid || processAlive(Number(match[1]))) return;
 			const dir = path.join(root, name);
 			if (!isOurs(dir, true, now)) return;
 			if (await listens(path.join(dir, 'qmp.sock'))) return;
@@ -53,15 +54,6 @@ function isOurs(file: string, dir: boolean, now: number): boolean {
 		return now - stat.mtimeMs >= minAgeMs;
 	} catch {
 		return false;
-	}
-}
-
-function processExists(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === 'EPERM';
 	}
 }
 

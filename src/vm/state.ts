@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {processStartTicks} from '../host/proc.js';
+import {processAlive, processStartTicks} from '../host/proc.js';
 import {guestName} from '../qemu/args.js';
 import {MAX_CPU, threadCpusAllowed} from '../host/cpus.js';
 import type {VmConfig} from './config.js';
@@ -169,7 +169,7 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 		text = readStateFile(runDir);
 	} catch (error) {
 		const code = (error as NodeJS.ErrnoException).code;
-		if (!isRunning(dirPid)) return {reason: `process ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
+		if (!processAlive(dirPid)) return {reason: `process ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
 		if (code === 'ENOENT') return {reason: `no ${stateFileName} yet (pvrun ${dirPid} is starting, or is an older pvrun)`};
 		if (code === 'EACCES' || code === 'EPERM') return {reason: `${stateFileName} is not readable (another user's VM?)`};
 		if (code === 'ELOOP') return {reason: `${stateFileName} is a symbolic link (not followed)`};
@@ -184,12 +184,12 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 	} catch (error) {
 		return {reason: `${stateFileName} is not a valid pvrun state file: ${firstLine(error)}`};
 	}
-	if (!isRunning(state.pvrunPid, state.pvrunStart)) {
-		if (isRunning(state.qemuPid))
+	if (!processAlive(state.pvrunPid, state.pvrunStart)) {
+		if (processAlive(state.qemuPid))
 			return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
 		return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
 	}
-	const vm: VmStatus = {...state, runDir, qemuRunning: isRunning(state.qemuPid)};
+	const vm: VmStatus = {...state, runDir, qemuRunning: processAlive(state.qemuPid)};
 	// What the kernel has, not only what pvrun planned: an operator may have pinned a vCPU since.
 	const kernel: Record<string, number[]> = {};
 	for (const p of state.placement ?? []) {
@@ -303,19 +303,4 @@ function dateField(data: Record<string, unknown>, key: string): string {
 	const value = stringField(data, key);
 	if (Number.isNaN(Date.parse(value))) throw new Error(`${key} is not a date`);
 	return value;
-}
-
-/**
- * Whether process `pid` exists (EPERM: it does, as another user's) and, when
- * `startTicks` is known, is still the process that started then (not a reuse of its pid).
- */
-export function isRunning(pid: number, startTicks?: number): boolean {
-	try {
-		process.kill(pid, 0);
-	} catch (error) {
-		if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-	}
-	if (startTicks === undefined) return true;
-	const now = processStartTicks(pid);
-	return now === undefined || now === startTicks;
 }

@@ -14,7 +14,8 @@ import t, {type Test} from 'tap';
 import {bootArgs, pvrunCommand} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {readEventLog} from '../../src/vm/event-log.js';
-import {procStat} from '../../src/vm/qemu-process.js';
+import {} from '../../src/vm/qemu-process.js';
+import {processStat} from '../../src/host/proc.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 import {allRunNames, childrenOf, cmdline, detachedPvruns, fdTarget, fdTargets, killIfRunning, leftovers, running} from '../vm/host-view.js';
 import {connectQmpLine} from '../vm/qmp-line.js';
@@ -72,9 +73,9 @@ t.test('-daemonize -pidfile: returns when QEMU is up, hints still re-pin, kill -
 	t.ok(qemuPid > 0 && running(qemuPid), 'the pidfile names a running process');
 	t.equal(fs.readFileSync(`/proc/${qemuPid}/comm`, 'utf8').trim(), 'qemu-system-x86', 'which is QEMU itself');
 	t.equal(loggedQemu, qemuPid, 'the process the detached pvrun serves');
-	t.not(procStat(qemuPid)?.ppid, daemonPid, "QEMU daemonized: it is not pvrun's child");
+	t.not(processStat(qemuPid)?.ppid, daemonPid, "QEMU daemonized: it is not pvrun's child");
 	t.ok(running(daemonPid), 'a detached pvrun runs beside it');
-	t.not(procStat(daemonPid)?.ppid, command.pid, 'detached: the command that started it is gone');
+	t.not(processStat(daemonPid)?.ppid, command.pid, 'detached: the command that started it is gone');
 	t.ok(leftovers(daemonPid).length >= 2, 'with its shared memory and run directory');
 
 	const status = await execa(node, [...cli, 'status', '--json'], {reject: false, timeout: 30_000});

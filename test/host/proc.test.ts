@@ -1,6 +1,7 @@
 // /proc readers: this process's own stat line, and the machine's CPU time with its stolen part.
 import t from 'tap';
-import {machineCpuTicks, procStatFields, stolenPercent} from '../../src/host/proc.js';
+import {spawn} from 'node:child_process';
+import {machineCpuTicks, processAlive, processStartTicks, processStat, procStatFields, stolenPercent} from '../../src/host/proc.js';
 
 t.test("a process's stat fields are split after the name, whatever the name holds", async (t) => {
 	const fields = procStatFields(process.pid);
@@ -21,4 +22,23 @@ t.test('the machine CPU time grows; the stolen part is a share of it', async (t)
 	t.ok(share >= 0 && share <= 100, `stolen over 50 ms: ${share.toFixed(2)} %`);
 	t.equal(stolenPercent({total: 100, steal: 10}, {total: 300, steal: 60}), 25, '50 of 200 ticks');
 	t.equal(stolenPercent(before, before), 0, 'no time, nothing stolen');
+});
+
+t.test('a process is alive until it exits, is a zombie, or its pid names another process', async (t) => {
+	t.ok(processAlive(process.pid), 'this process');
+	const start = processStartTicks(process.pid);
+	t.ok(start !== undefined && processAlive(process.pid, start), 'with its own start time');
+	t.notOk(processAlive(process.pid, (start ?? 0) + 1), 'another start time: a reused pid, not the process meant');
+	t.notOk(processAlive(2 ** 22 + 1), 'a pid that cannot exist');
+	t.notOk(processAlive(0), 'no pid');
+	const child = spawn('sleep', ['30']);
+	const pid = child.pid ?? 0;
+	t.teardown(() => child.kill('SIGKILL'));
+	t.ok(processAlive(pid), 'a child that runs');
+	t.equal(processStat(pid)?.ppid, process.pid, 'whose parent is this process');
+	// Reaped only once Node hears of the exit: in between it is a zombie, which is not alive either.
+	child.kill('SIGKILL');
+	const started = performance.now();
+	while (processAlive(pid) && performance.now() - started < 2000) await new Promise((r) => setTimeout(r, 10));
+	t.notOk(processAlive(pid), 'killed: not alive (a zombie, or gone)');
 });

@@ -140,6 +140,7 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		return (seed >>> 0) % n;
 	};
 	let prev = floatingOnly([0, 1]);
+	const broken: string[] = [];
 	for (let i = 0; i < 500; i++) {
 		const nr = 1 + rand(8);
 		const allowed = [...new Set(Array.from({length: 1 + rand(4)}, () => rand(8)))];
@@ -152,37 +153,37 @@ t.test('randomized: never outside the allowed set, never two vCPUs on one exclus
 		);
 		const a = decideAffinity(hints, nr, allowed, prev);
 		const pcpus = [...a.exclusive.values()].map((e) => e.pcpu);
-		if (new Set(pcpus).size !== pcpus.length) t.fail(`iteration ${i}: shared exclusive CPU`);
-		for (let v = 0; v < nr; v++) for (const c of cpusFor(a, v)) if (!allowed.includes(c)) t.fail(`iteration ${i}: CPU ${c} not allowed`);
+		if (new Set(pcpus).size !== pcpus.length) broken.push(`iteration ${i}: shared exclusive CPU`);
+		for (let v = 0; v < nr; v++) for (const c of cpusFor(a, v)) if (!allowed.includes(c)) broken.push(`iteration ${i}: CPU ${c} not allowed`);
 		const idle = new Set(Array.from({length: rand(3)}, () => rand(nr)));
 		const b = decideAffinity(hints, nr, allowed, prev, idle);
 		for (const [v, e] of b.exclusive) {
-			if (b.floating.includes(e.pcpu) && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: floating on vCPU ${v}'s unshared CPU`);
+			if (b.floating.includes(e.pcpu) && !e.shared && b.exclusive.size < nr) broken.push(`iteration ${i}: floating on vCPU ${v}'s unshared CPU`);
 			const goesOn = prev.exclusive.get(v)?.tid === e.tid && prev.exclusive.get(v)?.pcpu === e.pcpu;
-			if (idle.has(v) && goesOn && !e.shared && b.exclusive.size < nr) t.fail(`iteration ${i}: idle vCPU ${v} does not share`);
-			if (!goesOn && e.shared && !b.floatNice) t.fail(`iteration ${i}: vCPU ${v}'s new grant starts shared`);
+			if (idle.has(v) && goesOn && !e.shared && b.exclusive.size < nr) broken.push(`iteration ${i}: idle vCPU ${v} does not share`);
+			if (!goesOn && e.shared && !b.floatNice) broken.push(`iteration ${i}: vCPU ${v}'s new grant starts shared`);
 		}
-		if (b.shared !== [...b.exclusive.values()].some((e) => e.shared)) t.fail(`iteration ${i}: shared flag`);
+		if (b.shared !== [...b.exclusive.values()].some((e) => e.shared)) broken.push(`iteration ${i}: shared flag`);
 		if (a.exclusive.size && a.exclusive.size < nr && [...a.exclusive.values()].some((e) => !e.shared && a.floating.includes(e.pcpu)))
-			t.fail(`iteration ${i}: floating on an exclusive CPU`);
-		if (a.shared && allowed.length < 2) t.fail(`iteration ${i}: shared mode needs two CPUs`);
+			broken.push(`iteration ${i}: floating on an exclusive CPU`);
+		if (a.shared && allowed.length < 2) broken.push(`iteration ${i}: shared mode needs two CPUs`);
 		if (a.floatNice !== 0 && (!a.shared || a.floatNice !== sharedFloatNice || [...a.exclusive.values()].some((e) => !e.shared)))
-			t.fail(`iteration ${i}: lower weight only when crowded`);
-		if (a.exclusive.size > allowed.length) t.fail(`iteration ${i}: more grants than CPUs`);
+			broken.push(`iteration ${i}: lower weight only when crowded`);
+		if (a.exclusive.size > allowed.length) broken.push(`iteration ${i}: more grants than CPUs`);
 		// An operator pinned some vCPUs: they get nothing, and nobody gets their CPUs.
 		const heldVcpus = new Set(Array.from({length: rand(3)}, () => rand(nr)));
 		const held = {vcpus: heldVcpus, cpus: new Set(Array.from({length: rand(3)}, () => rand(8)))};
 		const c = decideAffinity(hints, nr, allowed, prev, idle, held);
 		for (const [v, e] of c.exclusive) {
-			if (heldVcpus.has(v)) t.fail(`iteration ${i}: held vCPU ${v} granted`);
-			if (held.cpus.has(e.pcpu)) t.fail(`iteration ${i}: a held vCPU's CPU ${e.pcpu} granted`);
-			if (!allowed.includes(e.pcpu)) t.fail(`iteration ${i}: CPU ${e.pcpu} not allowed`);
+			if (heldVcpus.has(v)) broken.push(`iteration ${i}: held vCPU ${v} granted`);
+			if (held.cpus.has(e.pcpu)) broken.push(`iteration ${i}: a held vCPU's CPU ${e.pcpu} granted`);
+			if (!allowed.includes(e.pcpu)) broken.push(`iteration ${i}: CPU ${e.pcpu} not allowed`);
 		}
-		if (c.denied.some((v) => heldVcpus.has(v))) t.fail(`iteration ${i}: a held vCPU listed as denied`);
-		if (c.floating.length === 0 || c.floating.some((x) => !allowed.includes(x))) t.fail(`iteration ${i}: floating set`);
+		if (c.denied.some((v) => heldVcpus.has(v))) broken.push(`iteration ${i}: a held vCPU listed as denied`);
+		if (c.floating.length === 0 || c.floating.some((x) => !allowed.includes(x))) broken.push(`iteration ${i}: floating set`);
 		prev = a;
 	}
-	t.pass('500 random decisions hold the invariants');
+	t.same(broken, [], '500 random decisions hold the invariants');
 });
 
 t.test('every vCPU asking with fewer CPUs: the granted CPUs are shared with the vCPU left over', async (t) => {

@@ -2,7 +2,7 @@
 // in /dev/shm and the socket directory, processes and their descriptors.
 import fs from 'node:fs';
 import os from 'node:os';
-import {isAlive, procStat} from '../../src/vm/qemu-process.js';
+import {processAlive, processStat} from '../../src/host/proc.js';
 
 /** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
 export function leftovers(pid: number): string[] {
@@ -35,7 +35,7 @@ export function allRunNames(): Set<string> {
 }
 
 /** Whether `pid` runs (a zombie does not: nothing here reaps orphans when PID 1 does not). */
-export const running = (pid: number): boolean => pid > 0 && isAlive(pid);
+export const running = (pid: number): boolean => pid > 0 && processAlive(pid);
 
 /** The processes whose parent is `pid`. */
 export function childrenOf(pid: number): number[] {
@@ -43,7 +43,7 @@ export function childrenOf(pid: number): number[] {
 		.readdirSync('/proc')
 		.filter((n) => /^\d+$/.test(n))
 		.map(Number)
-		.filter((p) => procStat(p)?.ppid === pid);
+		.filter((p) => processStat(p)?.ppid === pid);
 }
 
 /** The command line of process `pid` as its arguments. */

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {endLike, findProgram, isAlive, shellStatus, watchPid} from '../../src/vm/qemu-process.js';
+import {processAlive} from '../../src/host/proc.js';
+import {endLike, findProgram, shellStatus, watchPid} from '../../src/vm/qemu-process.js';
 import {PvrunError} from '../../src/util/errors.js';
 import {packageRoot} from '../../src/util/paths.js';
 
@@ -15,7 +16,7 @@ t.test('watchPid notices a process ending, zombie or reaped', async (t) => {
 	t.teardown(() => sleeper.kill('SIGKILL'));
 	const pid = sleeper.pid ?? 0;
 	const watched = watchPid(pid, 20);
-	t.ok(isAlive(pid), 'runs');
+	t.ok(processAlive(pid), 'runs');
 	let ended = false;
 	void watched.exited.then(() => (ended = true));
 	await new Promise((r) => setTimeout(r, 100));
@@ -24,7 +25,7 @@ t.test('watchPid notices a process ending, zombie or reaped', async (t) => {
 	const started = performance.now();
 	t.same(await watched.exited, {code: null, signal: null}, "its status is its parent's to know");
 	t.ok(performance.now() - started < 2000, 'noticed within 2 s');
-	t.notOk(isAlive(pid));
+	t.notOk(processAlive(pid));
 });
 
 t.test('the status a shell reports', async (t) => {

@@ -1,0 +1,33 @@
+// The two summaries of a list of measurements pvrun reports: percentiles of
+// many samples (latencies: nearest rank), and the median and range of a few
+// repetitions (the benchmark matrix).
+
+export interface Percentiles {
+	n: number;
+	p50: number;
+	p90: number;
+	p99: number;
+	max: number;
+}
+
+export interface Spread {
+	n: number;
+	median: number;
+	min: number;
+	max: number;
+}
+
+/** p50, p90, p99 (nearest rank: the smallest value with at least p of them at or below it) and the largest. */
+export function percentiles(values: readonly number[]): Percentiles {
+	const s = [...values].sort((a, b) => a - b);
+	const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? 0;
+	return {n: s.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s.at(-1) ?? 0};
+}
+
+/** The median (the mean of the middle two for an even count), smallest and largest. */
+export function spread(values: readonly number[]): Spread {
+	const s = [...values].sort((a, b) => a - b);
+	const mid = s.length >> 1;
+	const median = s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+	return {n: s.length, median, min: s[0] ?? 0, max: s.at(-1) ?? 0};
+}
