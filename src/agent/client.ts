@@ -4,7 +4,7 @@
 // frames from the guest are emitted as events.
 import {EventEmitter} from 'node:events';
 import net from 'node:net';
-import {PvrunError} from '../util/errors.js';
+import {AgentError} from '../util/errors.js';
 import {
 	FrameParser,
 	FrameType,
@@ -23,7 +23,7 @@ import {
 } from './protocol.js';
 
 /** The agent answered a request with an error (errno and, for loads, the verifier log). */
-export class AgentError extends PvrunError {
+export class AgentReplyError extends AgentError {
 	readonly errno: number;
 	readonly log: string;
 
@@ -67,7 +67,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	static async connect(path: string, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
 		const deadline = Date.now() + timeoutMs;
 		for (;;) {
-			if (signal?.aborted) throw new PvrunError(`gave up connecting to the agent channel ${path}: ${String(signal.reason)}`);
+			if (signal?.aborted) throw new AgentError(`gave up connecting to the agent channel ${path}: ${String(signal.reason)}`);
 			try {
 				const socket = await new Promise<net.Socket>((resolve, reject) => {
 					const s = net.createConnection(path);
@@ -76,7 +76,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 				});
 				return new AgentClient(socket);
 			} catch (error) {
-				if (Date.now() > deadline) throw new PvrunError(`cannot connect to the agent channel ${path}`, {cause: error});
+				if (Date.now() > deadline) throw new AgentError(`cannot connect to the agent channel ${path}`, {cause: error});
 				await new Promise((r) => setTimeout(r, 20));
 			}
 		}
@@ -115,7 +115,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		const started = performance.now();
 		const payload = Buffer.from('pvrun');
 		const echo = await this.request(FrameType.ping, payload, timeoutMs);
-		if (!echo.equals(payload)) throw new PvrunError('agent ping: echo differs');
+		if (!echo.equals(payload)) throw new AgentError('agent ping: echo differs');
 		return performance.now() - started;
 	}
 
@@ -125,13 +125,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
 	/** Send one request and wait for its REPLY or ERROR. */
 	private request(type: number, payload: Buffer, timeoutMs: number): Promise<Buffer> {
-		if (this.closed) return Promise.reject(new PvrunError('agent channel is closed'));
+		if (this.closed) return Promise.reject(new AgentError('agent channel is closed'));
 		const id = this.nextId++;
 		if (this.nextId > 0xffffffff) this.nextId = 1;
 		return new Promise((resolve, reject) => {
 			const timer = setTimeout(() => {
 				this.pending.delete(id);
-				reject(new PvrunError(`agent did not answer ${typeName(type)} within ${timeoutMs} ms`));
+				reject(new AgentError(`agent did not answer ${typeName(type)} within ${timeoutMs} ms`));
 			}, timeoutMs);
 			this.pending.set(id, {type, resolve, reject, timer});
 			this.socket.write(encodeFrame(type, id, payload));
@@ -159,18 +159,18 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		else if (frame.type === FrameType.error) {
 			try {
 				const {errno, message} = decodeError(frame.payload);
-				pending.reject(new AgentError(typeName(pending.type), errno, message));
+				pending.reject(new AgentReplyError(typeName(pending.type), errno, message));
 			} catch (error) {
 				pending.reject(error as Error);
 			}
-		} else pending.reject(new PvrunError(`agent sent frame type ${frame.type} in reply to ${typeName(pending.type)}`));
+		} else pending.reject(new AgentError(`agent sent frame type ${frame.type} in reply to ${typeName(pending.type)}`));
 	}
 
 	private onClose(): void {
 		this.closed = true;
 		for (const [id, p] of this.pending) {
 			clearTimeout(p.timer);
-			p.reject(new PvrunError(`agent channel closed while waiting for ${typeName(p.type)}`));
+			p.reject(new AgentError(`agent channel closed while waiting for ${typeName(p.type)}`));
 			this.pending.delete(id);
 		}
 		this.emit('close');

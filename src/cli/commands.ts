@@ -5,7 +5,7 @@
 import yargs from 'yargs';
 import {fullOptions, quickOptions, scenarioIds, workloadNames} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
-import {PvrunError} from '../util/errors.js';
+import {UsageError} from '../util/errors.js';
 
 /** Parse and run `pvrun COMMAND ...`; resolves to the exit code. */
 export async function runCommand(argv: string[], version: string): Promise<number> {
@@ -76,7 +76,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 		.alias('h', 'help')
 		.wrap(Math.min(100, process.stdout.columns ?? 80))
 		.fail((message, error) => {
-			throw error ?? new PvrunError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, {exitCode: 2});
+			throw error ?? new UsageError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`);
 		});
 	await parser.parseAsync();
 	return code;
@@ -84,7 +84,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 
 /** A whole number >= 1 from a command-line option. */
 function positiveInt(v: number, name: string): number {
-	if (!Number.isInteger(v) || v < 1) throw new PvrunError(`${name} must be a whole number of at least 1 (got ${v})`, {exitCode: 2});
+	if (!Number.isInteger(v) || v < 1) throw new UsageError(`${name} must be a whole number of at least 1 (got ${v})`);
 	return v;
 }
 
@@ -93,6 +93,6 @@ function listOf<T extends string>(text: string | undefined, all: readonly T[], f
 	if (text === undefined) return fallback;
 	const items = text.split(',').filter(Boolean);
 	const bad = items.filter((i) => !(all as readonly string[]).includes(i));
-	if (bad.length || items.length === 0) throw new PvrunError(`${name}: unknown ${bad.join(',') || '(empty)'}; choose from ${all.join(',')}`, {exitCode: 2});
+	if (bad.length || items.length === 0) throw new UsageError(`${name}: unknown ${bad.join(',') || '(empty)'}; choose from ${all.join(',')}`);
 	return items as T[];
 }

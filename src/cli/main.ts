@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {PvrunError, firstLine} from '../util/errors.js';
+import {causeChain, firstLine, PvrunError, UsageError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {runPlain, runVm} from '../vm/launch.js';
 import {planVm} from '../vm/plan.js';
@@ -96,24 +96,27 @@ function printArgs(args: string[]): number {
 	const i = args.findIndex((arg) => arg.includes('\n'));
 	if (i >= 0) {
 		const shown = JSON.stringify((args[i] ?? '').slice(0, 60));
-		throw new PvrunError(
+		throw new UsageError(
 			`--pv-dry-run prints one argument per line, but argument ${i} contains a newline: ${shown} (without --pv-dry-run it goes to QEMU unchanged)`,
-			{exitCode: 2},
 		);
 	}
 	process.stdout.write(`${args.join('\n')}\n`);
 	return 0;
 }
 
-/** Report an error as one line on stderr and return its exit code. */
+/**
+ * Report an error as one line on stderr and return its exit status (a
+ * PvrunError's own; 70 for anything else, a bug). With PVRUN_DEBUG=1 set, the
+ * whole cause chain follows, one line each, and a bug's stack.
+ */
 function report(error: unknown): number {
-	if (error instanceof PvrunError) {
-		process.stderr.write(`pvrun: ${error.message}\n`);
-		return error.exitCode;
+	const known = error instanceof PvrunError;
+	process.stderr.write(known ? `pvrun: ${error.message}\n` : `pvrun: internal error: ${firstLine(error)}\n`);
+	if (process.env['PVRUN_DEBUG']) {
+		for (const line of causeChain(error).slice(1)) process.stderr.write(`pvrun:   caused by ${line}\n`);
+		if (!known && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
 	}
-	process.stderr.write(`pvrun: internal error: ${firstLine(error)}\n`);
-	if (process.env['PVRUN_DEBUG']) console.error(error);
-	return 70;
+	return known ? error.exitCode : 70;
 }
 
 main(process.argv.slice(2)).then(

@@ -6,7 +6,7 @@
 // probes included, would load it for nothing: ~80 ms of start-up.)
 import {parseArgs} from 'node:util';
 import {parseCpuList} from '../host/cpus.js';
-import {PvrunError} from '../util/errors.js';
+import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
 import {defaultAgentWaitS, type VmConfig} from '../vm/config.js';
 
@@ -37,11 +37,11 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 			if (arg.includes('=')) pv.push(arg);
 			else {
 				const value = argv[i + 1];
-				if (value === undefined) throw new PvrunError(`${name} needs a value (see pvrun --help)`, {exitCode: 2});
+				if (value === undefined) throw new UsageError(`${name} needs a value (see pvrun --help)`);
 				pv.push(arg, value);
 				i++;
 			}
-		} else throw new PvrunError(`unknown pvrun option ${name} (see pvrun --help)`, {exitCode: 2});
+		} else throw new UsageError(`unknown pvrun option ${name} (see pvrun --help)`);
 	}
 	return {pv, qemu};
 }
@@ -50,14 +50,14 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 function choice<T extends string>(name: string, value: string, choices: readonly T[]): T {
 	if ((choices as readonly string[]).includes(value)) return value as T;
 	const listed = choices.map((c) => JSON.stringify(c)).join(', ');
-	throw new PvrunError(`Invalid values: Argument: ${name}, Given: ${JSON.stringify(value)}, Choices: ${listed} (see pvrun --help)`, {exitCode: 2});
+	throw new UsageError(`Invalid values: Argument: ${name}, Given: ${JSON.stringify(value)}, Choices: ${listed} (see pvrun --help)`);
 }
 
 /** A whole number of seconds, 1 to a day. */
 function seconds(name: string, value: string): number {
 	const n = Number(value);
 	if (/^\d+$/.test(value) && n >= 1 && n <= 86_400) return n;
-	throw new PvrunError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`, {exitCode: 2});
+	throw new UsageError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`);
 }
 
 /** Node's parseArgs over the joined --pv- arguments; its errors as one PvrunError line. */
@@ -79,7 +79,7 @@ function parseJoined(joined: string[]) {
 			},
 		}).values;
 	} catch (error) {
-		throw new PvrunError(`${error instanceof Error ? error.message.split('\n')[0] : String(error)} (see pvrun --help)`, {exitCode: 2});
+		throw new UsageError(`${error instanceof Error ? error.message.split('\n')[0] : String(error)} (see pvrun --help)`);
 	}
 }
 
@@ -100,7 +100,13 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		qemu: values['pv-qemu'],
 		agentWaitS: seconds('pv-agent-wait', values['pv-agent-wait']),
 	};
-	if (values['pv-cpus'] !== undefined) options.cpus = parseCpuList(values['pv-cpus']);
+	if (values['pv-cpus'] !== undefined) {
+		try {
+			options.cpus = parseCpuList(values['pv-cpus']);
+		} catch (error) {
+			throw new UsageError(`--pv-cpus: ${firstLine(error)} (see pvrun --help)`, {cause: error});
+		}
+	}
 	if (values['pv-log'] !== undefined) options.log = values['pv-log'];
 	return options;
 }

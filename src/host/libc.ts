@@ -10,7 +10,7 @@ import util from 'node:util';
 import koffi, {type KoffiFunc, type LibraryHandle} from 'koffi';
 import {formatCpuList} from './cpus.js';
 import {procStatFields} from './proc.js';
-import {PvrunError} from '../util/errors.js';
+import {PinError, PvrunError, ShmError} from '../util/errors.js';
 
 /** A file mapped MAP_SHARED into memory. */
 export interface SharedMapping {
@@ -104,11 +104,11 @@ export function setThreadAffinity(tid: number, cpus: readonly number[]): void {
 
 // Writes `cpus` as bits into setMask, rejecting CPUs a cpu_set_t cannot hold.
 function fillMask(cpus: readonly number[]): void {
-	if (cpus.length === 0) throw new PvrunError('cannot pin a thread to an empty set of CPUs; name at least one CPU');
+	if (cpus.length === 0) throw new PinError('cannot pin a thread to an empty set of CPUs; name at least one CPU');
 	setMask.fill(0);
 	for (const cpu of cpus) {
 		if (!Number.isInteger(cpu) || cpu < 0 || cpu >= CPU_SET_BITS) {
-			throw new PvrunError(`cannot pin to CPU ${cpu}: CPUs are integers from 0 to ${CPU_SET_BITS - 1}`);
+			throw new PinError(`cannot pin to CPU ${cpu}: CPUs are integers from 0 to ${CPU_SET_BITS - 1}`);
 		}
 		setMask[cpu >> 3] = (setMask[cpu >> 3] ?? 0) | (1 << (cpu & 7));
 	}
@@ -136,7 +136,7 @@ function maskCpus(mask: Uint8Array): number[] {
 
 /** A nice value is an integer from -20 to 19. */
 function checkNice(nice: number): void {
-	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PvrunError(`invalid nice value ${nice}: use an integer from -20 to 19`);
+	if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new PinError(`invalid nice value ${nice}: use an integer from -20 to 19`);
 }
 
 /** Sets the nice value (-20..19) of thread `tid` (0 = the calling thread). */
@@ -160,9 +160,9 @@ const SYS_tgkill = 234;
  * (EPERM: still that process's).
  */
 export function threadInProcess(tgid: number, tid: number): boolean {
-	if (tid === 0) throw new PvrunError('invalid thread id 0: name the thread');
+	if (tid === 0) throw new PinError('invalid thread id 0: name the thread');
 	checkTid(tid);
-	if (!Number.isInteger(tgid) || tgid <= 0) throw new PvrunError(`invalid process id ${tgid}`);
+	if (!Number.isInteger(tgid) || tgid <= 0) throw new PinError(`invalid process id ${tgid}`);
 	if (libc().syscall(SYS_tgkill, 'int', tgid, 'int', tid, 'int', 0) === 0) return true;
 	return errnoName(koffi.errno()) === 'EPERM';
 }
@@ -183,7 +183,7 @@ const SCHED_OTHER = 0;
 export function setThreadLatency(tid: number, nice: number, sliceNs: number): void {
 	checkTid(tid);
 	checkNice(nice);
-	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PvrunError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
+	if (!Number.isInteger(sliceNs) || sliceNs < 0 || sliceNs > 100_000_000) throw new PinError(`invalid time slice ${sliceNs} ns: use 0..100 ms`);
 	const attr = Buffer.alloc(SCHED_ATTR_SIZE);
 	attr.writeUInt32LE(SCHED_ATTR_SIZE, 0); // size
 	attr.writeUInt32LE(SCHED_OTHER, 4); // sched_policy
@@ -197,7 +197,7 @@ export function setThreadLatency(tid: number, nice: number, sliceNs: number): vo
 /** The scheduling policy of thread `tid` of process `pid` as the kernel reports it (field 41 of stat): 0 normal, 1 FIFO, 2 RR... */
 export function threadPolicy(pid: number, tid: number): number {
 	const fields = procStatFields(pid, tid);
-	if (!fields) throw new PvrunError(`cannot read the scheduling policy of thread ${tid}: it does not exist (has it exited?)`);
+	if (!fields) throw new PinError(`cannot read the scheduling policy of thread ${tid}: it does not exist (has it exited?)`);
 	return Number(fields[41]);
 }
 
@@ -215,7 +215,7 @@ export function getThreadNice(tid: number): number {
 
 /** Maps the first `size` bytes of an existing file read-write and shared, as an ArrayBuffer aliasing it. */
 export function mapSharedFile(path: string, size: number): SharedMapping {
-	if (!Number.isInteger(size) || size <= 0) throw new PvrunError(`cannot map ${size} bytes of ${path}: give a positive whole size`);
+	if (!Number.isInteger(size) || size <= 0) throw new ShmError(`cannot map ${size} bytes of ${path}: give a positive whole size`);
 	const fd = openForMapping(path, size);
 	let address: bigint | null;
 	try {
@@ -224,7 +224,7 @@ export function mapSharedFile(path: string, size: number): SharedMapping {
 		fs.closeSync(fd);
 	}
 	if (address === null || address === MAP_FAILED) {
-		throw syscallError('mmap', `cannot map ${path} into memory`, () => 'check that it is a regular file on a local or tmpfs mount');
+		throw syscallError('mmap', `cannot map ${path} into memory`, () => 'check that it is a regular file on a local or tmpfs mount', ShmError);
 	}
 	return sharedMapping(address, size);
 }
@@ -236,12 +236,12 @@ function openForMapping(path: string, size: number): number {
 		fd = fs.openSync(path, 'r+');
 	} catch (error) {
 		const code = (error as NodeJS.ErrnoException).code ?? 'error';
-		throw new PvrunError(`cannot open ${path} for reading and writing (${code}); create it first and check its permissions`, {cause: error});
+		throw new ShmError(`cannot open ${path} for reading and writing (${code}); create it first and check its permissions`, {cause: error});
 	}
 	const length = fs.fstatSync(fd).size;
 	if (length < size) {
 		fs.closeSync(fd);
-		throw new PvrunError(`cannot map ${size} bytes of ${path}: it holds only ${length}; truncate it to at least ${size} first`);
+		throw new ShmError(`cannot map ${size} bytes of ${path}: it holds only ${length}; truncate it to at least ${size} first`);
 	}
 	return fd;
 }
@@ -275,16 +275,16 @@ function sharedMapping(address: bigint, size: number): SharedMapping {
 // Rejects thread ids that are not ids at all (negative, fractional, beyond pid_t).
 function checkTid(tid: number): void {
 	if (!Number.isInteger(tid) || tid < 0 || tid > 0x7fff_ffff) {
-		throw new PvrunError(`invalid thread id ${tid}: use a thread id from /proc/<pid>/task, or 0 for the calling thread`);
+		throw new PinError(`invalid thread id ${tid}: use a thread id from /proc/<pid>/task, or 0 for the calling thread`);
 	}
 }
 
 // The PvrunError for a failed call: what failed, errno's name, and what to do about it.
-function syscallError(syscall: string, what: string, hint: (code: string) => string): PvrunError {
+function syscallError(syscall: string, what: string, hint: (code: string) => string, Kind: typeof PvrunError = PinError): PvrunError {
 	const errno = koffi.errno();
 	const code = errnoName(errno);
 	const cause = Object.assign(new Error(`${syscall} failed: ${code}`), {errno, code, syscall});
-	return new PvrunError(`${what}: ${code}; ${hint(code)}`, {cause});
+	return new Kind(`${what}: ${code}; ${hint(code)}`, {cause});
 }
 
 // The symbolic name of an errno value, e.g. 3 -> "ESRCH".

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
-import {PvrunError, firstLine} from '../util/errors.js';
+import {firstLine, ImageError} from '../util/errors.js';
 
 export interface ResolvedPackage {
 	name: string;
@@ -53,7 +53,7 @@ export async function resolvePackages(names: string[]): Promise<ResolvedPackage[
 		const found = records.find((r) => r.name === name);
 		if (!found) {
 			const why = result.exitCode === 0 ? 'no candidate version' : firstLine(result.stderr);
-			throw new PvrunError(`Debian package ${name} not found (${why}): run make setup (it runs apt-get update)`);
+			throw new ImageError(`Debian package ${name} not found (${why}): run make setup (it runs apt-get update)`);
 		}
 		return found;
 	});
@@ -114,12 +114,12 @@ export async function resolveMemoized(memoFile: string, key: string, resolve: ()
  */
 export async function resolveKernelPackage(meta: string): Promise<ResolvedPackage> {
 	const [record] = await resolvePackages([meta]);
-	if (!record) throw new PvrunError(`Debian package ${meta} not found: run make setup`);
+	if (!record) throw new ImageError(`Debian package ${meta} not found: run make setup`);
 	if (/^linux-image-\d/.test(record.name)) return record;
 	const target = record.depends.find((d) => /^linux-image-\d/.test(d));
-	if (!target) throw new PvrunError(`${meta} does not depend on a versioned linux-image package`);
+	if (!target) throw new ImageError(`${meta} does not depend on a versioned linux-image package`);
 	const [image] = await resolvePackages([target]);
-	if (!image) throw new PvrunError(`Debian package ${target} not found: run make setup`);
+	if (!image) throw new ImageError(`Debian package ${target} not found: run make setup`);
 	return image;
 }
 
@@ -151,12 +151,12 @@ export async function fetchPackage(pkg: ResolvedPackage, debDir: string): Promis
 		const debs = fs.readdirSync(tmp).filter((n) => n.endsWith('.deb'));
 		if (result.exitCode !== 0 || debs.length !== 1 || debs[0] === undefined) {
 			const why = firstLine(result.stderr.split('\n').find((l) => l.startsWith('E:')) ?? result.stderr) || `exit ${result.exitCode}`;
-			throw new PvrunError(`download of ${pkg.name} ${pkg.version} failed: ${why}`);
+			throw new ImageError(`download of ${pkg.name} ${pkg.version} failed: ${why}`);
 		}
 		const got = path.join(tmp, debs[0]);
 		const sum = await sha256File(got);
 		if (sum !== pkg.sha256)
-			throw new PvrunError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
+			throw new ImageError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
 		fs.renameSync(got, file);
 		return {file, downloaded: true};
 	} finally {
@@ -169,5 +169,5 @@ export async function extractDeb(deb: string, dir: string, members: string[]): P
 	fs.mkdirSync(dir, {recursive: true});
 	const script = 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "${@:3}"';
 	const result = await execa('bash', ['-o', 'pipefail', '-c', script, 'extract', deb, dir, ...members], {reject: false});
-	if (result.exitCode !== 0) throw new PvrunError(`cannot unpack ${path.basename(deb)}: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
+	if (result.exitCode !== 0) throw new ImageError(`cannot unpack ${path.basename(deb)}: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
 }

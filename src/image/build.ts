@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
-import {PvrunError, firstLine} from '../util/errors.js';
+import {firstLine, ImageError} from '../util/errors.js';
 import {cacheRoot, packageRoot} from '../util/paths.js';
 import {silentProgress, type Progress} from '../util/progress.js';
 import {extractDeb, fetchPackage, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
@@ -72,11 +72,11 @@ async function gatherInputs(spec: ImageSpec, root: string, memo: string): Promis
 		...(names.length ? await resolvePackages(names) : []),
 	]);
 	const [kernel, ...packages] = resolved;
-	if (!kernel || packages.length !== names.length) throw new PvrunError('package resolution returned an unexpected result');
+	if (!kernel || packages.length !== names.length) throw new ImageError('package resolution returned an unexpected result');
 	const files: Inputs['files'] = [];
 	for (const entry of spec.files) {
 		for (const {source, dest} of expandFile(entry, root)) {
-			if (!fs.existsSync(source)) throw new PvrunError(`${path.relative(root, source)} is missing: run make build`);
+			if (!fs.existsSync(source)) throw new ImageError(`${path.relative(root, source)} is missing: run make build`);
 			files.push({source, dest, mode: entry.mode, sha256: await sha256File(source)});
 		}
 	}
@@ -117,7 +117,7 @@ async function assemble(inputs: Inputs, cache: string, buildDir: string, progres
 		fs.mkdirSync(rootfs);
 		for (const [i, pkg] of inputs.spec.packages.entries()) await stagePackage(debs.get(pkg.name) ?? '', pkg.files, path.join(buildDir, `pkg-${i}`), rootfs);
 		const busybox = path.join(rootfs, 'bin', 'busybox');
-		if (!fs.existsSync(busybox)) throw new PvrunError('the image description must put busybox at /bin/busybox');
+		if (!fs.existsSync(busybox)) throw new ImageError('the image description must put busybox at /bin/busybox');
 		step.update('kernel and modules');
 		const release = await stageKernel(debs.get(inputs.kernel.name) ?? '', inputs.spec.kernel.modules, busybox, buildDir, rootfs);
 		step.update('files');
@@ -149,15 +149,15 @@ async function stageKernel(deb: string, wanted: string[], busybox: string, build
 	await extractDeb(deb, tree, ['./boot/vmlinuz-*', './lib/modules/*']);
 	const releases = fs.readdirSync(path.join(tree, 'lib', 'modules'));
 	const release = releases[0];
-	if (releases.length !== 1 || release === undefined) throw new PvrunError(`kernel package holds ${releases.length} module trees, expected 1`);
+	if (releases.length !== 1 || release === undefined) throw new ImageError(`kernel package holds ${releases.length} module trees, expected 1`);
 	fs.copyFileSync(path.join(tree, 'boot', `vmlinuz-${release}`), path.join(buildDir, kernelName));
 
 	const depmod = await execa(busybox, ['depmod', '-b', tree, release], {reject: false});
-	if (depmod.exitCode !== 0) throw new PvrunError(`depmod failed on kernel ${release}: ${firstLine(depmod.stderr)}`);
+	if (depmod.exitCode !== 0) throw new ImageError(`depmod failed on kernel ${release}: ${firstLine(depmod.stderr)}`);
 	const modDir = path.join(tree, 'lib', 'modules', release);
 	const deps = parseModulesDep(fs.readFileSync(path.join(modDir, 'modules.dep'), 'utf8'));
 	const {paths, missing} = moduleClosure(deps, wanted);
-	if (missing.length) throw new PvrunError(`kernel ${release} has no module named ${missing.join(', ')}`);
+	if (missing.length) throw new ImageError(`kernel ${release} has no module named ${missing.join(', ')}`);
 	const target = `/lib/modules/${release}`;
 	for (const p of paths) copyInto(rootfs, path.join(modDir, p), `${target}/${p}`, 0o644);
 	writeInto(rootfs, `${target}/modules.dep`, trimmedModulesDep(deps, paths), 0o644);
@@ -201,7 +201,7 @@ async function writeCpio(rootfs: string, out: string): Promise<void> {
 			reject: false,
 		},
 	);
-	if (result.exitCode !== 0) throw new PvrunError(`cpio failed: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
+	if (result.exitCode !== 0) throw new ImageError(`cpio failed: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
 }
 
 function copyInto(rootfs: string, source: string, dest: string, mode: number): void {

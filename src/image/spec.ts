@@ -2,7 +2,7 @@
 // modules and repository files go into the default guest, validated on load.
 import fs from 'node:fs';
 import path from 'node:path';
-import {PvrunError} from '../util/errors.js';
+import {ImageError} from '../util/errors.js';
 
 export interface PackageSpec {
 	/** Debian package name, resolved to the candidate version by apt. */
@@ -35,7 +35,7 @@ export function loadImageSpec(file: string): ImageSpec {
 	try {
 		raw = JSON.parse(fs.readFileSync(file, 'utf8'));
 	} catch (error) {
-		throw new PvrunError(`cannot read image description ${file}: ${(error as Error).message}`, {cause: error});
+		throw new ImageError(`cannot read image description ${file}: ${(error as Error).message}`, {cause: error});
 	}
 	return parseImageSpec(raw, file);
 }
@@ -43,7 +43,7 @@ export function loadImageSpec(file: string): ImageSpec {
 /** Validate an already-parsed image description. */
 export function parseImageSpec(raw: unknown, where = 'image description'): ImageSpec {
 	const fail = (what: string): never => {
-		throw new PvrunError(`${where}: ${what}`);
+		throw new ImageError(`${where}: ${what}`);
 	};
 	if (!isRecord(raw)) return fail('not a JSON object');
 	const kernel = raw['kernel'];
@@ -89,15 +89,15 @@ export function expandFile(spec: FileSpec, root: string): Array<{source: string;
 		return [{source: path.join(root, spec.from), dest}];
 	}
 	const [, dir = '', suffix = ''] = glob;
-	if (!spec.to.endsWith('/')) throw new PvrunError(`image file "${spec.from}": a pattern needs a directory destination ending in /`);
+	if (!spec.to.endsWith('/')) throw new ImageError(`image file "${spec.from}": a pattern needs a directory destination ending in /`);
 	let names: string[];
 	try {
 		names = fs.readdirSync(path.join(root, dir));
 	} catch (error) {
-		throw new PvrunError(`image file "${spec.from}": ${dir}/ is missing: run make build`, {cause: error});
+		throw new ImageError(`image file "${spec.from}": ${dir}/ is missing: run make build`, {cause: error});
 	}
 	const matches = names.filter((n) => n.endsWith(suffix)).sort();
-	if (matches.length === 0) throw new PvrunError(`image file "${spec.from}" matches nothing: run make build`);
+	if (matches.length === 0) throw new ImageError(`image file "${spec.from}" matches nothing: run make build`);
 	return matches.map((n) => ({source: path.join(root, dir, n), dest: spec.to + n}));
 }
 

@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {mapSharedFile, type SharedMapping} from '../host/libc.js';
-import {PvrunError} from '../util/errors.js';
+import {ShmError} from '../util/errors.js';
 import {Feature, Header, Slot, headerSize, recordSize, ringEntries, ringOffset, shmMagic, shmSize, shmVersion, slotSize, slotsOffset} from './layout.js';
 
 export interface ShmArea {
@@ -29,7 +29,7 @@ export function createShmArea(path: string, nrVcpus: number): ShmArea {
 	try {
 		fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
 	} catch (error) {
-		throw new PvrunError(`cannot create shared memory ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, {cause: error});
+		throw new ShmError(`cannot create shared memory ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, {cause: error});
 	}
 	let mapping: SharedMapping | undefined;
 	try {

@@ -12,7 +12,7 @@ import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type {VmConfig} from './config.js';
-import {PvrunError, firstLine} from '../util/errors.js';
+import {firstLine, PvrunError, UsageError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {EventLog} from './event-log.js';
 import {keepFromChildren} from './fds.js';
@@ -168,9 +168,8 @@ export function serveDaemon(): void {
 			try {
 				log = new EventLog(m.log, false);
 			} catch (error) {
-				throw new PvrunError(`cannot open the event log ${m.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
+				throw new UsageError(`cannot open the event log ${m.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
 					cause: error,
-					exitCode: 2,
 				});
 			}
 			try {

@@ -17,7 +17,7 @@
 //   devices again under a new pvrun. A user argument with one of these ids or
 //   port names is refused before anything runs.
 import {agentPortName, kickPortName} from '../agent/protocol.js';
-import {PvrunError} from '../util/errors.js';
+import {UsageError} from '../util/errors.js';
 import {machineType, qemuOptions, splitOptionList} from '../qemu/args.js';
 
 /** The ids of pvrun's objects, chardevs and devices. */
@@ -138,9 +138,8 @@ export function choosePlace(args: readonly string[]): ChannelPlace {
 		if (freeBelow < unplaced + defaults) break;
 		return {bus: board.bus, slot, why: `the highest slot of ${board.bus} that no device of the command line names`};
 	}
-	throw new PvrunError(
+	throw new UsageError(
 		`no free PCI slot on ${board.bus} for pvrun's hint channel: the command line's devices take them all; free one slot, or run with --pv-off`,
-		{exitCode: 2},
 	);
 }
 
@@ -199,9 +198,8 @@ export function checkNoClash(args: readonly string[]): void {
 			: splitOptionList(value).flatMap((item) => (/^(id|name)=/.test(item) ? [item.slice(item.indexOf('=') + 1)] : []));
 		const clash = ids.find((id) => taken.has(id) || id.startsWith('org.pvrun.'));
 		if (clash !== undefined)
-			throw new PvrunError(
+			throw new UsageError(
 				`-${name} uses ${JSON.stringify(clash)}, a name pvrun gives its own hint channel (a command line from --pv-dry-run?): remove that option, or run with --pv-off`,
-				{exitCode: 2},
 			);
 	}
 }

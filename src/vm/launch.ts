@@ -8,7 +8,7 @@
 import path from 'node:path';
 import tty from 'node:tty';
 import {usesStdio} from '../qemu/args.js';
-import {PvrunError, firstLine} from '../util/errors.js';
+import {firstLine, UsageError} from '../util/errors.js';
 import type {VmConfig} from './config.js';
 import {runDaemonized} from './daemon.js';
 import {EventLog, writeStderr} from './event-log.js';
@@ -69,9 +69,8 @@ function showSummaries(options: VmConfig, plan: VmPlan): boolean {
 	try {
 		new EventLog(options.log, false).close();
 	} catch (error) {
-		throw new PvrunError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
+		throw new UsageError(`cannot open the event log ${options.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
 			cause: error,
-			exitCode: 2,
 		});
 	}
 	return tty.isatty(2) && !consoleHere;

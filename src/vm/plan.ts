@@ -9,7 +9,7 @@ import path from 'node:path';
 import {formatCpuList} from '../host/cpus.js';
 import {qemuOptions, userChoseAccel, userSetDebugThreads, vcpuCount} from '../qemu/args.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
-import {PvrunError} from '../util/errors.js';
+import {UsageError} from '../util/errors.js';
 import type {VmConfig} from './config.js';
 import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import type {HostFacts} from './probe.js';
@@ -58,7 +58,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 	const own = facts.ownCpus;
 	const allowed = options.cpus ?? own;
 	const foreign = allowed.filter((c) => !own.includes(c));
-	if (foreign.length) throw new PvrunError(`--pv-cpus names CPUs pvrun may not use: ${formatCpuList(foreign)} (allowed: ${formatCpuList(own)})`, {exitCode: 2});
+	if (foreign.length) throw new UsageError(`--pv-cpus names CPUs pvrun may not use: ${formatCpuList(foreign)} (allowed: ${formatCpuList(own)})`);
 	const nrVcpus = Math.min(vcpuCount(qemuArgs), maxVcpus);
 	const given = qemuOptions(qemuArgs);
 	checkNoClash(qemuArgs);

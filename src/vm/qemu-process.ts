@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {processAlive, processStartTicks} from '../host/proc.js';
-import {PvrunError} from '../util/errors.js';
+import {QemuError} from '../util/errors.js';
 import {inheritedFds, qemuStdio} from './fds.js';
 import {disableCoreDumps} from '../host/libc.js';
 
@@ -45,8 +45,8 @@ export function findProgram(program: string, missing: string): string {
 			if ((error as NodeJS.ErrnoException).code === 'EACCES') denied = file;
 		}
 	}
-	if (denied !== undefined) throw new PvrunError(`${denied} is not executable: check its permissions`, {exitCode: 126});
-	throw new PvrunError(`${program} not found: ${missing}`, {exitCode: 127});
+	if (denied !== undefined) throw new QemuError(`${denied} is not executable: check its permissions`, {exitCode: 126});
+	throw new QemuError(`${program} not found: ${missing}`, {exitCode: 127});
 }
 
 /**
@@ -78,7 +78,7 @@ export function waitForExit(child: ChildProcess, cleanup: () => void | Promise<v
 	};
 	return new Promise((resolve, reject) => {
 		child.once('error', (error: NodeJS.ErrnoException) =>
-			finish(() => reject(new PvrunError(`cannot start QEMU: ${error.message}`, {cause: error, exitCode: error.code === 'ENOENT' ? 127 : 126}))),
+			finish(() => reject(new QemuError(`cannot start QEMU: ${error.message}`, {cause: error, exitCode: error.code === 'ENOENT' ? 127 : 126}))),
 		);
 		child.once('exit', (code, signal) => finish(() => resolve({code, signal})));
 	});

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {AgentClient, AgentError} from '../../src/agent/client.js';
+import {AgentClient, AgentReplyError} from '../../src/agent/client.js';
 import {bootGuest, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {createShmArea} from '../../src/shm/area.js';
@@ -63,8 +63,8 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 		() => undefined,
 		(error: unknown) => error,
 	);
-	t.ok(rejected instanceof AgentError, 'a corrupt object is rejected with an agent error');
-	t.ok(rejected instanceof AgentError && rejected.errno > 0 && rejected.log.length > 0, "with an errno and libbpf's log");
+	t.ok(rejected instanceof AgentReplyError, 'a corrupt object is rejected with an agent error');
+	t.ok(rejected instanceof AgentReplyError && rejected.errno > 0 && rejected.log.length > 0, "with an errno and libbpf's log");
 
 	const head = () => area.view.getUint32(Header.ringHead, true);
 	const flowing = async (what: string) => {
@@ -86,7 +86,7 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	t.ok(stats.hostLinks >= 2, `the agent saw the host link twice (${stats.hostLinks})`);
 	await second.unload(loaded.id);
 	t.same(await second.list(), [], 'unloaded');
-	await t.rejects(second.unload(loaded.id), AgentError, 'unloading twice is an error');
+	await t.rejects(second.unload(loaded.id), AgentReplyError, 'unloading twice is an error');
 	const before = head();
 	await new Promise((r) => setTimeout(r, 600));
 	t.equal(head(), before, 'no records once unloaded');

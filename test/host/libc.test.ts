@@ -49,7 +49,7 @@ t.test('pinning a real thread shows in /proc, and restoring undoes it', async (t
 });
 
 t.test('a thread that does not exist is reported as ESRCH', async (t) => {
-	const esrch = {name: 'PvrunError', message: /: ESRCH; the thread does not exist/, cause: {code: 'ESRCH', errno: 3}};
+	const esrch = {name: 'PinError', message: /: ESRCH; the thread does not exist/, cause: {code: 'ESRCH', errno: 3}};
 	t.throws(() => setThreadAffinity(NO_SUCH_TID, [0]), esrch);
 	t.throws(() => getThreadAffinity(NO_SUCH_TID), esrch);
 	t.throws(() => setThreadNice(NO_SUCH_TID, 1), esrch);
@@ -58,13 +58,13 @@ t.test('a thread that does not exist is reported as ESRCH', async (t) => {
 });
 
 t.test('bad arguments are refused before any syscall', async (t) => {
-	t.throws(() => setThreadAffinity(1, []), PvrunError);
-	t.throws(() => setThreadAffinity(1, [1024]), PvrunError);
-	t.throws(() => setThreadAffinity(1, [0.5]), PvrunError);
-	t.throws(() => setThreadAffinity(-1, [0]), PvrunError);
-	t.throws(() => setThreadNice(1, 20), PvrunError);
-	t.throws(() => setThreadNice(1, -21), PvrunError);
-	t.throws(() => getThreadNice(1.5), PvrunError);
+	t.throws(() => setThreadAffinity(1, []), {name: 'PinError'});
+	t.throws(() => setThreadAffinity(1, [1024]), {name: 'PinError'});
+	t.throws(() => setThreadAffinity(1, [0.5]), {name: 'PinError'});
+	t.throws(() => setThreadAffinity(-1, [0]), {name: 'PinError'});
+	t.throws(() => setThreadNice(1, 20), {name: 'PinError'});
+	t.throws(() => setThreadNice(1, -21), {name: 'PinError'});
+	t.throws(() => getThreadNice(1.5), {name: 'PinError'});
 });
 
 t.test('nice values round-trip on a real thread, -1 included', async (t) => {
@@ -161,5 +161,5 @@ t.test('mapping a missing or short file says what to fix', async (t) => {
 	const file = shmFile(t);
 	t.throws(() => mapSharedFile(file, 8192), /truncate it to at least 8192/);
 	t.throws(() => mapSharedFile(`${file}.missing`, 4096), /ENOENT/);
-	t.throws(() => mapSharedFile(file, 0), PvrunError);
+	t.throws(() => mapSharedFile(file, 0), {name: 'ShmError'});
 });

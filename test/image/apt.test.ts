@@ -22,14 +22,14 @@ Version: 1
 });
 
 t.test('a package apt does not know is one clear error', async (t) => {
-	await t.rejects(resolvePackages(['pvrun-no-such-package']), {name: 'PvrunError', message: /Debian package pvrun-no-such-package not found/});
+	await t.rejects(resolvePackages(['pvrun-no-such-package']), {name: 'ImageError', message: /Debian package pvrun-no-such-package not found/});
 });
 
 t.test('a failed download is one clear error and leaves nothing behind', async (t) => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-debs-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const bogus = {name: 'busybox-static', version: '0.0-pvrun-bogus', sha256: '0'.repeat(64), size: 1, depends: []};
-	await t.rejects(fetchPackage(bogus, dir), {name: 'PvrunError', message: /^download of busybox-static 0\.0-pvrun-bogus failed: /});
+	await t.rejects(fetchPackage(bogus, dir), {name: 'ImageError', message: /^download of busybox-static 0\.0-pvrun-bogus failed: /});
 	t.same(fs.readdirSync(dir), [], 'no partial download left');
 });
 

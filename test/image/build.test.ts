@@ -71,6 +71,6 @@ t.test('a failing build leaves no half-written image', async (t) => {
 	const specFile = path.join(cache, 'bad-contents.json');
 	fs.writeFileSync(specFile, JSON.stringify(spec));
 	const before = fs.readdirSync(imagesDir(cache)).sort();
-	await t.rejects(ensureImage({cache, progress, specFile}), {name: 'PvrunError', message: /has no module named pvrun_no_such_module/});
+	await t.rejects(ensureImage({cache, progress, specFile}), {name: 'ImageError', message: /has no module named pvrun_no_such_module/});
 	t.same(fs.readdirSync(imagesDir(cache)).sort(), before, 'images/ unchanged: no build directory, no new image');
 });

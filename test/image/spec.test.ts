@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {expandFile, loadImageSpec, parseImageSpec} from '../../src/image/spec.js';
-import {PvrunError} from '../../src/util/errors.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 const valid = {
@@ -28,7 +27,7 @@ t.test('defects are one clear error each', async (t) => {
 		['bad mode', {...valid, files: [{from: 'x', to: '/x', mode: 'rwx'}]}, /mode/],
 		['escaping package path', {...valid, packages: [{name: 'busybox-static', files: {'../../etc/passwd': '/x'}}]}, /bad mapping/],
 	];
-	for (const [name, raw, message] of bad) t.throws(() => parseImageSpec(raw), {name: 'PvrunError', message}, name);
+	for (const [name, raw, message] of bad) t.throws(() => parseImageSpec(raw), {name: 'ImageError', message}, name);
 	t.same(parseImageSpec(valid).files[0]?.mode, 0o755);
 });
 
@@ -42,6 +41,6 @@ t.test('a pattern expands to the matching files, sorted', async (t) => {
 		got.map((g) => g.dest),
 		['/usr/lib/pvrun/bpf/a.bpf.o', '/usr/lib/pvrun/bpf/b.bpf.o'],
 	);
-	t.throws(() => expandFile({from: 'bpf/*.none', to: '/x/', mode: 0o644}, dir), PvrunError);
+	t.throws(() => expandFile({from: 'bpf/*.none', to: '/x/', mode: 0o644}, dir), {name: 'ImageError'});
 	t.throws(() => expandFile({from: 'nodir/*.o', to: '/x/', mode: 0o644}, dir), /run make build/);
 });
