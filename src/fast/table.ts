@@ -7,7 +7,7 @@
 // thread's release leads back to the table's own state: then the native thread
 // can follow a thread that pins itself and lets go, again and again, without
 // waiting for the JavaScript thread; every other change ends the table.
-import {decideAffinity, type Assignment, type Exclusive, type Held, type Hint} from '../policy/affinity.js';
+import {decideAffinity, type Assignment, type Exclusive, type Held, type Hint} from '../hints/affinity/policy.js';
 import type {PinOp} from '../pin/pinner.js';
 import {
 	Cpus,
@@ -66,7 +66,7 @@ export interface TableInput {
 	plan: (a: Assignment, assumed?: readonly PinOp[]) => PinOp[];
 }
 
-/** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (HintEngine.commit writes their feedback). */
+/** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (AffinityEngine.commit writes their feedback). */
 export function movedVcpus(prev: Assignment, next: Assignment, nrVcpus: number): number[] {
 	const moved: number[] = [];
 	for (let v = 0; v < nrVcpus; v++) {

@@ -6,7 +6,7 @@
 // pinned them, are left alone.
 import fs from 'node:fs';
 import {getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
-import {cpusFor, type Assignment} from '../policy/affinity.js';
+import {cpusFor, type Assignment} from '../hints/affinity/policy.js';
 import {firstLine} from '../util/errors.js';
 
 /** What applying an assignment would do to one vCPU thread (see Pinner.plan). */

@@ -5,7 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {mapSharedFile, type SharedMapping} from '../host/libc.js';
 import {ShmError} from '../util/errors.js';
-import {Feature, Header, Slot, headerSize, recordSize, ringEntries, ringOffset, shmMagic, shmSize, shmVersion, slotSize, slotsOffset} from './layout.js';
+import {Header, Slot, headerSize, recordSize, ringEntries, ringOffset, shmMagic, shmSize, shmVersion, slotSize, slotsOffset} from './layout.js';
+import {hintFeatures} from '../hints/index.js';
 
 export interface ShmArea {
 	path: string;
@@ -67,7 +68,7 @@ function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpo
 		view.setUint16(Header.version, shmVersion, true);
 		view.setUint16(Header.headerSize, headerSize, true);
 		view.setUint32(Header.size, shmSize, true);
-		view.setUint32(Header.features, Feature.affinity, true);
+		view.setUint32(Header.features, hintFeatures, true);
 		view.setUint32(Header.nrVcpus, nrVcpus, true);
 		view.setUint32(Header.slotSize, slotSize, true);
 		view.setUint32(Header.slotsOffset, slotsOffset, true);

@@ -1,59 +1,11 @@
 // Where records are decoded: drain the shared ring written by the (untrusted)
 // guest. Every field is validated and bounded; anything odd is skipped and
 // counted, never thrown, so a hostile guest can only cost itself its hints.
-import {AffinityEvent, AffinityKind, Header, Record, RecordType, recordPayload, recordSize, ringEntries, ringOffset, shmMagic, shmVersion} from './layout.js';
+import {byRecordType, type DecodedRecord} from '../hints/index.js';
+import {emptyCounters} from './counters.js';
+import {Header, Record, recordPayload, recordSize, ringEntries, ringOffset, shmMagic, shmVersion} from './layout.js';
 import type {ShmArea} from './area.js';
 
-export interface AffinityRecord {
-	type: 'affinity';
-	seq: number;
-	kind: 'set' | 'exit';
-	tid: number;
-	tgid: number;
-	comm: string;
-	/** vCPUs in the thread's mask that exist in this VM, ascending. */
-	vcpus: number[];
-	guestTsNs: bigint;
-	/** Guest time from the BPF program seeing the change to the agent relaying it, µs (diagnostic). */
-	relayUs: number;
-}
-
-export type DecodedRecord = AffinityRecord;
-
-/** Why records or header values were rejected; reported in the event log. */
-export interface ShmCounters {
-	badHeader: number;
-	headBackwards: number;
-	overrun: number;
-	badSeq: number;
-	badLength: number;
-	unknownType: number;
-	badAffinity: number;
-	maskOutOfRange: number;
-	guestLost: number;
-	agentRestarts: number;
-}
-
-export function emptyCounters(): ShmCounters {
-	return {
-		badHeader: 0,
-		headBackwards: 0,
-		overrun: 0,
-		badSeq: 0,
-		badLength: 0,
-		unknownType: 0,
-		badAffinity: 0,
-		maskOutOfRange: 0,
-		guestLost: 0,
-		agentRestarts: 0,
-	};
-}
-
-/**
- * A little-endian u64 at byte `offset` as a Number, from two 32-bit atomic
- * loads (no BigInt on the hot path); values past 2^53 come out inexact, and
- * every caller bounds them far below that.
- */
 function loadU64(u32: Uint32Array, offset: number): number {
 	const i = offset / 4;
 	return Atomics.load(u32, i + 1) * 2 ** 32 + Atomics.load(u32, i);
@@ -193,65 +145,14 @@ export class RingReader {
 			this.counters.badLength++;
 			return undefined;
 		}
-		if (type !== RecordType.affinity) {
+		const hint = byRecordType.get(type);
+		if (!hint) {
 			this.counters.unknownType++;
 			return undefined;
 		}
-		return this.decodeAffinity(seq, base + Record.payload, len, view.getBigUint64(base + Record.tsNs, true));
-	}
-
-	/** A NUL-terminated 16-byte name, printable ASCII kept, everything else as '?'. */
-	private decodeComm(offset: number): string {
-		let comm = '';
-		for (let i = 0; i < AffinityEvent.commLength; i++) {
-			const c = this.area.view.getUint8(offset + i);
-			if (c === 0) break;
-			comm += c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : '?';
-		}
-		return comm;
-	}
-
-	/** struct pv_affinity_event → AffinityRecord, with the mask cut to this VM's vCPUs. */
-	private decodeAffinity(seq: number, p: number, len: number, relayTsNs: bigint): AffinityRecord | undefined {
-		const {view, nrVcpus} = this.area;
-		const kindRaw = view.getUint32(p + AffinityEvent.kind, true);
-		const tid = view.getUint32(p + AffinityEvent.tid, true);
-		const tgid = view.getUint32(p + AffinityEvent.tgid, true);
-		const kind = kindRaw === AffinityKind.set ? 'set' : kindRaw === AffinityKind.exit ? 'exit' : undefined;
-		// Linux pids are below 2^22 (PID_MAX_LIMIT).
-		if (len < AffinityEvent.size || !kind || tid === 0 || tid >= 1 << 22 || tgid === 0 || tgid >= 1 << 22) {
-			this.counters.badAffinity++;
-			return undefined;
-		}
-		const vcpus: number[] = [];
-		let outside = false;
-		// The mask as 32-bit halves, lowest first; each set bit from the bottom up.
-		for (let w = 0; w < AffinityEvent.maskWords * 2; w++) {
-			let word = view.getUint32(p + AffinityEvent.mask + w * 4, true);
-			while (word !== 0) {
-				const bit = 31 - Math.clz32(word & -word);
-				word = (word & (word - 1)) >>> 0;
-				const cpu = w * 32 + bit;
-				if (cpu < nrVcpus) vcpus.push(cpu);
-				else outside = true;
-			}
-		}
-		if (outside) this.counters.maskOutOfRange++;
-		if (kind === 'set' && vcpus.length === 0) {
-			this.counters.badAffinity++;
-			return undefined;
-		}
-		const guestTsNs = view.getBigUint64(p + AffinityEvent.tsNs, true);
-		return {
-			type: 'affinity',
-			seq,
-			kind,
-			tid,
-			tgid,
-			comm: this.decodeComm(p + AffinityEvent.comm),
-			vcpus,
-			guestTsNs,
-			relayUs: relayTsNs >= guestTsNs && relayTsNs - guestTsNs < 10n ** 12n ? Number(relayTsNs - guestTsNs) / 1000 : -1,
-		};
+		return hint.decode(
+			{view, offset: base + Record.payload, len, seq, relayTsNs: view.getBigUint64(base + Record.tsNs, true), nrVcpus: this.area.nrVcpus},
+			this.counters,
+		);
 	}
 }

@@ -12,7 +12,8 @@ import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
-import {RecordType, shmSize} from '../shm/layout.js';
+import {shmSize} from '../shm/layout.js';
+import {hintTypes} from '../hints/index.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -20,7 +21,7 @@ import {LineBudget} from '../util/line-budget.js';
 import {percentiles} from '../util/stats.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
-import {HintEngine} from './hints.js';
+import {AffinityEngine} from '../hints/affinity/engine.js';
 import {updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
@@ -64,7 +65,7 @@ export function removeRunFiles(plan: Pick<VmPlan, 'runDir'>, area: ShmArea): voi
 export class HintSession {
 	private qmp: Qmp | undefined;
 	private agent: AgentClient | undefined;
-	private engine: HintEngine | undefined;
+	private engine: AffinityEngine | undefined;
 	private fast: FastPath | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
@@ -125,7 +126,7 @@ export class HintSession {
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.engine = new HintEngine(
+		this.engine = new AffinityEngine(
 			this.area,
 			this.reader,
 			pinner,
@@ -280,16 +281,19 @@ export class HintSession {
 				hello.programs = 0;
 			}
 			this.reload = false;
-			if (hello.programs === 0) {
-				const object = fs.readFileSync(path.join(packageRoot, 'bpf', 'affinity.bpf.o'));
-				const started = performance.now();
-				const loaded = await agent.load('affinity', RecordType.affinity, object);
-				this.log.write(
-					'program',
-					{name: 'affinity', id: loaded.id, links: loaded.links, loadMs: Math.round(performance.now() - started)},
-					`affinity hints on (BPF program loaded in ${Math.round(performance.now() - started)} ms)`,
-				);
-			}
+			// Each hint type's program (an agent that has programs already kept them: it restarted its port, not itself).
+			if (hello.programs === 0)
+				for (const hint of hintTypes) {
+					const object = fs.readFileSync(path.join(packageRoot, 'bpf', hint.program));
+					const started = performance.now();
+					const loaded = await agent.load(hint.name, hint.recordType, object);
+					const ms = Math.round(performance.now() - started);
+					this.log.write(
+						'program',
+						{name: hint.name, id: loaded.id, links: loaded.links, loadMs: ms},
+						`${hint.name} hints on (BPF program loaded in ${ms} ms)`,
+					);
+				}
 			this.hintsChanged(this.watch.hello());
 		} catch (error) {
 			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal.
@@ -328,7 +332,7 @@ export class HintSession {
 	 * covers its thread too. Without it, the agent's KICK frames drive the
 	 * engine as before.
 	 */
-	private startFastPath(engine: HintEngine): void {
+	private startFastPath(engine: AffinityEngine): void {
 		if (!this.plan.kickSocket) {
 			this.log.write('fast-path', {state: 'off', reason: this.plan.fastPathOff ?? 'no kick port'});
 			return;
@@ -357,10 +361,10 @@ export class HintSession {
 			this.log.write('fast-path', {
 				state: 'off',
 				...this.fast.stats(),
-				fastDecisions: this.engine?.fastDecisions ?? 0,
-				slowDecisions: this.engine?.slowDecisions ?? 0,
-				fastDisagreed: this.engine?.fastDisagreed ?? 0,
-				fastScans: this.engine?.fastScans ?? 0,
+				fastDecisions: this.engine?.decisions.fast ?? 0,
+				slowDecisions: this.engine?.decisions.slow ?? 0,
+				fastDisagreed: this.engine?.decisions.disagreed ?? 0,
+				fastScans: this.engine?.decisions.scans ?? 0,
 				agentKicks: this.agentKicks,
 			});
 			this.fast.stop();

@@ -8,7 +8,7 @@ import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/fast/binding.js';
 import {Pinner} from '../../src/pin/pinner.js';
-import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/policy/affinity.js';
+import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/hints/affinity/policy.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/fast/table.js';
 import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';

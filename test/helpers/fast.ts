@@ -11,7 +11,7 @@ import {FastPath} from '../../src/fast/binding.js';
 import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
-import type {HintEngine} from '../../src/vm/hints.js';
+import type {AffinityEngine} from '../../src/hints/affinity/engine.js';
 import {within} from './pvrun-vm.js';
 
 /**
@@ -75,7 +75,7 @@ export async function waitUntil(what: string, ok: () => boolean, ms = 2000, step
  * before what was set up earlier (tap runs teardowns last first): an engine
  * then stops with nothing left to take from it.
  */
-export async function attachFastPath(t: Test, shm: ShmArea, engine: HintEngine): Promise<{fast: FastPath; socket: net.Socket; kick: () => Promise<void>}> {
+export async function attachFastPath(t: Test, shm: ShmArea, engine: AffinityEngine): Promise<{fast: FastPath; socket: net.Socket; kick: () => Promise<void>}> {
 	const server = await kickServer(t);
 	let wakes = 0;
 	const fast = FastPath.start(shm.path, server.path, 0, () => {

@@ -8,7 +8,7 @@ import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {setThreadAffinity, threadInProcess} from '../../src/host/libc.js';
 import {procStatFields} from '../../src/host/proc.js';
 import {Pinner} from '../../src/pin/pinner.js';
-import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
+import {decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/hints/affinity/policy.js';
 import {standIn} from '../helpers/fast.js';
 
 function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {

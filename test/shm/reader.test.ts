@@ -18,7 +18,9 @@ import {
 	shmMagic,
 	shmVersion,
 } from '../../src/shm/layout.js';
-import {RingReader, type DecodedRecord, type ShmCounters} from '../../src/shm/reader.js';
+import type {DecodedRecord} from '../../src/hints/index.js';
+import type {ShmCounters} from '../../src/shm/counters.js';
+import {RingReader} from '../../src/shm/reader.js';
 
 const pidLimit = 2 ** 22;
 

@@ -108,7 +108,7 @@ export function decideAffinity(
 	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(grantable.length, managed) : grantable.length - 1);
 	// With every vCPU asking, nothing floats: there is nobody to share with. The idle
 	// judgement belongs to a grant that goes on (same vCPU, thread and CPU): a new grant
-	// starts with the CPU to itself, to be judged afresh (HintEngine.judgeUse).
+	// starts with the CPU to itself, to be judged afresh (AffinityEngine.judgeUse).
 	const sharing = (v: number, goesOn: boolean) => !everyVcpuAsks && (crowded || (goesOn && idle.has(v)));
 	const granted = asking.slice(0, capacity);
 	const denied = asking.slice(capacity);

@@ -6,12 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
-import {Pinner} from '../../src/pin/pinner.js';
-import type {Assignment} from '../../src/policy/affinity.js';
-import {createShmArea} from '../../src/shm/area.js';
-import {RingReader} from '../../src/shm/reader.js';
-import {EventLog, readEventLog} from '../../src/vm/event-log.js';
-import {HintEngine} from '../../src/vm/hints.js';
+import {Pinner} from '../../../src/pin/pinner.js';
+import type {Assignment} from '../../../src/hints/affinity/policy.js';
+import {createShmArea} from '../../../src/shm/area.js';
+import {RingReader} from '../../../src/shm/reader.js';
+import {EventLog, readEventLog} from '../../../src/vm/event-log.js';
+import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
 
 /** A pinner with a bug: every apply throws. */
 class FaultyPinner extends Pinner {
@@ -21,7 +21,7 @@ class FaultyPinner extends Pinner {
 }
 
 /** A hint engine on a real 2-vCPU shared-memory area, logging to a file; removed when `t` ends. */
-function engineWith(t: Test, pinner: Pinner): {engine: HintEngine; logFile: string} {
+function engineWith(t: Test, pinner: Pinner): {engine: AffinityEngine; logFile: string} {
 	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
 	const logFile = path.join(dir, 'events.jsonl');
@@ -31,7 +31,7 @@ function engineWith(t: Test, pinner: Pinner): {engine: HintEngine; logFile: stri
 		log.close();
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
-	return {engine: new HintEngine(area, new RingReader(area), pinner, [0], 2, log), logFile};
+	return {engine: new AffinityEngine(area, new RingReader(area), pinner, [0], 2, log), logFile};
 }
 
 t.test('faults in the hint loop are logged and counted; after 20 the loop stops', async (t) => {

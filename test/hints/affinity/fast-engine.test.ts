@@ -7,14 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
-import {threadCpusAllowed} from '../../src/host/cpus.js';
-import {Pinner} from '../../src/pin/pinner.js';
-import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../../src/shm/layout.js';
-import {RingReader} from '../../src/shm/reader.js';
-import {EventLog, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
-import {HintEngine} from '../../src/vm/hints.js';
-import {attachFastPath, feedback, sleeper, standIn, waitUntil} from '../helpers/fast.js';
-import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+import {threadCpusAllowed} from '../../../src/host/cpus.js';
+import {Pinner} from '../../../src/pin/pinner.js';
+import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../../../src/shm/layout.js';
+import {RingReader} from '../../../src/shm/reader.js';
+import {EventLog, readEventLog, type LoggedEvent} from '../../../src/vm/event-log.js';
+import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
+import {attachFastPath, feedback, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
+import {Guest, area, maskOf} from '../../helpers/guest-ring.js';
 
 const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
 
@@ -26,7 +26,14 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-fast-engine-'));
 	const logFile = path.join(dir, 'events.jsonl');
 	const log = new EventLog(logFile, false);
-	const engine = new HintEngine(shm, new RingReader(shm), new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn), [0, 1], 2, log);
+	const engine = new AffinityEngine(
+		shm,
+		new RingReader(shm),
+		new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn),
+		[0, 1],
+		2,
+		log,
+	);
 	t.teardown(() => {
 		engine.stop();
 		log.close();
@@ -90,8 +97,8 @@ t.test('the fast path decides, the engine follows: pins adopted, feedback kept, 
 	t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats');
 	events = f.events();
 	t.equal(events.filter((e) => e.event === 'applied' && e['fast'] === true).length, 2, 'both by the fast path');
-	t.equal(f.engine.fastDecisions, 2);
-	t.equal(f.engine.slowDecisions, 0);
+	t.equal(f.engine.decisions.fast, 2);
+	t.equal(f.engine.decisions.slow, 0);
 	t.equal(f.engine.hostLatenciesUs.length, 2, 'their latencies are the benchmark’s samples');
 });
 
@@ -104,7 +111,7 @@ t.test('a record the guest rewrites after the fast path read it: the policy deci
 	// The (hostile) guest now says the thread asked for vCPU 0 instead.
 	const payload = ringOffset + 0 * recordSize + Record.payload;
 	f.shm.view.setBigUint64(payload + AffinityEvent.mask, 1n, true);
-	await f.until('the engine corrected it', () => f.engine.fastDisagreed === 1 && cpusOf(a).length === 1 && cpusOf(a)[0] === 1);
+	await f.until('the engine corrected it', () => f.engine.decisions.disagreed === 1 && cpusOf(a).length === 1 && cpusOf(a)[0] === 1);
 	t.same(cpusOf(a), [1], 'vCPU 0, what the record now says, has CPU 1');
 	t.same(cpusOf(b), [0], 'vCPU 1 floats');
 	t.match(feedback(f.shm, 1), {state: 0, pcpu: -1}, "vCPU 1's slot says so");
@@ -188,7 +195,7 @@ t.test('records no kick announced to the fast path are not left waiting', async 
 	f.guest.append({tid: 350, mask: maskOf(1)});
 	f.engine.kick();
 	t.same(cpusOf(b), [1], 'the engine had the fast path look at once');
-	t.equal(f.engine.fastScans, 1);
+	t.equal(f.engine.decisions.scans, 1);
 	t.equal(
 		f
 			.events()
@@ -200,5 +207,5 @@ t.test('records no kick announced to the fast path are not left waiting', async 
 	// No kick at all: the engine's timer finds the record.
 	f.guest.append({tid: 350, kind: AffinityKind.exit, mask: maskOf()});
 	await f.until('the release applied without any kick', () => cpusOf(b).length === 2);
-	t.equal(f.engine.fastScans, 2);
+	t.equal(f.engine.decisions.scans, 2);
 });

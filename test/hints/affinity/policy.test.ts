@@ -1,5 +1,5 @@
 import t from 'tap';
-import {cpusFor, decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../src/policy/affinity.js';
+import {cpusFor, decideAffinity, floatingOnly, sharedFloatNice, type Hint} from '../../../src/hints/affinity/policy.js';
 
 const hint = (tid: number, vcpus: number[], seq = tid): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq});
 

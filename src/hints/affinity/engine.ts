@@ -1,21 +1,28 @@
-// The running hint loop of one VM: drain the shared ring when the agent kicks
-// (or a slow fallback timer fires), keep the current hints per guest thread,
-// decide, pin, and publish feedback. Measures the host-side latency (records
-// visible → affinity applied) of every decision that changed a pin.
-import type {ShmArea} from '../shm/area.js';
-import {writeFeedback} from '../shm/feedback.js';
-import {emptyCounters, type RingReader, type AffinityRecord, type ShmCounters} from '../shm/reader.js';
-import {formatCpuList} from '../host/cpus.js';
-import {firstLine} from '../util/errors.js';
-import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Held, type Hint} from '../policy/affinity.js';
-import {getThreadAffinity} from '../host/libc.js';
-import {covers, placer, sameCpus} from '../pin/operator.js';
-import type {VcpuPlacement} from './state.js';
-import type {PinOp, PinResult, Pinner} from '../pin/pinner.js';
-import type {VcpuUsage} from '../pin/usage.js';
-import type {EventLog} from './event-log.js';
-import type {FastApplied, FastLink, FastTake} from '../fast/binding.js';
-import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from '../fast/table.js';
+// The affinity hints' engine for one VM: drain the shared ring when the agent
+// kicks (or a slow fallback timer fires), keep each guest thread's hint in the
+// typed state (state.ts), decide (policy.ts), pin (src/pin/pinner.ts), and
+// publish feedback; let the native fast path apply what it can (src/fast/) and
+// follow it; look for operators' pins and idle grants on the slow timer. Each
+// commit carries its typed cause. Measures the host-side latency (records
+// visible → affinity applied) of every decision on records that changed a pin.
+import type {ShmArea} from '../../shm/area.js';
+import {writeFeedback} from '../../shm/feedback.js';
+import {emptyCounters, type ShmCounters} from '../../shm/counters.js';
+import type {RingReader} from '../../shm/reader.js';
+import type {AffinityRecord} from './record.js';
+import {formatCpuList} from '../../host/cpus.js';
+import {firstLine} from '../../util/errors.js';
+import {cpusFor, decideAffinity, type Assignment, type Held} from './policy.js';
+import {initialState, type AffinityState, type Cause, type DecisionCounts} from './state.js';
+import type {HintTypeEngine} from '../types.js';
+import {getThreadAffinity} from '../../host/libc.js';
+import {covers, placer, sameCpus} from '../../pin/operator.js';
+import type {VcpuPlacement} from '../../vm/state.js';
+import type {PinOp, PinResult, Pinner} from '../../pin/pinner.js';
+import type {VcpuUsage} from '../../pin/usage.js';
+import type {EventLog} from '../../vm/event-log.js';
+import type {FastApplied, FastLink, FastTake} from '../../fast/binding.js';
+import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from '../../fast/table.js';
 
 function failedOp(a: FastApplied, i: number): boolean {
 	return ((a.failedOps >> BigInt(i)) & 1n) === 1n;
@@ -58,33 +65,21 @@ const maxInternalErrors = 20;
  */
 const placementDelayMs = 500;
 
-export class HintEngine {
-	private readonly hints = new Map<number, Hint>();
-	private assignment: Assignment;
-	private nrVcpus: number;
+export class AffinityEngine implements HintTypeEngine {
+	/** Hints, assignment, idle grants, operators' holds (state.ts). */
+	private readonly state: AffinityState;
 	/** The counters as last logged (all start at zero and only grow). */
 	private readonly loggedCounters: Record<string, number> = {...emptyCounters(), hintsRefused: 0};
 	private fallback: NodeJS.Timeout | undefined;
-	/** Hints not kept because maxHints threads already have one. */
-	private hintsRefused = 0;
 	private stopped = false;
 	/** Host-side latencies in µs (records visible → affinity applied, on either path), for the benchmark. */
 	readonly hostLatenciesUs: number[] = [];
+	/** Who decided, and how often the fast path and the policy differed. */
+	readonly decisions: DecisionCounts = {fast: 0, slow: 0, disagreed: 0, scans: 0};
 	/** The native fast path, when it runs (see setFastPath). */
 	private fast: FastLink | undefined;
-	/** The table the fast path holds, while current. */
-	private fastTable: FastTable | undefined;
-	/** The fast path follows a new pin it applied (its table covers only that thread's release). */
-	private fastPinned = false;
-	/** What the fast path applied before its table ended, not adopted yet (see followFast). */
-	private untaken: Taken | undefined;
-	/** Times the engine found records past the fast path's cursor and had it look (pvf_scan). */
-	fastScans = 0;
-	/** Records the fast path decided on that the policy, reading them again, decided otherwise. */
-	fastDisagreed = 0;
-	/** Decisions the fast path applied, and those the JavaScript thread made. */
-	fastDecisions = 0;
-	slowDecisions = 0;
+	/** Following the fast path: its current table, whether it follows a new pin, and what it applied that is not adopted yet. */
+	private readonly follow: {table: FastTable | undefined; pinned: boolean; untaken: Taken | undefined} = {table: undefined, pinned: false, untaken: undefined};
 
 	constructor(
 		private readonly area: ShmArea,
@@ -100,8 +95,7 @@ export class HintEngine {
 		/** QEMU's pid, whose main thread stands for its other threads (0: none to watch). */
 		private readonly qemuPid = 0,
 	) {
-		this.nrVcpus = nrVcpus;
-		this.assignment = floatingOnly(allowed);
+		this.state = initialState(allowed, nrVcpus);
 	}
 
 	/**
@@ -117,19 +111,19 @@ export class HintEngine {
 	start(fallbackMs = 250): void {
 		this.guarded(() => {
 			this.adoptFast(this.takeFast(true));
-			this.commit(this.assignment, 'start', 0);
+			this.commit(this.state.assignment, {kind: 'start'});
 			this.publishFast();
 		});
 		this.reader.armKick();
 		this.fallback = setInterval(() => {
 			this.poll();
 			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
-			if (this.fastPinned) this.guarded(() => this.decideRound(performance.now()));
+			if (this.follow.pinned) this.guarded(() => this.decideRound(performance.now()));
 			this.guarded(() => this.judgeUse());
 			this.guarded(() => this.checkOperator());
 			// QEMU's and pvrun's other threads get back the CPUs a released grant left (Pinner.applyOthers).
 			this.guarded(() => {
-				for (const e of this.pinner.applyOthers(this.assignment, true)) this.log.write('pin-error', {error: e});
+				for (const e of this.pinner.applyOthers(this.state.assignment, true)) this.log.write('pin-error', {error: e});
 			});
 			if (this.fallback) this.reader.heartbeat();
 		}, fallbackMs);
@@ -139,7 +133,7 @@ export class HintEngine {
 	/** Stop the loop: no more decisions, the fast path's table ended. */
 	stop(): void {
 		this.stopped = true;
-		this.fastTable = undefined;
+		this.follow.table = undefined;
 		this.fast?.take(true);
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
@@ -161,10 +155,10 @@ export class HintEngine {
 	reset(reason: string): void {
 		this.guarded(() => {
 			this.adoptFast(this.takeFast(true)); // what the fast path applied is part of what is reset
-			if (this.hints.size === 0 && this.assignment.exclusive.size === 0) return this.publishFast();
-			this.hints.clear();
+			if (this.state.hints.size === 0 && this.state.assignment.exclusive.size === 0) return this.publishFast();
+			this.state.hints.clear();
 			this.log.write('reset', {reason}, `hints cleared (${reason})`);
-			this.decide(performance.now(), 0);
+			this.decide({kind: 'reset'});
 			this.publishFast();
 		});
 	}
@@ -179,11 +173,11 @@ export class HintEngine {
 			this.adoptFast(this.takeFast(true));
 			this.area.restoreHeader();
 			this.reader.skipToHead();
-			this.hints.clear();
+			this.state.hints.clear();
 			this.log.write('reset', {reason: 'restored'}, 'hints cleared (the VM was restored from a saved state)');
-			this.decide(performance.now(), 0);
-			const a = this.assignment;
-			for (let v = 0; v < this.nrVcpus; v++) {
+			this.decide({kind: 'restored'});
+			const a = this.state.assignment;
+			for (let v = 0; v < this.state.nrVcpus; v++) {
 				const x = a.exclusive.get(v);
 				writeFeedback(this.area, v, {exclusive: x !== undefined, pcpu: x?.pcpu ?? -1, hintTid: x?.tid ?? 0, recordSeq: 0});
 			}
@@ -195,9 +189,9 @@ export class HintEngine {
 	setVcpuCount(nrVcpus: number): void {
 		this.guarded(() => {
 			this.adoptFast(this.takeFast(true));
-			this.held.clear();
-			this.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
-			this.decide(performance.now(), 0);
+			this.state.held.clear();
+			this.state.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
+			this.decide({kind: 'vcpus'});
 			this.publishFast();
 		});
 	}
@@ -237,8 +231,8 @@ export class HintEngine {
 				this.decideRound(performance.now());
 			}
 			// Changes whose records are gone (a guest that moved its head back) are adopted all the same.
-			this.adoptFast(this.untaken);
-			this.untaken = undefined;
+			this.adoptFast(this.follow.untaken);
+			this.follow.untaken = undefined;
 		}
 		this.reportCounters();
 	}
@@ -250,12 +244,12 @@ export class HintEngine {
 	 * seen waiting (the timed section starts there; logging waits until after it).
 	 */
 	private decideRound(visible: number): void {
-		const taken = this.untaken ?? this.takeFast(true);
-		this.untaken = undefined;
+		const taken = this.follow.untaken ?? this.takeFast(true);
+		this.follow.untaken = undefined;
 		const records = this.reader.drain(drainBudget);
 		const changedHints = records.filter((r) => this.onAffinity(r));
 		this.adoptFast(taken);
-		this.decide(visible, records.at(-1)?.seq ?? 0);
+		this.decide({kind: 'records', seq: records.at(-1)?.seq ?? 0, visible});
 		// The next kick must find the next table: publish before asking for it.
 		this.publishFast();
 		this.reader.armKick();
@@ -268,23 +262,18 @@ export class HintEngine {
 
 	/** Update the hint of one guest thread; true if it is worth logging. */
 	private onAffinity(r: AffinityRecord): boolean {
-		if (r.kind === 'exit' || r.vcpus.length !== 1) return this.hints.delete(r.tid) || r.kind === 'exit';
-		if (!this.hints.has(r.tid) && this.hints.size >= maxHints) {
-			this.hintsRefused++;
+		if (r.kind === 'exit' || r.vcpus.length !== 1) return this.state.hints.delete(r.tid) || r.kind === 'exit';
+		if (!this.state.hints.has(r.tid) && this.state.hints.size >= maxHints) {
+			this.state.hintsRefused++;
 			return false;
 		}
-		this.hints.set(r.tid, {tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq});
+		this.state.hints.set(r.tid, {tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq});
 		return true;
 	}
 
-	/** vCPUs an operator pinned (src/pin/operator.ts): vCPU → the CPUs the kernel had for it when last looked. */
-	private readonly held = new Map<number, number[]>();
-	/** QEMU's other threads pinned by an operator: their CPUs then (QEMU's main thread's). */
-	private othersHeld: number[] | undefined;
-
 	/** The held vCPUs and their CPUs, for the policy. */
 	private heldInput(): Held {
-		return {vcpus: new Set(this.held.keys()), cpus: new Set([...this.held.values()].flat())};
+		return {vcpus: new Set(this.state.held.keys()), cpus: new Set([...this.state.held.values()].flat())};
 	}
 
 	/**
@@ -306,7 +295,7 @@ export class HintEngine {
 			else this.onVcpu(s.vcpu, s.tid, s.kernel);
 		}
 		if (!replan) return this.publishFast();
-		this.decide(performance.now(), 0);
+		this.decide({kind: 'operator'});
 		this.publishFast();
 		this.publishPlacement();
 	}
@@ -322,16 +311,16 @@ export class HintEngine {
 			}
 		};
 		for (const [vcpu, tid] of this.pinner.threads()) {
-			if (vcpu >= this.nrVcpus) continue;
+			if (vcpu >= this.state.nrVcpus) continue;
 			const kernel = look(tid);
 			if (!kernel) continue;
-			const held = this.held.get(vcpu);
+			const held = this.state.held.get(vcpu);
 			if (held ? covers(kernel, this.allowed) || !sameCpus(kernel, held) : placer(kernel, this.pinner.appliedCpus(tid), this.allowed) !== 'pvrun')
 				found.push({vcpu, tid, kernel});
 		}
 		const main = this.qemuPid > 0 ? look(this.qemuPid) : undefined;
 		if (main) {
-			const held = this.othersHeld;
+			const held = this.state.othersHeld;
 			if (held ? covers(main, this.allowed) || !sameCpus(main, held) : placer(main, this.pinner.appliedCpus(this.qemuPid), this.allowed) !== 'pvrun')
 				found.push({tid: this.qemuPid, kernel: main});
 		}
@@ -342,13 +331,13 @@ export class HintEngine {
 	private onVcpu(v: number, tid: number, kernel: number[]): void {
 		const cpus = formatCpuList(kernel);
 		const all = formatCpuList(this.allowed);
-		if (this.held.has(v)) {
+		if (this.state.held.has(v)) {
 			if (covers(kernel, this.allowed)) {
-				this.held.delete(v);
+				this.state.held.delete(v);
 				this.pinner.release(v);
 				this.log.say('operator', {vcpu: v, tid, cpus: kernel, held: false}, `vCPU ${v} may run on all of CPUs ${all} again: pvrun places it again`);
 			} else {
-				this.held.set(v, kernel);
+				this.state.held.set(v, kernel);
 				this.log.write('operator', {vcpu: v, tid, cpus: kernel, held: true});
 			}
 			return;
@@ -357,7 +346,7 @@ export class HintEngine {
 			this.pinner.forget(tid);
 			return;
 		}
-		this.held.set(v, kernel);
+		this.state.held.set(v, kernel);
 		for (const e of this.pinner.hold(v)) this.log.write('pin-error', {error: e});
 		this.log.say(
 			'operator',
@@ -369,23 +358,23 @@ export class HintEngine {
 	/** QEMU's main thread has `kernel` as its CPUs, not what pvrun set: the same for QEMU's other threads. */
 	private onOthers(kernel: number[]): void {
 		const all = formatCpuList(this.allowed);
-		if (this.othersHeld) {
+		if (this.state.othersHeld) {
 			if (covers(kernel, this.allowed)) {
-				this.othersHeld = undefined;
+				this.state.othersHeld = undefined;
 				this.pinner.holdOthers(false);
 				this.log.say(
 					'operator',
 					{threads: 'emulator', cpus: kernel, held: false},
 					`QEMU's other threads may run on all of CPUs ${all} again: pvrun places them again`,
 				);
-			} else this.othersHeld = kernel;
+			} else this.state.othersHeld = kernel;
 			return;
 		}
 		if (placer(kernel, this.pinner.appliedCpus(this.qemuPid), this.allowed) === 'widened') {
 			this.pinner.forget(this.qemuPid);
 			return;
 		}
-		this.othersHeld = kernel;
+		this.state.othersHeld = kernel;
 		this.pinner.holdOthers(true);
 		this.log.say(
 			'operator',
@@ -393,9 +382,6 @@ export class HintEngine {
 			`QEMU's other threads' CPUs were set outside pvrun (now ${formatCpuList(kernel)}): pvrun leaves them alone until they may run on all of CPUs ${all} again`,
 		);
 	}
-
-	/** vCPUs whose granted CPU mostly idles (they share it). */
-	private readonly idle = new Set<number>();
 
 	/**
 	 * Look at how busy each granted vCPU keeps its CPU: one that idles (its pinned
@@ -406,24 +392,24 @@ export class HintEngine {
 		if (!this.usage) return;
 		const threads = this.pinner.threads();
 		let changed = false;
-		for (const v of this.idle) {
-			if (!this.assignment.exclusive.has(v)) {
-				this.idle.delete(v);
+		for (const v of this.state.idle) {
+			if (!this.state.assignment.exclusive.has(v)) {
+				this.state.idle.delete(v);
 				changed = true;
 			}
 		}
-		const granted = [...this.assignment.exclusive.keys()];
+		const granted = [...this.state.assignment.exclusive.keys()];
 		this.usage.sample(granted.map((v) => threads.get(v)).filter((tid): tid is number => tid !== undefined));
 		for (const v of granted) {
 			const tid = threads.get(v);
 			const busy = tid === undefined ? undefined : this.usage.busy(tid);
 			if (busy === undefined) continue;
-			const wasIdle = this.idle.has(v);
+			const wasIdle = this.state.idle.has(v);
 			if (wasIdle ? busy <= busyAbove : busy >= idleBelow) continue;
-			if (wasIdle) this.idle.delete(v);
-			else this.idle.add(v);
+			if (wasIdle) this.state.idle.delete(v);
+			else this.state.idle.add(v);
 			changed = true;
-			const pcpu = this.assignment.exclusive.get(v)?.pcpu ?? -1;
+			const pcpu = this.state.assignment.exclusive.get(v)?.pcpu ?? -1;
 			const pct = Math.round(busy * 100);
 			this.log.write(
 				'usage',
@@ -433,14 +419,14 @@ export class HintEngine {
 		}
 		if (!changed) return;
 		this.adoptFast(this.takeFast(true));
-		this.decide(performance.now(), 0);
+		this.decide({kind: 'usage'});
 		this.publishFast();
 	}
 
 	/** Recompute the assignment and apply it if it changed. */
-	private decide(visible: number, seq: number): void {
-		const next = decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput());
-		this.commit(next, 'decide', seq, visible);
+	private decide(cause: Cause): void {
+		const next = decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput());
+		this.commit(next, cause);
 	}
 
 	/**
@@ -448,13 +434,16 @@ export class HintEngine {
 	 * The guest waits on the feedback, so every slot is written before anything
 	 * is logged (a log line is a file write, and a summary a terminal write).
 	 */
-	private commit(next: Assignment, why: string, seq: number, visible?: number, fast?: {ops: readonly PinOp[]; applied: FastApplied}): void {
-		const prev = this.assignment;
+	private commit(next: Assignment, cause: Cause | {kind: 'fast'; seq: number; ops: readonly PinOp[]; applied: FastApplied}): void {
+		const prev = this.state.assignment;
+		const fast = cause.kind === 'fast' ? cause : undefined;
+		const seq = cause.kind === 'records' || cause.kind === 'fast' ? cause.seq : 0;
+		const start = cause.kind === 'start';
 		// The fast path's decision is applied already: only what follows the pinning is left.
 		const result = fast ? fastResult(fast.ops, fast.applied) : this.pinner.apply(next);
 		const appliedAt = performance.now();
-		this.assignment = next;
-		const moved = why === 'start' ? Array.from({length: this.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.nrVcpus);
+		this.state.assignment = next;
+		const moved = start ? Array.from({length: this.state.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.state.nrVcpus);
 		// The fast path wrote its own feedback.
 		if (!fast)
 			for (const v of moved) {
@@ -467,13 +456,13 @@ export class HintEngine {
 			// A new grant: judge its use afresh, from now. A released one's judgement goes with it:
 			// kept, it would make the vCPU's next grant start shared (decideAffinity ignores it, the log would not).
 			const newGrant = after !== undefined && (before?.pcpu !== after.pcpu || before.tid !== after.tid);
-			if (!after || newGrant) this.idle.delete(v);
+			if (!after || newGrant) this.state.idle.delete(v);
 			if (newGrant) {
 				const tid = this.pinner.threads().get(v);
 				if (tid !== undefined) this.usage?.reset(tid);
 			}
-			if (why === 'start') continue;
-			const hint = after ? this.hints.get(after.tid) : undefined;
+			if (start) continue;
+			const hint = after ? this.state.hints.get(after.tid) : undefined;
 			if (after)
 				this.log.write(
 					'pin',
@@ -490,15 +479,15 @@ export class HintEngine {
 				`no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`,
 			);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
-		if (why === 'start' || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
+		if (start || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
 		if (fast) {
-			this.fastDecisions++;
+			this.decisions.fast++;
 			const us = fast.applied.latencyUs;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
 			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: true});
-		} else if (visible !== undefined && result.changed.size > 0) {
-			this.slowDecisions++;
-			const us = (appliedAt - visible) * 1000;
+		} else if (cause.kind === 'records' && result.changed.size > 0) {
+			this.decisions.slow++;
+			const us = (appliedAt - cause.visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
 			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: false});
 		}
@@ -510,12 +499,12 @@ export class HintEngine {
 	 * changes the current state.
 	 */
 	private takeFast(end: boolean): Taken | undefined {
-		const table = this.fastTable;
+		const table = this.follow.table;
 		if (!this.fast || !table) return undefined;
 		const take = this.fast.take(end);
 		if (end || !take.valid) {
-			this.fastTable = undefined;
-			this.fastPinned = false;
+			this.follow.table = undefined;
+			this.follow.pinned = false;
 		}
 		return {take, table};
 	}
@@ -533,7 +522,7 @@ export class HintEngine {
 			if (!entry) throw new Error(`the fast path reports entry ${a.entry} of a table of ${table.entries.length}`);
 			const ops = a.back ? entry.backOps : entry.ops;
 			this.pinner.adopt(ops, (i) => failedOp(a, i));
-			this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), 'fast', a.seq, undefined, {ops, applied: a});
+			this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), {kind: 'fast', seq: a.seq, ops, applied: a});
 		}
 	}
 
@@ -550,16 +539,16 @@ export class HintEngine {
 		// channel, or was lost): it looks now, or nobody would before the next kick.
 		if (taken?.take.valid && this.reader.tail + this.reader.pending() > taken.take.cursor) {
 			this.fast?.scan();
-			this.fastScans++;
+			this.decisions.scans++;
 			const again = this.takeFast(false);
 			if (again) taken = {table: again.table, take: {...again.take, applied: [...taken.take.applied, ...again.take.applied]}};
 		}
 		if (!taken?.take.valid) {
-			this.untaken = taken; // the JavaScript thread decides next: it adopts these after draining
+			this.follow.untaken = taken; // the JavaScript thread decides next: it adopts these after draining
 			return false;
 		}
 		const {take} = taken;
-		this.fastPinned = take.pinned;
+		this.follow.pinned = take.pinned;
 		const n = take.cursor - this.reader.tail;
 		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
 		const changedHints = records.filter((r) => this.onAffinity(r));
@@ -568,9 +557,12 @@ export class HintEngine {
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
 		if (
 			(records.length > 0 || take.applied.length > 0) &&
-			!sameAssignment(decideAffinity(this.hints.values(), this.nrVcpus, this.allowed, this.assignment, this.idle, this.heldInput()), this.assignment)
+			!sameAssignment(
+				decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput()),
+				this.state.assignment,
+			)
 		) {
-			this.fastDisagreed++;
+			this.decisions.disagreed++;
 			this.decideRound(performance.now());
 		}
 		return true;
@@ -580,19 +572,19 @@ export class HintEngine {
 	private publishFast(): void {
 		if (!this.fast || this.stopped) return;
 		const table = buildFastTable({
-			hints: this.hints,
-			assignment: this.assignment,
-			nrVcpus: this.nrVcpus,
+			hints: this.state.hints,
+			assignment: this.state.assignment,
+			nrVcpus: this.state.nrVcpus,
 			allowed: this.allowed,
-			idle: this.idle,
+			idle: this.state.idle,
 			held: this.heldInput(),
 			basedSeq: this.reader.tail,
-			canAddHint: this.hints.size < maxHints,
+			canAddHint: this.state.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),
 		});
 		if (!table) return;
 		this.fast.publish(table.bytes);
-		this.fastTable = table;
+		this.follow.table = table;
 	}
 
 	/**
@@ -606,11 +598,11 @@ export class HintEngine {
 		this.placementPending = true;
 		setTimeout(() => {
 			this.placementPending = false;
-			const a = this.assignment;
+			const a = this.state.assignment;
 			const threads = this.pinner.threads();
-			const placement = Array.from({length: this.nrVcpus}, (_, vcpu): VcpuPlacement => {
+			const placement = Array.from({length: this.state.nrVcpus}, (_, vcpu): VcpuPlacement => {
 				const tid = threads.get(vcpu);
-				const held = this.held.get(vcpu);
+				const held = this.state.held.get(vcpu);
 				const p: VcpuPlacement = held ? {vcpu, cpus: held, exclusive: false, operator: true} : {vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)};
 				if (tid !== undefined) p.tid = tid;
 				return p;
@@ -626,10 +618,10 @@ export class HintEngine {
 	 */
 	private reportCounters(): void {
 		const counters = this.reader.counters;
-		let changed = this.loggedCounters['hintsRefused'] !== this.hintsRefused;
+		let changed = this.loggedCounters['hintsRefused'] !== this.state.hintsRefused;
 		for (const k of counterNames) if (this.loggedCounters[k] !== counters[k]) changed = true;
 		if (!changed) return;
-		const c: Record<string, number> = {...counters, hintsRefused: this.hintsRefused};
+		const c: Record<string, number> = {...counters, hintsRefused: this.state.hintsRefused};
 		Object.assign(this.loggedCounters, c);
 		const anomalies = counterNames.filter((k) => counters[k] > 0);
 		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map((k) => `${k}=${counters[k]}`).join(' ')}` : undefined);

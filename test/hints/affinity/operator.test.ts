@@ -8,31 +8,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
-import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {getThreadAffinity, setThreadAffinity} from '../../src/host/libc.js';
-import {Pinner} from '../../src/pin/pinner.js';
-import {covers, placer} from '../../src/pin/operator.js';
-import {RingReader} from '../../src/shm/reader.js';
-import {EventLog, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
-import {HintEngine} from '../../src/vm/hints.js';
-import {attachFastPath, sleeper, standIn, waitUntil} from '../helpers/fast.js';
-import {within} from '../helpers/pvrun-vm.js';
-import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+import {ownCpus, threadCpusAllowed} from '../../../src/host/cpus.js';
+import {getThreadAffinity, setThreadAffinity} from '../../../src/host/libc.js';
+import {Pinner} from '../../../src/pin/pinner.js';
+import {covers} from '../../../src/pin/operator.js';
+import {RingReader} from '../../../src/shm/reader.js';
+import {EventLog, readEventLog, type LoggedEvent} from '../../../src/vm/event-log.js';
+import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
+import {attachFastPath, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
+import {within} from '../../helpers/pvrun-vm.js';
+import {Guest, area, maskOf} from '../../helpers/guest-ring.js';
 
 const cpus = ownCpus().slice(0, 2);
 const skip = cpus.length < 2 ? 'needs two CPUs' : false;
 const [c0 = 0, c1 = 1] = cpus;
-
-t.test('who placed a thread', async (t) => {
-	t.equal(placer([0, 1], [0, 1], [0, 1]), 'pvrun');
-	t.equal(placer([1], [1], [0, 1]), 'pvrun');
-	t.equal(placer([0], [0, 1], [0, 1]), 'operator', 'narrowed to a set pvrun did not set');
-	t.equal(placer([0], [1], [0, 1]), 'operator');
-	t.equal(placer([0, 1, 2, 3], [1], [0, 1]), 'widened', 'every allowed CPU (and more): pvrun places it again');
-	t.equal(placer([0], undefined, [0, 1]), 'pvrun', 'nothing set yet');
-	t.ok(covers([0, 1, 2], [0, 2]));
-	t.notOk(covers([0], [0, 2]));
-});
 
 /** An engine over stand-in processes for two vCPU threads and QEMU's main thread; cleaned up with `t`. */
 async function engineFor(t: Test, fast: boolean) {
@@ -44,7 +33,7 @@ async function engineFor(t: Test, fast: boolean) {
 	const log = new EventLog(logFile, false);
 	// QEMU's "other threads" are the stand-in's own: its main thread.
 	const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
-	const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, 2, log, undefined, getThreadAffinity, qemu);
+	const engine = new AffinityEngine(shm, new RingReader(shm), pinner, cpus, 2, log, undefined, getThreadAffinity, qemu);
 	t.teardown(() => {
 		engine.stop();
 		log.close();

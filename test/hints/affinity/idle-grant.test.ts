@@ -9,16 +9,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
-import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
-import {Pinner} from '../../src/pin/pinner.js';
-import {VcpuUsage, threadDemandNs} from '../../src/pin/usage.js';
-import type {ShmArea} from '../../src/shm/area.js';
-import {AffinityKind} from '../../src/shm/layout.js';
-import {RingReader} from '../../src/shm/reader.js';
-import {EventLog, readEventLog} from '../../src/vm/event-log.js';
-import {HintEngine} from '../../src/vm/hints.js';
-import {attachFastPath, sleeper, standIn, waitUntil} from '../helpers/fast.js';
-import {Guest, area, maskOf} from '../helpers/guest-ring.js';
+import {ownCpus, threadCpusAllowed} from '../../../src/host/cpus.js';
+import {Pinner} from '../../../src/pin/pinner.js';
+import {VcpuUsage, threadDemandNs} from '../../../src/pin/usage.js';
+import type {ShmArea} from '../../../src/shm/area.js';
+import {AffinityKind} from '../../../src/shm/layout.js';
+import {RingReader} from '../../../src/shm/reader.js';
+import {EventLog, readEventLog} from '../../../src/vm/event-log.js';
+import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
+import {attachFastPath, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
+import {Guest, area, maskOf} from '../../helpers/guest-ring.js';
 
 const cpus = ownCpus().slice(0, 2);
 
@@ -27,7 +27,7 @@ const cpus = ownCpus().slice(0, 2);
  * a sleeper stands in for QEMU, the usage is sampled for real; stopped and
  * cleaned up with the test.
  */
-function engineFor(t: Test, vcpus: number[]): {guest: Guest; shm: ShmArea; engine: HintEngine; logFile: string} {
+function engineFor(t: Test, vcpus: number[]): {guest: Guest; shm: ShmArea; engine: AffinityEngine; logFile: string} {
 	const qemu = sleeper(t).pid ?? 0;
 	const shm = area(t, vcpus.length);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-idle-grant-'));
@@ -35,7 +35,15 @@ function engineFor(t: Test, vcpus: number[]): {guest: Guest; shm: ShmArea; engin
 	const log = new EventLog(logFile, false);
 	const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
 	// The stand-ins are processes: each one's demand is its own (pid = tid).
-	const engine = new HintEngine(shm, new RingReader(shm), pinner, cpus, vcpus.length, log, new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid)));
+	const engine = new AffinityEngine(
+		shm,
+		new RingReader(shm),
+		pinner,
+		cpus,
+		vcpus.length,
+		log,
+		new VcpuUsage(qemu, 250, (_pid, tid) => threadDemandNs(tid, tid)),
+	);
 	t.teardown(() => {
 		engine.stop();
 		log.close();

@@ -1,0 +1,38 @@
+// What the reader rejected of what the guest wrote, by kind: reported in the
+// event log's 'counters' line (docs/shm-layout.md). A hint type's decoder
+// counts its own kinds here too.
+
+/** Why records or header values were rejected; reported in the event log. */
+export interface ShmCounters {
+	badHeader: number;
+	headBackwards: number;
+	overrun: number;
+	badSeq: number;
+	badLength: number;
+	unknownType: number;
+	badAffinity: number;
+	maskOutOfRange: number;
+	guestLost: number;
+	agentRestarts: number;
+}
+
+export function emptyCounters(): ShmCounters {
+	return {
+		badHeader: 0,
+		headBackwards: 0,
+		overrun: 0,
+		badSeq: 0,
+		badLength: 0,
+		unknownType: 0,
+		badAffinity: 0,
+		maskOutOfRange: 0,
+		guestLost: 0,
+		agentRestarts: 0,
+	};
+}
+
+/**
+ * A little-endian u64 at byte `offset` as a Number, from two 32-bit atomic
+ * loads (no BigInt on the hot path); values past 2^53 come out inexact, and
+ * every caller bounds them far below that.
+ */
