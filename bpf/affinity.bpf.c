@@ -64,6 +64,23 @@ static __always_inline void fill_ids(struct pv_affinity_event *e, struct task_st
 	bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &p->comm);
 }
 
+/* A record of `kind` for thread `p` in this CPU's ring buffer, its ids filled
+ * and its mask zeroed; NULL (the record is dropped) when there is no room. */
+static __always_inline struct pv_affinity_event *reserve_event(struct task_struct *p, __u32 kind)
+{
+	struct pv_affinity_event *e;
+	void *rb = cpu_ringbuf();
+
+	if (!rb)
+		return NULL;
+	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+	if (!e)
+		return NULL;
+	fill_ids(e, p, kind);
+	__builtin_memset(e->mask, 0, sizeof(e->mask));
+	return e;
+}
+
 /* Report thread p's affinity (cut to the possible CPUs) as a SET record.
  * With only_pinned, a thread that may run on every possible CPU is skipped. */
 static __always_inline int report_affinity(struct task_struct *p, bool only_pinned)
@@ -73,18 +90,12 @@ static __always_inline int report_affinity(struct task_struct *p, bool only_pinn
 	bool narrower = false;
 	__u8 one = 1;
 	__u32 tid;
-	void *rb;
 
 	if ((BPF_CORE_READ(p, flags) & PF_KTHREAD) || (agent_tgid && BPF_CORE_READ(p, tgid) == agent_tgid))
 		return 0;
-	rb = cpu_ringbuf();
-	if (!rb)
-		return 0;
-	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+	e = reserve_event(p, PV_AFFINITY_SET);
 	if (!e)
 		return 0;
-	fill_ids(e, p, PV_AFFINITY_SET);
-	__builtin_memset(e->mask, 0, sizeof(e->mask));
 	bpf_core_read(e->mask, sizeof(e->mask), &p->cpus_mask.bits);
 	if (bpf_probe_read_kernel(possible, sizeof(possible), &__cpu_possible_mask) == 0) {
 		for (int i = 0; i < PV_AFFINITY_MASK_WORDS; i++) {
@@ -127,18 +138,12 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	struct pv_affinity_event *e;
 	__u32 tid = BPF_CORE_READ(p, pid);
-	void *rb;
 
 	if (bpf_map_delete_elem(&hinted, &tid) != 0)
 		return 0;
-	rb = cpu_ringbuf();
-	if (!rb)
-		return 0;
-	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+	e = reserve_event(p, PV_AFFINITY_EXIT);
 	if (!e)
 		return 0;
-	fill_ids(e, p, PV_AFFINITY_EXIT);
-	__builtin_memset(e->mask, 0, sizeof(e->mask));
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -10,6 +10,7 @@ import {execa} from 'execa';
 import t from 'tap';
 import {packageRoot} from '../../src/util/paths.js';
 import {slotOf} from '../../src/vm/devices.js';
+import {libvirtProbe} from '../helpers/command-lines.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 
@@ -168,20 +169,6 @@ const libvirtI440fx = [
 	'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
 	'-msg',
 	'timestamp=on',
-];
-
-const libvirtProbe = [
-	'-S',
-	'-no-user-config',
-	'-nodefaults',
-	'-nographic',
-	'-machine',
-	'none,accel=kvm:tcg',
-	'-qmp',
-	'unix:/var/lib/libvirt/qemu/capabilities.monitor.sock,server=on,wait=off',
-	'-pidfile',
-	'/var/lib/libvirt/qemu/capabilities.pidfile',
-	'-daemonize',
 ];
 
 const cases: Case[] = [

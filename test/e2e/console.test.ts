@@ -92,28 +92,19 @@ class Terminal {
 	}
 }
 
-/** The default guest with its console on the terminal (-nographic), the same for QEMU and pvrun. */
-async function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
+/** The default guest on 2 vCPUs with kernel command line `append`, then `rest` (where its console goes). */
+async function guestArgs(append: string, ...rest: string[]): Promise<string[]> {
 	const image = await ensureImage();
+	// prettier-ignore
 	return [
-		'-nodefaults',
-		'-no-user-config',
-		...chooseAccel('auto').args,
-		'-smp',
-		'2',
-		'-m',
-		'512',
-		'-kernel',
-		image.kernel,
-		'-initrd',
-		image.initrd,
-		'-append',
-		'console=ttyS0 quiet panic=-1',
-		'-nographic',
-		'-serial',
-		serial,
-		'-no-reboot',
+		'-nodefaults', '-no-user-config', ...chooseAccel('auto').args, '-smp', '2', '-m', '512',
+		'-kernel', image.kernel, '-initrd', image.initrd, '-append', append, ...rest, '-no-reboot',
 	];
+}
+
+/** The default guest with its console on the terminal (-nographic), the same for QEMU and pvrun. */
+function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
+	return guestArgs('console=ttyS0 quiet panic=-1', '-nographic', '-serial', serial);
 }
 
 const launchers = [
@@ -221,26 +212,7 @@ t.test("on a terminal that is not the guest's console, pvrun summarises each dec
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const serial = path.join(dir, 'serial.log');
-	const args = [
-		'-nodefaults',
-		'-no-user-config',
-		...chooseAccel('auto').args,
-		'-smp',
-		'2',
-		'-m',
-		'512',
-		'-kernel',
-		image.kernel,
-		'-initrd',
-		image.initrd,
-		'-append',
-		'console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2',
-		'-display',
-		'none',
-		'-serial',
-		`file:${serial}`,
-		'-no-reboot',
-	];
+	const args = await guestArgs('console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2', '-display', 'none', '-serial', `file:${serial}`);
 	const terminal = await Terminal.run(t, [...pvrunCommand(), ...args]);
 	let qemuPid = 0;
 	await within(10_000, () => (qemuPid = qemuChild(terminal.shellPid)) > 0);

@@ -14,6 +14,7 @@ import {
 	usesStdio,
 	vcpuCount,
 } from '../../src/qemu/args.js';
+import {libvirtProbe} from '../helpers/command-lines.js';
 
 const qemu = 'qemu-system-x86_64';
 
@@ -104,19 +105,7 @@ t.test('QEMU option lists split at single commas; ",," is a comma', async (t) =>
 });
 
 t.test('command lines that run no guest go to QEMU unchanged; guests get the hint channel', async (t) => {
-	const probeLine = [
-		'-S',
-		'-no-user-config',
-		'-nodefaults',
-		'-nographic',
-		'-machine',
-		'none,accel=kvm:tcg',
-		'-qmp',
-		'unix:/var/lib/libvirt/qemu/capabilities.monitor.sock,server=on,wait=off',
-		'-pidfile',
-		'/var/lib/libvirt/qemu/capabilities.pidfile',
-		'-daemonize',
-	];
+	const probeLine = [...libvirtProbe];
 	const unchanged: Array<[string[], RegExp]> = [
 		[probeLine, /-machine none runs no guest/],
 		[['-machine', 'none'], /none/],

@@ -19,26 +19,14 @@ import {
 	shmVersion,
 } from '../../src/shm/layout.js';
 import type {DecodedRecord} from '../../src/hints/index.js';
-import type {ShmCounters} from '../../src/shm/counters.js';
+import {emptyCounters, type ShmCounters} from '../../src/shm/counters.js';
 import {RingReader} from '../../src/shm/reader.js';
 
 const pidLimit = 2 ** 22;
 
 // Everything except the named counters is zero.
 function only(counts: Partial<ShmCounters>): ShmCounters {
-	return {
-		badHeader: 0,
-		headBackwards: 0,
-		overrun: 0,
-		badSeq: 0,
-		badLength: 0,
-		unknownType: 0,
-		badAffinity: 0,
-		maskOutOfRange: 0,
-		guestLost: 0,
-		agentRestarts: 0,
-		...counts,
-	};
+	return {...emptyCounters(), ...counts};
 }
 
 t.test('valid set and exit records decode', async (t) => {
