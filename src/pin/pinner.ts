@@ -180,7 +180,8 @@ export class Pinner {
 	 * timer). A guest that pins a thread and lets it go again and again would
 	 * otherwise have pvrun move some twenty threads twice per hint, for a CPU
 	 * they lose again a moment later: profiled in back-to-back hints, half of
-	 * pvrun's CPU time, past its SCHED_FIFO budget (docs/benchmarks.md).
+	 * pvrun's CPU time, past its SCHED_FIFO budget
+	 * (bench/experiments/2026-11-23-follow-cost/).
 	 */
 	applyOthers(a: Assignment, widen = false): string[] {
 		const before = this.othersFloating;

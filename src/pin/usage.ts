@@ -24,7 +24,8 @@ export class VcpuUsage {
 		 * timer, so a new grant is judged 250-500 ms after it was made. With
 		 * 1000 ms, a pinned sleeper kept its CPU for over a second and its busy
 		 * neighbours did 0.85x the work of plain QEMU; with 250 ms, 1.03x
-		 * (scenario a, 3 repetitions each, same machine, alternating; docs/benchmarks.md).
+		 * (scenario a, 3 repetitions each, same machine, back to back;
+		 * bench/experiments/2026-11-23-usage-window/).
 		 */
 		private readonly windowMs = 250,
 		/** The thread's demand so far in ns (on a CPU plus waiting for one), or undefined if it is gone. */

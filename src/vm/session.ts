@@ -312,8 +312,8 @@ export class HintSession {
 	 * garbage collector waits for helper threads that float on the same CPUs,
 	 * and a SCHED_FIFO main thread kept them from running. Traced, one such
 	 * collection held a CPU for 0.35 s, and with it QEMU's main loop, so that
-	 * no guest timer fired (docs/benchmarks.md). Only the native fast path's
-	 * thread, which runs no JavaScript, uses SCHED_FIFO.
+	 * no guest timer fired (bench/experiments/2026-12-01-sleeper-stall/). Only
+	 * the native fast path's thread, which runs no JavaScript, uses SCHED_FIFO.
 	 */
 	private raiseChannelPriority(vcpuTids: number[]): void {
 		for (const tid of [0, ...threadsExcept(this.qemu.pid, vcpuTids)]) {
