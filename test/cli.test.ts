@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
+import {pvrunCommand} from '../src/guest/boot.js';
 import t from 'tap';
 import {packageRoot} from '../src/util/paths.js';
 
-const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
-const run = (...args: string[]) => execa('node', [pvrun, ...args], {reject: false});
+const [node = 'node', ...cli] = pvrunCommand();
+const run = (...args: string[]) => execa(node, [...cli, ...args], {reject: false});
 
 t.test('--version prints the package version', async (t) => {
 	const {version} = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string};

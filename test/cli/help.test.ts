@@ -1,13 +1,12 @@
 // `pvrun --help`, `pvrun` alone, and the informational arguments that are QEMU's.
 import {spawnSync} from 'node:child_process';
-import path from 'node:path';
 import {execa} from 'execa';
+import {pvrunCommand} from '../../src/guest/boot.js';
 import t from 'tap';
 import {pvOptionNames} from '../../src/cli/pv-options.js';
-import {packageRoot} from '../../src/util/paths.js';
 
-const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
-const run = (...args: string[]) => execa('node', [pvrun, ...args], {reject: false});
+const [node = 'node', ...cli] = pvrunCommand();
+const run = (...args: string[]) => execa(node, [...cli, ...args], {reject: false});
 const qemuInstalled = !spawnSync('qemu-system-x86_64', ['-version']).error;
 
 t.test('--help fits one screen: at most 24 lines of at most 80 columns', async (t) => {

@@ -5,13 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
+import {pvrunCommand} from '../../src/guest/boot.js';
 import t, {type Test} from 'tap';
 import {formatPlacement, formatStatus} from '../../src/cli/status.js';
-import {packageRoot} from '../../src/util/paths.js';
 import {processStartTicks} from '../../src/host/proc.js';
 import {parseVmState, readVmStates, updateHints, updatePlacement, vmOfQemu, writeVmState, type VmState} from '../../src/vm/state.js';
 
-const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
+const [node = 'node', ...cli] = pvrunCommand();
 
 /** A pid that is not running: a child that has exited and been reaped. */
 const deadPid = spawnSync('true').pid ?? 0;
@@ -196,7 +196,7 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	const gone = runDir(root, deadPid, 'dead02');
 	writeJson(gone.runDir, validState(gone.id, deadPid));
 	const env = {...process.env, TMPDIR: root};
-	const json = await execa('node', [pvrun, 'status', '--json'], {reject: false, env});
+	const json = await execa(node, [...cli, 'status', '--json'], {reject: false, env});
 	t.equal(json.exitCode, 0, json.stderr);
 	const parsed = JSON.parse(json.stdout) as {vms: Array<{name?: string; pvrunPid: number}>; skipped: Array<{dir: string}>};
 	t.same(
@@ -207,13 +207,13 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 		parsed.skipped.map((s) => s.dir),
 		[gone.runDir],
 	);
-	const text = await execa('node', [pvrun, 'status'], {reject: false, env});
+	const text = await execa(node, [...cli, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
 	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
-	const empty = await execa('node', [pvrun, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
+	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
 	t.match(empty.stdout, /^no pvrun VMs running \(looked in .*pvrun-status-test-/);
-	const bad = await execa('node', [pvrun, 'status', '--frobnicate'], {reject: false, env});
+	const bad = await execa(node, [...cli, 'status', '--frobnicate'], {reject: false, env});
 	t.equal(bad.exitCode, 2);
 	t.equal(bad.stderr.split('\n').length, 1, bad.stderr);
 });

@@ -208,7 +208,6 @@ t.test('-serial mon:stdio: Ctrl-C goes to the guest, Ctrl-A x quits, under pvrun
 });
 
 t.test("on a terminal that is not the guest's console, pvrun summarises each decision there", async (t) => {
-	const image = await ensureImage();
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const serial = path.join(dir, 'serial.log');

@@ -5,12 +5,11 @@
 // thread of vCPU 1 gets a CPU of its own; `virsh destroy`, and `virsh shutdown`
 // (the guest's ACPI power button), leave no process or file behind. Needs root.
 import fs from 'node:fs';
-import path from 'node:path';
 import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {pvrunCommand} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
-import {packageRoot} from '../../src/util/paths.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
@@ -37,7 +36,6 @@ import {
 	type LibvirtSession,
 } from '../helpers/libvirt.js';
 
-const pvrunMain = path.join(packageRoot, 'dist', 'cli', 'main.js');
 const ms = (since: number) => `${Math.round(performance.now() - since)} ms`;
 
 const skip = process.getuid?.() === 0 ? false : 'needs root: libvirtd for qemu:///system runs as root';
@@ -237,7 +235,8 @@ async function operatorPins(t: Test, name: string, eventLog: string, qemuPid: nu
 	const all = ownCpus();
 	const allList = `${all[0]}-${all.at(-1)}`;
 	const statusOf = async () => {
-		const r = await execa(process.execPath, [pvrunMain, 'status', '--json'], {reject: false});
+		const [node = 'node', ...cli] = pvrunCommand();
+		const r = await execa(node, [...cli, 'status', '--json'], {reject: false});
 		const vm = (
 			JSON.parse(r.stdout) as {vms: Array<{qemuPid: number; placement?: Array<{vcpu: number; operator?: boolean}>; kernelCpus?: Record<string, number[]>}>}
 		).vms.find((v) => v.qemuPid === qemuPid);
