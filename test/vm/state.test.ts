@@ -1,0 +1,131 @@
+// src/vm/state.ts: the state file pvrun writes into its run directory, read
+// back from fake run directories in a private root; what is skipped and why.
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import {processStartTicks} from '../../src/host/proc.js';
+import {parseVmState, readVmStates, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
+import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
+
+t.test('the state file pvrun writes is read back; everything else is skipped with a reason', async (t) => {
+	const root = fakeRoot(t);
+	// The running VM: this test process stands in for pvrun, a child that lives for QEMU.
+	const live = runDir(root, process.pid, 'a1b2c3');
+	const qemu = spawnSync('sh', ['-c', 'echo $$']).pid ?? 0; // exited: QEMU gone, pvrun still there
+	writeVmState(
+		{...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-m', '512', '-name', 'guest=web,,1,debug-threads=on', '-name', 'debug-threads=on']},
+		{log: 'events.jsonl'},
+		{qemuPid: qemu},
+	);
+	t.same(fs.readdirSync(live.runDir), ['state.json'], 'written through a temporary file that is gone');
+	t.equal(fs.statSync(path.join(live.runDir, 'state.json')).mode & 0o777, 0o600);
+
+	const gone = runDir(root, deadPid, 'dead01');
+	writeJson(gone.runDir, validState(gone.id, deadPid));
+	runDir(root, process.pid, 'c0ffee'); // no state.json yet
+	writeJson(runDir(root, process.pid, 'bad001').runDir, '{"version":1,');
+	const wrongPid = runDir(root, process.pid, 'bad002');
+	writeJson(wrongPid.runDir, validState(wrongPid.id, 1));
+	const reused = runDir(root, process.pid, 'bad003');
+	writeJson(reused.runDir, validState(reused.id, process.pid, {pvrunStart: (processStartTicks(process.pid) ?? 0) + 1, qemuPid: deadPid}));
+	// The helper killed, its QEMU running on (the directory is named after QEMU's pid).
+	const orphan = runDir(root, process.pid, 'bad007');
+	writeJson(orphan.runDir, validState(orphan.id, deadPid, {qemuPid: process.pid}));
+	const escapes = runDir(root, process.pid, 'bad004');
+	writeJson(escapes.runDir, validState(escapes.id, process.pid, {name: 'evil\u001b[2Jname'}));
+	const linked = runDir(root, process.pid, 'bad005');
+	fs.symlinkSync(path.join(live.runDir, 'state.json'), path.join(linked.runDir, 'state.json'));
+	const huge = runDir(root, process.pid, 'bad006');
+	writeJson(huge.runDir, JSON.stringify(validState(huge.id, process.pid)).padEnd(300_000));
+	// Not run directories: a symbolic link, a file, other tools' directories.
+	fs.symlinkSync(live.runDir, path.join(root, `pvrun-${process.pid}-ffff01`));
+	fs.writeFileSync(path.join(root, `pvrun-${process.pid}-ffff02`), '');
+	fs.mkdirSync(path.join(root, 'pvrun-e2e-abc'));
+	fs.mkdirSync(path.join(root, 'pvrun-status-x'));
+
+	const {vms, skipped} = readVmStates(root);
+	t.equal(vms.length, 1, 'one VM');
+	const vm = vms[0];
+	t.match(vm, {
+		id: live.id,
+		runDir: live.runDir,
+		pvrunPid: process.pid,
+		qemuPid: qemu,
+		qemuRunning: false,
+		name: 'web,1',
+		log: path.resolve('events.jsonl'),
+		pvrunStart: processStartTicks(process.pid),
+	});
+	t.equal(vm?.placement, undefined);
+	const reasons = new Map(skipped.map((s) => [path.basename(s.dir), s.reason]));
+	t.same(
+		[...reasons.keys()].sort(),
+		[gone.id, `pvrun-${process.pid}-c0ffee`, `pvrun-${process.pid}-bad001`, wrongPid.id, reused.id, orphan.id, escapes.id, linked.id, huge.id].sort(),
+		'the skipped directories, and only those',
+	);
+	t.match(reasons.get(gone.id), new RegExp(`pvrun ${deadPid} is not running: left over`));
+	t.match(reasons.get(`pvrun-${process.pid}-c0ffee`), /no state.json yet/);
+	t.match(reasons.get(`pvrun-${process.pid}-bad001`), /not a valid pvrun state file/);
+	t.match(reasons.get(wrongPid.id), /neither its pvrun pid 1 nor its QEMU pid 1 is the one in the directory's name/);
+	t.match(reasons.get(orphan.id), new RegExp(`pvrun ${deadPid} is gone \\(killed\\): QEMU ${process.pid} runs on without hints`));
+	t.match(reasons.get(reused.id), /is not running/, 'a reused pid is not the pvrun that wrote the file');
+	t.match(reasons.get(escapes.id), /name is not a one-line string/);
+	t.match(reasons.get(linked.id), /state.json is a symbolic link/, 'a symbolic link is not followed');
+	t.match(reasons.get(huge.id), /too large/);
+});
+
+t.test('updatePlacement publishes the vCPU placement; bad input and a vanished VM are refused', async (t) => {
+	const root = fakeRoot(t);
+	const live = runDir(root, process.pid, '0a0b0c');
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: process.pid});
+	t.ok(
+		updatePlacement(live.runDir, [
+			{vcpu: 1, cpus: [0, 1], exclusive: false},
+			{vcpu: 0, cpus: [1], exclusive: true},
+		]),
+	);
+	t.ok(updateHints(live.runDir, {state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'}));
+	t.same(
+		readVmStates(root).vms[0]?.hints,
+		{state: 'inactive', reason: 'no guest agent answered within 60 s of guest time'},
+		'the hints state is published beside the placement',
+	);
+	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
+	const [vm] = readVmStates(root).vms;
+	t.same(vm?.placement, [
+		{vcpu: 1, cpus: [0, 1], exclusive: false},
+		{vcpu: 0, cpus: [1], exclusive: true},
+	]);
+	t.ok(vm?.placementAt && !Number.isNaN(Date.parse(vm.placementAt)));
+	t.equal(vm?.name, undefined, 'no -name, no name');
+	t.notOk(updatePlacement(live.runDir, [{vcpu: 0, cpus: [-1], exclusive: false}]), 'CPU -1 is refused');
+	t.same(readVmStates(root).vms[0]?.placement, vm?.placement, 'a refused update leaves the file as it was');
+	t.same(fs.readdirSync(live.runDir), ['state.json'], 'no temporary files left');
+	fs.rmSync(live.runDir, {recursive: true});
+	t.notOk(updatePlacement(live.runDir, []), 'the VM ended: false, no throw');
+});
+
+t.test('state files are checked field by field', async (t) => {
+	const ok = validState('pvrun-1-ab', 1);
+	t.same(parseVmState(ok), ok);
+	t.throws(() => parseVmState([]), /not a JSON object/);
+	t.throws(() => parseVmState({...ok, version: 2}), /version 2 is not 1/);
+	t.throws(() => parseVmState({...ok, qemuPid: 0}), /qemuPid is not an integer >= 1/);
+	t.throws(() => parseVmState({...ok, pvrunPid: '1'}), /pvrunPid/);
+	t.throws(() => parseVmState({...ok, startedAt: 'yesterday'}), /startedAt is not a date/);
+	t.throws(() => parseVmState({...ok, log: 42}), /log is not a one-line string/);
+	t.throws(() => parseVmState({...ok, placement: {}}), /placement is not a list/);
+	t.throws(() => parseVmState({...ok, placement: [{vcpu: 0, cpus: [0], exclusive: 'yes'}]}), /placement\[0\]\.exclusive/);
+	t.throws(() => parseVmState({...ok, placement: [{vcpu: 0, cpus: [99999], exclusive: true}]}), /placement\[0\]\.cpus/);
+	t.throws(() => parseVmState({...ok, placement: [{vcpu: -1, cpus: [0], exclusive: true}]}), /placement\[0\]\.vcpu/);
+});
+
+t.test("a VM found by its QEMU's pid (the pid a launcher started: pvrun exec'd QEMU)", async (t) => {
+	const root = fakeRoot(t);
+	const qemu = spawnSync('sh', ['-c', 'echo $$']).pid ?? 0;
+	const live = runDir(root, qemu, 'a0a0a0');
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: qemu, pvrunPid: process.pid});
+	t.equal(vmOfQemu(qemu, root)?.pvrunPid, process.pid, "its helper's pid, for what measures pvrun itself (pvrun bench hint-latency's idle CPU)");
+	t.equal(vmOfQemu(qemu + 1, root), undefined);
+});
