@@ -1,5 +1,5 @@
-// The benchmark matrix: its parsing, ordering and summary as units, and the
-// quick mode end to end as the smoke run of `make test` (real guests, all three
+// The benchmark matrix: its parsing and ordering as units, and the
+// quick mode end to end (the summary and report: matrix-report.test.ts) as the smoke run of `make test` (real guests, all three
 // configurations and scenarios; no timing assertions). Its JSON must validate
 // against bench/schema/matrix.schema.json.
 import fs from 'node:fs';
@@ -8,8 +8,7 @@ import path from 'node:path';
 import {Ajv} from 'ajv';
 import {execa} from 'execa';
 import t from 'tap';
-import {configNames, parseResultLine, rotation, scenarioIds, scenarios, workloadCommand, type MatrixResult, type Sample} from '../../src/bench/matrix.js';
-import {summarize} from '../../src/bench/matrix-report.js';
+import {configNames, parseResultLine, rotation, scenarioIds, scenarios, workloadCommand, type MatrixResult} from '../../src/bench/matrix.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {packageRoot} from '../../src/util/paths.js';
 
@@ -49,26 +48,6 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 	t.equal(workloadCommand('pingpong', scenarios.b, 10, 'plain'), 'pvwork,pingpong,-a,0,-c,1,-s,10,-b,0');
 	t.equal(workloadCommand('hintlat', scenarios.a, 2, 'plain'), undefined, 'plain QEMU answers no hints');
 	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun'));
-});
-
-t.test('summary: medians, ratios from the same run, targets', async (t) => {
-	const s = (config: (typeof configNames)[number], iterPerSec: number, rep = 0, warmup = false): Sample => ({
-		scenario: 'a',
-		config,
-		rep,
-		order: 0,
-		workload: 'poll',
-		warmup,
-		values: {iterPerSec, maxStallUs: 10, vmWorkPerSec: 100},
-	});
-	const summary = summarize([s('plain', 100), s('plain', 120, 1), s('plain', 1e9, 0, true), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)]);
-	const poll = summary.find((x) => x.metric === 'iterPerSec');
-	t.same(poll?.configs.plain, {n: 2, median: 110, min: 100, max: 120}, 'warm-ups left out');
-	t.equal(poll?.vsPlain, 340 / 110);
-	t.equal(poll?.vsStatic, 340 / 200);
-	t.same(poll?.target, {text: '≥ 3x plain and ≥ 1.5x static', met: true});
-	const stall = summary.find((x) => x.metric === 'maxStallUs');
-	t.same(stall?.target, {text: '≤ 0.5x plain', met: false}, 'the same stall is not half');
 });
 
 // The whole file gets the quick run's 8 minutes: tap's 180 s per file (package.json) is the
