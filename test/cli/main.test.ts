@@ -1,9 +1,9 @@
-// The pvrun command line as a user runs it: real process, real exit codes.
+// The pvrun command line (src/cli/main.ts) as a user runs it: real process, real exit codes.
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {packageRoot} from '../src/util/paths.js';
+import {packageRoot} from '../../src/util/paths.js';
 
 const pvrun = path.join(packageRoot, 'dist', 'cli', 'main.js');
 const run = (...args: string[]) => execa('node', [pvrun, ...args], {reject: false});
