@@ -16,9 +16,14 @@ export interface Progress {
 	info(text: string): void;
 }
 
-/** Whether live (redrawn) progress suits this stream and environment. */
+/**
+ * Whether live (redrawn) progress suits this stream and environment: a
+ * terminal that says its width. On a terminal of width 0 (a pty nobody sized,
+ * as script(1) makes when its own input is no terminal) ora counts the lines
+ * to redraw by that width and moves the cursor up forever.
+ */
 export function isInteractive(stream: NodeJS.WriteStream = process.stderr): boolean {
-	return stream.isTTY === true && !process.env['CI'] && process.env['TERM'] !== 'dumb';
+	return stream.isTTY === true && stream.columns > 0 && !process.env['CI'] && process.env['TERM'] !== 'dumb';
 }
 
 /** Progress that prints `prefix: text` lines; spinners only on a terminal. */

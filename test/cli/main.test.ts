@@ -1,10 +1,10 @@
-// The pvrun command line as a user runs it: real process, real exit codes.
+// The pvrun command line (src/cli/main.ts) as a user runs it: real process, real exit codes.
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import {pvrunCommand} from '../src/guest/boot.js';
 import t from 'tap';
-import {packageRoot} from '../src/util/paths.js';
+import {packageRoot} from '../../src/util/paths.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 const run = (...args: string[]) => execa(node, [...cli, ...args], {reject: false});

@@ -1,0 +1,206 @@
+// The decision log (src/vm/event-log.ts): one JSON line per event (t, ms,
+// event, then the fields) appended to a real file and read back by
+// readEventLog; loggedVm; nothing after close. What goes to stderr (fd 2,
+// written with write(2)) is checked in child Node processes that import
+// dist/vm/event-log.js with stderr piped: a log that cannot be written
+// (/dev/full) says so once and pvrun carries on; summaries only when asked;
+// warnings and said events always. Needs `make build`.
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {pathToFileURL} from 'node:url';
+import t, {type Test} from 'tap';
+import {EventLog, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
+import {packageRoot} from '../../src/util/paths.js';
+
+function tempDir(t: Pick<Test, 'teardown'>): string {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-event-log-test-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	return dir;
+}
+
+/** Run `body` in a child Node process with `EventLog` and `writeStderr` imported from dist/; its stdout and stderr. */
+function inChild(body: string): Promise<{status: number | null; stdout: string; stderr: string}> {
+	const module = pathToFileURL(path.join(packageRoot, 'dist', 'vm', 'event-log.js')).href;
+	const code = `import {EventLog, writeStderr} from ${JSON.stringify(module)};\n${body}`;
+	const child = spawn(process.execPath, ['--input-type=module', '-e', code], {stdio: ['ignore', 'pipe', 'pipe']});
+	let stdout = '';
+	let stderr = '';
+	child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+	child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+	return new Promise((resolve, reject) => {
+		child.once('error', reject);
+		child.once('close', (status) => resolve({status, stdout, stderr}));
+	});
+}
+
+t.test('each event is one JSON line: t, ms, event, then the fields', async (t) => {
+	const file = path.join(tempDir(t), 'events.jsonl');
+	const log = new EventLog(file, false);
+	const before = Date.now();
+	log.write('start', {qemuPid: 4242, accel: 'tcg', kvm: false, note: null});
+	await new Promise((r) => setTimeout(r, 20));
+	log.write('pin', {vcpu: 1, cpus: [2, 3], counts: {badSeq: 1}}, 'a summary (not shown: summaries are off)');
+	log.close();
+	const after = Date.now();
+	const lines = fs.readFileSync(file, 'utf8').split('\n');
+	t.equal(lines.length, 3, 'two lines, each ended by a newline');
+	t.equal(lines[2], '', 'the file ends with a newline');
+	const [start, pin] = lines.slice(0, 2).map((l) => JSON.parse(l) as Record<string, unknown>);
+	t.same(Object.keys(start ?? {}), ['t', 'ms', 'event', 'qemuPid', 'accel', 'kvm', 'note'], 'the time first, then the event, then its fields in order');
+	t.match(start, {event: 'start', qemuPid: 4242, accel: 'tcg', kvm: false, note: null}, 'the fields as given');
+	t.same(pin, {t: pin?.['t'], ms: pin?.['ms'], event: 'pin', vcpu: 1, cpus: [2, 3], counts: {badSeq: 1}}, 'arrays and counter objects too');
+	const times = [start, pin].map((e) => Date.parse(String(e?.['t'])));
+	t.ok(
+		times.every((time) => time >= before - 1 && time <= after + 1),
+		`t is the wall-clock time, ISO 8601 (${String(start?.['t'])})`,
+	);
+	t.match(String(start?.['t']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'in UTC');
+	const ms = [start, pin].map((e) => e?.['ms'] as number);
+	t.ok(ms[0] !== undefined && ms[0] >= 0 && ms[0] < 1000, `ms: since the log was opened (${ms[0]})`);
+	t.ok((ms[1] ?? 0) - (ms[0] ?? 0) >= 19, `and grows with time (${ms[0]} → ${ms[1]})`);
+	t.match(lines[1], /"ms":\d+(\.\d{1,3})?,/, 'to the microsecond at most');
+});
+
+t.test('readEventLog reads every event back; none before the file exists', async (t) => {
+	const dir = tempDir(t);
+	const file = path.join(dir, 'events.jsonl');
+	t.same(readEventLog(file), [], 'no file yet: no events');
+	fs.writeFileSync(file, `${JSON.stringify({event: 'earlier', n: 1})}\n`);
+	const log = new EventLog(file, false);
+	log.write('vcpus', {threads: [11, 12]});
+	log.write('exit', {status: 0});
+	log.close();
+	const events = readEventLog(file);
+	t.same(
+		events.map((e) => e.event),
+		['earlier', 'vcpus', 'exit'],
+		'appended to what the file held',
+	);
+	t.same(events[1]?.['threads'], [11, 12], 'with their fields');
+	fs.appendFileSync(file, '\n\n');
+	t.equal(readEventLog(file).length, 3, 'blank lines are skipped');
+	t.throws(() => readEventLog(dir), {code: 'EISDIR'}, 'a path that is no file is an error');
+});
+
+t.test('no file: events go nowhere, and nothing fails', async (t) => {
+	const log = new EventLog(undefined, false);
+	t.doesNotThrow(() => log.write('pin', {vcpu: 0}), 'write');
+	t.doesNotThrow(() => log.close(), 'close');
+	t.doesNotThrow(() => log.close(), 'close again');
+});
+
+t.test('nothing is written after close', async (t) => {
+	const file = path.join(tempDir(t), 'events.jsonl');
+	const log = new EventLog(file, false);
+	log.write('start', {qemuPid: 1});
+	log.close();
+	const size = fs.statSync(file).size;
+	log.write('late', {from: 'a timer that fired after the end'});
+	t.equal(fs.statSync(file).size, size, 'a late write adds nothing');
+	t.same(
+		readEventLog(file).map((e) => e.event),
+		['start'],
+		'the log is as it was closed',
+	);
+	t.doesNotThrow(() => log.close(), 'close again');
+
+	// say and warn write to stderr too: in a child, so that its stderr can be read.
+	const r = await inChild(`
+		const log = new EventLog(${JSON.stringify(file)}, true);
+		log.close();
+		log.write('late', {}, 'a summary');
+		log.say('hints', {state: 'active'}, 'hints active');
+		log.warn('a warning');
+	`);
+	t.equal(r.status, 0, 'the child ran');
+	t.equal(r.stderr, '', 'no summary, said event or warning after close');
+	t.same(
+		readEventLog(file).map((e) => e.event),
+		['start'],
+		'and nothing in the file',
+	);
+});
+
+t.test('a log that cannot be written stops after one line on stderr; pvrun carries on', async (t) => {
+	const r = await inChild(`
+		const log = new EventLog('/dev/full', true);
+		log.write('start', {qemuPid: 1});
+		log.write('pin', {vcpu: 0}, 'vCPU 0 pinned');
+		log.write('pin', {vcpu: 1});
+		log.warn('still warning');
+		log.close();
+		process.stdout.write('carried on');
+	`);
+	t.equal(r.status, 0, 'the process did not fail');
+	t.equal(r.stdout, 'carried on', 'and went on after the failed writes');
+	t.same(
+		r.stderr.split('\n'),
+		['pvrun: event log stopped: ENOSPC: no space left on device, write', 'pvrun: vCPU 0 pinned\r', 'pvrun: still warning', ''],
+		'one line saying the log stopped, and why; summaries and warnings still shown',
+	);
+});
+
+t.test('summaries go to stderr only when asked; said events and warnings always', async (t) => {
+	const dir = tempDir(t);
+	const run = (summaries: boolean, file: string) =>
+		inChild(`
+			const log = new EventLog(${JSON.stringify(file)}, ${summaries});
+			log.write('pin', {vcpu: 1, pcpu: 3}, 'vCPU 1 → CPU 3');
+			log.write('usage', {vcpu: 1});
+			log.say('hints', {state: 'inactive', reason: 'no agent'}, 'hints inactive: no agent');
+			log.warn('something odd');
+			log.close();
+		`);
+	const quiet = path.join(dir, 'quiet.jsonl');
+	const shown = path.join(dir, 'shown.jsonl');
+	const [off, on] = await Promise.all([run(false, quiet), run(true, shown)]);
+	t.equal(off.stderr, 'pvrun: hints inactive: no agent\npvrun: something odd\n', 'without summaries: the said event and the warning');
+	t.equal(
+		on.stderr,
+		'pvrun: vCPU 1 → CPU 3\r\npvrun: hints inactive: no agent\npvrun: something odd\n',
+		'with: the summary first (\\r\\n: the terminal may be raw), only for an event that has one',
+	);
+	for (const [name, file] of [
+		['without summaries', quiet],
+		['with summaries', shown],
+	] as const) {
+		const events: LoggedEvent[] = readEventLog(file);
+		t.same(
+			events.map(({t: _t, ms: _ms, ...e}) => e),
+			[
+				{event: 'pin', vcpu: 1, pcpu: 3},
+				{event: 'usage', vcpu: 1},
+				{event: 'hints', state: 'inactive', reason: 'no agent'},
+				{event: 'warning', message: 'something odd'},
+			],
+			`${name}: every event logged, a warning as a warning event`,
+		);
+	}
+});
+
+t.test('writeStderr writes to fd 2 as it is; a stderr that is gone is no error', async (t) => {
+	const r = await inChild(`writeStderr('raw\\ttext\\n'); writeStderr('second');`);
+	t.equal(r.stderr, 'raw\ttext\nsecond', 'the text as given, nothing added');
+	const closed = await inChild(`
+		import fs from 'node:fs';
+		fs.closeSync(2);
+		writeStderr('into nothing\\n');
+		process.stdout.write('carried on');
+	`);
+	t.equal(closed.stdout, 'carried on', 'a closed stderr drops the line');
+	t.equal(closed.status, 0, 'and the process goes on');
+});
+
+t.test('loggedVm: the QEMU pid and the last vCPU threads, once both are logged', async (t) => {
+	const start: LoggedEvent = {event: 'start', qemuPid: 4242};
+	const vcpus = (threads?: number[]): LoggedEvent => (threads ? {event: 'vcpus', threads} : {event: 'vcpus'});
+	t.equal(loggedVm([]), undefined, 'nothing logged');
+	t.equal(loggedVm([start]), undefined, 'no vcpus yet');
+	t.equal(loggedVm([vcpus([1, 2])]), undefined, 'no start');
+	t.same(loggedVm([start, {event: 'pin'}, vcpus([101, 102])]), {qemuPid: 4242, threads: [101, 102]}, 'both');
+	t.same(loggedVm([start, vcpus([101, 102]), vcpus([101, 102, 103])]), {qemuPid: 4242, threads: [101, 102, 103]}, 'the last vcpus event (after hot-plug)');
+	t.same(loggedVm([vcpus([7]), start]), {qemuPid: 4242, threads: [7]}, 'in any order');
+	t.same(loggedVm([start, vcpus()]), {qemuPid: 4242, threads: []}, 'a vcpus event without threads: none');
+});
