@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
-import {pvrunCommand} from '../src/guest/boot.js';
+import {pvrunCommand} from '../../src/guest/boot.js';
 import t from 'tap';
 import {packageRoot} from '../../src/util/paths.js';
 
