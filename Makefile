@@ -51,6 +51,7 @@ lint: $(STAMPS)/setup
 	npx eslint .
 	npx tsc -p tsconfig.test.json
 	npx prettier --check 'src/**/*.ts' 'test/**/*.ts' 'scripts/*.mjs' '*.js'
+	node scripts/check-doc-paths.mjs
 	npx dpdm --no-warning --no-tree --exit-code circular:1 'src/**/*.ts' 'test/**/*.ts'
 
 tap: image
