@@ -325,8 +325,12 @@ const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const RLIMIT_CORE = 4;
 const SIG_SETMASK = 2;
-/** Signal numbers 1..64 (Linux's real-time signals included); SIGKILL and SIGSTOP cannot be touched. */
-const lastSignal = 64;
+/**
+ * The signals Node's start-up resets (SIGPIPE and SIGXFSZ to ignored, the rest
+ * to the default) and libuv resets in a child: 1..31. Real-time signals are
+ * left as the caller set them, as Node left them; SIGKILL and SIGSTOP cannot be touched.
+ */
+const lastSignal = 31;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 
@@ -363,10 +367,10 @@ export function closeOnExecPipe(): [number, number] {
 
 /**
  * Replace this process with `path` (argv `argv`, environment `env`), with
- * the signal state a program expects to start with: every signal's action
- * the default (Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays
- * ignored across exec) and none blocked, as a child started by Node would
- * have. Returns only if execve failed: then the errno's name.
+ * the signal state a program expects to start with: every standard signal's
+ * action the default (Node ignores SIGPIPE and SIGXFSZ, and an ignored signal
+ * stays ignored across exec; real-time ones as the caller left them) and none
+ * blocked, as a child started by Node would have. Returns only if execve failed: then the errno's name.
  */
 export function execProgram(path: string, argv: readonly string[], env: readonly string[]): string {
 	const {signal, sigprocmask, execve} = libc();
