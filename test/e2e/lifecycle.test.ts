@@ -16,7 +16,7 @@ import {bootArgs, bootGuest, pvrunCommand, readyLine} from '../../src/guest/boot
 import {ensureImage} from '../../src/image/build.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
 import {readEventLog} from '../../src/vm/event-log.js';
-import {connectQmpLine} from '../vm/qmp-line.js';
+import {connectQmpLine} from '../helpers/qmp-line.js';
 import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();

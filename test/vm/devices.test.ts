@@ -12,7 +12,7 @@ import t, {type Test} from 'tap';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {channelArgs, checkNoClash, choosePlace, slotOf} from '../../src/vm/devices.js';
 import {within} from '../helpers/pvrun-vm.js';
-import {connectQmpLine} from './qmp-line.js';
+import {connectQmpLine} from '../helpers/qmp-line.js';
 import {killIfRunning, leftovers} from './host-view.js';
 
 const rng = (slot: number) => ['-device', `virtio-rng-pci,addr=0x${slot.toString(16)}`];

@@ -10,9 +10,28 @@ export interface QmpLine {
 	close(): void;
 }
 
+/**
+ * A connection to the unix socket `file`, retried while it is refused: QEMU
+ * creates the socket's file (bind) a moment before it listens.
+ */
+async function connectListening(file: string, timeoutMs: number): Promise<net.Socket> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const socket = net.connect(file);
+		const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+			socket.once('connect', () => resolve(undefined));
+			socket.once('error', resolve);
+		});
+		if (!error) return socket;
+		socket.destroy();
+		if ((error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT') || Date.now() > deadline) throw error;
+		await new Promise((r) => setTimeout(r, 20));
+	}
+}
+
 /** Connect to a QMP monitor on the unix socket `file` and leave capabilities negotiation done. */
 export async function connectQmpLine(file: string, timeoutMs = 10_000): Promise<QmpLine> {
-	const socket = net.connect(file);
+	const socket = await connectListening(file, timeoutMs);
 	socket.setEncoding('utf8');
 	const lines: unknown[] = [];
 	let waiter: (() => void) | undefined;
