@@ -14,7 +14,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {chooseAccel} from '../../src/qemu/accel.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {within} from '../helpers/pvrun-vm.js';
-import {childrenOf, helperOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
+import {childrenOf, helperOf, killIfRunning, leftovers, running} from '../helpers/host-view.js';
 
 let sessions = 0;
 

@@ -17,7 +17,7 @@ import {readEventLog} from '../../src/vm/event-log.js';
 import {} from '../../src/vm/qemu-process.js';
 import {processStat} from '../../src/host/proc.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
-import {allRunNames, childrenOf, cmdline, detachedPvruns, fdTarget, fdTargets, killIfRunning, leftovers, running} from '../vm/host-view.js';
+import {allRunNames, childrenOf, cmdline, detachedPvruns, fdTarget, fdTargets, killIfRunning, leftovers, running} from '../helpers/host-view.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
 
 const [node = 'node', ...cli] = pvrunCommand();

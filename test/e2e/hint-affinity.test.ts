@@ -11,7 +11,7 @@ import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
-import {helperOf} from '../vm/host-view.js';
+import {helperOf} from '../helpers/host-view.js';
 
 for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {

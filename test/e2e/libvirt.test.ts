@@ -13,7 +13,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
-import {helperOf} from '../vm/host-view.js';
+import {helperOf} from '../helpers/host-view.js';
 import {
 	alive,
 	domainLogOf,

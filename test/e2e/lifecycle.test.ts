@@ -17,7 +17,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
-import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running} from '../vm/host-view.js';
+import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running} from '../helpers/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 /** A VM that never runs a guest (-S): QEMU, QMP and pvrun's hint channel, in a second. */

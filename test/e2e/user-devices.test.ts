@@ -13,7 +13,7 @@ import {pvrunCommand} from '../../src/guest/boot.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/pvrun-vm.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
-import {helperOf, killIfRunning} from '../vm/host-view.js';
+import {helperOf, killIfRunning} from '../helpers/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 

@@ -13,7 +13,7 @@ import {pvrunCommand} from '../../src/guest/boot.js';
 import {channelArgs, checkNoClash, choosePlace, slotOf} from '../../src/vm/devices.js';
 import {within} from '../helpers/pvrun-vm.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
-import {killIfRunning, leftovers} from './host-view.js';
+import {killIfRunning, leftovers} from '../helpers/host-view.js';
 
 const rng = (slot: number) => ['-device', `virtio-rng-pci,addr=0x${slot.toString(16)}`];
 const jsonRng = (slot: number, bus = 'pci.0') => ['-device', JSON.stringify({driver: 'virtio-rng-pci', bus, addr: `0x${slot.toString(16)}`})];
