@@ -77,8 +77,21 @@ export interface MoveFloor {
 /** Pause before each sparse hint: long enough for the guest's and the host's threads to sleep. */
 const sparsePauseUs = 5000;
 
+export interface HintLatencyOptions {
+	/** Hints measured in each run. */
+	hints: number;
+	/** Hints before measuring, in each run. */
+	warmup: number;
+	/** Seconds of pvrun's CPU use measured while the guest idles. */
+	idleSeconds: number;
+	/** VMs booted one after the other, samples pooled. */
+	runs: number;
+	/** Results folder (default under bench/results/). */
+	out?: string;
+}
+
 /** Run the benchmark; prints a report and returns the result (also written under bench/results/). */
-export async function benchHintLatency(options: {hints: number; warmup: number; idleSeconds: number; runs: number; out?: string}): Promise<HintLatencyResult> {
+export async function benchHintLatency(options: HintLatencyOptions): Promise<HintLatencyResult> {
 	const progress = createProgress('pvrun bench');
 	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});

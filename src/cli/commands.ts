@@ -3,7 +3,8 @@
 // when it runs: a QEMU command line (libvirt probes with dozens) never loads
 // the benchmarks or their chart renderer (vega: about half a second).
 import yargs from 'yargs';
-import {fullOptions, quickOptions, scenarioIds, workloadNames} from '../bench/options.js';
+import type {HintLatencyOptions} from '../bench/hint-latency.js';
+import {fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
 import {UsageError} from '../util/errors.js';
 
@@ -35,27 +36,16 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
 					.option('idle-seconds', {type: 'number', default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
 			async (args) => {
+				// The options are checked before the benchmark's modules load: a usage error is immediate.
 				if (args.name === 'hint-latency') {
+					const options = hintLatencyOptions(args);
 					const {benchHintLatency} = await import('../bench/hint-latency.js');
-					await benchHintLatency({
-						hints: args.hints,
-						warmup: args.warmup,
-						idleSeconds: args['idle-seconds'],
-						runs: args.runs,
-						...(args.out ? {out: args.out} : {}),
-					});
+					await benchHintLatency(options);
 					return;
 				}
-				const base = args.quick ? quickOptions : fullOptions;
+				const options = matrixOptions(args);
 				const {benchMatrix} = await import('../bench/matrix.js');
-				await benchMatrix({
-					...base,
-					reps: positiveInt(args.reps ?? base.reps, '--reps'),
-					seconds: positiveInt(args.seconds ?? base.seconds, '--seconds'),
-					scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
-					workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
-					...(args.out ? {out: args.out} : {}),
-				});
+				await benchMatrix(options);
 			},
 		)
 		.command(
@@ -82,9 +72,40 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 	return code;
 }
 
-/** A whole number >= 1 from a command-line option. */
-function positiveInt(v: number, name: string): number {
-	if (!Number.isInteger(v) || v < 1) throw new UsageError(`${name} must be a whole number of at least 1 (got ${v})`);
+/** `pvrun bench` (the matrix): its options from the command line, checked. */
+export function matrixOptions(args: {
+	quick: boolean;
+	reps?: number | undefined;
+	seconds?: number | undefined;
+	scenarios?: string | undefined;
+	workloads?: string | undefined;
+	out?: string | undefined;
+}): MatrixOptions {
+	const base = args.quick ? quickOptions : fullOptions;
+	return {
+		...base,
+		reps: wholeNumber(args.reps ?? base.reps, '--reps'),
+		seconds: wholeNumber(args.seconds ?? base.seconds, '--seconds'),
+		scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
+		workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
+		...(args.out ? {out: args.out} : {}),
+	};
+}
+
+/** `pvrun bench hint-latency`: its options from the command line, checked (no warm-up is allowed). */
+export function hintLatencyOptions(args: {hints: number; warmup: number; runs: number; 'idle-seconds': number; out?: string | undefined}): HintLatencyOptions {
+	return {
+		hints: wholeNumber(args.hints, '--hints'),
+		warmup: wholeNumber(args.warmup, '--warmup', 0),
+		idleSeconds: wholeNumber(args['idle-seconds'], '--idle-seconds'),
+		runs: wholeNumber(args.runs, '--runs'),
+		...(args.out ? {out: args.out} : {}),
+	};
+}
+
+/** A whole number >= `min` from a command-line option. */
+function wholeNumber(v: number, name: string, min = 1): number {
+	if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number of at least ${min} (got ${v})`);
 	return v;
 }
 
