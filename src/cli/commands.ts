@@ -26,15 +26,19 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 				y
 					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
 					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 1 s per workload)'})
-					.option('reps', {type: 'number', describe: 'matrix: repetitions (default 3; 1 with --quick)'})
-					.option('seconds', {type: 'number', describe: 'matrix: seconds per workload (default 10; 1 with --quick)'})
-					.option('scenarios', {type: 'string', describe: 'matrix: which scenarios, e.g. a,c (default all)'})
-					.option('workloads', {type: 'string', describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
-					.option('out', {type: 'string', describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)'})
-					.option('hints', {type: 'number', default: 300, describe: 'hint-latency: hints to measure'})
-					.option('warmup', {type: 'number', default: 50, describe: 'hint-latency: hints before measuring'})
-					.option('runs', {type: 'number', default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
-					.option('idle-seconds', {type: 'number', default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
+					.option('reps', {type: 'number', requiresArg: true, describe: 'matrix: repetitions (default 3; 1 with --quick)'})
+					.option('seconds', {type: 'number', requiresArg: true, describe: 'matrix: seconds per workload (default 10; 1 with --quick)'})
+					.option('scenarios', {type: 'string', requiresArg: true, describe: 'matrix: which scenarios, e.g. a,c (default all)'})
+					.option('workloads', {type: 'string', requiresArg: true, describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
+					.option('out', {
+						type: 'string',
+						requiresArg: true,
+						describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)',
+					})
+					.option('hints', {type: 'number', requiresArg: true, default: 300, describe: 'hint-latency: hints to measure'})
+					.option('warmup', {type: 'number', requiresArg: true, default: 50, describe: 'hint-latency: hints before measuring'})
+					.option('runs', {type: 'number', requiresArg: true, default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
+					.option('idle-seconds', {type: 'number', requiresArg: true, default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
 			async (args) => {
 				// The options are checked before the benchmark's modules load: a usage error is immediate.
 				if (args.name === 'hint-latency') {
@@ -60,13 +64,18 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
 		.demandCommand(1, 'name a command')
 		.showHelpOnFail(false)
+		// A repeated option: the last one counts (as an array it made `--scenarios a --scenarios c` a crash).
+		.parserConfiguration({'duplicate-arguments-array': false})
 		.strict()
 		.version(version)
 		.help()
 		.alias('h', 'help')
 		.wrap(Math.min(100, process.stdout.columns ?? 80))
-		.fail((message, error) => {
-			throw error ?? new UsageError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`);
+		.fail((message: string | null, error: Error | undefined) => {
+			// A message is yargs' complaint about the command line (some, as an option missing its
+			// value, come with an error of yargs' own); without one, a command's handler threw.
+			if (message) throw new UsageError(`${message.replace(/\s+/g, ' ').trim()} (see pvrun --help)`, error ? {cause: error} : {});
+			throw error;
 		});
 	await parser.parseAsync();
 	return code;
