@@ -130,7 +130,7 @@ export async function benchHintLatency(options: HintLatencyOptions): Promise<Hin
 			moveFloor,
 			idleCpuPercent,
 		};
-		report(result);
+		process.stdout.write(hintLatencyReport(result));
 		const out = options.out ? path.resolve(options.out) : defaultResultsDir('hint-latency.json', result.date);
 		fs.mkdirSync(out, {recursive: true});
 		fs.writeFileSync(path.join(out, 'hint-latency.json'), `${JSON.stringify(result, null, 1)}\n`);
@@ -140,7 +140,7 @@ export async function benchHintLatency(options: HintLatencyOptions): Promise<Hin
 }
 
 /** What one run (one VM) measured. */
-interface RunSamples {
+export interface RunSamples {
 	pinUs: number[];
 	unpinUs: number[];
 	hostUs: number[];
@@ -151,7 +151,7 @@ interface RunSamples {
 }
 
 /** Pool the runs of one series. */
-function series(runs: RunSamples[], pauseUs: number): HintSeries {
+export function series(runs: RunSamples[], pauseUs: number): HintSeries {
 	const samples = {
 		pinUs: runs.flatMap((r) => r.pinUs),
 		unpinUs: runs.flatMap((r) => r.unpinUs),
@@ -262,42 +262,41 @@ async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: 
 	}
 }
 
-function report(r: HintLatencyResult): void {
+/** The report printed after a run: each series' percentiles, the targets met or missed. */
+export function hintLatencyReport(r: HintLatencyResult): string {
+	const out: string[] = [];
 	const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
 	const line = (label: string, p: Percentiles, f: (n: number) => string) =>
-		process.stdout.write(
+		out.push(
 			`${label.padEnd(34)} n=${String(p.n).padStart(4)}  p50 ${f(p.p50).padStart(9)}  p90 ${f(p.p90).padStart(9)}  p99 ${f(p.p99).padStart(9)}  max ${f(p.max).padStart(9)}\n`,
 		);
-	process.stdout.write(
-		`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs, ${r.runs} runs of ${r.hints} hints pooled\n`,
-	);
+	out.push(`\nhint latency on ${r.host.name} (${r.host.cpus} CPUs, ${r.host.model}), guest under TCG, 2 vCPUs, ${r.runs} runs of ${r.hints} hints pooled\n`);
 	const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 	for (const [what, s] of [
 		['back to back', r.backToBack],
 		[`sparse (${r.sparse.pauseUs / 1000} ms before each pin)`, r.sparse],
 	] as const) {
-		process.stdout.write(`\n${what}\n`);
+		out.push(`\n${what}\n`);
 		line('round trip, guest clock (pin)', s.roundTripUs, ms);
 		line('round trip, guest clock (release)', s.releaseUs, ms);
 		line('host side (visible → applied)', s.hostSideUs, (us) => `${us.toFixed(0)} µs`);
-		process.stdout.write(`decisions by the native fast path    ${s.fastDecisions} of ${s.hostSideUs.n}\n`);
+		out.push(`decisions by the native fast path    ${s.fastDecisions} of ${s.hostSideUs.n}\n`);
 		line('guest part (BPF → agent relay)', s.guestRelayUs, (us) => `${us.toFixed(0)} µs`);
-		process.stdout.write(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
-		process.stdout.write(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
-		process.stdout.write(`timeouts                            ${s.timeouts}\n`);
-		process.stdout.write(
-			`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`,
-		);
+		out.push(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
+		out.push(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
+		out.push(`timeouts                            ${s.timeouts}\n`);
+		out.push(`targets (issue): round trip p99 < 2 ms: ${verdict(s.roundTripUs.p99 < 2000)}; host side p99 < 50 µs: ${verdict(s.hostSideUs.p99 < 50)}\n`);
 		if (s === r.sparse) {
 			const f = r.moveFloor;
-			if ('error' in f) process.stdout.write(`this machine's floor for a sparse pin's move: ${f.error}\n`);
+			if ('error' in f) out.push(`this machine's floor for a sparse pin's move: ${f.error}\n`);
 			else {
 				line(`floor: runnable thread → idle CPU ${f.to}`, f.runnableToIdleUs, (us) => `${us.toFixed(0)} µs`);
 				line('  (a sleeping thread, for reference)', f.sleepingUs, (us) => `${us.toFixed(0)} µs`);
-				process.stdout.write('(a sparse pin makes the first move: its vCPU thread is runnable where the fast path woke; docs/benchmarks.md)\n');
+				out.push('(a sparse pin makes the first move: its vCPU thread is runnable where the fast path woke; docs/benchmarks.md)\n');
 			}
 		}
 	}
-	process.stdout.write(`\npvrun CPU while the guest idles     ${r.idleCpuPercent.toFixed(2)} % of one core (target < 1 %: ${verdict(r.idleCpuPercent < 1)})\n`);
-	process.stdout.write('baseline (crude prototype, same machine type): round trip p50 0.49 / p90 3.5 / p99 5.3 ms, host side p99 55 µs\n');
+	out.push(`\npvrun CPU while the guest idles     ${r.idleCpuPercent.toFixed(2)} % of one core (target < 1 %: ${verdict(r.idleCpuPercent < 1)})\n`);
+	out.push('baseline (crude prototype, same machine type): round trip p50 0.49 / p90 3.5 / p99 5.3 ms, host side p99 55 µs\n');
+	return out.join('');
 }
