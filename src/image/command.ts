@@ -15,26 +15,25 @@ export const imageCommand: CommandModule = {
 	handler: async (args) => {
 		const action = args['action'] as 'build' | 'path' | 'list';
 		const progress = createProgress('pvrun image');
-		if (action === 'list') return listImages();
+		if (action === 'list') {
+			process.stdout.write(listImages(cacheRoot()));
+			return;
+		}
 		const image = await ensureImage({force: args['force'] === true, progress});
 		if (action === 'path') process.stdout.write(`${image.kernel}\n${image.initrd}\n`);
 		else progress.info(`${image.fromCache ? 'cached' : 'built'} ${image.key} (kernel ${image.manifest.kernelRelease}) in ${image.dir}`);
 	},
 };
 
-/** One line per cached image: key, creation time, kernel release, size. */
-function listImages(): void {
-	const images = listCachedImages(cacheRoot());
-	if (images.length === 0) {
-		process.stdout.write(`no images in ${cacheRoot()}\n`);
-		return;
-	}
-	for (const {key, manifest} of images) {
-		if (!manifest) {
-			process.stdout.write(`${key}  (no manifest: corrupt, rebuilt on next use)\n`);
-			continue;
-		}
-		const mb = Object.values(manifest.files).reduce((sum, f) => sum + f.size, 0) / 1e6;
-		process.stdout.write(`${key}  ${manifest.created}  kernel ${manifest.kernelRelease}  ${mb.toFixed(1)} MB\n`);
-	}
+/** One line per cached image in `cache` (newest first): key, creation time, kernel release, size. */
+export function listImages(cache: string): string {
+	const images = listCachedImages(cache);
+	if (images.length === 0) return `no images in ${cache}\n`;
+	return images
+		.map(({key, manifest}) => {
+			if (!manifest) return `${key}  (no manifest: corrupt, rebuilt on next use)\n`;
+			const mb = Object.values(manifest.files).reduce((sum, f) => sum + f.size, 0) / 1e6;
+			return `${key}  ${manifest.created}  kernel ${manifest.kernelRelease}  ${mb.toFixed(1)} MB\n`;
+		})
+		.join('');
 }
