@@ -32,6 +32,7 @@ export function listImages(cache: string): string {
 	return images
 		.map(({key, manifest}) => {
 			if (!manifest) return `${key}  (no manifest: corrupt, rebuilt on next use)\n`;
+			if (typeof manifest.files !== 'object' || manifest.files === null) return `${key}  (manifest does not match: corrupt, rebuilt on next use)\n`;
 			const mb = Object.values(manifest.files).reduce((sum, f) => sum + f.size, 0) / 1e6;
 			return `${key}  ${manifest.created}  kernel ${manifest.kernelRelease}  ${mb.toFixed(1)} MB\n`;
 		})
