@@ -30,9 +30,3 @@ export function emptyCounters(): ShmCounters {
 		agentRestarts: 0,
 	};
 }
-
-/**
- * A little-endian u64 at byte `offset` as a Number, from two 32-bit atomic
- * loads (no BigInt on the hot path); values past 2^53 come out inexact, and
- * every caller bounds them far below that.
- */
