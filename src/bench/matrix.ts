@@ -18,7 +18,7 @@ import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
 import {matrixReport, summarize} from './matrix-report.js';
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
-import {defaultResultsDir} from './results-dir.js';
+import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
 
 export type {MatrixResult, Sample, Scenario, Stats, Summary} from './matrix-result.js';
@@ -248,18 +248,6 @@ export function startHostHogs(count: number): () => void {
 	return () => {
 		for (const h of hogs) h.kill('SIGKILL');
 	};
-}
-
-/**
- * The commit of pvrun's checkout, for results to say what they measured (''
- * outside a git checkout), with "-dirty" when the code differs from it. Taken
- * when a benchmark starts: a commit made while it runs is not what ran.
- */
-export async function gitCommit(): Promise<string> {
-	const commit = await execa('git', ['rev-parse', '--short', 'HEAD'], {cwd: packageRoot, reject: false});
-	if (commit.exitCode !== 0) return '';
-	const dirty = await execa('git', ['status', '--porcelain', '--', 'src', 'native', 'bpf', 'guest-agent', 'images'], {cwd: packageRoot, reject: false});
-	return `${String(commit.stdout).trim()}${String(dirty.stdout).trim() ? '-dirty' : ''}`;
 }
 
 async function environment(commit: string): Promise<MatrixResult['environment']> {
