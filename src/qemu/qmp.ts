@@ -154,19 +154,27 @@ export async function connectQmp(socketPath: string, options: {timeoutMs: number
 	}
 }
 
-/** node-qemu's greeting + qmp_capabilities, bounded by `ms` and failing if QEMU drops the socket. */
+/**
+ * node-qemu's greeting + qmp_capabilities, bounded by `ms` and failing if QEMU
+ * drops the socket. node-qemu's connect() never settles when the socket closes
+ * mid-handshake, so every way out clears the timer here (it would keep the
+ * process alive).
+ */
 function handshake(client: QMPClient, ms: number): Promise<void> {
 	return new Promise<void>((resolve, reject) => {
-		const timer = setTimeout(() => reject(new Error(`no QMP greeting within ${Math.round(ms)} ms`)), ms);
-		const dropped = (): void => reject(new Error('QEMU closed the socket during the QMP handshake'));
+		const done = (error?: unknown): void => {
+			clearTimeout(timer);
+			client.off('disconnected', dropped);
+			if (error === undefined) resolve();
+			else reject(error instanceof Error ? error : new Error(String(error)));
+		};
+		const timer = setTimeout(() => done(new Error(`no QMP greeting within ${Math.round(ms)} ms`)), ms);
+		const dropped = (): void => done(new Error('QEMU closed the socket during the QMP handshake'));
 		client.once('disconnected', dropped);
-		client
-			.connect()
-			.then(resolve, reject)
-			.finally(() => {
-				clearTimeout(timer);
-				client.off('disconnected', dropped);
-			});
+		client.connect().then(
+			() => done(),
+			(error: unknown) => done(error ?? new Error('QMP handshake failed')),
+		);
 	});
 }
 

@@ -3,6 +3,7 @@
 // pending commands when the connection closes. Also times a QMP round trip.
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -145,6 +146,26 @@ t.test('connecting to a socket that never appears is a ConnectError within the t
 	t.match(error instanceof Error ? error.message : '', /within 500 ms \(last: connect ENOENT/);
 	t.ok(error instanceof Error && (error.cause as NodeJS.ErrnoException).code === 'ENOENT', 'keeps the last socket error as cause');
 	t.ok(elapsed >= timeoutMs - 5 && elapsed < timeoutMs + 500, `gave up after ${elapsed.toFixed(0)} ms`);
+});
+
+t.test('QEMU closing the socket mid-handshake: an error, and no timer left to keep the process alive', async (t) => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-qmp-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	const socket = path.join(dir, 'qmp.sock');
+	// A monitor that greets, then hangs up on the first command.
+	const server = net.createServer((c) => {
+		c.write(`${JSON.stringify({QMP: {version: {qemu: {major: 7, minor: 2, micro: 0}}, capabilities: []}})}\r\n`);
+		c.once('data', () => c.destroy());
+	});
+	await new Promise<void>((resolve) => server.listen(socket, resolve));
+	t.teardown(() => void server.close());
+	const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+	const before = timers();
+	const started = performance.now();
+	const error = await rejection(connectQmp(socket, {timeoutMs: 30_000}));
+	t.ok(error instanceof ConnectError, `ConnectError: ${String(error)}`);
+	t.ok(performance.now() - started < 5_000, 'not at the deadline');
+	t.equal(timers(), before, "the handshake's 30 s timer is cleared");
 });
 
 t.test('a path that is not a socket fails at once', async (t) => {
