@@ -120,7 +120,8 @@ export class HintSession {
 		});
 		exited.catch(() => {});
 		this.qmp = await Promise.race([connectQmp(this.plan.qmpSocket, {timeoutMs: 15_000, signal: gone.signal}), exited]);
-		if (this.closed) return;
+		// close() ran while we connected: it could not close what was not there yet.
+		if (this.closed) return void this.qmp.close().catch(() => {});
 		const threads = await this.qmp.vcpuThreads();
 		if (this.closed) return;
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
@@ -153,6 +154,7 @@ export class HintSession {
 		this.watchTimer.unref();
 		this.publishHints();
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
+		if (this.closed) return this.agent.close();
 		this.agent.on('kick', () => {
 			this.agentKicks++;
 			this.engine?.kick();

@@ -140,6 +140,8 @@ interface FakeQmp {
 	event(name: string, data?: Record<string, unknown>): void;
 	/** Connections accepted so far. */
 	connections(): number;
+	/** Connections still open. */
+	open(): number;
 	/** QEMU's end: the socket and its connections close. */
 	close(): void;
 }
@@ -148,6 +150,7 @@ interface FakeQmp {
 async function fakeQmp(t: Test, file: string, o: QmpOptions = {}): Promise<FakeQmp> {
 	const commands: string[] = [];
 	const sockets: net.Socket[] = [];
+	let closed = 0;
 	const answers: Record<string, () => unknown> = {
 		qmp_capabilities: () => ({}),
 		'query-version': () => ({qemu: {major: 7, minor: 2, micro: 0}, package: ''}),
@@ -163,6 +166,7 @@ async function fakeQmp(t: Test, file: string, o: QmpOptions = {}): Promise<FakeQ
 	const server = net.createServer({pauseOnConnect: o.answer === false}, (s) => {
 		sockets.push(s);
 		s.on('error', () => {});
+		s.on('close', () => void closed++);
 		s.write(`${JSON.stringify({QMP: {version: {qemu: {major: 7, minor: 2, micro: 0}, package: ''}, capabilities: ['oob']}})}\r\n`);
 		if (o.answer === false) return;
 		let partial = '';
@@ -189,7 +193,7 @@ async function fakeQmp(t: Test, file: string, o: QmpOptions = {}): Promise<FakeQ
 		for (const s of sockets)
 			s.write(`${JSON.stringify({event: name, data, timestamp: {seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000}})}\r\n`);
 	};
-	return {commands, event, connections: () => sockets.length, close};
+	return {commands, event, connections: () => sockets.length, open: () => sockets.length - closed, close};
 }
 
 interface HelloFields {
@@ -704,4 +708,28 @@ t.test('QEMU exits during set-up, before QMP answers: no warning; close() writes
 			'a second close() adds nothing',
 		);
 	}
+});
+
+t.test('close() while the set-up still connects: the connection made afterwards is closed too', async (t) => {
+	const plan = testPlan(t);
+	const logFile = path.join(path.dirname(plan.runDir), 'events.jsonl');
+	const qemu = sleepingQemu(t);
+	const area = createRunFiles(plan);
+	teardownStep(t, 'removeRunFiles', () => removeRunFiles(plan, area));
+	const session = new HintSession(plan, area, qemu, new EventLog(logFile, false));
+	teardownStep(t, 'HintSession.close', () => session.close());
+	await sleep(50); // the session tries to connect to QMP, again and again
+	session.close();
+	// QEMU's monitor comes up only now (in a run directory of the same name: close() removed the first).
+	fs.mkdirSync(plan.runDir, {mode: 0o700});
+	t.teardown(() => fs.rmSync(plan.runDir, {recursive: true, force: true}));
+	const qmp = await fakeQmp(t, plan.qmpSocket);
+	await waitUntil('the set-up connects to QMP', () => qmp.connections() === 1);
+	await waitUntil('and, finding the session closed, hangs up', () => qmp.open() === 0);
+	t.equal(qmp.open(), 0, 'no QMP connection is left open');
+	t.same(
+		qmp.commands.filter((c) => c === 'query-cpus-fast'),
+		[],
+		'nothing is asked of a VM whose session is closed',
+	);
 });
