@@ -169,9 +169,9 @@ async function runBoot(ctx: BootContext): Promise<Sample[]> {
 	if (!first) return [];
 	// Warm-up: the first workload for 1 s (TCG translates the code; caches fill), then each workload once.
 	const warmupCmd = workloadCommand(first.w, scenario, 1, config) ?? first.cmd;
-	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration;
-	// the quick run measures nothing, and its hint probe comes last, seconds after the program loaded.
-	const run = [...(options.quick ? [] : ['sleep,3']), warmupCmd, ...planned.map((p) => p.cmd)].join(';');
+	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration
+	// and in the quick run too: without it the first workload runs before pvrun's program is attached.
+	const run = ['sleep,3', warmupCmd, ...planned.map((p) => p.cmd)].join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
 	try {
 		if (scenario.neighbourVm) cleanups.push(await startNeighbourVm(ctx.image));
