@@ -9,6 +9,9 @@ import {bootGuest, pvrunCommand, type Guest} from '../../src/guest/boot.js';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
 import {ensureImage} from '../../src/image/build.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
+import {within} from './within.js';
+
+export {within};
 
 export interface PvrunVm {
 	guest: Guest;
@@ -37,16 +40,6 @@ export async function bootThroughPvrun(
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	return {guest, logFile};
-}
-
-/** Poll `check` every `stepMs` until it returns true or `ms` pass; resolves to the elapsed ms or -1. */
-export async function within(ms: number, check: () => boolean, stepMs = 20): Promise<number> {
-	const started = performance.now();
-	while (performance.now() - started < ms) {
-		if (check()) return performance.now() - started;
-		await new Promise((r) => setTimeout(r, stepMs));
-	}
-	return check() ? performance.now() - started : -1;
 }
 
 /** The QEMU pid and vCPU threads from pvrun's log, waiting up to `ms` for pvrun to log them. */
