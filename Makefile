@@ -52,6 +52,7 @@ lint: $(STAMPS)/setup
 	npx tsc -p tsconfig.test.json
 	npx prettier --check 'src/**/*.ts' 'test/**/*.ts' 'scripts/*.mjs' '*.js'
 	node scripts/check-doc-paths.mjs
+	node scripts/check-test-mirror.mjs
 	npx dpdm --no-warning --no-tree --exit-code circular:1 'src/**/*.ts' 'test/**/*.ts'
 
 tap: image

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type {Test} from 'tap';
 import {procStatFields} from '../../src/host/proc.js';
 import {packageRoot} from '../../src/util/paths.js';
-import {killIfRunning, running} from '../vm/host-view.js';
+import {killIfRunning, running} from './host-view.js';
 
 /**
  * What the fake QEMU does once it has noted its pid and arguments:

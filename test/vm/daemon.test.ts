@@ -12,7 +12,7 @@ import {readEventLog} from '../../src/vm/event-log.js';
 import {readVmStates} from '../../src/vm/state.js';
 import {Sandbox, commandLine, ownerOf, sessionOf, signal, sleep} from '../helpers/fake-qemu.js';
 import {within} from '../helpers/within.js';
-import {fdTarget, running} from './host-view.js';
+import {fdTarget, running} from '../helpers/host-view.js';
 
 // The cases mostly wait (pvrun's 2 s for a pidfile, a poll of QEMU's pid): they run side by side.
 t.jobs = 6;

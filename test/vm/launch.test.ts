@@ -16,7 +16,7 @@ import {readVmStates, type VmStatus} from '../../src/vm/state.js';
 import {Sandbox, signal, sleep, type Ran} from '../helpers/fake-qemu.js';
 import {deadPid} from '../helpers/run-dirs.js';
 import {within} from '../helpers/within.js';
-import {running} from './host-view.js';
+import {running} from '../helpers/host-view.js';
 
 // The cases mostly wait for processes: they run side by side.
 t.jobs = 4;
