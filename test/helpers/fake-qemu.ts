@@ -15,7 +15,7 @@ import path from 'node:path';
 import type {Test} from 'tap';
 import {procStatFields} from '../../src/host/proc.js';
 import {packageRoot} from '../../src/util/paths.js';
-import {killIfRunning, running} from './host-view.js';
+import {killIfRunning, processesWhere} from './host-view.js';
 
 /**
  * What the fake QEMU does once it has noted its pid and arguments:
@@ -187,17 +187,7 @@ export class Sandbox {
 	/** The running processes started with this sandbox's tag in their environment. */
 	processes(): number[] {
 		const entry = `${tagName}=${this.tag}`;
-		const found = fs
-			.readdirSync('/proc')
-			.filter((n) => /^\d+$/.test(n))
-			.map(Number)
-			.filter((pid) => {
-				try {
-					return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry) && running(pid);
-				} catch {
-					return false;
-				}
-			});
+		const found = processesWhere('environ', (environ) => environ.split('\0').includes(entry));
 		for (const pid of found) this.pids.add(pid);
 		return found;
 	}

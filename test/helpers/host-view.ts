@@ -79,18 +79,22 @@ export function killIfRunning(pid: number): void {
 	}
 }
 
-/** The detached pvrun processes running now (dist/vm/daemon-entry.js). */
-export function detachedPvruns(): Set<number> {
-	const pids = fs
+/** The running processes whose /proc `file` (cmdline, environ) passes `ok`; processes that end meanwhile are skipped. */
+export function processesWhere(file: 'cmdline' | 'environ', ok: (text: string) => boolean): number[] {
+	return fs
 		.readdirSync('/proc')
 		.filter((n) => /^\d+$/.test(n))
 		.map(Number)
-		.filter((p) => {
+		.filter((pid) => {
 			try {
-				return running(p) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('daemon-entry.js');
+				return ok(fs.readFileSync(`/proc/${pid}/${file}`, 'utf8')) && running(pid);
 			} catch {
 				return false;
 			}
 		});
-	return new Set(pids);
+}
+
+/** The detached pvrun processes running now (dist/vm/daemon-entry.js). */
+export function detachedPvruns(): Set<number> {
+	return new Set(processesWhere('cmdline', (cmdline) => cmdline.includes('daemon-entry.js')));
 }
