@@ -4,8 +4,8 @@
 // stream the test gives and in a child Node process whose stderr is a pipe
 // (the default stream; stdout stays empty); and a spinner on a real terminal
 // (a child under script(1)).
-import {spawn} from 'node:child_process';
 import path from 'node:path';
+import {execa} from 'execa';
 import {pathToFileURL} from 'node:url';
 import t, {type Test} from 'tap';
 import {createProgress, isInteractive} from '../../src/util/progress.js';
@@ -54,22 +54,15 @@ const childCode = `
 `;
 
 /** Run `command` with `args` (killed after 10 s); its exit status or signal, stdout and stderr. */
-function run(
+async function run(
 	command: string,
 	args: string[],
 	extraEnv: Record<string, string | undefined>,
 ): Promise<{status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string}> {
 	const environment = {...process.env, ...extraEnv};
 	for (const [name, value] of Object.entries(extraEnv)) if (value === undefined) delete environment[name];
-	const child = spawn(command, args, {stdio: ['ignore', 'pipe', 'pipe'], env: environment, timeout: 10_000});
-	let stdout = '';
-	let stderr = '';
-	child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-	child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-	return new Promise((resolve, reject) => {
-		child.once('error', reject);
-		child.once('close', (status, signal) => resolve({status, signal, stdout, stderr}));
-	});
+	const r = await execa(command, args, {reject: false, stdin: 'ignore', env: environment, extendEnv: false, timeout: 10_000, stripFinalNewline: false});
+	return {status: r.exitCode ?? null, signal: r.signal ?? null, stdout: r.stdout, stderr: r.stderr};
 }
 
 t.test('live progress only on a terminal that says its width, outside CI, with a capable TERM', async (t) => {

@@ -5,10 +5,10 @@
 // dist/vm/event-log.js with stderr piped: a log that cannot be written
 // (/dev/full) says so once and pvrun carries on; summaries only when asked;
 // warnings and said events always. Needs `make build`.
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import {execa} from 'execa';
 import {pathToFileURL} from 'node:url';
 import t, {type Test} from 'tap';
 import {EventLog, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
@@ -21,18 +21,11 @@ function tempDir(t: Pick<Test, 'teardown'>): string {
 }
 
 /** Run `body` in a child Node process with `EventLog` and `writeStderr` imported from dist/; its stdout and stderr. */
-function inChild(body: string): Promise<{status: number | null; stdout: string; stderr: string}> {
+async function inChild(body: string): Promise<{status: number | null; stdout: string; stderr: string}> {
 	const module = pathToFileURL(path.join(packageRoot, 'dist', 'vm', 'event-log.js')).href;
 	const code = `import {EventLog, writeStderr} from ${JSON.stringify(module)};\n${body}`;
-	const child = spawn(process.execPath, ['--input-type=module', '-e', code], {stdio: ['ignore', 'pipe', 'pipe']});
-	let stdout = '';
-	let stderr = '';
-	child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-	child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-	return new Promise((resolve, reject) => {
-		child.once('error', reject);
-		child.once('close', (status) => resolve({status, stdout, stderr}));
-	});
+	const r = await execa(process.execPath, ['--input-type=module', '-e', code], {reject: false, stdin: 'ignore', stripFinalNewline: false});
+	return {status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr};
 }
 
 t.test('each event is one JSON line: t, ms, event, then the fields', async (t) => {
