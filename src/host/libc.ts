@@ -24,8 +24,9 @@ export interface SharedMapping {
 const CPU_SET_BYTES = 128;
 const CPU_SET_BITS = CPU_SET_BYTES * 8;
 
-// Constants from <sys/resource.h> and <sys/mman.h> on Linux.
+// Constants from <sys/resource.h>, <sys/mman.h>, <fcntl.h> and <signal.h> on Linux.
 const PRIO_PROCESS = 0;
+const RLIMIT_CORE = 4;
 const PROT_READ = 0x1;
 const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
@@ -34,6 +35,14 @@ const MAP_FIXED = 0x10;
 const MAP_ANONYMOUS = 0x20;
 // mmap's failure value, (void *) -1, as koffi 3 returns pointers (BigInt).
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const FD_CLOEXEC = 1;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const SIG_SETMASK = 2;
 
 // The glibc functions pvrun uses, typed for TypeScript.
 interface Libc {
@@ -315,16 +324,6 @@ function threadHint(code: string): string {
 	return "check the thread id and pvrun's permissions";
 }
 
-// <fcntl.h>, <sys/resource.h> on Linux.
-const F_GETFD = 1;
-const F_SETFD = 2;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const FD_CLOEXEC = 1;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
-const RLIMIT_CORE = 4;
-const SIG_SETMASK = 2;
 /**
  * The signals Node's start-up resets (SIGPIPE and SIGXFSZ to ignored, the rest
  * to the default) and libuv resets in a child: 1..31. Real-time signals are
