@@ -3,13 +3,9 @@
 // compiled against the header fills each reply struct with distinct values and
 // prints its bytes for the TypeScript decoders; and it decodes the requests the
 // TypeScript encoders build with the C structs. Constants are compared too.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {execa} from 'execa';
 import t from 'tap';
+import {cProbe} from '../helpers/c-probe.js';
 import * as P from '../../src/agent/protocol.js';
-import {packageRoot} from '../../src/util/paths.js';
 
 const probe = String.raw`
 #include <stdio.h>
@@ -87,25 +83,10 @@ int main(int argc, char **argv) {
 `;
 
 t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-proto-'));
-	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
-	fs.writeFileSync(path.join(dir, 'probe.c'), probe);
-	await execa('cc', [
-		'-std=c11',
-		'-Wall',
-		'-Wextra',
-		'-Werror',
-		'-I',
-		path.join(packageRoot, 'guest-agent'),
-		'-o',
-		path.join(dir, 'probe'),
-		path.join(dir, 'probe.c'),
-	]);
 	const helloReq = P.encodeHello(0x12345678).toString('hex');
 	const loadReq = P.encodeLoad(9, 'affinity', Buffer.from('ELF!')).toString('hex');
 	const frameOut = P.encodeFrame(P.FrameType.ping, 0xdeadbeef, Buffer.from('abc')).toString('hex');
-	const {stdout} = await execa(path.join(dir, 'probe'), [helloReq, loadReq, frameOut]);
-	const c = new Map(stdout.split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)] as const));
+	const c = await cProbe(t, probe, 'guest-agent', [helloReq, loadReq, frameOut]);
 	const num = (k: string) => Number(c.get(k));
 	const bytes = (k: string) => Buffer.from(c.get(k) ?? '', 'hex');
 

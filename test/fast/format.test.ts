@@ -1,13 +1,9 @@
 // The TypeScript mirror of the fast path's binary formats (src/fast/format.ts)
 // must match native/pvfast.h, the header the library is built with: compile a
 // probe against it and compare every constant, size and offset.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {execa} from 'execa';
 import t from 'tap';
+import {cProbeNumbers} from '../helpers/c-probe.js';
 import * as F from '../../src/fast/format.js';
-import {packageRoot} from '../../src/util/paths.js';
 
 const fields = (struct: string, members: Record<string, string>) =>
 	Object.entries(members)
@@ -43,17 +39,7 @@ int main(void) {
 `;
 
 t.test('src/fast/format.ts matches native/pvfast.h', async (t) => {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-fast-format-'));
-	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
-	fs.writeFileSync(path.join(dir, 'probe.c'), probe);
-	await execa('cc', ['-Wall', '-Werror', '-I', path.join(packageRoot, 'native'), '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
-	const {stdout} = await execa(path.join(dir, 'probe'));
-	const c = new Map(
-		stdout.split('\n').map((l) => {
-			const [k = '', v = ''] = l.split(' ');
-			return [k, Number(v)] as const;
-		}),
-	);
+	const c = await cProbeNumbers(t, probe, 'native');
 	const struct = (name: string, mirror: Record<string, number>) =>
 		Object.entries(mirror).map(([k, v]) => [k === 'size' ? `sizeof.${name}` : `${name}.${k}`, v] as const);
 	const expect = new Map<string, number>([

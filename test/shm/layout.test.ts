@@ -1,13 +1,9 @@
 // The TypeScript mirror of the shared-memory layout must match the C header
 // the guest is built with: compile a probe against bpf/pvrun_shm.h and
 // bpf/affinity.h and compare every offset and constant.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {execa} from 'execa';
 import t from 'tap';
+import {cProbeNumbers} from '../helpers/c-probe.js';
 import * as L from '../../src/shm/layout.js';
-import {packageRoot} from '../../src/util/paths.js';
 
 const probe = `
 #include <stdio.h>
@@ -51,17 +47,7 @@ int main(void) {
 `;
 
 t.test('src/shm/layout.ts matches bpf/pvrun_shm.h and bpf/affinity.h', async (t) => {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-layout-'));
-	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
-	fs.writeFileSync(path.join(dir, 'probe.c'), probe);
-	await execa('cc', ['-Wall', '-Werror', '-I', path.join(packageRoot, 'bpf'), '-o', path.join(dir, 'probe'), path.join(dir, 'probe.c')]);
-	const {stdout} = await execa(path.join(dir, 'probe'));
-	const c = new Map(
-		stdout.split('\n').map((l) => {
-			const [k = '', v = ''] = l.split(' ');
-			return [k, Number(v)] as const;
-		}),
-	);
+	const c = await cProbeNumbers(t, probe, 'bpf');
 	const expect: Record<string, number> = {
 		magic: L.shmMagic,
 		version: L.shmVersion,
