@@ -57,15 +57,27 @@ t.setTimeout(8 * 60_000);
 t.test('pvrun bench --quick: every scenario, configuration and workload; valid JSON; nothing left behind', async (t) => {
 	t.setTimeout(8 * 60_000);
 	const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-test-'));
-	t.teardown(() => fs.rmSync(out, {recursive: true, force: true}));
+	// The bench gets a temporary directory of its own, so that what it leaves is told apart
+	// from the files of tests that run beside it (make test runs this file in parallel).
+	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-tmp-'));
+	t.teardown(() => {
+		fs.rmSync(out, {recursive: true, force: true});
+		fs.rmSync(tmp, {recursive: true, force: true});
+	});
+	const runs = new Set<string>();
+	const watcher = fs.watch(tmp, (_event, name) => {
+		if (name !== null && name.startsWith('pvrun-')) runs.add(name);
+	});
+	t.teardown(() => watcher.close());
 	const [node = 'node', ...cli] = pvrunCommand();
-	const ours = () => [
-		...fs.readdirSync('/dev/shm').filter((n) => n.startsWith('pvrun-')),
-		...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('pvrun-')),
-	];
-	const before = new Set(ours());
 	const started = performance.now();
-	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {reject: false, timeout: 7 * 60_000, stdin: 'ignore'});
+	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {
+		reject: false,
+		timeout: 7 * 60_000,
+		stdin: 'ignore',
+		env: {TMPDIR: tmp},
+	});
+	watcher.close();
 	t.comment(`pvrun bench --quick: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);
 	const result = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as MatrixResult;
@@ -86,9 +98,12 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	t.match(md, /## Scenario a:/);
 	t.match(md, /\| poll iterations \(\/s\) \|/);
 	for (const sc of scenarioIds) t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
+	const runDirs = [...runs].filter((name) => /^pvrun-\d+-[0-9a-f]+$/.test(name));
+	t.ok(runDirs.length >= scenarioIds.length, `the run directory of each pvrun VM was seen (${runDirs.join(', ')})`);
+	t.same(fs.readdirSync(tmp), [], 'no run or work directory left');
 	t.same(
-		ours().filter((n) => !before.has(n) && !out.endsWith(n)),
+		runDirs.filter((name) => fs.existsSync(path.join('/dev/shm', name))),
 		[],
-		'no shared-memory file, run or work directory left',
+		'no shared-memory file left',
 	);
 });
