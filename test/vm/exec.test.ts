@@ -4,7 +4,9 @@
 // the others go, the environment goes along, and signal dispositions and
 // the mask are a new program's (Node ignores SIGPIPE; real-time signals stay
 // as the caller left them: make ignores 32 and 33). A program that cannot run
-// is one error line and a shell's status. Needs `make build`.
+// is one error line and a shell's status. Needs `make build`. The shell reads
+// its own status with builtins only: while it waits for a child, dash blocks
+// every signal for a moment, which a child reading its status could catch.
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,7 +22,7 @@ const dropped = fs.openSync('/dev/null', 'r');
 process.env.PVRUN_EXEC_TEST = 'carried';
 fs.writeSync(1, JSON.stringify({pid: process.pid, kept, dropped}) + '\\n');
 try {
-	execQemu(process.argv[1], ['-c', 'echo "$$ $0 $PVRUN_EXEC_TEST"; echo $(ls /proc/$$/fd); grep -E "^Sig(Ign|Blk):" /proc/$$/status'], [kept]);
+	execQemu(process.argv[1], ['-c', 'echo "$$ $0 $PVRUN_EXEC_TEST"; echo $(ls /proc/$$/fd); while read -r k v; do case $k in SigIgn:|SigBlk:) echo "$k $v";; esac; done < /proc/$$/status'], [kept]);
 } catch (error) {
 	fs.writeSync(2, 'pvrun: ' + error.message + '\\n');
 	process.exit(error.exitCode);
