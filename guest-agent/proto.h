@@ -51,7 +51,7 @@ struct pvag_hello_reply {
 	uint32_t nr_cpus;         /*   4: guest CPUs online */
 	uint64_t guest_epoch;     /*   8 */
 	uint32_t programs;        /*  16: programs currently loaded */
-	uint32_t _pad;            /*  20 */
+	uint32_t shm_version;     /*  20: shared-memory layout the agent speaks (0: an agent before v2, which spoke v1) */
 	char agent_version[32];   /*  24 */
 	char kernel_release[64];  /*  56 */
 };                                /* 120 */

@@ -16,6 +16,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -153,6 +157,98 @@ static void send_error(uint32_t id, int err, const char *msg)
 	free(buf);
 }
 
+/* Tell the guest's libraries which hint types have their programs attached:
+ * record type t's feature bit is 1 << (t - 1) (pvrun_shm.h). */
+static void publish_features(void)
+{
+	struct pvag_prog_info infos[PVAGENT_MAX_PROGS];
+	unsigned n = progs_list(infos, PVAGENT_MAX_PROGS);
+	uint32_t bits = 0;
+
+	if (!shm.base)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		if (infos[i].record_type >= 1 && infos[i].record_type <= 32)
+			bits |= 1u << (infos[i].record_type - 1);
+	__atomic_store_n(&shm.hdr->agent_features, bits, __ATOMIC_RELEASE);
+}
+
+/* Free the critical-section cells of threads that ended without giving theirs
+ * back (killed, or exec'd): otherwise the host would see their sections held
+ * for ever. Once a second. */
+static void collect_cells(void)
+{
+	static uint64_t last;
+	uint64_t now = pvshm_now_ns();
+	uint32_t used;
+
+	if (!shm.base || now - last < 1000000000ull)
+		return;
+	last = now;
+	used = __atomic_load_n(&shm.hdr->cells_used, __ATOMIC_ACQUIRE);
+	for (uint32_t i = 0; i < used && i < PVSHM_CELLS; i++) {
+		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm.base + PVSHM_CELLS_OFFSET +
+									      (size_t)i * PVSHM_CELL_SIZE);
+		uint32_t tid = __atomic_load_n(&c->owner_tid, __ATOMIC_ACQUIRE);
+
+		if (tid == 0 || syscall(SYS_tgkill, c->owner_tgid, tid, 0) == 0 || errno != ESRCH)
+			continue;
+		c->depth = 0;
+		c->waiting = 0;
+		__atomic_compare_exchange_n(&c->owner_tid, &tid, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+}
+
+/* The pvcs library's way in (docs/critical-sections.md): a process that
+ * connects gets the BAR file's descriptor (SCM_RIGHTS) with one byte, the
+ * layout version; without an area it gets the byte 0 and no descriptor. */
+static int pvcs_listen(void)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", PVCS_SOCKET);
+	mkdir(PVCS_SOCKET_DIR, 0755);
+	unlink(PVCS_SOCKET);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || chmod(PVCS_SOCKET, 0666) || listen(fd, 16)) {
+		logf_("critical-section socket %s: %s", PVCS_SOCKET, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void pvcs_serve(int listen_fd)
+{
+	int c;
+
+	while ((c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} u;
+		uint8_t version = shm.base ? PVSHM_VERSION : 0;
+		struct iovec io = {.iov_base = &version, .iov_len = 1};
+		struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1};
+
+		memset(&u, 0, sizeof(u));
+		if (shm.base) {
+			m.msg_control = u.buf;
+			m.msg_controllen = sizeof(u.buf);
+			CMSG_FIRSTHDR(&m)->cmsg_level = SOL_SOCKET;
+			CMSG_FIRSTHDR(&m)->cmsg_type = SCM_RIGHTS;
+			CMSG_FIRSTHDR(&m)->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(CMSG_FIRSTHDR(&m)), &shm.fd, sizeof(int));
+		}
+		if (sendmsg(c, &m, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 && verbose)
+			logf_("critical-section socket: send: %s", strerror(errno));
+		close(c);
+	}
+}
+
 static void handle_hello(uint32_t id, const uint8_t *p, uint32_t len)
 {
 	struct pvag_hello_reply r = {0};
@@ -177,9 +273,11 @@ static void handle_hello(uint32_t id, const uint8_t *p, uint32_t len)
 		}
 	}
 	r.shm_ok = shm.base != NULL;
+	publish_features();
 	r.nr_cpus = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
 	r.guest_epoch = shm.base ? shm.hdr->guest_epoch : 0;
 	r.programs = progs_list(infos, 0);
+	r.shm_version = PVSHM_VERSION;
 	snprintf(r.agent_version, sizeof(r.agent_version), "%.31s", PVAGENT_VERSION);
 	if (uname(&u) == 0)
 		snprintf(r.kernel_release, sizeof(r.kernel_release), "%.63s", u.release);
@@ -209,6 +307,7 @@ static void handle_load(uint32_t id, const uint8_t *p, uint32_t len)
 		return;
 	}
 	r.id = (uint32_t)ret;
+	publish_features();
 	if (verbose)
 		logf_("loaded %s as program %u (%u links)", name, r.id, r.links);
 	send_frame(PVAG_REPLY, id, &r, sizeof(r));
@@ -233,6 +332,7 @@ static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 		}
 		memcpy(&pid, p, sizeof(pid));
 		err = progs_unload(pid);
+		publish_features();
 		if (err)
 			send_error(f->id, err, "unload: no such program");
 		else
@@ -352,7 +452,7 @@ int main(int argc, char **argv)
 {
 	struct epoll_event ev, events[8];
 	char port_path[300], why[256];
-	int ep, rb_fd = -1, port_in_epoll = 0;
+	int ep, rb_fd = -1, port_in_epoll = 0, pvcs_fd;
 	unsigned rb_gen = 0;
 
 	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
@@ -407,6 +507,11 @@ int main(int argc, char **argv)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return 1;
+	pvcs_fd = pvcs_listen();
+	if (pvcs_fd >= 0) {
+		ev = (struct epoll_event){.events = EPOLLIN, .data.fd = pvcs_fd};
+		epoll_ctl(ep, EPOLL_CTL_ADD, pvcs_fd, &ev);
+	}
 	if (verbose)
 		logf_("ready on %s, shared memory %s", port_path, shm.base ? "mapped" : "absent");
 	for (;;) {
@@ -432,13 +537,16 @@ int main(int argc, char **argv)
 				in_len = 0;
 			}
 		}
-		n = epoll_wait(ep, events, 8, port_in_epoll ? -1 : RECONNECT_MS);
+		n = epoll_wait(ep, events, 8, port_in_epoll ? 1000 : RECONNECT_MS);
 		if (n < 0 && errno != EINTR)
 			return 1;
+		collect_cells();
 		for (i = 0; i < n; i++) {
 			if (events[i].data.fd == rb_fd) {
 				progs_drain();
 				maybe_kick();
+			} else if (events[i].data.fd == pvcs_fd) {
+				pvcs_serve(pvcs_fd);
 			} else if (events[i].data.fd == port_fd) {
 				ssize_t got = 0;
 

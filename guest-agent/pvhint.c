@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "affinity.h"
+#include "pvcs.h"
 #include "shm.h"
 
 struct feedback {
@@ -102,8 +103,36 @@ static double pct_us(uint64_t *v, unsigned n, double p)
 static int usage(void)
 {
 	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
+			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n");
 	return 2;
+}
+
+/* Each vCPU's slot as the host last wrote it, one line each; through the
+ * pvcs library's way in (the agent's socket), so that any user may ask. */
+static int feedback(void)
+{
+	volatile struct pvshm_header *h;
+	uint32_t n;
+
+	if (pvcs_init()) {
+		fprintf(stderr, "pvhint: no pvrun shared memory (is the agent running? %s)\n", PVCS_SOCKET);
+		return 1;
+	}
+	h = (volatile struct pvshm_header *)pvcs__area;
+	n = h->nr_vcpus < PVSHM_MAX_VCPUS ? h->nr_vcpus : PVSHM_MAX_VCPUS;
+	printf("pvhint: features host=0x%x agent=0x%x\n", h->features, h->agent_features);
+	for (uint32_t v = 0; v < n; v++) {
+		volatile struct pvshm_vcpu_slot *s = (volatile struct pvshm_vcpu_slot *)(pvcs__area + PVSHM_SLOTS_OFFSET +
+											   v * PVSHM_SLOT_SIZE);
+		uint32_t flags = __atomic_load_n(&s->flags, __ATOMIC_ACQUIRE);
+
+		printf("vcpu=%u state=%s pcpu=%d preempted=%d overloaded=%d boosted=%d preempted_ms=%llu\n", v,
+		       s->state == PVSHM_VCPU_EXCLUSIVE ? "exclusive" : "floating", s->pcpu,
+		       !!(flags & PVSHM_FLAG_VCPU_PREEMPTED), !!(flags & PVSHM_FLAG_PCPU_OVERLOADED),
+		       !!(flags & PVSHM_FLAG_BOOSTED), (unsigned long long)(s->preempted_ns / 1000000));
+	}
+	return 0;
 }
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -209,6 +238,8 @@ int main(int argc, char **argv)
 	int opt, ncpu;
 	uint32_t tid;
 
+	if (argc == 2 && strcmp(argv[1], "feedback") == 0)
+		return feedback();
 	if (argc == 2 && strcmp(argv[1], "attack") == 0) {
 		if (pvshm_open(&shm, why, sizeof(why))) {
 			fprintf(stderr, "pvhint: %s\n", why);

@@ -49,12 +49,13 @@ static void set_enable(const char *dev, const char *value)
 	close(fd);
 }
 
-/* Whether the header at `p` is the v1 layout this agent speaks. */
+/* Whether the header at `p` is the layout this agent speaks (PVSHM_VERSION). */
 static int layout_ok(const volatile struct pvshm_header *h)
 {
 	return h->version == PVSHM_VERSION && h->size == PVSHM_SIZE && h->ring_entries == PVSHM_RING_ENTRIES &&
 	       h->record_size == PVSHM_RECORD_SIZE && h->slots_offset == PVSHM_SLOTS_OFFSET &&
-	       h->ring_offset == PVSHM_RING_OFFSET && h->slot_size == PVSHM_SLOT_SIZE;
+	       h->ring_offset == PVSHM_RING_OFFSET && h->slot_size == PVSHM_SLOT_SIZE &&
+	       h->cells_offset == PVSHM_CELLS_OFFSET && h->cells == PVSHM_CELLS && h->cell_size == PVSHM_CELL_SIZE;
 }
 
 /*
@@ -86,22 +87,26 @@ static int try_device(struct pvshm *shm, const char *dev, char *why, size_t why_
 	}
 	p = mmap(NULL, PVSHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	err = p == MAP_FAILED ? -errno : 0;
-	close(fd);
 	if (err) {
+		close(fd);
 		snprintf(why, why_len, "mmap %.160s: %.64s", path, strerror(-err));
 		goto not_mapped;
 	}
 	if (((volatile struct pvshm_header *)p)->magic != PVSHM_MAGIC) {
+		close(fd);
 		munmap(p, PVSHM_SIZE);
 		err = -ENOENT;
 		goto not_mapped;
 	}
 	if (!layout_ok((volatile struct pvshm_header *)p)) {
-		snprintf(why, why_len, "pvrun's shared memory (%.32s) is not layout v%d (version %u)", dev, PVSHM_VERSION,
-			 ((volatile struct pvshm_header *)p)->version);
+		snprintf(why, why_len,
+			 "pvrun's shared memory (%.32s) is layout v%u, this agent speaks v%d: use the agent of the host's pvrun",
+			 dev, ((volatile struct pvshm_header *)p)->version, PVSHM_VERSION);
+		close(fd);
 		munmap(p, PVSHM_SIZE);
 		return -EPROTO;
 	}
+	shm->fd = fd; /* kept: the pvcs library's processes get a copy (docs/critical-sections.md) */
 	shm->base = p;
 	shm->size = PVSHM_SIZE;
 	shm->hdr = (volatile struct pvshm_header *)p;
@@ -149,9 +154,12 @@ int pvshm_open(struct pvshm *shm, char *why, size_t why_len)
 
 void pvshm_close(struct pvshm *shm)
 {
-	if (shm->base)
+	if (shm->base) {
 		munmap((void *)shm->base, shm->size);
+		close(shm->fd);
+	}
 	memset(shm, 0, sizeof(*shm));
+	shm->fd = -1;
 }
 
 int pvshm_append(struct pvshm *shm, uint16_t type, const void *payload, uint16_t len, uint64_t ts_ns)

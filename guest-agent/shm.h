@@ -13,6 +13,7 @@ struct pvshm {
 	volatile uint8_t *base;
 	size_t size;
 	volatile struct pvshm_header *hdr;
+	int fd; /* the BAR file, open while mapped (-1 otherwise) */
 };
 
 /* Map the area (enabling the PCI device first). 0 or -errno; `why` gets a reason. */

@@ -107,6 +107,8 @@ export interface HelloReply {
 	nrCpus: number;
 	guestEpoch: bigint;
 	programs: number;
+	/** The shared-memory layout the agent speaks; 0 from agents before layout v2 (they spoke v1). */
+	shmVersion: number;
 	agentVersion: string;
 	kernelRelease: string;
 }
@@ -162,6 +164,7 @@ export function decodeHello(p: Buffer): HelloReply {
 		nrCpus: p.readUInt32LE(4),
 		guestEpoch: p.readBigUInt64LE(8),
 		programs: p.readUInt32LE(16),
+		shmVersion: p.readUInt32LE(20),
 		agentVersion: fixedString(p, 24, 32),
 		kernelRelease: fixedString(p, 56, 64),
 	};

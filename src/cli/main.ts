@@ -21,8 +21,7 @@ const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json
 
 /** `pvrun --help`: one screen (under 24 lines of at most 80 columns, checked by test/cli/help.test.ts). */
 export function helpText(): string {
-	return `pvrun ${version}: qemu-system-x86_64 plus a hint channel from guest eBPF
-programs to host vCPU pinning. Use it where you use QEMU.
+	return `pvrun ${version}: qemu-system-x86_64 plus guest eBPF hints the host acts on.
 
 Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
 Example (sh; boots the default guest, Ctrl-A X quits):
@@ -39,6 +38,7 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-dry-run     print the QEMU command line, one argument a line; exit
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
   --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
+  --pv-cs MODE     off|observe: guest critical sections and host feedback (off)
 Commands:
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd

@@ -3,7 +3,7 @@
 // by a pvrun that is gone, or not readable, are reported on stderr.
 import os from 'node:os';
 import {formatCpuList} from '../host/cpus.js';
-import {readVmStates, type VcpuPlacement, type VmStatus} from '../vm/state.js';
+import {readVmStates, type CsStatus, type VcpuPlacement, type VmStatus} from '../vm/state.js';
 
 /** Print the VMs (a table, or JSON with --json) and what was skipped; resolves to the exit code. */
 export function statusCommand(options: {json: boolean; root?: string}): number {
@@ -22,13 +22,14 @@ export function statusCommand(options: {json: boolean; root?: string}): number {
 export function formatStatus(vms: readonly VmStatus[], root: string): string {
 	if (vms.length === 0) return `no pvrun VMs running (looked in ${root})\n`;
 	const rows = [
-		['PVRUN', 'QEMU', 'NAME', 'LOG', 'HINTS', 'vCPU→CPU'],
+		['PVRUN', 'QEMU', 'NAME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
 		...vms.map((vm) => [
 			String(vm.pvrunPid),
 			vm.qemuRunning ? String(vm.qemuPid) : `${vm.qemuPid} (exited)`,
 			vm.name ?? '-',
 			vm.log ?? '-',
 			vm.hints ? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : ''}` : '-',
+			vm.cs ? formatCs(vm.cs) : '-',
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),
 	];
@@ -53,4 +54,10 @@ export function formatPlacement(placement: readonly VcpuPlacement[], kernel: Rea
 			return `${p.vcpu}→${now}${mark}${now !== planned && !p.operator ? ` (planned ${planned})` : ''}`;
 		})
 		.join(', ');
+}
+
+/** "0:1.2s/0.3s 1:0s/0s": per vCPU, time inside critical sections / of it, time its host thread waited for a CPU. */
+export function formatCs(cs: CsStatus): string {
+	const sec = (ms: number): string => (ms === 0 ? '0s' : `${(ms / 1000).toFixed(1)}s`);
+	return cs.vcpus.length ? cs.vcpus.map((v) => `${v.vcpu}:${sec(v.csMs)}/${sec(v.csPreemptedMs)}`).join(' ') : '-';
 }

@@ -5,6 +5,8 @@
 import {affinityHint} from './affinity/index.js';
 import type {AffinityRecord} from './affinity/record.js';
 import type {HintType} from './types.js';
+import {Feature} from '../shm/layout.js';
+import type {CsMode} from '../vm/config.js';
 
 export const hintTypes = [affinityHint] as const;
 
@@ -16,3 +18,8 @@ export const byRecordType: ReadonlyMap<number, HintType<DecodedRecord>> = new Ma
 
 /** The header's feature bits: the hint types the host acts on. */
 export const hintFeatures = hintTypes.reduce((bits, h) => bits | h.feature, 0);
+
+/** The header's feature bits for a VM: its hint types, and critical sections unless --pv-cs off. */
+export function hostFeatures(cs: CsMode): number {
+	return hintFeatures | (cs === 'off' ? 0 : Feature.cs);
+}

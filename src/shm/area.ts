@@ -5,7 +5,22 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {mapSharedFile, type SharedMapping} from '../host/libc.js';
 import {ShmError} from '../util/errors.js';
-import {Header, Slot, headerSize, recordSize, ringEntries, ringOffset, shmMagic, shmSize, shmVersion, slotSize, slotsOffset} from './layout.js';
+import {
+	Header,
+	Slot,
+	cellCount,
+	cellSize,
+	cellsOffset,
+	headerSize,
+	recordSize,
+	ringEntries,
+	ringOffset,
+	shmMagic,
+	shmSize,
+	shmVersion,
+	slotSize,
+	slotsOffset,
+} from './layout.js';
 import {hintFeatures} from '../hints/index.js';
 
 export interface ShmArea {
@@ -25,7 +40,7 @@ export interface ShmArea {
 }
 
 /** Create, initialise and map a fresh area at `path` for a VM with `nrVcpus` vCPUs. */
-export function createShmArea(path: string, nrVcpus: number): ShmArea {
+export function createShmArea(path: string, nrVcpus: number, features: number = hintFeatures): ShmArea {
 	let fd: number;
 	try {
 		fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
@@ -46,7 +61,7 @@ export function createShmArea(path: string, nrVcpus: number): ShmArea {
 		fs.rmSync(path, {force: true});
 		throw error;
 	}
-	const area = wrapArea(path, nrVcpus, mapping, crypto.randomBytes(8).readBigUInt64LE(0) | 1n);
+	const area = wrapArea(path, nrVcpus, mapping, crypto.randomBytes(8).readBigUInt64LE(0) | 1n, features);
 	area.restoreHeader();
 	for (let v = 0; v < nrVcpus; v++) area.view.setInt32(slotsOffset + v * slotSize + Slot.pcpu, -1, true);
 	return area;
@@ -56,19 +71,19 @@ export function createShmArea(path: string, nrVcpus: number): ShmArea {
  * Map an area that createShmArea made (in another process: pvrun's helper
  * maps what the pvrun that became QEMU created), with that area's host epoch.
  */
-export function openShmArea(path: string, nrVcpus: number, hostEpoch: bigint): ShmArea {
-	return wrapArea(path, nrVcpus, mapSharedFile(path, shmSize), hostEpoch);
+export function openShmArea(path: string, nrVcpus: number, hostEpoch: bigint, features: number = hintFeatures): ShmArea {
+	return wrapArea(path, nrVcpus, mapSharedFile(path, shmSize), hostEpoch, features);
 }
 
 /** The ShmArea over a mapping of `path`. */
-function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpoch: bigint): ShmArea {
+function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpoch: bigint, features: number): ShmArea {
 	const view = new DataView(mapping.view);
 	const restoreHeader = (): void => {
 		view.setUint32(Header.magic, shmMagic, true);
 		view.setUint16(Header.version, shmVersion, true);
 		view.setUint16(Header.headerSize, headerSize, true);
 		view.setUint32(Header.size, shmSize, true);
-		view.setUint32(Header.features, hintFeatures, true);
+		view.setUint32(Header.features, features, true);
 		view.setUint32(Header.nrVcpus, nrVcpus, true);
 		view.setUint32(Header.slotSize, slotSize, true);
 		view.setUint32(Header.slotsOffset, slotsOffset, true);
@@ -76,6 +91,9 @@ function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpo
 		view.setUint32(Header.ringEntries, ringEntries, true);
 		view.setUint32(Header.recordSize, recordSize, true);
 		view.setBigUint64(Header.hostEpoch, hostEpoch, true);
+		view.setUint32(Header.cellsOffset, cellsOffset, true);
+		view.setUint32(Header.cells, cellCount, true);
+		view.setUint32(Header.cellSize, cellSize, true);
 	};
 	let removed = false;
 	return {

@@ -14,6 +14,8 @@ export interface ShmCounters {
 	maskOutOfRange: number;
 	guestLost: number;
 	agentRestarts: number;
+	/** A critical-section cell whose owner is not a thread id, or whose section names a vCPU the VM lacks (each look). */
+	badCell: number;
 }
 
 export function emptyCounters(): ShmCounters {
@@ -28,5 +30,6 @@ export function emptyCounters(): ShmCounters {
 		maskOutOfRange: 0,
 		guestLost: 0,
 		agentRestarts: 0,
+		badCell: 0,
 	};
 }

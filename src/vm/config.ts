@@ -19,7 +19,11 @@ export interface VmConfig {
 	qemu: string;
 	/** Seconds of guest time after which a missing guest agent is reported (--pv-agent-wait). */
 	agentWaitS: number;
+	/** --pv-cs: critical sections off, or observed (docs/critical-sections.md); `act` arrives with boosts. */
+	cs: CsMode;
 }
+
+export type CsMode = 'off' | 'observe';
 
 /** --pv-agent-wait's default: a distribution's guest boots within a minute under TCG on 2 CPUs. */
 export const defaultAgentWaitS = 60;

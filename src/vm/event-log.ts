@@ -3,7 +3,7 @@
 // terminal is the guest's console: docs/cli.md). Warnings always go to stderr.
 import fs from 'node:fs';
 
-export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number>>;
+export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number> | Record<string, number | boolean>[]>;
 
 /** One decoded line of an event log. */
 export interface LoggedEvent {

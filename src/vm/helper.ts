@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {openShmArea, type ShmArea} from '../shm/area.js';
+import {hostFeatures} from '../hints/index.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {EventLog, writeStderr} from './event-log.js';
@@ -104,7 +105,7 @@ export function serveHelper(): void {
 		exit(0);
 	});
 	held.log = new EventLog(orders.log, orders.summaries);
-	held.area = openShmArea(orders.plan.shmPath, orders.plan.nrVcpus, BigInt(orders.hostEpoch));
+	held.area = openShmArea(orders.plan.shmPath, orders.plan.nrVcpus, BigInt(orders.hostEpoch), hostFeatures(orders.plan.cs));
 	held.session = new HintSession(orders.plan, held.area, qemu, held.log);
 }
 

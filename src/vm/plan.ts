@@ -10,7 +10,7 @@ import {formatCpuList} from '../host/cpus.js';
 import {qemuOptions, userChoseAccel, userSetDebugThreads, vcpuCount} from '../qemu/args.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
-import type {VmConfig} from './config.js';
+import type {CsMode, VmConfig} from './config.js';
 import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import type {HostFacts} from './probe.js';
 
@@ -27,6 +27,8 @@ export interface VmPlan {
 	fastPathOff?: string;
 	/** Guest run time after which a missing agent is reported (--pv-agent-wait). */
 	agentWaitMs: number;
+	/** --pv-cs: critical sections off or observed. */
+	cs: CsMode;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -74,6 +76,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		args: [...qemuArgs],
 		place: choosePlace(qemuArgs),
 		agentWaitMs: options.agentWaitS * 1000,
+		cs: options.cs,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};

@@ -12,8 +12,9 @@ import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
-import {shmSize} from '../shm/layout.js';
-import {hintTypes} from '../hints/index.js';
+import {shmSize, shmVersion} from '../shm/layout.js';
+import {hintTypes, hostFeatures} from '../hints/index.js';
+import {CsObserver, csPeriodMs} from '../hints/cs/observer.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -22,7 +23,7 @@ import {percentiles} from '../util/stats.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {AffinityEngine} from '../hints/affinity/engine.js';
-import {updateHints, updatePlacement} from './state.js';
+import {updateCs, updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
 
@@ -39,7 +40,7 @@ const channelSliceNs = 100_000;
 const quitGraceMs = 2000;
 
 /** Create the VM's run directory (sockets, state file) and shared memory; nothing is left if this throws. */
-export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpus'>): ShmArea {
+export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpus' | 'cs'>): ShmArea {
 	try {
 		fs.mkdirSync(plan.runDir, {mode: 0o700});
 	} catch (error) {
@@ -49,7 +50,7 @@ export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpu
 		);
 	}
 	try {
-		return createShmArea(plan.shmPath, plan.nrVcpus);
+		return createShmArea(plan.shmPath, plan.nrVcpus, hostFeatures(plan.cs));
 	} catch (error) {
 		fs.rmSync(plan.runDir, {recursive: true, force: true});
 		throw error;
@@ -66,6 +67,8 @@ export class HintSession {
 	private qmp: Qmp | undefined;
 	private agent: AgentClient | undefined;
 	private engine: AffinityEngine | undefined;
+	/** Critical sections observed (--pv-cs observe). */
+	private cs: CsObserver | undefined;
 	private fast: FastPath | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
@@ -142,6 +145,7 @@ export class HintSession {
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
 		this.engine.start();
+		if (this.plan.cs === 'observe') this.startCs(threads);
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
@@ -225,6 +229,7 @@ export class HintSession {
 		this.vcpuKey = key;
 		pinner.setThreads(new Map(threads.map((t) => [t.index, t.threadId])));
 		this.engine?.setVcpuCount(threads.length);
+		this.cs?.setThreads(threads.map((t) => t.threadId));
 		this.log.write('vcpus', {threads: threads.map((t) => t.threadId), allowed: this.plan.allowed}, summary);
 	}
 
@@ -267,11 +272,27 @@ export class HintSession {
 			const hello = await agent.hello(shmSize, 5000);
 			this.log.write(
 				'agent',
-				{state: 'hello', version: hello.agentVersion, kernel: hello.kernelRelease, cpus: hello.nrCpus, shm: hello.shmOk, programs: hello.programs},
+				{
+					state: 'hello',
+					version: hello.agentVersion,
+					kernel: hello.kernelRelease,
+					cpus: hello.nrCpus,
+					shm: hello.shmOk,
+					shmVersion: hello.shmVersion,
+					programs: hello.programs,
+				},
 				`guest agent ${hello.agentVersion} on ${hello.kernelRelease}${hello.shmOk ? '' : ' (no shared memory!)'}`,
 			);
 			if (hello.version !== protocolVersion) {
 				this.hintsChanged(this.watch.hello(`the guest agent speaks protocol version ${hello.version}, pvrun ${protocolVersion}`));
+				return;
+			}
+			if (!hello.shmOk && hello.shmVersion !== shmVersion) {
+				this.hintsChanged(
+					this.watch.hello(
+						`the guest agent speaks shared-memory layout v${hello.shmVersion === 0 ? 1 : hello.shmVersion}, this pvrun writes v${shmVersion}: use the guest agent of this pvrun (make image)`,
+					),
+				);
 				return;
 			}
 			if (!hello.shmOk) {
@@ -352,6 +373,22 @@ export class HintSession {
 		if (!this.closed) this.log.warn(message);
 	}
 
+	/** Observe critical sections: feedback flags into the slots, time in sections per vCPU (src/hints/cs/). */
+	private startCs(threads: readonly VcpuThread[]): void {
+		this.cs = new CsObserver(this.area, this.qemu.pid, this.reader.counters, (s) => {
+			const busy = s.vcpus.filter((v) => v.csMs > 0);
+			this.log.write(
+				'cs',
+				{...s, vcpus: s.vcpus.map((v) => ({...v}))},
+				busy.length ? `critical sections: ${busy.map((v) => `vCPU ${v.vcpu} ${v.csMs} ms in, ${v.csPreemptedMs} ms of it preempted`).join('; ')}` : undefined,
+			);
+		});
+		this.cs.listener = (s) => void updateCs(this.plan.runDir, s);
+		this.cs.setThreads(threads.map((t) => t.threadId));
+		this.cs.start();
+		this.log.write('cs', {state: 'observe', periodMs: csPeriodMs});
+	}
+
 	/** The VM is gone: stop everything and remove our files. */
 	close(): void {
 		if (this.closed) return;
@@ -359,6 +396,7 @@ export class HintSession {
 		clearInterval(this.refresher);
 		clearInterval(this.watchTimer);
 		this.engine?.stop();
+		this.cs?.stop();
 		if (this.fast) {
 			this.log.write('fast-path', {
 				state: 'off',

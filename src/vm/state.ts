@@ -56,6 +56,16 @@ export interface VmState {
 	/** The current vCPU → host CPU placement, when the hint engine has published one. */
 	placement?: VcpuPlacement[];
 	placementAt?: string;
+	/** Critical sections observed (--pv-cs observe), as of the last `cs` event. */
+	cs?: CsStatus;
+}
+
+/** What `pvrun status` shows of critical sections, per vCPU (src/hints/cs/observer.ts). */
+export interface CsStatus {
+	vcpus: {vcpu: number; csMs: number; csPreemptedMs: number; preemptedMs: number}[];
+	/** Guest threads holding a critical-section cell. */
+	cells: number;
+	at: string;
 }
 
 /** A VM found by readVmStates. */
@@ -112,6 +122,13 @@ export function updatePlacement(runDir: string, placement: readonly VcpuPlacemen
 export function updateHints(runDir: string, hints: HintsStatus): boolean {
 	return updateState(runDir, (state) => {
 		state.hints = checkedHints(hints);
+	});
+}
+
+/** Publish what critical-section observation counted (for `pvrun status`); false (never throws) when the VM ended. */
+export function updateCs(runDir: string, cs: Omit<CsStatus, 'at'>): boolean {
+	return updateState(runDir, (state) => {
+		state.cs = checkedCs({...cs, at: new Date().toISOString()});
 	});
 }
 
@@ -253,7 +270,28 @@ export function parseVmState(data: unknown): VmState {
 	}
 	if (data['placementAt'] !== undefined) state.placementAt = dateField(data, 'placementAt');
 	if (data['hints'] !== undefined) state.hints = checkedHints(data['hints']);
+	if (data['cs'] !== undefined) state.cs = checkedCs(data['cs']);
 	return state;
+}
+
+function checkedCs(c: unknown): CsStatus {
+	if (!isRecord(c)) throw new Error('cs is not an object');
+	const vcpus = c['vcpus'];
+	if (!Array.isArray(vcpus) || vcpus.length > 256) throw new Error('cs.vcpus is not a list of at most 256');
+	return {
+		vcpus: vcpus.map((v: unknown, i) => {
+			const where = `cs.vcpus[${i}]`;
+			if (!isRecord(v)) throw new Error(`${where} is not an object`);
+			return {
+				vcpu: integerField(v, 'vcpu', 0, where),
+				csMs: integerField(v, 'csMs', 0, where),
+				csPreemptedMs: integerField(v, 'csPreemptedMs', 0, where),
+				preemptedMs: integerField(v, 'preemptedMs', 0, where),
+			};
+		}),
+		cells: integerField(c, 'cells', 0, 'cs'),
+		at: dateField(c, 'at'),
+	};
 }
 
 function checkedHints(h: unknown): HintsStatus {

@@ -196,6 +196,7 @@ t.test('hello, load, list, unload, stats and ping: requests as the protocol says
 			nrCpus: 4,
 			guestEpoch: 0x1122334455667789n,
 			programs: 2,
+			shmVersion: 0,
 			agentVersion: '0.1.0',
 			kernelRelease: '6.1.0-28-cloud-amd64?[31m',
 		},

@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
 
 	struct pvag_hello_reply h;
 	memset(&h, 0, sizeof h);
-	h.version = 1; h.shm_ok = 1; h.nr_cpus = 3; h.guest_epoch = 0x1122334455667788ull; h.programs = 5;
+	h.version = 1; h.shm_ok = 1; h.nr_cpus = 3; h.guest_epoch = 0x1122334455667788ull; h.programs = 5; h.shm_version = 2;
 	strcpy(h.agent_version, "0.1.0-probe"); strcpy(h.kernel_release, "6.1.0-probe-amd64");
 	hex("hello", &h, sizeof h);
 
@@ -118,6 +118,7 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 			nrCpus: 3,
 			guestEpoch: 0x1122334455667788n,
 			programs: 5,
+			shmVersion: 2,
 			agentVersion: '0.1.0-probe',
 			kernelRelease: '6.1.0-probe-amd64',
 		});

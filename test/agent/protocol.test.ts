@@ -177,6 +177,7 @@ t.test('decodeHello', async (t) => {
 		b.writeUInt32LE(8, 4);
 		b.writeBigUInt64LE(0xfeedfacecafebeefn, 8);
 		b.writeUInt32LE(2, 16);
+		b.writeUInt32LE(2, 20);
 		b.write('pvagent 0.1.0', 24, 'latin1');
 		b.write('6.8.0-pvrun\x1b[31m', 56, 'latin1');
 	});
@@ -186,10 +187,12 @@ t.test('decodeHello', async (t) => {
 		nrCpus: 8,
 		guestEpoch: 0xfeedfacecafebeefn,
 		programs: 2,
+		shmVersion: 2,
 		agentVersion: 'pvagent 0.1.0',
 		kernelRelease: '6.8.0-pvrun?[31m',
 	});
 	t.equal(decodeHello(payload(120, (b) => b.writeUInt16LE(2, 2))).shmOk, false, 'shm_ok must be exactly 1');
+	t.equal(decodeHello(payload(120, () => undefined)).shmVersion, 0, 'an agent before layout v2 leaves shm_version zero');
 	const long = payload(120, (b) => b.fill(0x41, 24, 120));
 	t.equal(decodeHello(long).agentVersion, 'A'.repeat(32), 'agent_version bounded to its 32-byte field');
 	t.equal(decodeHello(long).kernelRelease, 'A'.repeat(64), 'kernel_release bounded to its 64-byte field');

@@ -61,3 +61,16 @@ t.test('--pv-fast-path on|off, and a value that looks like an option is a value'
 	t.throws(() => parsePvOptions(splitArgs(['--pv-fast-path', '-nodefaults']).pv), {message: /Given: "-nodefaults"/, exitCode: 2});
 	t.equal(parsePvOptions(['--pv-log', '-odd.log']).log, '-odd.log', 'a log file whose name starts with a dash');
 });
+
+t.test('--pv-cs off|observe; act is not built yet and says so', async (t) => {
+	t.equal(parsePvOptions([]).cs, 'off', 'off by default');
+	t.equal(parsePvOptions(['--pv-cs', 'observe']).cs, 'observe');
+	t.equal(parsePvOptions(splitArgs(['--pv-cs=off', '-m', '512']).pv).cs, 'off');
+	t.throws(() => parsePvOptions(['--pv-cs', 'act']), {
+		name: 'UsageError',
+		message: /^--pv-cs act: acting on critical sections is not built yet; use --pv-cs observe/,
+		exitCode: 2,
+	});
+	t.throws(() => parsePvOptions(['--pv-cs', 'on']), {message: /Given: "on", Choices: "off", "observe"/, exitCode: 2});
+	t.throws(() => splitArgs(['--pv-cs']), {message: /--pv-cs needs a value/, exitCode: 2});
+});

@@ -21,6 +21,14 @@ t.test('the status table', async (t) => {
 	t.equal(formatStatus([], '/tmp'), 'no pvrun VMs running (looked in /tmp)\n');
 	const vm = {
 		...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}], hints: {state: 'active'}}),
+		cs: {
+			vcpus: [
+				{vcpu: 0, csMs: 1200, csPreemptedMs: 300, preemptedMs: 500},
+				{vcpu: 1, csMs: 0, csPreemptedMs: 0, preemptedMs: 0},
+			],
+			cells: 1,
+			at: '2026-12-04T10:00:00.000Z',
+		},
 		runDir: '/tmp/pvrun-10-ab',
 		qemuRunning: true,
 	};
@@ -32,9 +40,9 @@ t.test('the status table', async (t) => {
 	t.equal(
 		formatStatus([vm, other], '/tmp'),
 		[
-			'PVRUN  QEMU          NAME  LOG                HINTS                vCPU→CPU',
-			'10     11            web   -                  active               0→2-3',
-			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)  not known yet',
+			'PVRUN  QEMU          NAME  LOG                HINTS                CS IN/PREEMPTED      vCPU→CPU',
+			'10     11            web   -                  active               0:1.2s/0.3s 1:0s/0s  0→2-3',
+			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)  -                    not known yet',
 			'',
 		].join('\n'),
 	);
@@ -60,7 +68,7 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	);
 	const text = await execa(node, [...cli, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
-	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +not known yet$`));
+	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
 	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
 	t.match(empty.stdout, /^no pvrun VMs running \(looked in .*pvrun-status-test-/);

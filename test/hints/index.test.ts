@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import {byRecordType, hintFeatures, hintTypes} from '../../src/hints/index.js';
+import {byRecordType, hintFeatures, hintTypes, hostFeatures} from '../../src/hints/index.js';
 import {Feature, RecordType} from '../../src/shm/layout.js';
 import {packageRoot} from '../../src/util/paths.js';
 
@@ -16,4 +16,9 @@ t.test('every hint type: its record type, its feature bit, its program', async (
 	t.equal(byRecordType.get(RecordType.affinity)?.name, 'affinity', 'found by record type');
 	t.equal(hintFeatures, Feature.affinity, 'the header says which types the host acts on');
 	for (const h of hintTypes) t.ok(fs.existsSync(path.join(packageRoot, 'bpf', h.program)), `bpf/${h.program} is built`);
+});
+
+t.test('the header features: the hint types, and critical sections unless --pv-cs off', async (t) => {
+	t.equal(hostFeatures('off'), Feature.affinity);
+	t.equal(hostFeatures('observe'), Feature.affinity | Feature.cs);
 });

@@ -22,7 +22,7 @@ import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadLatency} f
 import {hintTypes} from '../../src/hints/index.js';
 import {ownOtherThreads} from '../../src/pin/pinner.js';
 import type {ShmArea} from '../../src/shm/area.js';
-import {Header, shmMagic, shmSize} from '../../src/shm/layout.js';
+import {Header, shmMagic, shmSize, shmVersion} from '../../src/shm/layout.js';
 import {PvrunError, ShmError, firstLine} from '../../src/util/errors.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {channelIds} from '../../src/vm/devices.js';
@@ -37,7 +37,7 @@ import {Guest, maskOf} from '../helpers/guest-ring.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 
 const ownCpus = getThreadAffinity(0);
-const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60} as const;
+const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off'} as const;
 const noFastPath = 'off in this test (no kick port)';
 const facts: HostFacts = {ownCpus, accel: {accel: 'tcg', args: ['-accel', 'tcg'], reason: 'TCG as requested'}, fastPath: noFastPath};
 const hex = (): string => crypto.randomBytes(4).toString('hex');
@@ -199,6 +199,7 @@ async function fakeQmp(t: Test, file: string, o: QmpOptions = {}): Promise<FakeQ
 interface HelloFields {
 	version: number;
 	shmOk: boolean;
+	shmVersion: number;
 	nrCpus: number;
 	agentVersion: string;
 	kernelRelease: string;
@@ -232,7 +233,15 @@ async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}
 	const loads: Program[] = [];
 	let nextId = 10 + kept.length;
 	const sockets: net.Socket[] = [];
-	const h: HelloFields = {version: protocolVersion, shmOk: true, nrCpus: 2, agentVersion: '0.1.0', kernelRelease: '6.1.0-test', ...hello};
+	const h: HelloFields = {
+		version: protocolVersion,
+		shmOk: true,
+		shmVersion: shmVersion,
+		nrCpus: 2,
+		agentVersion: '0.1.0',
+		kernelRelease: '6.1.0-test',
+		...hello,
+	};
 	const reply = (s: net.Socket, id: number, payload: Buffer = Buffer.alloc(0)): void => void s.write(encodeFrame(FrameType.reply, id, payload));
 	const server = net.createServer((s) => {
 		sockets.push(s);
@@ -249,6 +258,7 @@ async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}
 					b.writeUInt32LE(h.nrCpus, 4);
 					b.writeBigUInt64LE(7n, 8);
 					b.writeUInt32LE(loaded.length, 16);
+					b.writeUInt32LE(h.shmVersion, 20);
 					b.write(h.agentVersion, 24, 31, 'latin1');
 					b.write(h.kernelRelease, 56, 63, 'latin1');
 					reply(s, frame.id, b);
@@ -500,6 +510,16 @@ for (const c of [
 		what: 'no shared memory in the guest',
 		hello: {shmOk: false},
 		reason: "the guest agent found no pvrun shared memory (IVSHMEM device with pvrun's header; the guest's console says why)",
+	},
+	{
+		what: 'an agent from before layout v2 (shm_version 0: it speaks v1)',
+		hello: {shmOk: false, shmVersion: 0},
+		reason: `the guest agent speaks shared-memory layout v1, this pvrun writes v${shmVersion}: use the guest agent of this pvrun (make image)`,
+	},
+	{
+		what: 'an agent of a later layout',
+		hello: {shmOk: false, shmVersion: shmVersion + 1},
+		reason: `the guest agent speaks shared-memory layout v${shmVersion + 1}, this pvrun writes v${shmVersion}: use the guest agent of this pvrun (make image)`,
 	},
 ]) {
 	t.test(`an agent HELLO with ${c.what}: hints inactive, saying why, and no program loaded`, async (t) => {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {processStartTicks} from '../../src/host/proc.js';
-import {parseVmState, readVmStates, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
+import {parseVmState, readVmStates, updateCs, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
 
 t.test('the state file pvrun writes is read back; everything else is skipped with a reason', async (t) => {
@@ -92,6 +92,15 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 		'the hints state is published beside the placement',
 	);
 	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
+	const cs = {vcpus: [{vcpu: 0, csMs: 12, csPreemptedMs: 3, preemptedMs: 40}], cells: 2};
+	t.ok(updateCs(live.runDir, cs), 'critical sections observed are published');
+	t.match(readVmStates(root).vms[0]?.cs, {...cs, at: /^\d{4}-/}, 'and read back with their time');
+	t.notOk(updateCs(live.runDir, {vcpus: [{vcpu: 0, csMs: -1, csPreemptedMs: 0, preemptedMs: 0}], cells: 0}), 'a negative time is refused');
+	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), cs: {vcpus: {}, cells: 0, at: new Date().toISOString()}}), /cs.vcpus is not a list/);
+	t.throws(
+		() => parseVmState({...validState('pvrun-1-aa', 1), cs: {vcpus: [{vcpu: 0, csMs: 1, csPreemptedMs: 0}], cells: 0, at: new Date().toISOString()}}),
+		/cs.vcpus\[0\]\.preemptedMs/,
+	);
 	const [vm] = readVmStates(root).vms;
 	t.same(vm?.placement, [
 		{vcpu: 1, cpus: [0, 1], exclusive: false},

@@ -1,0 +1,270 @@
+// Critical sections, observed (--pv-cs observe; docs/critical-sections.md):
+// every 10 ms, look at each vCPU thread's wait for a CPU (schedstat) and at
+// the guest's critical-section cells; write the host feedback flags into the
+// vCPU slots, and count, per vCPU, time inside sections and time preempted
+// while inside one. Logged as `cs` events and shown by `pvrun status`.
+import fs from 'node:fs';
+import type {ShmArea} from '../../shm/area.js';
+import type {ShmCounters} from '../../shm/counters.js';
+import {Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
+import {judge, readCells, type ThreadSample} from './sample.js';
+
+/** How often the observer looks. */
+export const csPeriodMs = 10;
+/** How often a `cs` event is logged while something changed. */
+export const csLogEveryMs = 5000;
+
+/** Where the observer reads the host's view of threads and CPUs (tests give their own). */
+export interface HostReader {
+	/** A vCPU thread's CPU time, run delay, state and last CPU, or undefined if it is gone. */
+	thread(pid: number, tid: number): Omit<ThreadSample, 'atNs'> | undefined;
+	/** Per host CPU: ns that all threads together have waited for it (/proc/schedstat). */
+	cpuWaits(): Map<number, number>;
+	/** Host CLOCK_MONOTONIC ns. */
+	now(): number;
+	/** Let go of what is kept for thread `tid` (no longer a vCPU thread). */
+	forget?(tid: number): void;
+	/** Let go of everything (the observer stopped). */
+	close?(): void;
+}
+
+/**
+ * The host's view from /proc. Each thread's two files stay open between looks
+ * and are read again from offset 0 (a /proc file is generated at each read):
+ * opening them anew every 10 ms cost more than the reading.
+ */
+export class ProcHostReader implements HostReader {
+	private readonly files = new Map<number, {schedstat: number; stat: number}>();
+	private readonly buf = Buffer.alloc(1024);
+	/** /proc/schedstat, or null once it is known to be missing (a kernel without CONFIG_SCHEDSTATS). */
+	private schedstat: number | null | undefined;
+
+	thread(pid: number, tid: number): Omit<ThreadSample, 'atNs'> | undefined {
+		let f = this.files.get(tid);
+		try {
+			if (!f) {
+				const schedstat = fs.openSync(`/proc/${pid}/task/${tid}/schedstat`, 'r');
+				try {
+					f = {schedstat, stat: fs.openSync(`/proc/${pid}/task/${tid}/stat`, 'r')};
+				} catch (error) {
+					fs.closeSync(schedstat);
+					throw error;
+				}
+				this.files.set(tid, f);
+			}
+			const sched = this.read(f.schedstat).split(' ');
+			const stat = this.read(f.stat);
+			// After the command name, which may hold spaces and ')': state is field 3, processor field 39.
+			const after = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+			const execNs = Number(sched[0]);
+			const runDelayNs = Number(sched[1]);
+			const cpu = Number(after[39 - 3]);
+			if (!Number.isFinite(execNs) || !Number.isFinite(runDelayNs) || !Number.isInteger(cpu)) return undefined;
+			return {execNs, runDelayNs, runnable: after[0] === 'R', cpu};
+		} catch {
+			this.forget(tid);
+			return undefined;
+		}
+	}
+
+	cpuWaits(): Map<number, number> {
+		const waits = new Map<number, number>();
+		if (this.schedstat === null) return waits;
+		try {
+			this.schedstat ??= fs.openSync('/proc/schedstat', 'r');
+			// "cpuN yld_count 0 sched_count sched_goidle ttwu_count ttwu_local rq_cpu_time rq_run_delay rq_timeslices"
+			for (const line of fs.readFileSync(this.schedstat, 'utf8').split('\n')) {
+				const m = /^cpu(\d+) (?:\d+ ){7}(\d+) /.exec(line);
+				if (m) waits.set(Number(m[1]), Number(m[2]));
+			}
+			fs.closeSync(this.schedstat);
+			this.schedstat = undefined;
+		} catch {
+			this.schedstat = null;
+		}
+		return waits;
+	}
+
+	now(): number {
+		return Number(process.hrtime.bigint());
+	}
+
+	/** Close what is open for thread `tid` (it is gone, or no longer a vCPU). */
+	forget(tid: number): void {
+		const f = this.files.get(tid);
+		if (!f) return;
+		this.files.delete(tid);
+		fs.closeSync(f.schedstat);
+		fs.closeSync(f.stat);
+	}
+
+	/** Close everything. */
+	close(): void {
+		for (const tid of [...this.files.keys()]) this.forget(tid);
+	}
+
+	private read(fd: number): string {
+		const n = fs.readSync(fd, this.buf, 0, this.buf.length, 0);
+		return this.buf.toString('latin1', 0, n);
+	}
+}
+
+/** Per vCPU, what the observer has counted. */
+export interface CsVcpu {
+	vcpu: number;
+	/** Time a guest thread on it was inside a critical section (sampled every 10 ms). */
+	csMs: number;
+	/** Of that, time its host thread waited for a CPU: the waste the next part (boosts) must cut. */
+	csPreemptedMs: number;
+	/** Time its host thread waited for a CPU, in all. */
+	preemptedMs: number;
+	preempted: boolean;
+	overloaded: boolean;
+}
+
+export interface CsSummary {
+	vcpus: CsVcpu[];
+	/** Cells the guest's threads hold now. */
+	cells: number;
+	/** Sums over those cells: outermost sections entered, lock acquisitions that waited, waits that parked. */
+	sections: number;
+	lockWaits: number;
+	parks: number;
+	/** Looks taken, and how long they took (µs, the observer's own cost). */
+	looks: number;
+	lookUs: number;
+}
+
+interface Vcpu {
+	tid: number;
+	last?: ThreadSample;
+	lastCpuWait?: number | undefined;
+	csNs: number;
+	csPreemptedNs: number;
+	preempted: boolean;
+	overloaded: boolean;
+	firstRunDelayNs?: number;
+	runDelayNs: number;
+}
+
+export class CsObserver {
+	private vcpus: Vcpu[] = [];
+	private timer: NodeJS.Timeout | undefined;
+	private cellsNow = {used: 0, enters: 0, lockWaits: 0, parks: 0};
+	private looks = 0;
+	private lookNs = 0;
+	private lastLogged = '';
+	private lastLogAt = 0;
+	/** Called after each look that changed the summary's figures (pvrun status). */
+	listener: ((s: CsSummary) => void) | undefined;
+
+	constructor(
+		private readonly area: ShmArea,
+		private readonly qemuPid: number,
+		private readonly counters: ShmCounters,
+		private readonly log: (summary: CsSummary) => void,
+		private readonly host: HostReader = new ProcHostReader(),
+	) {}
+
+	/** The vCPU threads, by vCPU index (after hot-plug too); what was counted for a kept vCPU stays. */
+	setThreads(tids: readonly number[]): void {
+		for (const old of this.vcpus) if (!tids.includes(old.tid)) this.host.forget?.(old.tid);
+		this.vcpus = tids.slice(0, this.area.nrVcpus).map((tid, v) => {
+			const old = this.vcpus[v];
+			return old && old.tid === tid ? old : {tid, csNs: 0, csPreemptedNs: 0, preempted: false, overloaded: false, runDelayNs: 0};
+		});
+	}
+
+	start(): void {
+		if (this.timer) return;
+		this.timer = setInterval(() => this.look(), csPeriodMs);
+		this.timer.unref();
+	}
+
+	/** Stop looking, clear the flags the guest sees, and log the last summary. */
+	stop(): CsSummary {
+		clearInterval(this.timer);
+		this.timer = undefined;
+		for (let v = 0; v < this.vcpus.length; v++) this.writeFlags(v, 0, this.vcpus[v]?.runDelayNs ?? 0);
+		this.host.close?.();
+		const s = this.summary();
+		this.log(s);
+		return s;
+	}
+
+	/** One look: the host's view of each vCPU thread, the guest's cells, the flags. */
+	look(): void {
+		const started = this.host.now();
+		const cpuWaits = this.host.cpuWaits();
+		const cells = readCells(this.area.view, this.area.nrVcpus, this.counters);
+		this.cellsNow = cells;
+		for (let v = 0; v < this.vcpus.length; v++) {
+			const x = this.vcpus[v];
+			if (!x) continue;
+			const t = this.host.thread(this.qemuPid, x.tid);
+			if (!t) continue;
+			const cur: ThreadSample = {atNs: this.host.now(), ...t};
+			const cpuWait = cpuWaits.get(t.cpu);
+			x.firstRunDelayNs ??= t.runDelayNs;
+			x.runDelayNs = t.runDelayNs - x.firstRunDelayNs;
+			if (x.last) {
+				const sameCpu = x.last.cpu === cur.cpu && x.lastCpuWait !== undefined && cpuWait !== undefined;
+				const f = judge(x.last, cur, sameCpu ? cpuWait - (x.lastCpuWait ?? 0) : undefined);
+				x.preempted = f.preempted;
+				x.overloaded = f.overloaded;
+				if (cells.inSection[v]) {
+					const interval = cur.atNs - x.last.atNs;
+					x.csNs += interval;
+					x.csPreemptedNs += interval * f.waited;
+				}
+			}
+			x.last = cur;
+			x.lastCpuWait = cpuWait;
+			this.writeFlags(v, (x.preempted ? SlotFlag.vcpuPreempted : 0) | (x.overloaded ? SlotFlag.pcpuOverloaded : 0), x.runDelayNs);
+		}
+		this.looks++;
+		this.lookNs += this.host.now() - started;
+		this.maybeLog();
+	}
+
+	summary(): CsSummary {
+		return {
+			vcpus: this.vcpus.map((x, vcpu) => ({
+				vcpu,
+				csMs: Math.round(x.csNs / 1e6),
+				csPreemptedMs: Math.round(x.csPreemptedNs / 1e6),
+				preemptedMs: Math.round(x.runDelayNs / 1e6),
+				preempted: x.preempted,
+				overloaded: x.overloaded,
+			})),
+			cells: this.cellsNow.used,
+			sections: this.cellsNow.enters,
+			lockWaits: this.cellsNow.lockWaits,
+			parks: this.cellsNow.parks,
+			looks: this.looks,
+			lookUs: Math.round(this.lookNs / 1e3),
+		};
+	}
+
+	/** A `cs` event at most every 5 s, when the counted figures changed. */
+	private maybeLog(): void {
+		const now = this.host.now();
+		if (now - this.lastLogAt < csLogEveryMs * 1e6) return;
+		const s = this.summary();
+		const key = JSON.stringify({...s, looks: 0, lookUs: 0, vcpus: s.vcpus.map((x) => [x.csMs, x.csPreemptedMs, x.preemptedMs])});
+		this.lastLogAt = now;
+		if (key === this.lastLogged) return;
+		this.lastLogged = key;
+		this.log(s);
+		this.listener?.(s);
+	}
+
+	/** Slot v's flags (one atomic store: the host owns the word) and its run delay. */
+	private writeFlags(v: number, flags: number, runDelayNs: number): void {
+		if (v < 0 || v >= this.area.nrVcpus) return;
+		const base = slotsOffset + v * slotSize;
+		Atomics.store(this.area.u32, (base + Slot.flags) / 4, flags);
+		this.area.view.setBigUint64(base + Slot.preemptedNs, BigInt(Math.max(0, Math.round(runDelayNs))), true);
+		this.area.view.setBigUint64(base + Slot.flagsNs, BigInt(Math.round(this.host.now())), true);
+	}
+}

@@ -1,0 +1,121 @@
+// What the host can say about a vCPU between two looks at /proc, and what the
+// guest's critical-section cells say about each vCPU. Pure: the observer
+// (observer.ts) does the reading and the writing.
+import type {ShmCounters} from '../../shm/counters.js';
+import {Cell, cellCount, cellSize, cellsOffset, Header} from '../../shm/layout.js';
+
+/** A vCPU thread as /proc shows it at one moment. */
+export interface ThreadSample {
+	/** Host CLOCK_MONOTONIC ns when it was read. */
+	atNs: number;
+	/** Nanoseconds it has run on a CPU, in all (schedstat's first field; the kernel adds to it at each tick). */
+	execNs: number;
+	/** Nanoseconds it has waited for a CPU while runnable, in all (schedstat's second field, added when a wait ends). */
+	runDelayNs: number;
+	/** Runnable or running (stat's state R). */
+	runnable: boolean;
+	/** The host CPU it ran on last (stat's field 39). */
+	cpu: number;
+}
+
+export interface HostFeedback {
+	/** Runnable at both looks, and it ran for less than half of the interval. */
+	preempted: boolean;
+	/** Other threads waited for its CPU for at least a quarter of the interval (or, when the CPU's figure is unknown, it did). */
+	overloaded: boolean;
+	/** The part of the interval it was runnable but did not run, 0-1. */
+	waited: number;
+}
+
+/** A runnable thread that waited for more than this part of an interval (ran for less than half) counts as preempted. */
+export const preemptedShare = 0.5;
+/** Others waiting on its CPU for at least this part of an interval make the CPU overloaded. */
+export const overloadedShare = 0.25;
+
+/**
+ * The feedback for a vCPU over the interval from `prev` to `cur`, where
+ * `cpuWaitNs` is how long all threads together waited for the CPU the vCPU
+ * ran on (its /proc/schedstat line) over about the same interval, if known.
+ *
+ * The run delay cannot say that a thread waits *now*: the kernel adds a wait
+ * to it when the wait ends. A runnable thread whose CPU time stands still
+ * does: it waits for a CPU. The kernel adds CPU time at each tick (4 ms at
+ * 250 Hz), so a thread that runs through a 10 ms interval gains 8-12 ms.
+ */
+export function judge(prev: ThreadSample, cur: ThreadSample, cpuWaitNs: number | undefined): HostFeedback {
+	const interval = cur.atNs - prev.atNs;
+	if (!(interval > 0)) return {preempted: false, overloaded: false, waited: 0};
+	const ran = Math.min(1, Math.max(0, cur.execNs - prev.execNs) / interval);
+	const waited = prev.runnable && cur.runnable ? 1 - ran : 0;
+	// Without the CPU's figure (no /proc/schedstat: a kernel without CONFIG_SCHEDSTATS), the
+	// thread's own wait says its CPUs had other runnable threads.
+	const own = Math.max(0, cur.runDelayNs - prev.runDelayNs);
+	const others = cpuWaitNs === undefined ? waited : Math.max(0, cpuWaitNs - own) / interval;
+	return {preempted: waited > preemptedShare, overloaded: others >= overloadedShare, waited};
+}
+
+/** What the cells say, per vCPU and in all. */
+export interface CellsView {
+	/** Per vCPU: a thread whose cell names it is inside a section. */
+	inSection: boolean[];
+	/** Per vCPU: threads waiting for a pvcs lock there. */
+	waiting: number[];
+	/** Cells with an owner. */
+	used: number;
+	/** Sums over the owned cells. */
+	enters: number;
+	lockWaits: number;
+	parks: number;
+}
+
+/** Guest thread ids are below PID_MAX_LIMIT. */
+const pidLimit = 1 << 22;
+
+/** A u64 counter from the guest, as a Number no larger than 2^53 - 1. */
+function counter(view: DataView, offset: number): number {
+	const v = view.getBigUint64(offset, true);
+	return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+}
+
+/**
+ * Read the cells below the header's `cells_used` (at most 1024). A cell whose
+ * owner is not a thread id, or whose thread is inside a section on a vCPU the
+ * VM does not have, is counted in `badCell` and otherwise ignored.
+ */
+export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters): CellsView {
+	const out: CellsView = {
+		inSection: new Array<boolean>(nrVcpus).fill(false),
+		waiting: new Array<number>(nrVcpus).fill(0),
+		used: 0,
+		enters: 0,
+		lockWaits: 0,
+		parks: 0,
+	};
+	const used = Math.min(view.getUint32(Header.cellsUsed, true), cellCount);
+	let bad = 0;
+	for (let i = 0; i < used; i++) {
+		const base = cellsOffset + i * cellSize;
+		const tid = view.getUint32(base + Cell.ownerTid, true);
+		if (tid === 0) continue;
+		if (tid >= pidLimit) {
+			bad++;
+			continue;
+		}
+		out.used++;
+		out.enters = Math.min(Number.MAX_SAFE_INTEGER, out.enters + counter(view, base + Cell.enters));
+		out.lockWaits = Math.min(Number.MAX_SAFE_INTEGER, out.lockWaits + counter(view, base + Cell.lockWaits));
+		out.parks = Math.min(Number.MAX_SAFE_INTEGER, out.parks + counter(view, base + Cell.parks));
+		const depth = view.getUint32(base + Cell.depth, true);
+		const waiting = view.getUint32(base + Cell.waiting, true) !== 0;
+		if (depth === 0 && !waiting) continue;
+		const cpu = view.getInt32(base + Cell.cpu, true);
+		if (cpu < 0 || cpu >= nrVcpus) {
+			bad++;
+			continue;
+		}
+		if (depth > 0) out.inSection[cpu] = true;
+		if (waiting) out.waiting[cpu] = (out.waiting[cpu] ?? 0) + 1;
+	}
+	if (bad > 0) counters.badCell = Math.min(Number.MAX_SAFE_INTEGER, counters.badCell + bad);
+	return out;
+}

@@ -1,0 +1,126 @@
+// The critical-section observer over a real shared-memory area and a host
+// reader the test drives: flags in the slots, time in sections, the log.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import {CsObserver, ProcHostReader, type CsSummary, type HostReader} from '../../../src/hints/cs/observer.js';
+import {createShmArea} from '../../../src/shm/area.js';
+import {emptyCounters} from '../../../src/shm/counters.js';
+import {Cell, cellsOffset, Header, Slot, SlotFlag, slotSize, slotsOffset} from '../../../src/shm/layout.js';
+
+/** A host whose threads' run delays and CPUs, and CPUs' waits, the test sets; time moves 10 ms a look. */
+type Thread = {execNs: number; runDelayNs: number; runnable: boolean; cpu: number};
+function fakeHost(): HostReader & {threads: Map<number, Thread>; waits: Map<number, number>; clock: number} {
+	const h = {
+		threads: new Map<number, Thread>(),
+		waits: new Map<number, number>(),
+		clock: 0,
+		thread: (_pid: number, tid: number) => h.threads.get(tid),
+		cpuWaits: () => new Map(h.waits),
+		now: () => h.clock,
+	};
+	return h;
+}
+
+t.test('flags, run delay and time in sections follow what the host and the cells say', async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-test-${process.pid}`);
+	const area = createShmArea(file, 2);
+	t.teardown(() => area.remove());
+	const host = fakeHost();
+	const logged: CsSummary[] = [];
+	const counters = emptyCounters();
+	const obs = new CsObserver(area, 1, counters, (s) => logged.push(s), host);
+	obs.setThreads([11, 12]);
+	host.threads.set(11, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 0});
+	host.threads.set(12, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 1});
+	host.waits.set(0, 0).set(1, 0);
+	obs.look();
+	// A thread on vCPU 1 enters a section; vCPU 1's host thread then runs 2 of the next 10 ms and waits the rest, while vCPU 0's runs; others wait on vCPU 1's CPU.
+	area.view.setUint32(Header.cellsUsed, 1, true);
+	area.view.setUint32(cellsOffset + Cell.ownerTid, 500, true);
+	area.view.setUint32(cellsOffset + Cell.depth, 1, true);
+	area.view.setInt32(cellsOffset + Cell.cpu, 1, true);
+	host.clock += 10e6;
+	host.threads.set(11, {execNs: 10e6, runDelayNs: 0, runnable: true, cpu: 0});
+	host.threads.set(12, {execNs: 2e6, runDelayNs: 8e6, runnable: true, cpu: 1});
+	host.waits.set(1, 8e6 + 3e6);
+	obs.look();
+	const flags = (v: number): number => area.view.getUint32(slotsOffset + v * slotSize + Slot.flags, true);
+	t.equal(flags(1), SlotFlag.vcpuPreempted | SlotFlag.pcpuOverloaded, 'vCPU 1: preempted, and its CPU overloaded');
+	t.equal(flags(0), 0, 'vCPU 0: neither');
+	t.equal(area.view.getBigUint64(slotsOffset + slotSize + Slot.preemptedNs, true), 8_000_000n, "vCPU 1's run delay since the first look");
+	t.equal(area.view.getBigUint64(slotsOffset + slotSize + Slot.flagsNs, true), 10_000_000n, 'when the flags were written');
+	let s = obs.summary();
+	t.match(s.vcpus, [
+		{vcpu: 0, csMs: 0, csPreemptedMs: 0, preemptedMs: 0, preempted: false},
+		{vcpu: 1, csMs: 10, csPreemptedMs: 8, preemptedMs: 8, preempted: true, overloaded: true},
+	]);
+	t.equal(s.cells, 1);
+	// The section ends; the thread runs again.
+	area.view.setUint32(cellsOffset + Cell.depth, 0, true);
+	host.clock += 10e6;
+	host.threads.set(11, {execNs: 20e6, runDelayNs: 0, runnable: true, cpu: 0});
+	host.threads.set(12, {execNs: 12e6, runDelayNs: 8e6, runnable: true, cpu: 1});
+	obs.look();
+	t.equal(flags(1), 0, 'running again: no flag');
+	s = obs.summary();
+	t.match(s.vcpus[1], {csMs: 10, csPreemptedMs: 8}, 'time outside sections is not counted');
+	t.equal(s.looks, 3);
+	// The guest writes the flags word: the host's next look rewrites it.
+	area.view.setUint32(slotsOffset + Slot.flags, 0xffffffff, true);
+	host.clock += 10e6;
+	host.threads.set(11, {execNs: 30e6, runDelayNs: 0, runnable: true, cpu: 0});
+	obs.look();
+	t.equal(flags(0), 0, "a guest's scribble on flags lasts one look at most");
+	const last = obs.stop();
+	t.equal(flags(1), 0, 'stop clears the flags');
+	t.same(logged.at(-1), last, 'and logs the summary');
+	t.equal(counters.badCell, 0);
+});
+
+t.test('a vCPU thread that is gone is skipped; hot-plug keeps what kept vCPUs counted', async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-test2-${process.pid}`);
+	const area = createShmArea(file, 3);
+	t.teardown(() => area.remove());
+	const host = fakeHost();
+	const obs = new CsObserver(area, 1, emptyCounters(), () => {}, host);
+	obs.setThreads([21]);
+	host.threads.set(21, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 0});
+	obs.look();
+	host.clock += 10e6;
+	host.threads.set(21, {execNs: 4e6, runDelayNs: 6e6, runnable: true, cpu: 0});
+	obs.look();
+	obs.setThreads([21, 22, 23]);
+	t.equal(obs.summary().vcpus.length, 3);
+	t.equal(obs.summary().vcpus[0]?.preemptedMs, 6, 'vCPU 0 keeps its count');
+	host.clock += 10e6;
+	obs.look();
+	t.equal(obs.summary().vcpus[1]?.preemptedMs, 0, 'vCPU 1, not in /proc: nothing counted');
+	obs.stop();
+});
+
+t.test('the /proc reader: this thread, again and again from open files, and the CPUs', async (t) => {
+	const reader = new ProcHostReader();
+	t.teardown(() => reader.close());
+	const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+	const self = reader.thread(process.pid, process.pid);
+	if (fs.existsSync(`/proc/${process.pid}/task/${process.pid}/schedstat`)) {
+		t.ok(self && self.execNs > 0 && self.runDelayNs >= 0 && self.cpu >= 0 && self.cpu < os.availableParallelism() + 64, `this thread: ${JSON.stringify(self)}`);
+		t.equal(self?.runnable, true, 'running: state R');
+		const open = fds();
+		let spin = 0;
+		for (let i = 0; i < 2e7; i++) spin += i;
+		const later = reader.thread(process.pid, process.pid);
+		t.ok(spin > 0 && later && self && later.execNs > self.execNs, 'read again: its CPU time grew');
+		t.equal(fds(), open, 'from the files already open');
+		reader.forget(process.pid);
+		t.equal(fds(), open - 2, 'forget closes both');
+		const waits = reader.cpuWaits();
+		if (fs.existsSync('/proc/schedstat'))
+			t.ok(waits.size >= 1 && [...waits.values()].every((w) => Number.isFinite(w) && w >= 0), `CPU waits: ${JSON.stringify([...waits])}`);
+		else t.equal(waits.size, 0, 'no /proc/schedstat (no CONFIG_SCHEDSTATS): no CPU waits');
+	} else t.equal(self, undefined, 'no schedstat: nothing');
+	t.equal(reader.thread(process.pid, 0x3fffffff), undefined, 'a thread that does not exist');
+	t.ok(reader.now() > 0);
+});

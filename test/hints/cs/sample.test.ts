@@ -1,0 +1,85 @@
+// The host's judgement of a vCPU between two looks, and the reading of the
+// guest's critical-section cells, hostile values included.
+import t from 'tap';
+import {judge, readCells, type ThreadSample} from '../../../src/hints/cs/sample.js';
+import {emptyCounters} from '../../../src/shm/counters.js';
+import {Cell, cellCount, cellSize, cellsOffset, Header, shmSize} from '../../../src/shm/layout.js';
+
+/** A runnable thread at `atNs` that has run `execNs` and waited `runDelayNs` in all. */
+const at = (atNs: number, execNs: number, runDelayNs = 0, runnable = true): ThreadSample => ({atNs, execNs, runDelayNs, runnable, cpu: 0});
+
+t.test('judge: preempted when a runnable thread ran less than half the interval', async (t) => {
+	t.same(judge(at(0, 0), at(10e6, 10e6), 0), {preempted: false, overloaded: false, waited: 0}, 'ran all the time, nobody waited');
+	t.match(judge(at(0, 0), at(10e6, 8e6), 0), {preempted: false, overloaded: false}, 'ran 8 of 10 ms (a tick short)');
+	t.ok(Math.abs(judge(at(0, 0), at(10e6, 8e6), 0).waited - 0.2) < 1e-9, 'and waited the rest');
+	t.same(judge(at(0, 0), at(10e6, 0), 0), {preempted: true, overloaded: false, waited: 1}, 'runnable and its CPU time stood still: preempted');
+	t.same(judge(at(0, 0), at(10e6, 5e6), 0).preempted, false, 'ran half: not preempted');
+	t.same(judge(at(0, 0), at(10e6, 4e6), 0).preempted, true, 'ran less than half: preempted');
+	t.same(judge(at(0, 0, 0, false), at(10e6, 0), 0), {preempted: false, overloaded: false, waited: 0}, 'asleep at the first look: not preempted');
+	t.same(judge(at(0, 0), at(10e6, 0, 0, false), 0).preempted, false, 'asleep at the second look: not preempted');
+	t.same(judge(at(0, 0), at(10e6, 30e6), 0).waited, 0, 'more CPU time than the interval (a late look): capped');
+	t.same(judge(at(0, 5e6), at(10e6, 1e6), 0).waited, 1, 'CPU time that went back counts as none');
+	t.same(judge(at(10e6, 0), at(10e6, 0), 5e6), {preempted: false, overloaded: false, waited: 0}, 'no time passed: nothing said');
+});
+
+t.test("judge: overloaded when others waited for its CPU a quarter of the interval, or, without the CPU's figure, it did", async (t) => {
+	t.same(judge(at(0, 0), at(10e6, 10e6), 2.5e6).overloaded, true, 'others waited 2.5 of 10 ms on its CPU');
+	t.same(judge(at(0, 0), at(10e6, 10e6), 2.4e6).overloaded, false);
+	t.same(judge(at(0, 0, 0), at(10e6, 10e6, 3e6), 3e6).overloaded, false, "its own wait is not others'");
+	t.same(judge(at(0, 0), at(10e6, 7e6), undefined).overloaded, true, 'no CPU figure: it waited 3 of 10 ms');
+	t.same(judge(at(0, 0), at(10e6, 8e6), undefined).overloaded, false, 'no CPU figure: it waited 2 of 10 ms');
+});
+
+/** An area's view with cells set by `cells` (index → fields) and cells_used. */
+function area(used: number, cells: Record<number, Partial<Record<keyof typeof Cell, number>>>): DataView {
+	const view = new DataView(new ArrayBuffer(shmSize));
+	view.setUint32(Header.cellsUsed, used, true);
+	for (const [i, c] of Object.entries(cells)) {
+		const base = cellsOffset + Number(i) * cellSize;
+		view.setUint32(base + Cell.ownerTid, c.ownerTid ?? 0, true);
+		view.setUint32(base + Cell.ownerTgid, c.ownerTgid ?? 0, true);
+		view.setUint32(base + Cell.depth, c.depth ?? 0, true);
+		view.setInt32(base + Cell.cpu, c.cpu ?? -1, true);
+		view.setBigUint64(base + Cell.enters, BigInt(c.enters ?? 0), true);
+		view.setBigUint64(base + Cell.lockWaits, BigInt(c.lockWaits ?? 0), true);
+		view.setBigUint64(base + Cell.parks, BigInt(c.parks ?? 0), true);
+		view.setUint32(base + Cell.waiting, c.waiting ?? 0, true);
+	}
+	return view;
+}
+
+t.test('readCells: sections and waiters per vCPU, sums over owned cells', async (t) => {
+	const counters = emptyCounters();
+	const v = area(4, {
+		0: {ownerTid: 100, ownerTgid: 100, depth: 1, cpu: 1, enters: 5, lockWaits: 2, parks: 1},
+		1: {ownerTid: 101, ownerTgid: 100, depth: 0, cpu: 0, enters: 3, waiting: 1},
+		2: {},
+		3: {ownerTid: 102, ownerTgid: 100, depth: 2, cpu: 1, enters: 1},
+	});
+	t.same(readCells(v, 2, counters), {inSection: [false, true], waiting: [1, 0], used: 3, enters: 9, lockWaits: 2, parks: 1});
+	t.equal(counters.badCell, 0);
+});
+
+t.test('readCells: hostile cells change nothing but the badCell counter', async (t) => {
+	const counters = emptyCounters();
+	const v = area(5, {
+		0: {ownerTid: 1 << 22, depth: 1, cpu: 0},
+		1: {ownerTid: 7, depth: 1, cpu: 2},
+		2: {ownerTid: 8, depth: 0xffffffff, cpu: -5},
+		3: {ownerTid: 9, depth: 1, cpu: 0x7fffffff},
+		4: {ownerTid: 10, depth: 0, cpu: 99, waiting: 1},
+	});
+	const r = readCells(v, 2, counters);
+	t.same(r.inSection, [false, false], 'no vCPU is in a section');
+	t.same(r.waiting, [0, 0], 'nor has waiters');
+	t.equal(counters.badCell, 5, 'each bad cell counted');
+	t.equal(r.used, 4, 'the four cells with a plausible owner are in use');
+
+	const huge = area(1, {0: {ownerTid: 5, depth: 1, cpu: 0}});
+	huge.setBigUint64(cellsOffset + Cell.enters, 0xffffffffffffffffn, true);
+	t.equal(readCells(huge, 1, emptyCounters()).enters, Number.MAX_SAFE_INTEGER, 'a counter beyond 2^53 saturates');
+
+	const beyond = area(0xffffffff, {[cellCount - 1]: {ownerTid: 5, depth: 1, cpu: 0}});
+	t.same(readCells(beyond, 1, emptyCounters()).inSection, [true], 'cells_used beyond 1024 reads the 1024 cells and no further');
+	t.same(readCells(area(0, {0: {ownerTid: 5, depth: 1, cpu: 0}}), 1, emptyCounters()).inSection, [false], 'cells at or above cells_used are not read');
+});
