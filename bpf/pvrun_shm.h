@@ -35,6 +35,7 @@
 
 /* Record types in the ring. */
 #define PVSHM_REC_AFFINITY 1 /* payload: struct pv_affinity_event (affinity.h) */
+#define PVSHM_REC_CS 2       /* struct pv_cs_event (cs.h): the agent applies it to the slot; never in the ring */
 
 /* Where a guest process gets the area for its critical-section cells: the
  * guest agent hands the BAR file's descriptor to whoever connects here. */

@@ -24,6 +24,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "cs.h"
 #include "progs.h"
 
 #define MAX_CPUS 256
@@ -89,14 +90,50 @@ void progs_init(struct pvshm *shm, struct pvagent_stats_counters *c, void (*afte
 	libbpf_set_print(log_to_buf);
 }
 
-/* Ring-buffer callback: one BPF record → one shared-ring record. */
+/* A kernel lock wait begins or ends on a vCPU: keep the guest part of its slot
+ * current (seqlock-style, guest_seq odd while written). The host reads slots
+ * on its own clock, so this is no ring record and no kick. */
+static int apply_cs(const void *data, size_t size)
+{
+	const struct pv_cs_event *e = data;
+	volatile struct pvshm_vcpu_slot *s;
+	uint32_t seq;
+
+	if (size < sizeof(*e) || !(s = pvshm_slot(out_shm, e->cpu)))
+		return -1;
+	seq = __atomic_load_n(&s->guest_seq, __ATOMIC_RELAXED) & ~1u;
+	__atomic_store_n(&s->guest_seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	if (e->kind == PV_CS_LOCK_BEGIN) {
+		s->cur_tid = e->tid;
+		s->klock_owner_tid = e->owner_tid;
+		s->klock_owner_cpu = e->owner_cpu;
+		s->klock_since_ns = e->ts_ns;
+		s->klock_addr = e->lock;
+		s->klock_waiting = 1;
+	} else {
+		s->klock_waiting = 0;
+		s->klock_owner_tid = 0;
+		s->klock_owner_cpu = -1;
+		s->klock_waits = s->klock_waits + 1;
+		s->klock_wait_ns = s->klock_wait_ns + e->wait_ns;
+	}
+	s->guest_ts_ns = e->ts_ns;
+	__atomic_store_n(&s->guest_seq, seq + 2, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Ring-buffer callback: one BPF record → one shared-ring record (or, for
+ * critical sections, an update of the vCPU's slot). */
 static int relay(void *ctx, void *data, size_t size)
 {
 	struct prog *p = ctx;
 	int err = -1;
 
 	pthread_mutex_lock(&append_lock);
-	if (out_shm && out_shm->base && size <= PVSHM_RECORD_PAYLOAD)
+	if (out_shm && out_shm->base && p->record_type == PVSHM_REC_CS)
+		err = apply_cs(data, size);
+	else if (out_shm && out_shm->base && size <= PVSHM_RECORD_PAYLOAD)
 		err = pvshm_append(out_shm, (uint16_t)p->record_type, data, (uint16_t)size, pvshm_now_ns());
 	if (err) {
 		counters->dropped++;
@@ -134,7 +171,8 @@ static void *relay_main(void *arg)
 		for (i = 0; i < n; i++) {
 			if (got[i].data.fd == r->stop_fd)
 				goto cleanup;
-			if (ring_buffer__consume(rb) > 0 && after_relay)
+			/* Critical-section records update slots, which the host reads on its own clock: no kick. */
+			if (ring_buffer__consume(rb) > 0 && after_relay && r->prog->record_type != PVSHM_REC_CS)
 				after_relay();
 		}
 		if (n < 0 && errno != EINTR)

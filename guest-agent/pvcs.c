@@ -6,6 +6,9 @@
  *                                vCPU) samples the host's feedback for this one
  *   pvcs bench [-n N]            ns per enter/exit pair and per uncontended
  *                                lock/unlock, beside pthread_spin and pthread_mutex
+ *   pvcs contend SECONDS [-t N]  N threads (default 4) that contend for kernel
+ *                                locks: a pipe's mutex, and this process's
+ *                                mmap lock (an rwsem)
  *
  * Lines are key=value, one per result, for tests and the benchmark. */
 #include <errno.h>
@@ -14,10 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pvcs.h"
+
+static int usage(void);
 
 static uint64_t now_ns(void)
 {
@@ -140,9 +146,75 @@ static int bench(long n)
 	return 0;
 }
 
+struct contender {
+	int fd, index;
+	uint64_t end;
+	unsigned long ops;
+};
+
+/* Even threads write to the shared pipe (its mutex), odd ones map, touch and
+ * unmap memory (the process's mmap lock, taken for writing and, by the page
+ * fault, for reading). */
+static void *contend_main(void *arg)
+{
+	struct contender *c = arg;
+	char byte = 'x';
+
+	while (now_ns() < c->end) {
+		if (c->index % 2 == 0) {
+			if (write(c->fd, &byte, 1) != 1)
+				break;
+		} else {
+			char *p = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (p == MAP_FAILED)
+				break;
+			p[0] = 1;
+			munmap(p, 1 << 16);
+		}
+		c->ops++;
+	}
+	return NULL;
+}
+
+static void *drain_main(void *arg)
+{
+	char buf[4096];
+	int fd = *(int *)arg;
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
+static int contend(double seconds, int n)
+{
+	struct contender c[64];
+	pthread_t t[64], drainer;
+	unsigned long ops = 0;
+	int fds[2];
+
+	if (n < 1 || n > 64 || pipe(fds))
+		return usage();
+	pthread_create(&drainer, NULL, drain_main, &fds[0]);
+	for (int i = 0; i < n; i++) {
+		c[i] = (struct contender){.fd = fds[1], .index = i, .end = now_ns() + (uint64_t)(seconds * 1e9)};
+		pthread_create(&t[i], NULL, contend_main, &c[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		ops += c[i].ops;
+	}
+	close(fds[1]);
+	pthread_join(drainer, NULL);
+	close(fds[0]);
+	printf("pvcs: contended threads=%d ops=%lu\n", n, ops);
+	return 0;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: pvcs hold SECONDS [-u UID] | pvcs bench [-n N]\n");
+	fprintf(stderr, "usage: pvcs hold SECONDS [-u UID] | pvcs bench [-n N] | pvcs contend SECONDS [-t THREADS]\n");
 	return 2;
 }
 
@@ -165,6 +237,19 @@ int main(int argc, char **argv)
 			return usage();
 		}
 		return hold(seconds);
+	}
+	if (argc >= 3 && strcmp(argv[1], "contend") == 0) {
+		char *end;
+		double seconds = strtod(argv[2], &end);
+		int threads = 4;
+
+		if (*end || !(seconds > 0 && seconds <= 600))
+			return usage();
+		if (argc == 5 && strcmp(argv[3], "-t") == 0)
+			threads = (int)strtol(argv[4], NULL, 10);
+		else if (argc != 3)
+			return usage();
+		return contend(seconds, threads);
 	}
 	if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
 		long n = 1000000;

@@ -10,6 +10,8 @@ export interface HintsStatus {
 	state: HintsState;
 	/** Why not active, in a few words. */
 	reason?: string;
+	/** The hint types whose programs the guest agent has attached (the area's agent_features), when it said. */
+	types?: string[];
 }
 
 export class AgentWatch {

@@ -28,7 +28,9 @@ export function formatStatus(vms: readonly VmStatus[], root: string): string {
 			vm.qemuRunning ? String(vm.qemuPid) : `${vm.qemuPid} (exited)`,
 			vm.name ?? '-',
 			vm.log ?? '-',
-			vm.hints ? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : ''}` : '-',
+			vm.hints
+				? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : vm.hints.types ? ` (${vm.hints.types.join(', ')})` : ''}`
+				: '-',
 			vm.cs ? formatCs(vm.cs) : '-',
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),

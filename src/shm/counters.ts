@@ -16,6 +16,8 @@ export interface ShmCounters {
 	agentRestarts: number;
 	/** A critical-section cell whose owner is not a thread id, or whose section names a vCPU the VM lacks (each look). */
 	badCell: number;
+	/** A slot's guest part naming a lock owner's vCPU the VM lacks (each look). */
+	badSlot: number;
 }
 
 export function emptyCounters(): ShmCounters {
@@ -31,5 +33,6 @@ export function emptyCounters(): ShmCounters {
 		guestLost: 0,
 		agentRestarts: 0,
 		badCell: 0,
+		badSlot: 0,
 	};
 }

@@ -17,7 +17,8 @@ export const cellCount = 1024;
 export const cellSize = 64;
 
 export const Feature = {affinity: 1 << 0, cs: 1 << 1} as const;
-export const RecordType = {affinity: 1} as const;
+/** Record types: affinity records go into the ring; critical-section records (cs) the agent applies to the slots. */
+export const RecordType = {affinity: 1, cs: 2} as const;
 export const VcpuState = {floating: 0, exclusive: 1} as const;
 /** slot.flags: host feedback bits. */
 export const SlotFlag = {vcpuPreempted: 1 << 0, pcpuOverloaded: 1 << 1, boosted: 1 << 2} as const;

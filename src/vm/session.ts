@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient} from '../agent/client.js';
-import {AgentWatch} from '../agent/watch.js';
+import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
@@ -12,9 +12,9 @@ import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
-import {shmSize, shmVersion} from '../shm/layout.js';
+import {Feature, Header, shmSize, shmVersion} from '../shm/layout.js';
 import {hintTypes, hostFeatures} from '../hints/index.js';
-import {CsObserver, csPeriodMs} from '../hints/cs/observer.js';
+import {CsObserver, csPeriodMs, csProgram} from '../hints/cs/observer.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -154,6 +154,7 @@ export class HintSession {
 		const status = await this.qmp.execute<{running?: unknown}>('query-status');
 		this.watch.guestRunning(status.running === true);
 		if (status.running === true) this.afterIncoming();
+		// Each second: the wait for an agent, and the hint types it has attached.
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
 		this.watchTimer.unref();
 		this.publishHints();
@@ -189,12 +190,24 @@ export class HintSession {
 
 	/** The hints' state in the event log (on a change) and the state file. */
 	private publishHints(): void {
-		const status = this.watch.status;
-		const key = `${status.state}:${status.reason ?? ''}`;
+		const status: HintsStatus = {...this.watch.status};
+		const types = this.attachedTypes();
+		if (types.length) status.types = types;
+		const key = `${status.state}:${status.reason ?? ''}:${types.join(',')}`;
 		if (key === this.publishedHints) return;
 		this.publishedHints = key;
-		this.log.write('hints', {state: status.state, ...(status.reason === undefined ? {} : {reason: status.reason})});
+		this.log.write('hints', {
+			state: status.state,
+			...(status.reason === undefined ? {} : {reason: status.reason}),
+			...(types.length ? {types: types.join(',')} : {}),
+		});
 		updateHints(this.plan.runDir, status);
+	}
+
+	/** The hint types the agent says it has attached (the header's agent_features; only bits pvrun knows). */
+	private attachedTypes(): string[] {
+		const bits = this.area.view.getUint32(Header.agentFeatures, true);
+		return [...hintTypes, {name: 'cs', feature: Feature.cs}].filter((h) => (bits & h.feature) !== 0).map((h) => h.name);
 	}
 	private publishedHints = '';
 
@@ -305,18 +318,23 @@ export class HintSession {
 			}
 			this.reload = false;
 			// Each hint type's program (an agent that has programs already kept them: it restarted its port, not itself).
-			if (hello.programs === 0)
-				for (const hint of hintTypes) {
-					const object = fs.readFileSync(path.join(packageRoot, 'bpf', hint.program));
-					const started = performance.now();
-					const loaded = await agent.load(hint.name, hint.recordType, object);
-					const ms = Math.round(performance.now() - started);
-					this.log.write(
-						'program',
-						{name: hint.name, id: loaded.id, links: loaded.links, loadMs: ms},
-						`${hint.name} hints on (BPF program loaded in ${ms} ms)`,
-					);
+			if (hello.programs === 0) {
+				for (const hint of hintTypes) await this.loadProgram(agent, hint);
+				// The kernel lock program needs tracepoints a kernel before 5.19 lacks: without it,
+				// the hints and the user-space sections still work.
+				if (this.plan.cs === 'observe') {
+					try {
+						await this.loadProgram(agent, csProgram);
+					} catch (error) {
+						if (agent.isClosed) throw error;
+						this.log.say(
+							'warning',
+							{message: `kernel lock program: ${firstLine(error)}`},
+							`critical sections: the guest kernel's locks are not observed (${firstLine(error)}); user sections are`,
+						);
+					}
 				}
+			}
 			this.hintsChanged(this.watch.hello());
 		} catch (error) {
 			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal.
@@ -371,6 +389,15 @@ export class HintSession {
 
 	private warn(message: string): void {
 		if (!this.closed) this.log.warn(message);
+	}
+
+	/** Send one BPF object to the agent and log it. */
+	private async loadProgram(agent: AgentClient, hint: {name: string; recordType: number; program: string}): Promise<void> {
+		const object = fs.readFileSync(path.join(packageRoot, 'bpf', hint.program));
+		const started = performance.now();
+		const loaded = await agent.load(hint.name, hint.recordType, object);
+		const ms = Math.round(performance.now() - started);
+		this.log.write('program', {name: hint.name, id: loaded.id, links: loaded.links, loadMs: ms}, `${hint.name} hints on (BPF program loaded in ${ms} ms)`);
 	}
 
 	/** Observe critical sections: feedback flags into the slots, time in sections per vCPU (src/hints/cs/). */

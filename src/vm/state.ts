@@ -298,7 +298,14 @@ function checkedHints(h: unknown): HintsStatus {
 	if (!isRecord(h)) throw new Error('hints is not an object');
 	const state = h['state'];
 	if (state !== 'waiting' && state !== 'active' && state !== 'inactive') throw new Error('hints.state is not waiting, active or inactive');
-	return h['reason'] === undefined ? {state} : {state, reason: stringField(h, 'reason')};
+	const out: HintsStatus = h['reason'] === undefined ? {state} : {state, reason: stringField(h, 'reason')};
+	if (h['types'] !== undefined) {
+		const types = h['types'];
+		if (!Array.isArray(types) || types.length > 32 || !types.every((x) => typeof x === 'string' && /^[a-z][a-z0-9-]{0,31}$/.test(x)))
+			throw new Error('hints.types is not a list of hint type names');
+		out.types = types as string[];
+	}
+	return out;
 }
 
 function checkedPlacement(p: unknown, where: string): VcpuPlacement {

@@ -20,7 +20,12 @@ t.test('the status table', async (t) => {
 	);
 	t.equal(formatStatus([], '/tmp'), 'no pvrun VMs running (looked in /tmp)\n');
 	const vm = {
-		...validState('pvrun-10-ab', 10, {qemuPid: 11, name: 'web', placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}], hints: {state: 'active'}}),
+		...validState('pvrun-10-ab', 10, {
+			qemuPid: 11,
+			name: 'web',
+			placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}],
+			hints: {state: 'active', types: ['affinity', 'cs']},
+		}),
 		cs: {
 			vcpus: [
 				{vcpu: 0, csMs: 1200, csPreemptedMs: 300, preemptedMs: 500},
@@ -40,9 +45,9 @@ t.test('the status table', async (t) => {
 	t.equal(
 		formatStatus([vm, other], '/tmp'),
 		[
-			'PVRUN  QEMU          NAME  LOG                HINTS                CS IN/PREEMPTED      vCPU→CPU',
-			'10     11            web   -                  active               0:1.2s/0.3s 1:0s/0s  0→2-3',
-			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)  -                    not known yet',
+			'PVRUN  QEMU          NAME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
+			'10     11            web   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
+			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
 			'',
 		].join('\n'),
 	);

@@ -33,7 +33,7 @@ t.test('a section held on a preempted vCPU: seen in its cell, flagged in its slo
 	t.match(feedback, /^vcpu=1 state=floating pcpu=-1 preempted=[01] overloaded=[01] boosted=0 preempted_ms=\d+$/, 'pvhint feedback: one line per vCPU');
 	t.match(
 		guest.lines.find((l) => l.startsWith('pvhint: features')),
-		/^pvhint: features host=0x3 agent=0x[01]$/,
+		/^pvhint: features host=0x3 agent=0x[0-3]$/,
 		'the host acts on affinity and critical sections',
 	);
 
@@ -89,8 +89,8 @@ t.test('a section held on a preempted vCPU: seen in its cell, flagged in its slo
 	await guest.waitFor(/command exited with status 0/, 30_000);
 	t.match(
 		guest.lines.filter((l) => l.startsWith('pvhint: features')).at(-1),
-		/^pvhint: features host=0x3 agent=0x1$/,
-		'by then the agent has the affinity program attached (agent_features)',
+		/^pvhint: features host=0x3 agent=0x3$/,
+		'by then the agent has the affinity and kernel lock programs attached (agent_features)',
 	);
 	await within(10_000, () => view().getUint32(base + Cell.ownerTid, true) === 0);
 	t.equal(view().getUint32(base + Cell.ownerTid, true), 0, 'the thread ended: its cell is free again');
@@ -106,4 +106,43 @@ t.test('a section held on a preempted vCPU: seen in its cell, flagged in its slo
 	const counters = readEventLog(logFile).find((e) => e.event === 'exit')?.['counters'] as {badCell?: number} | undefined;
 	t.equal(counters?.badCell, 0, 'no bad cell');
 	void qemuPid;
+});
+
+t.test('kernel lock waits: the cs program attached, each wait in its vCPU slot, counted per vCPU', async (t) => {
+	const {guest, logFile} = await bootThroughPvrun(t, {
+		cpus: 2,
+		pvArgs: ['--pv-cs', 'observe'],
+		run: 'sleep,3;pvhint,feedback;pvcs,contend,3,-t,4',
+	});
+	await guest.waitFor(/^pvcs: contended threads=4 ops=\d+$/, 90_000);
+	t.match(
+		guest.lines.find((l) => l.startsWith('pvhint: features')),
+		/^pvhint: features host=0x3 agent=0x3$/,
+		'the agent has both programs attached',
+	);
+	t.match(
+		readEventLog(logFile)
+			.filter((e) => e.event === 'program')
+			.map((e) => e['name']),
+		['affinity', 'cs'],
+		'pvrun loaded the kernel lock program after the affinity one',
+	);
+	const shmPath = String(readEventLog(logFile).find((e) => e.event === 'start')?.['shm']);
+	const b = fs.readFileSync(shmPath);
+	const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+	const waits = [0, 1].map((v) => view.getBigUint64(slotsOffset + v * slotSize + Slot.klockWaits, true));
+	const waitNs = [0, 1].map((v) => view.getBigUint64(slotsOffset + v * slotSize + Slot.klockWaitNs, true));
+	t.ok(waits.reduce((a, b) => a + b, 0n) > 0n, `kernel lock waits in the slots: ${waits.join(', ')}`);
+	t.ok(waitNs.reduce((a, b) => a + b, 0n) > 0n, `and their time (ns): ${waitNs.join(', ')}`);
+	t.ok(
+		[0, 1].every((v) => view.getUint32(slotsOffset + v * slotSize + Slot.guestSeq, true) % 2 === 0),
+		'no slot left mid-write',
+	);
+	await guest.stop();
+	const last = readEventLog(logFile)
+		.filter((e) => e.event === 'cs' && Array.isArray(e['vcpus']))
+		.at(-1) as {vcpus: {klockWaits: number}[]} | undefined;
+	t.ok((last?.vcpus ?? []).reduce((a, v) => a + v.klockWaits, 0) > 0, `the cs summary counts them: ${JSON.stringify(last?.vcpus)}`);
+	const counters = readEventLog(logFile).find((e) => e.event === 'exit')?.['counters'] as {badSlot?: number; unknownType?: number} | undefined;
+	t.match(counters, {badSlot: 0, unknownType: 0}, 'nothing odd in the slots, and no cs record in the ring');
 });

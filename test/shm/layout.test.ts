@@ -50,7 +50,7 @@ int main(void) {
 	P("C.enters", offsetof(struct pvshm_cell, enters)); P("C.lockWaits", offsetof(struct pvshm_cell, lock_waits));
 	P("C.parks", offsetof(struct pvshm_cell, parks)); P("C.waiting", offsetof(struct pvshm_cell, waiting));
 	P("flag.vcpuPreempted", PVSHM_FLAG_VCPU_PREEMPTED); P("flag.pcpuOverloaded", PVSHM_FLAG_PCPU_OVERLOADED);
-	P("flag.boosted", PVSHM_FLAG_BOOSTED); P("feat.cs", PVSHM_FEAT_CS);
+	P("flag.boosted", PVSHM_FLAG_BOOSTED); P("feat.cs", PVSHM_FEAT_CS); P("rec.cs", PVSHM_REC_CS);
 	P("R.seq", offsetof(struct pvshm_record, seq)); P("R.type", offsetof(struct pvshm_record, type));
 	P("R.len", offsetof(struct pvshm_record, len)); P("R.tsNs", offsetof(struct pvshm_record, ts_ns));
 	P("R.payload", offsetof(struct pvshm_record, payload));
@@ -84,6 +84,7 @@ t.test('src/shm/layout.ts matches bpf/pvrun_shm.h and bpf/affinity.h', async (t)
 		'sizeof.cell': L.cellSize,
 		'sizeof.header': 152,
 		'feat.cs': L.Feature.cs,
+		'rec.cs': L.RecordType.cs,
 		'sizeof.slot': L.slotSize,
 		'sizeof.record': L.recordSize,
 		'sizeof.event': L.AffinityEvent.size,

@@ -22,7 +22,7 @@ import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadLatency} f
 import {hintTypes} from '../../src/hints/index.js';
 import {ownOtherThreads} from '../../src/pin/pinner.js';
 import type {ShmArea} from '../../src/shm/area.js';
-import {Header, shmMagic, shmSize, shmVersion} from '../../src/shm/layout.js';
+import {Feature, Header, RecordType, shmMagic, shmSize, shmVersion} from '../../src/shm/layout.js';
 import {PvrunError, ShmError, firstLine} from '../../src/util/errors.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {channelIds} from '../../src/vm/devices.js';
@@ -227,7 +227,7 @@ interface FakeAgent {
 const sent = (a: FakeAgent, type: number): number => a.received.filter((f) => f.type === type).length;
 
 /** The guest agent behind QEMU's chardev at `file`, answering as guest-agent/pvagent.c does (proto.h's layouts). */
-async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}, kept: Program[] = []): Promise<FakeAgent> {
+async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}, kept: Program[] = [], refuse: readonly string[] = []): Promise<FakeAgent> {
 	const received: Frame[] = [];
 	const loaded = [...kept];
 	const loads: Program[] = [];
@@ -270,6 +270,13 @@ async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}
 						.replace(/\0.*$/s, '');
 					const program = {id: nextId++, recordType: p.readUInt32LE(0), name, object: p.subarray(8 + nameLength)};
 					loads.push(program);
+					if (refuse.includes(name)) {
+						// struct pvag_error, then the message (as libbpf says it on a kernel without the hook)
+						const e = Buffer.concat([Buffer.alloc(8), Buffer.from('libbpf: prog cs_begin: failed to find BTF for tracepoint contention_begin')]);
+						e.writeInt32LE(2, 0);
+						s.write(encodeFrame(FrameType.error, frame.id, e));
+						continue;
+					}
 					loaded.push(program);
 					const b = Buffer.alloc(8); // struct pvag_load_reply
 					b.writeUInt32LE(program.id, 0);
@@ -317,6 +324,7 @@ interface Running {
 	qemu: StandIn;
 	qmp: FakeQmp;
 	agent: FakeAgent;
+	session: HintSession;
 	/** The event log so far. */
 	events(): LoggedEvent[];
 	/** The event log's events named `name`. */
@@ -335,6 +343,10 @@ interface SessionOptions extends Omit<QmpOptions, 'threads'> {
 	hello?: Partial<HelloFields>;
 	/** Programs the agent has loaded already (it restarted its port, not itself). */
 	kept?: Program[];
+	/** --pv-cs observe. */
+	cs?: boolean;
+	/** Programs whose LOAD the agent answers with an error. */
+	refuse?: string[];
 }
 
 /**
@@ -366,12 +378,13 @@ async function startSession(t: Test, o: SessionOptions = {}): Promise<Running> {
 	restoreOwnThreads(t);
 	const qemu = o.threads ? await threadedQemu(t) : sleepingQemu(t);
 	const plan = testPlan(t, ['-smp', String(qemu.vcpuThreads.length), ...(o.incoming ? ['-incoming', 'defer'] : [])]);
+	if (o.cs) plan.cs = 'observe';
 	const logFile = path.join(path.dirname(plan.runDir), 'events.jsonl');
 	const area = createRunFiles(plan);
 	teardownStep(t, 'removeRunFiles', () => removeRunFiles(plan, area));
 	writeVmState(plan, {log: logFile}, {qemuPid: qemu.pid});
 	const qmp = await fakeQmp(t, plan.qmpSocket, {...o, threads: qemu.vcpuThreads});
-	const agent = await fakeAgent(t, plan.agentSocket, o.hello, o.kept);
+	const agent = await fakeAgent(t, plan.agentSocket, o.hello, o.kept, o.refuse);
 	const session = new HintSession(plan, area, qemu, new EventLog(logFile, false));
 	teardownStep(t, 'HintSession.close', () => session.close());
 	const events = (): LoggedEvent[] => readEventLog(logFile);
@@ -382,6 +395,7 @@ async function startSession(t: Test, o: SessionOptions = {}): Promise<Running> {
 		qemu,
 		qmp,
 		agent,
+		session,
 		events,
 		named,
 		stateHints: () => readVmStates(path.dirname(plan.runDir)).vms.find((vm) => vm.id === plan.id)?.hints,
@@ -533,6 +547,40 @@ for (const c of [
 		t.same(r.stateHints(), {state: 'inactive', reason: c.reason}, 'the state file says so');
 	});
 }
+
+t.test('--pv-cs observe: the kernel lock program goes to the agent too; the area says so; observation starts and ends', async (t) => {
+	const r = await startSession(t, {portOpen: true, cs: true});
+	await hintsBecome(r, 'active');
+	t.same(
+		r.agent.loads.map((l) => [l.name, l.recordType]),
+		[...hintTypes.map((h) => [h.name, h.recordType]), ['cs', RecordType.cs]],
+		'LOAD for each hint type, then cs with its record type',
+	);
+	t.ok(r.agent.loads.at(-1)?.object.equals(programFile('cs.bpf.o')), 'carrying bpf/cs.bpf.o');
+	t.match(r.named('cs')[0], {state: 'observe', periodMs: 10}, 'a cs event says observation started');
+	// The agent says which programs it has attached (agent_features); pvrun status shows them within a second or so.
+	r.area.view.setUint32(Header.agentFeatures, Feature.affinity | Feature.cs | (1 << 9), true);
+	t.ok(
+		(await within(3000, () => r.stateHints()?.types?.join(',') === 'affinity,cs')) >= 0,
+		'the state file names the attached hint types, only those pvrun knows',
+	);
+	t.match(r.named('hints').at(-1), {state: 'active', types: 'affinity,cs'}, 'and the event log');
+	t.equal(r.area.view.getUint32(Header.features, true), Feature.affinity | Feature.cs, "the header's features include critical sections");
+	r.session.close();
+	t.match(r.named('cs').at(-1), {vcpus: [{vcpu: 0}], cells: 0}, 'and a last summary when the session ends');
+});
+
+t.test('--pv-cs observe on a guest kernel without the lock tracepoints: a warning; affinity hints and observation go on', async (t) => {
+	const r = await startSession(t, {portOpen: true, cs: true, refuse: ['cs']});
+	await hintsBecome(r, 'active');
+	t.same(
+		r.named('program').map((e) => e['name']),
+		hintTypes.map((h) => h.name),
+		'the hint types loaded; cs not',
+	);
+	t.match(r.named('warning'), [{message: /^kernel lock program: .*contention_begin/}], 'one warning, saying why');
+	t.match(r.named('cs')[0], {state: 'observe'}, 'observation runs');
+});
 
 t.test('guest LOG frames: guest-log lines of at most 200 printable characters, at most 30 a minute, the dropped ones counted', async (t) => {
 	const r = await startSession(t, {portOpen: true});

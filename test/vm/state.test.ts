@@ -92,6 +92,12 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 		'the hints state is published beside the placement',
 	);
 	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
+	t.ok(updateHints(live.runDir, {state: 'active', types: ['affinity', 'cs']}));
+	t.same(readVmStates(root).vms[0]?.hints, {state: 'active', types: ['affinity', 'cs']}, 'the hint types the agent attached');
+	t.throws(
+		() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'active', types: ['\u001b[31m']}}),
+		/hints.types is not a list of hint type names/,
+	);
 	const cs = {vcpus: [{vcpu: 0, csMs: 12, csPreemptedMs: 3, preemptedMs: 40}], cells: 2};
 	t.ok(updateCs(live.runDir, cs), 'critical sections observed are published');
 	t.match(readVmStates(root).vms[0]?.cs, {...cs, at: /^\d{4}-/}, 'and read back with their time');

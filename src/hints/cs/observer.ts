@@ -6,8 +6,11 @@
 import fs from 'node:fs';
 import type {ShmArea} from '../../shm/area.js';
 import type {ShmCounters} from '../../shm/counters.js';
-import {Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
-import {judge, readCells, type ThreadSample} from './sample.js';
+import {RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
+import {judge, readCells, readKernelWaits, type ThreadSample} from './sample.js';
+
+/** The kernel lock program (bpf/cs.bpf.c): its records update the slots' guest part, through the agent. */
+export const csProgram = {name: 'cs', recordType: RecordType.cs, program: 'cs.bpf.o'} as const;
 
 /** How often the observer looks. */
 export const csPeriodMs = 10;
@@ -118,6 +121,9 @@ export interface CsVcpu {
 	csPreemptedMs: number;
 	/** Time its host thread waited for a CPU, in all. */
 	preemptedMs: number;
+	/** Kernel lock waits that ended on it, and their time (the guest agent's counts, since observation began). */
+	klockWaits: number;
+	klockWaitMs: number;
 	preempted: boolean;
 	overloaded: boolean;
 }
@@ -145,6 +151,10 @@ interface Vcpu {
 	overloaded: boolean;
 	firstRunDelayNs?: number;
 	runDelayNs: number;
+	/** The guest's kernel lock counters at the last look, and what they grew by since the first. */
+	klockLast?: {waits: number; waitNs: number} | undefined;
+	klockWaits: number;
+	klockWaitNs: number;
 }
 
 export class CsObserver {
@@ -171,7 +181,7 @@ export class CsObserver {
 		for (const old of this.vcpus) if (!tids.includes(old.tid)) this.host.forget?.(old.tid);
 		this.vcpus = tids.slice(0, this.area.nrVcpus).map((tid, v) => {
 			const old = this.vcpus[v];
-			return old && old.tid === tid ? old : {tid, csNs: 0, csPreemptedNs: 0, preempted: false, overloaded: false, runDelayNs: 0};
+			return old && old.tid === tid ? old : {tid, csNs: 0, csPreemptedNs: 0, preempted: false, overloaded: false, runDelayNs: 0, klockWaits: 0, klockWaitNs: 0};
 		});
 	}
 
@@ -198,6 +208,12 @@ export class CsObserver {
 		const cpuWaits = this.host.cpuWaits();
 		const cells = readCells(this.area.view, this.area.nrVcpus, this.counters);
 		this.cellsNow = cells;
+		// A vCPU is inside a kernel critical section when another vCPU waits for a lock it holds.
+		const kernel = readKernelWaits(this.area.view, this.area.nrVcpus, this.counters);
+		const holds = new Array<boolean>(this.area.nrVcpus).fill(false);
+		kernel.forEach((k, v) => {
+			if (k?.waiting && k.ownerCpu >= 0 && k.ownerCpu !== v) holds[k.ownerCpu] = true;
+		});
 		for (let v = 0; v < this.vcpus.length; v++) {
 			const x = this.vcpus[v];
 			if (!x) continue;
@@ -212,7 +228,7 @@ export class CsObserver {
 				const f = judge(x.last, cur, sameCpu ? cpuWait - (x.lastCpuWait ?? 0) : undefined);
 				x.preempted = f.preempted;
 				x.overloaded = f.overloaded;
-				if (cells.inSection[v]) {
+				if (cells.inSection[v] || holds[v]) {
 					const interval = cur.atNs - x.last.atNs;
 					x.csNs += interval;
 					x.csPreemptedNs += interval * f.waited;
@@ -220,6 +236,16 @@ export class CsObserver {
 			}
 			x.last = cur;
 			x.lastCpuWait = cpuWait;
+			const k = kernel[v];
+			if (k) {
+				// What the guest's counters grew by since the last look; a counter that went back (an
+				// agent restarted, a scribble) adds nothing and is the new base.
+				if (x.klockLast) {
+					x.klockWaits = Math.min(Number.MAX_SAFE_INTEGER, x.klockWaits + Math.max(0, k.waits - x.klockLast.waits));
+					x.klockWaitNs = Math.min(Number.MAX_SAFE_INTEGER, x.klockWaitNs + Math.max(0, k.waitNs - x.klockLast.waitNs));
+				}
+				x.klockLast = {waits: k.waits, waitNs: k.waitNs};
+			}
 			this.writeFlags(v, (x.preempted ? SlotFlag.vcpuPreempted : 0) | (x.overloaded ? SlotFlag.pcpuOverloaded : 0), x.runDelayNs);
 		}
 		this.looks++;
@@ -234,6 +260,8 @@ export class CsObserver {
 				csMs: Math.round(x.csNs / 1e6),
 				csPreemptedMs: Math.round(x.csPreemptedNs / 1e6),
 				preemptedMs: Math.round(x.runDelayNs / 1e6),
+				klockWaits: x.klockWaits,
+				klockWaitMs: Math.round(x.klockWaitNs / 1e6),
 				preempted: x.preempted,
 				overloaded: x.overloaded,
 			})),
@@ -251,7 +279,7 @@ export class CsObserver {
 		const now = this.host.now();
 		if (now - this.lastLogAt < csLogEveryMs * 1e6) return;
 		const s = this.summary();
-		const key = JSON.stringify({...s, looks: 0, lookUs: 0, vcpus: s.vcpus.map((x) => [x.csMs, x.csPreemptedMs, x.preemptedMs])});
+		const key = JSON.stringify({...s, looks: 0, lookUs: 0, vcpus: s.vcpus.map((x) => [x.csMs, x.csPreemptedMs, x.preemptedMs, x.klockWaits])});
 		this.lastLogAt = now;
 		if (key === this.lastLogged) return;
 		this.lastLogged = key;

@@ -2,7 +2,7 @@
 // guest's critical-section cells say about each vCPU. Pure: the observer
 // (observer.ts) does the reading and the writing.
 import type {ShmCounters} from '../../shm/counters.js';
-import {Cell, cellCount, cellSize, cellsOffset, Header} from '../../shm/layout.js';
+import {Cell, cellCount, cellSize, cellsOffset, Header, Slot, slotSize, slotsOffset} from '../../shm/layout.js';
 
 /** A vCPU thread as /proc shows it at one moment. */
 export interface ThreadSample {
@@ -117,5 +117,46 @@ export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters
 		if (waiting) out.waiting[cpu] = (out.waiting[cpu] ?? 0) + 1;
 	}
 	if (bad > 0) counters.badCell = Math.min(Number.MAX_SAFE_INTEGER, counters.badCell + bad);
+	return out;
+}
+
+/** A vCPU slot's guest part: the kernel lock wait the guest agent last reported there. */
+export interface KernelWait {
+	/** A wait is in progress on the vCPU. */
+	waiting: boolean;
+	/** The lock owner's vCPU, when the kernel records the owner and it is one of the VM's; else -1. */
+	ownerCpu: number;
+	/** Waits ended on the vCPU, and their total time (the guest's counters, saturating). */
+	waits: number;
+	waitNs: number;
+}
+
+/**
+ * The guest part of each slot below `nrVcpus`, read under its sequence (the
+ * agent writes it seqlock-style): undefined for a slot that stays mid-write
+ * for three tries. An owner vCPU outside the VM is counted in `badSlot` and
+ * read as unknown.
+ */
+export function readKernelWaits(view: DataView, nrVcpus: number, counters: ShmCounters): (KernelWait | undefined)[] {
+	const out: (KernelWait | undefined)[] = [];
+	let bad = 0;
+	for (let v = 0; v < nrVcpus; v++) {
+		const base = slotsOffset + v * slotSize;
+		let got: KernelWait | undefined;
+		for (let tries = 0; tries < 3 && !got; tries++) {
+			const seq = view.getUint32(base + Slot.guestSeq, true);
+			if (seq & 1) continue;
+			const waiting = view.getUint32(base + Slot.klockWaiting, true) !== 0;
+			const ownerCpu = view.getInt32(base + Slot.klockOwnerCpu, true);
+			const waits = counter(view, base + Slot.klockWaits);
+			const waitNs = counter(view, base + Slot.klockWaitNs);
+			if (view.getUint32(base + Slot.guestSeq, true) !== seq) continue;
+			const known = ownerCpu >= 0 && ownerCpu < nrVcpus;
+			if (waiting && ownerCpu !== -1 && !known) bad++;
+			got = {waiting, ownerCpu: waiting && known ? ownerCpu : -1, waits, waitNs};
+		}
+		out.push(got);
+	}
+	if (bad > 0) counters.badSlot = Math.min(Number.MAX_SAFE_INTEGER, counters.badSlot + bad);
 	return out;
 }

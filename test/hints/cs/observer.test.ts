@@ -79,6 +79,47 @@ t.test('flags, run delay and time in sections follow what the host and the cells
 	t.equal(counters.badCell, 0);
 });
 
+t.test("a vCPU whose lock another vCPU waits for is inside a (kernel) section; the guest's lock counters are counted from the first look", async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-test3-${process.pid}`);
+	const area = createShmArea(file, 2);
+	t.teardown(() => area.remove());
+	const host = fakeHost();
+	const obs = new CsObserver(area, 1, emptyCounters(), () => {}, host);
+	obs.setThreads([31, 32]);
+	const slot = (v: number, waiting: number, ownerCpu: number, waits: bigint, waitNs: bigint): void => {
+		const base = slotsOffset + v * slotSize;
+		area.view.setUint32(base + Slot.klockWaiting, waiting, true);
+		area.view.setInt32(base + Slot.klockOwnerCpu, ownerCpu, true);
+		area.view.setBigUint64(base + Slot.klockWaits, waits, true);
+		area.view.setBigUint64(base + Slot.klockWaitNs, waitNs, true);
+	};
+	slot(0, 0, -1, 10n, 1_000_000n);
+	host.threads.set(31, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 0});
+	host.threads.set(32, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 1});
+	obs.look();
+	// vCPU 0 waits for a mutex that vCPU 1's thread holds; vCPU 1's host thread does not run.
+	slot(0, 1, 1, 10n, 1_000_000n);
+	host.clock += 10e6;
+	host.threads.set(31, {execNs: 10e6, runDelayNs: 0, runnable: true, cpu: 0});
+	obs.look();
+	// The wait ends: two more waits, 3 ms in all.
+	slot(0, 0, -1, 12n, 4_000_000n);
+	host.clock += 10e6;
+	host.threads.set(31, {execNs: 20e6, runDelayNs: 0, runnable: true, cpu: 0});
+	host.threads.set(32, {execNs: 10e6, runDelayNs: 0, runnable: true, cpu: 1});
+	obs.look();
+	// A scribble sends the counter back: nothing is added, and counting goes on from there.
+	slot(0, 0, -1, 1n, 0n);
+	host.clock += 10e6;
+	obs.look();
+	slot(0, 0, -1, 2n, 1_000_000n);
+	host.clock += 10e6;
+	obs.look();
+	const s = obs.stop();
+	t.match(s.vcpus[1], {csMs: 10, csPreemptedMs: 10}, 'vCPU 1 held the lock for one interval, preempted all of it');
+	t.match(s.vcpus[0], {csMs: 0, klockWaits: 3, klockWaitMs: 4}, "vCPU 0's waits since the first look");
+});
+
 t.test('a vCPU thread that is gone is skipped; hot-plug keeps what kept vCPUs counted', async (t) => {
 	const file = path.join('/dev/shm', `pvrun-cs-test2-${process.pid}`);
 	const area = createShmArea(file, 3);

@@ -1,9 +1,9 @@
 // The host's judgement of a vCPU between two looks, and the reading of the
 // guest's critical-section cells, hostile values included.
 import t from 'tap';
-import {judge, readCells, type ThreadSample} from '../../../src/hints/cs/sample.js';
+import {judge, readCells, readKernelWaits, type ThreadSample} from '../../../src/hints/cs/sample.js';
 import {emptyCounters} from '../../../src/shm/counters.js';
-import {Cell, cellCount, cellSize, cellsOffset, Header, shmSize} from '../../../src/shm/layout.js';
+import {Cell, cellCount, cellSize, cellsOffset, Header, shmSize, Slot, slotSize, slotsOffset} from '../../../src/shm/layout.js';
 
 /** A runnable thread at `atNs` that has run `execNs` and waited `runDelayNs` in all. */
 const at = (atNs: number, execNs: number, runDelayNs = 0, runnable = true): ThreadSample => ({atNs, execNs, runDelayNs, runnable, cpu: 0});
@@ -82,4 +82,28 @@ t.test('readCells: hostile cells change nothing but the badCell counter', async 
 	const beyond = area(0xffffffff, {[cellCount - 1]: {ownerTid: 5, depth: 1, cpu: 0}});
 	t.same(readCells(beyond, 1, emptyCounters()).inSection, [true], 'cells_used beyond 1024 reads the 1024 cells and no further');
 	t.same(readCells(area(0, {0: {ownerTid: 5, depth: 1, cpu: 0}}), 1, emptyCounters()).inSection, [false], 'cells at or above cells_used are not read');
+});
+
+t.test("readKernelWaits: each slot's guest part under its sequence; an owner outside the VM is unknown and counted", async (t) => {
+	const view = new DataView(new ArrayBuffer(shmSize));
+	const slot = (v: number, f: {seq?: number; waiting?: number; ownerCpu?: number; waits?: bigint; waitNs?: bigint}): void => {
+		const base = slotsOffset + v * slotSize;
+		view.setUint32(base + Slot.guestSeq, f.seq ?? 2, true);
+		view.setUint32(base + Slot.klockWaiting, f.waiting ?? 0, true);
+		view.setInt32(base + Slot.klockOwnerCpu, f.ownerCpu ?? -1, true);
+		view.setBigUint64(base + Slot.klockWaits, f.waits ?? 0n, true);
+		view.setBigUint64(base + Slot.klockWaitNs, f.waitNs ?? 0n, true);
+	};
+	slot(0, {waiting: 1, ownerCpu: 2, waits: 5n, waitNs: 7000n});
+	slot(1, {seq: 3, waiting: 1, ownerCpu: 0});
+	slot(2, {waiting: 1, ownerCpu: 77, waits: 0xffffffffffffffffn});
+	slot(3, {waiting: 0, ownerCpu: 1, waits: 1n});
+	const counters = emptyCounters();
+	t.same(readKernelWaits(view, 4, counters), [
+		{waiting: true, ownerCpu: 2, waits: 5, waitNs: 7000},
+		undefined,
+		{waiting: true, ownerCpu: -1, waits: Number.MAX_SAFE_INTEGER, waitNs: 0},
+		{waiting: false, ownerCpu: -1, waits: 1, waitNs: 0},
+	]);
+	t.equal(counters.badSlot, 1, 'the owner on vCPU 77 of 4');
 });
