@@ -6,7 +6,7 @@ import * as vega from 'vega';
 import {compile, type TopLevelSpec} from 'vega-lite';
 import {spread} from '../util/stats.js';
 import type {MatrixResult, Sample, Stats, Summary} from './matrix-result.js';
-import type {ScenarioId, WorkloadName} from './options.js';
+import {configNames, type ScenarioId, type WorkloadName} from './options.js';
 
 export interface Metric {
 	workload: WorkloadName;
@@ -68,7 +68,7 @@ export function summarize(samples: Sample[]): Summary[] {
 	for (const scenario of scenarioIds) {
 		for (const m of metrics) {
 			const configs: Summary['configs'] = {};
-			for (const config of ['plain', 'static', 'pvrun'] as const) {
+			for (const config of configNames) {
 				const values = samples
 					.filter((s) => !s.warmup && s.scenario === scenario && s.workload === m.workload && s.config === config)
 					.map((s) => s.values[m.key])
@@ -82,6 +82,8 @@ export function summarize(samples: Sample[]): Summary[] {
 			const vsStatic = ratio(configs.static);
 			if (vsPlain !== undefined) entry.vsPlain = vsPlain;
 			if (vsStatic !== undefined) entry.vsStatic = vsStatic;
+			const cs = configs['pvrun-cs'];
+			if (cs && configs.pvrun && configs.pvrun.median > 0) entry.csOverPvrun = cs.median / configs.pvrun.median;
 			const target = targets.find((t) => t.scenario === scenario && t.workload === m.workload && t.key === m.key);
 			if (target) entry.target = {text: target.text, met: target.check(vsPlain, vsStatic) ?? null};
 			out.push(entry);
@@ -131,6 +133,23 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			);
 		}
 		lines.push('');
+		const overhead = rows.filter((s) => s.csOverPvrun !== undefined);
+		if (overhead.length) {
+			lines.push(
+				`### Overhead of observing critical sections (scenario ${sc.id})`,
+				'',
+				'pvrun with `--pv-cs observe` over pvrun without, from the same run; the target is at most 3 % worse.',
+				'',
+				'| metric | pvrun | pvrun --pv-cs observe | observe / pvrun | within 3 % |',
+				'|---|---|---|---|---|',
+			);
+			for (const s of overhead) {
+				const r = s.csOverPvrun ?? 1;
+				const within = s.better === 'higher' ? r >= 0.97 : r <= 1.03;
+				lines.push(`| ${s.label} (${s.unit}) | ${cell(s.configs.pvrun)} | ${cell(s.configs['pvrun-cs'])} | ${ratioCell(r)} | ${within ? 'yes' : '**no**'} |`);
+			}
+			lines.push('');
+		}
 		const svg = await chart(sc.id, sc.title, rows);
 		if (svg) files[`matrix-${sc.id}.svg`] = svg;
 	}

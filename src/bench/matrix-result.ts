@@ -43,6 +43,8 @@ export interface Summary {
 	vsPlain?: number;
 	/** pvrun's median over static pinning's. */
 	vsStatic?: number;
+	/** pvrun with critical sections observed over pvrun without (the overhead row). */
+	csOverPvrun?: number;
 	target?: {text: string; met: boolean | null};
 }
 

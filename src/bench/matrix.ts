@@ -55,14 +55,14 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 			return `pvwork,locks,-t,${s.vcpus},-s,${seconds}`;
 		case 'hintlat':
 			// Only pvrun answers hints; the probe's own load is light.
-			return config === 'pvrun' ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
+			return config === 'pvrun' || config === 'pvrun-cs' ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
 	}
 }
 
 /** The configurations in the order repetition `rep` runs them: rotated, so no configuration always goes first. */
-export function rotation(rep: number): ConfigName[] {
-	const k = rep % configNames.length;
-	return [...configNames.slice(k), ...configNames.slice(0, k)];
+export function rotation(rep: number, configs: readonly ConfigName[] = configNames): ConfigName[] {
+	const k = rep % configs.length;
+	return [...configs.slice(k), ...configs.slice(0, k)];
 }
 
 /** Parse `pvwork-result {json}` and `pvhint: k=v ...` console lines into numbers. */
@@ -102,7 +102,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 		for (let rep = 0; rep < options.reps; rep++) {
 			for (const id of options.scenarios) {
 				const scenario = scenarios[id];
-				for (const [order, config] of rotation(rep).entries()) {
+				for (const [order, config] of rotation(rep, options.configs).entries()) {
 					const step = progress.step(`rep ${rep + 1}/${options.reps}, scenario ${id}, ${config}`);
 					try {
 						const got = await runBoot({scenario, config, rep, order, options, image, dir: work});
@@ -121,7 +121,14 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 		schema: 'pvrun-bench-matrix/1',
 		date: new Date().toISOString(),
 		environment: await environment(commit),
-		options: {quick: options.quick, reps: options.reps, seconds: options.seconds, scenarios: options.scenarios, workloads: options.workloads},
+		options: {
+			quick: options.quick,
+			reps: options.reps,
+			seconds: options.seconds,
+			scenarios: options.scenarios,
+			workloads: options.workloads,
+			configs: options.configs,
+		},
 		scenarios: options.scenarios.map((id) => scenarios[id]),
 		samples,
 		summary,
@@ -183,6 +190,7 @@ async function runBoot(ctx: BootContext): Promise<Sample[]> {
 			cpus: scenario.vcpus,
 			run,
 			...(config === 'pvrun' ? {launcher: pvrunCommand()} : {}),
+			...(config === 'pvrun-cs' ? {launcher: pvrunCommand('--pv-cs', 'observe')} : {}),
 			...(config === 'static' ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
 		});
 		cleanups.push(() => guest.stop());

@@ -4,7 +4,7 @@
 // the benchmarks or their chart renderer (vega: about half a second).
 import yargs from 'yargs';
 import type {HintLatencyOptions} from '../bench/hint-latency.js';
-import {fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
+import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
 import {UsageError} from '../util/errors.js';
 
@@ -30,6 +30,11 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('seconds', {type: 'number', requiresArg: true, describe: 'matrix: seconds per workload (default 10; 1 with --quick)'})
 					.option('scenarios', {type: 'string', requiresArg: true, describe: 'matrix: which scenarios, e.g. a,c (default all)'})
 					.option('workloads', {type: 'string', requiresArg: true, describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
+					.option('configs', {
+						type: 'string',
+						requiresArg: true,
+						describe: `matrix: which configurations (default ${configNames.join(',')}; --quick: no pvrun-cs)`,
+					})
 					.option('out', {
 						type: 'string',
 						requiresArg: true,
@@ -88,6 +93,7 @@ export function matrixOptions(args: {
 	seconds?: number | undefined;
 	scenarios?: string | undefined;
 	workloads?: string | undefined;
+	configs?: string | undefined;
 	out?: string | undefined;
 }): MatrixOptions {
 	const base = args.quick ? quickOptions : fullOptions;
@@ -97,6 +103,7 @@ export function matrixOptions(args: {
 		seconds: wholeNumber(args.seconds ?? base.seconds, '--seconds'),
 		scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
 		workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
+		configs: listOf(args.configs, configNames, base.configs, '--configs'),
 		...(args.out ? {out: args.out} : {}),
 	};
 }

@@ -61,3 +61,32 @@ t.test('matrix.md and one chart per scenario', async (t) => {
 	t.match(md, '## Failed boots\n\n- scenario a, static, rep 2: the guest did not boot within 120 s\n');
 	t.match(files['matrix-a.svg'] ?? '', /^<svg[^>]*>[\s\S]*Scenario a: relative to plain QEMU[\s\S]*<\/svg>$/);
 });
+
+t.test('the overhead row: pvrun with critical sections observed over pvrun, with the 3 % target', async (t) => {
+	const samples = [s('plain', 100), s('pvrun', 300), s('pvrun', 320, 1), {...s('pvrun-cs', 305), values: {iterPerSec: 305, maxStallUs: 11, vmWorkPerSec: 90}}];
+	const summary = summarize(samples);
+	const poll = summary.find((x) => x.metric === 'iterPerSec');
+	t.equal(poll?.csOverPvrun, 305 / 310, 'observe / pvrun, medians of the same run');
+	t.equal(poll?.vsPlain, 310 / 100, "pvrun's own ratios are pvrun's, not the observing run's");
+	const result: MatrixResult = {
+		schema: 'pvrun-bench-matrix/1',
+		date: '2026-12-04T08:00:00.000Z',
+		environment: {host: 'vm', cpus: 2, cpuModel: 'AMD EPYC', kernel: '6.18', qemu: 'QEMU 7.2.0', accel: 'tcg', pvrun: '0.1.0', commit: 'abc1234', node: 'v20'},
+		options: {...quickOptions, configs: ['plain', 'pvrun', 'pvrun-cs']},
+		scenarios: [scenarios.a],
+		samples,
+		summary,
+		failures: [],
+		durationSeconds: 60,
+	};
+	const md = (await matrixReport(result))['matrix.md'] ?? '';
+	t.match(md, '### Overhead of observing critical sections (scenario a)');
+	t.match(md, '| poll iterations (/s) | 310 (300–320) | 305 | 0.98x | yes |', 'higher is better: within 3 %');
+	t.match(md, '| poll longest stall (µs) | 10.0 (10.0–10.0) | 11.0 | 1.10x | **no** |', 'lower is better: 10 % worse');
+	t.match(md, "| VM's total work (poll + busy threads) (/s) | 100 (100–100) | 90.0 | 0.90x | **no** |", 'every metric with both');
+	t.notMatch(
+		(await matrixReport({...result, samples: samples.slice(0, 3), summary: summarize(samples.slice(0, 3))}))['matrix.md'] ?? '',
+		/Overhead/,
+		'no observing run: no overhead table',
+	);
+});

@@ -32,11 +32,22 @@ async function refusal(f: () => unknown): Promise<string> {
 const allWorkloads = ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat'];
 
 t.test('bench: the matrix gets the documented defaults, or the options given', async (t) => {
-	t.strictSame(matrixOptions({quick: false}), {quick: false, reps: 3, seconds: 10, scenarios: ['a', 'b', 'c'], workloads: allWorkloads});
-	t.strictSame(matrixOptions({quick: true}), {quick: true, reps: 1, seconds: 1, scenarios: ['a', 'b', 'c'], workloads: allWorkloads}, '--quick');
+	t.strictSame(matrixOptions({quick: false}), {
+		quick: false,
+		reps: 3,
+		seconds: 10,
+		scenarios: ['a', 'b', 'c'],
+		workloads: allWorkloads,
+		configs: ['plain', 'static', 'pvrun', 'pvrun-cs'],
+	});
 	t.strictSame(
-		matrixOptions({quick: true, reps: 2, seconds: 5, scenarios: 'c,a', workloads: 'sleeper,poll', out: '/tmp/x'}),
-		{quick: true, reps: 2, seconds: 5, scenarios: ['c', 'a'], workloads: ['sleeper', 'poll'], out: '/tmp/x'},
+		matrixOptions({quick: true}),
+		{quick: true, reps: 1, seconds: 1, scenarios: ['a', 'b', 'c'], workloads: allWorkloads, configs: ['plain', 'static', 'pvrun']},
+		'--quick: no overhead configuration',
+	);
+	t.strictSame(
+		matrixOptions({quick: true, reps: 2, seconds: 5, scenarios: 'c,a', workloads: 'sleeper,poll', configs: 'pvrun-cs,pvrun', out: '/tmp/x'}),
+		{quick: true, reps: 2, seconds: 5, scenarios: ['c', 'a'], workloads: ['sleeper', 'poll'], configs: ['pvrun-cs', 'pvrun'], out: '/tmp/x'},
 		'given options win over --quick, lists keep their order',
 	);
 	t.strictSame(matrixOptions({quick: false, scenarios: ',b,,a,'}).scenarios, ['b', 'a'], 'empty list entries are skipped');
