@@ -104,7 +104,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
-			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n");
+			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
+			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n");
 	return 2;
 }
 
@@ -223,6 +224,59 @@ static int attack(struct pvshm *shm)
 	return 0;
 }
 
+/*
+ * The critical-section parts, garbled for the host's robustness tests: cells
+ * with impossible owners and vCPUs, slots' guest parts naming owners on vCPUs
+ * the VM lacks, counters at their limit, the host's flags word. Held for 1 s,
+ * then cleared (a real agent's slot writes go on meanwhile).
+ */
+static int attack_cs(struct pvshm *shm)
+{
+	volatile struct pvshm_header *h = shm->hdr;
+
+	for (unsigned i = 0; i < 8; i++) {
+		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
+									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		c->owner_tid = (i % 2) ? 0xffffffffu : 1u << 22;
+		c->depth = 0xffffffffu;
+		c->cpu = (int32_t)(next_rand() | 0x100);
+		c->waiting = 1;
+		c->enters = ~0ull;
+	}
+	/* Two cells with a plausible owner but a vCPU out of range, and one in range but a huge depth. */
+	for (unsigned i = 8; i < 11; i++) {
+		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
+									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		c->owner_tid = 4000000 + i;
+		c->owner_tgid = 4000000;
+		c->depth = i == 10 ? 0x7fffffffu : 1;
+		c->cpu = i == 10 ? 0 : -7;
+	}
+	h->cells_used = 0xffffffffu;
+	for (unsigned v = 0; v < 2; v++) {
+		volatile struct pvshm_vcpu_slot *s = pvshm_slot(shm, v);
+
+		s->klock_waiting = 1;
+		s->klock_owner_cpu = 1000 + (int32_t)v;
+		s->klock_waits = ~0ull;
+		s->flags = 0xffffffffu;
+	}
+	usleep(1000 * 1000);
+	for (unsigned i = 0; i < 11; i++) {
+		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
+									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		memset((void *)c, 0, sizeof(*c));
+	}
+	for (unsigned v = 0; v < 2; v++) {
+		volatile struct pvshm_vcpu_slot *s = pvshm_slot(shm, v);
+
+		s->klock_waiting = 0;
+		s->klock_owner_cpu = -1;
+	}
+	printf("pvhint: attack-cs done\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned vcpu, count = 1, warmup = 0, timeout_ms = 2000, pause_us = 0, i, ok = 0, timeouts = 0, verbose = 0;
@@ -240,6 +294,13 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && strcmp(argv[1], "feedback") == 0)
 		return feedback();
+	if (argc == 2 && strcmp(argv[1], "attack-cs") == 0) {
+		if (pvshm_open(&shm, why, sizeof(why))) {
+			fprintf(stderr, "pvhint: %s\n", why);
+			return 1;
+		}
+		return attack_cs(&shm);
+	}
 	if (argc == 2 && strcmp(argv[1], "attack") == 0) {
 		if (pvshm_open(&shm, why, sizeof(why))) {
 			fprintf(stderr, "pvhint: %s\n", why);

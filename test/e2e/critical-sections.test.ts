@@ -146,3 +146,31 @@ t.test('kernel lock waits: the cs program attached, each wait in its vCPU slot, 
 	const counters = readEventLog(logFile).find((e) => e.event === 'exit')?.['counters'] as {badSlot?: number; unknownType?: number} | undefined;
 	t.match(counters, {badSlot: 0, unknownType: 0}, 'nothing odd in the slots, and no cs record in the ring');
 });
+
+t.test('a guest that garbles cells, slots and flags costs the host counters, nothing more', async (t) => {
+	const {guest, logFile} = await bootThroughPvrun(t, {
+		cpus: 2,
+		pvArgs: ['--pv-cs', 'observe'],
+		run: 'sleep,2;pvhint,attack-cs;taskset,-c,1,pvcs,hold,1;pvhint,feedback',
+	});
+	await guest.waitFor(/^pvhint: attack-cs done$/, 90_000);
+	const held = await guest.waitFor(/^pvcs: held /, 30_000);
+	t.match(held, /^pvcs: held cpu=1 /, 'a section works after the attack');
+	await guest.waitFor(/command exited with status 0/, 30_000);
+	t.notOk(
+		guest.lines.some((l) => /^vcpu=\d .*boosted=1/.test(l)),
+		"the guest's 0xffffffff in the flags words did not last: the host owns them",
+	);
+	await guest.stop();
+	const events = readEventLog(logFile);
+	const counters = events.find((e) => e.event === 'exit')?.['counters'] as {badCell?: number; badSlot?: number} | undefined;
+	t.ok((counters?.badCell ?? 0) > 0, `impossible cells counted (badCell ${counters?.badCell})`);
+	t.ok((counters?.badSlot ?? 0) > 0, `lock owners on vCPUs the VM lacks counted (badSlot ${counters?.badSlot})`);
+	t.same(
+		events.filter((e) => e.event === 'internal-error'),
+		[],
+		'no internal error',
+	);
+	const last = events.filter((e) => e.event === 'cs' && Array.isArray(e['vcpus'])).at(-1) as {vcpus: {csMs: number}[]} | undefined;
+	t.equal(last?.vcpus.length, 2, 'the summary has the two vCPUs, no more');
+});
