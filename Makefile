@@ -55,15 +55,18 @@ lint: $(STAMPS)/setup
 	node scripts/check-test-mirror.mjs
 	npx dpdm --no-warning --no-tree --exit-code circular:1 'src/**/*.ts' 'test/**/*.ts'
 
-# The suite in two runs of tap. First, two files at a time: those that boot no guest, and
-# the benchmark's smoke run (it asserts no figure), started first as the longest. Then, one at
-# a time, the files that boot guests and wait on them with bounded waits. Both runs always
-# run; the target fails if either did.
-SERIAL_TESTS := $(sort $(wildcard test/e2e/*.test.ts test/demo/*.test.ts))
-PARALLEL_TESTS := test/bench/matrix.test.ts $(filter-out $(SERIAL_TESTS) test/bench/matrix.test.ts,$(sort $(shell find test -name '*.test.ts')))
+# The suite in three runs of tap. First, two files at a time: those that boot no guest, and
+# the benchmark's smoke run (it asserts no figure), started first as the longest. Then the
+# guest-booting files that time nothing tightly and look at no other test's processes or
+# files, also two at a time. Last, one at a time, the rest: files that time how fast the host
+# acts, load a CPU on purpose, or scan the whole machine for leftovers (a new file starts
+# here). Every run runs; the target fails if any did.
+E2E_PAIRED := $(addprefix test/e2e/,agent-channel.test.ts agent-snapshot.test.ts boot.test.ts console.test.ts hotplug.test.ts kvm.test.ts lifecycle.test.ts)
+SERIAL_TESTS := $(filter-out $(E2E_PAIRED),$(sort $(wildcard test/e2e/*.test.ts test/demo/*.test.ts)))
+PARALLEL_TESTS := test/bench/matrix.test.ts $(filter-out $(SERIAL_TESTS) $(E2E_PAIRED) test/bench/matrix.test.ts,$(sort $(shell find test -name '*.test.ts')))
 
 tap: image
-	@rc=0; npx tap --jobs=2 $(PARALLEL_TESTS) || rc=$$?; npx tap $(SERIAL_TESTS) || rc=$$?; exit $$rc
+	@rc=0; npx tap --jobs=2 $(PARALLEL_TESTS) || rc=$$?; npx tap --jobs=2 $(E2E_PAIRED) || rc=$$?; npx tap $(SERIAL_TESTS) || rc=$$?; exit $$rc
 
 test: lint tap
 

@@ -1,9 +1,11 @@
 #!/bin/sh
-# pin-busy.sh [MASK] [SECONDS]: start a busy process, pin it with taskset to
-# MASK (default 0x2 = vCPU 1), keep it SECONDS (default 4), stop it, wait
-# SECONDS again. Prints one line at each step for the host to follow.
+# pin-busy.sh [MASK] [SECONDS] [TAIL]: start a busy process, pin it with
+# taskset to MASK (default 0x2 = vCPU 1), keep it SECONDS (default 4), stop it,
+# wait TAIL seconds (default SECONDS) with nothing pinned. Prints one line at
+# each step for the host to follow.
 mask=${1:-0x2}
 secs=${2:-4}
+tail=${3:-$secs}
 (while :; do :; done) &
 pid=$!
 sleep 1
@@ -13,5 +15,5 @@ sleep "$secs"
 kill "$pid"
 wait "$pid" 2>/dev/null
 echo "pin-busy: stopped $pid"
-sleep "$secs"
+sleep "$tail"
 echo "pin-busy: done"

@@ -6,7 +6,7 @@ import {readEventLog} from '../../src/vm/event-log.js';
 import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/pvrun-vm.js';
 
 t.test('a restarted agent gets its program again and hints keep working', async (t) => {
-	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,3;kill,$(pidof,pvagent);sleep,1;pvagent&sleep,3;/usr/share/pvrun/pin-busy.sh,0x2,2'});
+	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,3;kill,$(pidof,pvagent);sleep,1;pvagent&sleep,3;/usr/share/pvrun/pin-busy.sh,0x2,2,1'});
 	await guest.waitFor('pin-busy: pinned', 60_000);
 	const events = readEventLog(logFile);
 	const sequence = events.filter((e) => e.event === 'agent' || e.event === 'program').map((e) => (e.event === 'agent' ? String(e['state']) : 'program'));

@@ -8,7 +8,7 @@ import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/p
 t.test('a thread pinned before the program was loaded gets its vCPU a CPU when the agent starts', async (t) => {
 	// Stop the agent, pin a busy process to vCPU 1 while none runs, then start the agent again.
 	const {guest, logFile} = await bootThroughPvrun(t, {
-		run: 'sleep,3;kill,$(pidof,pvagent);sleep,1;/usr/share/pvrun/pin-busy.sh,0x2,6&p=$!;sleep,3;pvagent&wait,$p',
+		run: 'sleep,3;kill,$(pidof,pvagent);sleep,1;/usr/share/pvrun/pin-busy.sh,0x2,6,1&p=$!;sleep,3;pvagent&wait,$p',
 	});
 	await guest.waitFor('pin-busy: pinned', 60_000);
 	const {qemuPid, threads} = await vmFromLog(logFile);

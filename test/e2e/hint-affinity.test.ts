@@ -15,7 +15,7 @@ import {helperOf} from '../helpers/host-view.js';
 
 for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
-		const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
+		const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4,1', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
 
 		await guest.waitFor('pin-busy: pinned', 60_000);
 		const vm = loggedVm(readEventLog(logFile));

@@ -11,7 +11,7 @@ import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/p
 
 /** Boot a guest through pvrun that attacks the channel, then pins a busy process to vCPU 1. */
 async function attackRun(t: Test, pvArgs: string[], allowed: number[]) {
-	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,1;pvhint,attack;/usr/share/pvrun/pin-busy.sh,0x2,3', pvArgs});
+	const {guest, logFile} = await bootThroughPvrun(t, {run: 'sleep,1;pvhint,attack;/usr/share/pvrun/pin-busy.sh,0x2,3,1', pvArgs});
 	await guest.waitFor('pvrun-guest: ready', 60_000);
 	const {qemuPid, threads} = await vmFromLog(logFile);
 	t.equal(threads.length, 2, 'two vCPU threads');
