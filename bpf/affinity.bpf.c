@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "affinity.h"
+#include "events.h"
 
 #define PF_KTHREAD 0x00200000
 
@@ -17,28 +18,6 @@ char LICENSE[] SEC("license") = "GPL";
 /* Bits of a cpumask past the last possible CPU are undefined (the kernel
  * leaves them set): the recorded mask is cut to the possible CPUs. */
 extern const void __cpu_possible_mask __ksym;
-
-/* One ring buffer per CPU (the agent creates them and sizes this map): the
- * record wakes the agent's relay thread on the CPU that produced it. */
-struct cpu_ringbuf {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct cpu_ringbuf);
-} events SEC(".maps");
-
-/* This CPU's ring buffer, or NULL (then the record is dropped). */
-static __always_inline void *cpu_ringbuf(void)
-{
-	__u32 cpu = bpf_get_smp_processor_id();
-
-	return bpf_map_lookup_elem(&events, &cpu);
-}
 
 /* The guest agent's own process (its relay threads pin themselves): its
  * threads are never hints. Read-only: the agent sets it before it loads the

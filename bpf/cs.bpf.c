@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "cs.h"
+#include "events.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -22,19 +23,6 @@ char LICENSE[] SEC("license") = "GPL";
 /* The low bits of a mutex's or an rwsem's owner word are flags. */
 #define OWNER_FLAGS 0x7UL
 #define RWSEM_READER_OWNED 0x1UL
-
-/* One ring buffer per CPU, as in affinity.bpf.c: the agent sizes the outer map. */
-struct cpu_ringbuf {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct cpu_ringbuf);
-} events SEC(".maps");
 
 /* The wait a task is in: when it began and on which CPU (a mutex waiter may
  * sleep and end its wait on another CPU). */
@@ -63,7 +51,7 @@ static __always_inline struct pv_cs_event *reserve(__u32 kind, void *lock, __u32
 
 	if (agent_tgid && me->tgid == agent_tgid)
 		return NULL;
-	rb = bpf_map_lookup_elem(&events, &cpu);
+	rb = cpu_ringbuf();
 	if (!rb)
 		return NULL;
 	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
