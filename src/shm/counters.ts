@@ -36,3 +36,8 @@ export function emptyCounters(): ShmCounters {
 		badSlot: 0,
 	};
 }
+
+/** Counters stop at the largest exact integer instead of losing precision. */
+export function saturatingAdd(a: number, b: number): number {
+	return Math.min(a + b, Number.MAX_SAFE_INTEGER);
+}

@@ -2,7 +2,7 @@
 // guest. Every field is validated and bounded; anything odd is skipped and
 // counted, never thrown, so a hostile guest can only cost itself its hints.
 import {byRecordType, type DecodedRecord} from '../hints/index.js';
-import {emptyCounters} from './counters.js';
+import {emptyCounters, saturatingAdd} from './counters.js';
 import {Header, Record, recordPayload, recordSize, ringEntries, ringOffset, shmMagic, shmVersion} from './layout.js';
 import type {ShmArea} from './area.js';
 
@@ -16,11 +16,6 @@ function storeU64(u32: Uint32Array, offset: number, value: number): void {
 	const i = offset / 4;
 	Atomics.store(u32, i + 1, Math.floor(value / 2 ** 32));
 	Atomics.store(u32, i, value >>> 0);
-}
-
-/** Counters stop at the largest exact integer instead of losing precision. */
-function saturatingAdd(a: number, b: number): number {
-	return Math.min(a + b, Number.MAX_SAFE_INTEGER);
 }
 
 /** Largest sequence we accept: beyond it the guest is lying (and Number loses precision). */

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import {emptyCounters} from '../../src/shm/counters.js';
+import {emptyCounters, saturatingAdd} from '../../src/shm/counters.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 /** The counter names of the table in docs/shm-layout.md ("| counter | triggered by |"). */
@@ -24,4 +24,10 @@ t.test('a fresh object each call', async (t) => {
 	a.badSeq += 3;
 	t.not(emptyCounters(), a);
 	t.equal(emptyCounters().badSeq, 0, 'what one reader counted is not in the next');
+});
+
+t.test('saturatingAdd stops at 2^53 - 1', async (t) => {
+	t.equal(saturatingAdd(2, 3), 5);
+	t.equal(saturatingAdd(Number.MAX_SAFE_INTEGER - 1, 5), Number.MAX_SAFE_INTEGER);
+	t.equal(saturatingAdd(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER), Number.MAX_SAFE_INTEGER);
 });

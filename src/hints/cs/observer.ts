@@ -5,7 +5,7 @@
 // while inside one. Logged as `cs` events and shown by `pvrun status`.
 import fs from 'node:fs';
 import type {ShmArea} from '../../shm/area.js';
-import type {ShmCounters} from '../../shm/counters.js';
+import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
 import {RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
 import {judge, readCells, readKernelWaits, type ThreadSample} from './sample.js';
 
@@ -241,8 +241,8 @@ export class CsObserver {
 				// What the guest's counters grew by since the last look; a counter that went back (an
 				// agent restarted, a scribble) adds nothing and is the new base.
 				if (x.klockLast) {
-					x.klockWaits = Math.min(Number.MAX_SAFE_INTEGER, x.klockWaits + Math.max(0, k.waits - x.klockLast.waits));
-					x.klockWaitNs = Math.min(Number.MAX_SAFE_INTEGER, x.klockWaitNs + Math.max(0, k.waitNs - x.klockLast.waitNs));
+					x.klockWaits = saturatingAdd(x.klockWaits, Math.max(0, k.waits - x.klockLast.waits));
+					x.klockWaitNs = saturatingAdd(x.klockWaitNs, Math.max(0, k.waitNs - x.klockLast.waitNs));
 				}
 				x.klockLast = {waits: k.waits, waitNs: k.waitNs};
 			}

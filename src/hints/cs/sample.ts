@@ -1,7 +1,7 @@
 // What the host can say about a vCPU between two looks at /proc, and what the
 // guest's critical-section cells say about each vCPU. Pure: the observer
 // (observer.ts) does the reading and the writing.
-import type {ShmCounters} from '../../shm/counters.js';
+import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
 import {Cell, cellCount, cellSize, cellsOffset, Header, Slot, slotSize, slotsOffset} from '../../shm/layout.js';
 
 /** A vCPU thread as /proc shows it at one moment. */
@@ -102,9 +102,9 @@ export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters
 			continue;
 		}
 		out.used++;
-		out.enters = Math.min(Number.MAX_SAFE_INTEGER, out.enters + counter(view, base + Cell.enters));
-		out.lockWaits = Math.min(Number.MAX_SAFE_INTEGER, out.lockWaits + counter(view, base + Cell.lockWaits));
-		out.parks = Math.min(Number.MAX_SAFE_INTEGER, out.parks + counter(view, base + Cell.parks));
+		out.enters = saturatingAdd(out.enters, counter(view, base + Cell.enters));
+		out.lockWaits = saturatingAdd(out.lockWaits, counter(view, base + Cell.lockWaits));
+		out.parks = saturatingAdd(out.parks, counter(view, base + Cell.parks));
 		const depth = view.getUint32(base + Cell.depth, true);
 		const waiting = view.getUint32(base + Cell.waiting, true) !== 0;
 		if (depth === 0 && !waiting) continue;
@@ -116,7 +116,7 @@ export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters
 		if (depth > 0) out.inSection[cpu] = true;
 		if (waiting) out.waiting[cpu] = (out.waiting[cpu] ?? 0) + 1;
 	}
-	if (bad > 0) counters.badCell = Math.min(Number.MAX_SAFE_INTEGER, counters.badCell + bad);
+	if (bad > 0) counters.badCell = saturatingAdd(counters.badCell, bad);
 	return out;
 }
 
@@ -157,6 +157,6 @@ export function readKernelWaits(view: DataView, nrVcpus: number, counters: ShmCo
 		}
 		out.push(got);
 	}
-	if (bad > 0) counters.badSlot = Math.min(Number.MAX_SAFE_INTEGER, counters.badSlot + bad);
+	if (bad > 0) counters.badSlot = saturatingAdd(counters.badSlot, bad);
 	return out;
 }
