@@ -12,7 +12,7 @@ import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
-import {Feature, Header, shmSize, shmVersion} from '../shm/layout.js';
+import {Header, shmSize, shmVersion} from '../shm/layout.js';
 import {hintTypes, hostFeatures} from '../hints/index.js';
 import {CsObserver, csPeriodMs, csProgram} from '../hints/cs/observer.js';
 import {RingReader} from '../shm/reader.js';
@@ -207,7 +207,7 @@ export class HintSession {
 	/** The hint types the agent says it has attached (the header's agent_features; only bits pvrun knows). */
 	private attachedTypes(): string[] {
 		const bits = this.area.view.getUint32(Header.agentFeatures, true);
-		return [...hintTypes, {name: 'cs', feature: Feature.cs}].filter((h) => (bits & h.feature) !== 0).map((h) => h.name);
+		return [...hintTypes, csProgram].filter((h) => (bits & h.feature) !== 0).map((h) => h.name);
 	}
 	private publishedHints = '';
 

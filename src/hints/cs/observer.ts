@@ -6,11 +6,11 @@
 import fs from 'node:fs';
 import type {ShmArea} from '../../shm/area.js';
 import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
-import {RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
+import {Feature, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
 import {judge, readCells, readKernelWaits, type ThreadSample} from './sample.js';
 
 /** The kernel lock program (bpf/cs.bpf.c): its records update the slots' guest part, through the agent. */
-export const csProgram = {name: 'cs', recordType: RecordType.cs, program: 'cs.bpf.o'} as const;
+export const csProgram = {name: 'cs', recordType: RecordType.cs, feature: Feature.cs, program: 'cs.bpf.o'} as const;
 
 /** How often the observer looks. */
 export const csPeriodMs = 10;
@@ -224,8 +224,9 @@ export class CsObserver {
 			x.firstRunDelayNs ??= t.runDelayNs;
 			x.runDelayNs = t.runDelayNs - x.firstRunDelayNs;
 			if (x.last) {
-				const sameCpu = x.last.cpu === cur.cpu && x.lastCpuWait !== undefined && cpuWait !== undefined;
-				const f = judge(x.last, cur, sameCpu ? cpuWait - (x.lastCpuWait ?? 0) : undefined);
+				// Others' wait on its CPU, when it stayed on one CPU whose figure is known at both looks.
+				const cpuWaitNs = x.last.cpu === cur.cpu && x.lastCpuWait !== undefined && cpuWait !== undefined ? cpuWait - x.lastCpuWait : undefined;
+				const f = judge(x.last, cur, cpuWaitNs);
 				x.preempted = f.preempted;
 				x.overloaded = f.overloaded;
 				if (cells.inSection[v] || holds[v]) {

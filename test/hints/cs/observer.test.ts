@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {CsObserver, ProcHostReader, type CsSummary, type HostReader} from '../../../src/hints/cs/observer.js';
+import {CsObserver, ProcHostReader, csProgram, type CsSummary, type HostReader} from '../../../src/hints/cs/observer.js';
 import {createShmArea} from '../../../src/shm/area.js';
 import {emptyCounters} from '../../../src/shm/counters.js';
-import {Cell, cellsOffset, Header, Slot, SlotFlag, slotSize, slotsOffset} from '../../../src/shm/layout.js';
+import {Cell, cellsOffset, Feature, Header, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../../src/shm/layout.js';
 
 /** A host whose threads' run delays and CPUs, and CPUs' waits, the test sets; time moves 10 ms a look. */
 type Thread = {execNs: number; runDelayNs: number; runnable: boolean; cpu: number};
@@ -164,4 +164,10 @@ t.test('the /proc reader: this thread, again and again from open files, and the 
 	} else t.equal(self, undefined, 'no schedstat: nothing');
 	t.equal(reader.thread(process.pid, 0x3fffffff), undefined, 'a thread that does not exist');
 	t.ok(reader.now() > 0);
+});
+
+t.test('the kernel lock program: its record type, and the feature bit the agent sets for it (1 << (type - 1))', async (t) => {
+	t.equal(csProgram.recordType, RecordType.cs);
+	t.equal(csProgram.feature, 1 << (csProgram.recordType - 1));
+	t.equal(csProgram.feature, Feature.cs);
 });
