@@ -187,8 +187,7 @@ static void collect_cells(void)
 	last = now;
 	used = __atomic_load_n(&shm.hdr->cells_used, __ATOMIC_ACQUIRE);
 	for (uint32_t i = 0; i < used && i < PVSHM_CELLS; i++) {
-		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm.base + PVSHM_CELLS_OFFSET +
-									      (size_t)i * PVSHM_CELL_SIZE);
+		volatile struct pvshm_cell *c = pvshm_cell(&shm, i);
 		uint32_t tid = __atomic_load_n(&c->owner_tid, __ATOMIC_ACQUIRE);
 
 		if (tid == 0 || syscall(SYS_tgkill, c->owner_tgid, tid, 0) == 0 || errno != ESRCH)

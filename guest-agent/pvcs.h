@@ -132,6 +132,7 @@ static inline int pvcs_init(void)
 	return __atomic_load_n(&pvcs__area, __ATOMIC_ACQUIRE) ? 0 : -ENODEV;
 }
 
+/* Cell i (guest-agent/shm.c has pvshm_cell for the agent; this header links only libc). */
 static inline struct pvshm_cell *pvcs__cell_at(volatile uint8_t *area, unsigned i)
 {
 	return (struct pvshm_cell *)(area + PVSHM_CELLS_OFFSET + (size_t)i * PVSHM_CELL_SIZE);

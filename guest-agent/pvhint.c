@@ -235,8 +235,7 @@ static int attack_cs(struct pvshm *shm)
 	volatile struct pvshm_header *h = shm->hdr;
 
 	for (unsigned i = 0; i < 8; i++) {
-		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
-									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		volatile struct pvshm_cell *c = pvshm_cell(shm, PVSHM_CELLS - 1 - i);
 		c->owner_tid = (i % 2) ? 0xffffffffu : 1u << 22;
 		c->depth = 0xffffffffu;
 		c->cpu = (int32_t)(next_rand() | 0x100);
@@ -245,8 +244,7 @@ static int attack_cs(struct pvshm *shm)
 	}
 	/* Two cells with a plausible owner but a vCPU out of range, and one in range but a huge depth. */
 	for (unsigned i = 8; i < 11; i++) {
-		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
-									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		volatile struct pvshm_cell *c = pvshm_cell(shm, PVSHM_CELLS - 1 - i);
 		c->owner_tid = 4000000 + i;
 		c->owner_tgid = 4000000;
 		c->depth = i == 10 ? 0x7fffffffu : 1;
@@ -263,8 +261,7 @@ static int attack_cs(struct pvshm *shm)
 	}
 	usleep(1000 * 1000);
 	for (unsigned i = 0; i < 11; i++) {
-		volatile struct pvshm_cell *c = (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET +
-									      (PVSHM_CELLS - 1 - i) * PVSHM_CELL_SIZE);
+		volatile struct pvshm_cell *c = pvshm_cell(shm, PVSHM_CELLS - 1 - i);
 		memset((void *)c, 0, sizeof(*c));
 	}
 	for (unsigned v = 0; v < 2; v++) {

@@ -195,3 +195,10 @@ volatile struct pvshm_vcpu_slot *pvshm_slot(struct pvshm *shm, unsigned vcpu)
 		return NULL;
 	return (volatile struct pvshm_vcpu_slot *)(shm->base + PVSHM_SLOTS_OFFSET + vcpu * PVSHM_SLOT_SIZE);
 }
+
+volatile struct pvshm_cell *pvshm_cell(struct pvshm *shm, unsigned i)
+{
+	if (i >= PVSHM_CELLS)
+		return NULL;
+	return (volatile struct pvshm_cell *)(shm->base + PVSHM_CELLS_OFFSET + (size_t)i * PVSHM_CELL_SIZE);
+}

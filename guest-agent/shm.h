@@ -23,6 +23,8 @@ void pvshm_close(struct pvshm *shm);
 int pvshm_append(struct pvshm *shm, uint16_t type, const void *payload, uint16_t len, uint64_t ts_ns);
 /* The feedback slot of a vCPU, or NULL when out of range. */
 volatile struct pvshm_vcpu_slot *pvshm_slot(struct pvshm *shm, unsigned vcpu);
+/* Critical-section cell i, or NULL when out of range. */
+volatile struct pvshm_cell *pvshm_cell(struct pvshm *shm, unsigned i);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t pvshm_now_ns(void);
 
