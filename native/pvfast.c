@@ -43,14 +43,9 @@
 #include "pvrun_shm.h"
 #include "affinity.h"
 #include "pvfast.h"
+#include "rt.h"
 
 #define PVF_MAX_INSTANCES 8
-
-/* Budget: this thread rests in SCHED_FIFO 1 while it uses at most BUDGET_NS
- * of its own CPU time per WINDOW_NS; past that, SCHED_OTHER until the window
- * after (a guest flooding kicks gets a normal thread, not a CPU). */
-#define WINDOW_NS 100000000ull
-#define BUDGET_NS 50000000ull
 #define RECONNECT_MS 100
 
 struct ops {
@@ -85,21 +80,12 @@ struct instance {
 	struct pvf_applied applied[PVF_MAX_APPLIED];
 	uint32_t n_applied;
 	struct pvf_stats stats;
-	/* The thread's own. */
-	int fifo_ok, in_fifo;
-	uint64_t window_start, cpu_at_window;
+	/* The thread's own: SCHED_FIFO within a budget (a guest flooding kicks gets a normal thread, not a CPU). */
+	struct rt_budget rt;
 };
 
 static struct instance instances[PVF_MAX_INSTANCES];
 static pthread_mutex_t instances_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t clock_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static struct instance *get(int h)
 {
@@ -180,7 +166,7 @@ static void write_feedback(struct instance *in, const struct pvf_feedback *f, ui
 	s->state = f->exclusive ? PVSHM_VCPU_EXCLUSIVE : PVSHM_VCPU_FLOATING;
 	s->pcpu = f->exclusive ? f->pcpu : -1;
 	s->hint_tid = f->hint_tid == PVF_RECORD_TID ? tid : f->hint_tid;
-	s->applied_ns = clock_ns(CLOCK_MONOTONIC);
+	s->applied_ns = rt_clock_ns(CLOCK_MONOTONIC);
 	s->record_seq = seq;
 	__atomic_store_n(&s->feedback_seq, fs + 2, __ATOMIC_RELEASE);
 }
@@ -219,7 +205,7 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 			in->stats.pin_errors++;
 		}
 	}
-	a.latency_ns = clock_ns(CLOCK_MONOTONIC) - seen_at;
+	a.latency_ns = rt_clock_ns(CLOCK_MONOTONIC) - seen_at;
 	for (uint32_t i = 0; i < o->n_fb; i++)
 		write_feedback(in, &o->fb[i], tid, seq);
 	in->applied[in->n_applied++] = a;
@@ -301,7 +287,7 @@ static void scan(struct instance *in, uint64_t head, uint64_t seen_at)
  * and look once more (a record that came meanwhile sent no kick). */
 static void on_kick(struct instance *in)
 {
-	uint64_t seen_at = clock_ns(CLOCK_MONOTONIC);
+	uint64_t seen_at = rt_clock_ns(CLOCK_MONOTONIC);
 	struct pvshm_header *hdr = (struct pvshm_header *)in->shm;
 
 	/* pvrun's JavaScript thread holds the lock only inside this library's calls (microseconds). */
@@ -331,37 +317,6 @@ out:
 
 /* ---- the thread ---- */
 
-static void set_fifo(struct instance *in, int on)
-{
-	struct sched_param sp = {.sched_priority = on ? 1 : 0};
-
-	if (!in->fifo_ok || in->in_fifo == on)
-		return;
-	if (sched_setscheduler(0, (on ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp) == 0)
-		in->in_fifo = on;
-	else if (on)
-		in->fifo_ok = 0;
-}
-
-/* After each kick: a new window restores SCHED_FIFO, a used-up one ends it. */
-static void check_budget(struct instance *in)
-{
-	uint64_t now = clock_ns(CLOCK_MONOTONIC), cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-
-	if (now - in->window_start >= WINDOW_NS) {
-		int over = cpu - in->cpu_at_window > BUDGET_NS;
-
-		in->window_start = now;
-		in->cpu_at_window = cpu;
-		if (over && in->in_fifo)
-			__atomic_add_fetch(&in->stats.demotions, 1, __ATOMIC_RELAXED);
-		set_fifo(in, !over);
-	} else if (in->in_fifo && cpu - in->cpu_at_window > BUDGET_NS) {
-		set_fifo(in, 0);
-		__atomic_add_fetch(&in->stats.demotions, 1, __ATOMIC_RELAXED);
-	}
-}
-
 static void try_connect(struct instance *in)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -383,10 +338,7 @@ static void *run(void *arg)
 	struct instance *in = arg;
 	char buf[256];
 
-	in->fifo_ok = 1;
-	in->window_start = clock_ns(CLOCK_MONOTONIC);
-	in->cpu_at_window = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	set_fifo(in, 1);
+	rt_begin(&in->rt);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = in->stop_pipe[0], .events = POLLIN}, {.fd = in->kick_fd, .events = POLLIN}};
 		ssize_t got;
@@ -414,7 +366,7 @@ static void *run(void *arg)
 		/* Wake the JavaScript thread: it drains, logs and publishes the next table. */
 		if (write(in->wake_pipe[1], "k", 1) < 0 && errno != EAGAIN)
 			__atomic_add_fetch(&in->stats.wake_errors, 1, __ATOMIC_RELAXED);
-		check_budget(in);
+		rt_check(&in->rt);
 	}
 	return NULL;
 }
@@ -624,6 +576,7 @@ int pvf_stats(int h, struct pvf_stats *out)
 	pthread_mutex_lock(&in->lock);
 	*out = in->stats;
 	pthread_mutex_unlock(&in->lock);
+	out->demotions = __atomic_load_n(&in->rt.demotions, __ATOMIC_RELAXED);
 	return 0;
 }
 

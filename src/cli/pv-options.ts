@@ -10,7 +10,7 @@ import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
 import {defaultAgentWaitS, type CsMode, type VmConfig} from '../vm/config.js';
 
-const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu', '--pv-agent-wait', '--pv-cs']);
+const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu', '--pv-agent-wait', '--pv-cs', '--pv-cs-feedback']);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 /** Every --pv- option pvrun knows (for --help and its test). */
 export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
@@ -83,6 +83,7 @@ function parseJoined(joined: string[]) {
 				'pv-qemu': {type: 'string', default: 'qemu-system-x86_64'},
 				'pv-agent-wait': {type: 'string', default: String(defaultAgentWaitS)},
 				'pv-cs': {type: 'string', default: 'off'},
+				'pv-cs-feedback': {type: 'string', default: 'auto'},
 			},
 		}).values;
 	} catch (error) {
@@ -107,6 +108,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		qemu: values['pv-qemu'],
 		agentWaitS: seconds('pv-agent-wait', values['pv-agent-wait']),
 		cs: csMode(values['pv-cs']),
+		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
 	};
 	if (values['pv-cpus'] !== undefined) {
 		try {

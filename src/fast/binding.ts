@@ -14,7 +14,7 @@ import {Applied, Phase, TakeHeader, maxApplied, statFields} from './format.js';
 /** Where `make` builds the library. */
 export const fastLibraryPath = path.join(packageRoot, 'native', 'libpvfast.so');
 
-interface FastLib {
+export interface FastLib {
 	pvf_start: KoffiFunc<(shmPath: string, kickPath: string, tgid: number) => number>;
 	pvf_wake_fd: KoffiFunc<(h: number) => number>;
 	pvf_publish: KoffiFunc<(h: number, buf: Uint8Array, len: number) => number>;
@@ -22,12 +22,19 @@ interface FastLib {
 	pvf_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
 	pvf_scan: KoffiFunc<(h: number) => number>;
 	pvf_stop: KoffiFunc<(h: number) => void>;
+	pvs_start: KoffiFunc<(objPath: string, shmPath: string) => number>;
+	pvs_set_vcpus: KoffiFunc<(h: number, tids: Int32Array, n: number) => number>;
+	pvs_sync: KoffiFunc<(h: number) => number>;
+	pvs_watch: KoffiFunc<(h: number, mask: BigUint64Array, words: number) => number>;
+	pvs_read: KoffiFunc<(h: number, out: Uint8Array, n: number) => number>;
+	pvs_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
+	pvs_stop: KoffiFunc<(h: number) => void>;
 }
 
 let loaded: FastLib | string | undefined;
 
-/** The library, or why it cannot be used (loaded once). */
-function fastLib(): FastLib | string {
+/** The library, or why it cannot be used (loaded once); sched.ts uses its pvs_* part. */
+export function fastLib(): FastLib | string {
 	if (loaded !== undefined) return loaded;
 	if (!fs.existsSync(fastLibraryPath)) return (loaded = `${path.relative(process.cwd(), fastLibraryPath) || fastLibraryPath} is not built (run make)`);
 	try {
@@ -41,6 +48,13 @@ function fastLib(): FastLib | string {
 			pvf_stats: fn('int pvf_stats(int h, _Out_ uint8_t *out)'),
 			pvf_scan: fn('int pvf_scan(int h)'),
 			pvf_stop: fn('void pvf_stop(int h)'),
+			pvs_start: fn('int pvs_start(const char *obj_path, const char *shm_path)'),
+			pvs_set_vcpus: fn('int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)'),
+			pvs_sync: fn('int pvs_sync(int h)'),
+			pvs_watch: fn('int pvs_watch(int h, const uint64_t *mask, uint32_t words)'),
+			pvs_read: fn('int pvs_read(int h, _Out_ uint8_t *out, uint32_t n)'),
+			pvs_stats: fn('int pvs_stats(int h, _Out_ uint8_t *out)'),
+			pvs_stop: fn('void pvs_stop(int h)'),
 		};
 	} catch (error) {
 		loaded = `cannot load ${fastLibraryPath}: ${error instanceof Error ? error.message : String(error)}`;

@@ -21,9 +21,13 @@ export interface VmConfig {
 	agentWaitS: number;
 	/** --pv-cs: critical sections off, or observed (docs/critical-sections.md); `act` arrives with boosts. */
 	cs: CsMode;
+	/** --pv-cs-feedback: where the host's view of the vCPU threads comes from (docs/critical-sections.md#the-host-side). */
+	csFeedback: CsFeedback;
 }
 
 export type CsMode = 'off' | 'observe';
+/** `auto`: a host BPF program where the host allows it, else /proc; `bpf`: the same, with a warning when it cannot; `proc`: /proc only. */
+export type CsFeedback = 'auto' | 'bpf' | 'proc';
 
 /** --pv-agent-wait's default: a distribution's guest boots within a minute under TCG on 2 CPUs. */
 export const defaultAgentWaitS = 60;

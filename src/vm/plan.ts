@@ -10,7 +10,7 @@ import {formatCpuList} from '../host/cpus.js';
 import {qemuOptions, userChoseAccel, userSetDebugThreads, vcpuCount} from '../qemu/args.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
-import type {CsMode, VmConfig} from './config.js';
+import type {CsFeedback, CsMode, VmConfig} from './config.js';
 import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import type {HostFacts} from './probe.js';
 
@@ -29,6 +29,8 @@ export interface VmPlan {
 	agentWaitMs: number;
 	/** --pv-cs: critical sections off or observed. */
 	cs: CsMode;
+	/** --pv-cs-feedback: the source of the host's view of the vCPU threads. */
+	csFeedback: CsFeedback;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -77,6 +79,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		place: choosePlace(qemuArgs),
 		agentWaitMs: options.agentWaitS * 1000,
 		cs: options.cs,
+		csFeedback: options.csFeedback,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};

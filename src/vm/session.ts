@@ -15,6 +15,7 @@ import {createShmArea, type ShmArea} from '../shm/area.js';
 import {Header, shmSize, shmVersion} from '../shm/layout.js';
 import {hintTypes, hostFeatures} from '../hints/index.js';
 import {CsObserver, csPeriodMs, csProgram} from '../hints/cs/observer.js';
+import {HostSched} from '../fast/sched.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
@@ -402,18 +403,42 @@ export class HintSession {
 
 	/** Observe critical sections: feedback flags into the slots, time in sections per vCPU (src/hints/cs/). */
 	private startCs(threads: readonly VcpuThread[]): void {
-		this.cs = new CsObserver(this.area, this.qemu.pid, this.reader.counters, (s) => {
-			const busy = s.vcpus.filter((v) => v.csMs > 0);
-			this.log.write(
-				'cs',
-				{...s, vcpus: s.vcpus.map((v) => ({...v}))},
-				busy.length ? `critical sections: ${busy.map((v) => `vCPU ${v.vcpu} ${v.csMs} ms in, ${v.csPreemptedMs} ms of it preempted`).join('; ')}` : undefined,
-			);
-		});
+		const {sched, why} = this.startHostSched();
+		this.cs = new CsObserver(
+			this.area,
+			this.qemu.pid,
+			this.reader.counters,
+			(s) => {
+				const busy = s.vcpus.filter((v) => v.csMs > 0);
+				this.log.write(
+					'cs',
+					{...s, vcpus: s.vcpus.map((v) => ({...v}))},
+					busy.length ? `critical sections: ${busy.map((v) => `vCPU ${v.vcpu} ${v.csMs} ms in, ${v.csPreemptedMs} ms of it preempted`).join('; ')}` : undefined,
+				);
+			},
+			undefined,
+			sched,
+		);
 		this.cs.listener = (s) => void updateCs(this.plan.runDir, s);
 		this.cs.setThreads(threads.map((t) => t.threadId));
 		this.cs.start();
-		this.log.write('cs', {state: 'observe', periodMs: csPeriodMs});
+		this.log.write('cs', {state: 'observe', periodMs: csPeriodMs, feedback: this.cs.feedback, ...(why ? {why} : {})});
+	}
+
+	/**
+	 * The host's view of the vCPU threads from a host BPF program, unless
+	 * --pv-cs-feedback proc; where the host does not allow it (not root, no BTF),
+	 * /proc instead, and why (a warning if the user asked for bpf).
+	 */
+	private startHostSched(): {sched?: HostSched; why?: string} {
+		if (this.plan.csFeedback === 'proc') return {why: '--pv-cs-feedback proc'};
+		try {
+			return {sched: HostSched.start(this.area.path)};
+		} catch (error) {
+			const why = firstLine(error);
+			if (this.plan.csFeedback === 'bpf') this.warn(`--pv-cs-feedback bpf: ${why}; reading /proc every ${csPeriodMs} ms instead`);
+			return {why};
+		}
 	}
 
 	/** The VM is gone: stop everything and remove our files. */

@@ -73,4 +73,11 @@ t.test('--pv-cs off|observe; act is not built yet and says so', async (t) => {
 	});
 	t.throws(() => parsePvOptions(['--pv-cs', 'on']), {message: /Given: "on", Choices: "off", "observe"/, exitCode: 2});
 	t.throws(() => splitArgs(['--pv-cs']), {message: /--pv-cs needs a value/, exitCode: 2});
+
+	t.test('--pv-cs-feedback auto|bpf|proc', async (t) => {
+		t.equal(parsePvOptions([]).csFeedback, 'auto', 'auto by default');
+		t.equal(parsePvOptions(['--pv-cs-feedback', 'proc']).csFeedback, 'proc');
+		t.equal(parsePvOptions(splitArgs(['--pv-cs-feedback=bpf', '-m', '512']).pv).csFeedback, 'bpf');
+		t.throws(() => parsePvOptions(['--pv-cs-feedback', 'ebpf']), {message: /Given: "ebpf", Choices: "auto", "bpf", "proc"/, exitCode: 2});
+	});
 });

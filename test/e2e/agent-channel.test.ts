@@ -17,7 +17,7 @@ import {probeHost} from '../../src/vm/probe.js';
 t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
 	const image = await ensureImage();
 	// pvrun's channel arguments, with the accelerator left to bootGuest.
-	const config = {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off'} as const;
+	const config = {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
 	const plan = planVm(['-accel', 'tcg,thread=multi'], config, probeHost(config), os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);

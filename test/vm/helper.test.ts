@@ -30,7 +30,7 @@ fs.writeSync(1, 'helper ' + helper.pid + '\\n');
 execQemu('sh', ['-c', script], [helper.qemuEnd]);
 `;
 
-const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'sh', agentWaitS: 60, cs: 'off'} as const;
+const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'sh', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
 const facts: HostFacts = {ownCpus: [0], accel: {accel: 'tcg', args: [], reason: 'TCG'}, fastPath: 'off'};
 
 interface Front {

@@ -9,7 +9,7 @@ import {kickPortName} from '../../src/agent/protocol.js';
 import {planVm} from '../../src/vm/plan.js';
 import type {HostFacts} from '../../src/vm/probe.js';
 
-const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off'} as const;
+const options = {accel: 'tcg', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
 const owner = {pid: 4242, cwd: '/srv/vm'};
 const facts: HostFacts = {ownCpus: [0, 1], accel: {accel: 'tcg', args: ['-accel', 'tcg,thread=multi'], reason: 'TCG as requested'}, fastPath: true};
 

@@ -37,7 +37,7 @@ import {Guest, maskOf} from '../helpers/guest-ring.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 
 const ownCpus = getThreadAffinity(0);
-const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off'} as const;
+const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
 const noFastPath = 'off in this test (no kick port)';
 const facts: HostFacts = {ownCpus, accel: {accel: 'tcg', args: ['-accel', 'tcg'], reason: 'TCG as requested'}, fastPath: noFastPath};
 const hex = (): string => crypto.randomBytes(4).toString('hex');

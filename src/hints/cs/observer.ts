@@ -1,12 +1,16 @@
 // Critical sections, observed (--pv-cs observe; docs/critical-sections.md):
-// every 10 ms, look at each vCPU thread's wait for a CPU (schedstat) and at
-// the guest's critical-section cells; write the host feedback flags into the
-// vCPU slots, and count, per vCPU, time inside sections and time preempted
-// while inside one. Logged as `cs` events and shown by `pvrun status`.
+// every 10 ms, look at the guest's critical-section cells and at each vCPU
+// thread's wait for a CPU, and count, per vCPU, time inside sections and time
+// preempted while inside one. The host's view of the threads comes from one of
+// two sources: a host BPF program (src/fast/sched.ts), exact to the switch,
+// whose native thread writes the feedback flags into the slots itself; or,
+// where the host does not allow BPF, /proc, read at each look, and then the
+// observer writes the flags. Logged as `cs` events and shown by `pvrun status`.
 import fs from 'node:fs';
 import type {ShmArea} from '../../shm/area.js';
 import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
 import {Feature, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
+import {waitedNs, type SchedStats, type VcpuSched} from '../../fast/sched.js';
 import {judge, readCells, readKernelWaits, type ThreadSample} from './sample.js';
 
 /** The kernel lock program (bpf/cs.bpf.c): its records update the slots' guest part, through the agent. */
@@ -112,6 +116,33 @@ export class ProcHostReader implements HostReader {
 	}
 }
 
+/** The host BPF source as the observer uses it (HostSched; tests give their own). */
+export interface SchedSource {
+	setVcpus(tids: readonly number[]): void;
+	watch(vcpus: readonly boolean[]): void;
+	sync(): void;
+	read(n: number): VcpuSched[];
+	stats(): SchedStats;
+	stop(): void;
+}
+
+/** Where the host's view of the vCPU threads comes from. */
+export type FeedbackSource = 'bpf' | 'proc';
+
+/** What the host BPF source cost and how fast its flags reached the slots (the `cs` event's `bpf`). */
+export type SchedCost = {
+	/** Its native thread's wake-ups and slot writes. */
+	wakeups: number;
+	writes: number;
+	/** From the switch that changed a vCPU's flags to their write in the slot: mean and max, µs. */
+	delayMeanUs: number;
+	delayMaxUs: number;
+	/** CPU time of its native thread, and of the program on the host's CPUs (runs and µs). */
+	threadUs: number;
+	programRuns: number;
+	programUs: number;
+};
+
 /** Per vCPU, what the observer has counted. */
 export interface CsVcpu {
 	vcpu: number;
@@ -139,11 +170,17 @@ export interface CsSummary {
 	/** Looks taken, and how long they took (µs, the observer's own cost). */
 	looks: number;
 	lookUs: number;
+	/** Where the host's view came from; with `bpf`, what that source cost. */
+	feedback: FeedbackSource;
+	bpf?: SchedCost;
 }
 
 interface Vcpu {
 	tid: number;
 	last?: ThreadSample;
+	/** BPF source: when the last look was, and the thread's wait total then. */
+	lastAtNs?: number;
+	lastWaitNs?: number;
 	lastCpuWait?: number | undefined;
 	csNs: number;
 	csPreemptedNs: number;
@@ -174,7 +211,13 @@ export class CsObserver {
 		private readonly counters: ShmCounters,
 		private readonly log: (summary: CsSummary) => void,
 		private readonly host: HostReader = new ProcHostReader(),
+		private readonly sched?: SchedSource,
 	) {}
+
+	/** Where the host's view of the vCPU threads comes from. */
+	get feedback(): FeedbackSource {
+		return this.sched ? 'bpf' : 'proc';
+	}
 
 	/** The vCPU threads, by vCPU index (after hot-plug too); what was counted for a kept vCPU stays. */
 	setThreads(tids: readonly number[]): void {
@@ -183,6 +226,7 @@ export class CsObserver {
 			const old = this.vcpus[v];
 			return old && old.tid === tid ? old : {tid, csNs: 0, csPreemptedNs: 0, preempted: false, overloaded: false, runDelayNs: 0, klockWaits: 0, klockWaitNs: 0};
 		});
+		this.sched?.setVcpus(this.vcpus.map((x) => x.tid));
 	}
 
 	start(): void {
@@ -195,9 +239,11 @@ export class CsObserver {
 	stop(): CsSummary {
 		clearInterval(this.timer);
 		this.timer = undefined;
-		for (let v = 0; v < this.vcpus.length; v++) this.writeFlags(v, 0, this.vcpus[v]?.runDelayNs ?? 0);
-		this.host.close?.();
 		const s = this.summary();
+		// The BPF source's thread clears the flags it wrote when it stops.
+		if (this.sched) this.sched.stop();
+		else for (let v = 0; v < this.vcpus.length; v++) this.writeFlags(v, 0, this.vcpus[v]?.runDelayNs ?? 0);
+		this.host.close?.();
 		this.log(s);
 		return s;
 	}
@@ -214,29 +260,19 @@ export class CsObserver {
 		kernel.forEach((k, v) => {
 			if (k?.waiting && k.ownerCpu >= 0 && k.ownerCpu !== v) holds[k.ownerCpu] = true;
 		});
+		// The BPF source wakes at once for the vCPUs inside a section; the rest waits for this look.
+		this.sched?.watch(this.vcpus.map((_, v) => Boolean(cells.inSection[v] || holds[v])));
+		this.sched?.sync();
+		const samples = this.sched?.read(this.vcpus.length);
 		for (let v = 0; v < this.vcpus.length; v++) {
 			const x = this.vcpus[v];
 			if (!x) continue;
-			const t = this.host.thread(this.qemuPid, x.tid);
-			if (!t) continue;
-			const cur: ThreadSample = {atNs: this.host.now(), ...t};
-			const cpuWait = cpuWaits.get(t.cpu);
-			x.firstRunDelayNs ??= t.runDelayNs;
-			x.runDelayNs = t.runDelayNs - x.firstRunDelayNs;
-			if (x.last) {
-				// Others' wait on its CPU, when it stayed on one CPU whose figure is known at both looks.
-				const cpuWaitNs = x.last.cpu === cur.cpu && x.lastCpuWait !== undefined && cpuWait !== undefined ? cpuWait - x.lastCpuWait : undefined;
-				const f = judge(x.last, cur, cpuWaitNs);
-				x.preempted = f.preempted;
-				x.overloaded = f.overloaded;
-				if (cells.inSection[v] || holds[v]) {
-					const interval = cur.atNs - x.last.atNs;
-					x.csNs += interval;
-					x.csPreemptedNs += interval * f.waited;
-				}
+			// The part of the interval since the last look that its thread waited for a CPU (ns), when known.
+			const interval = samples ? this.fromSched(x, samples[v]) : this.fromProc(x, cpuWaits);
+			if (interval && (cells.inSection[v] || holds[v])) {
+				x.csNs += interval.ns;
+				x.csPreemptedNs += interval.waitedNs;
 			}
-			x.last = cur;
-			x.lastCpuWait = cpuWait;
 			const k = kernel[v];
 			if (k) {
 				// What the guest's counters grew by since the last look; a counter that went back (an
@@ -247,11 +283,67 @@ export class CsObserver {
 				}
 				x.klockLast = {waits: k.waits, waitNs: k.waitNs};
 			}
-			this.writeFlags(v, (x.preempted ? SlotFlag.vcpuPreempted : 0) | (x.overloaded ? SlotFlag.pcpuOverloaded : 0), x.runDelayNs);
+			if (!samples) this.writeFlags(v, (x.preempted ? SlotFlag.vcpuPreempted : 0) | (x.overloaded ? SlotFlag.pcpuOverloaded : 0), x.runDelayNs);
 		}
 		this.looks++;
 		this.lookNs += this.host.now() - started;
 		this.maybeLog();
+	}
+
+	/** vCPU x from /proc: judge the interval since the last look (the flags follow). */
+	private fromProc(x: Vcpu, cpuWaits: Map<number, number>): {ns: number; waitedNs: number} | undefined {
+		const t = this.host.thread(this.qemuPid, x.tid);
+		if (!t) return undefined;
+		const cur: ThreadSample = {atNs: this.host.now(), ...t};
+		const cpuWait = cpuWaits.get(t.cpu);
+		x.firstRunDelayNs ??= t.runDelayNs;
+		x.runDelayNs = t.runDelayNs - x.firstRunDelayNs;
+		let interval: {ns: number; waitedNs: number} | undefined;
+		if (x.last) {
+			// Others' wait on its CPU, when it stayed on one CPU whose figure is known at both looks.
+			const cpuWaitNs = x.last.cpu === cur.cpu && x.lastCpuWait !== undefined && cpuWait !== undefined ? cpuWait - x.lastCpuWait : undefined;
+			const f = judge(x.last, cur, cpuWaitNs);
+			x.preempted = f.preempted;
+			x.overloaded = f.overloaded;
+			const ns = cur.atNs - x.last.atNs;
+			interval = {ns, waitedNs: ns * f.waited};
+		}
+		x.last = cur;
+		x.lastCpuWait = cpuWait;
+		return interval;
+	}
+
+	/** vCPU x from the BPF source: its flags as the program set them, its wait exact. */
+	private fromSched(x: Vcpu, s: VcpuSched | undefined): {ns: number; waitedNs: number} | undefined {
+		if (!s) return undefined;
+		const now = this.host.now();
+		const waited = waitedNs(s, now);
+		x.preempted = (s.flags & SlotFlag.vcpuPreempted) !== 0;
+		x.overloaded = (s.flags & SlotFlag.pcpuOverloaded) !== 0;
+		x.firstRunDelayNs ??= waited;
+		x.runDelayNs = Math.max(0, waited - x.firstRunDelayNs);
+		let interval: {ns: number; waitedNs: number} | undefined;
+		if (x.lastAtNs !== undefined && x.lastWaitNs !== undefined) {
+			const ns = Math.max(0, now - x.lastAtNs);
+			interval = {ns, waitedNs: Math.min(ns, Math.max(0, waited - x.lastWaitNs))};
+		}
+		x.lastAtNs = now;
+		x.lastWaitNs = waited;
+		return interval;
+	}
+
+	/** What the BPF source cost so far. */
+	private schedCost(sched: SchedSource): SchedCost {
+		const s = sched.stats();
+		return {
+			wakeups: s.wakeups,
+			writes: s.writes,
+			delayMeanUs: s.latN ? Math.round(s.latSumNs / s.latN / 1e3) : 0,
+			delayMaxUs: Math.round(s.latMaxNs / 1e3),
+			threadUs: Math.round(s.threadCpuNs / 1e3),
+			programRuns: s.progRuns,
+			programUs: Math.round(s.progRunNs / 1e3),
+		};
 	}
 
 	summary(): CsSummary {
@@ -272,6 +364,8 @@ export class CsObserver {
 			parks: this.cellsNow.parks,
 			looks: this.looks,
 			lookUs: Math.round(this.lookNs / 1e3),
+			feedback: this.feedback,
+			...(this.sched ? {bpf: this.schedCost(this.sched)} : {}),
 		};
 	}
 
@@ -280,7 +374,7 @@ export class CsObserver {
 		const now = this.host.now();
 		if (now - this.lastLogAt < csLogEveryMs * 1e6) return;
 		const s = this.summary();
-		const key = JSON.stringify({...s, looks: 0, lookUs: 0, vcpus: s.vcpus.map((x) => [x.csMs, x.csPreemptedMs, x.preemptedMs, x.klockWaits])});
+		const key = JSON.stringify({...s, looks: 0, lookUs: 0, bpf: undefined, vcpus: s.vcpus.map((x) => [x.csMs, x.csPreemptedMs, x.preemptedMs, x.klockWaits])});
 		this.lastLogAt = now;
 		if (key === this.lastLogged) return;
 		this.lastLogged = key;

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {CsObserver, ProcHostReader, csProgram, type CsSummary, type HostReader} from '../../../src/hints/cs/observer.js';
+import {CsObserver, ProcHostReader, csProgram, type CsSummary, type HostReader, type SchedSource} from '../../../src/hints/cs/observer.js';
+import {VcpuState, type VcpuSched} from '../../../src/fast/sched.js';
 import {createShmArea} from '../../../src/shm/area.js';
 import {emptyCounters} from '../../../src/shm/counters.js';
 import {Cell, cellsOffset, Feature, Header, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../../src/shm/layout.js';
@@ -170,4 +171,73 @@ t.test('the kernel lock program: its record type, and the feature bit the agent 
 	t.equal(csProgram.recordType, RecordType.cs);
 	t.equal(csProgram.feature, 1 << (csProgram.recordType - 1));
 	t.equal(csProgram.feature, Feature.cs);
+});
+
+t.test('with the host BPF source: its flags and exact waits, and the observer writes no flag', async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-test-bpf-${process.pid}`);
+	const area = createShmArea(file, 2);
+	t.teardown(() => area.remove());
+	const host = fakeHost();
+	const samples: VcpuSched[] = [
+		{state: VcpuState.running, cpu: 0, flags: 0, sinceNs: 0, runNs: 0, waitNs: 0, preemptions: 0},
+		{state: VcpuState.running, cpu: 1, flags: 0, sinceNs: 0, runNs: 0, waitNs: 5e6, preemptions: 0},
+	];
+	const calls: string[] = [];
+	const sched: SchedSource = {
+		setVcpus: (tids) => calls.push(`set ${tids.join(',')}`),
+		sync: () => calls.push('sync'),
+		watch: (v) => calls.push(`watch ${v.map(Number).join('')}`),
+		read: (n) => samples.slice(0, n).map((s) => ({...s})),
+		stats: () => ({
+			wakeups: 4,
+			notices: 4,
+			writes: 4,
+			latN: 2,
+			latSumNs: 300e3,
+			latMaxNs: 200e3,
+			threadCpuNs: 50e3,
+			progRunNs: 20e3,
+			progRuns: 100,
+			demotions: 0,
+		}),
+		stop: () => calls.push('stop'),
+	};
+	const obs = new CsObserver(area, 1, emptyCounters(), () => {}, host, sched);
+	t.equal(obs.feedback, 'bpf');
+	obs.setThreads([41, 42]);
+	t.same(calls, ['set 41,42'], 'the program follows the vCPU threads');
+	obs.look();
+	// vCPU 1 enters a section; 4 ms later its thread is preempted (and stays so): 6 ms of the 10 waited.
+	area.view.setUint32(Header.cellsUsed, 1, true);
+	area.view.setUint32(cellsOffset + Cell.ownerTid, 500, true);
+	area.view.setUint32(cellsOffset + Cell.depth, 1, true);
+	area.view.setInt32(cellsOffset + Cell.cpu, 1, true);
+	samples[1] = {
+		state: VcpuState.preempted,
+		cpu: 1,
+		flags: SlotFlag.vcpuPreempted | SlotFlag.pcpuOverloaded,
+		sinceNs: 4e6,
+		runNs: 4e6,
+		waitNs: 5e6,
+		preemptions: 1,
+	};
+	host.clock += 10e6;
+	area.view.setUint32(slotsOffset + slotSize + Slot.flags, 0x40, true); // the native thread's word: left alone
+	obs.look();
+	const s = obs.summary();
+	t.match(s.vcpus[1], {csMs: 10, csPreemptedMs: 6, preemptedMs: 6, preempted: true, overloaded: true});
+	t.match(s.vcpus[0], {csMs: 0, preemptedMs: 0, preempted: false});
+	t.equal(area.view.getUint32(slotsOffset + slotSize + Slot.flags, true), 0x40, 'the observer does not write the flags');
+	t.same(s.bpf, {wakeups: 4, writes: 4, delayMeanUs: 150, delayMaxUs: 200, threadUs: 50, programRuns: 100, programUs: 20});
+	t.equal(s.feedback, 'bpf');
+	t.equal(calls.filter((c) => c === 'sync').length, 2, 'each look brings the slots up to date through the source');
+	t.same(
+		calls.filter((c) => c.startsWith('watch')),
+		['watch 00', 'watch 01'],
+		'and watches the vCPUs inside a section',
+	);
+	const last = obs.stop();
+	t.same(calls.at(-1), 'stop', 'stop stops the source (its thread clears the flags)');
+	t.equal(area.view.getUint32(slotsOffset + slotSize + Slot.flags, true), 0x40, 'not the observer');
+	t.equal(last.feedback, 'bpf');
 });

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/* The host's view of a VM's vCPU threads, exact to the context switch
+ * (docs/critical-sections.md): load bpf/vcpusched.bpf.o on the host, tell it
+ * which host threads are the VM's vCPUs, and run a thread that sleeps until
+ * the program says a vCPU's feedback flags changed, then writes them into
+ * that vCPU's slot of the shared memory. pvrun's TypeScript observer reads
+ * the program's totals through pvs_read (src/fast/sched.ts).
+ *
+ * The slot's `flags` word is the host's: this thread writes it whole (one
+ * atomic store) with `preempted_ns` and `flags_ns` beside it; the guest may
+ * scribble on them, and the next change overwrites it. Nothing here comes from
+ * the guest: the program watches host threads that pvrun names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pvrun_shm.h"
+#include "pvsched.h"
+#include "rt.h"
+
+_Static_assert(PV_SCHED_MAX_VCPUS == PVSHM_MAX_VCPUS, "one vCPU entry per slot");
+_Static_assert(sizeof(struct pv_sched_area) % 4096 == 0, "the map is mapped whole");
+
+#define MAX_LINKS 8
+#define READ_TRIES 8
+/* The slots are checked at least this often: a guest's scribble on a flags word lasts no longer. */
+#define RESYNC_MS 250
+
+struct sched_instance {
+	int used;
+	pthread_t thread;
+	pthread_mutex_t lock; /* n_vcpus, tids, written, stats */
+	struct bpf_object *obj;
+	struct bpf_link *links[MAX_LINKS];
+	int n_links, vcpu_of_fd, stats_fd, stop_pipe[2];
+	struct ring_buffer *rb;
+	struct pv_sched_area *area;
+	uint8_t *shm;
+	uint32_t n_vcpus;
+	int32_t tids[PV_SCHED_MAX_VCPUS];
+	uint32_t written[PV_SCHED_MAX_VCPUS];
+	struct pvs_stats stats;
+	struct rt_budget rt;
+};
+
+static struct sched_instance sched_instances[PVS_MAX_INSTANCES];
+static pthread_mutex_t sched_instances_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct sched_instance *sched_get(int h)
+{
+	return h >= 0 && h < PVS_MAX_INSTANCES && sched_instances[h].used ? &sched_instances[h] : NULL;
+}
+
+/* libbpf would print to pvrun's stderr, which is the VM's console. */
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	(void)fmt;
+	(void)args;
+	return 0;
+}
+
+/* One vCPU's entry as one consistent copy (the program changes `seq` around each update). */
+static void read_vcpu(const struct pv_sched_area *a, uint32_t v, struct pv_vcpu_sched *out)
+{
+	const struct pv_vcpu_sched *src = &a->vcpu[v];
+
+	for (int i = 0; i < READ_TRIES; i++) {
+		uint32_t seq = __atomic_load_n(&src->seq, __ATOMIC_ACQUIRE);
+
+		memcpy(out, src, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&src->seq, __ATOMIC_RELAXED) == seq && !(seq & 1))
+			return;
+	}
+}
+
+static struct pvshm_vcpu_slot *slot_of(struct sched_instance *in, uint32_t v)
+{
+	return (struct pvshm_vcpu_slot *)(in->shm + PVSHM_SLOTS_OFFSET + (size_t)v * PVSHM_SLOT_SIZE);
+}
+
+/* Write slot v's flags (and the wait total and the time beside them); `woken`:
+ * the thread woke for it, and its delay counts. Called with the lock held. */
+static void write_slot(struct sched_instance *in, uint32_t v, uint32_t flags, uint64_t flags_ns, uint64_t wait_ns, uint64_t now, int woken)
+{
+	struct pvshm_vcpu_slot *s = slot_of(in, v);
+
+	s->preempted_ns = wait_ns;
+	s->flags_ns = flags_ns;
+	__atomic_store_n(&s->flags, flags, __ATOMIC_RELEASE);
+	in->written[v] = flags;
+	in->stats.writes++;
+	if (woken && flags_ns && flags_ns <= now) {
+		uint64_t d = now - flags_ns;
+
+		in->stats.lat_n++;
+		in->stats.lat_sum_ns += d;
+		if (d > in->stats.lat_max_ns)
+			in->stats.lat_max_ns = d;
+	}
+}
+
+/* Bring every slot's flags to what the program says now. */
+static void sync_slots(struct sched_instance *in, int woken)
+{
+	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC);
+	struct pv_vcpu_sched e;
+
+	pthread_mutex_lock(&in->lock);
+	for (uint32_t v = 0; v < in->n_vcpus; v++) {
+		uint32_t f = __atomic_load_n(&in->area->vcpu[v].flags, __ATOMIC_RELAXED);
+
+		if (f == in->written[v] && f == __atomic_load_n(&slot_of(in, v)->flags, __ATOMIC_RELAXED))
+			continue;
+		read_vcpu(in->area, v, &e);
+		if (e.state == PV_VS_PREEMPTED || e.state == PV_VS_WOKEN)
+			e.wait_ns += now > e.since_ns ? now - e.since_ns : 0;
+		write_slot(in, v, e.flags, e.flags_ns, e.wait_ns, now, woken);
+	}
+	pthread_mutex_unlock(&in->lock);
+}
+
+static int on_notice(void *ctx, void *data, size_t size)
+{
+	struct sched_instance *in = ctx;
+
+	(void)data;
+	(void)size;
+	in->stats.notices++;
+	return 0;
+}
+
+static void *sched_run(void *arg)
+{
+	struct sched_instance *in = arg;
+
+	rt_begin(&in->rt);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = in->stop_pipe[0], .events = POLLIN}, {.fd = ring_buffer__epoll_fd(in->rb), .events = POLLIN}};
+
+		int n = poll(p, 2, RESYNC_MS);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (p[1].revents) {
+			pthread_mutex_lock(&in->lock);
+			in->stats.wakeups++;
+			pthread_mutex_unlock(&in->lock);
+			ring_buffer__consume(in->rb);
+		}
+		sync_slots(in, p[1].revents != 0);
+		rt_check(&in->rt);
+	}
+	return NULL;
+}
+
+/* Release what start made, in any state. */
+static void sched_free(struct sched_instance *in)
+{
+	ring_buffer__free(in->rb);
+	for (int i = 0; i < in->n_links; i++)
+		bpf_link__destroy(in->links[i]);
+	if (in->area)
+		munmap(in->area, sizeof(*in->area));
+	bpf_object__close(in->obj);
+	if (in->shm)
+		munmap(in->shm, PVSHM_SIZE);
+	for (int i = 0; i < 2; i++)
+		if (in->stop_pipe[i] >= 0)
+			close(in->stop_pipe[i]);
+	if (in->stats_fd >= 0)
+		close(in->stats_fd);
+	pthread_mutex_lock(&sched_instances_lock);
+	in->used = 0;
+	pthread_mutex_unlock(&sched_instances_lock);
+}
+
+/* Set the program's `self_tgid` (its only read-only global) before load. */
+static int set_self(struct bpf_object *obj)
+{
+	struct bpf_map *rodata = bpf_object__find_map_by_name(obj, ".rodata");
+	uint32_t self = (uint32_t)getpid();
+
+	/* Fails unless the section is exactly that one variable. */
+	return rodata ? bpf_map__set_initial_value(rodata, &self, sizeof(self)) : -EINVAL;
+}
+
+int pvs_start(const char *obj_path, const char *shm_path)
+{
+	struct sched_instance *in;
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	int h, fd, err;
+
+	if (!obj_path || !shm_path)
+		return -EINVAL;
+	pthread_mutex_lock(&sched_instances_lock);
+	for (h = 0; h < PVS_MAX_INSTANCES && sched_instances[h].used; h++)
+		;
+	if (h == PVS_MAX_INSTANCES) {
+		pthread_mutex_unlock(&sched_instances_lock);
+		return -EMFILE;
+	}
+	in = &sched_instances[h];
+	memset(in, 0, sizeof(*in));
+	in->used = 1;
+	pthread_mutex_unlock(&sched_instances_lock);
+	in->stop_pipe[0] = in->stop_pipe[1] = in->vcpu_of_fd = -1;
+	in->stats_fd = -1;
+	libbpf_set_print(quiet);
+
+	fd = open(shm_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	in->shm = mmap(NULL, PVSHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (in->shm == MAP_FAILED) {
+		in->shm = NULL;
+		err = -errno;
+		goto fail;
+	}
+	in->obj = bpf_object__open_file(obj_path, NULL);
+	if (!in->obj) {
+		err = -errno;
+		goto fail;
+	}
+	err = set_self(in->obj);
+	if (err)
+		goto fail;
+	err = bpf_object__load(in->obj);
+	if (err)
+		goto fail;
+	map = bpf_object__find_map_by_name(in->obj, "area");
+	in->vcpu_of_fd = bpf_object__find_map_fd_by_name(in->obj, "vcpu_of");
+	if (!map || in->vcpu_of_fd < 0) {
+		err = -EINVAL;
+		goto fail;
+	}
+	in->area = mmap(NULL, sizeof(*in->area), PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	if (in->area == MAP_FAILED) {
+		in->area = NULL;
+		err = -errno;
+		goto fail;
+	}
+	for (int c = 0; c < PV_SCHED_MAX_CPUS; c++)
+		in->area->cpu[c].vcpu = in->area->cpu[c].self_victim = -1;
+	for (int v = 0; v < PV_SCHED_MAX_VCPUS; v++)
+		in->area->vcpu[v].cpu = -1;
+	in->rb = ring_buffer__new(bpf_object__find_map_fd_by_name(in->obj, "notify"), on_notice, in, NULL);
+	if (!in->rb) {
+		err = -errno;
+		goto fail;
+	}
+	bpf_object__for_each_program(prog, in->obj)
+	{
+		struct bpf_link *link = in->n_links < MAX_LINKS ? bpf_program__attach(prog) : NULL;
+
+		if (!link) {
+			err = in->n_links < MAX_LINKS ? -errno : -E2BIG;
+			goto fail;
+		}
+		in->links[in->n_links++] = link;
+	}
+	/* The program's own cost, for pvs_stats (needs CAP_SYS_ADMIN; without it, 0). */
+	in->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (pipe2(in->stop_pipe, O_CLOEXEC)) {
+		err = -errno;
+		goto fail;
+	}
+	pthread_mutex_init(&in->lock, NULL);
+	err = pthread_create(&in->thread, NULL, sched_run, in);
+	if (err) {
+		pthread_mutex_destroy(&in->lock);
+		err = -err;
+		goto fail;
+	}
+	pthread_setname_np(in->thread, "pvrun-sched");
+	return h;
+fail:
+	sched_free(in);
+	return err < 0 ? err : -EINVAL;
+}
+
+int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)
+{
+	struct sched_instance *in = sched_get(h);
+	int err = 0;
+
+	if (!in || !tids || n > PV_SCHED_MAX_VCPUS)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	for (uint32_t v = 0; v < in->n_vcpus; v++) {
+		uint32_t tid = (uint32_t)in->tids[v];
+
+		if (tid && (v >= n || tids[v] != in->tids[v]))
+			bpf_map_delete_elem(in->vcpu_of_fd, &tid);
+	}
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
+		int32_t tid = v < n ? tids[v] : 0;
+
+		if (tid == in->tids[v])
+			continue;
+		/* Another thread (or none): its history is not this one's. */
+		memset(&in->area->vcpu[v], 0, sizeof(in->area->vcpu[v]));
+		in->area->vcpu[v].cpu = -1;
+		in->tids[v] = tid;
+		if (tid > 0 && bpf_map_update_elem(in->vcpu_of_fd, &tid, &v, BPF_ANY) != 0 && !err)
+			err = -errno;
+	}
+	in->n_vcpus = n;
+	pthread_mutex_unlock(&in->lock);
+	return err;
+}
+
+int pvs_sync(int h)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in)
+		return -EINVAL;
+	sync_slots(in, 0);
+	return 0;
+}
+
+int pvs_watch(int h, const uint64_t *mask, uint32_t words)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in || !mask || words > PV_SCHED_MAX_VCPUS / 64)
+		return -EINVAL;
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
+		__atomic_store_n(&in->area->vcpu[v].watched, v / 64 < words ? (uint32_t)(mask[v / 64] >> (v % 64) & 1) : 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int pvs_read(int h, struct pv_vcpu_sched *out, uint32_t n)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in || !out || n > PV_SCHED_MAX_VCPUS)
+		return -EINVAL;
+	for (uint32_t v = 0; v < n; v++)
+		read_vcpu(in->area, v, &out[v]);
+	return (int)n;
+}
+
+int pvs_stats(int h, struct pvs_stats *out)
+{
+	struct sched_instance *in = sched_get(h);
+	struct bpf_program *prog;
+	clockid_t cid;
+	struct timespec ts;
+
+	if (!in || !out)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	*out = in->stats;
+	pthread_mutex_unlock(&in->lock);
+	out->demotions = __atomic_load_n(&in->rt.demotions, __ATOMIC_RELAXED);
+	if (pthread_getcpuclockid(in->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+		out->thread_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	bpf_object__for_each_program(prog, in->obj)
+	{
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+			out->prog_run_ns += info.run_time_ns;
+			out->prog_runs += info.run_cnt;
+		}
+	}
+	return 0;
+}
+
+void pvs_stop(int h)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in)
+		return;
+	if (write(in->stop_pipe[1], "s", 1) < 0) {
+		/* cannot happen with an empty pipe; the join below would wait */
+	}
+	pthread_join(in->thread, NULL);
+	for (int i = 0; i < in->n_links; i++)
+		bpf_link__destroy(in->links[i]);
+	in->n_links = 0;
+	/* No thread writes them now: the guest sees no feedback rather than a stale one. */
+	for (uint32_t v = 0; v < in->n_vcpus; v++)
+		__atomic_store_n(&slot_of(in, v)->flags, 0, __ATOMIC_RELEASE);
+	pthread_mutex_destroy(&in->lock);
+	sched_free(in);
+}

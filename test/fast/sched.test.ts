@@ -1,0 +1,167 @@
+// The host's view of vCPU threads from a host BPF program (bpf/vcpusched.bpf.c
+// loaded by native/pvsched.c): first the TypeScript mirror against the
+// headers, then the real program on this host, no QEMU: a busy process pinned
+// to CPU 0 stands in for a vCPU thread, a SCHED_FIFO loop on CPU 0 preempts
+// it, and the test reads the slot's flags where the guest would (the shared
+// memory) and the program's totals where the observer would.
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import t from 'tap';
+import {fastPathAvailable} from '../../src/fast/binding.js';
+import {HostSched, VcpuSchedLayout, VcpuState, schedMaxVcpus, schedObjectPath, schedStatFields, waitedNs} from '../../src/fast/sched.js';
+import {Slot, SlotFlag, slotSize, slotsOffset} from '../../src/shm/layout.js';
+import {cProbeNumbers} from '../helpers/c-probe.js';
+import {area} from '../helpers/guest-ring.js';
+
+const probe = `
+#include <stdio.h>
+#include <stddef.h>
+#include "../bpf/vcpusched.h"
+#include "pvsched.h"
+#define P(name, value) printf("%s %lld\\n", name, (long long)(value))
+#define F(s, m) P(#s "." #m, offsetof(struct s, m))
+int main(void) {
+	P("maxVcpus", PV_SCHED_MAX_VCPUS);
+	P("state.sleeping", PV_VS_SLEEPING); P("state.running", PV_VS_RUNNING); P("state.preempted", PV_VS_PREEMPTED); P("state.woken", PV_VS_WOKEN);
+	P("sizeof.pv_vcpu_sched", sizeof(struct pv_vcpu_sched)); P("sizeof.pvs_stats", sizeof(struct pvs_stats));
+	F(pv_vcpu_sched, seq); F(pv_vcpu_sched, state); F(pv_vcpu_sched, cpu); F(pv_vcpu_sched, flags); F(pv_vcpu_sched, since_ns);
+	F(pv_vcpu_sched, run_ns); F(pv_vcpu_sched, wait_ns); F(pv_vcpu_sched, preemptions); F(pv_vcpu_sched, flags_ns); F(pv_vcpu_sched, by_self); F(pv_vcpu_sched, watched);
+	F(pvs_stats, wakeups); F(pvs_stats, notices); F(pvs_stats, writes); F(pvs_stats, lat_n); F(pvs_stats, lat_sum_ns);
+	F(pvs_stats, lat_max_ns); F(pvs_stats, thread_cpu_ns); F(pvs_stats, prog_run_ns); F(pvs_stats, prog_runs); F(pvs_stats, demotions);
+	return 0;
+}
+`;
+
+t.test('src/fast/sched.ts matches bpf/vcpusched.h and native/pvsched.h', async (t) => {
+	const c = await cProbeNumbers(t, probe, 'native');
+	const L = VcpuSchedLayout;
+	const expect: Array<[string, number]> = [
+		['maxVcpus', schedMaxVcpus],
+		['state.sleeping', VcpuState.sleeping],
+		['state.running', VcpuState.running],
+		['state.preempted', VcpuState.preempted],
+		['state.woken', VcpuState.woken],
+		['sizeof.pv_vcpu_sched', L.size],
+		['sizeof.pvs_stats', schedStatFields.length * 8],
+		...(
+			[
+				['seq', L.seq],
+				['state', L.state],
+				['cpu', L.cpu],
+				['flags', L.flags],
+				['since_ns', L.sinceNs],
+				['run_ns', L.runNs],
+				['wait_ns', L.waitNs],
+				['preemptions', L.preemptions],
+				['flags_ns', L.flagsNs],
+				['by_self', L.bySelf],
+				['watched', L.watched],
+			] as const
+		).map(([m, o]) => [`pv_vcpu_sched.${m}`, o] as [string, number]),
+		...['wakeups', 'notices', 'writes', 'lat_n', 'lat_sum_ns', 'lat_max_ns', 'thread_cpu_ns', 'prog_run_ns', 'prog_runs', 'demotions'].map(
+			(m, i) => [`pvs_stats.${m}`, i * 8] as [string, number],
+		),
+	];
+	for (const [key, value] of expect) t.equal(c.get(key), value, key);
+	t.equal(c.size, expect.length, 'every probed value is compared');
+});
+
+t.test('waitedNs counts the wait in progress', async (t) => {
+	const v = {state: VcpuState.preempted, cpu: 0, flags: 0, sinceNs: 1000, runNs: 5, waitNs: 100, preemptions: 1};
+	t.equal(waitedNs(v, 1500), 600);
+	t.equal(waitedNs({...v, state: VcpuState.running}, 1500), 100);
+	t.equal(waitedNs(v, 500), 100, 'a clock behind the state adds nothing');
+});
+
+const why =
+	process.getuid?.() !== 0
+		? 'loading BPF on the host needs root'
+		: fastPathAvailable() !== true
+			? String(fastPathAvailable())
+			: !fs.existsSync(schedObjectPath)
+				? 'bpf/vcpusched.bpf.o is not built (run make)'
+				: !fs.existsSync('/sys/kernel/btf/vmlinux')
+					? 'the host kernel has no BTF'
+					: false;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a vCPU thread preempted on the host: flagged in its slot at once, counted exactly', {skip: why}, async (t) => {
+	const shm = area(t, 2);
+	const sched = HostSched.start(shm.path);
+	t.teardown(() => sched.stop());
+	// The stand-in vCPU 0: a busy loop on CPU 0.
+	const busy = spawn('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
+	t.teardown(() => void busy.kill('SIGKILL'));
+	await sleep(100); // taskset has exec'd the shell: the pid is the busy thread
+	sched.setVcpus([busy.pid ?? 0, 0]);
+	sched.watch([true, false]); // as if a guest thread on vCPU 0 were inside a section
+	await sleep(100);
+	// A thread that runs alone is seen at its first switch: before may be all zeros.
+	const before = sched.read(2)[0];
+	const flags = () => Atomics.load(shm.u32, (slotsOffset + Slot.flags) / 4);
+
+	// A real-time loop on CPU 0 for 400 ms: the busy thread is runnable and gets no CPU.
+	const hog = spawn('timeout', ['-s', 'KILL', '0.4', 'taskset', '-c', '0', 'chrt', '-f', '1', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
+	t.teardown(() => void hog.kill('SIGKILL'));
+	const until = Date.now() + 3000;
+	while (Date.now() < until && !(flags() & SlotFlag.vcpuPreempted)) await sleep(2);
+	const seen = flags();
+	t.ok(seen & SlotFlag.vcpuPreempted, 'vcpu_preempted appears in the slot while the loop runs');
+	t.ok(seen & SlotFlag.pcpuOverloaded, 'and pcpu_overloaded with it');
+	await new Promise((r) => hog.once('exit', r));
+	const clearBy = Date.now() + 2000;
+	while (Date.now() < clearBy && flags() & SlotFlag.vcpuPreempted) await sleep(2);
+	t.notOk(flags() & SlotFlag.vcpuPreempted, 'and leaves it when the loop ends');
+
+	const after = sched.read(2)[0];
+	t.ok(after, 'read after');
+	if (!before || !after) return;
+	t.ok(after.preemptions > before.preemptions, `preemptions counted (${before.preemptions} → ${after.preemptions})`);
+	const waited = waitedNs(after, Number(process.hrtime.bigint())) - before.waitNs;
+	t.ok(waited >= 250e6, `the wait is counted: ${Math.round(waited / 1e6)} ms of the loop's 400`);
+	const slotWait = Number(shm.view.getBigUint64(slotsOffset + Slot.preemptedNs, true));
+	t.ok(slotWait >= 250e6, `the slot's preempted_ns has it too (${Math.round(slotWait / 1e6)} ms)`);
+	t.equal(sched.read(2)[1]?.state, VcpuState.sleeping, 'a vCPU with no thread stays as it was');
+	t.equal(Atomics.load(shm.u32, (slotsOffset + slotSize + Slot.flags) / 4), 0, 'and its slot is not written');
+
+	const s = sched.stats();
+	t.ok(s.wakeups >= 2 && s.writes >= 2, `the thread woke for the changes (${s.wakeups} wakeups, ${s.writes} writes)`);
+	t.ok(
+		s.latN > 0 && s.latMaxNs < 1e9,
+		`the delay from the switch to the slot is counted (mean ${Math.round(s.latSumNs / s.latN / 1e3)} µs, max ${Math.round(s.latMaxNs / 1e3)} µs)`,
+	);
+	t.ok(s.progRuns > 0, `the program's own cost is counted (${s.progRuns} runs, ${Math.round(s.progRunNs / 1e3)} µs)`);
+
+	// Its own wake-ups preempt threads too, vCPUs among them: they must not wake it again. Each
+	// wake-up must come from a real preemption of the thread (its start and its end), however
+	// busy the machine is; a loop would wake it thousands of times.
+	const quiet = sched.stats().wakeups;
+	const preempted = sched.read(1)[0]?.preemptions ?? 0;
+	await sleep(300);
+	const more = sched.stats().wakeups - quiet;
+	const real = (sched.read(1)[0]?.preemptions ?? 0) - preempted;
+	t.ok(more <= 2 * real + 4 && more < 300, `no wake-up for its own doing: ${more} wakeups, ${real} preemptions in 300 ms`);
+
+	// Unwatched (no section on it): its preemption wakes nobody, and reaches the slot with the next sync.
+	sched.watch([false, false]);
+	const woke = sched.stats().wakeups;
+	const hog2 = spawn('timeout', ['-s', 'KILL', '0.3', 'taskset', '-c', '0', 'chrt', '-f', '1', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
+	t.teardown(() => void hog2.kill('SIGKILL'));
+	await sleep(150);
+	sched.sync();
+	t.ok(flags() & SlotFlag.vcpuPreempted, 'an unwatched vCPU: flagged by the sync');
+	await new Promise((r) => hog2.once('exit', r));
+	t.ok(sched.stats().wakeups - woke < 5, `and its thread did not wake for it (${sched.stats().wakeups - woke} wakeups)`);
+
+	// Stopped: the flags are cleared and the threads' switches change nothing more.
+	sched.stop();
+	t.equal(flags(), 0, 'stop clears the flags');
+	t.same(sched.read(2), [], 'a stopped source reads nothing');
+});
+
+t.test('HostSched.start: a bad object is one clear error', {skip: why}, async (t) => {
+	const shm = area(t, 2);
+	t.throws(() => HostSched.start(shm.path, '/nonexistent/vcpusched.bpf.o'), /cannot load the host scheduler program: ENOENT/);
+	t.throws(() => HostSched.start('/nonexistent/shm', schedObjectPath), /cannot load the host scheduler program: ENOENT/);
+});
