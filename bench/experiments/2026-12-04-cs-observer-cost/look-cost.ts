@@ -1,6 +1,7 @@
 // The critical-section observer's cost per look on this host: a real area,
 // `threads` busy threads of this process standing in for vCPU threads, and
-// the /proc reader (opened files) against reading each file anew.
+// the /proc reader (opened files) against reading each file anew, and (as
+// root) the host BPF source (src/fast/sched.ts), which reads no /proc file.
 // Run: node --import=tsx bench/experiments/2026-12-04-cs-observer-cost/look-cost.ts [threads]
 import fs from 'node:fs';
 import {Worker} from 'node:worker_threads';
@@ -8,6 +9,7 @@ import {CsObserver, ProcHostReader, type HostReader} from '../../../src/hints/cs
 import {createShmArea} from '../../../src/shm/area.js';
 import {emptyCounters} from '../../../src/shm/counters.js';
 import {procStatFields} from '../../../src/host/proc.js';
+import {HostSched} from '../../../src/fast/sched.js';
 
 const n = Number(process.argv[2] ?? 2);
 const looks = 3000;
@@ -56,6 +58,16 @@ try {
 			const us = Number(process.hrtime.bigint() - t0) / 1e3 / looks;
 			obs.stop();
 			console.log(`rep ${rep} ${name}: ${n} threads, ${us.toFixed(1)} µs per look (${((us / 10_000) * 100).toFixed(2)} % of a CPU at one look per 10 ms)`);
+		}
+	if (process.getuid?.() === 0)
+		for (const rep of [1, 2, 3]) {
+			const obs = new CsObserver(area, process.pid, emptyCounters(), () => {}, undefined, HostSched.start(area.path));
+			obs.setThreads(tids);
+			const t0 = process.hrtime.bigint();
+			for (let i = 0; i < looks; i++) obs.look();
+			const us = Number(process.hrtime.bigint() - t0) / 1e3 / looks;
+			obs.stop();
+			console.log(`rep ${rep} bpf source: ${n} threads, ${us.toFixed(1)} µs per look (${((us / 10_000) * 100).toFixed(2)} % of a CPU at one look per 10 ms)`);
 		}
 } finally {
 	area.remove();
