@@ -3,13 +3,16 @@
  * (the lock:contention_begin/end tracepoints, Linux 5.19 and later), with the
  * owner where the lock records one (a mutex; an rwsem held by a writer). One
  * record when a wait begins and one when it ends; the guest agent keeps the
- * vCPU's slot up to date from them (docs/critical-sections.md). */
+ * vCPU's slot up to date from them. And the thread each vCPU runs, from
+ * sched_switch: one store in a memory-mappable map per switch, no record; the
+ * agent copies it into the slots (docs/critical-sections.md). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "cs.h"
 #include "events.h"
+#include "pvrun_shm.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,6 +41,16 @@ struct {
 	__type(key, int);
 	__type(value, struct wait);
 } waits SEC(".maps");
+
+/* The thread each vCPU runs now (0: its idle task), by vCPU; the agent maps it.
+ * 64-bit values: a mapped array keeps its elements 8 bytes apart anyway. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, PVSHM_MAX_VCPUS);
+	__type(key, __u32);
+	__type(value, __u64);
+} current SEC(".maps");
 
 /* The guest agent's process: its own waits are not reported (they would wake it). */
 const volatile __u32 agent_tgid = 0;
@@ -128,5 +141,16 @@ int BPF_PROG(cs_end, void *lock, int ret)
 		bpf_ringbuf_submit(e, 0);
 	}
 	w->since = 0;
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(cs_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 *tid = bpf_map_lookup_elem(&current, &cpu);
+
+	if (tid)
+		*tid = next->pid;
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -53,6 +54,10 @@ struct prog {
 	int ringbuf_fd;
 	struct relay *relays;
 	int nr_relays;
+	/* The program's `current` map (the thread each vCPU runs), mapped read-only; NULL if it has none. */
+	const volatile uint64_t *current;
+	uint32_t current_n;
+	size_t current_len;
 };
 
 /* Producers into the shared ring: the main thread and the relay threads. */
@@ -105,7 +110,6 @@ static int apply_cs(const void *data, size_t size)
 	__atomic_store_n(&s->guest_seq, seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	if (e->kind == PV_CS_LOCK_BEGIN) {
-		s->cur_tid = e->tid;
 		s->klock_owner_tid = e->owner_tid;
 		s->klock_owner_cpu = e->owner_cpu;
 		s->klock_since_ns = e->ts_ns;
@@ -279,6 +283,8 @@ static void destroy(struct prog *p)
 	stop_relays(p);
 	for (i = 0; i < p->nr_links; i++)
 		bpf_link__destroy(p->links[i]);
+	if (p->current)
+		munmap((void *)p->current, p->current_len);
 	bpf_object__close(p->obj);
 	memset(p, 0, sizeof(*p));
 	p->ringbuf_fd = -1;
@@ -341,6 +347,26 @@ static void set_agent_tgid(struct bpf_object *obj)
 		}
 	}
 	free(data);
+}
+
+/* A program that names the thread each vCPU runs (an mmap-able array `current`
+ * of u64 by CPU, written at each switch): map it for progs_publish_current. */
+static void map_current(struct prog *p)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, "current");
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), len;
+	void *mem;
+
+	if (!m || bpf_map__type(m) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(m) & BPF_F_MMAPABLE) ||
+	    bpf_map__value_size(m) != sizeof(uint64_t))
+		return;
+	len = ((size_t)bpf_map__max_entries(m) * sizeof(uint64_t) + page - 1) / page * page;
+	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+	if (mem == MAP_FAILED)
+		return;
+	p->current = mem;
+	p->current_n = bpf_map__max_entries(m);
+	p->current_len = len;
 }
 
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
@@ -420,6 +446,7 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 			break;
 		}
 	}
+	map_current(p);
 	p->id = next_id++;
 	err = rebuild_rb();
 	if (err) {
@@ -470,6 +497,34 @@ unsigned progs_list(struct pvag_prog_info *out, unsigned max)
 		n++;
 	}
 	return n;
+}
+
+int progs_have_current(void)
+{
+	for (int i = 0; i < PVAGENT_MAX_PROGS; i++)
+		if (progs[i].id && progs[i].current)
+			return 1;
+	return 0;
+}
+
+void progs_publish_current(void)
+{
+	for (int i = 0; i < PVAGENT_MAX_PROGS; i++) {
+		const struct prog *p = &progs[i];
+
+		if (!p->id || !p->current)
+			continue;
+		for (uint32_t cpu = 0; cpu < p->current_n; cpu++) {
+			volatile struct pvshm_vcpu_slot *s = pvshm_slot(out_shm, cpu);
+			uint32_t tid;
+
+			if (!s)
+				break;
+			tid = (uint32_t)p->current[cpu];
+			if (__atomic_load_n(&s->cur_tid, __ATOMIC_RELAXED) != tid)
+				__atomic_store_n(&s->cur_tid, tid, __ATOMIC_RELAXED);
+		}
+	}
 }
 
 int progs_epoll_fd(unsigned *generation)

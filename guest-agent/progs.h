@@ -28,6 +28,10 @@ unsigned progs_list(struct pvag_prog_info *out, unsigned max);
  * or -1; `generation` changes whenever that fd was replaced (even by one with
  * the same number), so the caller knows to register it again. */
 int progs_epoll_fd(unsigned *generation);
+/* Whether a loaded program names the thread each vCPU runs (cs.bpf.c's `current` map). */
+int progs_have_current(void);
+/* Copy that into each vCPU slot's cur_tid (one 32-bit store each, outside guest_seq). */
+void progs_publish_current(void);
 /* Relay everything waiting; returns records relayed. */
 int progs_drain(void);
 

@@ -38,6 +38,8 @@
 #define KICK_PORT_NAME PVAG_KICK_PORT_NAME
 #define KICK_PORT_RETRY_NS 1000000000ull
 #define RECONNECT_MS 100
+/* How often the thread each vCPU runs is copied into the slots (the host looks every 10 ms). */
+#define CURRENT_MS 10
 
 static struct pvshm shm;
 static struct pvagent_stats_counters counters;
@@ -536,10 +538,13 @@ int main(int argc, char **argv)
 				in_len = 0;
 			}
 		}
-		n = epoll_wait(ep, events, 8, port_in_epoll ? 1000 : RECONNECT_MS);
+		/* While a program names the thread each vCPU runs (the host observes critical
+		 * sections), publish it at the host's pace: every CURRENT_MS. */
+		n = epoll_wait(ep, events, 8, !port_in_epoll ? RECONNECT_MS : progs_have_current() ? CURRENT_MS : 1000);
 		if (n < 0 && errno != EINTR)
 			return 1;
 		collect_cells();
+		progs_publish_current();
 		for (i = 0; i < n; i++) {
 			if (events[i].data.fd == rb_fd) {
 				progs_drain();

@@ -72,6 +72,11 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 		t.equal(v0.getUint32(base + Cell.ownerTid, true), Number(tid), 'the cell names the guest thread');
 		t.equal(v0.getUint32(base + Cell.depth, true), 1, 'inside one section');
 		t.equal(v0.getInt32(base + Cell.cpu, true), 1, 'on vCPU 1');
+		const running = await within(3000, () => view().getUint32(slotsOffset + slotSize + Slot.curTid, true) === Number(tid), 5);
+		t.ok(
+			running >= 0,
+			`vCPU 1's slot names the thread it runs (the guest's sched_switch, copied by the agent): ${[0, 1].map((c) => view().getUint32(slotsOffset + c * slotSize + Slot.curTid, true)).join(', ')} for ${tid}`,
+		);
 
 		// Make vCPU 1's host thread wait: alone on CPU 1 with a real-time busy loop (SCHED_FIFO 1)
 		// for 2 s. Nice would not do: with autogroups (Debian's default) the loop's session and

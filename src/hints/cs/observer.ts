@@ -11,7 +11,7 @@ import type {ShmArea} from '../../shm/area.js';
 import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
 import {Feature, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
 import {waitedNs, type SchedStats, type VcpuSched} from '../../fast/sched.js';
-import {judge, readCells, readKernelWaits, type ThreadSample} from './sample.js';
+import {judge, readCells, readKernelWaits, readRunningThreads, type ThreadSample} from './sample.js';
 
 /** The kernel lock program (bpf/cs.bpf.c): its records update the slots' guest part, through the agent. */
 export const csProgram = {name: 'cs', recordType: RecordType.cs, feature: Feature.cs, program: 'cs.bpf.o'} as const;
@@ -252,7 +252,7 @@ export class CsObserver {
 	look(): void {
 		const started = this.host.now();
 		const cpuWaits = this.host.cpuWaits();
-		const cells = readCells(this.area.view, this.area.nrVcpus, this.counters);
+		const cells = readCells(this.area.view, this.area.nrVcpus, this.counters, readRunningThreads(this.area.view, this.area.nrVcpus));
 		this.cellsNow = cells;
 		// A vCPU is inside a kernel critical section when another vCPU waits for a lock it holds.
 		const kernel = readKernelWaits(this.area.view, this.area.nrVcpus, this.counters);

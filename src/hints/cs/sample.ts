@@ -78,11 +78,32 @@ function counter(view: DataView, offset: number): number {
 }
 
 /**
+ * The guest thread each vCPU runs now, as the guest agent copies it from the
+ * guest's sched_switch into the slots' `cur_tid` (every 10 ms): thread id →
+ * vCPU. Ids that are no thread id (0 is idle) are left out, and so is an id
+ * that two slots name (a guest's scribble: neither is believed).
+ */
+export function readRunningThreads(view: DataView, nrVcpus: number): Map<number, number> {
+	const running = new Map<number, number>();
+	const twice = new Set<number>();
+	for (let v = 0; v < nrVcpus; v++) {
+		const tid = view.getUint32(slotsOffset + v * slotSize + Slot.curTid, true);
+		if (tid === 0 || tid >= pidLimit) continue;
+		if (running.has(tid)) twice.add(tid);
+		running.set(tid, v);
+	}
+	for (const tid of twice) running.delete(tid);
+	return running;
+}
+
+/**
  * Read the cells below the header's `cells_used` (at most 1024). A cell whose
  * owner is not a thread id, or whose thread is inside a section on a vCPU the
- * VM does not have, is counted in `badCell` and otherwise ignored.
+ * VM does not have, is counted in `badCell` and otherwise ignored. A thread
+ * that `running` (readRunningThreads) places on a vCPU counts there, wherever
+ * its section began: it may have migrated inside it.
  */
-export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters): CellsView {
+export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters, running?: ReadonlyMap<number, number>): CellsView {
 	const out: CellsView = {
 		inSection: new Array<boolean>(nrVcpus).fill(false),
 		waiting: new Array<number>(nrVcpus).fill(0),
@@ -108,11 +129,12 @@ export function readCells(view: DataView, nrVcpus: number, counters: ShmCounters
 		const depth = view.getUint32(base + Cell.depth, true);
 		const waiting = view.getUint32(base + Cell.waiting, true) !== 0;
 		if (depth === 0 && !waiting) continue;
-		const cpu = view.getInt32(base + Cell.cpu, true);
-		if (cpu < 0 || cpu >= nrVcpus) {
+		const began = view.getInt32(base + Cell.cpu, true);
+		if (began < 0 || began >= nrVcpus) {
 			bad++;
 			continue;
 		}
+		const cpu = running?.get(tid) ?? began;
 		if (depth > 0) out.inSection[cpu] = true;
 		if (waiting) out.waiting[cpu] = (out.waiting[cpu] ?? 0) + 1;
 	}

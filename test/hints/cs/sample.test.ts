@@ -1,7 +1,7 @@
 // The host's judgement of a vCPU between two looks, and the reading of the
 // guest's critical-section cells, hostile values included.
 import t from 'tap';
-import {judge, readCells, readKernelWaits, type ThreadSample} from '../../../src/hints/cs/sample.js';
+import {judge, readCells, readKernelWaits, readRunningThreads, type ThreadSample} from '../../../src/hints/cs/sample.js';
 import {emptyCounters} from '../../../src/shm/counters.js';
 import {Cell, cellCount, cellSize, cellsOffset, Header, shmSize, Slot, slotSize, slotsOffset} from '../../../src/shm/layout.js';
 
@@ -58,6 +58,32 @@ t.test('readCells: sections and waiters per vCPU, sums over owned cells', async 
 	});
 	t.same(readCells(v, 2, counters), {inSection: [false, true], waiting: [1, 0], used: 3, enters: 9, lockWaits: 2, parks: 1});
 	t.equal(counters.badCell, 0);
+});
+
+t.test('readRunningThreads: the thread each vCPU runs; a section counts where its thread runs now', async (t) => {
+	const v = area(1, {0: {ownerTid: 100, ownerTgid: 100, depth: 1, cpu: 1}});
+	const cur = (vcpu: number, tid: number) => v.setUint32(slotsOffset + vcpu * slotSize + Slot.curTid, tid, true);
+	t.same([...readRunningThreads(v, 3)], [], 'nothing published: all idle or unknown');
+	cur(0, 100);
+	cur(1, 7);
+	cur(2, 1 << 22);
+	t.same(
+		[...readRunningThreads(v, 3)],
+		[
+			[100, 0],
+			[7, 1],
+		],
+		'thread id → vCPU; an impossible id is left out',
+	);
+	t.same(
+		readCells(v, 3, emptyCounters(), readRunningThreads(v, 3)).inSection,
+		[true, false, false],
+		'the section began on vCPU 1; its thread runs on vCPU 0 now',
+	);
+	t.same(readCells(v, 3, emptyCounters()).inSection, [false, true, false], 'without the running threads: where it began');
+	cur(1, 100);
+	t.same([...readRunningThreads(v, 3)], [], 'one thread on two vCPUs (a scribble): neither is believed');
+	t.same(readCells(v, 3, emptyCounters(), readRunningThreads(v, 3)).inSection, [false, true, false], 'and the section stays where it began');
 });
 
 t.test('readCells: hostile cells change nothing but the badCell counter', async (t) => {
