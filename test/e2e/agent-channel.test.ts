@@ -1,6 +1,7 @@
-// End to end, the agent channel against a real guest: hello, load, list,
-// stats, ping, a load the verifier/libbpf rejects (the error carries the log),
-// unload — and the agent surviving the host side going away and coming back.
+// End to end, the agent channel against a real guest: an area in the old
+// layout (v1) told apart and left alone, then hello, load, list, stats, ping,
+// a load the verifier/libbpf rejects (the error carries the log), unload — and
+// the agent surviving the host side going away and coming back.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,10 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 	const plan = planVm(['-accel', 'tcg,thread=multi'], config, probeHost(config), os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);
+	// First as a pvrun of layout v1 left it: version 1, none of v2's cell fields.
+	area.view.setUint16(Header.version, 1, true);
+	for (const f of [Header.cellsOffset, Header.cells, Header.cellSize]) area.view.setUint32(f, 0, true);
+	const v1 = Buffer.from(area.view.buffer, area.view.byteOffset, shmSize).toString('base64');
 	// The guest re-pins its shell every 0.2 s, so a loaded affinity program produces records.
 	const guest = bootGuest({
 		kernel: image.kernel,
@@ -40,6 +45,17 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 
 	const first = await AgentClient.connect(plan.agentSocket, 10_000);
 	clients.push(first);
+	const old = await first.hello(shmSize, 10_000);
+	t.notOk(old.shmOk, 'a v1 area: the v2 agent does not map it');
+	t.equal(old.shmVersion, 2, 'and says which layout it speaks');
+	t.match(
+		guest.lines.filter((l) => l.includes('layout v1')),
+		[/^pvagent: pvrun's shared memory \(.+\) is layout v1, this agent speaks v2: use the agent of the host's pvrun/],
+		'one clear line on the guest console for each look at it',
+	);
+	t.equal(Buffer.from(area.view.buffer, area.view.byteOffset, shmSize).toString('base64'), v1, 'nothing in the v1 area was read as v2 and written to');
+	// The host of this layout takes the area over (pvrun rewrites its header): the next hello maps it.
+	area.restoreHeader();
 	const hello = await first.hello(shmSize, 10_000);
 	t.equal(hello.version, 1, 'protocol version 1');
 	t.ok(hello.shmOk, 'the agent mapped and validated the shared memory');
