@@ -89,7 +89,7 @@ struct pvshm_vcpu_slot {
 	/* Guest part, written by the guest agent from what its BPF programs see in the
 	 * guest kernel; seqlock-style: guest_seq is odd while the agent writes. */
 	__u32 guest_seq;      /*   0 */
-	__u32 cur_tid;        /*   4: guest thread the vCPU runs (sched_switch, copied every 10 ms; one store, outside guest_seq), 0 = idle/unknown */
+	__u32 cur_tid;        /*   4: guest thread the vCPU runs (sched_switch; copied every 10 ms in a section, else 1 s; one store, outside guest_seq), 0 = idle/unknown */
 	__u32 klock_waiting;  /*   8: 1 while a kernel lock wait is in progress on this vCPU */
 	__u32 klock_owner_tid; /* 12: the lock's owner when the kernel knows it (mutex, rwsem), 0 = unknown */
 	__u64 klock_since_ns; /*  16: guest CLOCK_MONOTONIC when the wait in progress began */
