@@ -6,7 +6,8 @@
 // the machine's drift; `--workload sleeper` runs scenario a's sleeper instead
 // (`pvwork sleeper -c 0 -p 1000 -b 3`), whose rare stalls need many VMs to
 // count; `--workload pingpong` runs the matrix's ping-pong (`pvwork pingpong
-// -a 0 -c 1`, busy threads on the other vCPUs); `--after poll` runs the poll
+// -a 0 -c 1`, busy threads on the other vCPUs); `--workload locks` the
+// matrix's locks (`pvwork locks -t VCPUS`); `--after poll` runs the poll
 // for 10 s first in the same boot, as the matrix runs its workloads one after
 // the other (the warm-up is then the poll's, and the measured run, with the
 // moves of `plain-one-cpu` and `static` below, starts after it). `--scenario
@@ -26,7 +27,7 @@
 // code (perf's [JIT] map) and in cpu_get_ticks: QEMU's TSC read behind one
 // spinlock for all vCPUs (docs/benchmarks.md, "TCG's clock lock").
 //
-//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...
+//   node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong|locks] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -53,12 +54,13 @@ const workloads = {
 	poll: `pvwork,poll,-c,0,-s,SEC,${busy}`,
 	sleeper: `pvwork,sleeper,-c,0,-p,1000,-s,SEC,${busy}`,
 	pingpong: `pvwork,pingpong,-a,0,-c,1,-s,SEC,-b,${(scenario?.vcpus ?? 2) - 2}`,
+	locks: `pvwork,locks,-t,${scenario?.vcpus ?? 2},-s,SEC`,
 };
 const command = workloads[values.workload];
 const before = values.after === undefined ? undefined : workloads[values.after];
 if (!Number.isInteger(pairs) || pairs < 1 || positionals.length === 0 || !command || !scenario || (values.after !== undefined && !before)) {
 	process.stderr.write(
-		'usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n',
+		'usage: node scripts/ab-poll.mjs [--pairs N] [--workload poll|sleeper|pingpong|locks] [--after WORKLOAD] [--scenario a|b|c] [--perf] NAME=DIR|plain|plain-one-cpu|static ...\n',
 	);
 	process.exit(2);
 }
@@ -157,7 +159,9 @@ const fmt = (r) =>
 		? `sleeper lateness p50 ${(r.p50Us / 1e3).toFixed(2)} ms, p99 ${(r.p99Us / 1e3).toFixed(2)} ms, max ${(r.maxUs / 1e3).toFixed(1)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`
 		: r.workload === 'pingpong'
 			? `pingpong ${(r.roundTripsPerSec / 1e3).toFixed(0)}k round trips/s, p99 ${r.p99Us.toFixed(1)} µs`
-			: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
+			: r.workload === 'locks'
+				? `locks ${(r.opsPerSec / 1e3).toFixed(0)}k ops/s`
+				: `poll ${(r.iterPerSec / 1e3).toFixed(0)}k it/s, longest stall ${(r.maxStallUs / 1e3).toFixed(2)} ms, neighbours ${(r.burnerIterPerSec / 1e3).toFixed(0)}k`;
 /** The scenario's load beside the measured VM, started as the matrix starts it; resolves to its stop function. */
 const startLoad = async () => {
 	if (scenario.neighbourVm) return startNeighbourVm(image);
@@ -222,6 +226,7 @@ const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const keys = {
 	sleeper: ['p50Us', 'p99Us', 'maxUs', 'burnerIterPerSec'],
 	pingpong: ['roundTripsPerSec', 'p99Us'],
+	locks: ['opsPerSec'],
 	poll: ['iterPerSec', 'maxStallUs', 'burnerIterPerSec'],
 }[values.workload];
 for (const [name, rs] of all) {
