@@ -22,7 +22,6 @@ const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json
 /** `pvrun --help`: one screen (under 24 lines of at most 80 columns, checked by test/cli/help.test.ts). */
 export function helpText(): string {
 	return `pvrun ${version}: qemu-system-x86_64 plus guest eBPF hints the host acts on.
-
 Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
 Example (sh; boots the default guest, Ctrl-A X quits):
   set -- $(pvrun image path)
@@ -39,6 +38,7 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
   --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
   --pv-cs MODE     off|observe: guest critical sections and host feedback (off)
+  --pv-cs-feedback S  auto|bpf|proc: the host's view of vCPU threads (auto)
 Commands:
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd
