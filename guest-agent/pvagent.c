@@ -558,8 +558,8 @@ int main(int argc, char **argv)
 		/* While a program names the thread each vCPU runs (the host observes critical
 		 * sections) and a guest thread is inside a section or waits for a pvcs lock,
 		 * publish it at the host's pace: every CURRENT_MS. Otherwise wake once a
-		 * second: a wake-up a vCPU must serve every 10 ms cost a busy guest under TCG
-		 * about 7 % of its work. */
+		 * second: a wake-up every 10 ms costs a busy guest under TCG several per cent
+		 * of its work (docs/critical-sections.md). */
 		n = epoll_wait(ep, events, 8, !port_in_epoll ? RECONNECT_MS : progs_have_current() && cells_active() ? CURRENT_MS : 1000);
 		if (n < 0 && errno != EINTR)
 			return 1;

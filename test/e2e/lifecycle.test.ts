@@ -17,7 +17,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
-import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running} from '../helpers/host-view.js';
+import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running, signalPid} from '../helpers/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 /** A VM that never runs a guest (-S): QEMU, QMP and pvrun's hint channel, in a second. */
@@ -134,21 +134,21 @@ async function bootSleeping(t: Test) {
 
 t.test('kill -9 of QEMU: the caller sees QEMU die by SIGKILL (a shell says 137); the helper cleans up', async (t) => {
 	const {guest, qemuPid, helper} = await bootSleeping(t);
-	process.kill(qemuPid, 'SIGKILL');
+	signalPid(qemuPid, 'SIGKILL');
 	t.equal(await guest.exited, 'SIGKILL', 'the process the caller started ends by SIGKILL');
 	await assertNothingLeft(t, qemuPid, helper);
 });
 
 t.test('QEMU crashing (SIGSEGV): the caller sees SIGSEGV; the helper cleans up', async (t) => {
 	const {pvrun, qemuPid, helper} = await startPaused(t);
-	process.kill(qemuPid, 'SIGSEGV');
+	signalPid(qemuPid, 'SIGSEGV');
 	t.equal(await pvrun.exited, 'SIGSEGV');
 	await assertNothingLeft(t, qemuPid, helper);
 });
 
 t.test('SIGTERM to pvrun is SIGTERM to QEMU: status 0, the helper cleans up', async (t) => {
 	const {guest, qemuPid, helper} = await bootSleeping(t);
-	process.kill(guest.pid, 'SIGTERM');
+	signalPid(guest.pid, 'SIGTERM');
 	const code = await guest.exited;
 	t.equal(code, 0, 'QEMU stops on SIGTERM with status 0 ("terminating on signal 15")');
 	await assertNothingLeft(t, qemuPid, helper);
@@ -157,7 +157,7 @@ t.test('SIGTERM to pvrun is SIGTERM to QEMU: status 0, the helper cleans up', as
 t.test('SIGINT and SIGHUP the same way', async (t) => {
 	for (const signal of ['SIGINT', 'SIGHUP'] as const) {
 		const {pvrun, qemuPid, helper} = await startPaused(t);
-		process.kill(pvrun.pid, signal);
+		signalPid(pvrun.pid, signal);
 		t.equal(await pvrun.exited, 0, `${signal}: QEMU terminates with status 0`);
 		t.match(pvrun.stderr(), new RegExp(`terminating on signal ${os.constants.signals[signal]}`), 'QEMU got the signal');
 		await assertNothingLeft(t, qemuPid, helper);
@@ -177,7 +177,7 @@ t.test("the helper holds none of the caller's descriptors and is in a session of
 
 t.test('the helper killed with SIGKILL: QEMU runs on; the next pvrun removes the files once QEMU is gone', async (t) => {
 	const {pvrun, qemuPid, helper} = await startPaused(t);
-	process.kill(helper, 'SIGKILL');
+	signalPid(helper, 'SIGKILL');
 	t.ok((await within(5000, () => !running(helper))) >= 0, 'the helper is gone');
 	await new Promise((r) => setTimeout(r, 500));
 	t.ok(running(qemuPid), 'QEMU runs on, without hints');
@@ -196,7 +196,7 @@ t.test('the helper killed with SIGKILL: QEMU runs on; the next pvrun removes the
 	const next = () => execa(node, [...cli, '-nodefaults', '-pvrun-no-such-option'], {reject: false, timeout: 30_000});
 	t.equal((await next()).exitCode, 1, 'the next pvrun ran (its QEMU refused a made-up option)');
 	t.equal(leftovers(qemuPid).length, 2, 'while QEMU runs, its files stay');
-	process.kill(qemuPid, 'SIGTERM');
+	signalPid(qemuPid, 'SIGTERM');
 	t.equal(await pvrun.exited, 0, 'QEMU ends on SIGTERM');
 	age();
 	t.equal((await next()).exitCode, 1, 'another pvrun ran');
@@ -213,7 +213,7 @@ t.test('--pv-off: the running QEMU has exactly the argv given', async (t) => {
 	t.same(childrenOf(guest.pid), [], 'no helper: nothing of pvrun runs');
 	// QEMU must be up (its signal handlers set) before it is asked to stop: the guest is.
 	await guest.waitFor(readyLine, 120_000);
-	process.kill(guest.pid, 'SIGTERM');
+	signalPid(guest.pid, 'SIGTERM');
 	t.equal(await guest.exited, 0, 'SIGTERM reaches QEMU; status 0');
 	await assertNothingLeft(t, guest.pid);
 });

@@ -70,6 +70,16 @@ export function fdTargets(pid: number): string[] {
 }
 
 /** Kill `pid` with SIGKILL if it still runs (teardown). */
+/**
+ * process.kill for a pid the test found: one that is not a positive integer is
+ * refused with an error, never sent (pid 0 would signal the test's whole
+ * process group, tap included; -1, every process the user may signal).
+ */
+export function signalPid(pid: number, signal: NodeJS.Signals): void {
+	if (!Number.isInteger(pid) || pid <= 0) throw new Error(`refusing to send ${signal} to pid ${pid}`);
+	process.kill(pid, signal);
+}
+
 export function killIfRunning(pid: number): void {
 	if (!running(pid)) return;
 	try {
