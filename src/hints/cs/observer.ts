@@ -251,7 +251,6 @@ export class CsObserver {
 	/** One look: the host's view of each vCPU thread, the guest's cells, the flags. */
 	look(): void {
 		const started = this.host.now();
-		const cpuWaits = this.host.cpuWaits();
 		const cells = readCells(this.area.view, this.area.nrVcpus, this.counters, readRunningThreads(this.area.view, this.area.nrVcpus));
 		this.cellsNow = cells;
 		// A vCPU is inside a kernel critical section when another vCPU waits for a lock it holds.
@@ -260,16 +259,19 @@ export class CsObserver {
 		kernel.forEach((k, v) => {
 			if (k?.waiting && k.ownerCpu >= 0 && k.ownerCpu !== v) holds[k.ownerCpu] = true;
 		});
+		const inside = this.vcpus.map((_, v) => Boolean(cells.inSection[v] || holds[v]));
 		// The BPF source wakes at once for the vCPUs inside a section; the rest waits for this look.
-		this.sched?.watch(this.vcpus.map((_, v) => Boolean(cells.inSection[v] || holds[v])));
+		this.sched?.watch(inside);
 		this.sched?.sync();
 		const samples = this.sched?.read(this.vcpus.length);
+		// /proc/schedstat only for the /proc source: the BPF source reads no /proc file.
+		const cpuWaits = samples ? undefined : this.host.cpuWaits();
 		for (let v = 0; v < this.vcpus.length; v++) {
 			const x = this.vcpus[v];
 			if (!x) continue;
 			// The part of the interval since the last look that its thread waited for a CPU (ns), when known.
-			const interval = samples ? this.fromSched(x, samples[v]) : this.fromProc(x, cpuWaits);
-			if (interval && (cells.inSection[v] || holds[v])) {
+			const interval = samples ? this.fromSched(x, samples[v]) : this.fromProc(x, cpuWaits ?? new Map<number, number>());
+			if (interval && inside[v]) {
 				x.csNs += interval.ns;
 				x.csPreemptedNs += interval.waitedNs;
 			}
