@@ -167,13 +167,8 @@ static __always_inline void publish(struct pv_sched_area *a, __s32 index, __u64 
 	}
 }
 
-static __always_inline void begin(struct pv_vcpu_sched *v)
-{
-	if (v)
-		__sync_fetch_and_add(&v->seq, 1);
-}
-
-static __always_inline void end(struct pv_vcpu_sched *v)
+/* Around each update of a vCPU's entry: a reader retries while `seq` moves. */
+static __always_inline void bump_seq(struct pv_vcpu_sched *v)
 {
 	if (v)
 		__sync_fetch_and_add(&v->seq, 1);
@@ -201,7 +196,7 @@ int BPF_PROG(vs_switch, bool preempt, struct task_struct *prev, struct task_stru
 		return 0;
 	c->nr_running = nr_running(next);
 	if (p) {
-		begin(p);
+		bump_seq(p);
 		if (prev_state == TASK_RUNNING) {
 			set_state(p, PV_VS_PREEMPTED, cpu, now);
 			p->by_self = is_self(next);
@@ -211,13 +206,13 @@ int BPF_PROG(vs_switch, bool preempt, struct task_struct *prev, struct task_stru
 			set_state(p, PV_VS_SLEEPING, cpu, now);
 			p->by_self = 0;
 		}
-		end(p);
+		bump_seq(p);
 	}
 	if (n) {
-		begin(n);
+		bump_seq(n);
 		set_state(n, PV_VS_RUNNING, cpu, now);
 		n->by_self = 0;
-		end(n);
+		bump_seq(n);
 	}
 	/* One of pvrun's threads leaves the CPU: the vCPU it preempted, if another
 	 * thread takes the CPU, is preempted for real from now on. */
@@ -226,10 +221,10 @@ int BPF_PROG(vs_switch, bool preempt, struct task_struct *prev, struct task_stru
 		c->self_victim = NONE;
 		vv = victim != ni ? vcpu_at(a, victim) : NULL;
 		if (vv && vv->by_self && vv->state == PV_VS_PREEMPTED) {
-			begin(vv);
+			bump_seq(vv);
 			vv->by_self = 0;
 			vv->preemptions++;
-			end(vv);
+			bump_seq(vv);
 		} else {
 			victim = NONE;
 		}
@@ -268,10 +263,10 @@ static __always_inline void woken(struct task_struct *p)
 	now = bpf_ktime_get_ns();
 	c->nr_running = nr_running(p);
 	if (v && v->state == PV_VS_SLEEPING) {
-		begin(v);
+		bump_seq(v);
 		set_state(v, PV_VS_WOKEN, cpu, now);
 		v->by_self = 0;
-		end(v);
+		bump_seq(v);
 		publish(a, vi, now);
 	}
 	publish(a, c->vcpu, now);
@@ -303,9 +298,9 @@ int BPF_PROG(vs_migrate, struct task_struct *p, int dest_cpu)
 		return 0;
 	v = vcpu_for(a, p, &vi);
 	if (v && v->state != PV_VS_RUNNING) {
-		begin(v);
+		bump_seq(v);
 		v->cpu = dest_cpu;
-		end(v);
+		bump_seq(v);
 	}
 	return 0;
 }

@@ -363,7 +363,6 @@ int pvs_stats(int h, struct pvs_stats *out)
 	struct sched_instance *in = sched_get(h);
 	struct bpf_program *prog;
 	clockid_t cid;
-	struct timespec ts;
 
 	if (!in || !out)
 		return -EINVAL;
@@ -371,8 +370,8 @@ int pvs_stats(int h, struct pvs_stats *out)
 	*out = in->stats;
 	pthread_mutex_unlock(&in->lock);
 	out->demotions = __atomic_load_n(&in->rt.demotions, __ATOMIC_RELAXED);
-	if (pthread_getcpuclockid(in->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
-		out->thread_cpu_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (pthread_getcpuclockid(in->thread, &cid) == 0)
+		out->thread_cpu_ns = rt_clock_ns(cid);
 	bpf_object__for_each_program(prog, in->obj)
 	{
 		struct bpf_prog_info info;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import koffi, {type KoffiFunc} from 'koffi';
 import {packageRoot} from '../util/paths.js';
-import {Applied, Phase, TakeHeader, maxApplied, statFields} from './format.js';
+import {Applied, Phase, TakeHeader, maxApplied, readCounters, statFields} from './format.js';
 
 /** Where `make` builds the library. */
 export const fastLibraryPath = path.join(packageRoot, 'native', 'libpvfast.so');
@@ -200,10 +200,8 @@ export class FastPath implements FastLink {
 	}
 
 	stats(): FastStats {
-		const s = Object.fromEntries(statNames.map((k) => [k, 0])) as unknown as FastStats;
-		if (this.stopped || this.lib.pvf_stats(this.handle, this.statsBuf) !== 0) return s;
-		statNames.forEach((k, i) => (s[k] = Number(this.statsBuf.readBigUInt64LE(i * 8))));
-		return s;
+		const ok = !this.stopped && this.lib.pvf_stats(this.handle, this.statsBuf) === 0;
+		return readCounters(statNames, ok ? this.statsBuf : undefined);
 	}
 
 	/** Stop the thread (it joins at once) and close everything (idempotent). */

@@ -38,5 +38,14 @@ export const Applied = {entry: 0, back: 4, tid: 8, seq: 16, latencyNs: 24, faile
 export const TakeHeader = {valid: 0, phase: 4, cursor: 8, count: 16, size: 24} as const;
 /** struct pvf_stats: its fields, each a u64, in order. */
 export const statFields = ['kicks', 'applied', 'noTable', 'notCovered', 'invalid', 'pinErrors', 'demotions', 'connects', 'wakeErrors'] as const;
+/**
+ * A counters struct of the library (struct pvf_stats, struct pvs_stats: u64
+ * fields in the order of `names`) as numbers; all zero without a buffer (the
+ * library refused, or is stopped).
+ */
+export function readCounters<K extends string>(names: readonly K[], buf: Buffer | undefined): Record<K, number> {
+	return Object.fromEntries(names.map((k, i) => [k, buf ? Number(buf.readBigUInt64LE(i * 8)) : 0])) as Record<K, number>;
+}
+
 /** The CPU masks' words (u64 each) in a table: PVF_MAX_CPUS / 64. */
 export const maskWords = tableMaxCpus / 64;

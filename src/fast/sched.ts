@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {packageRoot} from '../util/paths.js';
 import {fastLib, type FastLib} from './binding.js';
+import {readCounters} from './format.js';
 
 /** The program's object, built by `make` beside the guest's. */
 export const schedObjectPath = path.join(packageRoot, 'bpf', 'vcpusched.bpf.o');
@@ -130,10 +131,8 @@ export class HostSched {
 	}
 
 	stats(): SchedStats {
-		const s = Object.fromEntries(schedStatFields.map((k) => [k, 0])) as SchedStats;
-		if (this.stopped || this.lib.pvs_stats(this.handle, this.statsBuf) !== 0) return s;
-		schedStatFields.forEach((k, i) => (s[k] = Number(this.statsBuf.readBigUInt64LE(i * 8))));
-		return s;
+		const ok = !this.stopped && this.lib.pvs_stats(this.handle, this.statsBuf) === 0;
+		return readCounters(schedStatFields, ok ? this.statsBuf : undefined);
 	}
 
 	/** Stop the thread, clear the flags it wrote, detach the program (idempotent). */
