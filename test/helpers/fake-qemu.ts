@@ -33,9 +33,14 @@ import {killIfRunning, processesWhere} from './host-view.js';
  */
 export type FakeMode = 'run' | 'up' | 'late' | 'hold' | 'fail' | 'signal' | 'nopid' | 'garbage' | 'foreign';
 
+/** The fake's last line of qemu.args: the file is whole. */
+const argsEnd = '.end';
+
 const fakeQemu = `#!/bin/bash
 # A stand-in for qemu-system-x86_64 (test/helpers/fake-qemu.ts).
-printf '%s\\n' "$$" "$@" > "$FAKE_DIR/qemu.args.new" && mv "$FAKE_DIR/qemu.args.new" "$FAKE_DIR/qemu.args"
+# bash's own printf and a last line that says the file is whole: a mv(1) here
+# would be a child process, tagged, that a test could see still exiting.
+printf '%s\\n' "$$" "$@" '${argsEnd}' > "$FAKE_DIR/qemu.args"
 pidfile=
 prev=
 for a in "$@"; do
@@ -209,6 +214,7 @@ export class Sandbox {
 		} catch {
 			return undefined;
 		}
+		if (lines.pop() !== argsEnd) return undefined;
 		const [pid = '0', ...args] = lines;
 		const shm = args.map((a) => /mem-path=([^,]+)/.exec(a)?.[1]).find((p) => p !== undefined) ?? '';
 		const qmp = args[args.indexOf('-qmp') + 1] ?? '';
