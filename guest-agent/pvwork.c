@@ -7,6 +7,12 @@
  *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC] two pinned threads bounce a token
  *   pvwork sleeper  [-p PERIOD_US] [-c CPU] [-s SEC] periodic wake-ups (pinned with -c)
  *   pvwork locks    [-t THREADS] [-s SEC]      threads contending on one mutex
+ *   pvwork uspin    [-t THREADS] [-l LOCK] [-w WORK_US] [-s SEC]
+ *                                              threads taking one lock for WORK_US of work each time;
+ *                                              LOCK: spin (pthread_spin_lock), spin-cs (the same,
+ *                                              the section marked with pvcs_enter/exit), mutex, pvcs
+ *   pvwork klock    [-t THREADS] [-s SEC]      threads mapping and unmapping memory in one address
+ *                                              space (bound by the guest kernel's mmap lock)
  *
  * With -b BURNERS, that many busy unpinned threads run beside the workload (the
  * VM's other work); their iterations per second are part of the result.
@@ -22,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include "pvcs.h"
 
 #define MAX_THREADS 64
 #define MAX_SAMPLES (1u << 20)
@@ -43,7 +52,8 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] [-c CPU] | "
-			"locks [-t THREADS]; all take [-s SEC] [-b BURNERS]\n");
+			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs] [-w WORK_US] | klock [-t THREADS]; "
+			"all take [-s SEC] [-b BURNERS]\n");
 	exit(2);
 }
 
@@ -306,6 +316,150 @@ static int run_locks(int threads, int seconds)
 	return 0;
 }
 
+/* ---- uspin: threads taking one lock for a fixed amount of work, in four lock variants ---- */
+
+/* Iterations of work() per µs of guest time on this kind of machine (TCG): a constant, so that
+ * every configuration does the same work; the result reports the section's measured length. */
+#define WORK_ITERS_PER_US 450
+
+static volatile uint64_t work_sink;
+
+static inline void work(uint32_t iters)
+{
+	for (uint32_t i = 0; i < iters; i++) work_sink += i;
+}
+
+enum lock_kind { LOCK_SPIN, LOCK_SPIN_CS, LOCK_MUTEX, LOCK_PVCS };
+static const char *const lock_names[] = {"spin", "spin-cs", "mutex", "pvcs"};
+
+static enum lock_kind ulock_kind;
+static uint32_t ulock_iters;
+static pthread_spinlock_t uspin_lock;
+static pthread_mutex_t umutex = PTHREAD_MUTEX_INITIALIZER;
+static pvcs_lock_t upvcs = PVCS_LOCK_INIT;
+
+#define USPIN_SAMPLES (1u << 17)
+
+struct uspinner {
+	pthread_t thread;
+	uint64_t ops, held_ns;
+	uint32_t nwaits;
+	uint64_t *waits; /* acquisition times, ns */
+};
+
+static void *uspin(void *arg)
+{
+	struct uspinner *u = arg;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		uint64_t t0 = now_ns();
+		switch (ulock_kind) {
+		case LOCK_SPIN: pthread_spin_lock(&uspin_lock); break;
+		case LOCK_SPIN_CS: pthread_spin_lock(&uspin_lock); pvcs_enter(); break;
+		case LOCK_MUTEX: pthread_mutex_lock(&umutex); break;
+		case LOCK_PVCS: pvcs_lock(&upvcs); break;
+		}
+		uint64_t t1 = now_ns();
+		work(ulock_iters);
+		uint64_t t2 = now_ns();
+		switch (ulock_kind) {
+		case LOCK_SPIN: pthread_spin_unlock(&uspin_lock); break;
+		case LOCK_SPIN_CS: pvcs_exit(); pthread_spin_unlock(&uspin_lock); break;
+		case LOCK_MUTEX: pthread_mutex_unlock(&umutex); break;
+		case LOCK_PVCS: pvcs_unlock(&upvcs); break;
+		}
+		if (u->nwaits < USPIN_SAMPLES) u->waits[u->nwaits++] = t1 - t0;
+		u->held_ns += t2 - t1;
+		u->ops++;
+		work(ulock_iters); /* as much work outside the lock as inside */
+	}
+	return NULL;
+}
+
+static int run_uspin(int threads, enum lock_kind kind, long work_us, int seconds)
+{
+	static struct uspinner u[MAX_THREADS];
+	ulock_kind = kind;
+	ulock_iters = (uint32_t)(work_us * WORK_ITERS_PER_US);
+	if ((errno = pthread_spin_init(&uspin_lock, PTHREAD_PROCESS_PRIVATE))) die("pthread_spin_init");
+	if (kind == LOCK_SPIN_CS || kind == LOCK_PVCS) pvcs_init();
+	uint64_t start = now_ns();
+	for (int i = 0; i < threads; i++) {
+		if (!(u[i].waits = calloc(USPIN_SAMPLES, sizeof *u[i].waits))) die("calloc");
+		if ((errno = pthread_create(&u[i].thread, NULL, uspin, &u[i]))) die("pthread_create");
+	}
+	struct timespec d = {.tv_sec = seconds};
+	while (nanosleep(&d, &d) == -1 && errno == EINTR)
+		;
+	atomic_store(&stop, 1);
+	uint64_t ops = 0, held = 0;
+	size_t n = 0;
+	for (int i = 0; i < threads; i++) {
+		pthread_join(u[i].thread, NULL);
+		ops += u[i].ops;
+		held += u[i].held_ns;
+		n += u[i].nwaits;
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+	uint64_t *all = calloc(n ? n : 1, sizeof *all);
+	if (!all) die("calloc");
+	for (int i = 0, k = 0; i < threads; i++) {
+		memcpy(all + k, u[i].waits, u[i].nwaits * sizeof *all);
+		k += (int)u[i].nwaits;
+		free(u[i].waits);
+	}
+	qsort(all, n, sizeof *all, cmp_u64);
+	double burned = stop_burners();
+	printf("pvwork-result {\"workload\":\"uspin\",\"lock\":\"%s\",\"threads\":%d,\"workUs\":%ld,\"seconds\":%.3f,"
+	       "\"ops\":%llu,\"opsPerSec\":%.1f,\"sectionUs\":%.2f,\"p50WaitUs\":%.2f,\"p99WaitUs\":%.2f,\"maxWaitUs\":%.1f,"
+	       "\"pvcsActive\":%d,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       lock_names[kind], threads, work_us, secs, (unsigned long long)ops, (double)ops / secs,
+	       ops ? (double)held / (double)ops / 1000.0 : 0, pct_us(all, n, 0.5), pct_us(all, n, 0.99), pct_us(all, n, 1.0),
+	       (kind == LOCK_SPIN_CS || kind == LOCK_PVCS) ? pvcs_active() : 0, nburners, burned);
+	free(all);
+	return 0;
+}
+
+/* ---- klock: threads mapping, touching and unmapping memory: the guest kernel's mmap lock ---- */
+
+static void *klocker(void *arg)
+{
+	struct locker *l = arg;
+	uint64_t ops = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		char *p = mmap(NULL, (size_t)page * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) die("mmap");
+		for (int i = 0; i < 4; i++) p[(long)i * page] = 1; /* page faults: the lock taken for read */
+		if (munmap(p, (size_t)page * 4) != 0) die("munmap");
+		ops++;
+	}
+	l->ops = ops;
+	return NULL;
+}
+
+static int run_klock(int threads, int seconds)
+{
+	static struct locker l[MAX_THREADS];
+	uint64_t start = now_ns();
+	for (int i = 0; i < threads; i++)
+		if ((errno = pthread_create(&l[i].thread, NULL, klocker, &l[i]))) die("pthread_create");
+	struct timespec d = {.tv_sec = seconds};
+	while (nanosleep(&d, &d) == -1 && errno == EINTR)
+		;
+	atomic_store(&stop, 1);
+	uint64_t ops = 0;
+	for (int i = 0; i < threads; i++) {
+		pthread_join(l[i].thread, NULL);
+		ops += l[i].ops;
+	}
+	double secs = (double)(now_ns() - start) / 1e9;
+	double burned = stop_burners();
+	printf("pvwork-result {\"workload\":\"klock\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,"
+	       "\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       threads, secs, (unsigned long long)ops, (double)ops / secs, nburners, burned);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) usage();
@@ -313,10 +467,11 @@ int main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1) ncpu = 1;
 	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4, sleeper_cpu = -1;
-	long period_us = 1000;
+	long period_us = 1000, work_us = 10;
+	enum lock_kind kind = LOCK_SPIN;
 	int opt;
 	optind = 2;
-	while ((opt = getopt(argc, argv, "a:b:c:s:p:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:b:c:s:p:t:l:w:")) != -1) {
 		switch (opt) {
 		case 'a': cpu = (int)arg_long(optarg, 0, ncpu - 1, "-a CPU"); break;
 		case 'c':
@@ -327,12 +482,24 @@ int main(int argc, char **argv)
 		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
 		case 'p': period_us = arg_long(optarg, 50, 1000000, "-p PERIOD_US"); break;
 		case 't': threads = (int)arg_long(optarg, 1, MAX_THREADS, "-t THREADS"); break;
+		case 'w': work_us = arg_long(optarg, 0, 100000, "-w WORK_US"); break;
+		case 'l': {
+			size_t k = 0;
+			while (k < sizeof lock_names / sizeof *lock_names && strcmp(optarg, lock_names[k])) k++;
+			if (k == sizeof lock_names / sizeof *lock_names) {
+				fprintf(stderr, "pvwork: -l LOCK must be spin, spin-cs, mutex or pvcs (got \"%s\")\n", optarg);
+				return 2;
+			}
+			kind = (enum lock_kind)k;
+			break;
+		}
 		default: usage();
 		}
 	}
 	if (optind != argc) usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	int known = !strcmp(what, "poll") || !strcmp(what, "pingpong") || !strcmp(what, "sleeper") || !strcmp(what, "locks");
+	int known = !strcmp(what, "poll") || !strcmp(what, "pingpong") || !strcmp(what, "sleeper") || !strcmp(what, "locks") ||
+		    !strcmp(what, "uspin") || !strcmp(what, "klock");
 	if (!known) usage();
 	if (!strcmp(what, "pingpong") && cpu == other) {
 		fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
@@ -347,5 +514,7 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "poll")) return run_poll(cpu, seconds);
 	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
 	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, seconds);
+	if (!strcmp(what, "uspin")) return run_uspin(threads, kind, work_us, seconds);
+	if (!strcmp(what, "klock")) return run_klock(threads, seconds);
 	return run_locks(threads, seconds);
 }
