@@ -41,6 +41,9 @@
 #ifndef PVCS_SPINS_OVERLOADED
 #define PVCS_SPINS_OVERLOADED 50
 #endif
+#ifndef PVCS_FEEDBACK_EVERY
+#define PVCS_FEEDBACK_EVERY 32
+#endif
 
 /* Process-wide state, shared by every file that includes this header. */
 __attribute__((weak)) volatile uint8_t *pvcs__area;   /* the mapped area, or NULL */
@@ -262,14 +265,24 @@ static inline void pvcs_lock(pvcs_lock_t *l)
 	uint32_t v = 0;
 
 	if (!__atomic_compare_exchange_n(&l->word, &v, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		int me = sched_getcpu(), spins = pvcs_pcpu_overloaded(me) ? PVCS_SPINS_OVERLOADED : PVCS_SPINS;
+		int me = sched_getcpu();
 
 		c->cpu = me;
 		c->lock_waits++;
 		__atomic_store_n(&c->waiting, 1, __ATOMIC_RELAXED);
 		for (;;) {
-			for (int i = 0; i < spins && __atomic_load_n(&l->word, __ATOMIC_RELAXED) != 0; i++)
+			/* Spin while the holder runs; park at once when the host says its vCPU
+			 * is preempted (it cannot release the lock until it runs again, and our
+			 * spinning may be what keeps it off a CPU), and soon when our own host
+			 * CPU is overloaded. The feedback is one load from the area; read it
+			 * every PVCS_FEEDBACK_EVERY spins. */
+			int spins = pvcs_pcpu_overloaded(me) ? PVCS_SPINS_OVERLOADED : PVCS_SPINS;
+
+			for (int i = 0; i < spins && __atomic_load_n(&l->word, __ATOMIC_RELAXED) != 0; i++) {
+				if (i % PVCS_FEEDBACK_EVERY == 0 && pvcs_vcpu_preempted(__atomic_load_n(&l->cpu, __ATOMIC_RELAXED)))
+					break;
 				__builtin_ia32_pause();
+			}
 			v = 0;
 			if (__atomic_compare_exchange_n(&l->word, &v, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 				break;
@@ -284,12 +297,12 @@ static inline void pvcs_lock(pvcs_lock_t *l)
 		__atomic_store_n(&c->waiting, 0, __ATOMIC_RELAXED);
 	}
 	pvcs_enter();
-	l->cpu = c->cpu;
+	__atomic_store_n(&l->cpu, c->cpu, __ATOMIC_RELAXED);
 }
 
 static inline void pvcs_unlock(pvcs_lock_t *l)
 {
-	l->cpu = -1;
+	__atomic_store_n(&l->cpu, -1, __ATOMIC_RELAXED);
 	pvcs_exit();
 	if (__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2)
 		pvcs__futex(&l->word, FUTEX_WAKE, 1);
