@@ -22,6 +22,10 @@
 #define PV_VS_PREEMPTED 2 /* switched out while runnable: waits for a CPU */
 #define PV_VS_WOKEN 3     /* woken, waits for a CPU it has not had since */
 
+/* What wakes pvrun's thread about a vCPU (pv_vcpu_sched.watched). */
+#define PV_WATCH_CHANGES 1   /* any change of "preempted" (a guest thread on it is inside a section) */
+#define PV_WATCH_PREEMPTED 2 /* "preempted" set (pvrun acts on preemptions inside sections) */
+
 struct pv_vcpu_sched {
 	__u32 seq;          /*  0: changes around every update (a reader retries while it moves) */
 	__u32 state;        /*  4: PV_VS_* */
@@ -33,7 +37,7 @@ struct pv_vcpu_sched {
 	__u64 preemptions;  /* 40: switched out while runnable, for a thread other than pvrun's */
 	__u64 flags_ns;     /* 48: when flags last changed */
 	__u32 by_self;      /* 56: 1 while preempted by one of pvrun's own threads (not published) */
-	__u32 watched;      /* 60: set by pvrun: a change of "preempted" wakes its thread (a guest thread on the vCPU is in a section) */
+	__u32 watched;      /* 60: set by pvrun: PV_WATCH_* */
 };                          /* 64 */
 
 struct pv_cpu_sched {

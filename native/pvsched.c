@@ -23,6 +23,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "cspolicy.h"
 #include "pvrun_shm.h"
 #include "pvsched.h"
 #include "rt.h"
@@ -34,6 +35,10 @@ _Static_assert(sizeof(struct pv_sched_area) % 4096 == 0, "the map is mapped whol
 #define READ_TRIES 8
 /* The slots are checked at least this often: a guest's scribble on a flags word lasts no longer. */
 #define RESYNC_MS 250
+/* While a boost or a payback is under way, or owed, the policy runs at least this often. */
+#define POLICY_MS 10
+/* pvrun-sched's SCHED_FIFO priority: above a boosted vCPU thread's (1), so that it can always end the boost. */
+#define SCHED_THREAD_PRIO 2
 
 struct sched_instance {
 	int used;
@@ -50,6 +55,12 @@ struct sched_instance {
 	uint32_t written[PV_SCHED_MAX_VCPUS];
 	struct pvs_stats stats;
 	struct rt_budget rt;
+	/* Acting (cspolicy.h): the configuration, each vCPU's state, and the mode applied to its thread. */
+	struct pvb_config boost;
+	struct pvb_vcpu pol[PV_SCHED_MAX_VCPUS];
+	uint32_t applied[PV_SCHED_MAX_VCPUS];
+	uint8_t kernel_held[PV_SCHED_MAX_VCPUS]; /* pvs_kernel_holds */
+	struct pvs_boost_stats bstats;
 };
 
 static struct sched_instance sched_instances[PVS_MAX_INSTANCES];
@@ -130,6 +141,133 @@ static void sync_slots(struct sched_instance *in, int woken)
 	pthread_mutex_unlock(&in->lock);
 }
 
+/* A guest thread id is below the kernel's pid limit (2^22). */
+#define TID_LIMIT (1u << 22)
+
+/* Which vCPUs run a guest thread inside a user section now, from the cells (the
+ * guest's, so each value is checked): a cell's section is on the vCPU whose slot
+ * names its thread as the one running (cur_tid), else where it began. */
+static void cells_inside(struct sched_instance *in, uint8_t *inside)
+{
+	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
+	uint32_t used = __atomic_load_n(&hdr->cells_used, __ATOMIC_ACQUIRE);
+
+	memset(inside, 0, in->n_vcpus);
+	if (used > PVSHM_CELLS)
+		used = PVSHM_CELLS;
+	for (uint32_t i = 0; i < used; i++) {
+		const struct pvshm_cell *c = (const struct pvshm_cell *)(in->shm + PVSHM_CELLS_OFFSET + (size_t)i * PVSHM_CELL_SIZE);
+		uint32_t tid = __atomic_load_n(&c->owner_tid, __ATOMIC_RELAXED);
+		int32_t cpu = __atomic_load_n(&c->cpu, __ATOMIC_RELAXED);
+
+		if (tid == 0 || tid >= TID_LIMIT || __atomic_load_n(&c->depth, __ATOMIC_ACQUIRE) == 0)
+			continue;
+		for (uint32_t v = 0; v < in->n_vcpus; v++)
+			if (__atomic_load_n(&slot_of(in, v)->cur_tid, __ATOMIC_RELAXED) == tid) {
+				cpu = (int32_t)v;
+				break;
+			}
+		if (cpu >= 0 && (uint32_t)cpu < in->n_vcpus)
+			inside[cpu] = 1;
+	}
+}
+
+/* Put thread `tid` in policy mode `mode`; 0 or -errno. NORMAL is SCHED_OTHER with the
+ * thread's nice value kept (sched_setscheduler leaves it). */
+static int apply_mode(int32_t tid, uint32_t mode)
+{
+	struct sched_param sp = {.sched_priority = mode == PVB_BOOSTED ? 1 : 0};
+	int policy = mode == PVB_BOOSTED ? SCHED_FIFO : mode == PVB_PAYBACK ? SCHED_IDLE : SCHED_OTHER;
+
+	return sched_setscheduler(tid, policy | SCHED_RESET_ON_FORK, &sp) == 0 ? 0 : -errno;
+}
+
+/* Put every vCPU thread pvrun changed back to NORMAL, charging what ran (the lock held). */
+static void policy_release(struct sched_instance *in, uint64_t now)
+{
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
+		struct pvb_input i = {.now_ns = now, .host_state = PVB_HOST_SLEEPING};
+		struct pvb_config off = in->boost;
+
+		if (in->applied[v] == PVB_NORMAL && in->pol[v].mode == PVB_NORMAL)
+			continue;
+		off.max_ns = 0;
+		off.payback_pct = 0;
+		i.busy_ns = in->pol[v].busy_at_ns;
+		pvb_step(&off, &in->pol[v], &i);
+		if (in->applied[v] != PVB_NORMAL && in->tids[v] > 0)
+			apply_mode(in->tids[v], PVB_NORMAL);
+		in->applied[v] = PVB_NORMAL;
+	}
+}
+
+/* Run the policy for every vCPU and apply the modes that changed (the lock held).
+ * Returns the nearest deadline, or 0 when nothing is under way or owed. */
+static uint64_t policy_pass(struct sched_instance *in)
+{
+	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC), next = 0;
+	struct pv_vcpu_sched e;
+	uint8_t inside[PV_SCHED_MAX_VCPUS];
+
+	if (in->boost.max_ns == 0 && in->boost.payback_pct == 0)
+		return 0;
+	/* Without its real-time priority this thread could not end a boost in time: none now. */
+	if (!in->rt.in_fifo) {
+		policy_release(in, now);
+		return 0;
+	}
+	in->bstats.passes++;
+	cells_inside(in, inside);
+	for (uint32_t v = 0; v < in->n_vcpus; v++) {
+		struct pvb_vcpu *s = &in->pol[v];
+		struct pvb_input i;
+		uint32_t mode;
+		int err;
+
+		if (in->tids[v] <= 0)
+			continue;
+		read_vcpu(in->area, v, &e);
+		i.now_ns = now;
+		i.busy_ns = e.run_ns + e.wait_ns + (e.state != PV_VS_SLEEPING && now > e.since_ns ? now - e.since_ns : 0);
+		i.preemptions = e.preemptions;
+		i.host_state = e.state;
+		i.in_section = inside[v] || in->kernel_held[v];
+		mode = pvb_step(&in->boost, s, &i);
+		if (mode != in->applied[v]) {
+			err = apply_mode(in->tids[v], mode);
+			if (err) {
+				in->bstats.errors++;
+				in->bstats.last_error = (uint32_t)-err;
+				if (err == -ESRCH) {
+					/* The thread is gone (pvrun names the new one at its next look). */
+					memset(s, 0, sizeof(*s));
+					in->applied[v] = PVB_NORMAL;
+					continue;
+				}
+				/* This process may not change it: no acting from now on. */
+				policy_release(in, now);
+				in->boost.max_ns = 0;
+				in->boost.payback_pct = 0;
+				return 0;
+			}
+			if (mode == PVB_BOOSTED) {
+				uint64_t d = now > e.since_ns ? now - e.since_ns : 0;
+
+				in->bstats.act_n++;
+				in->bstats.act_sum_ns += d;
+				if (d > in->bstats.act_max_ns)
+					in->bstats.act_max_ns = d;
+			}
+			in->applied[v] = mode;
+		}
+		if (s->mode != PVB_NORMAL && (next == 0 || s->until_ns < next))
+			next = s->until_ns;
+		else if (s->mode == PVB_NORMAL && s->debt_ns > 0 && (next == 0 || now + POLICY_MS * 1000000ull < next))
+			next = now + POLICY_MS * 1000000ull;
+	}
+	return next;
+}
+
 static int on_notice(void *ctx, void *data, size_t size)
 {
 	struct sched_instance *in = ctx;
@@ -143,13 +281,21 @@ static int on_notice(void *ctx, void *data, size_t size)
 static void *sched_run(void *arg)
 {
 	struct sched_instance *in = arg;
+	uint64_t next = 0;
 
+	in->rt.prio = SCHED_THREAD_PRIO;
 	rt_begin(&in->rt);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = in->stop_pipe[0], .events = POLLIN}, {.fd = ring_buffer__epoll_fd(in->rb), .events = POLLIN}};
+		uint64_t now = rt_clock_ns(CLOCK_MONOTONIC), wait = RESYNC_MS * 1000000ull;
+		struct timespec ts;
+		int n;
 
-		int n = poll(p, 2, RESYNC_MS);
-
+		if (next > 0)
+			wait = next > now ? pvb_min(wait, next - now) : 0;
+		ts.tv_sec = (time_t)(wait / 1000000000ull);
+		ts.tv_nsec = (long)(wait % 1000000000ull);
+		n = ppoll(p, 2, &ts, NULL);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (p[0].revents)
@@ -160,9 +306,16 @@ static void *sched_run(void *arg)
 			pthread_mutex_unlock(&in->lock);
 			ring_buffer__consume(in->rb);
 		}
+		/* Act first: a preempted lock holder gets its CPU before the guest is told. */
+		pthread_mutex_lock(&in->lock);
+		next = policy_pass(in);
+		pthread_mutex_unlock(&in->lock);
 		sync_slots(in, p[1].revents != 0);
 		rt_check(&in->rt);
 	}
+	pthread_mutex_lock(&in->lock);
+	policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
+	pthread_mutex_unlock(&in->lock);
 	return NULL;
 }
 
@@ -314,7 +467,11 @@ int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)
 
 		if (tid == in->tids[v])
 			continue;
-		/* Another thread (or none): its history is not this one's. */
+		/* Another thread (or none): its history is not this one's, nor its boost. */
+		if (in->applied[v] != PVB_NORMAL && in->tids[v] > 0)
+			apply_mode(in->tids[v], PVB_NORMAL);
+		in->applied[v] = PVB_NORMAL;
+		memset(&in->pol[v], 0, sizeof(in->pol[v]));
 		memset(&in->area->vcpu[v], 0, sizeof(in->area->vcpu[v]));
 		in->area->vcpu[v].cpu = -1;
 		in->tids[v] = tid;
@@ -343,7 +500,10 @@ int pvs_watch(int h, const uint64_t *mask, uint32_t words)
 	if (!in || !mask || words > PV_SCHED_MAX_VCPUS / 64)
 		return -EINVAL;
 	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
-		__atomic_store_n(&in->area->vcpu[v].watched, v / 64 < words ? (uint32_t)(mask[v / 64] >> (v % 64) & 1) : 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&in->area->vcpu[v].watched,
+				 (v / 64 < words && (mask[v / 64] >> (v % 64) & 1) ? PV_WATCH_CHANGES : 0) |
+					 (__atomic_load_n(&in->boost.max_ns, __ATOMIC_RELAXED) ? PV_WATCH_PREEMPTED : 0),
+				 __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -384,6 +544,59 @@ int pvs_stats(int h, struct pvs_stats *out)
 		}
 	}
 	return 0;
+}
+
+int pvs_boost(int h, const struct pvb_config *config)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in || !config || (config->max_ns > 0 && (config->window_ns == 0 || config->budget_ns == 0)) ||
+	    config->max_ns > 1000000000ull || config->payback_pct > 10000)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	if (config->max_ns == 0 && config->payback_pct == 0)
+		policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
+	in->boost = *config;
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
+		if (config->max_ns)
+			__atomic_or_fetch(&in->area->vcpu[v].watched, PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
+		else
+			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+int pvs_kernel_holds(int h, const uint64_t *mask, uint32_t words)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in || !mask || words > PV_SCHED_MAX_VCPUS / 64)
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
+		in->kernel_held[v] = v / 64 < words ? (uint8_t)(mask[v / 64] >> (v % 64) & 1) : 0;
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
+int pvs_boosts(int h, struct pvs_boost_stats *stats, struct pvb_vcpu *out, uint32_t n)
+{
+	struct sched_instance *in = sched_get(h);
+
+	if (!in || n > PV_SCHED_MAX_VCPUS || (n > 0 && !out))
+		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	if (stats)
+		*stats = in->bstats;
+	if (n > 0)
+		memcpy(out, in->pol, n * sizeof(*out));
+	pthread_mutex_unlock(&in->lock);
+	return (int)n;
+}
+
+uint32_t pvs_policy_step(const struct pvb_config *config, struct pvb_vcpu *state, const struct pvb_input *input)
+{
+	return pvb_step(config, state, input);
 }
 
 void pvs_stop(int h)

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include "../bpf/vcpusched.h"
+#include "cspolicy.h"
 
 #define PVS_MAX_INSTANCES 8
 
@@ -25,6 +26,17 @@ struct pvs_stats {
 	uint64_t prog_run_ns;  /* the program's run time on the host's CPUs (kernel BPF stats; 0 if unavailable) */
 	uint64_t prog_runs;    /* its runs */
 	uint64_t demotions;    /* the thread used up its real-time budget (rt.h) */
+};
+
+/* What acting on critical sections did (pvs_boosts). */
+struct pvs_boost_stats {
+	uint64_t passes;     /* policy passes */
+	uint64_t act_n;      /* boosts applied: their delay from the preemption to the thread's new policy */
+	uint64_t act_sum_ns;
+	uint64_t act_max_ns;
+	uint64_t errors;     /* a thread's policy could not be changed (acting then stops) */
+	uint32_t last_error; /* its errno */
+	uint32_t _pad;
 };
 
 /* Load the program (the object at obj_path), map the shared file, and start
@@ -46,6 +58,17 @@ int pvs_watch(int h, const uint64_t *mask, uint32_t words);
 int pvs_read(int h, struct pv_vcpu_sched *out, uint32_t n);
 /* The counters. 0 or -EINVAL. */
 int pvs_stats(int h, struct pvs_stats *out);
+/* Act on critical sections with `config` (cspolicy.h; max_ns and payback_pct 0:
+ * not at all, and every thread pvrun changed goes back). 0 or -EINVAL. */
+int pvs_boost(int h, const struct pvb_config *config);
+/* The vCPUs that hold a kernel lock another vCPU waits for (pvrun's last look at
+ * the slots); the policy counts them as inside a section, beside the user
+ * sections it reads from the cells itself. 0 or -EINVAL. */
+int pvs_kernel_holds(int h, const uint64_t *mask, uint32_t words);
+/* The acting counters and vCPUs 0..n-1's policy states. n or -EINVAL. */
+int pvs_boosts(int h, struct pvs_boost_stats *stats, struct pvb_vcpu *out, uint32_t n);
+/* cspolicy.h's pvb_step, for tests. */
+uint32_t pvs_policy_step(const struct pvb_config *config, struct pvb_vcpu *state, const struct pvb_input *input);
 /* Stop the thread, clear the flags it wrote, detach the program. */
 void pvs_stop(int h);
 

@@ -16,6 +16,7 @@
 
 struct rt_budget {
 	int fifo_ok, in_fifo;
+	int prio; /* SCHED_FIFO priority; 0 means 1 */
 	uint64_t window_start, cpu_at_window;
 	uint64_t demotions;
 };
@@ -30,7 +31,7 @@ static inline uint64_t rt_clock_ns(clockid_t c)
 
 static inline void rt_set_fifo(struct rt_budget *b, int on)
 {
-	struct sched_param sp = {.sched_priority = on ? 1 : 0};
+	struct sched_param sp = {.sched_priority = on ? (b->prio > 0 ? b->prio : 1) : 0};
 
 	if (!b->fifo_ok || b->in_fifo == on)
 		return;
