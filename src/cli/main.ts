@@ -23,8 +23,7 @@ const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json
 export function helpText(): string {
 	return `pvrun ${version}: qemu-system-x86_64 plus guest eBPF hints the host acts on.
 Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
-Example (sh; boots the default guest, Ctrl-A X quits):
-  set -- $(pvrun image path)
+Example (sh; the default guest; Ctrl-A X quits): set -- $(pvrun image path)
   pvrun --pv-cpus 0-1 -m 512 -smp 2 -nographic -kernel "$1" -initrd "$2" \\
     -append console=ttyS0
 
@@ -37,8 +36,9 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-dry-run     print the QEMU command line, one argument a line; exit
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
   --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
-  --pv-cs MODE     off|observe: guest critical sections and host feedback (off)
+  --pv-cs MODE     off|observe|act: guest critical sections, host feedback (off)
   --pv-cs-feedback S  auto|bpf|proc: the host's view of vCPU threads (auto)
+  --pv-cs-boost K=V   act's bounds, e.g. max=1000us,share=10% (see docs/cli.md)
 Commands:
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd

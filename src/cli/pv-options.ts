@@ -8,9 +8,19 @@ import {parseArgs} from 'node:util';
 import {parseCpuList} from '../host/cpus.js';
 import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
-import {defaultAgentWaitS, type CsMode, type VmConfig} from '../vm/config.js';
+import {defaultAgentWaitS, defaultCsBoost, type CsBoost, type VmConfig} from '../vm/config.js';
 
-const valueOptions = new Set(['--pv-cpus', '--pv-log', '--pv-accel', '--pv-fast-path', '--pv-qemu', '--pv-agent-wait', '--pv-cs', '--pv-cs-feedback']);
+const valueOptions = new Set([
+	'--pv-cpus',
+	'--pv-log',
+	'--pv-accel',
+	'--pv-fast-path',
+	'--pv-qemu',
+	'--pv-agent-wait',
+	'--pv-cs',
+	'--pv-cs-feedback',
+	'--pv-cs-boost',
+]);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 /** Every --pv- option pvrun knows (for --help and its test). */
 export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
@@ -60,10 +70,30 @@ function seconds(name: string, value: string): number {
 	throw new UsageError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`);
 }
 
-/** --pv-cs: `act` is known but not built yet (it needs boosts with a budget). */
-function csMode(value: string): CsMode {
-	if (value === 'act') throw new UsageError('--pv-cs act: acting on critical sections is not built yet; use --pv-cs observe (see pvrun --help)');
-	return choice('pv-cs', value, ['off', 'observe'] as const);
+/** The keys of --pv-cs-boost, each with its unit and bounds. */
+const boostKeys = {
+	max: {field: 'maxUs', unit: 'us', min: 10, max: 100_000},
+	share: {field: 'sharePct', unit: '%', min: 0, max: 50},
+	window: {field: 'windowMs', unit: 'ms', min: 10, max: 10_000},
+	payback: {field: 'paybackPct', unit: '%', min: 0, max: 1000},
+} as const;
+
+/** --pv-cs-boost max=1000us,share=10%,window=100ms,payback=200%: any keys, in any order; the rest keep their defaults. */
+export function csBoost(value: string): CsBoost {
+	const out: CsBoost = {...defaultCsBoost};
+	for (const part of value.split(',')) {
+		const m = /^(\w+)=(\d+)([a-z%]*)$/.exec(part);
+		const key = m && Object.hasOwn(boostKeys, m[1] ?? '') ? boostKeys[m[1] as keyof typeof boostKeys] : undefined;
+		const n = Number(m?.[2]);
+		if (!m || !key || (m[3] !== '' && m[3] !== key.unit) || n < key.min || n > key.max)
+			throw new UsageError(
+				`--pv-cs-boost: ${JSON.stringify(part)} is not one of ${Object.entries(boostKeys)
+					.map(([k, b]) => `${k}=${b.min}-${b.max}${b.unit}`)
+					.join(', ')} (see docs/cli.md)`,
+			);
+		out[key.field] = n;
+	}
+	return out;
 }
 
 /** Node's parseArgs over the joined --pv- arguments; its errors as one PvrunError line. */
@@ -84,6 +114,7 @@ function parseJoined(joined: string[]) {
 				'pv-agent-wait': {type: 'string', default: String(defaultAgentWaitS)},
 				'pv-cs': {type: 'string', default: 'off'},
 				'pv-cs-feedback': {type: 'string', default: 'auto'},
+				'pv-cs-boost': {type: 'string'},
 			},
 		}).values;
 	} catch (error) {
@@ -107,7 +138,8 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		dryRun: values['pv-dry-run'],
 		qemu: values['pv-qemu'],
 		agentWaitS: seconds('pv-agent-wait', values['pv-agent-wait']),
-		cs: csMode(values['pv-cs']),
+		cs: choice('pv-cs', values['pv-cs'], ['off', 'observe', 'act'] as const),
+		csBoost: values['pv-cs-boost'] === undefined ? {...defaultCsBoost} : csBoost(values['pv-cs-boost']),
 		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
 	};
 	if (values['pv-cpus'] !== undefined) {

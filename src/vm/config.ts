@@ -19,13 +19,28 @@ export interface VmConfig {
 	qemu: string;
 	/** Seconds of guest time after which a missing guest agent is reported (--pv-agent-wait). */
 	agentWaitS: number;
-	/** --pv-cs: critical sections off, or observed (docs/critical-sections.md); `act` arrives with boosts. */
+	/** --pv-cs: critical sections off, observed, or acted on (docs/critical-sections.md). */
 	cs: CsMode;
+	/** --pv-cs-boost: how `act` boosts a preempted vCPU inside a section, and its budget. */
+	csBoost: CsBoost;
 	/** --pv-cs-feedback: where the host's view of the vCPU threads comes from (docs/critical-sections.md#the-host-side). */
 	csFeedback: CsFeedback;
 }
 
-export type CsMode = 'off' | 'observe';
+export type CsMode = 'off' | 'observe' | 'act';
+
+/** --pv-cs-boost (docs/critical-sections.md#acting): each boost's bound, the budget per vCPU, the payback. */
+export interface CsBoost {
+	/** Longest boost, µs. */
+	maxUs: number;
+	/** Boost time per vCPU, % of the window. */
+	sharePct: number;
+	windowMs: number;
+	/** Payback owed, % of boost time. */
+	paybackPct: number;
+}
+
+export const defaultCsBoost: CsBoost = {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 200};
 /** `auto`: a host BPF program where the host allows it, else /proc; `bpf`: the same, with a warning when it cannot; `proc`: /proc only. */
 export type CsFeedback = 'auto' | 'bpf' | 'proc';
 

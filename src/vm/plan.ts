@@ -10,7 +10,7 @@ import {formatCpuList} from '../host/cpus.js';
 import {qemuOptions, userChoseAccel, userSetDebugThreads, vcpuCount} from '../qemu/args.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
-import type {CsFeedback, CsMode, VmConfig} from './config.js';
+import type {CsBoost, CsFeedback, CsMode, VmConfig} from './config.js';
 import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import type {HostFacts} from './probe.js';
 
@@ -27,8 +27,10 @@ export interface VmPlan {
 	fastPathOff?: string;
 	/** Guest run time after which a missing agent is reported (--pv-agent-wait). */
 	agentWaitMs: number;
-	/** --pv-cs: critical sections off or observed. */
+	/** --pv-cs: critical sections off, observed or acted on. */
 	cs: CsMode;
+	/** --pv-cs-boost. */
+	csBoost: CsBoost;
 	/** --pv-cs-feedback: the source of the host's view of the vCPU threads. */
 	csFeedback: CsFeedback;
 	nrVcpus: number;
@@ -79,6 +81,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		place: choosePlace(qemuArgs),
 		agentWaitMs: options.agentWaitS * 1000,
 		cs: options.cs,
+		csBoost: options.csBoost,
 		csFeedback: options.csFeedback,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),

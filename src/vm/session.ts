@@ -146,7 +146,7 @@ export class HintSession {
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
 		this.engine.start();
-		if (this.plan.cs === 'observe') this.startCs(threads);
+		if (this.plan.cs !== 'off') this.startCs(threads);
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
@@ -323,7 +323,7 @@ export class HintSession {
 				for (const hint of hintTypes) await this.loadProgram(agent, hint);
 				// The kernel lock program needs tracepoints a kernel before 5.19 lacks: without it,
 				// the hints and the user-space sections still work.
-				if (this.plan.cs === 'observe') {
+				if (this.plan.cs !== 'off') {
 					try {
 						await this.loadProgram(agent, csProgram);
 					} catch (error) {
@@ -404,25 +404,61 @@ export class HintSession {
 	/** Observe critical sections: feedback flags into the slots, time in sections per vCPU (src/hints/cs/). */
 	private startCs(threads: readonly VcpuThread[]): void {
 		const {sched, why} = this.startHostSched();
+		const act = this.plan.cs === 'act' && sched !== undefined && this.startActing(sched);
 		this.cs = new CsObserver(
 			this.area,
 			this.qemu.pid,
 			this.reader.counters,
 			(s) => {
 				const busy = s.vcpus.filter((v) => v.csMs > 0);
+				const {act: acted, ...rest} = s;
+				const actVcpu = (v: number) => {
+					const a = acted?.vcpus[v];
+					return a
+						? {
+								mode: a.mode === 'boosted' ? 1 : a.mode === 'payback' ? 2 : 0,
+								boosts: a.boosts,
+								boostedMs: a.boostedMs,
+								refused: a.refused,
+								budgetMs: a.budgetMs,
+								debtMs: a.debtMs,
+								paidMs: a.paidMs,
+							}
+						: {};
+				};
 				this.log.write(
 					'cs',
-					{...s, vcpus: s.vcpus.map((v) => ({...v}))},
+					{
+						...rest,
+						vcpus: s.vcpus.map((v) => ({...v, ...actVcpu(v.vcpu)})),
+						...(acted
+							? {act: {boosts: acted.boosts, delayMeanUs: acted.delayMeanUs, delayMaxUs: acted.delayMaxUs, errors: acted.errors, lastError: acted.lastError}}
+							: {}),
+					},
 					busy.length ? `critical sections: ${busy.map((v) => `vCPU ${v.vcpu} ${v.csMs} ms in, ${v.csPreemptedMs} ms of it preempted`).join('; ')}` : undefined,
 				);
 			},
 			undefined,
 			sched,
+			act,
 		);
 		this.cs.listener = (s) => void updateCs(this.plan.runDir, s);
 		this.cs.setThreads(threads.map((t) => t.threadId));
 		this.cs.start();
-		this.log.write('cs', {state: 'observe', periodMs: csPeriodMs, feedback: this.cs.feedback, ...(why ? {why} : {})});
+		this.log.write('cs', {state: act ? 'act' : 'observe', periodMs: csPeriodMs, feedback: this.cs.feedback, ...(why ? {why} : {})});
+		if (this.plan.cs === 'act' && !sched) this.warn(`--pv-cs act: ${why ?? 'no host BPF program'}; observing only`);
+	}
+
+	/** Hand the policy its configuration (--pv-cs-boost); false, with a warning, when the library refuses. */
+	private startActing(sched: HostSched): boolean {
+		const b = this.plan.csBoost;
+		try {
+			sched.boost({maxNs: b.maxUs * 1e3, windowNs: b.windowMs * 1e6, budgetNs: (b.windowMs * 1e6 * b.sharePct) / 100, paybackPct: b.paybackPct});
+			return true;
+		} catch (error) {
+			this.warn(`--pv-cs act: ${firstLine(error)}; observing only`);
+			return false;
+		}
 	}
 
 	/**

@@ -62,16 +62,25 @@ t.test('--pv-fast-path on|off, and a value that looks like an option is a value'
 	t.equal(parsePvOptions(['--pv-log', '-odd.log']).log, '-odd.log', 'a log file whose name starts with a dash');
 });
 
-t.test('--pv-cs off|observe; act is not built yet and says so', async (t) => {
+t.test('--pv-cs off|observe|act, --pv-cs-boost', async (t) => {
 	t.equal(parsePvOptions([]).cs, 'off', 'off by default');
 	t.equal(parsePvOptions(['--pv-cs', 'observe']).cs, 'observe');
+	t.equal(parsePvOptions(['--pv-cs', 'act']).cs, 'act');
 	t.equal(parsePvOptions(splitArgs(['--pv-cs=off', '-m', '512']).pv).cs, 'off');
-	t.throws(() => parsePvOptions(['--pv-cs', 'act']), {
-		name: 'UsageError',
-		message: /^--pv-cs act: acting on critical sections is not built yet; use --pv-cs observe/,
-		exitCode: 2,
-	});
-	t.throws(() => parsePvOptions(['--pv-cs', 'on']), {message: /Given: "on", Choices: "off", "observe"/, exitCode: 2});
+	t.same(parsePvOptions([]).csBoost, {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 200}, "act's bounds by default");
+	t.same(
+		parsePvOptions(['--pv-cs-boost', 'payback=0%,max=500us']).csBoost,
+		{maxUs: 500, sharePct: 10, windowMs: 100, paybackPct: 0},
+		'keys in any order, with or without their unit; the rest keep their defaults',
+	);
+	t.same(parsePvOptions(splitArgs(['--pv-cs-boost=share=5,window=50ms']).pv).csBoost, {maxUs: 1000, sharePct: 5, windowMs: 50, paybackPct: 200});
+	for (const bad of ['max=1ms', 'share=60%', 'max=5us', 'speed=1', 'max=', 'max=1000us,,share=1%', 'window=-1ms'])
+		t.throws(
+			() => parsePvOptions(['--pv-cs-boost', bad]),
+			{name: 'UsageError', message: /^--pv-cs-boost: ".*" is not one of max=10-100000us, share=0-50%, window=10-10000ms, payback=0-1000%/, exitCode: 2},
+			bad,
+		);
+	t.throws(() => parsePvOptions(['--pv-cs', 'on']), {message: /Given: "on", Choices: "off", "observe", "act"/, exitCode: 2});
 	t.throws(() => splitArgs(['--pv-cs']), {message: /--pv-cs needs a value/, exitCode: 2});
 
 	t.test('--pv-cs-feedback auto|bpf|proc', async (t) => {

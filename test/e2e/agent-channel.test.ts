@@ -2,6 +2,7 @@
 // layout (v1) told apart and left alone, then hello, load, list, stats, ping,
 // a load the verifier/libbpf rejects (the error carries the log), unload — and
 // the agent surviving the host side going away and coming back.
+import {defaultCsBoost} from '../../src/vm/config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,17 @@ import {probeHost} from '../../src/vm/probe.js';
 t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
 	const image = await ensureImage();
 	// pvrun's channel arguments, with the accelerator left to bootGuest.
-	const config = {accel: 'auto', off: false, fastPath: true, dryRun: false, qemu: 'qemu-system-x86_64', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
+	const config = {
+		accel: 'auto',
+		off: false,
+		fastPath: true,
+		dryRun: false,
+		qemu: 'qemu-system-x86_64',
+		agentWaitS: 60,
+		cs: 'off',
+		csFeedback: 'auto',
+		csBoost: defaultCsBoost,
+	} as const;
 	const plan = planVm(['-accel', 'tcg,thread=multi'], config, probeHost(config), os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);

@@ -5,6 +5,7 @@
 // through the pipe (or, when something QEMU started holds the pipe, through
 // the pid), then removes the run directory and shared memory and exits.
 // Its SIGTERM stops the hint channel only: QEMU runs on. Needs `make build`.
+import {defaultCsBoost} from '../../src/vm/config.js';
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,7 +31,17 @@ fs.writeSync(1, 'helper ' + helper.pid + '\\n');
 execQemu('sh', ['-c', script], [helper.qemuEnd]);
 `;
 
-const config = {accel: 'tcg', off: false, fastPath: false, dryRun: false, qemu: 'sh', agentWaitS: 60, cs: 'off', csFeedback: 'auto'} as const;
+const config = {
+	accel: 'tcg',
+	off: false,
+	fastPath: false,
+	dryRun: false,
+	qemu: 'sh',
+	agentWaitS: 60,
+	cs: 'off',
+	csFeedback: 'auto',
+	csBoost: defaultCsBoost,
+} as const;
 const facts: HostFacts = {ownCpus: [0], accel: {accel: 'tcg', args: [], reason: 'TCG'}, fastPath: 'off'};
 
 interface Front {

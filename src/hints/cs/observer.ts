@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import type {ShmArea} from '../../shm/area.js';
 import {saturatingAdd, type ShmCounters} from '../../shm/counters.js';
 import {Feature, RecordType, Slot, SlotFlag, slotSize, slotsOffset} from '../../shm/layout.js';
-import {waitedNs, type SchedStats, type VcpuSched} from '../../fast/sched.js';
+import {waitedNs, type BoostStats, type BoostVcpu, type SchedStats, type VcpuSched} from '../../fast/sched.js';
 import {judge, readCells, readKernelWaits, readRunningThreads, type ThreadSample} from './sample.js';
 
 /** The kernel lock program (bpf/cs.bpf.c): its records update the slots' guest part, through the agent. */
@@ -124,6 +124,35 @@ export interface SchedSource {
 	read(n: number): VcpuSched[];
 	stats(): SchedStats;
 	stop(): void;
+	/** Acting (--pv-cs act): the kernel lock holders, and what the policy did. */
+	kernelHolds?(vcpus: readonly boolean[]): void;
+	boosts?(n: number): {stats: BoostStats; vcpus: BoostVcpu[]};
+}
+
+/** What acting did (the `cs` event's `act`, pvrun status). */
+export interface ActSummary {
+	/** From a preemption inside a section to the boost, µs: mean and max; boosts applied. */
+	boosts: number;
+	delayMeanUs: number;
+	delayMaxUs: number;
+	/** Policy changes the kernel refused (acting stops at the first that is not a thread gone), and the last errno. */
+	errors: number;
+	lastError: number;
+	vcpus: ActVcpu[];
+}
+
+export interface ActVcpu {
+	vcpu: number;
+	/** normal, boosted or payback, now. */
+	mode: 'normal' | 'boosted' | 'payback';
+	boosts: number;
+	boostedMs: number;
+	/** Preemptions inside a section that got no boost (no budget, or payback owed). */
+	refused: number;
+	/** Boost time left in the budget, payback owed and given. */
+	budgetMs: number;
+	debtMs: number;
+	paidMs: number;
 }
 
 /** Where the host's view of the vCPU threads comes from. */
@@ -173,6 +202,7 @@ export interface CsSummary {
 	/** Where the host's view came from; with `bpf`, what that source cost. */
 	feedback: FeedbackSource;
 	bpf?: SchedCost;
+	act?: ActSummary;
 }
 
 interface Vcpu {
@@ -212,6 +242,8 @@ export class CsObserver {
 		private readonly log: (summary: CsSummary) => void,
 		private readonly host: HostReader = new ProcHostReader(),
 		private readonly sched?: SchedSource,
+		/** Acting: the native policy decides at each preemption, so every vCPU's preemption must wake it. */
+		private readonly act = false,
 	) {}
 
 	/** Where the host's view of the vCPU threads comes from. */
@@ -261,7 +293,10 @@ export class CsObserver {
 		});
 		const inside = this.vcpus.map((_, v) => Boolean(cells.inSection[v] || holds[v]));
 		// The BPF source wakes at once for the vCPUs inside a section; the rest waits for this look.
+		// (Acting, it also wakes at every vCPU's preemption: the policy reads the cells itself
+		// then, and is told here only which vCPUs hold a kernel lock.)
 		this.sched?.watch(inside);
+		if (this.act) this.sched?.kernelHolds?.(holds);
 		this.sched?.sync();
 		const samples = this.sched?.read(this.vcpus.length);
 		// /proc/schedstat only for the /proc source: the BPF source reads no /proc file.
@@ -368,6 +403,29 @@ export class CsObserver {
 			lookUs: Math.round(this.lookNs / 1e3),
 			feedback: this.feedback,
 			...(this.sched ? {bpf: this.schedCost(this.sched)} : {}),
+			...(this.act && this.sched?.boosts ? {act: this.actSummary(this.sched.boosts(this.vcpus.length))} : {}),
+		};
+	}
+
+	private actSummary({stats, vcpus}: {stats: BoostStats; vcpus: BoostVcpu[]}): ActSummary {
+		const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+		const modes = ['normal', 'boosted', 'payback'] as const;
+		return {
+			boosts: stats.actN,
+			delayMeanUs: stats.actN ? Math.round(stats.actSumNs / stats.actN / 1e3) : 0,
+			delayMaxUs: Math.round(stats.actMaxNs / 1e3),
+			errors: stats.errors,
+			lastError: stats.lastError,
+			vcpus: vcpus.map((b, vcpu) => ({
+				vcpu,
+				mode: modes[b.mode] ?? 'normal',
+				boosts: b.boosts,
+				boostedMs: ms(b.boostedNs),
+				refused: b.refused,
+				budgetMs: ms(b.tokensNs),
+				debtMs: ms(b.debtNs),
+				paidMs: ms(b.paidNs),
+			})),
 		};
 	}
 
