@@ -7,8 +7,11 @@
  *   pvwork pingpong [-a CPU] [-c CPU] [-s SEC] two pinned threads bounce a token
  *   pvwork sleeper  [-p PERIOD_US] [-c CPU] [-s SEC] periodic wake-ups (pinned with -c)
  *   pvwork locks    [-t THREADS] [-s SEC]      threads contending on one mutex
- *   pvwork uspin    [-t THREADS] [-l LOCK] [-w WORK_US] [-s SEC]
- *                                              threads taking one lock for WORK_US of work each time;
+ *   pvwork uspin    [-t THREADS] [-l LOCK,..] [-w WORK_US,..] [-s SEC]
+ *                                              threads taking one lock for WORK_US of work each time,
+ *                                              SEC per lock and length, one result line with a run each;
+ *                                              (lists: commas or +, as the guest command line of pvrun's
+ *                                              images has commas for spaces)
  *                                              LOCK: spin (pthread_spin_lock), spin-cs (the same,
  *                                              the section marked with pvcs_enter/exit), mutex, pvcs
  *   pvwork klock    [-t THREADS] [-s SEC]      threads mapping and unmapping memory in one address
@@ -52,7 +55,7 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] [-c CPU] | "
-			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs] [-w WORK_US] | klock [-t THREADS]; "
+			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs,..] [-w WORK_US,..] | klock [-t THREADS]; "
 			"all take [-s SEC] [-b BURNERS]\n");
 	exit(2);
 }
@@ -320,13 +323,22 @@ static int run_locks(int threads, int seconds)
 
 /* Iterations of work() per µs of guest time on this kind of machine (TCG): a constant, so that
  * every configuration does the same work; the result reports the section's measured length. */
-#define WORK_ITERS_PER_US 450
+#define WORK_ITERS_PER_US 345
 
-static volatile uint64_t work_sink;
-
-static inline void work(uint32_t iters)
+/* Work outside the lock: on the thread's own stack (no line shared with anyone). */
+static inline void work_alone(uint32_t iters)
 {
-	for (uint32_t i = 0; i < iters; i++) work_sink += i;
+	volatile uint64_t sink = 0;
+	for (uint32_t i = 0; i < iters; i++) sink += i;
+}
+
+/* Work inside: on the data the lock protects, which shares the lock's cache line, as in a
+ * structure with its lock inside. A waiter spinning on the lock then slows the holder down (the
+ * host's CPUs pass the line between them): the cost that a preempted or slowed holder
+ * multiplies. */
+static inline void work_on(volatile uint64_t *data, uint32_t iters)
+{
+	for (uint32_t i = 0; i < iters; i++) *data += i;
 }
 
 enum lock_kind { LOCK_SPIN, LOCK_SPIN_CS, LOCK_MUTEX, LOCK_PVCS };
@@ -334,54 +346,68 @@ static const char *const lock_names[] = {"spin", "spin-cs", "mutex", "pvcs"};
 
 static enum lock_kind ulock_kind;
 static uint32_t ulock_iters;
-static pthread_spinlock_t uspin_lock;
-static pthread_mutex_t umutex = PTHREAD_MUTEX_INITIALIZER;
-static pvcs_lock_t upvcs = PVCS_LOCK_INIT;
+/* Each lock with the data it protects, on a cache line of its own. */
+static _Alignas(64) struct {
+	pthread_spinlock_t lock;
+	volatile uint64_t data;
+} uspin_lock;
+static _Alignas(64) struct {
+	pthread_mutex_t lock;
+	volatile uint64_t data;
+} umutex = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static _Alignas(64) struct {
+	pvcs_lock_t lock;
+	volatile uint64_t data;
+} upvcs = {.lock = PVCS_LOCK_INIT};
+_Static_assert(sizeof umutex <= 64, "the mutex and its data share a cache line");
 
 #define USPIN_SAMPLES (1u << 17)
+#define MAX_WORKS 8
 
-struct uspinner {
+struct uspinner { /* one cache line each: the threads write their own counters */
 	pthread_t thread;
 	uint64_t ops, held_ns;
 	uint32_t nwaits;
 	uint64_t *waits; /* acquisition times, ns */
-};
+} __attribute__((aligned(64)));
 
 static void *uspin(void *arg)
 {
 	struct uspinner *u = arg;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		uint64_t t0 = now_ns();
+		volatile uint64_t *data = NULL;
 		switch (ulock_kind) {
-		case LOCK_SPIN: pthread_spin_lock(&uspin_lock); break;
-		case LOCK_SPIN_CS: pthread_spin_lock(&uspin_lock); pvcs_enter(); break;
-		case LOCK_MUTEX: pthread_mutex_lock(&umutex); break;
-		case LOCK_PVCS: pvcs_lock(&upvcs); break;
+		case LOCK_SPIN: pthread_spin_lock(&uspin_lock.lock); data = &uspin_lock.data; break;
+		case LOCK_SPIN_CS: pthread_spin_lock(&uspin_lock.lock); pvcs_enter(); data = &uspin_lock.data; break;
+		case LOCK_MUTEX: pthread_mutex_lock(&umutex.lock); data = &umutex.data; break;
+		case LOCK_PVCS: pvcs_lock(&upvcs.lock); data = &upvcs.data; break;
 		}
 		uint64_t t1 = now_ns();
-		work(ulock_iters);
+		work_on(data, ulock_iters);
 		uint64_t t2 = now_ns();
 		switch (ulock_kind) {
-		case LOCK_SPIN: pthread_spin_unlock(&uspin_lock); break;
-		case LOCK_SPIN_CS: pvcs_exit(); pthread_spin_unlock(&uspin_lock); break;
-		case LOCK_MUTEX: pthread_mutex_unlock(&umutex); break;
-		case LOCK_PVCS: pvcs_unlock(&upvcs); break;
+		case LOCK_SPIN: pthread_spin_unlock(&uspin_lock.lock); break;
+		case LOCK_SPIN_CS: pvcs_exit(); pthread_spin_unlock(&uspin_lock.lock); break;
+		case LOCK_MUTEX: pthread_mutex_unlock(&umutex.lock); break;
+		case LOCK_PVCS: pvcs_unlock(&upvcs.lock); break;
 		}
 		if (u->nwaits < USPIN_SAMPLES) u->waits[u->nwaits++] = t1 - t0;
 		u->held_ns += t2 - t1;
 		u->ops++;
-		work(ulock_iters); /* as much work outside the lock as inside */
+		work_alone(ulock_iters); /* as much work outside the lock as inside */
 	}
 	return NULL;
 }
 
-static int run_uspin(int threads, enum lock_kind kind, long work_us, int seconds)
+/* One run of `seconds` with lock `kind` and `work_us` of work: its fields of the result's "runs". */
+static void uspin_once(int threads, enum lock_kind kind, long work_us, int seconds, int first)
 {
 	static struct uspinner u[MAX_THREADS];
 	ulock_kind = kind;
 	ulock_iters = (uint32_t)(work_us * WORK_ITERS_PER_US);
-	if ((errno = pthread_spin_init(&uspin_lock, PTHREAD_PROCESS_PRIVATE))) die("pthread_spin_init");
-	if (kind == LOCK_SPIN_CS || kind == LOCK_PVCS) pvcs_init();
+	atomic_store(&stop, 0);
+	memset(u, 0, sizeof u);
 	uint64_t start = now_ns();
 	for (int i = 0; i < threads; i++) {
 		if (!(u[i].waits = calloc(USPIN_SAMPLES, sizeof *u[i].waits))) die("calloc");
@@ -408,14 +434,29 @@ static int run_uspin(int threads, enum lock_kind kind, long work_us, int seconds
 		free(u[i].waits);
 	}
 	qsort(all, n, sizeof *all, cmp_u64);
-	double burned = stop_burners();
-	printf("pvwork-result {\"workload\":\"uspin\",\"lock\":\"%s\",\"threads\":%d,\"workUs\":%ld,\"seconds\":%.3f,"
-	       "\"ops\":%llu,\"opsPerSec\":%.1f,\"sectionUs\":%.2f,\"p50WaitUs\":%.2f,\"p99WaitUs\":%.2f,\"maxWaitUs\":%.1f,"
-	       "\"pvcsActive\":%d,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
-	       lock_names[kind], threads, work_us, secs, (unsigned long long)ops, (double)ops / secs,
-	       ops ? (double)held / (double)ops / 1000.0 : 0, pct_us(all, n, 0.5), pct_us(all, n, 0.99), pct_us(all, n, 1.0),
-	       (kind == LOCK_SPIN_CS || kind == LOCK_PVCS) ? pvcs_active() : 0, nburners, burned);
+	printf("%s{\"lock\":\"%s\",\"workUs\":%ld,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,\"sectionUs\":%.2f,"
+	       "\"p50WaitUs\":%.2f,\"p99WaitUs\":%.2f,\"maxWaitUs\":%.1f}",
+	       first ? "" : ",", lock_names[kind], work_us, secs, (unsigned long long)ops, (double)ops / secs,
+	       ops ? (double)held / (double)ops / 1000.0 : 0, pct_us(all, n, 0.5), pct_us(all, n, 0.99), pct_us(all, n, 1.0));
 	free(all);
+}
+
+/* Every lock of `kinds` (a bit per enum lock_kind) with every length of `works`, in that order. */
+static int run_uspin(int threads, unsigned kinds, const long *works, int nworks, int seconds)
+{
+	if ((errno = pthread_spin_init(&uspin_lock.lock, PTHREAD_PROCESS_PRIVATE))) die("pthread_spin_init");
+	if (kinds & (1u << LOCK_SPIN_CS | 1u << LOCK_PVCS)) pvcs_init();
+	printf("pvwork-result {\"workload\":\"uspin\",\"threads\":%d,\"runs\":[", threads);
+	int first = 1;
+	for (int w = 0; w < nworks; w++)
+		for (int k = 0; k < (int)(sizeof lock_names / sizeof *lock_names); k++)
+			if (kinds & (1u << k)) {
+				uspin_once(threads, (enum lock_kind)k, works[w], seconds, first);
+				first = 0;
+			}
+	double burned = stop_burners();
+	printf("],\"pvcsActive\":%d,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       (kinds & (1u << LOCK_SPIN_CS | 1u << LOCK_PVCS)) ? pvcs_active() : 0, nburners, burned);
 	return 0;
 }
 
@@ -467,8 +508,9 @@ int main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1) ncpu = 1;
 	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4, sleeper_cpu = -1;
-	long period_us = 1000, work_us = 10;
-	enum lock_kind kind = LOCK_SPIN;
+	long period_us = 1000, works[MAX_WORKS] = {10};
+	int nworks = 1;
+	unsigned kinds = 1u << LOCK_SPIN;
 	int opt;
 	optind = 2;
 	while ((opt = getopt(argc, argv, "a:b:c:s:p:t:l:w:")) != -1) {
@@ -482,15 +524,34 @@ int main(int argc, char **argv)
 		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
 		case 'p': period_us = arg_long(optarg, 50, 1000000, "-p PERIOD_US"); break;
 		case 't': threads = (int)arg_long(optarg, 1, MAX_THREADS, "-t THREADS"); break;
-		case 'w': work_us = arg_long(optarg, 0, 100000, "-w WORK_US"); break;
-		case 'l': {
-			size_t k = 0;
-			while (k < sizeof lock_names / sizeof *lock_names && strcmp(optarg, lock_names[k])) k++;
-			if (k == sizeof lock_names / sizeof *lock_names) {
-				fprintf(stderr, "pvwork: -l LOCK must be spin, spin-cs, mutex or pvcs (got \"%s\")\n", optarg);
-				return 2;
+		case 'w': {
+			/* A comma-separated list of lengths. */
+			char *save = NULL;
+			nworks = 0;
+			for (char *tok = strtok_r(optarg, ",+", &save); tok; tok = strtok_r(NULL, ",+", &save)) {
+				if (nworks == MAX_WORKS) {
+					fprintf(stderr, "pvwork: -w takes at most %d lengths\n", MAX_WORKS);
+					return 2;
+				}
+				works[nworks++] = arg_long(tok, 0, 100000, "-w WORK_US");
 			}
-			kind = (enum lock_kind)k;
+			if (nworks == 0) usage();
+			break;
+		}
+		case 'l': {
+			/* A comma-separated list of locks. */
+			char *save = NULL;
+			kinds = 0;
+			for (char *tok = strtok_r(optarg, ",+", &save); tok; tok = strtok_r(NULL, ",+", &save)) {
+				size_t k = 0;
+				while (k < sizeof lock_names / sizeof *lock_names && strcmp(tok, lock_names[k])) k++;
+				if (k == sizeof lock_names / sizeof *lock_names) {
+					fprintf(stderr, "pvwork: -l LOCK must be spin, spin-cs, mutex or pvcs (got \"%s\")\n", tok);
+					return 2;
+				}
+				kinds |= 1u << k;
+			}
+			if (kinds == 0) usage();
 			break;
 		}
 		default: usage();
@@ -514,7 +575,7 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "poll")) return run_poll(cpu, seconds);
 	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
 	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, seconds);
-	if (!strcmp(what, "uspin")) return run_uspin(threads, kind, work_us, seconds);
+	if (!strcmp(what, "uspin")) return run_uspin(threads, kinds, works, nworks, seconds);
 	if (!strcmp(what, "klock")) return run_klock(threads, seconds);
 	return run_locks(threads, seconds);
 }
