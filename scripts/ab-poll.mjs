@@ -165,7 +165,7 @@ const fmt = (r) =>
 /** The scenario's load beside the measured VM, started as the matrix starts it; resolves to its stop function. */
 const startLoad = async () => {
 	if (scenario.neighbourVm) return startNeighbourVm(image);
-	if (scenario.hostHogs) return startHostHogs(ownCpus().length);
+	if (scenario.hostHogs) return startHostHogs(ownCpus().length).stop;
 	return () => {};
 };
 const image = await ensureImage();

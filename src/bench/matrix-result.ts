@@ -45,7 +45,12 @@ export interface Summary {
 	vsStatic?: number;
 	/** pvrun with critical sections observed over pvrun without (the overhead row). */
 	csOverPvrun?: number;
-	target?: {text: string; met: boolean | null};
+	/** pvrun acting on critical sections over pvrun without. */
+	actOverPvrun?: number;
+	/** Each configuration's median over plain QEMU's, and the share of the gap from plain to the ceiling it closes. */
+	ratios?: Partial<Record<ConfigName, {vsPlain: number; gapClosed?: number}>>;
+	/** met: null when not measured or not applicable; why: a reason beside it (a target above the ceiling). */
+	target?: {text: string; met: boolean | null; why?: string};
 }
 
 export interface MatrixResult {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine, type Guest} from '../guest/boot.js';
 import {ownCpus} from '../host/cpus.js';
-import {setThreadAffinity} from '../host/libc.js';
+import {setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {ensureImage} from '../image/build.js';
 import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
@@ -39,12 +39,64 @@ export const scenarios: Record<ScenarioId, Scenario> = {
 	a: {id: 'a', title: 'one guest, 4 vCPUs on the host CPUs; busy unpinned threads beside the workload', vcpus: 4, neighbourVm: false, hostHogs: false},
 	b: {id: 'b', title: 'a 2-vCPU guest beside a second VM (plain QEMU) with 2 busy vCPUs', vcpus: 2, neighbourVm: true, hostHogs: false},
 	c: {id: 'c', title: 'a 2-vCPU guest beside busy host processes (one per host CPU)', vcpus: 2, neighbourVm: false, hostHogs: true},
+	d: {id: 'd', title: 'one guest, 4 vCPUs, beside busy host processes (one per host CPU)', vcpus: 4, neighbourVm: false, hostHogs: true},
 };
 
-/** The guest command of a workload in a scenario (commas stand for spaces), or undefined if it does not run there. */
-export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, config: ConfigName): string | undefined {
-	const busy = (n: number) => `-b,${Math.max(0, n)}`;
+/** The critical-section workloads: threads = vCPUs, in the scenarios whose guest has more vCPUs than the host has CPUs. */
+const csWorkloads: readonly WorkloadName[] = ['uspin', 'klock'];
+
+/** The pvrun launchers of the configurations that run under pvrun. */
+const pvrunArgs: Partial<Record<ConfigName, string[]>> = {pvrun: [], 'pvrun-cs': ['--pv-cs', 'observe'], 'pvrun-act': ['--pv-cs', 'act']};
+
+/**
+ * The ceiling configuration (docs/benchmarks.md#the-ceiling): the best the machine allows a
+ * workload. Lock-bound workloads: no overcommit, a guest with as many vCPUs (and threads) as
+ * the host CPUs it may fairly have. The others: the oracle static placement, each vCPU's thread
+ * pinned where the workload's pinned threads want it (nice 19 for the vCPUs that must share).
+ */
+export type Ceiling = {kind: 'nooc'; vcpus: number} | {kind: 'oracle'; place: Array<{cpus: number[]; nice: number}>};
+
+export function ceilingOf(w: WorkloadName, s: Scenario, hostCpus: readonly number[]): Ceiling | undefined {
+	const n = hostCpus.length;
+	const shared = s.neighbourVm || s.hostHogs;
+	const cpu = (i: number) => hostCpus[i % n] ?? 0;
 	switch (w) {
+		case 'uspin':
+		case 'klock':
+		case 'locks':
+			// Beside a neighbour as busy as the host's CPUs, the guest's fair part is half of them.
+			return {kind: 'nooc', vcpus: Math.max(1, Math.min(s.vcpus, shared ? Math.floor(n / 2) : n))};
+		case 'poll':
+		case 'sleeper':
+		case 'pingpong': {
+			// vCPU 0 (and 1 for pingpong) with a CPU of its own while the guest has more vCPUs than the
+			// host has CPUs and nobody else shares them; otherwise vCPU i on CPU i, as static pinning.
+			const own = w === 'pingpong' ? 2 : 1;
+			if (shared || s.vcpus <= n || n <= own) return {kind: 'oracle', place: Array.from({length: s.vcpus}, (_, v) => ({cpus: [cpu(v)], nice: 0}))};
+			return {
+				kind: 'oracle',
+				place: Array.from({length: s.vcpus}, (_, v) => (v < own ? {cpus: [cpu(v)], nice: 0} : {cpus: hostCpus.slice(own), nice: 19})),
+			};
+		}
+		case 'hintlat':
+			return undefined;
+	}
+}
+
+/**
+ * The guest command of a workload in a scenario (commas stand for spaces), or undefined if it does
+ * not run there; `threads`: the lock-bound workloads' threads (the guest's vCPUs).
+ */
+export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, config: ConfigName, quick = false, threads = s.vcpus): string | undefined {
+	const busy = (n: number) => `-b,${Math.max(0, n)}`;
+	// Scenario d exists for the critical-section workloads; they run where vCPUs outnumber host CPUs.
+	if (csWorkloads.includes(w) ? s.vcpus < 4 : s.id === 'd') return undefined;
+	switch (w) {
+		case 'uspin':
+			// pvwork's lists take + (commas are spaces here). The quick run: one length, two locks.
+			return `pvwork,uspin,-t,${threads},-l,${quick ? 'spin+pvcs' : 'spin+spin-cs+mutex+pvcs'},-w,${quick ? '10' : '1+10+50'},-s,${seconds}`;
+		case 'klock':
+			return `pvwork,klock,-t,${threads},-s,${seconds}`;
 		case 'poll':
 			return `pvwork,poll,-c,0,-s,${seconds},${busy(s.vcpus - 1)}`;
 		case 'pingpong':
@@ -52,10 +104,10 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 		case 'sleeper':
 			return `pvwork,sleeper,-c,0,-p,1000,-s,${seconds},${busy(s.vcpus - 1)}`;
 		case 'locks':
-			return `pvwork,locks,-t,${s.vcpus},-s,${seconds}`;
+			return `pvwork,locks,-t,${threads},-s,${seconds}`;
 		case 'hintlat':
 			// Only pvrun answers hints; the probe's own load is light.
-			return config === 'pvrun' || config === 'pvrun-cs' ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
+			return pvrunArgs[config] ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
 	}
 }
 
@@ -75,10 +127,18 @@ export function parseResultLine(line: string): {workload: WorkloadName; values: 
 			return undefined;
 		}
 		if (typeof parsed !== 'object' || parsed === null) return undefined;
-		const {workload, ...rest} = parsed as Record<string, unknown>;
+		const {workload, runs, ...rest} = parsed as Record<string, unknown>;
 		if (typeof workload !== 'string' || !(workloadNames as readonly string[]).includes(workload)) return undefined;
 		const values: Record<string, number> = {};
 		for (const [k, v] of Object.entries(rest)) if (typeof v === 'number' && Number.isFinite(v)) values[k] = v;
+		// uspin: one run per lock and length, as "<lock>-<workUs>.<field>".
+		if (Array.isArray(runs))
+			for (const run of runs as unknown[]) {
+				if (typeof run !== 'object' || run === null) continue;
+				const {lock, workUs, ...fields} = run as Record<string, unknown>;
+				if (typeof lock !== 'string' || !/^[a-z-]+$/.test(lock) || typeof workUs !== 'number') continue;
+				for (const [k, v] of Object.entries(fields)) if (typeof v === 'number' && Number.isFinite(v)) values[`${lock}-${workUs}.${k}`] = v;
+			}
 		if (workload === 'poll' && values['iterPerSec'] !== undefined) values['vmWorkPerSec'] = values['iterPerSec'] + (values['burnerIterPerSec'] ?? 0);
 		return {workload: workload as WorkloadName, values};
 	}
@@ -102,7 +162,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 		for (let rep = 0; rep < options.reps; rep++) {
 			for (const id of options.scenarios) {
 				const scenario = scenarios[id];
-				for (const [order, config] of rotation(rep, options.configs).entries()) {
+				for (const [order, config] of rotation(rep, options.scenarioConfigs?.[id] ?? options.configs).entries()) {
 					const step = progress.step(`rep ${rep + 1}/${options.reps}, scenario ${id}, ${config}`);
 					try {
 						const got = await runBoot({scenario, config, rep, order, options, image, dir: work});
@@ -128,6 +188,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 			scenarios: options.scenarios,
 			workloads: options.workloads,
 			configs: options.configs,
+			...(options.scenarioConfigs ? {scenarioConfigs: options.scenarioConfigs} : {}),
 		},
 		scenarios: options.scenarios.map((id) => scenarios[id]),
 		samples,
@@ -166,37 +227,85 @@ interface BootContext {
 	dir: string;
 }
 
-/** One boot of the measured VM in one configuration, with the scenario's load around it. */
+/** One configuration in one scenario: one boot (the ceiling: one per kind of ceiling its workloads have). */
 async function runBoot(ctx: BootContext): Promise<Sample[]> {
 	const {scenario, config, options} = ctx;
-	const planned = options.workloads
-		.map((w) => ({w, cmd: workloadCommand(w, scenario, options.seconds, config)}))
-		.filter((x): x is {w: WorkloadName; cmd: string} => x.cmd !== undefined);
+	if (config !== 'ceiling') {
+		const planned = options.workloads
+			.map((w) => ({w, cmd: workloadCommand(w, scenario, options.seconds, config, options.quick)}))
+			.filter((x): x is Planned => x.cmd !== undefined);
+		return bootOnce(ctx, {vcpus: scenario.vcpus, planned, ...(pvrunArgs[config] ? {launcher: pvrunCommand(...(pvrunArgs[config] ?? []))} : {})});
+	}
+	const cpus = ownCpus();
+	const nooc: Planned[] = [];
+	const oracle: Planned[] = [];
+	let vcpus = scenario.vcpus;
+	let place: Array<{cpus: number[]; nice: number}> | undefined;
+	for (const w of options.workloads) {
+		const c = ceilingOf(w, scenario, cpus);
+		if (!c) continue;
+		if (c.kind === 'nooc') {
+			vcpus = c.vcpus;
+			const cmd = workloadCommand(w, scenario, options.seconds, config, options.quick, c.vcpus);
+			if (cmd) nooc.push({w, cmd});
+		} else {
+			place = c.place;
+			const cmd = workloadCommand(w, scenario, options.seconds, config, options.quick);
+			if (cmd) oracle.push({w, cmd});
+		}
+	}
+	const out: Sample[] = [];
+	if (nooc.length) out.push(...(await bootOnce(ctx, {vcpus, planned: nooc})));
+	if (oracle.length && place) out.push(...(await bootOnce(ctx, {vcpus: scenario.vcpus, planned: oracle, place})));
+	return out;
+}
+
+interface Planned {
+	w: WorkloadName;
+	cmd: string;
+}
+
+interface BootPlan {
+	vcpus: number;
+	planned: Planned[];
+	/** Run through pvrun (this command) rather than QEMU. */
+	launcher?: string[];
+	/** Where each vCPU's thread goes once the guest is up (static pinning, the oracle). */
+	place?: Array<{cpus: number[]; nice: number}>;
+}
+
+/** One boot of the measured VM, with the scenario's load around it. */
+async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
+	const {scenario, config, options} = ctx;
+	const {planned} = plan;
 	const first = planned[0];
 	if (!first) return [];
 	// Warm-up: the first workload for 1 s (TCG translates the code; caches fill), then each workload once.
-	const warmupCmd = workloadCommand(first.w, scenario, 1, config) ?? first.cmd;
+	const warmupCmd = first.cmd.replace(/,-s,\d+/, ',-s,1');
 	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration
 	// and in the quick run too: without it the first workload runs before pvrun's program is attached.
 	const run = ['sleep,3', warmupCmd, ...planned.map((p) => p.cmd)].join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
 	try {
 		if (scenario.neighbourVm) cleanups.push(await startNeighbourVm(ctx.image));
-		if (scenario.hostHogs) cleanups.push(startHostHogs(ownCpus().length));
+		const hogs = scenario.hostHogs ? startHostHogs(ownCpus().length) : undefined;
+		if (hogs) cleanups.push(hogs.stop);
+		const place = plan.place ?? (config === 'static' ? staticPlace(plan.vcpus) : undefined);
 		const qmpSocket = path.join(ctx.dir, `qmp-${process.pid}-${ctx.rep}-${ctx.order}.sock`);
 		const guest = bootGuest({
 			kernel: ctx.image.kernel,
 			initrd: ctx.image.initrd,
-			cpus: scenario.vcpus,
+			cpus: plan.vcpus,
 			run,
-			...(config === 'pvrun' ? {launcher: pvrunCommand()} : {}),
-			...(config === 'pvrun-cs' ? {launcher: pvrunCommand('--pv-cs', 'observe')} : {}),
-			...(config === 'static' ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
+			...(plan.launcher ? {launcher: plan.launcher} : {}),
+			...(place ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
 		});
 		cleanups.push(() => guest.stop());
 		await guest.waitFor(readyLine, 60_000);
-		if (config === 'static') await pinStatically(qmpSocket);
-		const budgetMs = 30_000 + (planned.length + 1) * (options.seconds + 5) * 1000;
+		if (place) await placeVcpus(qmpSocket, place);
+		const hogsAt = hogs?.cpuNs();
+		const startedAt = performance.now();
+		const budgetMs = 30_000 + (planned.length + 1) * (options.seconds * (first.w === 'uspin' ? 12 : 1) + 5) * 1000;
 		const status = await guest.waitFor(/command exited with status/, budgetMs);
 		if (!/status 0\b/.test(status))
 			throw new PvrunError(
@@ -205,7 +314,13 @@ async function runBoot(ctx: BootContext): Promise<Sample[]> {
 					.slice(-2)
 					.join(' | ')}`,
 			);
-		return collect(guest, ctx, planned.length);
+		const samples = collect(guest, ctx, planned.length);
+		// The busy host processes' share of the host's CPUs while the guest ran its workloads (%).
+		if (hogs && hogsAt !== undefined) {
+			const share = (100 * (hogs.cpuNs() - hogsAt)) / ((performance.now() - startedAt) * 1e6 * ownCpus().length);
+			for (const s of samples) if (!s.warmup) s.values['neighbourCpuShare'] = Math.round(share * 10) / 10;
+		}
+		return samples;
 	} finally {
 		for (const c of cleanups.reverse()) await c();
 	}
@@ -227,11 +342,21 @@ function collect(guest: Guest, ctx: BootContext, expected: number): Sample[] {
 }
 
 /** libvirt's <vcpupin> done by hand: vCPU i on host CPU i mod N, for the whole run. */
-async function pinStatically(qmpSocket: string): Promise<void> {
+function staticPlace(vcpus: number): Array<{cpus: number[]; nice: number}> {
+	const cpus = ownCpus();
+	return Array.from({length: vcpus}, (_, v) => ({cpus: [cpus[v % cpus.length] ?? 0], nice: 0}));
+}
+
+/** Put each vCPU's thread where `place` says, for the whole run. */
+async function placeVcpus(qmpSocket: string, place: Array<{cpus: number[]; nice: number}>): Promise<void> {
 	const qmp = await connectQmp(qmpSocket, {timeoutMs: 10_000});
 	try {
-		const cpus = ownCpus();
-		for (const t of await qmp.vcpuThreads()) setThreadAffinity(t.threadId, [cpus[t.index % cpus.length] ?? 0]);
+		for (const t of await qmp.vcpuThreads()) {
+			const p = place[t.index];
+			if (!p) continue;
+			setThreadAffinity(t.threadId, p.cpus);
+			if (p.nice !== 0) setThreadNice(t.threadId, p.nice);
+		}
 	} finally {
 		await qmp.close().catch(() => {});
 	}
@@ -249,12 +374,25 @@ export async function startNeighbourVm(image: {kernel: string; initrd: string}):
 	return () => neighbour.stop();
 }
 
-/** Busy host processes, one per CPU; returns their stop function. pvrun never touches them. */
-export function startHostHogs(count: number): () => void {
+/** Busy host processes, one per CPU: their stop function and their CPU time so far. pvrun never touches them. */
+export function startHostHogs(count: number): {stop: () => void; cpuNs: () => number} {
 	const hogs: ChildProcess[] = [];
 	for (let i = 0; i < count; i++) hogs.push(spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'}));
-	return () => {
-		for (const h of hogs) h.kill('SIGKILL');
+	const tick = 1e9 / 100; // USER_HZ
+	return {
+		stop: () => {
+			for (const h of hogs) h.kill('SIGKILL');
+		},
+		cpuNs: () =>
+			hogs.reduce((sum, h) => {
+				try {
+					const stat = fs.readFileSync(`/proc/${h.pid ?? 0}/stat`, 'utf8');
+					const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+					return sum + (Number(f[11]) + Number(f[12])) * tick;
+				} catch {
+					return sum;
+				}
+			}, 0),
 	};
 }
 

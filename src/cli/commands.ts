@@ -33,7 +33,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('configs', {
 						type: 'string',
 						requiresArg: true,
-						describe: `matrix: which configurations (default ${configNames.join(',')}; --quick: no pvrun-cs)`,
+						describe: `matrix: which configurations (default ${configNames.join(',')}; --quick: all but pvrun-cs in scenario a, plain and pvrun in b and c)`,
 					})
 					.option('out', {
 						type: 'string',
@@ -96,9 +96,11 @@ export function matrixOptions(args: {
 	configs?: string | undefined;
 	out?: string | undefined;
 }): MatrixOptions {
-	const base = args.quick ? quickOptions : fullOptions;
+	const {scenarioConfigs, ...base} = args.quick ? quickOptions : fullOptions;
 	return {
 		...base,
+		// Configurations asked for by name are booted in every scenario.
+		...(scenarioConfigs && args.configs === undefined ? {scenarioConfigs} : {}),
 		reps: wholeNumber(args.reps ?? base.reps, '--reps'),
 		seconds: wholeNumber(args.seconds ?? base.seconds, '--seconds'),
 		scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),

@@ -1,6 +1,7 @@
-// The benchmark matrix: its parsing and ordering as units, and the
-// quick mode end to end (the summary and report: matrix-report.test.ts) as the smoke run of `make test` (real guests, all three
-// configurations and scenarios; no timing assertions). Its JSON must validate
+// The benchmark matrix: its parsing, ordering and ceilings as units, and the
+// quick mode end to end (the summary and report: matrix-report.test.ts) as the
+// smoke run of `make test` (real guests: every configuration in scenario a,
+// plain and pvrun in b and c; no timing assertions). Its JSON must validate
 // against bench/schema/matrix.schema.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +9,8 @@ import path from 'node:path';
 import {Ajv} from 'ajv';
 import {execa} from 'execa';
 import t from 'tap';
-import {parseResultLine, rotation, scenarioIds, scenarios, workloadCommand, type MatrixResult} from '../../src/bench/matrix.js';
+import {ceilingOf, parseResultLine, quickOptions, rotation, scenarios, workloadCommand, workloadNames, type MatrixResult} from '../../src/bench/matrix.js';
+import {ownCpus} from '../../src/host/cpus.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {packageRoot} from '../../src/util/paths.js';
 
@@ -24,6 +26,14 @@ t.test('result lines: pvwork JSON and pvhint key=value; anything else is ignored
 		workload: 'hintlat',
 		values: {n: 40, timeouts: 0, pinP50Us: 210.5, pinP99Us: 900},
 	});
+	t.same(
+		parseResultLine(
+			'pvwork-result {"workload":"uspin","threads":4,"runs":[{"lock":"spin","workUs":10,"opsPerSec":5.5,"p99WaitUs":3},' +
+				'{"lock":"pvcs","workUs":1,"opsPerSec":7},{"lock":"../x","workUs":1,"opsPerSec":1},{"lock":"mutex","workUs":"1","opsPerSec":1},7],"pvcsActive":1}',
+		),
+		{workload: 'uspin', values: {threads: 4, pvcsActive: 1, 'spin-10.opsPerSec': 5.5, 'spin-10.p99WaitUs': 3, 'pvcs-1.opsPerSec': 7}},
+		'uspin: a run per lock and length; a run that names no lock and length is left out',
+	);
 	for (const junk of [
 		'pvwork-result {',
 		'pvwork-result {"workload":"rm -rf"}',
@@ -44,7 +54,7 @@ t.test('configurations rotate across repetitions', async (t) => {
 			['plain', 'static', 'pvrun'],
 		],
 	);
-	t.same(rotation(1), ['static', 'pvrun', 'pvrun-cs', 'plain'], 'by default, every configuration');
+	t.same(rotation(1), ['static', 'pvrun', 'pvrun-cs', 'pvrun-act', 'ceiling', 'plain'], 'by default, every configuration');
 });
 
 t.test('workload commands fit the scenario and contain no spaces', async (t) => {
@@ -52,6 +62,46 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 	t.equal(workloadCommand('pingpong', scenarios.b, 10, 'plain'), 'pvwork,pingpong,-a,0,-c,1,-s,10,-b,0');
 	t.equal(workloadCommand('hintlat', scenarios.a, 2, 'plain'), undefined, 'plain QEMU answers no hints');
 	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun'));
+	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun-act'));
+	t.equal(workloadCommand('uspin', scenarios.a, 3, 'plain'), 'pvwork,uspin,-t,4,-l,spin+spin-cs+mutex+pvcs,-w,1+10+50,-s,3', 'every lock and length');
+	t.equal(workloadCommand('uspin', scenarios.a, 1, 'plain', true), 'pvwork,uspin,-t,4,-l,spin+pvcs,-w,10,-s,1', 'quick: one length, two locks');
+	t.equal(
+		workloadCommand('uspin', scenarios.d, 3, 'ceiling', false, 1),
+		'pvwork,uspin,-t,1,-l,spin+spin-cs+mutex+pvcs,-w,1+10+50,-s,3',
+		"the ceiling's threads",
+	);
+	t.equal(workloadCommand('klock', scenarios.d, 3, 'pvrun-act'), 'pvwork,klock,-t,4,-s,3');
+	for (const w of ['uspin', 'klock'] as const)
+		t.equal(workloadCommand(w, scenarios.b, 3, 'plain'), undefined, `${w}: not in a guest with no more vCPUs than CPUs`);
+	for (const w of ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat'] as const)
+		t.equal(workloadCommand(w, scenarios.d, 3, 'pvrun'), undefined, `${w}: not in scenario d`);
+});
+
+t.test('the ceiling: no overcommit for lock-bound workloads, the oracle placement for pinned ones', async (t) => {
+	const cpus = [0, 1];
+	t.same(ceilingOf('uspin', scenarios.a, cpus), {kind: 'nooc', vcpus: 2}, 'alone: as many vCPUs as host CPUs');
+	t.same(ceilingOf('klock', scenarios.d, cpus), {kind: 'nooc', vcpus: 1}, 'beside a neighbour as busy as the host: half');
+	t.same(ceilingOf('poll', scenarios.a, cpus), {
+		kind: 'oracle',
+		place: [
+			{cpus: [0], nice: 0},
+			{cpus: [1], nice: 19},
+			{cpus: [1], nice: 19},
+			{cpus: [1], nice: 19},
+		],
+	});
+	t.same(
+		ceilingOf('pingpong', scenarios.b, cpus),
+		{
+			kind: 'oracle',
+			place: [
+				{cpus: [0], nice: 0},
+				{cpus: [1], nice: 0},
+			],
+		},
+		'a neighbour on the same CPUs: static pinning is the best placement',
+	);
+	t.equal(ceilingOf('hintlat', scenarios.a, cpus), undefined, 'plain QEMU answers no hints: no ceiling');
 });
 
 // The whole file gets the quick run's 8 minutes: tap's 180 s per file (package.json) is the
@@ -87,13 +137,19 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	const result = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as MatrixResult;
 	t.ok(validate(result), `matrix.json validates against the schema: ${JSON.stringify(validate.errors?.slice(0, 3) ?? [])}`);
 	t.same(result.failures, [], 'no boot failed');
-	for (const sc of scenarioIds)
-		for (const config of ['plain', 'static', 'pvrun'] as const)
-			for (const w of ['poll', 'pingpong', 'sleeper', 'locks'] as const)
-				t.ok(
-					result.samples.some((x) => x.scenario === sc && x.config === config && x.workload === w && !x.warmup),
-					`${sc}/${config}/${w} measured`,
-				);
+	for (const sc of quickOptions.scenarios)
+		for (const config of quickOptions.scenarioConfigs?.[sc] ?? quickOptions.configs)
+			for (const w of workloadNames) {
+				const runs =
+					config === 'ceiling' ? ceilingOf(w, scenarios[sc], ownCpus()) !== undefined : workloadCommand(w, scenarios[sc], 1, config, true) !== undefined;
+				if (runs)
+					t.ok(
+						result.samples.some((x) => x.scenario === sc && x.config === config && x.workload === w && !x.warmup),
+						`${sc}/${config}/${w} measured`,
+					);
+			}
+	const uspin = result.samples.find((x) => x.workload === 'uspin' && x.config === 'pvrun-act');
+	t.ok((uspin?.values['pvcs-10.opsPerSec'] ?? 0) > 0, 'uspin: each lock a result of its own');
 	t.ok(
 		result.samples.some((x) => x.workload === 'hintlat' && x.config === 'pvrun'),
 		'hint round trips measured under pvrun',
@@ -101,9 +157,10 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	const md = fs.readFileSync(path.join(out, 'matrix.md'), 'utf8');
 	t.match(md, /## Scenario a:/);
 	t.match(md, /\| poll iterations \(\/s\) \|/);
-	for (const sc of scenarioIds) t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
+	for (const sc of quickOptions.scenarios)
+		t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
 	const runDirs = [...runs].filter((name) => /^pvrun-\d+-[0-9a-f]+$/.test(name));
-	t.ok(runDirs.length >= scenarioIds.length, `the run directory of each pvrun VM was seen (${runDirs.join(', ')})`);
+	t.ok(runDirs.length >= quickOptions.scenarios.length, `the run directory of each pvrun VM was seen (${runDirs.join(', ')})`);
 	t.same(fs.readdirSync(tmp), [], 'no run or work directory left');
 	t.same(
 		runDirs.filter((name) => fs.existsSync(path.join('/dev/shm', name))),

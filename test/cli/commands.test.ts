@@ -29,21 +29,29 @@ async function refusal(f: () => unknown): Promise<string> {
 	return 'accepted';
 }
 
-const allWorkloads = ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat'];
+const allWorkloads = ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat', 'uspin', 'klock'];
 
 t.test('bench: the matrix gets the documented defaults, or the options given', async (t) => {
 	t.strictSame(matrixOptions({quick: false}), {
 		quick: false,
 		reps: 3,
 		seconds: 10,
-		scenarios: ['a', 'b', 'c'],
+		scenarios: ['a', 'b', 'c', 'd'],
 		workloads: allWorkloads,
-		configs: ['plain', 'static', 'pvrun', 'pvrun-cs'],
+		configs: ['plain', 'static', 'pvrun', 'pvrun-cs', 'pvrun-act', 'ceiling'],
 	});
 	t.strictSame(
 		matrixOptions({quick: true}),
-		{quick: true, reps: 1, seconds: 1, scenarios: ['a', 'b', 'c'], workloads: allWorkloads, configs: ['plain', 'static', 'pvrun']},
-		'--quick: no overhead configuration',
+		{
+			quick: true,
+			reps: 1,
+			seconds: 1,
+			scenarios: ['a', 'b', 'c'],
+			workloads: allWorkloads,
+			configs: ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'],
+			scenarioConfigs: {b: ['plain', 'pvrun'], c: ['plain', 'pvrun']},
+		},
+		'--quick: every configuration but the overhead one in scenario a, plain and pvrun in b and c; no scenario d',
 	);
 	t.strictSame(
 		matrixOptions({quick: true, reps: 2, seconds: 5, scenarios: 'c,a', workloads: 'sleeper,poll', configs: 'pvrun-cs,pvrun', out: '/tmp/x'}),
@@ -61,13 +69,13 @@ t.test('bench: a bad number or list is refused, naming what to fix', async (t) =
 	t.equal(await reps(1.5), '--reps must be a whole number of at least 1 (got 1.5)');
 	t.equal(await reps(NaN), '--reps must be a whole number of at least 1 (got NaN)', 'yargs makes a word given for a number NaN');
 	t.equal(await refusal(() => matrixOptions({quick: true, seconds: 0})), '--seconds must be a whole number of at least 1 (got 0)', '--quick checks too');
-	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: 'nope'})), '--scenarios: unknown nope; choose from a,b,c');
+	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: 'nope'})), '--scenarios: unknown nope; choose from a,b,c,d');
 	t.equal(
 		await refusal(() => matrixOptions({quick: false, workloads: 'poll,nope,Sleeper'})),
 		`--workloads: unknown nope,Sleeper; choose from ${allWorkloads.join(',')}`,
 		'only the unknown entries are named, and every valid one',
 	);
-	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: ','})), '--scenarios: unknown (empty); choose from a,b,c', 'a list of nothing');
+	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: ','})), '--scenarios: unknown (empty); choose from a,b,c,d', 'a list of nothing');
 });
 
 t.test('bench hint-latency: its options are checked too; no warm-up is allowed', async (t) => {
