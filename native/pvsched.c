@@ -59,7 +59,7 @@ struct sched_instance {
 	struct pvb_config boost;
 	struct pvb_vcpu pol[PV_SCHED_MAX_VCPUS];
 	uint32_t applied[PV_SCHED_MAX_VCPUS];
-	uint8_t kernel_held[PV_SCHED_MAX_VCPUS]; /* pvs_kernel_holds */
+	uint8_t act_watch[PV_SCHED_MAX_VCPUS];   /* update_act_watch */
 	struct pvs_boost_stats bstats;
 };
 
@@ -144,31 +144,71 @@ static void sync_slots(struct sched_instance *in, int woken)
 /* A guest thread id is below the kernel's pid limit (2^22). */
 #define TID_LIMIT (1u << 22)
 
-/* Which vCPUs run a guest thread inside a user section now, from the cells (the
- * guest's, so each value is checked): a cell's section is on the vCPU whose slot
- * names its thread as the one running (cur_tid), else where it began. */
-static void cells_inside(struct sched_instance *in, uint8_t *inside)
+/* Which vCPUs run a guest thread inside a user section now (`inside`), and which run
+ * a thread that holds a cell at all (`users`, may be NULL), from the cells (the guest's,
+ * so each value is checked): a cell is on the vCPU whose slot names its thread as the
+ * one running (cur_tid), else where its last section began. */
+static void cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *users)
 {
 	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
 	uint32_t used = __atomic_load_n(&hdr->cells_used, __ATOMIC_ACQUIRE);
 
 	memset(inside, 0, in->n_vcpus);
+	if (users)
+		memset(users, 0, in->n_vcpus);
 	if (used > PVSHM_CELLS)
 		used = PVSHM_CELLS;
 	for (uint32_t i = 0; i < used; i++) {
 		const struct pvshm_cell *c = (const struct pvshm_cell *)(in->shm + PVSHM_CELLS_OFFSET + (size_t)i * PVSHM_CELL_SIZE);
 		uint32_t tid = __atomic_load_n(&c->owner_tid, __ATOMIC_RELAXED);
 		int32_t cpu = __atomic_load_n(&c->cpu, __ATOMIC_RELAXED);
+		int depth;
 
-		if (tid == 0 || tid >= TID_LIMIT || __atomic_load_n(&c->depth, __ATOMIC_ACQUIRE) == 0)
+		if (tid == 0 || tid >= TID_LIMIT)
+			continue;
+		depth = __atomic_load_n(&c->depth, __ATOMIC_ACQUIRE) != 0;
+		if (!depth && !users)
 			continue;
 		for (uint32_t v = 0; v < in->n_vcpus; v++)
 			if (__atomic_load_n(&slot_of(in, v)->cur_tid, __ATOMIC_RELAXED) == tid) {
 				cpu = (int32_t)v;
 				break;
 			}
-		if (cpu >= 0 && (uint32_t)cpu < in->n_vcpus)
-			inside[cpu] = 1;
+		if (cpu >= 0 && (uint32_t)cpu < in->n_vcpus) {
+			inside[cpu] |= (uint8_t)depth;
+			if (users)
+				users[cpu] = 1;
+		}
+	}
+}
+
+/* The watch bits of vCPU v: any change of "preempted" while a section is open on it (the
+ * observer's look), and, acting, its preemptions while it may hold one (act_watch). */
+static uint32_t watch_bits(struct sched_instance *in, uint32_t v, int changes)
+{
+	return (changes ? PV_WATCH_CHANGES : 0) | (in->boost.max_ns && in->act_watch[v] ? PV_WATCH_PREEMPTED : 0);
+}
+
+/* Acting: wake at the preemptions of the vCPUs that run a guest thread holding a cell; a
+ * vCPU that runs none costs no wake-up. Called at each of pvrun's looks (pvs_sync), the
+ * lock held. */
+static void update_act_watch(struct sched_instance *in)
+{
+	uint8_t inside[PV_SCHED_MAX_VCPUS], users[PV_SCHED_MAX_VCPUS];
+
+	if (!in->boost.max_ns)
+		return;
+	cells_inside(in, inside, users);
+	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
+		uint8_t want = v < in->n_vcpus && users[v];
+
+		if (want == in->act_watch[v])
+			continue;
+		in->act_watch[v] = want;
+		if (want)
+			__atomic_or_fetch(&in->area->vcpu[v].watched, PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
+		else
+			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
 	}
 }
 
@@ -217,7 +257,7 @@ static uint64_t policy_pass(struct sched_instance *in)
 		return 0;
 	}
 	in->bstats.passes++;
-	cells_inside(in, inside);
+	cells_inside(in, inside, NULL);
 	for (uint32_t v = 0; v < in->n_vcpus; v++) {
 		struct pvb_vcpu *s = &in->pol[v];
 		struct pvb_input i;
@@ -231,7 +271,7 @@ static uint64_t policy_pass(struct sched_instance *in)
 		i.busy_ns = e.run_ns + e.wait_ns + (e.state != PV_VS_SLEEPING && now > e.since_ns ? now - e.since_ns : 0);
 		i.preemptions = e.preemptions;
 		i.host_state = e.state;
-		i.in_section = inside[v] || in->kernel_held[v];
+		i.in_section = inside[v];
 		mode = pvb_step(&in->boost, s, &i);
 		if (mode != in->applied[v]) {
 			err = apply_mode(in->tids[v], mode);
@@ -489,6 +529,9 @@ int pvs_sync(int h)
 
 	if (!in)
 		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
+	update_act_watch(in);
+	pthread_mutex_unlock(&in->lock);
 	sync_slots(in, 0);
 	return 0;
 }
@@ -499,11 +542,10 @@ int pvs_watch(int h, const uint64_t *mask, uint32_t words)
 
 	if (!in || !mask || words > PV_SCHED_MAX_VCPUS / 64)
 		return -EINVAL;
+	pthread_mutex_lock(&in->lock);
 	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
-		__atomic_store_n(&in->area->vcpu[v].watched,
-				 (v / 64 < words && (mask[v / 64] >> (v % 64) & 1) ? PV_WATCH_CHANGES : 0) |
-					 (__atomic_load_n(&in->boost.max_ns, __ATOMIC_RELAXED) ? PV_WATCH_PREEMPTED : 0),
-				 __ATOMIC_RELAXED);
+		__atomic_store_n(&in->area->vcpu[v].watched, watch_bits(in, v, v / 64 < words && (mask[v / 64] >> (v % 64) & 1)), __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&in->lock);
 	return 0;
 }
 
@@ -557,24 +599,13 @@ int pvs_boost(int h, const struct pvb_config *config)
 	if (config->max_ns == 0 && config->payback_pct == 0)
 		policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
 	in->boost = *config;
-	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
-		if (config->max_ns)
-			__atomic_or_fetch(&in->area->vcpu[v].watched, PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
-		else
+	if (config->max_ns) {
+		update_act_watch(in);
+	} else {
+		memset(in->act_watch, 0, sizeof(in->act_watch));
+		for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
 			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&in->lock);
-	return 0;
-}
-
-int pvs_kernel_holds(int h, const uint64_t *mask, uint32_t words)
-{
-	struct sched_instance *in = sched_get(h);
-
-	if (!in || !mask || words > PV_SCHED_MAX_VCPUS / 64)
-		return -EINVAL;
-	pthread_mutex_lock(&in->lock);
-	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
-		in->kernel_held[v] = v / 64 < words ? (uint8_t)(mask[v / 64] >> (v % 64) & 1) : 0;
+	}
 	pthread_mutex_unlock(&in->lock);
 	return 0;
 }

@@ -48,7 +48,8 @@ int pvs_start(const char *obj_path, const char *shm_path);
 int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n);
 /* Bring the slots' flags to the program's now, in the caller's thread: pvrun
  * calls it at each look, for the changes that wake nobody ("overloaded"
- * alone). 0 or -EINVAL. */
+ * alone). Acting, it also chooses whose preemptions wake the thread: the vCPUs
+ * that run a guest thread holding a cell. 0 or -EINVAL. */
 int pvs_sync(int h);
 /* Watch vCPU i (a change of "preempted" wakes the thread at once) where bit i
  * of `mask` is set; the others' flags reach the slots at the next pvs_sync.
@@ -61,10 +62,6 @@ int pvs_stats(int h, struct pvs_stats *out);
 /* Act on critical sections with `config` (cspolicy.h; max_ns and payback_pct 0:
  * not at all, and every thread pvrun changed goes back). 0 or -EINVAL. */
 int pvs_boost(int h, const struct pvb_config *config);
-/* The vCPUs that hold a kernel lock another vCPU waits for (pvrun's last look at
- * the slots); the policy counts them as inside a section, beside the user
- * sections it reads from the cells itself. 0 or -EINVAL. */
-int pvs_kernel_holds(int h, const uint64_t *mask, uint32_t words);
 /* The acting counters and vCPUs 0..n-1's policy states. n or -EINVAL. */
 int pvs_boosts(int h, struct pvs_boost_stats *stats, struct pvb_vcpu *out, uint32_t n);
 /* cspolicy.h's pvb_step, for tests. */

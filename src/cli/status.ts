@@ -58,8 +58,14 @@ export function formatPlacement(placement: readonly VcpuPlacement[], kernel: Rea
 		.join(', ');
 }
 
-/** "0:1.2s/0.3s 1:0s/0s": per vCPU, time inside critical sections / of it, time its host thread waited for a CPU. */
+/**
+ * "0:1.2s/0.3s 1:0s/0s": per vCPU, time inside critical sections / of it, time its host thread
+ * waited for a CPU; acting, then "[12x 8.0ms, left 9.8ms, owed 2.0ms]": boosts and their time,
+ * boost time left in the budget, payback owed.
+ */
 export function formatCs(cs: CsStatus): string {
 	const sec = (ms: number): string => (ms === 0 ? '0s' : `${(ms / 1000).toFixed(1)}s`);
-	return cs.vcpus.length ? cs.vcpus.map((v) => `${v.vcpu}:${sec(v.csMs)}/${sec(v.csPreemptedMs)}`).join(' ') : '-';
+	const ms = (us: number): string => `${(us / 1000).toFixed(1)}ms`;
+	const act = (a: NonNullable<CsStatus['vcpus'][number]['act']>) => ` [${a.boosts}x ${ms(a.boostedUs)}, left ${ms(a.budgetUs)}, owed ${ms(a.debtUs)}]`;
+	return cs.vcpus.length ? cs.vcpus.map((v) => `${v.vcpu}:${sec(v.csMs)}/${sec(v.csPreemptedMs)}${v.act ? act(v.act) : ''}`).join(' ') : '-';
 }

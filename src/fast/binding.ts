@@ -30,7 +30,6 @@ export interface FastLib {
 	pvs_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
 	pvs_stop: KoffiFunc<(h: number) => void>;
 	pvs_boost: KoffiFunc<(h: number, config: Uint8Array) => number>;
-	pvs_kernel_holds: KoffiFunc<(h: number, mask: BigUint64Array, words: number) => number>;
 	pvs_boosts: KoffiFunc<(h: number, stats: Uint8Array, out: Uint8Array, n: number) => number>;
 	pvs_policy_step: KoffiFunc<(config: Uint8Array, state: Uint8Array, input: Uint8Array) => number>;
 }
@@ -60,7 +59,6 @@ export function fastLib(): FastLib | string {
 			pvs_stats: fn('int pvs_stats(int h, _Out_ uint8_t *out)'),
 			pvs_stop: fn('void pvs_stop(int h)'),
 			pvs_boost: fn('int pvs_boost(int h, const uint8_t *config)'),
-			pvs_kernel_holds: fn('int pvs_kernel_holds(int h, const uint64_t *mask, uint32_t words)'),
 			pvs_boosts: fn('int pvs_boosts(int h, _Out_ uint8_t *stats, _Out_ uint8_t *out, uint32_t n)'),
 			pvs_policy_step: fn('uint32_t pvs_policy_step(const uint8_t *config, _Inout_ uint8_t *state, const uint8_t *input)'),
 		};

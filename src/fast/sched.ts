@@ -214,11 +214,6 @@ export class HostSched {
 		if (rc !== 0) throw new Error(`cannot act on critical sections: ${errnoText(rc)}`);
 	}
 
-	/** The vCPUs that hold a kernel lock another vCPU waits for: the policy counts them as inside a section. */
-	kernelHolds(vcpus: readonly boolean[]): void {
-		if (!this.stopped) this.lib.pvs_kernel_holds(this.handle, vcpuMask(vcpus), schedMaxVcpus / 64);
-	}
-
 	/** What acting did: the counters, and vCPUs 0..n-1's policy states. */
 	boosts(n: number): {stats: BoostStats; vcpus: BoostVcpu[]} {
 		const count = Math.max(0, Math.min(n, schedMaxVcpus));

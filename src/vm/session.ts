@@ -442,7 +442,21 @@ export class HintSession {
 			sched,
 			act,
 		);
-		this.cs.listener = (s) => void updateCs(this.plan.runDir, s);
+		this.cs.listener = (s) =>
+			void updateCs(this.plan.runDir, {
+				cells: s.cells,
+				vcpus: s.vcpus.map((v) => {
+					const a = s.act?.vcpus[v.vcpu];
+					const us = (ms: number) => Math.round(ms * 1000);
+					return {
+						vcpu: v.vcpu,
+						csMs: v.csMs,
+						csPreemptedMs: v.csPreemptedMs,
+						preemptedMs: v.preemptedMs,
+						...(a ? {act: {boosts: a.boosts, boostedUs: us(a.boostedMs), budgetUs: us(a.budgetMs), debtUs: us(a.debtMs), paidUs: us(a.paidMs)}} : {}),
+					};
+				}),
+			});
 		this.cs.setThreads(threads.map((t) => t.threadId));
 		this.cs.start();
 		this.log.write('cs', {state: act ? 'act' : 'observe', periodMs: csPeriodMs, feedback: this.cs.feedback, ...(why ? {why} : {})});

@@ -56,16 +56,25 @@ export interface VmState {
 	/** The current vCPU → host CPU placement, when the hint engine has published one. */
 	placement?: VcpuPlacement[];
 	placementAt?: string;
-	/** Critical sections observed (--pv-cs observe), as of the last `cs` event. */
+	/** Critical sections observed or acted on (--pv-cs), as of the last `cs` event. */
 	cs?: CsStatus;
 }
 
 /** What `pvrun status` shows of critical sections, per vCPU (src/hints/cs/observer.ts). */
 export interface CsStatus {
-	vcpus: {vcpu: number; csMs: number; csPreemptedMs: number; preemptedMs: number}[];
+	vcpus: CsVcpuStatus[];
 	/** Guest threads holding a critical-section cell. */
 	cells: number;
 	at: string;
+}
+
+/** One vCPU's critical sections; with --pv-cs act, its boosts too (whole µs). */
+export interface CsVcpuStatus {
+	vcpu: number;
+	csMs: number;
+	csPreemptedMs: number;
+	preemptedMs: number;
+	act?: {boosts: number; boostedUs: number; budgetUs: number; debtUs: number; paidUs: number};
 }
 
 /** A VM found by readVmStates. */
@@ -282,12 +291,19 @@ function checkedCs(c: unknown): CsStatus {
 		vcpus: vcpus.map((v: unknown, i) => {
 			const where = `cs.vcpus[${i}]`;
 			if (!isRecord(v)) throw new Error(`${where} is not an object`);
-			return {
+			const out: CsVcpuStatus = {
 				vcpu: integerField(v, 'vcpu', 0, where),
 				csMs: integerField(v, 'csMs', 0, where),
 				csPreemptedMs: integerField(v, 'csPreemptedMs', 0, where),
 				preemptedMs: integerField(v, 'preemptedMs', 0, where),
 			};
+			const act = v['act'];
+			if (act !== undefined) {
+				if (!isRecord(act)) throw new Error(`${where}.act is not an object`);
+				const f = (k: string) => integerField(act, k, 0, `${where}.act`);
+				out.act = {boosts: f('boosts'), boostedUs: f('boostedUs'), budgetUs: f('budgetUs'), debtUs: f('debtUs'), paidUs: f('paidUs')};
+			}
+			return out;
 		}),
 		cells: integerField(c, 'cells', 0, 'cs'),
 		at: dateField(c, 'at'),

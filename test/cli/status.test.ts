@@ -3,7 +3,7 @@
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {formatPlacement, formatStatus} from '../../src/cli/status.js';
+import {formatCs, formatPlacement, formatStatus} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
@@ -50,6 +50,20 @@ t.test('the status table', async (t) => {
 			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
 			'',
 		].join('\n'),
+	);
+});
+
+t.test('formatCs: acting adds boosts, budget left and payback owed per vCPU', async (t) => {
+	t.equal(
+		formatCs({
+			vcpus: [
+				{vcpu: 0, csMs: 1200, csPreemptedMs: 300, preemptedMs: 500, act: {boosts: 12, boostedUs: 8000, budgetUs: 9800, debtUs: 2000, paidUs: 14000}},
+				{vcpu: 1, csMs: 0, csPreemptedMs: 0, preemptedMs: 0, act: {boosts: 0, boostedUs: 0, budgetUs: 10000, debtUs: 0, paidUs: 0}},
+			],
+			cells: 1,
+			at: '2026-12-04T10:00:00.000Z',
+		}),
+		'0:1.2s/0.3s [12x 8.0ms, left 9.8ms, owed 2.0ms] 1:0s/0s [0x 0.0ms, left 10.0ms, owed 0.0ms]',
 	);
 });
 

@@ -1,10 +1,13 @@
-// End to end, critical sections observed (--pv-cs observe), in one guest that
-// goes through three stages, each checked as it ends:
+// End to end, critical sections observed and acted on (--pv-cs act, which
+// observes as --pv-cs observe does), in one guest that goes through three
+// stages, each checked as it ends:
 // 1. An unprivileged guest thread holds a section on vCPU 1 while the host
 //    makes vCPU 1's thread wait (pinned to one CPU beside a real-time busy
 //    loop, for 2 s). The host sees the section in the thread's cell, sets
 //    vcpu_preempted in vCPU 1's slot and counts the time lost; the guest
-//    library reads the flag from vCPU 0.
+//    library reads the flag from vCPU 0. As root, the policy boosts vCPU 1
+//    (a real-time thread of the same priority keeps the CPU: the boosts are
+//    spent, then refused) and leaves its thread as it was.
 // 2. Threads contend for kernel locks: the kernel lock program is attached and
 //    each wait lands in its vCPU's slot, counted per vCPU.
 // 3. A guest that garbles cells, slots and flags costs the host counters only.
@@ -12,7 +15,7 @@ import {execa} from 'execa';
 import fs from 'node:fs';
 import t from 'tap';
 import {readyLine} from '../../src/guest/boot.js';
-import {setThreadAffinity} from '../../src/host/libc.js';
+import {getThreadAffinity, setThreadAffinity} from '../../src/host/libc.js';
 import {Cell, Header, Slot, SlotFlag, cellsOffset, slotSize, slotsOffset, shmSize} from '../../src/shm/layout.js';
 import {readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
@@ -26,7 +29,7 @@ const counterSoFar = (events: LoggedEvent[], name: string): number =>
 t.test('critical sections in a real guest: a preempted holder, kernel lock waits, a hostile guest', async (t) => {
 	const {guest, logFile} = await bootThroughPvrun(t, {
 		cpus: 2,
-		pvArgs: ['--pv-cs', 'observe'],
+		pvArgs: ['--pv-cs', 'act'],
 		run: [
 			'pvhint,feedback',
 			`taskset,-c,1,pvcs,hold,5,-u,${nobody}`,
@@ -51,8 +54,8 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 	await t.test('a section held on a preempted vCPU: seen in its cell, flagged in its slot, read by the guest', async (t) => {
 		t.match(
 			readEventLog(logFile).filter((e) => e.event === 'cs'),
-			[{state: 'observe', periodMs: 10, feedback: process.getuid?.() === 0 ? 'bpf' : 'proc'}],
-			'observation starts; as root, the host view comes from the host BPF program',
+			[{state: process.getuid?.() === 0 ? 'act' : 'observe', periodMs: 10, feedback: process.getuid?.() === 0 ? 'bpf' : 'proc'}],
+			'acting starts; as root, the host view comes from the host BPF program (else: observing only)',
 		);
 		const feedback = await guest.waitFor(/^vcpu=1 /, 30_000);
 		t.match(feedback, /^vcpu=1 state=floating pcpu=-1 preempted=[01] overloaded=[01] boosted=0 preempted_ms=\d+$/, 'pvhint feedback: one line per vCPU');
@@ -99,6 +102,7 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 			return false;
 		});
 		await hog;
+		t.same(getThreadAffinity(vcpu1), [1], 'a boost never moves the thread: still on CPU 1 alone');
 		setThreadAffinity(vcpu1, [0, 1]);
 		t.ok(flagged >= looks / 2, `vcpu_preempted set in vCPU 1's slot most of the time (${flagged} of ${looks} looks)`);
 		t.ok(view().getBigUint64(slotsOffset + slotSize + Slot.preemptedNs, true) > 100_000_000n, 'its preempted_ns grew past 100 ms');
@@ -171,6 +175,14 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 		if (process.getuid?.() === 0) {
 			const bpf = (last as {bpf?: {writes: number; programRuns: number; delayMeanUs: number; threadUs: number}} | undefined)?.bpf;
 			t.ok(bpf && bpf.writes > 0 && bpf.programRuns > 0, `the host program's cost is reported: ${JSON.stringify(bpf)}`);
+			// Acting: vCPU 1 was preempted inside its section: boosted at once, until its budget's debt cap.
+			const act = (last as {act?: {boosts: number; delayMeanUs: number; errors: number}} | undefined)?.act;
+			const acted = last?.vcpus[1] as {boosts?: number; boostedMs?: number; refused?: number} | undefined;
+			t.ok(act && act.boosts > 0 && act.errors === 0, `boosts applied, none refused by the kernel: ${JSON.stringify(act)}`);
+			t.ok(act && act.delayMeanUs < 1000, `within 1 ms of the preemption on average (${act?.delayMeanUs} µs)`);
+			t.ok(acted && (acted.boosts ?? 0) > 0 && (acted.refused ?? 0) > 0, `vCPU 1: boosted, then refused (${JSON.stringify(acted)})`);
+			// The default bounds: 10 ms of boost per 100 ms, no more than 10 ms owed at 200 % (20 ms of payback).
+			t.ok(acted && (acted.boostedMs ?? Infinity) <= 10 + 0.1 * (v1?.csMs ?? 0), `and within its budget (${acted?.boostedMs} ms)`);
 		}
 	});
 });

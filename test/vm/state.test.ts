@@ -102,6 +102,16 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	t.ok(updateCs(live.runDir, cs), 'critical sections observed are published');
 	t.match(readVmStates(root).vms[0]?.cs, {...cs, at: /^\d{4}-/}, 'and read back with their time');
 	t.notOk(updateCs(live.runDir, {vcpus: [{vcpu: 0, csMs: -1, csPreemptedMs: 0, preemptedMs: 0}], cells: 0}), 'a negative time is refused');
+	const acted = {
+		vcpus: [{vcpu: 0, csMs: 12, csPreemptedMs: 3, preemptedMs: 40, act: {boosts: 3, boostedUs: 2500, budgetUs: 9000, debtUs: 1000, paidUs: 4000}}],
+		cells: 2,
+	};
+	t.ok(updateCs(live.runDir, acted), 'and acting: boosts, budget left, payback');
+	t.match(readVmStates(root).vms[0]?.cs, acted, 'read back');
+	t.notOk(
+		updateCs(live.runDir, {...acted, vcpus: [{...acted.vcpus[0], act: {...acted.vcpus[0]?.act, boosts: 1.5}}]} as typeof acted),
+		'a fraction of a boost is refused',
+	);
 	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), cs: {vcpus: {}, cells: 0, at: new Date().toISOString()}}), /cs.vcpus is not a list/);
 	t.throws(
 		() => parseVmState({...validState('pvrun-1-aa', 1), cs: {vcpus: [{vcpu: 0, csMs: 1, csPreemptedMs: 0}], cells: 0, at: new Date().toISOString()}}),

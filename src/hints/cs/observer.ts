@@ -124,8 +124,7 @@ export interface SchedSource {
 	read(n: number): VcpuSched[];
 	stats(): SchedStats;
 	stop(): void;
-	/** Acting (--pv-cs act): the kernel lock holders, and what the policy did. */
-	kernelHolds?(vcpus: readonly boolean[]): void;
+	/** Acting (--pv-cs act): what the policy did. */
 	boosts?(n: number): {stats: BoostStats; vcpus: BoostVcpu[]};
 }
 
@@ -242,7 +241,7 @@ export class CsObserver {
 		private readonly log: (summary: CsSummary) => void,
 		private readonly host: HostReader = new ProcHostReader(),
 		private readonly sched?: SchedSource,
-		/** Acting: the native policy decides at each preemption, so every vCPU's preemption must wake it. */
+		/** Acting: the native policy decides at each preemption; the observer reports what it did. */
 		private readonly act = false,
 	) {}
 
@@ -293,10 +292,9 @@ export class CsObserver {
 		});
 		const inside = this.vcpus.map((_, v) => Boolean(cells.inSection[v] || holds[v]));
 		// The BPF source wakes at once for the vCPUs inside a section; the rest waits for this look.
-		// (Acting, it also wakes at every vCPU's preemption: the policy reads the cells itself
-		// then, and is told here only which vCPUs hold a kernel lock.)
+		// (Acting, it also wakes at the preemption of every vCPU that runs a thread holding a
+		// cell: the policy reads the cells itself then.)
 		this.sched?.watch(inside);
-		if (this.act) this.sched?.kernelHolds?.(holds);
 		this.sched?.sync();
 		const samples = this.sched?.read(this.vcpus.length);
 		// /proc/schedstat only for the /proc source: the BPF source reads no /proc file.
