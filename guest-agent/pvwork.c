@@ -296,12 +296,14 @@ static void *contend(void *arg)
 	return NULL;
 }
 
-static int run_locks(int threads, int seconds)
+/* `threads` threads running `fn` (each counting its operations in its struct locker) for
+ * `seconds`; prints workload `name`'s result line. */
+static int run_lockers(const char *name, void *(*fn)(void *), int threads, int seconds)
 {
 	static struct locker l[MAX_THREADS];
 	uint64_t start = now_ns();
 	for (int i = 0; i < threads; i++)
-		if ((errno = pthread_create(&l[i].thread, NULL, contend, &l[i]))) die("pthread_create");
+		if ((errno = pthread_create(&l[i].thread, NULL, fn, &l[i]))) die("pthread_create");
 	struct timespec d = {.tv_sec = seconds};
 	while (nanosleep(&d, &d) == -1 && errno == EINTR)
 		;
@@ -313,9 +315,9 @@ static int run_locks(int threads, int seconds)
 	}
 	double secs = (double)(now_ns() - start) / 1e9;
 	double burned = stop_burners();
-	printf("pvwork-result {\"workload\":\"locks\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,"
+	printf("pvwork-result {\"workload\":\"%s\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,"
 	       "\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
-	       threads, secs, (unsigned long long)ops, (double)ops / secs, nburners, burned);
+	       name, threads, secs, (unsigned long long)ops, (double)ops / secs, nburners, burned);
 	return 0;
 }
 
@@ -478,28 +480,6 @@ static void *klocker(void *arg)
 	return NULL;
 }
 
-static int run_klock(int threads, int seconds)
-{
-	static struct locker l[MAX_THREADS];
-	uint64_t start = now_ns();
-	for (int i = 0; i < threads; i++)
-		if ((errno = pthread_create(&l[i].thread, NULL, klocker, &l[i]))) die("pthread_create");
-	struct timespec d = {.tv_sec = seconds};
-	while (nanosleep(&d, &d) == -1 && errno == EINTR)
-		;
-	atomic_store(&stop, 1);
-	uint64_t ops = 0;
-	for (int i = 0; i < threads; i++) {
-		pthread_join(l[i].thread, NULL);
-		ops += l[i].ops;
-	}
-	double secs = (double)(now_ns() - start) / 1e9;
-	double burned = stop_burners();
-	printf("pvwork-result {\"workload\":\"klock\",\"threads\":%d,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,"
-	       "\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
-	       threads, secs, (unsigned long long)ops, (double)ops / secs, nburners, burned);
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -576,6 +556,6 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
 	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, seconds);
 	if (!strcmp(what, "uspin")) return run_uspin(threads, kinds, works, nworks, seconds);
-	if (!strcmp(what, "klock")) return run_klock(threads, seconds);
-	return run_locks(threads, seconds);
+	if (!strcmp(what, "klock")) return run_lockers("klock", klocker, threads, seconds);
+	return run_lockers("locks", contend, threads, seconds);
 }

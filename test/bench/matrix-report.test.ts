@@ -18,6 +18,22 @@ const s = (config: ConfigName, iterPerSec: number, rep = 0, warmup = false): Sam
 	values: {iterPerSec, maxStallUs: 10, vmWorkPerSec: 100},
 });
 
+/** A result of scenario a around `samples` (the quick run's options unless given). */
+function resultOf(samples: Sample[], changes: Partial<MatrixResult> = {}): MatrixResult {
+	return {
+		schema: 'pvrun-bench-matrix/1',
+		date: '2026-12-04T08:00:00.000Z',
+		environment: {host: 'vm', cpus: 2, cpuModel: 'AMD EPYC', kernel: '6.18', qemu: 'QEMU 7.2.0', accel: 'tcg', pvrun: '0.1.0', commit: 'abc1234', node: 'v20'},
+		options: quickOptions,
+		scenarios: [scenarios.a],
+		samples,
+		summary: summarize(samples),
+		failures: [],
+		durationSeconds: 60,
+		...changes,
+	};
+}
+
 t.test('summary: medians, ratios from the same run, targets', async (t) => {
 	const summary = summarize([s('plain', 100), s('plain', 120, 1), s('plain', 1e9, 0, true), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)]);
 	const poll = summary.find((x) => x.metric === 'iterPerSec');
@@ -82,17 +98,7 @@ t.test("uspin's targets: the gap from plain pthread_spin_lock to the ceiling, wh
 
 t.test('matrix.md and one chart per scenario', async (t) => {
 	const samples = [s('plain', 100), s('plain', 120, 1), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)];
-	const result: MatrixResult = {
-		schema: 'pvrun-bench-matrix/1',
-		date: '2026-12-04T08:00:00.000Z',
-		environment: {host: 'vm', cpus: 2, cpuModel: 'AMD EPYC', kernel: '6.18', qemu: 'QEMU 7.2.0', accel: 'tcg', pvrun: '0.1.0', commit: 'abc1234', node: 'v20'},
-		options: quickOptions,
-		scenarios: [scenarios.a],
-		samples,
-		summary: summarize(samples),
-		failures: [{scenario: 'a', config: 'static', rep: 1, error: 'the guest did not boot within 120 s'}],
-		durationSeconds: 60,
-	};
+	const result = resultOf(samples, {failures: [{scenario: 'a', config: 'static', rep: 1, error: 'the guest did not boot within 120 s'}]});
 	const files = await matrixReport(result);
 	t.same(Object.keys(files).sort(), ['matrix-a.svg', 'matrix.md']);
 	const md = files['matrix.md'] ?? '';
@@ -111,17 +117,7 @@ t.test('the overhead row: pvrun with critical sections observed over pvrun, with
 	const poll = summary.find((x) => x.metric === 'iterPerSec');
 	t.equal(poll?.csOverPvrun, 305 / 310, 'observe / pvrun, medians of the same run');
 	t.equal(poll?.vsPlain, 310 / 100, "pvrun's own ratios are pvrun's, not the observing run's");
-	const result: MatrixResult = {
-		schema: 'pvrun-bench-matrix/1',
-		date: '2026-12-04T08:00:00.000Z',
-		environment: {host: 'vm', cpus: 2, cpuModel: 'AMD EPYC', kernel: '6.18', qemu: 'QEMU 7.2.0', accel: 'tcg', pvrun: '0.1.0', commit: 'abc1234', node: 'v20'},
-		options: {...quickOptions, configs: ['plain', 'pvrun', 'pvrun-cs']},
-		scenarios: [scenarios.a],
-		samples,
-		summary,
-		failures: [],
-		durationSeconds: 60,
-	};
+	const result = resultOf(samples, {options: {...quickOptions, configs: ['plain', 'pvrun', 'pvrun-cs']}});
 	const md = (await matrixReport(result))['matrix.md'] ?? '';
 	t.match(md, '### Overhead of observing critical sections (scenario a)');
 	t.match(md, '| poll iterations (/s) | 310 (300–320) | 305 | 0.98x | yes |', 'higher is better: within 3 %');
@@ -137,17 +133,7 @@ t.test('the overhead row: pvrun with critical sections observed over pvrun, with
 
 t.test("acting's cost where the workload has no sections: act over pvrun, with the 3 % target", async (t) => {
 	const samples = [s('plain', 100), s('pvrun', 300), {...s('pvrun-act', 296), values: {iterPerSec: 296, maxStallUs: 10, vmWorkPerSec: 100}}];
-	const result: MatrixResult = {
-		schema: 'pvrun-bench-matrix/1',
-		date: '2026-12-04T08:00:00.000Z',
-		environment: {host: 'vm', cpus: 2, cpuModel: 'AMD EPYC', kernel: '6.18', qemu: 'QEMU 7.2.0', accel: 'tcg', pvrun: '0.1.0', commit: 'abc1234', node: 'v20'},
-		options: {...quickOptions, configs: ['plain', 'pvrun', 'pvrun-act']},
-		scenarios: [scenarios.a],
-		samples,
-		summary: summarize(samples),
-		failures: [],
-		durationSeconds: 60,
-	};
+	const result = resultOf(samples, {options: {...quickOptions, configs: ['plain', 'pvrun', 'pvrun-act']}});
 	const md = (await matrixReport(result))['matrix.md'] ?? '';
 	t.match(md, '### Acting on critical sections, where the workload has none (scenario a)');
 	t.match(md, '| poll iterations (/s) | 300 | 296 | 0.99x | yes |');

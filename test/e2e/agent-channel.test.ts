@@ -2,7 +2,6 @@
 // layout (v1) told apart and left alone, then hello, load, list, stats, ping,
 // a load the verifier/libbpf rejects (the error carries the log), unload — and
 // the agent surviving the host side going away and coming back.
-import {defaultCsBoost} from '../../src/vm/config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,21 +14,12 @@ import {Header, RecordType, shmSize} from '../../src/shm/layout.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {planVm} from '../../src/vm/plan.js';
 import {probeHost} from '../../src/vm/probe.js';
+import {vmConfig} from '../helpers/vm-config.js';
 
 t.test('the agent serves the protocol and survives the host reconnecting', async (t) => {
 	const image = await ensureImage();
 	// pvrun's channel arguments, with the accelerator left to bootGuest.
-	const config = {
-		accel: 'auto',
-		off: false,
-		fastPath: true,
-		dryRun: false,
-		qemu: 'qemu-system-x86_64',
-		agentWaitS: 60,
-		cs: 'off',
-		csFeedback: 'auto',
-		csBoost: defaultCsBoost,
-	} as const;
+	const config = vmConfig();
 	const plan = planVm(['-accel', 'tcg,thread=multi'], config, probeHost(config), os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
 	fs.mkdirSync(plan.runDir, {mode: 0o700});
 	const area = createShmArea(plan.shmPath, 2);

@@ -5,7 +5,6 @@
 // through the pipe (or, when something QEMU started holds the pipe, through
 // the pid), then removes the run directory and shared memory and exits.
 // Its SIGTERM stops the hint channel only: QEMU runs on. Needs `make build`.
-import {defaultCsBoost} from '../../src/vm/config.js';
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +15,7 @@ import {packageRoot} from '../../src/util/paths.js';
 import {planVm, type VmPlan} from '../../src/vm/plan.js';
 import type {HostFacts} from '../../src/vm/probe.js';
 import {readEventLog} from '../../src/vm/event-log.js';
+import {vmConfig} from '../helpers/vm-config.js';
 
 const dist = path.join(packageRoot, 'dist', 'vm');
 const front = `
@@ -31,17 +31,7 @@ fs.writeSync(1, 'helper ' + helper.pid + '\\n');
 execQemu('sh', ['-c', script], [helper.qemuEnd]);
 `;
 
-const config = {
-	accel: 'tcg',
-	off: false,
-	fastPath: false,
-	dryRun: false,
-	qemu: 'sh',
-	agentWaitS: 60,
-	cs: 'off',
-	csFeedback: 'auto',
-	csBoost: defaultCsBoost,
-} as const;
+const config = vmConfig({accel: 'tcg', fastPath: false, qemu: 'sh'});
 const facts: HostFacts = {ownCpus: [0], accel: {accel: 'tcg', args: [], reason: 'TCG'}, fastPath: 'off'};
 
 interface Front {

@@ -2,25 +2,15 @@
 // the same plan. The user's arguments stay first and unchanged, pvrun's come
 // after them with ids of its own; for a QEMU that daemonizes, where its pid
 // will be read from.
-import {defaultCsBoost} from '../../src/vm/config.js';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {kickPortName} from '../../src/agent/protocol.js';
 import {planVm} from '../../src/vm/plan.js';
 import type {HostFacts} from '../../src/vm/probe.js';
+import {vmConfig} from '../helpers/vm-config.js';
 
-const options = {
-	accel: 'tcg',
-	off: false,
-	fastPath: true,
-	dryRun: false,
-	qemu: 'qemu-system-x86_64',
-	agentWaitS: 60,
-	cs: 'off',
-	csFeedback: 'auto',
-	csBoost: defaultCsBoost,
-} as const;
+const options = vmConfig({accel: 'tcg'});
 const owner = {pid: 4242, cwd: '/srv/vm'};
 const facts: HostFacts = {ownCpus: [0, 1], accel: {accel: 'tcg', args: ['-accel', 'tcg,thread=multi'], reason: 'TCG as requested'}, fastPath: true};
 

@@ -8,7 +8,6 @@
 // is a server answering with the frames of docs/agent-protocol.md. What is
 // checked is what a user or `pvrun status` sees: the event log, the state
 // file, the files on disk, the threads' scheduling in the kernel.
-import {defaultCsBoost} from '../../src/vm/config.js';
 import {spawn} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -36,19 +35,10 @@ import {readVmStates, writeVmState} from '../../src/vm/state.js';
 import {sleeper, waitUntil} from '../helpers/fast.js';
 import {Guest, maskOf} from '../helpers/guest-ring.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
+import {vmConfig} from '../helpers/vm-config.js';
 
 const ownCpus = getThreadAffinity(0);
-const config = {
-	accel: 'tcg',
-	off: false,
-	fastPath: false,
-	dryRun: false,
-	qemu: 'qemu-system-x86_64',
-	agentWaitS: 60,
-	cs: 'off',
-	csFeedback: 'auto',
-	csBoost: defaultCsBoost,
-} as const;
+const config = vmConfig({accel: 'tcg', fastPath: false});
 const noFastPath = 'off in this test (no kick port)';
 const facts: HostFacts = {ownCpus, accel: {accel: 'tcg', args: ['-accel', 'tcg'], reason: 'TCG as requested'}, fastPath: noFastPath};
 const hex = (): string => crypto.randomBytes(4).toString('hex');
