@@ -66,6 +66,20 @@ t.test('the ceiling: each configuration against plain, the gap it closes, a targ
 	t.same(poll?.target, {text: '≥ 3x plain and ≥ 1.5x static', met: false, why: 'above the ceiling (2.00x plain)'}, 'asks 3x where the machine allows 2x');
 	const nogap = summarize([s('plain', 100), s('pvrun', 120), s('ceiling', 100)]).find((x) => x.metric === 'iterPerSec');
 	t.same(nogap?.ratios?.pvrun, {vsPlain: 1.2}, 'no gap: no share of it');
+	const below = summarize([s('plain', 100), s('pvrun', 120), s('ceiling', 90)]).find((x) => x.metric === 'iterPerSec');
+	t.same(below?.ratios?.pvrun, {vsPlain: 1.2}, 'a ceiling measured below plain: no share of a negative gap');
+	const stalls = (plain: number, pvrun: number, ceiling: number) =>
+		summarize(
+			(
+				[
+					['plain', plain],
+					['pvrun', pvrun],
+					['ceiling', ceiling],
+				] as const
+			).map(([c, us]) => ({...s(c, 100), values: {iterPerSec: 100, maxStallUs: us, vmWorkPerSec: 100}})),
+		).find((x) => x.metric === 'maxStallUs')?.ratios?.pvrun?.gapClosed;
+	t.equal(stalls(40, 30, 20), 0.5, 'lower is better: half of the way down from plain to the ceiling');
+	t.equal(stalls(40, 30, 50), undefined, 'lower is better: a ceiling above plain is no gap');
 });
 
 /** A uspin sample: ops/s per lock and length, as parseResultLine flattens them. */
