@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* A native thread of pvrun that rests in SCHED_FIFO 1 while it uses at most
+/* A native thread of pvrun that rests in SCHED_FIFO (priority `prio`, 1 unless
+ * set: pvsched.c's is 2, above the vCPU threads it boosts) while it uses at most
  * RT_BUDGET_NS of its own CPU time per RT_WINDOW_NS; past that, SCHED_OTHER
  * until the window after (a guest that floods it gets a normal thread, not a
  * CPU). Shared by the fast path (pvfast.c) and the vCPU feedback (pvsched.c);
