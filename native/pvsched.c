@@ -186,19 +186,19 @@ static void cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *us
  * observer's look), and, acting, its preemptions while it may hold one (act_watch). */
 static uint32_t watch_bits(struct sched_instance *in, uint32_t v, int changes)
 {
-	return (changes ? PV_WATCH_CHANGES : 0) | (in->boost.max_ns && in->act_watch[v] ? PV_WATCH_PREEMPTED : 0);
+	return (changes ? PV_WATCH_CHANGES : 0) | (in->act_watch[v] ? PV_WATCH_PREEMPTED : 0);
 }
 
 /* Acting: wake at the preemptions of the vCPUs that run a guest thread holding a cell; a
- * vCPU that runs none costs no wake-up. Called at each of pvrun's looks (pvs_sync), the
+ * vCPU that runs none costs no wake-up; not acting, at none (the cells are not read).
+ * Called at each of pvrun's looks (pvs_sync) and when the configuration changes, the
  * lock held. */
 static void update_act_watch(struct sched_instance *in)
 {
-	uint8_t inside[PV_SCHED_MAX_VCPUS], users[PV_SCHED_MAX_VCPUS];
+	uint8_t inside[PV_SCHED_MAX_VCPUS], users[PV_SCHED_MAX_VCPUS] = {0};
 
-	if (!in->boost.max_ns)
-		return;
-	cells_inside(in, inside, users);
+	if (in->boost.max_ns)
+		cells_inside(in, inside, users);
 	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
 		uint8_t want = v < in->n_vcpus && users[v];
 
@@ -599,13 +599,7 @@ int pvs_boost(int h, const struct pvb_config *config)
 	if (config->max_ns == 0 && config->payback_pct == 0)
 		policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
 	in->boost = *config;
-	if (config->max_ns) {
-		update_act_watch(in);
-	} else {
-		memset(in->act_watch, 0, sizeof(in->act_watch));
-		for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++)
-			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
-	}
+	update_act_watch(in);
 	pthread_mutex_unlock(&in->lock);
 	return 0;
 }
