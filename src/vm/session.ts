@@ -411,30 +411,9 @@ export class HintSession {
 			this.reader.counters,
 			(s) => {
 				const busy = s.vcpus.filter((v) => v.csMs > 0);
-				const {act: acted, ...rest} = s;
-				const actVcpu = (v: number) => {
-					const a = acted?.vcpus[v];
-					return a
-						? {
-								mode: a.mode === 'boosted' ? 1 : a.mode === 'payback' ? 2 : 0,
-								boosts: a.boosts,
-								boostedMs: a.boostedMs,
-								refused: a.refused,
-								budgetMs: a.budgetMs,
-								debtMs: a.debtMs,
-								paidMs: a.paidMs,
-							}
-						: {};
-				};
 				this.log.write(
 					'cs',
-					{
-						...rest,
-						vcpus: s.vcpus.map((v) => ({...v, ...actVcpu(v.vcpu)})),
-						...(acted
-							? {act: {boosts: acted.boosts, delayMeanUs: acted.delayMeanUs, delayMaxUs: acted.delayMaxUs, errors: acted.errors, lastError: acted.lastError}}
-							: {}),
-					},
+					{...s, vcpus: s.vcpus.map((v) => ({...v}))},
 					busy.length ? `critical sections: ${busy.map((v) => `vCPU ${v.vcpu} ${v.csMs} ms in, ${v.csPreemptedMs} ms of it preempted`).join('; ')}` : undefined,
 				);
 			},
@@ -442,20 +421,17 @@ export class HintSession {
 			sched,
 			act,
 		);
+		const us = (ms: number) => Math.round(ms * 1000);
 		this.cs.listener = (s) =>
 			void updateCs(this.plan.runDir, {
 				cells: s.cells,
-				vcpus: s.vcpus.map((v) => {
-					const a = s.act?.vcpus[v.vcpu];
-					const us = (ms: number) => Math.round(ms * 1000);
-					return {
-						vcpu: v.vcpu,
-						csMs: v.csMs,
-						csPreemptedMs: v.csPreemptedMs,
-						preemptedMs: v.preemptedMs,
-						...(a ? {act: {boosts: a.boosts, boostedUs: us(a.boostedMs), budgetUs: us(a.budgetMs), debtUs: us(a.debtMs), paidUs: us(a.paidMs)}} : {}),
-					};
-				}),
+				vcpus: s.vcpus.map((v) => ({
+					vcpu: v.vcpu,
+					csMs: v.csMs,
+					csPreemptedMs: v.csPreemptedMs,
+					preemptedMs: v.preemptedMs,
+					...('boosts' in v ? {act: {boosts: v.boosts, boostedUs: us(v.boostedMs), budgetUs: us(v.budgetMs), debtUs: us(v.debtMs), paidUs: us(v.paidMs)}} : {}),
+				})),
 			});
 		this.cs.setThreads(threads.map((t) => t.threadId));
 		this.cs.start();

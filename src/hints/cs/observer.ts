@@ -128,22 +128,21 @@ export interface SchedSource {
 	boosts?(n: number): {stats: BoostStats; vcpus: BoostVcpu[]};
 }
 
-/** What acting did (the `cs` event's `act`, pvrun status). */
-export interface ActSummary {
-	/** From a preemption inside a section to the boost, µs: mean and max; boosts applied. */
+/** What acting did, over all vCPUs (the `cs` event's `act`). */
+export type ActSummary = {
+	/** Boosts applied, and their delay from the preemption, µs: mean and max. */
 	boosts: number;
 	delayMeanUs: number;
 	delayMaxUs: number;
 	/** Policy changes the kernel refused (acting stops at the first that is not a thread gone), and the last errno. */
 	errors: number;
 	lastError: number;
-	vcpus: ActVcpu[];
-}
+};
 
+/** What acting did on one vCPU (its `cs` event entry, pvrun status). */
 export interface ActVcpu {
-	vcpu: number;
-	/** normal, boosted or payback, now. */
-	mode: 'normal' | 'boosted' | 'payback';
+	/** BoostMode: normal, boosted or paying back, now. */
+	mode: number;
 	boosts: number;
 	boostedMs: number;
 	/** Preemptions inside a section that got no boost (no budget, or payback owed). */
@@ -171,12 +170,14 @@ export type SchedCost = {
 	programUs: number;
 };
 
-/** Per vCPU, what the observer has counted. */
-export interface CsVcpu {
+/** Per vCPU, what the observer has counted; acting, what the policy did there too. */
+export type CsVcpu = CsVcpuCounts | (CsVcpuCounts & ActVcpu);
+
+interface CsVcpuCounts {
 	vcpu: number;
 	/** Time a guest thread on it was inside a critical section (sampled every 10 ms). */
 	csMs: number;
-	/** Of that, time its host thread waited for a CPU: the waste the next part (boosts) must cut. */
+	/** Of that, time its host thread waited for a CPU: the waste acting must cut. */
 	csPreemptedMs: number;
 	/** Time its host thread waited for a CPU, in all. */
 	preemptedMs: number;
@@ -221,6 +222,17 @@ interface Vcpu {
 	klockLast?: {waits: number; waitNs: number} | undefined;
 	klockWaits: number;
 	klockWaitNs: number;
+}
+
+/** The acting counters as the `cs` event reports them. */
+function actTotals(s: BoostStats): ActSummary {
+	return {
+		boosts: s.actN,
+		delayMeanUs: s.actN ? Math.round(s.actSumNs / s.actN / 1e3) : 0,
+		delayMaxUs: Math.round(s.actMaxNs / 1e3),
+		errors: s.errors,
+		lastError: s.lastError,
+	};
 }
 
 export class CsObserver {
@@ -382,6 +394,18 @@ export class CsObserver {
 	}
 
 	summary(): CsSummary {
+		const acted = this.act ? this.sched?.boosts?.(this.vcpus.length) : undefined;
+		const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+		const actOf = (b: BoostVcpu | undefined): ActVcpu | undefined =>
+			b && {
+				mode: b.mode,
+				boosts: b.boosts,
+				boostedMs: ms(b.boostedNs),
+				refused: b.refused,
+				budgetMs: ms(b.tokensNs),
+				debtMs: ms(b.debtNs),
+				paidMs: ms(b.paidNs),
+			};
 		return {
 			vcpus: this.vcpus.map((x, vcpu) => ({
 				vcpu,
@@ -392,6 +416,7 @@ export class CsObserver {
 				klockWaitMs: Math.round(x.klockWaitNs / 1e6),
 				preempted: x.preempted,
 				overloaded: x.overloaded,
+				...actOf(acted?.vcpus[vcpu]),
 			})),
 			cells: this.cellsNow.used,
 			sections: this.cellsNow.enters,
@@ -401,29 +426,7 @@ export class CsObserver {
 			lookUs: Math.round(this.lookNs / 1e3),
 			feedback: this.feedback,
 			...(this.sched ? {bpf: this.schedCost(this.sched)} : {}),
-			...(this.act && this.sched?.boosts ? {act: this.actSummary(this.sched.boosts(this.vcpus.length))} : {}),
-		};
-	}
-
-	private actSummary({stats, vcpus}: {stats: BoostStats; vcpus: BoostVcpu[]}): ActSummary {
-		const ms = (ns: number) => Math.round(ns / 1e5) / 10;
-		const modes = ['normal', 'boosted', 'payback'] as const;
-		return {
-			boosts: stats.actN,
-			delayMeanUs: stats.actN ? Math.round(stats.actSumNs / stats.actN / 1e3) : 0,
-			delayMaxUs: Math.round(stats.actMaxNs / 1e3),
-			errors: stats.errors,
-			lastError: stats.lastError,
-			vcpus: vcpus.map((b, vcpu) => ({
-				vcpu,
-				mode: modes[b.mode] ?? 'normal',
-				boosts: b.boosts,
-				boostedMs: ms(b.boostedNs),
-				refused: b.refused,
-				budgetMs: ms(b.tokensNs),
-				debtMs: ms(b.debtNs),
-				paidMs: ms(b.paidNs),
-			})),
+			...(acted ? {act: actTotals(acted.stats)} : {}),
 		};
 	}
 
