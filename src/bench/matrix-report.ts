@@ -251,6 +251,29 @@ function cell(s: Stats | undefined): string {
 const ratioCell = (r: number | undefined) => (r === undefined ? '—' : `${r.toFixed(2)}x`);
 const shareCell = (r: number | undefined) => (r === undefined ? '—' : `${Math.round(r * 100)} %`);
 
+/**
+ * A section of matrix.md: pvrun with `--pv-cs <mode>` (configuration `config`) over pvrun
+ * without, for the rows that have the ratio, against the 3 % target; nothing without rows.
+ */
+function overPvrun(title: string, mode: string, rows: readonly Summary[], config: ConfigName, ratio: (s: Summary) => number | undefined): string[] {
+	const measured = rows.filter((s) => ratio(s) !== undefined);
+	if (!measured.length) return [];
+	return [
+		`### ${title}`,
+		'',
+		`pvrun with \`--pv-cs ${mode}\` over pvrun without, from the same run; the target is at most 3 % worse.`,
+		'',
+		`| metric | pvrun | pvrun --pv-cs ${mode} | ${mode} / pvrun | within 3 % |`,
+		'|---|---|---|---|---|',
+		...measured.map((s) => {
+			const r = ratio(s) ?? 1;
+			const within = s.better === 'higher' ? r >= 0.97 : r <= 1.03;
+			return `| ${s.label} (${s.unit}) | ${cell(s.configs.pvrun)} | ${cell(s.configs[config])} | ${ratioCell(r)} | ${within ? 'yes' : '**no**'} |`;
+		}),
+		'',
+	];
+}
+
 /** matrix.md and matrix-<scenario>.svg for a result. */
 export async function matrixReport(r: MatrixResult): Promise<Record<string, string>> {
 	const files: Record<string, string> = {};
@@ -288,40 +311,16 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			);
 		}
 		lines.push('');
-		const acting = rows.filter((s) => s.actOverPvrun !== undefined && s.workload !== 'uspin' && s.workload !== 'klock');
-		if (acting.length) {
-			lines.push(
-				`### Acting on critical sections, where the workload has none (scenario ${sc.id})`,
-				'',
-				'pvrun with `--pv-cs act` over pvrun without, from the same run; the target is at most 3 % worse.',
-				'',
-				'| metric | pvrun | pvrun --pv-cs act | act / pvrun | within 3 % |',
-				'|---|---|---|---|---|',
-			);
-			for (const s of acting) {
-				const r = s.actOverPvrun ?? 1;
-				const within = s.better === 'higher' ? r >= 0.97 : r <= 1.03;
-				lines.push(`| ${s.label} (${s.unit}) | ${cell(s.configs.pvrun)} | ${cell(s.configs['pvrun-act'])} | ${ratioCell(r)} | ${within ? 'yes' : '**no**'} |`);
-			}
-			lines.push('');
-		}
-		const overhead = rows.filter((s) => s.csOverPvrun !== undefined);
-		if (overhead.length) {
-			lines.push(
-				`### Overhead of observing critical sections (scenario ${sc.id})`,
-				'',
-				'pvrun with `--pv-cs observe` over pvrun without, from the same run; the target is at most 3 % worse.',
-				'',
-				'| metric | pvrun | pvrun --pv-cs observe | observe / pvrun | within 3 % |',
-				'|---|---|---|---|---|',
-			);
-			for (const s of overhead) {
-				const r = s.csOverPvrun ?? 1;
-				const within = s.better === 'higher' ? r >= 0.97 : r <= 1.03;
-				lines.push(`| ${s.label} (${s.unit}) | ${cell(s.configs.pvrun)} | ${cell(s.configs['pvrun-cs'])} | ${ratioCell(r)} | ${within ? 'yes' : '**no**'} |`);
-			}
-			lines.push('');
-		}
+		lines.push(
+			...overPvrun(
+				`Acting on critical sections, where the workload has none (scenario ${sc.id})`,
+				'act',
+				rows.filter((s) => s.workload !== 'uspin' && s.workload !== 'klock'),
+				'pvrun-act',
+				(s) => s.actOverPvrun,
+			),
+			...overPvrun(`Overhead of observing critical sections (scenario ${sc.id})`, 'observe', rows, 'pvrun-cs', (s) => s.csOverPvrun),
+		);
 		const svg = await chart(sc.id, sc.title, rows);
 		if (svg) files[`matrix-${sc.id}.svg`] = svg;
 	}
