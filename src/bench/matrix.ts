@@ -59,7 +59,6 @@ export type Ceiling = {kind: 'nooc'; vcpus: number} | {kind: 'oracle'; place: Ar
 export function ceilingOf(w: WorkloadName, s: Scenario, hostCpus: readonly number[]): Ceiling | undefined {
 	const n = hostCpus.length;
 	const shared = s.neighbourVm || s.hostHogs;
-	const cpu = (i: number) => hostCpus[i % n] ?? 0;
 	switch (w) {
 		case 'uspin':
 		case 'klock':
@@ -72,10 +71,10 @@ export function ceilingOf(w: WorkloadName, s: Scenario, hostCpus: readonly numbe
 			// vCPU 0 (and 1 for pingpong) with a CPU of its own while the guest has more vCPUs than the
 			// host has CPUs and nobody else shares them; otherwise vCPU i on CPU i, as static pinning.
 			const own = w === 'pingpong' ? 2 : 1;
-			if (shared || s.vcpus <= n || n <= own) return {kind: 'oracle', place: Array.from({length: s.vcpus}, (_, v) => ({cpus: [cpu(v)], nice: 0}))};
+			if (shared || s.vcpus <= n || n <= own) return {kind: 'oracle', place: staticPlace(s.vcpus, hostCpus)};
 			return {
 				kind: 'oracle',
-				place: Array.from({length: s.vcpus}, (_, v) => (v < own ? {cpus: [cpu(v)], nice: 0} : {cpus: hostCpus.slice(own), nice: 19})),
+				place: Array.from({length: s.vcpus}, (_, v) => (v < own ? {cpus: [hostCpus[v] ?? 0], nice: 0} : {cpus: hostCpus.slice(own), nice: 19})),
 			};
 		}
 		case 'hintlat':
@@ -342,8 +341,7 @@ function collect(guest: Guest, ctx: BootContext, expected: number): Sample[] {
 }
 
 /** libvirt's <vcpupin> done by hand: vCPU i on host CPU i mod N, for the whole run. */
-function staticPlace(vcpus: number): Array<{cpus: number[]; nice: number}> {
-	const cpus = ownCpus();
+function staticPlace(vcpus: number, cpus: readonly number[] = ownCpus()): Array<{cpus: number[]; nice: number}> {
 	return Array.from({length: vcpus}, (_, v) => ({cpus: [cpus[v % cpus.length] ?? 0], nice: 0}));
 }
 
