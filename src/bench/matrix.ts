@@ -110,6 +110,12 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 	}
 }
 
+/** How many runs of its -s seconds a guest command makes: uspin one per lock and length (lists joined by +), the others one. */
+export function runsIn(cmd: string): number {
+	const list = (flag: string) => (new RegExp(`,${flag},([^,]+)`).exec(cmd)?.[1] ?? '').split('+').length;
+	return cmd.startsWith('pvwork,uspin,') ? list('-l') * list('-w') : 1;
+}
+
 /** The configurations in the order repetition `rep` runs them: rotated, so no configuration always goes first. */
 export function rotation(rep: number, configs: readonly ConfigName[] = configNames): ConfigName[] {
 	const k = rep % configs.length;
@@ -304,7 +310,8 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		if (place) await placeVcpus(qmpSocket, place);
 		const hogsAt = hogs?.cpuNs();
 		const startedAt = performance.now();
-		const budgetMs = 30_000 + (planned.length + 1) * (options.seconds * (first.w === 'uspin' ? 12 : 1) + 5) * 1000;
+		// Each run of `seconds` (uspin runs one per lock and length), the warm-up's of 1 s, and 5 s of slack each.
+		const budgetMs = 30_000 + (runsIn(first.cmd) * 6 + planned.reduce((sum, p) => sum + runsIn(p.cmd) * (options.seconds + 5), 0)) * 1000;
 		const status = await guest.waitFor(/command exited with status/, budgetMs);
 		if (!/status 0\b/.test(status))
 			throw new PvrunError(

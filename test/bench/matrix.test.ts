@@ -9,7 +9,17 @@ import path from 'node:path';
 import {Ajv} from 'ajv';
 import {execa} from 'execa';
 import t from 'tap';
-import {ceilingOf, parseResultLine, quickOptions, rotation, scenarios, workloadCommand, workloadNames, type MatrixResult} from '../../src/bench/matrix.js';
+import {
+	ceilingOf,
+	parseResultLine,
+	quickOptions,
+	rotation,
+	runsIn,
+	scenarios,
+	workloadCommand,
+	workloadNames,
+	type MatrixResult,
+} from '../../src/bench/matrix.js';
 import {ownCpus} from '../../src/host/cpus.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {packageRoot} from '../../src/util/paths.js';
@@ -75,6 +85,12 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 		t.equal(workloadCommand(w, scenarios.b, 3, 'plain'), undefined, `${w}: not in a guest with no more vCPUs than CPUs`);
 	for (const w of ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat'] as const)
 		t.equal(workloadCommand(w, scenarios.d, 3, 'pvrun'), undefined, `${w}: not in scenario d`);
+});
+
+t.test("runsIn: the runs of its seconds a command makes, for the boot's time budget", async (t) => {
+	t.equal(runsIn(workloadCommand('uspin', scenarios.a, 10, 'plain') ?? ''), 12, 'uspin: four locks, three lengths');
+	t.equal(runsIn(workloadCommand('uspin', scenarios.a, 1, 'plain', true) ?? ''), 2, 'the quick run: two locks, one length');
+	t.equal(runsIn(workloadCommand('poll', scenarios.a, 10, 'plain') ?? ''), 1);
 });
 
 t.test('the ceiling: no overcommit for lock-bound workloads, the oracle placement for pinned ones', async (t) => {
