@@ -13,7 +13,8 @@
  *                                              (lists: commas or +, as the guest command line of pvrun's
  *                                              images has commas for spaces)
  *                                              LOCK: spin (pthread_spin_lock), spin-cs (the same,
- *                                              the section marked with pvcs_enter/exit), mutex, pvcs
+ *                                              the section marked with pvcs_enter/exit), mutex, pvcs;
+ *                                              each run reports the stalled sections (STALL_NS)
  *   pvwork klock    [-t THREADS] [-s SEC]      threads mapping and unmapping memory in one address
  *                                              space (bound by the guest kernel's mmap lock)
  *
@@ -348,6 +349,7 @@ static const char *const lock_names[] = {"spin", "spin-cs", "mutex", "pvcs"};
 
 static enum lock_kind ulock_kind;
 static uint32_t ulock_iters;
+static uint64_t ustall_ns;
 /* Each lock with the data it protects, on a cache line of its own. */
 static _Alignas(64) struct {
 	pthread_spinlock_t lock;
@@ -366,9 +368,16 @@ _Static_assert(sizeof umutex <= 64, "the mutex and its data share a cache line")
 #define USPIN_SAMPLES (1u << 17)
 #define MAX_WORKS 8
 
+/* A section that takes longer than this (ns) stalled: its holder lost its CPU (the host
+ * preempted the vCPU, or the guest the thread). Far above a section's own length and a guest
+ * interrupt under TCG, far below a host time slice. */
+#define STALL_NS(work_us) (200000ull + 4000ull * (uint64_t)(work_us))
+
 struct uspinner { /* one cache line each: the threads write their own counters */
 	pthread_t thread;
 	uint64_t ops, held_ns;
+	uint64_t stalls, stalled_ns; /* sections longer than STALL_NS, and their summed length */
+	uint64_t parks;              /* pvcs waits that parked (the thread's cell's count) */
 	uint32_t nwaits;
 	uint64_t *waits; /* acquisition times, ns */
 } __attribute__((aligned(64)));
@@ -396,9 +405,14 @@ static void *uspin(void *arg)
 		}
 		if (u->nwaits < USPIN_SAMPLES) u->waits[u->nwaits++] = t1 - t0;
 		u->held_ns += t2 - t1;
+		if (t2 - t1 > ustall_ns) {
+			u->stalls++;
+			u->stalled_ns += t2 - t1;
+		}
 		u->ops++;
 		work_alone(ulock_iters); /* as much work outside the lock as inside */
 	}
+	if (ulock_kind == LOCK_PVCS || ulock_kind == LOCK_SPIN_CS) u->parks = pvcs__thread_cell()->parks;
 	return NULL;
 }
 
@@ -408,6 +422,7 @@ static void uspin_once(int threads, enum lock_kind kind, long work_us, int secon
 	static struct uspinner u[MAX_THREADS];
 	ulock_kind = kind;
 	ulock_iters = (uint32_t)(work_us * WORK_ITERS_PER_US);
+	ustall_ns = STALL_NS(work_us);
 	atomic_store(&stop, 0);
 	memset(u, 0, sizeof u);
 	uint64_t start = now_ns();
@@ -419,15 +434,22 @@ static void uspin_once(int threads, enum lock_kind kind, long work_us, int secon
 	while (nanosleep(&d, &d) == -1 && errno == EINTR)
 		;
 	atomic_store(&stop, 1);
-	uint64_t ops = 0, held = 0;
+	uint64_t ops = 0, held = 0, stalls = 0, stalled = 0, parks = 0;
 	size_t n = 0;
 	for (int i = 0; i < threads; i++) {
 		pthread_join(u[i].thread, NULL);
 		ops += u[i].ops;
 		held += u[i].held_ns;
+		stalls += u[i].stalls;
+		stalled += u[i].stalled_ns;
+		parks += u[i].parks;
 		n += u[i].nwaits;
 	}
 	double secs = (double)(now_ns() - start) / 1e9;
+	/* Time a stalled holder kept the lock: each stalled section's length less an unstalled
+	 * section's mean length, summed (only one thread holds the lock at a time). */
+	double normal = ops > stalls ? (double)(held - stalled) / (double)(ops - stalls) : 0;
+	double lost = (double)stalled - normal * (double)stalls;
 	uint64_t *all = calloc(n ? n : 1, sizeof *all);
 	if (!all) die("calloc");
 	for (int i = 0, k = 0; i < threads; i++) {
@@ -437,9 +459,10 @@ static void uspin_once(int threads, enum lock_kind kind, long work_us, int secon
 	}
 	qsort(all, n, sizeof *all, cmp_u64);
 	printf("%s{\"lock\":\"%s\",\"workUs\":%ld,\"seconds\":%.3f,\"ops\":%llu,\"opsPerSec\":%.1f,\"sectionUs\":%.2f,"
-	       "\"p50WaitUs\":%.2f,\"p99WaitUs\":%.2f,\"maxWaitUs\":%.1f}",
+	       "\"p50WaitUs\":%.2f,\"p99WaitUs\":%.2f,\"maxWaitUs\":%.1f,\"stalls\":%llu,\"stalledMsPerSec\":%.3f,\"parks\":%llu}",
 	       first ? "" : ",", lock_names[kind], work_us, secs, (unsigned long long)ops, (double)ops / secs,
-	       ops ? (double)held / (double)ops / 1000.0 : 0, pct_us(all, n, 0.5), pct_us(all, n, 0.99), pct_us(all, n, 1.0));
+	       ops ? (double)held / (double)ops / 1000.0 : 0, pct_us(all, n, 0.5), pct_us(all, n, 0.99), pct_us(all, n, 1.0),
+	       (unsigned long long)stalls, lost > 0 ? lost / 1e6 / secs : 0, (unsigned long long)parks);
 	free(all);
 }
 

@@ -36,6 +36,18 @@ export const metrics: Metric[] = [
 		uspinLocks.flatMap((lock): Metric[] => [
 			{workload: 'uspin', key: `${lock}-${us}.opsPerSec`, label: `uspin ${lock}, ${us} µs sections`, unit: '/s', better: 'higher'},
 			{workload: 'uspin', key: `${lock}-${us}.p99WaitUs`, label: `uspin ${lock}, ${us} µs: acquisition p99`, unit: 'µs', better: 'lower'},
+			// The marked sections' stalls: what acting is for (docs/benchmarks.md says how they are counted).
+			...(lock === 'spin-cs' || lock === 'pvcs'
+				? [
+						{
+							workload: 'uspin',
+							key: `${lock}-${us}.stalledMsPerSec`,
+							label: `uspin ${lock}, ${us} µs: held while stalled`,
+							unit: 'ms/s',
+							better: 'lower',
+						} as const,
+					]
+				: []),
 		]),
 	),
 	{workload: 'uspin', key: 'neighbourCpuShare', label: "uspin: the busy host processes' CPU share", unit: '%', better: 'higher'},
@@ -151,6 +163,19 @@ export const targets: Target[] = [
 			},
 			why: (_s, rows) => (spinGap(rows, us).big ? undefined : 'no gap of 1.2x here'),
 		},
+		...(['a', 'd'] as const).flatMap((scenario) =>
+			(['spin-cs', 'pvcs'] as const).map((lock): Target => ({
+				scenario,
+				workload: 'uspin',
+				key: `${lock}-${us}.stalledMsPerSec`,
+				text: 'act: ≤ 0.2x plain (80 % less)',
+				check: (s) => {
+					const act = median(s, 'pvrun-act');
+					const plain = median(s, 'plain');
+					return act === undefined || plain === undefined ? undefined : act <= 0.2 * plain;
+				},
+			})),
+		),
 		{
 			scenario: 'd',
 			workload: 'uspin',

@@ -110,6 +110,18 @@ t.test("uspin's targets: the gap from plain pthread_spin_lock to the ceiling, wh
 	t.same(target('pvcs-1.opsPerSec')?.met, false, 'no gap: still at least plain spin and mutex, and 99 is not');
 });
 
+t.test('time held while stalled: act 80 % below plain, per marked lock, in both scenarios', async (t) => {
+	const stalled = (config: ConfigName, scenario: 'a' | 'd', v: Record<string, number>): Sample => ({
+		...u(config, {}, scenario),
+		values: Object.fromEntries(Object.entries(v).map(([k, x]) => [`${k}.stalledMsPerSec`, x])),
+	});
+	const summary = summarize([stalled('plain', 'd', {'spin-cs-10': 300, 'pvcs-10': 50}), stalled('pvrun-act', 'd', {'spin-cs-10': 60, 'pvcs-10': 11})]);
+	const target = (metric: string) => summary.find((x) => x.metric === metric)?.target;
+	t.same(target('spin-cs-10.stalledMsPerSec'), {text: 'act: ≤ 0.2x plain (80 % less)', met: true});
+	t.same(target('pvcs-10.stalledMsPerSec')?.met, false, '11 of 50 is 78 % less');
+	t.equal(summary.find((x) => x.metric === 'spin-cs-10.stalledMsPerSec')?.unit, 'ms/s');
+});
+
 t.test('matrix.md and one chart per scenario', async (t) => {
 	const samples = [s('plain', 100), s('plain', 120, 1), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)];
 	const result = resultOf(samples, {failures: [{scenario: 'a', config: 'static', rep: 1, error: 'the guest did not boot within 120 s'}]});

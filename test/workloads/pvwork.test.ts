@@ -81,6 +81,26 @@ t.test('uspin: threads on one lock, every lock and length asked for, one line', 
 	t.ok(Math.min(...ten) > Math.max(...one), 'a longer section is longer, whatever the lock');
 });
 
+t.test('uspin: a holder that loses its CPU is counted as stalled, a parked waiter as parked', async (t) => {
+	// Three threads on one host CPU: the host takes the CPU from holders in their sections
+	// (its time slice is milliseconds), and pvcs waiters park after their spins.
+	const cpu = ownCpus()[0] ?? 0;
+	const r = await execa('taskset', ['-c', String(cpu), pvwork, 'uspin', '-t', '3', '-l', 'spin,pvcs', '-w', '10', '-s', '1'], {timeout: 20_000});
+	const runs = (JSON.parse(r.stdout.slice('pvwork-result '.length)) as {runs: Array<Record<string, number>>}).runs;
+	const [spin, pvcs] = runs;
+	t.ok(spin && spin['stalls']! > 0, `spin: stalled sections counted (${String(spin?.['stalls'])})`);
+	t.ok(
+		spin && spin['stalledMsPerSec']! > 50 && spin['stalledMsPerSec']! <= 1000,
+		`spin: the lock sat with a stalled holder 50–1000 ms/s (${String(spin?.['stalledMsPerSec'])})`,
+	);
+	t.equal(spin?.['parks'], 0, 'a spin lock never parks');
+	t.ok(pvcs && pvcs['parks']! > 0, `pvcs: waiters parked (${String(pvcs?.['parks'])})`);
+	const alone = await result(['uspin', '-t', '1', '-l', 'spin', '-w', '10', '-s', '1']);
+	const one = (alone['runs'] as Array<Record<string, number>>)[0];
+	// (The host may still preempt it for other work: a few stalls a time slice, not one a section.)
+	t.ok(one && one['stalls']! < one['ops']! / 100, `one thread: its sections do not count as stalled (${String(one?.['stalls'])} of ${String(one?.['ops'])})`);
+});
+
 t.test('klock: threads mapping and unmapping memory', async (t) => {
 	const r = await result(['klock', '-t', '2', '-s', '1']);
 	t.match(r, {workload: 'klock', threads: 2});
