@@ -78,7 +78,7 @@ const boostKeys = {
 	payback: {field: 'paybackPct', unit: '%', min: 0, max: 1000},
 } as const;
 
-/** --pv-cs-boost max=1000us,share=10%,window=100ms,payback=200%: any keys, in any order; the rest keep their defaults. */
+/** --pv-cs-boost max=1000us,share=10%,window=100ms,payback=100%: any keys, in any order; the rest keep their defaults. */
 export function csBoost(value: string): CsBoost {
 	const out: CsBoost = {...defaultCsBoost};
 	for (const part of value.split(',')) {

@@ -40,7 +40,7 @@ export interface CsBoost {
 	paybackPct: number;
 }
 
-export const defaultCsBoost: CsBoost = {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 200};
+export const defaultCsBoost: CsBoost = {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 100};
 /** `auto`: a host BPF program where the host allows it, else /proc; `bpf`: the same, with a warning when it cannot; `proc`: /proc only. */
 export type CsFeedback = 'auto' | 'bpf' | 'proc';
 

@@ -67,13 +67,13 @@ t.test('--pv-cs off|observe|act, --pv-cs-boost', async (t) => {
 	t.equal(parsePvOptions(['--pv-cs', 'observe']).cs, 'observe');
 	t.equal(parsePvOptions(['--pv-cs', 'act']).cs, 'act');
 	t.equal(parsePvOptions(splitArgs(['--pv-cs=off', '-m', '512']).pv).cs, 'off');
-	t.same(parsePvOptions([]).csBoost, {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 200}, "act's bounds by default");
+	t.same(parsePvOptions([]).csBoost, {maxUs: 1000, sharePct: 10, windowMs: 100, paybackPct: 100}, "act's bounds by default");
 	t.same(
 		parsePvOptions(['--pv-cs-boost', 'payback=0%,max=500us']).csBoost,
 		{maxUs: 500, sharePct: 10, windowMs: 100, paybackPct: 0},
 		'keys in any order, with or without their unit; the rest keep their defaults',
 	);
-	t.same(parsePvOptions(splitArgs(['--pv-cs-boost=share=5,window=50ms']).pv).csBoost, {maxUs: 1000, sharePct: 5, windowMs: 50, paybackPct: 200});
+	t.same(parsePvOptions(splitArgs(['--pv-cs-boost=share=5,window=50ms']).pv).csBoost, {maxUs: 1000, sharePct: 5, windowMs: 50, paybackPct: 100});
 	for (const bad of ['max=1ms', 'share=60%', 'max=5us', 'speed=1', 'max=', 'max=1000us,,share=1%', 'window=-1ms'])
 		t.throws(
 			() => parsePvOptions(['--pv-cs-boost', bad]),
