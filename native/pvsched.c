@@ -121,7 +121,18 @@ static void write_slot(struct sched_instance *in, uint32_t v, uint32_t flags, ui
 	}
 }
 
-/* Bring every slot's flags to what the program says now. */
+/* The flags the guest sees for vCPU v, from the program's `flags`: while pvrun boosts the
+ * vCPU, BOOSTED instead of PREEMPTED. A boosted vCPU runs at once, so a waiter for a lock it
+ * holds should spin, not park: parking and waking cost more than the boost leaves to wait.
+ * Called with the lock held. */
+static uint32_t guest_flags(const struct sched_instance *in, uint32_t v, uint32_t flags)
+{
+	if (in->applied[v] == PVB_BOOSTED)
+		return (flags & ~PVSHM_FLAG_VCPU_PREEMPTED) | PVSHM_FLAG_BOOSTED;
+	return flags;
+}
+
+/* Bring every slot's flags to what the program and the policy say now. */
 static void sync_slots(struct sched_instance *in, int woken)
 {
 	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC);
@@ -129,14 +140,14 @@ static void sync_slots(struct sched_instance *in, int woken)
 
 	pthread_mutex_lock(&in->lock);
 	for (uint32_t v = 0; v < in->n_vcpus; v++) {
-		uint32_t f = __atomic_load_n(&in->area->vcpu[v].flags, __ATOMIC_RELAXED);
+		uint32_t f = guest_flags(in, v, __atomic_load_n(&in->area->vcpu[v].flags, __ATOMIC_RELAXED));
 
 		if (f == in->written[v] && f == __atomic_load_n(&slot_of(in, v)->flags, __ATOMIC_RELAXED))
 			continue;
 		read_vcpu(in->area, v, &e);
 		if (e.state == PV_VS_PREEMPTED || e.state == PV_VS_WOKEN)
 			e.wait_ns += now > e.since_ns ? now - e.since_ns : 0;
-		write_slot(in, v, e.flags, e.flags_ns, e.wait_ns, now, woken);
+		write_slot(in, v, guest_flags(in, v, e.flags), e.flags_ns, e.wait_ns, now, woken);
 	}
 	pthread_mutex_unlock(&in->lock);
 }

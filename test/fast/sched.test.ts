@@ -208,15 +208,24 @@ t.test('the real lever: a preempted thread inside a section runs at once, within
 	shm.view.setUint32(Header.cellsUsed, 1, true);
 	// A generous budget first, to see the lever: its policy must be seen as SCHED_FIFO.
 	sched.boost({maxNs: 5 * ms, windowNs: 100 * ms, budgetNs: 50 * ms, paybackPct: 0});
+	const flags = () => Atomics.load(shm.u32, (slotsOffset + Slot.flags) / 4);
 	let fifo = 0;
 	let samples = 0;
+	let boostedSeen = 0;
+	let both = 0;
 	const seeUntil = Date.now() + 1000;
-	while (Date.now() < seeUntil && fifo < 3) {
+	while (Date.now() < seeUntil && (fifo < 3 || boostedSeen < 1)) {
 		if (policyOf(pid) === 1) fifo++;
+		const f = flags();
+		if (f & SlotFlag.boosted) boostedSeen++;
+		if (f & SlotFlag.boosted && f & SlotFlag.vcpuPreempted) both++;
 		samples++;
 		await sleep(0);
 	}
 	t.ok(fifo > 0, `its policy was seen as SCHED_FIFO (${fifo} of ${samples} samples)`);
+	// The guest is told: boosted, and not preempted (a waiter keeps spinning for a holder that runs at once).
+	t.ok(boostedSeen > 0, `its slot said boosted (${boostedSeen} of ${samples} samples)`);
+	t.equal(both, 0, 'never boosted and preempted at once');
 
 	// The default bounds: a guest that never leaves its section gets 10 ms of boosts (the debt cap), then none.
 	sched.boost(config);
@@ -238,6 +247,15 @@ t.test('the real lever: a preempted thread inside a section runs at once, within
 	// Never in a section's end: the debt cap stops the boosts after 10 ms of boost.
 	t.ok(v && v.boostedNs <= 11 * ms, `boost time within the bound: ${(v?.boostedNs ?? 0) / ms} ms`);
 	t.ok(v && v.refused > 0, `then its preemptions are refused (${v?.refused})`);
+	// Refused, it is preempted like any vCPU, and the guest is told so.
+	let told = 0;
+	const tellUntil = Date.now() + 1000;
+	while (Date.now() < tellUntil && !told) {
+		const f = flags();
+		if (f & SlotFlag.vcpuPreempted && !(f & SlotFlag.boosted)) told++;
+		await sleep(1);
+	}
+	t.ok(told, 'refused: its slot says preempted, not boosted');
 	const share = (used[0] ?? 0) / Math.max(1, (used[0] ?? 0) + (used[1] ?? 0));
 	t.ok(share < 0.6, `the rival kept its share: the stand-in had ${Math.round(share * 100)} % of CPU 0`);
 	t.equal(vcpus[1]?.boosts, 0, 'a vCPU with no thread is left alone');
