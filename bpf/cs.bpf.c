@@ -52,6 +52,17 @@ struct {
 	__type(value, __u64);
 } current SEC(".maps");
 
+/* When a record may next wake this CPU's relay, by CPU (bpf_ktime_get_ns): the program
+ * moves it PV_CS_RELAY_MS on when it wakes the relay, and the agent, mapping it, when the
+ * relay drains (PV_CS_RELAY_MS in cs.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, PVSHM_MAX_VCPUS);
+	__type(key, __u32);
+	__type(value, __u64);
+} relay_after SEC(".maps");
+
 /* The guest agent's process: its own waits are not reported (they would wake it). */
 const volatile __u32 agent_tgid = 0;
 
@@ -80,6 +91,25 @@ static __always_inline struct pv_cs_event *reserve(__u32 kind, void *lock, __u32
 	e->owner_cpu = -1;
 	e->flags = flags;
 	return e;
+}
+
+/* Hand the record to this CPU's relay, waking it only when it has not been woken, nor
+ * drained, within the last PV_CS_RELAY_MS: it drains the others at its own next look. An END
+ * on the CPU where its wait began never wakes it (its task has just taken the lock: a relay
+ * that ran now would preempt the lock's new holder); that relay looks every PV_CS_RELAY_MS
+ * while its slot shows a wait. */
+static __always_inline void submit(struct pv_cs_event *e)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 *after = bpf_map_lookup_elem(&relay_after, &cpu);
+
+	if ((e->kind == PV_CS_LOCK_END && e->cpu == cpu) || (after && e->ts_ns < *after)) {
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	if (after)
+		*after = e->ts_ns + PV_CS_RELAY_MS * 1000000ull;
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* The task a mutex's or a writer-held rwsem's owner word names, or NULL. */
@@ -120,7 +150,7 @@ int BPF_PROG(cs_begin, void *lock, unsigned int flags)
 		if (bpf_core_field_exists(owner->thread_info.cpu))
 			e->owner_cpu = BPF_CORE_READ(owner, thread_info.cpu);
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -138,7 +168,7 @@ int BPF_PROG(cs_end, void *lock, int ret)
 		if (e->ts_ns > w->since)
 			e->wait_ns = e->ts_ns - w->since;
 		e->cpu = w->cpu; /* the slot whose wait this ends */
-		bpf_ringbuf_submit(e, 0);
+		submit(e);
 	}
 	w->since = 0;
 	return 0;

@@ -58,6 +58,11 @@ struct prog {
 	const volatile uint64_t *current;
 	uint32_t current_n;
 	size_t current_len;
+	/* The program's `relay_after` map (when a record may next wake a CPU's relay), mapped
+	 * read-write; NULL if it has none: then every record wakes its relay. */
+	volatile uint64_t *relay_after;
+	uint32_t relay_after_n;
+	size_t relay_after_len;
 };
 
 /* Producers into the shared ring: the main thread and the relay threads. */
@@ -106,6 +111,9 @@ static int apply_cs(const void *data, size_t size)
 
 	if (size < sizeof(*e) || !(s = pvshm_slot(out_shm, e->cpu)))
 		return -1;
+	/* A wait whose end, relayed from another CPU's ring, is already applied: it is over. */
+	if (e->kind == PV_CS_LOCK_BEGIN && e->ts_ns < s->guest_ts_ns)
+		return 0;
 	seq = __atomic_load_n(&s->guest_seq, __ATOMIC_RELAXED) & ~1u;
 	__atomic_store_n(&s->guest_seq, seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -122,7 +130,8 @@ static int apply_cs(const void *data, size_t size)
 		s->klock_waits = s->klock_waits + 1;
 		s->klock_wait_ns = s->klock_wait_ns + e->wait_ns;
 	}
-	s->guest_ts_ns = e->ts_ns;
+	if (e->ts_ns > s->guest_ts_ns)
+		s->guest_ts_ns = e->ts_ns;
 	__atomic_store_n(&s->guest_seq, seq + 2, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -149,6 +158,14 @@ static int relay(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* Whether vCPU cpu's slot shows a kernel lock wait (apply_cs). */
+static int slot_waiting(int cpu)
+{
+	volatile struct pvshm_vcpu_slot *s = out_shm ? pvshm_slot(out_shm, (uint32_t)cpu) : NULL;
+
+	return s && __atomic_load_n(&s->klock_waiting, __ATOMIC_RELAXED);
+}
+
 /* A relay thread: pinned to its CPU, real-time, blocked until its ring has data or it is told to stop. */
 static void *relay_main(void *arg)
 {
@@ -157,7 +174,8 @@ static void *relay_main(void *arg)
 	struct ring_buffer *rb = ring_buffer__new(r->ringbuf_fd, relay, r->prog, NULL);
 	struct epoll_event ev, got[2];
 	cpu_set_t one;
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ep = epoll_create1(EPOLL_CLOEXEC), timeout = -1;
+	volatile uint64_t *after = r->prog->relay_after && (uint32_t)r->cpu < r->prog->relay_after_n ? &r->prog->relay_after[r->cpu] : NULL;
 
 	CPU_ZERO(&one);
 	CPU_SET(r->cpu, &one);
@@ -170,17 +188,32 @@ static void *relay_main(void *arg)
 	ev = (struct epoll_event){.events = EPOLLIN, .data.fd = r->stop_fd};
 	epoll_ctl(ep, EPOLL_CTL_ADD, r->stop_fd, &ev);
 	for (;;) {
-		int n = epoll_wait(ep, got, 2, -1), i;
+		int n = epoll_wait(ep, got, 2, timeout), i, drained = 0;
 
 		for (i = 0; i < n; i++) {
 			if (got[i].data.fd == r->stop_fd)
 				goto cleanup;
+			drained = ring_buffer__consume(rb);
 			/* Critical-section records update slots, which the host reads on its own clock: no kick. */
-			if (ring_buffer__consume(rb) > 0 && after_relay && r->prog->record_type != PVSHM_REC_CS)
+			if (drained > 0 && after_relay && r->prog->record_type != PVSHM_REC_CS)
 				after_relay();
 		}
 		if (n < 0 && errno != EINTR)
 			break;
+		if (!after)
+			continue;
+		/* Rate-limited (cs.h): the records that did not wake this thread are drained at its
+		 * next look, PV_CS_RELAY_MS from now, and until then no record wakes it; it looks as
+		 * often while its slot shows a wait (whose end, here, wakes nobody). A look that finds
+		 * neither ends the looks: the next record wakes it. */
+		if (n == 0)
+			drained = ring_buffer__consume(rb);
+		if (drained > 0)
+			__atomic_store_n(after, pvshm_now_ns() + PV_CS_RELAY_MS * 1000000ull, __ATOMIC_RELAXED);
+		if (drained > 0 || slot_waiting(r->cpu))
+			timeout = PV_CS_RELAY_MS;
+		else if (n == 0)
+			timeout = -1;
 	}
 cleanup:
 	ring_buffer__free(rb);
@@ -285,6 +318,8 @@ static void destroy(struct prog *p)
 		bpf_link__destroy(p->links[i]);
 	if (p->current)
 		munmap((void *)p->current, p->current_len);
+	if (p->relay_after)
+		munmap((void *)p->relay_after, p->relay_after_len);
 	bpf_object__close(p->obj);
 	memset(p, 0, sizeof(*p));
 	p->ringbuf_fd = -1;
@@ -349,24 +384,22 @@ static void set_agent_tgid(struct bpf_object *obj)
 	free(data);
 }
 
-/* A program that names the thread each vCPU runs (an mmap-able array `current`
- * of u64 by CPU, written at each switch): map it for progs_publish_current. */
-static void map_current(struct prog *p)
+/* Map the program's mmap-able u64 array `name` (after load); NULL if it has none. */
+static void *map_u64s(struct prog *p, const char *name, int prot, uint32_t *n, size_t *len)
 {
-	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, "current");
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), len;
+	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, name);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	void *mem;
 
 	if (!m || bpf_map__type(m) != BPF_MAP_TYPE_ARRAY || !(bpf_map__map_flags(m) & BPF_F_MMAPABLE) ||
 	    bpf_map__value_size(m) != sizeof(uint64_t))
-		return;
-	len = ((size_t)bpf_map__max_entries(m) * sizeof(uint64_t) + page - 1) / page * page;
-	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+		return NULL;
+	*len = ((size_t)bpf_map__max_entries(m) * sizeof(uint64_t) + page - 1) / page * page;
+	mem = mmap(NULL, *len, prot, MAP_SHARED, bpf_map__fd(m), 0);
 	if (mem == MAP_FAILED)
-		return;
-	p->current = mem;
-	p->current_n = bpf_map__max_entries(m);
-	p->current_len = len;
+		return NULL;
+	*n = bpf_map__max_entries(m);
+	return mem;
 }
 
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
@@ -413,6 +446,10 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 	err = bpf_object__load(p->obj);
 	if (err)
 		goto cleanup;
+	/* The thread each vCPU runs (an array `current` written at each switch), for
+	 * progs_publish_current; and when a record may wake its relay (cs.h). */
+	p->current = map_u64s(p, "current", PROT_READ, &p->current_n, &p->current_len);
+	p->relay_after = map_u64s(p, "relay_after", PROT_READ | PROT_WRITE, &p->relay_after_n, &p->relay_after_len);
 	if (outer && (err = start_relays(p, outer, log, cap)))
 		goto cleanup;
 	bpf_object__for_each_program(bp, p->obj) {
@@ -446,7 +483,6 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 			break;
 		}
 	}
-	map_current(p);
 	p->id = next_id++;
 	err = rebuild_rb();
 	if (err) {
