@@ -147,8 +147,7 @@ static __always_inline __u32 flags_of(struct pv_sched_area *a, struct pv_vcpu_sc
 	return 0;
 }
 
-/* Recompute vCPU `index`'s flags; wake pvrun if "preempted" changed on a watched vCPU
- * (PV_WATCH_CHANGES), or was set on one whose preemption pvrun acts on (PV_WATCH_PREEMPTED). */
+/* Recompute vCPU `index`'s flags; wake pvrun if "preempted" changed on a watched vCPU. */
 static __always_inline void publish(struct pv_sched_area *a, __s32 index, __u64 now)
 {
 	struct pv_vcpu_sched *v = vcpu_at(a, index);
@@ -162,8 +161,7 @@ static __always_inline void publish(struct pv_sched_area *a, __s32 index, __u64 
 		return;
 	v->flags = f;
 	v->flags_ns = now;
-	if (((f ^ old) & PVSHM_FLAG_VCPU_PREEMPTED) &&
-	    ((v->watched & PV_WATCH_CHANGES) || ((v->watched & PV_WATCH_PREEMPTED) && (f & PVSHM_FLAG_VCPU_PREEMPTED)))) {
+	if (((f ^ old) & PVSHM_FLAG_VCPU_PREEMPTED) && (v->watched & (PV_WATCH_CHANGES | PV_WATCH_HOLDER))) {
 		i = (__u32)index;
 		bpf_ringbuf_output(&notify, &i, sizeof(i), 0);
 	}

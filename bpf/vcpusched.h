@@ -22,9 +22,12 @@
 #define PV_VS_PREEMPTED 2 /* switched out while runnable: waits for a CPU */
 #define PV_VS_WOKEN 3     /* woken, waits for a CPU it has not had since */
 
-/* What wakes pvrun's thread about a vCPU (pv_vcpu_sched.watched). */
-#define PV_WATCH_CHANGES 1   /* any change of "preempted" (a guest thread on it is inside a section) */
-#define PV_WATCH_PREEMPTED 2 /* "preempted" set (pvrun acts on preemptions inside sections) */
+/* What wakes pvrun's thread about a vCPU (pv_vcpu_sched.watched): any change of "preempted"
+ * while either bit is set. Waking when it clears matters as much as when it sets: a waiter in
+ * the guest parks while the lock holder's vCPU reads "preempted", so a flag left set after the
+ * vCPU runs again parks waiters for a holder that runs. */
+#define PV_WATCH_CHANGES 1 /* a guest thread on it is inside a section (the observer's look) */
+#define PV_WATCH_HOLDER 2  /* it runs a guest thread that holds a cell (pvrun acts on its preemption) */
 
 struct pv_vcpu_sched {
 	__u32 seq;          /*  0: changes around every update (a reader retries while it moves) */

@@ -59,7 +59,7 @@ struct sched_instance {
 	struct pvb_config boost;
 	struct pvb_vcpu pol[PV_SCHED_MAX_VCPUS];
 	uint32_t applied[PV_SCHED_MAX_VCPUS];
-	uint8_t act_watch[PV_SCHED_MAX_VCPUS];   /* update_act_watch */
+	uint8_t holder_watch[PV_SCHED_MAX_VCPUS]; /* update_holder_watch */
 	struct pvs_boost_stats bstats;
 };
 
@@ -193,33 +193,33 @@ static void cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *us
 	}
 }
 
-/* The watch bits of vCPU v: any change of "preempted" while a section is open on it (the
- * observer's look), and, acting, its preemptions while it may hold one (act_watch). */
+/* The watch bits of vCPU v: a section open on it (the observer's look), and a guest
+ * thread holding a cell on it (holder_watch). */
 static uint32_t watch_bits(struct sched_instance *in, uint32_t v, int changes)
 {
-	return (changes ? PV_WATCH_CHANGES : 0) | (in->act_watch[v] ? PV_WATCH_PREEMPTED : 0);
+	return (changes ? PV_WATCH_CHANGES : 0) | (in->holder_watch[v] ? PV_WATCH_HOLDER : 0);
 }
 
-/* Acting: wake at the preemptions of the vCPUs that run a guest thread holding a cell; a
- * vCPU that runs none costs no wake-up; not acting, at none (the cells are not read).
- * Called at each of pvrun's looks (pvs_sync) and when the configuration changes, the
- * lock held. */
-static void update_act_watch(struct sched_instance *in)
+/* Wake at each change of "preempted" on the vCPUs that run a guest thread holding a cell:
+ * acting, the policy reads the cells itself at a preemption; observing or acting, the flag
+ * the guest's waiters read for the holder's vCPU is then never stale (the look's period is
+ * 10 ms, a section's a few µs). A vCPU that runs none costs no wake-up. Called at each of
+ * pvrun's looks (pvs_sync) and when the configuration changes, the lock held. */
+static void update_holder_watch(struct sched_instance *in)
 {
 	uint8_t inside[PV_SCHED_MAX_VCPUS], users[PV_SCHED_MAX_VCPUS] = {0};
 
-	if (in->boost.max_ns)
-		cells_inside(in, inside, users);
+	cells_inside(in, inside, users);
 	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
 		uint8_t want = v < in->n_vcpus && users[v];
 
-		if (want == in->act_watch[v])
+		if (want == in->holder_watch[v])
 			continue;
-		in->act_watch[v] = want;
+		in->holder_watch[v] = want;
 		if (want)
-			__atomic_or_fetch(&in->area->vcpu[v].watched, PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
+			__atomic_or_fetch(&in->area->vcpu[v].watched, PV_WATCH_HOLDER, __ATOMIC_RELAXED);
 		else
-			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_PREEMPTED, __ATOMIC_RELAXED);
+			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_HOLDER, __ATOMIC_RELAXED);
 	}
 }
 
@@ -541,7 +541,7 @@ int pvs_sync(int h)
 	if (!in)
 		return -EINVAL;
 	pthread_mutex_lock(&in->lock);
-	update_act_watch(in);
+	update_holder_watch(in);
 	pthread_mutex_unlock(&in->lock);
 	sync_slots(in, 0);
 	return 0;
@@ -610,7 +610,7 @@ int pvs_boost(int h, const struct pvb_config *config)
 	if (config->max_ns == 0 && config->payback_pct == 0)
 		policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
 	in->boost = *config;
-	update_act_watch(in);
+	update_holder_watch(in);
 	pthread_mutex_unlock(&in->lock);
 	return 0;
 }

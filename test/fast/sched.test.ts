@@ -159,6 +159,28 @@ t.test('a vCPU thread preempted on the host: flagged in its slot at once, counte
 	await new Promise((r) => hog2.once('exit', r));
 	t.ok(sched.stats().wakeups - woke < 5, `and its thread did not wake for it (${sched.stats().wakeups - woke} wakeups)`);
 
+	// A vCPU that runs a guest thread holding a cell (outside its sections): each change wakes
+	// the thread, so the flag the guest's waiters read for the holder's vCPU is never stale.
+	shm.view.setUint32(cellsOffset + Cell.ownerTid, 4242, true);
+	shm.view.setInt32(cellsOffset + Cell.cpu, 0, true);
+	shm.view.setUint32(Header.cellsUsed, 1, true);
+	sched.sync(); // the look that finds the cell
+	await sleep(50);
+	const woken = sched.stats().wakeups;
+	const hog3 = spawn('timeout', ['-s', 'KILL', '0.3', 'taskset', '-c', '0', 'chrt', '-f', '1', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
+	t.teardown(() => void hog3.kill('SIGKILL'));
+	const setBy = Date.now() + 250;
+	while (Date.now() < setBy && !(flags() & SlotFlag.vcpuPreempted)) await sleep(2);
+	t.ok(flags() & SlotFlag.vcpuPreempted, "a cell holder's vCPU: flagged at its preemption, no look needed");
+	await new Promise((r) => hog3.once('exit', r));
+	const ran = Date.now();
+	while (Date.now() < ran + 100 && flags() & SlotFlag.vcpuPreempted) await sleep(1);
+	t.notOk(flags() & SlotFlag.vcpuPreempted, `and no longer once it runs again, no look needed (${Date.now() - ran} ms)`);
+	const wakes = sched.stats().wakeups - woken;
+	t.ok(wakes >= 2, `the thread woke for both changes (${wakes} wakeups), not the next resync`);
+	shm.view.setUint32(Header.cellsUsed, 0, true);
+	sched.sync();
+
 	// Stopped: the flags are cleared and the threads' switches change nothing more.
 	sched.stop();
 	t.equal(flags(), 0, 'stop clears the flags');
