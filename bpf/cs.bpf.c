@@ -94,16 +94,18 @@ static __always_inline struct pv_cs_event *reserve(__u32 kind, void *lock, __u32
 }
 
 /* Hand the record to this CPU's relay, waking it only when it has not been woken, nor
- * drained, within the last PV_CS_RELAY_MS: it drains the others at its own next look. An END
- * on the CPU where its wait began never wakes it (its task has just taken the lock: a relay
- * that ran now would preempt the lock's new holder); that relay looks every PV_CS_RELAY_MS
- * while its slot shows a wait. */
+ * drained, within the last PV_CS_RELAY_MS: it drains the others at its own next look. The end
+ * of a wait on the CPU where it began does not wake it (its task has just taken the lock: a
+ * relay that ran now would preempt the lock's new holder); that relay looks every
+ * PV_CS_RELAY_MS while its slot shows the wait, for up to PV_CS_LONG_WAIT_MS, and the end of
+ * a longer wait wakes it. */
 static __always_inline void submit(struct pv_cs_event *e)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u64 *after = bpf_map_lookup_elem(&relay_after, &cpu);
 
-	if ((e->kind == PV_CS_LOCK_END && e->cpu == cpu) || (after && e->ts_ns < *after)) {
+	if ((e->kind == PV_CS_LOCK_END && e->cpu == cpu && e->wait_ns < PV_CS_LONG_WAIT_MS * 1000000ull) ||
+	    (after && e->ts_ns < *after)) {
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 		return;
 	}
@@ -180,7 +182,9 @@ int BPF_PROG(cs_switch, bool preempt, struct task_struct *prev, struct task_stru
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u64 *tid = bpf_map_lookup_elem(&current, &cpu);
 
-	if (tid)
+	/* The agent's own threads (its relays, its copy of this map) are not what the vCPU runs
+	 * for the guest: the slot keeps the thread they interrupted. */
+	if (tid && !(agent_tgid && next->tgid == agent_tgid))
 		*tid = next->pid;
 	return 0;
 }

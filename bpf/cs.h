@@ -14,13 +14,14 @@
 #define PV_CS_LOCK_END 2   /* it stopped waiting (took the lock, or gave up) */
 
 /* A record wakes its CPU's relay at most once per PV_CS_RELAY_MS, and the end of a wait on
- * the CPU where it began never does; the relay picks up the records in between on its own,
- * PV_CS_RELAY_MS after its last drain, and as often while its slot shows a wait. The host
- * reads the slots once per 10 ms look, so the slots are as fresh for it, and a lock-bound
- * guest pays a wake-up (two context switches, under TCG two flushes of the vCPU's TLB) per
- * CPU and period instead of one per wait, none at a lock's hand-over
- * (docs/critical-sections.md). */
+ * the CPU where it began does only after PV_CS_LONG_WAIT_MS; the relay picks up the records in
+ * between on its own, PV_CS_RELAY_MS after its last drain, and as often while its slot shows a
+ * wait younger than PV_CS_LONG_WAIT_MS. The host reads the slots once per 10 ms look, so the
+ * slots are as fresh for it, and a lock-bound guest pays a wake-up (two context switches,
+ * under TCG two flushes of the vCPU's TLB) per CPU and period instead of one per wait, none at
+ * a lock's hand-over (docs/critical-sections.md). */
 #define PV_CS_RELAY_MS 10
+#define PV_CS_LONG_WAIT_MS 1000
 
 struct pv_cs_event {
 	__u64 ts_ns;     /*  0: guest CLOCK_MONOTONIC (bpf_ktime_get_ns) */

@@ -158,12 +158,13 @@ static int relay(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Whether vCPU cpu's slot shows a kernel lock wait (apply_cs). */
+/* Whether vCPU cpu's slot shows a kernel lock wait younger than PV_CS_LONG_WAIT_MS (apply_cs). */
 static int slot_waiting(int cpu)
 {
 	volatile struct pvshm_vcpu_slot *s = out_shm ? pvshm_slot(out_shm, (uint32_t)cpu) : NULL;
 
-	return s && __atomic_load_n(&s->klock_waiting, __ATOMIC_RELAXED);
+	return s && __atomic_load_n(&s->klock_waiting, __ATOMIC_RELAXED) &&
+	       pvshm_now_ns() - s->klock_since_ns < PV_CS_LONG_WAIT_MS * 1000000ull;
 }
 
 /* A relay thread: pinned to its CPU, real-time, blocked until its ring has data or it is told to stop. */
@@ -204,8 +205,8 @@ static void *relay_main(void *arg)
 			continue;
 		/* Rate-limited (cs.h): the records that did not wake this thread are drained at its
 		 * next look, PV_CS_RELAY_MS from now, and until then no record wakes it; it looks as
-		 * often while its slot shows a wait (whose end, here, wakes nobody). A look that finds
-		 * neither ends the looks: the next record wakes it. */
+		 * often while its slot shows a wait younger than PV_CS_LONG_WAIT_MS (whose end, here,
+		 * wakes nobody). A look that finds neither ends the looks: the next record wakes it. */
 		if (n == 0)
 			drained = ring_buffer__consume(rb);
 		if (drained > 0)
