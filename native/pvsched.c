@@ -60,6 +60,7 @@ struct sched_instance {
 	struct pvb_vcpu pol[PV_SCHED_MAX_VCPUS];
 	uint32_t applied[PV_SCHED_MAX_VCPUS];
 	uint8_t holder_watch[PV_SCHED_MAX_VCPUS]; /* update_holder_watch */
+	uint64_t looked_at[PV_SCHED_MAX_VCPUS];   /* 1 + the vCPU's preemption count when a pass last saw it wait inside a section */
 	struct pvs_boost_stats bstats;
 };
 
@@ -273,7 +274,7 @@ static uint64_t policy_pass(struct sched_instance *in)
 		struct pvb_vcpu *s = &in->pol[v];
 		struct pvb_input i;
 		uint32_t mode;
-		int err;
+		int err, first;
 
 		if (in->tids[v] <= 0)
 			continue;
@@ -283,6 +284,10 @@ static uint64_t policy_pass(struct sched_instance *in)
 		i.preemptions = e.preemptions;
 		i.host_state = e.state;
 		i.in_section = inside[v];
+		/* The first pass to see this preemption inside a section: the one that acts on it. */
+		first = (e.state == PV_VS_PREEMPTED || e.state == PV_VS_WOKEN) && inside[v] && in->looked_at[v] != e.preemptions + 1;
+		if (first)
+			in->looked_at[v] = e.preemptions + 1;
 		mode = pvb_step(&in->boost, s, &i);
 		if (mode != in->applied[v]) {
 			err = apply_mode(in->tids[v], mode);
@@ -301,7 +306,10 @@ static uint64_t policy_pass(struct sched_instance *in)
 				in->boost.payback_pct = 0;
 				return 0;
 			}
-			if (mode == PVB_BOOSTED) {
+			/* The delay from a preemption to the boost decided when it was first seen; a later
+			 * grant (the budget refilled, or a boost ran out while its thread still waited for
+			 * a CPU) is a boost, not the reaction to the preemption. */
+			if (mode == PVB_BOOSTED && first) {
 				uint64_t d = now > e.since_ns ? now - e.since_ns : 0;
 
 				in->bstats.act_n++;

@@ -31,7 +31,7 @@ struct pvs_stats {
 /* What acting on critical sections did (pvs_boosts). */
 struct pvs_boost_stats {
 	uint64_t passes;     /* policy passes */
-	uint64_t act_n;      /* boosts applied: their delay from the preemption to the thread's new policy */
+	uint64_t act_n;      /* boosts decided at a preemption's first sight: their delay from the preemption to the thread's new policy */
 	uint64_t act_sum_ns;
 	uint64_t act_max_ns;
 	uint64_t errors;     /* a thread's policy could not be changed (acting then stops) */
