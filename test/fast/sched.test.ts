@@ -11,6 +11,7 @@ import {execFileSync, spawn} from 'node:child_process';
 import fs from 'node:fs';
 import t from 'tap';
 import {fastPathAvailable} from '../../src/fast/binding.js';
+import {getThreadAffinity, setThreadAffinity} from '../../src/host/libc.js';
 import {HostSched, VcpuSchedLayout, VcpuState, schedMaxVcpus, schedObjectPath, schedStatFields, waitedNs, type BoostConfig} from '../../src/fast/sched.js';
 import {Cell, Header, Slot, SlotFlag, cellsOffset, slotSize, slotsOffset} from '../../src/shm/layout.js';
 import {cProbeNumbers} from '../helpers/c-probe.js';
@@ -209,15 +210,14 @@ function policyOf(pid: number): number {
  */
 async function fromCpu<T>(cpu: number, fn: () => Promise<T>): Promise<T> {
 	const pid = String(process.pid);
-	const mask = /:\s*([0-9a-f,]+)\s*$/.exec(execFileSync('taskset', ['-p', pid], {encoding: 'utf8'}))?.[1];
-	if (!mask) throw new Error("cannot read this process's CPU mask");
-	execFileSync('taskset', ['-p', '-c', String(cpu), pid], {stdio: 'ignore'});
+	const cpus = getThreadAffinity(0);
+	setThreadAffinity(0, [cpu]);
 	execFileSync('chrt', ['-f', '-p', '1', pid], {stdio: 'ignore'});
 	try {
 		return await fn();
 	} finally {
 		execFileSync('chrt', ['-o', '-p', '0', pid], {stdio: 'ignore'});
-		execFileSync('taskset', ['-p', mask, pid], {stdio: 'ignore'});
+		setThreadAffinity(0, cpus);
 	}
 }
 
