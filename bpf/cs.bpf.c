@@ -42,26 +42,23 @@ struct {
 	__type(value, struct wait);
 } waits SEC(".maps");
 
-/* The thread each vCPU runs now (0: its idle task), by vCPU; the agent maps it.
- * 64-bit values: a mapped array keeps its elements 8 bytes apart anyway. */
-struct {
+/* A u64 per vCPU that the agent maps (guest-agent/progs.c, map_u64s: it takes this shape
+ * only). 64-bit values: a mapped array keeps its elements 8 bytes apart anyway. */
+struct vcpu_u64s {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, PVSHM_MAX_VCPUS);
 	__type(key, __u32);
 	__type(value, __u64);
-} current SEC(".maps");
+};
+
+/* The thread each vCPU runs now (0: its idle task), by vCPU. */
+struct vcpu_u64s current SEC(".maps");
 
 /* When a record may next wake this CPU's relay, by CPU (bpf_ktime_get_ns): the program
- * moves it PV_CS_RELAY_MS on when it wakes the relay, and the agent, mapping it, when the
- * relay drains (PV_CS_RELAY_MS in cs.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, PVSHM_MAX_VCPUS);
-	__type(key, __u32);
-	__type(value, __u64);
-} relay_after SEC(".maps");
+ * moves it PV_CS_RELAY_MS on when it wakes the relay, and the agent when the relay drains
+ * (PV_CS_RELAY_MS in cs.h). */
+struct vcpu_u64s relay_after SEC(".maps");
 
 /* The guest agent's process: its own waits are not reported (they would wake it). */
 const volatile __u32 agent_tgid = 0;
