@@ -224,13 +224,22 @@ static void update_holder_watch(struct sched_instance *in)
 	}
 }
 
-/* Put thread `tid` in policy mode `mode`; 0 or -errno. NORMAL is SCHED_OTHER with the
- * thread's nice value kept (sched_setscheduler leaves it). */
-static int apply_mode(int32_t tid, uint32_t mode)
+/* Put thread `tid`, now in mode `from`, in policy mode `mode`; 0 or -errno. NORMAL is
+ * SCHED_OTHER with the thread's nice value kept (sched_setscheduler leaves it). */
+static int apply_mode(int32_t tid, uint32_t from, uint32_t mode)
 {
 	struct sched_param sp = {.sched_priority = mode == PVB_BOOSTED ? 1 : 0};
 	int policy = mode == PVB_BOOSTED ? SCHED_FIFO : mode == PVB_PAYBACK ? SCHED_IDLE : SCHED_OTHER;
 
+	/* From SCHED_FIFO straight to SCHED_IDLE, Linux (6.18) leaves the thread's load average at
+	 * 10^13 or more: the load balancer can no longer move it, and it gets about half its fair
+	 * share while paying back. Through SCHED_OTHER it stays right. */
+	if (from == PVB_BOOSTED && mode == PVB_PAYBACK) {
+		struct sched_param other = {.sched_priority = 0};
+
+		if (sched_setscheduler(tid, SCHED_OTHER | SCHED_RESET_ON_FORK, &other) != 0)
+			return -errno;
+	}
 	return sched_setscheduler(tid, policy | SCHED_RESET_ON_FORK, &sp) == 0 ? 0 : -errno;
 }
 
@@ -248,7 +257,7 @@ static void policy_release(struct sched_instance *in, uint64_t now)
 		i.busy_ns = in->pol[v].busy_at_ns;
 		pvb_step(&off, &in->pol[v], &i);
 		if (in->applied[v] != PVB_NORMAL && in->tids[v] > 0)
-			apply_mode(in->tids[v], PVB_NORMAL);
+			apply_mode(in->tids[v], in->applied[v], PVB_NORMAL);
 		in->applied[v] = PVB_NORMAL;
 	}
 }
@@ -290,7 +299,7 @@ static uint64_t policy_pass(struct sched_instance *in)
 			in->looked_at[v] = e.preemptions + 1;
 		mode = pvb_step(&in->boost, s, &i);
 		if (mode != in->applied[v]) {
-			err = apply_mode(in->tids[v], mode);
+			err = apply_mode(in->tids[v], in->applied[v], mode);
 			if (err) {
 				in->bstats.errors++;
 				in->bstats.last_error = (uint32_t)-err;
@@ -528,7 +537,7 @@ int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)
 			continue;
 		/* Another thread (or none): its history is not this one's, nor its boost. */
 		if (in->applied[v] != PVB_NORMAL && in->tids[v] > 0)
-			apply_mode(in->tids[v], PVB_NORMAL);
+			apply_mode(in->tids[v], in->applied[v], PVB_NORMAL);
 		in->applied[v] = PVB_NORMAL;
 		memset(&in->pol[v], 0, sizeof(in->pol[v]));
 		memset(&in->area->vcpu[v], 0, sizeof(in->area->vcpu[v]));

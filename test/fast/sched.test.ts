@@ -325,3 +325,41 @@ t.test('the real lever: a preempted thread inside a section runs at once, within
 	sched.stop();
 	t.equal(policyOf(pid), 0, 'stop puts a boosted thread back to SCHED_OTHER');
 });
+
+/** The scheduler's load average of thread `pid` (se.avg.load_avg in /proc/PID/sched), or undefined. */
+function loadAvgOf(pid: number): number | undefined {
+	const m = /se\.avg\.load_avg\s*:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/sched`, 'utf8'));
+	return m ? Number(m[1]) : undefined;
+}
+
+t.test('a boost paid back at once keeps the thread fairly weighted', {skip: why}, async (t) => {
+	const shm = area(t, 1);
+	const sched = HostSched.start(shm.path);
+	t.teardown(() => sched.stop());
+	const loop = (): ReturnType<typeof spawn> => spawn('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
+	const vcpu0 = loop();
+	const rival = loop();
+	t.teardown(() => void vcpu0.kill('SIGKILL'));
+	t.teardown(() => void rival.kill('SIGKILL'));
+	await sleep(100);
+	const pid = vcpu0.pid ?? 0;
+	sched.setVcpus([pid]);
+	sched.watch([true]);
+	shm.view.setInt32(cellsOffset + Cell.cpu, 0, true);
+	shm.view.setUint32(cellsOffset + Cell.ownerTid, 4242, true);
+	shm.view.setUint32(Header.cellsUsed, 1, true);
+	sched.boost({maxNs: 1 * ms, windowNs: 100 * ms, budgetNs: 10 * ms, paybackPct: 100});
+	// Sections of a few ms: preempted inside one it is boosted; out of it, it pays back at once.
+	// Linux 6.18 left a thread moved straight from SCHED_FIFO to SCHED_IDLE with a load average
+	// of 10^13 or more, and the thread then got half its fair share.
+	let worst = 0;
+	const until = Date.now() + 1500;
+	for (let i = 0; Date.now() < until; i++) {
+		shm.view.setUint32(cellsOffset + Cell.depth, i % 2, true);
+		await sleep(3);
+		worst = Math.max(worst, loadAvgOf(pid) ?? 0);
+	}
+	const v = sched.boosts(1).vcpus[0];
+	t.ok(v && v.boosts > 10 && v.paidNs > 0, `boosted and paid back (${v?.boosts} boosts, ${(v?.paidNs ?? 0) / ms} ms paid)`);
+	t.ok(worst <= 2048, `its load average stayed that of one busy thread (at most ${worst})`);
+});
