@@ -38,10 +38,14 @@ export function findProgram(program: string, missing: string): string {
 	let denied: string | undefined;
 	for (const file of candidates) {
 		try {
-			if (!fs.statSync(file).isFile()) continue;
+			const stat = fs.statSync(file);
+			// A path given whole that names a directory is what to fix, not a program missing from PATH.
+			if (stat.isDirectory() && program.includes('/')) throw new QemuError(`${file} is a directory, not a program: check the path`, {exitCode: 126});
+			if (!stat.isFile()) continue;
 			fs.accessSync(file, fs.constants.X_OK);
 			return file;
 		} catch (error) {
+			if (error instanceof QemuError) throw error;
 			if ((error as NodeJS.ErrnoException).code === 'EACCES') denied = file;
 		}
 	}

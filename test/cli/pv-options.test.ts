@@ -47,6 +47,8 @@ t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.throws(() => splitArgs(['--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2});
 	t.throws(() => splitArgs(['--pv-cpus']), {message: /--pv-cpus needs a value/, exitCode: 2});
 	t.throws(() => parsePvOptions(['--pv-cpus', '3-1']), {name: 'UsageError', message: /^--pv-cpus: invalid CPU list "3-1"/, exitCode: 2});
+	for (const bad of ['abc', '', '-1', '1-0', '0-100000', '0,,1', '2-'])
+		t.throws(() => parsePvOptions([`--pv-cpus=${bad}`]), {name: 'UsageError', message: /^--pv-cpus: invalid CPU list/, exitCode: 2}, `--pv-cpus=${bad}`);
 	t.throws(() => parsePvOptions(['--pv-accel', 'xen']), {message: /Invalid values/, exitCode: 2});
 	t.throws(() => parsePvOptions(splitArgs(['--pv-off=yes']).pv), {message: /^Option '--pv-off' does not take an argument \(see pvrun --help\)$/, exitCode: 2});
 	t.equal(parsePvOptions(['--pv-qemu', '/a/qemu', '--pv-qemu=/b/qemu']).qemu, '/b/qemu', 'given twice, the last one counts');

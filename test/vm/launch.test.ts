@@ -79,12 +79,13 @@ t.test('runVm: pvrun becomes QEMU after starting its helper; stale leftovers go 
 	nothingLeft(t, box, run.pid, 'after QEMU');
 });
 
-t.test('runVm: QEMU not found or not executable: one line, 127 or 126, nothing created', {buffered: true}, async (t) => {
+t.test('runVm: QEMU not found, not executable or a directory: one line, 127 or 126, nothing created', {buffered: true}, async (t) => {
 	const cases = await Promise.all(
-		(['missing', 'plain'] as const).map(async (kind) => {
+		(['missing', 'plain', 'directory'] as const).map(async (kind) => {
 			const box = new Sandbox(t);
 			const qemu = path.join(box.dir, `${kind}-qemu`);
 			if (kind === 'plain') fs.writeFileSync(qemu, '#!/bin/sh\n', {mode: 0o644});
+			if (kind === 'directory') fs.mkdirSync(qemu);
 			const log = path.join(box.dir, 'events.jsonl');
 			return {kind, box, qemu, log, ran: await box.run(['--pv-log', log, '-display', 'none'], {qemu})};
 		}),
@@ -93,9 +94,12 @@ t.test('runVm: QEMU not found or not executable: one line, 127 or 126, nothing c
 		if (kind === 'missing') {
 			t.equal(ran.code, 127, 'missing: exit 127');
 			t.equal(ran.stderr, `pvrun: ${qemu} not found: check the path given with --pv-qemu\n`, 'missing: one line naming the fix');
-		} else {
+		} else if (kind === 'plain') {
 			t.equal(ran.code, 126, 'not executable: exit 126');
 			t.equal(ran.stderr, `pvrun: ${qemu} is not executable: check its permissions\n`, 'not executable: one line naming the fix');
+		} else {
+			t.equal(ran.code, 126, 'a directory: exit 126');
+			t.equal(ran.stderr, `pvrun: ${qemu} is a directory, not a program: check the path\n`, 'a directory: one line saying so');
 		}
 		t.notOk(fs.existsSync(log), `${kind}: checked before the event log is opened`);
 		nothingLeft(t, box, ran.pid, kind);

@@ -70,6 +70,7 @@ t.test('a program that is not there or cannot run: one line naming the fix', asy
 	t.match(findError(plain), {message: `${plain} is not executable: check its permissions`, exitCode: 126});
 	fs.chmodSync(plain, 0o755);
 	t.equal(findError(plain), undefined, 'found once executable');
+	t.match(findError(dir), {message: `${dir} is a directory, not a program: check the path`, exitCode: 126}, 'a directory: 126, saying so');
 	const saved = process.env['PATH'];
 	t.teardown(() => void (process.env['PATH'] = saved));
 	process.env['PATH'] = `/nonexistent:${dir}`;
