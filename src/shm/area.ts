@@ -33,6 +33,8 @@ export interface ShmArea {
 	u64: BigUint64Array;
 	/** Rewrite the host-owned header fields (after a guest scribbled on them). */
 	restoreHeader(): void;
+	/** Whether every host-owned header field (bytes 0–63) holds what restoreHeader writes. */
+	headerIntact(): boolean;
 	/** Unmap, keeping the file (another process maps it next). */
 	unmap(): void;
 	/** Unmap and delete the file (idempotent). */
@@ -78,23 +80,34 @@ export function openShmArea(path: string, nrVcpus: number, hostEpoch: bigint, fe
 /** The ShmArea over a mapping of `path`. */
 function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpoch: bigint, features: number): ShmArea {
 	const view = new DataView(mapping.view);
+	// The host-owned header fields (bytes 0–63) and their values: what restoreHeader writes and headerIntact checks.
+	const u16s: Array<[number, number]> = [
+		[Header.version, shmVersion],
+		[Header.headerSize, headerSize],
+	];
+	const u32s: Array<[number, number]> = [
+		[Header.magic, shmMagic],
+		[Header.size, shmSize],
+		[Header.features, features],
+		[Header.nrVcpus, nrVcpus],
+		[Header.slotSize, slotSize],
+		[Header.slotsOffset, slotsOffset],
+		[Header.ringOffset, ringOffset],
+		[Header.ringEntries, ringEntries],
+		[Header.recordSize, recordSize],
+		[Header.cellsOffset, cellsOffset],
+		[Header.cells, cellCount],
+		[Header.cellSize, cellSize],
+	];
 	const restoreHeader = (): void => {
-		view.setUint32(Header.magic, shmMagic, true);
-		view.setUint16(Header.version, shmVersion, true);
-		view.setUint16(Header.headerSize, headerSize, true);
-		view.setUint32(Header.size, shmSize, true);
-		view.setUint32(Header.features, features, true);
-		view.setUint32(Header.nrVcpus, nrVcpus, true);
-		view.setUint32(Header.slotSize, slotSize, true);
-		view.setUint32(Header.slotsOffset, slotsOffset, true);
-		view.setUint32(Header.ringOffset, ringOffset, true);
-		view.setUint32(Header.ringEntries, ringEntries, true);
-		view.setUint32(Header.recordSize, recordSize, true);
+		for (const [offset, value] of u32s) view.setUint32(offset, value, true);
+		for (const [offset, value] of u16s) view.setUint16(offset, value, true);
 		view.setBigUint64(Header.hostEpoch, hostEpoch, true);
-		view.setUint32(Header.cellsOffset, cellsOffset, true);
-		view.setUint32(Header.cells, cellCount, true);
-		view.setUint32(Header.cellSize, cellSize, true);
 	};
+	const headerIntact = (): boolean =>
+		u32s.every(([offset, value]) => view.getUint32(offset, true) === value) &&
+		u16s.every(([offset, value]) => view.getUint16(offset, true) === value) &&
+		view.getBigUint64(Header.hostEpoch, true) === hostEpoch;
 	let removed = false;
 	return {
 		path,
@@ -105,6 +118,7 @@ function wrapArea(path: string, nrVcpus: number, mapping: SharedMapping, hostEpo
 		u32: new Uint32Array(mapping.view),
 		u64: new BigUint64Array(mapping.view),
 		restoreHeader,
+		headerIntact,
 		unmap: () => mapping.unmap(),
 		remove() {
 			if (removed) return;

@@ -3,7 +3,7 @@
 // counted, never thrown, so a hostile guest can only cost itself its hints.
 import {byRecordType, type DecodedRecord} from '../hints/index.js';
 import {emptyCounters, saturatingAdd} from './counters.js';
-import {Header, Record, recordPayload, recordSize, ringEntries, ringOffset, shmMagic, shmVersion} from './layout.js';
+import {Header, Record, recordPayload, recordSize, ringEntries, ringOffset} from './layout.js';
 import type {ShmArea} from './area.js';
 
 function loadU64(u32: Uint32Array, offset: number): number {
@@ -18,7 +18,7 @@ function storeU64(u32: Uint32Array, offset: number, value: number): void {
 	Atomics.store(u32, i, value >>> 0);
 }
 
-/** Largest sequence we accept: beyond it the guest is lying (and Number loses precision). */
+/** Heads from here on are implausible: the guest is lying (and Number loses precision past 2^53). */
 const maxSeq = 2 ** 52;
 
 export class RingReader {
@@ -37,10 +37,10 @@ export class RingReader {
 		return this.nextSeq;
 	}
 
-	/** Records waiting (as the guest claims), without consuming them. */
+	/** Records waiting (as the guest claims), without consuming them; repairs the area first (see check). */
 	pending(): number {
-		const head = this.readHead();
-		return head === undefined ? 0 : Math.max(0, Math.min(head - this.nextSeq, ringEntries));
+		const head = this.check();
+		return head === undefined ? 0 : Math.min(head - this.nextSeq, ringEntries);
 	}
 
 	/** Ask the guest agent to send a KICK frame on its next record. */
@@ -51,21 +51,8 @@ export class RingReader {
 	/** Read and validate everything the guest wrote since the last drain. */
 	drain(limit = ringEntries): DecodedRecord[] {
 		limit = Number.isInteger(limit) && limit > 0 ? Math.min(limit, ringEntries) : ringEntries;
-		const {view} = this.area;
-		if (view.getUint32(Header.magic, true) !== shmMagic || view.getUint16(Header.version, true) !== shmVersion) {
-			this.counters.badHeader++;
-			this.area.restoreHeader();
-		}
-		this.checkEpochAndLoss();
-		const head = this.readHead();
-		if (head === undefined) return [];
-		if (head < this.nextSeq) {
-			// The guest moved its head backwards: start over from where it is now.
-			this.counters.headBackwards++;
-			this.nextSeq = head;
-			this.writeTail();
-			return [];
-		}
+		const head = this.check();
+		if (head === undefined || head === this.nextSeq) return [];
 		if (head - this.nextSeq > ringEntries) {
 			this.counters.overrun = saturatingAdd(this.counters.overrun, head - this.nextSeq - ringEntries);
 			this.nextSeq = head - ringEntries;
@@ -88,8 +75,8 @@ export class RingReader {
 	 * records, which another pvrun already acted on.
 	 */
 	skipToHead(): void {
-		const head = this.readHead();
-		if (head !== undefined) this.nextSeq = head;
+		const head = loadU64(this.area.u32, Header.ringHead);
+		if (head < maxSeq) this.nextSeq = head;
 		this.writeTail();
 		this.lastLost = loadU64(this.area.u32, Header.ringLost);
 		this.lastEpoch = loadU64(this.area.u32, Header.guestEpoch);
@@ -100,12 +87,36 @@ export class RingReader {
 		this.area.view.setBigUint64(Header.hostHeartbeat, process.hrtime.bigint(), true);
 	}
 
-	/** The guest's head, or undefined when it is implausible. */
-	private readHead(): number | undefined {
-		const head = loadU64(this.area.u32, Header.ringHead);
-		if (head > maxSeq) {
+	/**
+	 * Everything a poll relies on, checked on every poll (pending() and drain()), each fault
+	 * counted when found and repaired at once, so that hints resume as soon as the guest
+	 * writes sane records again: a host-owned header field changed (all are rewritten); the
+	 * tail changed (rewritten); the head at 2^52 or beyond (put back at the tail, where the
+	 * agent, which appends at the head it reads, goes on); the head behind the tail (the tail
+	 * follows it). Returns the guest's head, or undefined when it was implausible.
+	 */
+	private check(): number | undefined {
+		const {u32} = this.area;
+		if (!this.area.headerIntact()) {
 			this.counters.badHeader++;
+			this.area.restoreHeader();
+		}
+		this.checkEpochAndLoss();
+		if (loadU64(u32, Header.ringTail) !== this.nextSeq) {
+			this.counters.badHeader++;
+			this.writeTail();
+		}
+		const head = loadU64(u32, Header.ringHead);
+		if (head >= maxSeq) {
+			this.counters.badHeader++;
+			storeU64(u32, Header.ringHead, this.nextSeq);
 			return undefined;
+		}
+		if (head < this.nextSeq) {
+			// The guest moved its head backwards: start over from where it is now.
+			this.counters.headBackwards++;
+			this.nextSeq = head;
+			this.writeTail();
 		}
 		return head;
 	}

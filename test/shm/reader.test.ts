@@ -262,26 +262,103 @@ t.test('drain(limit) consumes at most limit records', async (t) => {
 	t.equal(header(a, Header.ringTail), 5n);
 });
 
-t.test('implausible heads (> 2^52) are badHeader, no records, no throw', async (t) => {
+t.test('implausible heads (2^52 and up) are badHeader, no records, no throw; the head is put back at the tail', async (t) => {
 	const a = area(t, 4);
 	const reader = new RingReader(a);
 	const guest = new Guest(a);
 	guest.append({}, {});
-	for (const head of [2n ** 52n + 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n]) {
+	for (const head of [2n ** 52n, 2n ** 52n + 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n]) {
 		guest.setHead(head);
 		t.same(reader.drain(), [], `head ${head}`);
 		t.equal(header(a, Header.ringTail), 0n, 'tail unchanged');
+		t.equal(header(a, Header.ringHead), 0n, 'the head put back at the tail');
 	}
-	t.equal(reader.counters.badHeader, 4);
+	t.equal(reader.counters.badHeader, 5, 'each counted once');
 	t.equal(reader.counters.overrun, 0);
 	t.equal(reader.counters.headBackwards, 0);
 	t.equal(reader.pending(), 0);
+	t.equal(reader.counters.badHeader, 5, 'a repaired head is not counted again');
 	guest.setHead(2);
 	t.equal(reader.drain().length, 2, 'a sane head is read again');
+});
+
+t.test('a head of exactly 2^52, seen by pending(): repaired, and the records the agent writes next are read', async (t) => {
+	const a = area(t, 4);
+	const reader = new RingReader(a);
+	const guest = new Guest(a);
+	guest.append({}, {}, {});
+	t.equal(reader.drain().length, 3);
 	guest.setHead(2n ** 52n);
-	t.same(reader.drain(), [], 'exactly 2^52 is accepted but holds nothing');
-	t.equal(header(a, Header.ringTail), 2n ** 52n);
-	t.ok(Number.isSafeInteger(reader.counters.overrun));
+	t.equal(reader.pending(), 0, 'nothing to read');
+	t.equal(reader.counters.badHeader, 1);
+	// The agent appends at the head it reads back from the area.
+	guest.head = Number(header(a, Header.ringHead));
+	t.equal(guest.head, 3, 'at the tail');
+	guest.append({tid: 90});
+	t.equal(reader.pending(), 1);
+	t.same(
+		reader.drain().map((r) => [r.seq, r.tid]),
+		[[3, 90]],
+		'hints resume',
+	);
+	t.equal(reader.counters.badHeader, 1);
+});
+
+t.test('a head moved back by 7, seen by pending(): counted once, and the records written from there are read', async (t) => {
+	const a = area(t, 4);
+	const reader = new RingReader(a);
+	const guest = new Guest(a);
+	for (let i = 0; i < 10; i++) guest.append({tid: 100 + i});
+	t.equal(reader.drain().length, 10);
+	guest.setHead(3);
+	// How the engine polls: pending() first, drain() only when something waits.
+	t.equal(reader.pending(), 0);
+	t.equal(reader.counters.headBackwards, 1, 'counted');
+	t.equal(header(a, Header.ringTail), 3n, 'the tail follows the head');
+	guest.append({tid: 77}, {tid: 78});
+	t.equal(reader.pending(), 2, 'the new records wait');
+	t.same(
+		reader.drain().map((r) => [r.seq, r.tid]),
+		[
+			[3, 77],
+			[4, 78],
+		],
+		'and are read, none lost',
+	);
+	t.equal(reader.counters.headBackwards, 1, 'counted once');
+});
+
+t.test('a scribbled header, tail or epoch is restored on every poll, even while the head is invalid', async (t) => {
+	const a = area(t, 4);
+	const reader = new RingReader(a);
+	const guest = new Guest(a);
+	guest.append({}, {});
+	t.equal(reader.drain().length, 2);
+	a.view.setUint32(Header.magic, 0xdeadbeef, true);
+	guest.setHead(2n ** 60n);
+	t.equal(reader.pending(), 0);
+	t.equal(a.view.getUint32(Header.magic, true), shmMagic, 'magic restored by pending()');
+	t.equal(reader.counters.badHeader, 2, 'the header and the head, once each');
+	// Fields the guest has no business writing, one at a time: each found and rewritten.
+	const scribbles: Array<[string, () => void, () => unknown, unknown]> = [
+		['nr_vcpus', () => a.view.setUint32(Header.nrVcpus, 200, true), () => a.view.getUint32(Header.nrVcpus, true), 4],
+		['ring_entries', () => a.view.setUint32(Header.ringEntries, 7, true), () => a.view.getUint32(Header.ringEntries, true), ringEntries],
+		['host_epoch', () => a.view.setBigUint64(Header.hostEpoch, 12345n, true), () => a.view.getBigUint64(Header.hostEpoch, true), a.hostEpoch],
+		['ring_tail', () => setHeader(a, Header.ringTail, 999n), () => header(a, Header.ringTail), 2n],
+	];
+	for (const [name, scribble, read, want] of scribbles) {
+		const before = reader.counters.badHeader;
+		scribble();
+		t.equal(reader.pending(), 0, name);
+		t.equal(read(), want, `${name} rewritten`);
+		t.equal(reader.counters.badHeader, before + 1, `${name} counted once`);
+	}
+	guest.append({tid: 55});
+	t.same(
+		reader.drain().map((r) => r.tid),
+		[55],
+		'hints resume',
+	);
 });
 
 t.test('guest ring_lost increases are counted as guestLost', async (t) => {
@@ -308,15 +385,15 @@ t.test('guest ring_lost increases are counted as guestLost', async (t) => {
 });
 
 t.test('a hostile guest cannot push counters past exact integers', async (t) => {
-	// Each drain caps one jump (ring_lost at src/shm/reader.ts:114, the head's
-	// overrun at line 82) near 2^52, but nothing bounds the sum: a guest that
-	// alternates ring_lost 0 / 2^64-1, or ring_head 0 / 2^52, gets the counters
-	// past 2^53 in a few drains, after which they stop being exact.
+	// Each drain caps one jump (ring_lost, and the head's overrun) near 2^52, but
+	// nothing bounds the sum: a guest that alternates ring_lost 0 / 2^64-1, or
+	// ring_head 0 / 2^52-1, gets the counters past 2^53 in a few drains, after
+	// which they would stop being exact.
 	const a = area(t, 4);
 	const reader = new RingReader(a);
 	for (let i = 0; i < 3; i++) {
 		setHeader(a, Header.ringLost, 2n ** 64n - 1n);
-		setHeader(a, Header.ringHead, 2n ** 52n);
+		setHeader(a, Header.ringHead, 2n ** 52n - 1n);
 		reader.drain();
 		setHeader(a, Header.ringLost, 0n);
 		setHeader(a, Header.ringHead, 0n);
