@@ -123,6 +123,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		this.socket.destroy();
 	}
 
+	/**
+	 * The guest's end of the channel closed or opened (its agent stopped or started, the
+	 * guest reset): forget any partial frame, whose rest will never come. QEMU's socket stays
+	 * connected across those, so nothing else tells this parser.
+	 */
+	streamRestarted(): void {
+		this.parser.reset();
+	}
+
 	/** Send one request and wait for its REPLY or ERROR. */
 	private request(type: number, payload: Buffer, timeoutMs: number): Promise<Buffer> {
 		if (this.closed) return Promise.reject(new AgentError('agent channel is closed'));

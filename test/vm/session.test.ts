@@ -222,6 +222,8 @@ interface FakeAgent {
 	loads: Program[];
 	/** Send a frame to the host (LOG, KICK). */
 	send(type: number, payload?: Buffer): void;
+	/** Send bytes as they are (a truncated frame). */
+	sendRaw(bytes: Buffer): void;
 }
 
 /** How many frames of `type` the host sent. */
@@ -311,6 +313,9 @@ async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}
 		loads,
 		send: (type, payload) => {
 			for (const s of sockets) s.write(encodeFrame(type, 0, payload));
+		},
+		sendRaw: (bytes) => {
+			for (const s of sockets) s.write(bytes);
 		},
 	};
 }
@@ -645,6 +650,20 @@ t.test("QMP events: the agent's port opening and closing, a reset", async (t) =>
 		'each change logged once',
 	);
 	t.same(r.named('warning'), [], 'none of it is a warning');
+});
+
+t.test("a frame cut short before the agent closed its port does not swallow the next agent's HELLO", async (t) => {
+	const r = await startSession(t, {portOpen: true});
+	await hintsBecome(r, 'active');
+	// The first 16 bytes of a frame that announces 4 MiB, then nothing: the agent died, or lied.
+	r.agent.sendRaw(encodeFrame(FrameType.log, 0, Buffer.alloc(4 << 20)).subarray(0, 16));
+	await sleep(100);
+	r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: false});
+	await hintsBecome(r, 'waiting', 'the guest agent closed its port');
+	r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: true});
+	await hintsBecome(r, 'active');
+	t.equal(sent(r.agent, FrameType.hello), 2, 'the new HELLO was answered');
+	t.same(r.named('warning'), [], 'no warning');
 });
 
 t.test(
