@@ -43,52 +43,115 @@ export function writeStderr(text: string): void {
 	}
 }
 
+/**
+ * Lines of one event kind: at most `burst` at once, then `perSecond` a second. A guest can
+ * drive most kinds (a record flood, an agent that opens and closes its port); the lines
+ * beyond the budget are not written but counted, and a `suppressed` line gives the counts at
+ * most once a second. A well-behaved guest stays far below it.
+ */
+export const logBudget = {burst: 500, perSecond: 100};
+
+/** Kinds always written: a VM's first and last word. */
+const unbudgeted = new Set(['start', 'exit', 'suppressed']);
+
 export class EventLog {
 	private readonly fd: number | undefined;
-	private readonly started = performance.now();
+	private readonly now: () => number;
+	private readonly started: number;
 	private closed = false;
 	private failed = false;
+	private readonly buckets = new Map<string, {tokens: number; at: number}>();
+	/** Lines left out since `suppressedSince`, by kind. */
+	private suppressed = new Map<string, number>();
+	private suppressedSince = 0;
+	private summaryTimer: NodeJS.Timeout | undefined;
 
 	constructor(
 		file: string | undefined,
 		private readonly summaries: boolean,
+		options: {now?: () => number} = {},
 	) {
 		this.fd = file ? fs.openSync(file, 'a') : undefined;
+		this.now = options.now ?? (() => performance.now());
+		this.started = this.now();
 	}
 
-	/** Record one event; `summary` is printed on a terminal. A no-op once closed (late async callbacks). */
-	write(event: string, fields: LogFields, summary?: string): void {
-		if (this.closed) return;
-		if (this.fd !== undefined && !this.failed) {
-			const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((performance.now() - this.started) * 1000) / 1000, event, ...fields});
-			try {
-				fs.writeSync(this.fd, `${line}\n`);
-			} catch (error) {
-				// A full disk must not take the VM down with pvrun: stop logging, say so once.
-				this.failed = true;
-				writeStderr(`pvrun: event log stopped: ${(error as Error).message}\n`);
-			}
-		}
+	/**
+	 * Record one event; `summary` is printed on a terminal. A no-op once closed (late async
+	 * callbacks). False when the kind is over its budget (counted for the next `suppressed` line).
+	 */
+	write(event: string, fields: LogFields, summary?: string): boolean {
+		if (this.closed) return false;
+		if (!this.admit(event)) return false;
+		this.writeLine(event, fields);
 		if (summary && this.summaries) writeStderr(`pvrun: ${summary}\r\n`);
+		return true;
 	}
 
-	/** An event a user must hear of: logged, and `message` on stderr whatever the terminal (as a warning is). */
+	/** An event a user must hear of: logged, and `message` on stderr whatever the terminal (as a warning is), within the budget. */
 	say(event: string, fields: LogFields, message: string): void {
-		if (this.closed) return;
-		this.write(event, fields);
-		writeStderr(`pvrun: ${message}\n`);
+		if (this.write(event, fields)) writeStderr(`pvrun: ${message}\n`);
 	}
 
-	/** A warning: logged, and on stderr whether or not summaries are shown (terminal or not, console or not). */
+	/** A warning: logged, and on stderr whether or not summaries are shown (terminal or not, console or not), within the budget. */
 	warn(message: string): void {
-		if (this.closed) return;
-		this.write('warning', {message});
-		writeStderr(`pvrun: ${message}\n`);
+		if (this.write('warning', {message})) writeStderr(`pvrun: ${message}\n`);
 	}
 
 	close(): void {
 		if (this.closed) return;
+		this.writeSuppressed();
 		this.closed = true;
 		if (this.fd !== undefined) fs.closeSync(this.fd);
+	}
+
+	/** Whether a line of `event` fits its kind's budget; counts it if not. */
+	private admit(event: string): boolean {
+		if (unbudgeted.has(event)) {
+			// What was left out comes before the VM's last word.
+			if (event === 'exit') this.writeSuppressed();
+			return true;
+		}
+		const now = this.now();
+		const b = this.buckets.get(event) ?? {tokens: logBudget.burst, at: now};
+		b.tokens = Math.min(logBudget.burst, b.tokens + ((now - b.at) / 1000) * logBudget.perSecond);
+		b.at = now;
+		this.buckets.set(event, b);
+		if (this.suppressed.size > 0 && now - this.suppressedSince >= 1000) this.writeSuppressed();
+		if (b.tokens >= 1) {
+			b.tokens -= 1;
+			return true;
+		}
+		if (this.suppressed.size === 0) {
+			this.suppressedSince = now;
+			// A flood that stops is still summarised within a second or so.
+			this.summaryTimer = setTimeout(() => this.writeSuppressed(), 1000);
+			this.summaryTimer.unref();
+		}
+		this.suppressed.set(event, (this.suppressed.get(event) ?? 0) + 1);
+		return false;
+	}
+
+	/** The `suppressed` line: how many lines of each kind were left out, over how long. */
+	private writeSuppressed(): void {
+		clearTimeout(this.summaryTimer);
+		this.summaryTimer = undefined;
+		if (this.closed || this.suppressed.size === 0) return;
+		const lines = Object.fromEntries(this.suppressed);
+		const seconds = Math.round(this.now() - this.suppressedSince) / 1000;
+		this.suppressed = new Map();
+		this.writeLine('suppressed', {seconds, lines});
+	}
+
+	private writeLine(event: string, fields: LogFields): void {
+		if (this.fd === undefined || this.failed) return;
+		const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((this.now() - this.started) * 1000) / 1000, event, ...fields});
+		try {
+			fs.writeSync(this.fd, `${line}\n`);
+		} catch (error) {
+			// A full disk must not take the VM down with pvrun: stop logging, say so once.
+			this.failed = true;
+			writeStderr(`pvrun: event log stopped: ${(error as Error).message}\n`);
+		}
 	}
 }

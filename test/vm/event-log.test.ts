@@ -11,7 +11,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import {pathToFileURL} from 'node:url';
 import t, {type Test} from 'tap';
-import {EventLog, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
+import {EventLog, logBudget, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 function tempDir(t: Pick<Test, 'teardown'>): string {
@@ -196,4 +196,34 @@ t.test('loggedVm: the QEMU pid and the last vCPU threads, once both are logged',
 	t.same(loggedVm([start, vcpus([101, 102]), vcpus([101, 102, 103])]), {qemuPid: 4242, threads: [101, 102, 103]}, 'the last vcpus event (after hot-plug)');
 	t.same(loggedVm([vcpus([7]), start]), {qemuPid: 4242, threads: [7]}, 'in any order');
 	t.same(loggedVm([start, vcpus()]), {qemuPid: 4242, threads: []}, 'a vcpus event without threads: none');
+});
+
+t.test('a flood of one kind is capped and summarised with exact counts; other kinds, start and exit still get through', async (t) => {
+	const file = path.join(tempDir(t), 'events.jsonl');
+	let now = 0;
+	const log = new EventLog(file, false, {now: () => now});
+	log.write('start', {qemuPid: 1});
+	const flood = 100_000;
+	for (let i = 0; i < flood; i++) {
+		log.write('hint', {seq: i});
+		if (i % 1000 === 999) now += 10; // 100,000 lines in 1 s of the log's clock
+	}
+	log.write('pin', {vcpu: 0});
+	now += 1000;
+	log.write('hint', {seq: flood});
+	log.write('exit', {status: 0});
+	log.close();
+	const events = readEventLog(file);
+	const hints = events.filter((e) => e.event === 'hint');
+	const summaries = events.filter((e) => e.event === 'suppressed');
+	const left = summaries.reduce((sum, e) => sum + Number((e['lines'] as Record<string, number>)['hint'] ?? 0), 0);
+	t.ok(hints.length <= logBudget.burst + 2 * logBudget.perSecond + 1, `at most the burst and a second's refill written (${hints.length})`);
+	t.equal(hints.length + left, flood + 1, 'every hint line written or counted in a summary');
+	t.ok(summaries.length >= 1 && summaries.length <= 3, `summarised at most once a second (${summaries.length})`);
+	t.ok(
+		events.some((e) => e.event === 'pin'),
+		'another kind is not silenced by the flood',
+	);
+	t.same([events[0]?.event, events.at(-1)?.event], ['start', 'exit'], 'start and exit written, exit last');
+	t.ok(fs.statSync(file).size < 200_000, `the file stays small (${fs.statSync(file).size} bytes for ${flood} events)`);
 });
