@@ -15,6 +15,7 @@ import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helper
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 
 const allowed = [0, 1];
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Everything one test needs: the area, the fake guest, two fake vCPU threads,
@@ -50,6 +51,9 @@ async function setUp(t: Test, tgid = 0) {
 		pinner,
 		fast,
 		hints,
+		socket,
+		/** How many times the JavaScript side was woken so far. */
+		wakes: () => wakes,
 		state: () => state,
 		/** Publish the table for the current state, based at the guest's head. */
 		publish(): FastTable {
@@ -280,4 +284,45 @@ t.test('stop ends the thread', async (t) => {
 	t.equal(named(), before - 1, 'and is gone after stop()');
 	t.doesNotThrow(() => f.fast.stop(), 'stop is idempotent');
 	t.match(f.fast.take(true), {valid: false, applied: []}, 'a stopped fast path reports nothing');
+});
+
+/** CPU time (ns) of this process's thread named `name` (utime + stime, clock ticks). */
+function threadCpuNs(name: string): number {
+	for (const tid of fs.readdirSync('/proc/self/task')) {
+		if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() !== name) continue;
+		const f = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+		const after = f.slice(f.lastIndexOf(')') + 2).split(' ');
+		return (Number(after[14 - 3]) + Number(after[15 - 3])) * 1e7;
+	}
+	return 0;
+}
+
+t.test('a kick flood is acted on at most once a millisecond, and a kick after it still works', async (t) => {
+	const f = await setUp(t);
+	const kicksBefore = f.fast.stats().kicks;
+	const wakesBefore = f.wakes();
+	const cpuBefore = threadCpuNs('pvrun-fast');
+	// A guest writing zeros into its kick port as fast as it can, for 1.5 s.
+	const zeros = Buffer.alloc(4096);
+	const started = performance.now();
+	let sent = 0;
+	while (performance.now() - started < 1500) {
+		if (!f.socket.write(zeros)) await new Promise((resolve) => f.socket.once('drain', resolve));
+		sent += zeros.length;
+		if (sent % (64 * 4096) === 0) await new Promise((resolve) => setImmediate(resolve));
+	}
+	const seconds = (performance.now() - started) / 1000;
+	await sleep(50);
+	const kicks = f.fast.stats().kicks - kicksBefore;
+	const wakes = f.wakes() - wakesBefore;
+	const cpu = (threadCpuNs('pvrun-fast') - cpuBefore) / 1e9 / seconds;
+	t.ok(sent > 1e6, `the flood sent ${sent} bytes`);
+	t.ok(kicks <= 1000 * seconds + 50, `acted on ${kicks} kicks in ${seconds.toFixed(2)} s`);
+	t.ok(wakes <= kicks + 1, `woke the JavaScript side ${wakes} times`);
+	t.ok(cpu < 0.2, `the native thread used ${Math.round(cpu * 100)} % of a CPU`);
+	// After the flood a hint is applied as before.
+	f.publish();
+	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});
+	await f.kick();
+	t.equal(f.take().length, 1, 'a hint after the flood is applied');
 });

@@ -65,6 +65,8 @@ const maxInternalErrors = 20;
  */
 const placementDelayMs = 500;
 
+/** The least time between two polls a kick causes (ms): see AffinityEngine.kick. */
+export const kickGapMs = 1;
 export class AffinityEngine implements HintTypeEngine {
 	/** Hints, assignment, idle grants, operators' holds (state.ts). */
 	private readonly state: AffinityState;
@@ -137,12 +139,32 @@ export class AffinityEngine implements HintTypeEngine {
 		this.fast?.take(true);
 		if (this.fallback) clearInterval(this.fallback);
 		this.fallback = undefined;
+		clearTimeout(this.kickTimer);
+		this.kickTimer = undefined;
 	}
 
-	/** The agent said records are waiting. */
+	/**
+	 * The agent said records are waiting (a KICK frame, or the fast path after its kick). At
+	 * most one poll per `kickGapMs`: a kick within the gap is answered by one poll at its end,
+	 * which sees every record the kicks in between announced. A flood of kicks then costs a
+	 * poll a millisecond, not one per kick; an agent kicks once per kick the host asked for.
+	 */
 	kick(): void {
-		this.poll();
+		const now = performance.now();
+		if (now >= this.kickAt) {
+			this.kickAt = now + kickGapMs;
+			this.poll();
+		} else if (!this.kickTimer) {
+			this.kickTimer = setTimeout(() => {
+				this.kickTimer = undefined;
+				this.kick();
+			}, this.kickAt - now);
+			this.kickTimer.unref();
+		}
 	}
+	/** The earliest the next kick polls (performance.now() ms), and the poll waiting for it. */
+	private kickAt = 0;
+	private kickTimer: NodeJS.Timeout | undefined;
 
 	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
 	placementListener: ((placement: VcpuPlacement[]) => void) | undefined;

@@ -11,7 +11,8 @@ import type {Assignment} from '../../../src/hints/affinity/policy.js';
 import {createShmArea} from '../../../src/shm/area.js';
 import {RingReader} from '../../../src/shm/reader.js';
 import {EventLog, readEventLog} from '../../../src/vm/event-log.js';
-import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
+import {AffinityEngine, kickGapMs} from '../../../src/hints/affinity/engine.js';
+import {Guest, maskOf} from '../../helpers/guest-ring.js';
 
 /** A pinner with a bug: every apply throws. */
 class FaultyPinner extends Pinner {
@@ -67,4 +68,39 @@ t.test('the loop stops for good at the 20th fault', async (t) => {
 	for (let i = 0; i < 5; i++) engine.setVcpuCount(2);
 	t.equal(engine.internalErrors, 20, 'and no fault is counted after it');
 	engine.stop();
+});
+
+/** A reader that counts the polls it answers. */
+class CountingReader extends RingReader {
+	polls = 0;
+	override pending(): number {
+		this.polls++;
+		return super.pending();
+	}
+}
+
+t.test('a flood of kicks polls at most once a millisecond, and the last kick is answered', async (t) => {
+	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
+	const log = new EventLog(undefined, false);
+	t.teardown(() => area.remove());
+	const reader = new CountingReader(area);
+	const engine = new AffinityEngine(area, reader, new Pinner(new Map(), process.pid), [0], 2, log);
+	engine.start(10_000);
+	t.teardown(() => engine.stop());
+	const before = reader.polls;
+	const started = performance.now();
+	let kicks = 0;
+	while (performance.now() - started < 100) {
+		engine.kick();
+		kicks++;
+	}
+	const ms = performance.now() - started;
+	// Each poll asks pending() once or twice (drain, then re-arm the kick and look again).
+	const polls = reader.polls - before;
+	t.ok(polls <= 2 * (ms / kickGapMs + 1), `${kicks} kicks in ${ms.toFixed(0)} ms: ${polls} looks`);
+	// A record that comes during the gap is seen by the poll at its end.
+	new Guest(area).append({tid: 300, tgid: 300, mask: maskOf(1)});
+	engine.kick();
+	await new Promise((resolve) => setTimeout(resolve, 20));
+	t.equal(reader.tail, 1, 'the record after the flood was drained');
 });
