@@ -180,6 +180,9 @@ async function measureRoundTrips(
 	pauseUs: number,
 ): Promise<RunSamples> {
 	const cpuBefore = machineCpuTicks();
+	// Every decision's line is a sample: no event-log budget for this run's pvrun (back to back,
+	// thousands of hints a second).
+	process.env['PVRUN_LOG_RATE'] = 'unlimited';
 	const guest = bootGuest({
 		kernel: image.kernel,
 		initrd: image.initrd,

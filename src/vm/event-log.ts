@@ -51,12 +51,26 @@ export function writeStderr(text: string): void {
  */
 export const logBudget = {burst: 500, perSecond: 100};
 
+/**
+ * Lines a second per kind from PVRUN_LOG_RATE (a positive integer; `unlimited` or 0 for no
+ * budget, as `pvrun bench hint-latency` runs), else `logBudget.perSecond`. The burst is five
+ * seconds' worth, at least `logBudget.burst`.
+ */
+export function logRateFromEnv(value: string | undefined = process.env['PVRUN_LOG_RATE']): number {
+	if (value === undefined || value === '') return logBudget.perSecond;
+	if (value === 'unlimited' || value === '0') return Infinity;
+	const n = Number(value);
+	return Number.isInteger(n) && n > 0 ? n : logBudget.perSecond;
+}
+
 /** Kinds always written: a VM's first and last word. */
 const unbudgeted = new Set(['start', 'exit', 'suppressed']);
 
 export class EventLog {
 	private readonly fd: number | undefined;
 	private readonly now: () => number;
+	private readonly perSecond: number;
+	private readonly burst: number;
 	private readonly started: number;
 	private closed = false;
 	private failed = false;
@@ -69,10 +83,12 @@ export class EventLog {
 	constructor(
 		file: string | undefined,
 		private readonly summaries: boolean,
-		options: {now?: () => number} = {},
+		options: {now?: () => number; perSecond?: number} = {},
 	) {
 		this.fd = file ? fs.openSync(file, 'a') : undefined;
 		this.now = options.now ?? (() => performance.now());
+		this.perSecond = options.perSecond ?? logRateFromEnv();
+		this.burst = Math.max(logBudget.burst, 5 * this.perSecond);
 		this.started = this.now();
 	}
 
@@ -107,14 +123,14 @@ export class EventLog {
 
 	/** Whether a line of `event` fits its kind's budget; counts it if not. */
 	private admit(event: string): boolean {
-		if (unbudgeted.has(event)) {
+		if (unbudgeted.has(event) || this.perSecond === Infinity) {
 			// What was left out comes before the VM's last word.
 			if (event === 'exit') this.writeSuppressed();
 			return true;
 		}
 		const now = this.now();
-		const b = this.buckets.get(event) ?? {tokens: logBudget.burst, at: now};
-		b.tokens = Math.min(logBudget.burst, b.tokens + ((now - b.at) / 1000) * logBudget.perSecond);
+		const b = this.buckets.get(event) ?? {tokens: this.burst, at: now};
+		b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
 		b.at = now;
 		this.buckets.set(event, b);
 		if (this.suppressed.size > 0 && now - this.suppressedSince >= 1000) this.writeSuppressed();

@@ -11,7 +11,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import {pathToFileURL} from 'node:url';
 import t, {type Test} from 'tap';
-import {EventLog, logBudget, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
+import {EventLog, logBudget, logRateFromEnv, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 function tempDir(t: Pick<Test, 'teardown'>): string {
@@ -226,4 +226,17 @@ t.test('a flood of one kind is capped and summarised with exact counts; other ki
 	);
 	t.same([events[0]?.event, events.at(-1)?.event], ['start', 'exit'], 'start and exit written, exit last');
 	t.ok(fs.statSync(file).size < 200_000, `the file stays small (${fs.statSync(file).size} bytes for ${flood} events)`);
+});
+
+t.test('PVRUN_LOG_RATE sets the budget: a positive integer, or unlimited (0); anything else the default', async (t) => {
+	t.equal(logRateFromEnv(undefined), logBudget.perSecond);
+	t.equal(logRateFromEnv('2000'), 2000);
+	t.equal(logRateFromEnv('unlimited'), Infinity);
+	t.equal(logRateFromEnv('0'), Infinity);
+	for (const bad of ['-5', '1.5', 'lots', '']) t.equal(logRateFromEnv(bad), logBudget.perSecond, `"${bad}"`);
+	const file = path.join(tempDir(t), 'events.jsonl');
+	const log = new EventLog(file, false, {now: () => 0, perSecond: Infinity});
+	for (let i = 0; i < 5000; i++) log.write('hint', {seq: i});
+	log.close();
+	t.equal(readEventLog(file).length, 5000, 'unlimited: every line written in the same instant');
 });

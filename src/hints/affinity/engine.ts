@@ -65,8 +65,8 @@ const maxInternalErrors = 20;
  */
 const placementDelayMs = 500;
 
-/** The least time between two polls a kick causes (ms): see AffinityEngine.kick. */
-export const kickGapMs = 1;
+/** The polls kicks may cause: a credit of `burst`, one back per `gapMs`; an empty poll costs 1, one with records `newsCost` (see AffinityEngine.kick). */
+export const kickBudget = {burst: 64, gapMs: 1, newsCost: 0.05};
 export class AffinityEngine implements HintTypeEngine {
 	/** Hints, assignment, idle grants, operators' holds (state.ts). */
 	private readonly state: AffinityState;
@@ -144,26 +144,36 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 
 	/**
-	 * The agent said records are waiting (a KICK frame, or the fast path after its kick). At
-	 * most one poll per `kickGapMs`: a kick within the gap is answered by one poll at its end,
-	 * which sees every record the kicks in between announced. A flood of kicks then costs a
-	 * poll a millisecond, not one per kick; an agent kicks once per kick the host asked for.
+	 * The agent said records are waiting (a KICK frame, or the fast path after its kick). Polls
+	 * spend a credit of `kickBudget.burst` that comes back at one a `kickBudget.gapMs`: a poll
+	 * that finds no record costs 1, one that finds some `kickBudget.newsCost`. Out of credit, a
+	 * kick is answered by one poll when the credit is back, which sees every record the kicks in
+	 * between announced. A flood of empty kicks then costs a poll a millisecond, not one per
+	 * kick; an agent kicks when it wrote records, up to thousands of times a second when hints
+	 * come back to back, and never waits.
 	 */
 	kick(): void {
 		const now = performance.now();
-		if (now >= this.kickAt) {
-			this.kickAt = now + kickGapMs;
+		this.kickCredit = Math.min(kickBudget.burst, this.kickCredit + (now - this.kickRefilled) / kickBudget.gapMs);
+		this.kickRefilled = now;
+		if (this.kickCredit >= 1) {
+			const tail = this.reader.tail;
 			this.poll();
+			this.kickCredit -= this.reader.tail !== tail ? kickBudget.newsCost : 1;
 		} else if (!this.kickTimer) {
-			this.kickTimer = setTimeout(() => {
-				this.kickTimer = undefined;
-				this.kick();
-			}, this.kickAt - now);
+			this.kickTimer = setTimeout(
+				() => {
+					this.kickTimer = undefined;
+					this.kick();
+				},
+				(1 - this.kickCredit) * kickBudget.gapMs,
+			);
 			this.kickTimer.unref();
 		}
 	}
-	/** The earliest the next kick polls (performance.now() ms), and the poll waiting for it. */
-	private kickAt = 0;
+	/** Polls kicks may cause now (kickBudget), as of `kickRefilled` (performance.now() ms). */
+	private kickCredit = kickBudget.burst;
+	private kickRefilled = performance.now();
 	private kickTimer: NodeJS.Timeout | undefined;
 
 	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
