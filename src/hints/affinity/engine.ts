@@ -66,7 +66,7 @@ const maxInternalErrors = 20;
 const placementDelayMs = 500;
 
 /** The polls kicks may cause: a credit of `burst`, one back per `gapMs`; an empty poll costs 1, one with records `newsCost` (see AffinityEngine.kick). */
-export const kickBudget = {burst: 64, gapMs: 1, newsCost: 0.05};
+export const kickBudget = {burst: 16, gapMs: 4, newsCost: 0.0125};
 export class AffinityEngine implements HintTypeEngine {
 	/** Hints, assignment, idle grants, operators' holds (state.ts). */
 	private readonly state: AffinityState;
@@ -148,7 +148,7 @@ export class AffinityEngine implements HintTypeEngine {
 	 * spend a credit of `kickBudget.burst` that comes back at one a `kickBudget.gapMs`: a poll
 	 * that finds no record costs 1, one that finds some `kickBudget.newsCost`. Out of credit, a
 	 * kick is answered by one poll when the credit is back, which sees every record the kicks in
-	 * between announced. A flood of empty kicks then costs a poll a millisecond, not one per
+	 * between announced. A flood of empty kicks then costs a poll every 4 ms, not one per
 	 * kick; an agent kicks when it wrote records, up to thousands of times a second when hints
 	 * come back to back, and never waits.
 	 */

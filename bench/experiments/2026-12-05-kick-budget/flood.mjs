@@ -1,0 +1,35 @@
+// Boot the default image through the pvrun build in DIR; in the guest, stop the agent and write
+// zeros into the kick port for 12 s (or MODE=ring: pvhint attack). Prints pvrun's helper CPU %
+// (of one CPU) and RSS over 10 s of it, and the event log's growth per second.
+// usage: node flood.mjs DIR [kick|idle]
+import fs from 'node:fs';
+import path from 'node:path';
+const [dir, mode = 'kick'] = process.argv.slice(2);
+const {bootGuest, pvrunCommand} = await import(path.join(dir, 'dist/guest/boot.js'));
+const {ensureImage} = await import(new URL('../../../dist/image/build.js', import.meta.url).href);
+const image = await ensureImage({});
+const log = `/tmp/pvrun-flood-${process.pid}.jsonl`;
+const flood = mode === 'kick'
+	? 'p=$(grep,-l,org.pvrun.kick,/sys/class/virtio-ports/*/name);d=/dev/$(basename,$(dirname,$p));kill,$(pidof,pvagent);sleep,1;echo,flood,$d;timeout,12,cat,/dev/zero,>,$d;echo,flood,done'
+	: 'echo,flood,idle;sleep,12;echo,flood,done';
+const g = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: `sleep,3;${flood}`, launcher: pvrunCommand('--pv-log', log)});
+const read = (p) => { try { return fs.readFileSync(p, 'utf8'); } catch { return ''; } };
+try {
+	await g.waitFor(/pvrun-guest: ready/, 60000);
+	await g.waitFor(/^flood /, 30000);
+	await new Promise((r) => setTimeout(r, 1000));
+	const qemu = fs.readdirSync('/proc').find((p) => /^\d+$/.test(p) && read(`/proc/${p}/comm`).startsWith('qemu-system'));
+	const helper = fs.readdirSync('/tmp').filter((n) => n.startsWith(`pvrun-${qemu}-`)).map((n) => JSON.parse(read(`/tmp/${n}/state.json`) || '{}').pvrunPid).find(Boolean);
+	const cpu = () => { const f = read(`/proc/${helper}/stat`); const a = f.slice(f.lastIndexOf(')') + 2).split(' '); return (Number(a[11]) + Number(a[12])) / 100; };
+	const rss = () => Number(/VmRSS:\s+(\d+)/.exec(read(`/proc/${helper}/status`))?.[1] ?? 0);
+	const threads = () => Object.fromEntries(fs.readdirSync(`/proc/${helper}/task`).map((t) => { const f = read(`/proc/${helper}/task/${t}/stat`); const a = f.slice(f.lastIndexOf(')') + 2).split(' '); return [`${t}:${read(`/proc/${helper}/task/${t}/comm`).trim()}`, Number(a[11]) + Number(a[12])]; }));
+	const th0 = threads();
+	const c0 = cpu(), s0 = fs.statSync(log).size, t0 = performance.now();
+	let maxRss = 0;
+	while (performance.now() - t0 < 10000) { maxRss = Math.max(maxRss, rss()); await new Promise((r) => setTimeout(r, 200)); }
+	const secs = (performance.now() - t0) / 1000;
+	console.log(JSON.stringify({dir, mode, cpuPct: Math.round((1000 * (cpu() - c0)) / secs) / 10, maxRssMB: Math.round(maxRss / 1024), logBytesPerSec: Math.round((fs.statSync(log).size - s0) / secs), threads: Object.fromEntries(Object.entries(threads()).map(([k, v]) => [k, v - (th0[k] ?? 0)]).filter(([, v]) => v > 0))}));
+} finally {
+	await g.stop();
+	fs.rmSync(log, {force: true});
+}
