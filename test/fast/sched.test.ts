@@ -9,7 +9,7 @@
 // to the stand-in's scheduling.
 import {execFileSync, spawn} from 'node:child_process';
 import fs from 'node:fs';
-import t from 'tap';
+import t, {type Test} from 'tap';
 import {fastPathAvailable} from '../../src/fast/binding.js';
 import {getThreadAffinity, setThreadAffinity} from '../../src/host/libc.js';
 import {HostSched, VcpuSchedLayout, VcpuState, schedMaxVcpus, schedObjectPath, schedStatFields, waitedNs, type BoostConfig} from '../../src/fast/sched.js';
@@ -228,11 +228,15 @@ function cpuNs(pid: number): number {
 	return (Number(after[14 - 3]) + Number(after[15 - 3])) * 1e7;
 }
 
-t.test('the real lever: a preempted thread inside a section runs at once, within its budget', {skip: why}, async (t) => {
-	const shm = area(t, 2);
+/**
+ * The host program on an area of `vcpus` slots, whose vCPU 0 is a busy stand-in thread with a
+ * busy rival on CPU 0 (each preempts the other every few ms), and a guest thread's cell on
+ * vCPU 0 (as the pvcs library writes it; the test sets its depth).
+ */
+async function standInWithRival(t: Test, vcpus: number) {
+	const shm = area(t, vcpus);
 	const sched = HostSched.start(shm.path);
 	t.teardown(() => sched.stop());
-	// The stand-in vCPU 0 and a competitor, both busy on CPU 0: each preempts the other every few ms.
 	const loop = (): ReturnType<typeof spawn> => spawn('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
 	const vcpu0 = loop();
 	const rival = loop();
@@ -240,13 +244,18 @@ t.test('the real lever: a preempted thread inside a section runs at once, within
 	t.teardown(() => void rival.kill('SIGKILL'));
 	await sleep(100);
 	const pid = vcpu0.pid ?? 0;
-	sched.setVcpus([pid, 0]);
-	sched.watch([true, true]);
-	// A guest thread that never leaves its section, on vCPU 0 (the cell the pvcs library would write).
+	sched.setVcpus([pid, ...new Array<number>(vcpus - 1).fill(0)]);
+	sched.watch(new Array<boolean>(vcpus).fill(true));
 	shm.view.setUint32(cellsOffset + Cell.ownerTid, 4242, true);
-	shm.view.setUint32(cellsOffset + Cell.depth, 1, true);
 	shm.view.setInt32(cellsOffset + Cell.cpu, 0, true);
 	shm.view.setUint32(Header.cellsUsed, 1, true);
+	return {shm, sched, pid, rival};
+}
+
+t.test('the real lever: a preempted thread inside a section runs at once, within its budget', {skip: why}, async (t) => {
+	const {shm, sched, pid, rival} = await standInWithRival(t, 2);
+	// A guest thread that never leaves its section, on vCPU 0.
+	shm.view.setUint32(cellsOffset + Cell.depth, 1, true);
 	// A generous budget first, to see the lever: its policy must be seen as SCHED_FIFO.
 	sched.boost({maxNs: 5 * ms, windowNs: 100 * ms, budgetNs: 50 * ms, paybackPct: 0});
 	const flags = () => Atomics.load(shm.u32, (slotsOffset + Slot.flags) / 4);
@@ -333,21 +342,7 @@ function loadAvgOf(pid: number): number | undefined {
 }
 
 t.test('a boost paid back at once keeps the thread fairly weighted', {skip: why}, async (t) => {
-	const shm = area(t, 1);
-	const sched = HostSched.start(shm.path);
-	t.teardown(() => sched.stop());
-	const loop = (): ReturnType<typeof spawn> => spawn('taskset', ['-c', '0', 'sh', '-c', 'while :; do :; done'], {stdio: 'ignore'});
-	const vcpu0 = loop();
-	const rival = loop();
-	t.teardown(() => void vcpu0.kill('SIGKILL'));
-	t.teardown(() => void rival.kill('SIGKILL'));
-	await sleep(100);
-	const pid = vcpu0.pid ?? 0;
-	sched.setVcpus([pid]);
-	sched.watch([true]);
-	shm.view.setInt32(cellsOffset + Cell.cpu, 0, true);
-	shm.view.setUint32(cellsOffset + Cell.ownerTid, 4242, true);
-	shm.view.setUint32(Header.cellsUsed, 1, true);
+	const {shm, sched, pid} = await standInWithRival(t, 1);
 	sched.boost({maxNs: 1 * ms, windowNs: 100 * ms, budgetNs: 10 * ms, paybackPct: 100});
 	// Sections of a few ms: preempted inside one it is boosted; out of it, it pays back at once.
 	// Linux 6.18 left a thread moved straight from SCHED_FIFO to SCHED_IDLE with a load average

@@ -79,14 +79,19 @@ class CountingReader extends RingReader {
 	}
 }
 
-t.test('a flood of kicks polls at most every 4 ms after a burst, and the last kick is answered', async (t) => {
+/** A started engine on a 2-vCPU area whose reader counts its polls; stopped and removed when `t` ends. */
+function countingEngine(t: Test): {area: ReturnType<typeof createShmArea>; reader: CountingReader; engine: AffinityEngine} {
 	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
-	const log = new EventLog(undefined, false);
 	t.teardown(() => area.remove());
 	const reader = new CountingReader(area);
-	const engine = new AffinityEngine(area, reader, new Pinner(new Map(), process.pid), [0], 2, log);
+	const engine = new AffinityEngine(area, reader, new Pinner(new Map(), process.pid), [0], 2, new EventLog(undefined, false));
 	engine.start(10_000);
 	t.teardown(() => engine.stop());
+	return {area, reader, engine};
+}
+
+t.test('a flood of kicks polls at most every 4 ms after a burst, and the last kick is answered', async (t) => {
+	const {area, reader, engine} = countingEngine(t);
 	const before = reader.polls;
 	const started = performance.now();
 	let kicks = 0;
@@ -106,13 +111,7 @@ t.test('a flood of kicks polls at most every 4 ms after a burst, and the last ki
 });
 
 t.test('kicks that each bring a record are all answered at once, thousands of them', async (t) => {
-	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
-	const log = new EventLog(undefined, false);
-	t.teardown(() => area.remove());
-	const reader = new CountingReader(area);
-	const engine = new AffinityEngine(area, reader, new Pinner(new Map(), process.pid), [0], 2, log);
-	engine.start(10_000);
-	t.teardown(() => engine.stop());
+	const {area, reader, engine} = countingEngine(t);
 	const guest = new Guest(area);
 	const hints = 1000;
 	for (let i = 0; i < hints; i++) {
