@@ -69,25 +69,6 @@ static void logf_(const char *fmt, ...)
 	}
 }
 
-/* sysfs_find() match: a virtio port whose name is ctx. */
-static int is_named_port(const char *dir, const char *entry, void *ctx)
-{
-	char name[128];
-
-	return sysfs_read(dir, entry, "name", name, sizeof(name)) == 0 && strcmp(name, ctx) == 0;
-}
-
-/* The /dev node of the virtio-serial port called `port_name`. */
-static int find_port(const char *port_name, char *out, size_t len)
-{
-	char entry[256];
-	int err = sysfs_find("/sys/class/virtio-ports", is_named_port, (void *)port_name, entry, sizeof(entry));
-
-	if (!err)
-		snprintf(out, len, "/dev/%s", entry);
-	return err;
-}
-
 /* sysfs_find() match: a virtio console device (virtio device id 3). */
 static int is_virtio_console(const char *dir, const char *entry, void *ctx)
 {
@@ -430,7 +411,7 @@ static int kick_byte(void)
 		char path[300];
 
 		kick_port_looked_ns = pvshm_now_ns();
-		if (find_port(KICK_PORT_NAME, path, sizeof(path)) == 0)
+		if (virtio_port_path(KICK_PORT_NAME, path, sizeof(path)) == 0)
 			kick_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	}
 	if (kick_fd >= 0) {
@@ -499,7 +480,7 @@ int main(int argc, char **argv)
 			logf_("running without real-time priority: %s", strerror(errno));
 	}
 	/* No channel, no agent (under plain QEMU, say so once). Ports appear asynchronously after virtio_console binds: wait a little, if there is a console device. */
-	for (int tries = 0; find_port(PORT_NAME, port_path, sizeof(port_path)); tries++) {
+	for (int tries = 0; virtio_port_path(PORT_NAME, port_path, sizeof(port_path)); tries++) {
 		if (!has_virtio_console() || tries == 50) {
 			logf_("no virtio-serial port named %s: running without hints (is this VM started by pvrun?)", PORT_NAME);
 			return 1;

@@ -5,15 +5,19 @@
 // then unpins and waits until the host says the vCPU floats again. Times are
 // the guest's CLOCK_MONOTONIC. Prints one machine-readable result line.
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "affinity.h"
+#include "proto.h"
 #include "pvcs.h"
 #include "shm.h"
+#include "sysfs.h"
 
 struct feedback {
 	uint64_t seq, record_seq;
@@ -105,7 +109,8 @@ static int usage(void)
 	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
-			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n");
+			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n"
+			"       pvhint flood-frames SECONDS (test only: KICK frames into the agent's port, the agent stopped)\n");
 	return 2;
 }
 
@@ -225,6 +230,40 @@ static int attack(struct pvshm *shm)
 }
 
 /*
+ * A hostile guest, for the host's robustness tests: with the agent stopped, write
+ * well-formed KICK frames into the agent's port as fast as the port takes them, for
+ * `seconds`. Prints how many frames went out.
+ */
+static int flood_frames(unsigned seconds)
+{
+	static struct pvag_frame frames[4096];
+	char path[300];
+	uint64_t sent = 0;
+	time_t end = time(NULL) + seconds;
+	int fd;
+
+	if (virtio_port_path(PVAG_PORT_NAME, path, sizeof(path)) || (fd = open(path, O_WRONLY)) < 0) {
+		fprintf(stderr, "pvhint: cannot open the agent's port (is the agent stopped?)\n");
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
+		frames[i] = (struct pvag_frame){.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = PVAG_KICK};
+	printf("pvhint: flooding %s with KICK frames\n", path);
+	fflush(stdout);
+	while (time(NULL) < end) {
+		ssize_t n = write(fd, frames, sizeof(frames));
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0)
+			sent += (uint64_t)n / sizeof(frames[0]);
+	}
+	close(fd);
+	printf("pvhint: flood done, %llu frames\n", (unsigned long long)sent);
+	return 0;
+}
+
+/*
  * The critical-section parts, garbled for the host's robustness tests: cells
  * with impossible owners and vCPUs, slots' guest parts naming owners on vCPUs
  * the VM lacks, counters at their limit, the host's flags word. Held for 1 s,
@@ -305,6 +344,8 @@ int main(int argc, char **argv)
 		}
 		return attack(&shm);
 	}
+	if (argc == 3 && strcmp(argv[1], "flood-frames") == 0)
+		return flood_frames((unsigned)strtoul(argv[2], NULL, 10));
 	if (argc < 3 || strcmp(argv[1], "wait") != 0)
 		return usage();
 	vcpu = (unsigned)strtoul(argv[2], NULL, 10);

@@ -57,3 +57,22 @@ int sysfs_find(const char *dir, int (*match)(const char *dir, const char *entry,
 	closedir(d);
 	return err;
 }
+
+/* sysfs_find() match: a virtio port whose name is ctx. */
+static int is_named_port(const char *dir, const char *entry, void *ctx)
+{
+	char name[128];
+
+	return sysfs_read(dir, entry, "name", name, sizeof(name)) == 0 && strcmp(name, ctx) == 0;
+}
+
+/* The /dev node of the virtio-serial port called `port_name`. */
+int virtio_port_path(const char *port_name, char *out, size_t len)
+{
+	char entry[256];
+	int err = sysfs_find("/sys/class/virtio-ports", is_named_port, (void *)port_name, entry, sizeof(entry));
+
+	if (!err)
+		snprintf(out, len, "/dev/%s", entry);
+	return err;
+}

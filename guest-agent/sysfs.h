@@ -13,5 +13,7 @@ int sysfs_read_hex(const char *dir, const char *entry, const char *file, unsigne
  * copied into `found`. 0, -ENODEV if none matched, or -errno if `dir` cannot be read. */
 int sysfs_find(const char *dir, int (*match)(const char *dir, const char *entry, void *ctx), void *ctx,
 	       char *found, size_t len);
+/* The /dev node of the virtio-serial port called `port_name`. 0, -ENODEV if there is none, or -errno. */
+int virtio_port_path(const char *port_name, char *out, size_t len);
 
 #endif

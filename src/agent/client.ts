@@ -47,6 +47,12 @@ export interface AgentClientEvents {
 	close: [];
 }
 
+/**
+ * What the host reads from the agent's port: at most `bytes` per `windowMs`. The agent's own
+ * frames (replies, a few KICKs per hint, LOG lines at most 30 a minute) stay far below it.
+ */
+export const inputBudget = {bytes: 32 * 1024, windowMs: 100};
+
 export class AgentClient extends EventEmitter<AgentClientEvents> {
 	private readonly parser = new FrameParser();
 	private readonly pending = new Map<number, Pending>();
@@ -148,14 +154,38 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 
 	private onData(chunk: Buffer): void {
-		for (const frame of this.parser.push(chunk)) this.onFrame(frame);
+		// A guest that floods its port would keep this thread busy parsing: past the budget, stop
+		// reading until the window ends. QEMU then holds the guest's writes back (virtio-serial).
+		const now = performance.now();
+		if (now - this.windowStart >= inputBudget.windowMs) {
+			this.windowStart = now;
+			this.windowBytes = 0;
+		}
+		this.windowBytes += chunk.length;
+		if (this.windowBytes > inputBudget.bytes && !this.paused) {
+			this.paused = true;
+			this.socket.pause();
+			setTimeout(
+				() => {
+					this.paused = false;
+					if (!this.closed) this.socket.resume();
+				},
+				Math.max(1, this.windowStart + inputBudget.windowMs - now),
+			).unref();
+		}
+		let kicked = false;
+		for (const frame of this.parser.push(chunk)) {
+			if (frame.type === FrameType.kick) kicked = true;
+			else this.onFrame(frame);
+		}
+		// One kick per chunk read, however many KICK frames it held.
+		if (kicked) this.emit('kick');
 	}
+	private windowStart = 0;
+	private windowBytes = 0;
+	private paused = false;
 
 	private onFrame(frame: Frame): void {
-		if (frame.type === FrameType.kick) {
-			this.emit('kick');
-			return;
-		}
 		if (frame.type === FrameType.log) {
 			this.emit('log', frame.payload.subarray(0, 1024).toString('utf8'));
 			return;

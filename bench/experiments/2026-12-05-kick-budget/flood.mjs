@@ -1,8 +1,9 @@
 // Boot the default image (this checkout's) through the pvrun build in DIR, 2 vCPUs; in the
-// guest, MODE kick: stop the agent and write zeros into the kick port for 12 s; hints: pvhint
-// pins and releases back to back; idle: nothing. Prints pvrun's helper CPU % (of one CPU), its
-// largest RSS and per-thread CPU ticks over 10 s of it, and the event log's growth per second.
-// usage: node flood.mjs DIR [kick|hints|idle]
+// guest, MODE kick: stop the agent and write zeros into the kick port for 12 s; frames: stop
+// the agent and write KICK frames into its port (pvhint flood-frames); hints: pvhint pins and
+// releases back to back; idle: nothing. Prints pvrun's helper CPU % (of one CPU), its largest
+// RSS and per-thread CPU ticks over 10 s of it, and the event log's growth per second.
+// usage: node flood.mjs DIR [kick|frames|hints|idle]
 import fs from 'node:fs';
 import path from 'node:path';
 const [dir, mode = 'kick'] = process.argv.slice(2);
@@ -12,6 +13,8 @@ const image = await ensureImage({});
 const log = `/tmp/pvrun-flood-${process.pid}.jsonl`;
 const flood = mode === 'kick'
 	? 'p=$(grep,-l,org.pvrun.kick,/sys/class/virtio-ports/*/name);d=/dev/$(basename,$(dirname,$p));kill,$(pidof,pvagent);sleep,1;echo,flood,$d;timeout,12,cat,/dev/zero,>,$d;echo,flood,done'
+	: mode === 'frames'
+		? 'kill,$(pidof,pvagent);sleep,1;echo,flood,frames;pvhint,flood-frames,12;echo,flood,done'
 	: mode === 'hints'
 		? 'echo,flood,hints;pvhint,wait,1,-n,40000,-w,10;echo,flood,done'
 		: 'echo,flood,idle;sleep,12;echo,flood,done';
