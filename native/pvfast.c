@@ -359,13 +359,44 @@ static int wait_until(struct instance *in, uint64_t until_ns)
 	}
 }
 
+/* The kicks' credit (ns), refilled with time up to KICK_BURST_NS, and the head at the last look. */
+struct kick_credit {
+	uint64_t credit, refilled, last_head;
+};
+
+/* Pay for the kick just read (waiting for credit if there is none): 1 if the ring has new
+ * records since the last look, 0 if not, -1 when the thread is told to stop meanwhile. */
+static int pay_kick(struct instance *in, struct kick_credit *k)
+{
+	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
+	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC), head = load_u64(&hdr->ring_head);
+	uint64_t cost = head != k->last_head ? KICK_NEWS_NS : KICK_GAP_NS;
+	int news;
+
+	k->credit = k->credit + (now - k->refilled) > KICK_BURST_NS ? KICK_BURST_NS : k->credit + (now - k->refilled);
+	k->refilled = now;
+	if (k->credit < cost) {
+		/* Out of credit: act once the kick's cost has come back (that look covers every record
+		 * the kicks read meanwhile announced). What else is queued waits in the socket: a full
+		 * socket holds the guest's writes back in QEMU (virtio-serial), where they cost nothing. */
+		if (!wait_until(in, now + (cost - k->credit)))
+			return -1;
+		k->refilled = rt_clock_ns(CLOCK_MONOTONIC);
+		k->credit = cost;
+		head = load_u64(&hdr->ring_head);
+	}
+	k->credit -= cost;
+	news = head != k->last_head;
+	k->last_head = head;
+	return news;
+}
+
 static void *run(void *arg)
 {
 	struct instance *in = arg;
 	char buf[65536];
-	/* Kick credit (ns), refilled with time up to KICK_BURST_NS, and the head at the last look. */
-	uint64_t credit = KICK_BURST_NS, refilled = rt_clock_ns(CLOCK_MONOTONIC), last_head = 0;
-	int news = 0;
+	struct kick_credit kicks = {.credit = KICK_BURST_NS, .refilled = rt_clock_ns(CLOCK_MONOTONIC)};
+	int news;
 
 	rt_begin(&in->rt);
 	for (;;) {
@@ -390,28 +421,9 @@ static void *run(void *arg)
 		}
 		if (got < 0)
 			continue;
-		{
-			uint64_t now = rt_clock_ns(CLOCK_MONOTONIC);
-			uint64_t head = load_u64(&((struct pvshm_header *)in->shm)->ring_head);
-			uint64_t cost = head != last_head ? KICK_NEWS_NS : KICK_GAP_NS;
-
-			credit = credit + (now - refilled) > KICK_BURST_NS ? KICK_BURST_NS : credit + (now - refilled);
-			refilled = now;
-			if (credit < cost) {
-				/* Out of credit: act once the kick's cost has come back (that look covers every
-				 * record the kicks read meanwhile announced). What else is queued waits in the
-				 * socket: a full socket holds the guest's writes back in QEMU (virtio-serial),
-				 * where they cost nothing. */
-				if (!wait_until(in, now + (cost - credit)))
-					break;
-				refilled = rt_clock_ns(CLOCK_MONOTONIC);
-				credit = cost;
-				head = load_u64(&((struct pvshm_header *)in->shm)->ring_head);
-			}
-			credit -= cost;
-			news = head != last_head;
-			last_head = head;
-		}
+		news = pay_kick(in, &kicks);
+		if (news < 0)
+			break;
 		__atomic_add_fetch(&in->stats.kicks, 1, __ATOMIC_RELAXED);
 		on_kick(in);
 		/* Wake the JavaScript thread: it drains, logs and publishes the next table. A kick that
