@@ -2,6 +2,7 @@
 // terminal a one-line summary of each decision on stderr (not when that
 // terminal is the guest's console: docs/cli.md). Warnings always go to stderr.
 import fs from 'node:fs';
+import {TokenBucket} from '../util/token-bucket.js';
 
 export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number> | Record<string, number | boolean>[]>;
 
@@ -74,7 +75,7 @@ export class EventLog {
 	private readonly started: number;
 	private closed = false;
 	private failed = false;
-	private readonly buckets = new Map<string, {tokens: number; at: number}>();
+	private readonly buckets = new Map<string, TokenBucket>();
 	/** Lines left out since `suppressedSince`, by kind. */
 	private suppressed = new Map<string, number>();
 	private suppressedSince = 0;
@@ -129,13 +130,11 @@ export class EventLog {
 			return true;
 		}
 		const now = this.now();
-		const b = this.buckets.get(event) ?? {tokens: this.burst, at: now};
-		b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
-		b.at = now;
-		this.buckets.set(event, b);
+		let b = this.buckets.get(event);
+		if (!b) this.buckets.set(event, (b = new TokenBucket(this.burst, this.perSecond / 1000, this.now)));
 		if (this.suppressed.size > 0 && now - this.suppressedSince >= 1000) this.writeSuppressed();
 		if (b.tokens >= 1) {
-			b.tokens -= 1;
+			b.spend(1);
 			return true;
 		}
 		if (this.suppressed.size === 0) {

@@ -12,6 +12,7 @@ import type {RingReader} from '../../shm/reader.js';
 import type {AffinityRecord} from './record.js';
 import {formatCpuList} from '../../host/cpus.js';
 import {firstLine} from '../../util/errors.js';
+import {TokenBucket} from '../../util/token-bucket.js';
 import {cpusFor, decideAffinity, type Assignment, type Held} from './policy.js';
 import {initialState, type AffinityState, type Cause, type DecisionCounts} from './state.js';
 import type {HintTypeEngine} from '../types.js';
@@ -153,27 +154,20 @@ export class AffinityEngine implements HintTypeEngine {
 	 * come back to back, and never waits.
 	 */
 	kick(): void {
-		const now = performance.now();
-		this.kickCredit = Math.min(kickBudget.burst, this.kickCredit + (now - this.kickRefilled) / kickBudget.gapMs);
-		this.kickRefilled = now;
-		if (this.kickCredit >= 1) {
+		if (this.kickCredit.tokens >= 1) {
 			const tail = this.reader.tail;
 			this.poll();
-			this.kickCredit -= this.reader.tail !== tail ? kickBudget.newsCost : 1;
+			this.kickCredit.spend(this.reader.tail !== tail ? kickBudget.newsCost : 1);
 		} else if (!this.kickTimer) {
-			this.kickTimer = setTimeout(
-				() => {
-					this.kickTimer = undefined;
-					this.kick();
-				},
-				(1 - this.kickCredit) * kickBudget.gapMs,
-			);
+			this.kickTimer = setTimeout(() => {
+				this.kickTimer = undefined;
+				this.kick();
+			}, this.kickCredit.msUntil(1));
 			this.kickTimer.unref();
 		}
 	}
-	/** Polls kicks may cause now (kickBudget), as of `kickRefilled` (performance.now() ms). */
-	private kickCredit = kickBudget.burst;
-	private kickRefilled = performance.now();
+	/** The polls kicks may cause (kickBudget). */
+	private readonly kickCredit = new TokenBucket(kickBudget.burst, 1 / kickBudget.gapMs);
 	private kickTimer: NodeJS.Timeout | undefined;
 
 	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
