@@ -180,16 +180,15 @@ async function measureRoundTrips(
 	pauseUs: number,
 ): Promise<RunSamples> {
 	const cpuBefore = machineCpuTicks();
-	// Every decision's line is a sample: no event-log budget for this run's pvrun (back to back,
-	// thousands of hints a second).
-	process.env['PVRUN_LOG_RATE'] = 'unlimited';
 	const guest = bootGuest({
 		kernel: image.kernel,
 		initrd: image.initrd,
 		cpus: 2,
 		// Steady state: the guest waits until the agent is up and the program is loaded.
 		run: `sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-p,${pauseUs},-v`,
-		launcher: pvrunCommand('--pv-log', logFile),
+		// Every decision's line is a sample: no event-log budget for this pvrun (back to back,
+		// thousands of hints a second).
+		launcher: ['env', 'PVRUN_LOG_RATE=unlimited', ...pvrunCommand('--pv-log', logFile)],
 	});
 	try {
 		const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * (200 + pauseUs / 1000));
