@@ -110,7 +110,9 @@ static int usage(void)
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
 			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n"
-			"       pvhint flood-frames SECONDS (test only: KICK frames into the agent's port, the agent stopped)\n");
+			"       pvhint flood-frames SECONDS (test only: KICK frames into the agent's port, the agent stopped)\n"
+			"       pvhint flood-pins SECONDS flap|wide (test only: this thread pins itself to vCPU 1 and lets go,\n"
+			"              or sets masks of two vCPUs or more, as fast as it can, without waiting for the host)\n");
 	return 2;
 }
 
@@ -263,6 +265,44 @@ static int flood_frames(unsigned seconds)
 	return 0;
 }
 
+/* A thread that changes its affinity as fast as the guest lets it: `flap` pins it to vCPU 1
+ * and back to every vCPU (each a decision for the host), `wide` alternates two masks of two
+ * vCPUs or more (records that change nothing). */
+static int flood_pins(unsigned seconds, const char *how)
+{
+	int flap = strcmp(how, "flap") == 0, ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	time_t end = time(NULL) + seconds;
+	cpu_set_t a, b;
+	uint64_t calls = 0;
+
+	if ((!flap && strcmp(how, "wide") != 0) || ncpu < 2) {
+		fprintf(stderr, "pvhint: flood-pins needs flap or wide, and 2 vCPUs or more\n");
+		return 2;
+	}
+	CPU_ZERO(&a);
+	CPU_ZERO(&b);
+	for (int c = 0; c < ncpu; c++)
+		CPU_SET(c, &b);
+	if (flap)
+		CPU_SET(1, &a);
+	else {
+		CPU_SET(0, &a);
+		CPU_SET(1, &a);
+		CPU_SET(ncpu, &b); /* beyond the online vCPUs: the kernel keeps the same mask, the program reports it */
+	}
+	printf("pvhint: flood-pins %s\n", how);
+	fflush(stdout);
+	while (time(NULL) < end) {
+		for (int i = 0; i < 256; i++, calls++)
+			if (sched_setaffinity(0, sizeof(cpu_set_t), (calls & 1) ? &b : &a) != 0) {
+				perror("pvhint: sched_setaffinity");
+				return 1;
+			}
+	}
+	printf("pvhint: flood done, %llu calls\n", (unsigned long long)calls);
+	return 0;
+}
+
 /*
  * The critical-section parts, garbled for the host's robustness tests: cells
  * with impossible owners and vCPUs, slots' guest parts naming owners on vCPUs
@@ -346,6 +386,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "flood-frames") == 0)
 		return flood_frames((unsigned)strtoul(argv[2], NULL, 10));
+	if (argc == 4 && strcmp(argv[1], "flood-pins") == 0)
+		return flood_pins((unsigned)strtoul(argv[2], NULL, 10), argv[3]);
 	if (argc < 3 || strcmp(argv[1], "wait") != 0)
 		return usage();
 	vcpu = (unsigned)strtoul(argv[2], NULL, 10);

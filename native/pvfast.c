@@ -47,15 +47,16 @@
 
 #define PVF_MAX_INSTANCES 8
 #define RECONNECT_MS 100
-/* Kicks acted on, from a credit of KICK_BURST_NS refilled with time: a kick that finds no new
- * record since the last look costs KICK_GAP_NS (4 ms), one that finds some costs
- * KICK_NEWS_NS. A guest that floods its kick port gets its ring looked at every 4 ms,
- * not once per read (the thread's CPU, and the JavaScript thread's wake-ups, stay bounded); an
- * agent kicks when it wrote records and the host asked (kick_wanted), up to thousands of times
- * a second when hints come back to back, and never waits for credit. */
-#define KICK_GAP_NS 4000000ull
-#define KICK_NEWS_NS 50000ull
-#define KICK_BURST_NS (16 * KICK_GAP_NS)
+/* Kicks acted on, from a credit refilled with time up to a burst: a kick that finds no new
+ * record since the last look costs more than one that finds some. A guest that floods its
+ * kick port gets its ring looked at a few hundred times a second, not once per read (the
+ * thread's CPU, and the JavaScript thread's wake-ups, stay bounded); an agent kicks when it
+ * wrote records and the host asked (kick_wanted). pvrun sets the costs from --pv-guest-cpu
+ * (pvf_budget); these are its defaults, for 5 % of a CPU. */
+#define KICK_EMPTY_NS 6000000ull
+#define KICK_NEWS_NS 10000000ull
+#define KICK_DECISION_NS 24000000ull
+#define KICK_BURST_NS 1000000000ull
 
 struct ops {
 	uint32_t n_ops, n_fb;
@@ -89,6 +90,8 @@ struct instance {
 	struct pvf_applied applied[PVF_MAX_APPLIED];
 	uint32_t n_applied;
 	struct pvf_stats stats;
+	/* The kicks' costs and burst, ns (pvf_budget; read by the thread without the lock). */
+	uint64_t empty_ns, news_ns, decision_ns, burst_ns;
 	/* The thread's own: SCHED_FIFO within a budget (a guest flooding kicks gets a normal thread, not a CPU). */
 	struct rt_budget rt;
 };
@@ -359,9 +362,11 @@ static int wait_until(struct instance *in, uint64_t until_ns)
 	}
 }
 
-/* The kicks' credit (ns), refilled with time up to KICK_BURST_NS, and the head at the last look. */
+/* The kicks' credit (ns; below zero after changes it could not foresee), refilled with time
+ * up to the burst, and the head at the last look. */
 struct kick_credit {
-	uint64_t credit, refilled, last_head;
+	int64_t credit;
+	uint64_t refilled, last_head;
 };
 
 /* Pay for the kick just read (waiting for credit if there is none): 1 if the ring has new
@@ -370,16 +375,17 @@ static int pay_kick(struct instance *in, struct kick_credit *k)
 {
 	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
 	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC), head = load_u64(&hdr->ring_head);
-	uint64_t cost = head != k->last_head ? KICK_NEWS_NS : KICK_GAP_NS;
+	int64_t burst = (int64_t)__atomic_load_n(&in->burst_ns, __ATOMIC_RELAXED);
+	int64_t cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
 	int news;
 
-	k->credit = k->credit + (now - k->refilled) > KICK_BURST_NS ? KICK_BURST_NS : k->credit + (now - k->refilled);
+	k->credit = k->credit + (int64_t)(now - k->refilled) > burst ? burst : k->credit + (int64_t)(now - k->refilled);
 	k->refilled = now;
 	if (k->credit < cost) {
 		/* Out of credit: act once the kick's cost has come back (that look covers every record
 		 * the kicks read meanwhile announced). What else is queued waits in the socket: a full
 		 * socket holds the guest's writes back in QEMU (virtio-serial), where they cost nothing. */
-		if (!wait_until(in, now + (cost - k->credit)))
+		if (!wait_until(in, now + (uint64_t)(cost - k->credit)))
 			return -1;
 		k->refilled = rt_clock_ns(CLOCK_MONOTONIC);
 		k->credit = cost;
@@ -395,7 +401,8 @@ static void *run(void *arg)
 {
 	struct instance *in = arg;
 	char buf[65536];
-	struct kick_credit kicks = {.credit = KICK_BURST_NS, .refilled = rt_clock_ns(CLOCK_MONOTONIC)};
+	struct kick_credit kicks = {.credit = (int64_t)in->burst_ns, .refilled = rt_clock_ns(CLOCK_MONOTONIC)};
+	uint64_t applied;
 	int news;
 
 	rt_begin(&in->rt);
@@ -425,7 +432,11 @@ static void *run(void *arg)
 		if (news < 0)
 			break;
 		__atomic_add_fetch(&in->stats.kicks, 1, __ATOMIC_RELAXED);
+		applied = __atomic_load_n(&in->stats.applied, __ATOMIC_RELAXED);
 		on_kick(in);
+		/* Each change applied costs on top: the next kick waits for that debt. */
+		kicks.credit -= (int64_t)((__atomic_load_n(&in->stats.applied, __ATOMIC_RELAXED) - applied) *
+					  __atomic_load_n(&in->decision_ns, __ATOMIC_RELAXED));
 		/* Wake the JavaScript thread: it drains, logs and publishes the next table. A kick that
 		 * found no record since the last look leaves it nothing to do. */
 		if (news && write(in->wake_pipe[1], "k", 1) < 0 && errno != EAGAIN)
@@ -463,6 +474,10 @@ int pvf_start(const char *shm_path, const char *kick_path, int tgid)
 	in->kick_fd = in->stop_pipe[0] = in->stop_pipe[1] = in->wake_pipe[0] = in->wake_pipe[1] = -1;
 	strcpy(in->kick_path, kick_path);
 	in->tgid = tgid;
+	in->empty_ns = KICK_EMPTY_NS;
+	in->news_ns = KICK_NEWS_NS;
+	in->decision_ns = KICK_DECISION_NS;
+	in->burst_ns = KICK_BURST_NS;
 	fd = open(shm_path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		goto fail;
@@ -621,6 +636,19 @@ int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list,
 /* Look at the ring now, as on a kick, in the caller's thread: pvrun calls it
  * when it finds records past the cursor that no kick announced to this thread
  * (the guest's kick took the agent channel, or none came). 0 or -EINVAL. */
+int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns)
+{
+	struct instance *in = get(h);
+
+	if (!in || burst_ns == 0 || burst_ns > INT64_MAX / 2 || empty_ns > burst_ns || news_ns > burst_ns || decision_ns > burst_ns)
+		return -EINVAL;
+	__atomic_store_n(&in->burst_ns, burst_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&in->empty_ns, empty_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&in->news_ns, news_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&in->decision_ns, decision_ns, __ATOMIC_RELAXED);
+	return 0;
+}
+
 int pvf_scan(int h)
 {
 	struct instance *in = get(h);

@@ -92,6 +92,10 @@ int pvf_publish(int h, const uint8_t *buf, size_t len);
  * PVF_MAX_APPLIED) with the table's state; `end` also ends the table. The
  * count taken, or -EINVAL. */
 int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list, uint32_t max);
+/* What kicks cost the thread's credit, which time refills 1:1 up to `burst_ns`: one that
+ * finds no new record `empty_ns`, one that finds some `news_ns`, and each change it applies
+ * `decision_ns` on top (each at most the burst). 0 or -EINVAL. */
+int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns);
 /* Look at the ring now, as on a kick, in the caller's thread. 0 or -EINVAL. */
 int pvf_scan(int h);
 /* The counters. 0 or -EINVAL. */

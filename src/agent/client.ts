@@ -5,6 +5,7 @@
 import {EventEmitter} from 'node:events';
 import net from 'node:net';
 import {AgentError} from '../util/errors.js';
+import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
 import {
 	FrameParser,
 	FrameType,
@@ -47,19 +48,21 @@ export interface AgentClientEvents {
 	close: [];
 }
 
-/**
- * What the host reads from the agent's port: at most `bytes` per `windowMs`. The agent's own
- * frames (replies, a few KICKs per hint, LOG lines at most 30 a minute) stay far below it.
- */
-export const inputBudget = {bytes: 32 * 1024, windowMs: 100};
-
 export class AgentClient extends EventEmitter<AgentClientEvents> {
 	private readonly parser = new FrameParser();
 	private readonly pending = new Map<number, Pending>();
 	private nextId = 1;
 	private closed = false;
 
-	private constructor(private readonly socket: net.Socket) {
+	private constructor(
+		private readonly socket: net.Socket,
+		/**
+		 * What the host reads from the agent's port: at most `inputBytes` per `inputWindowMs`.
+		 * The agent's own frames (replies, a few KICKs per hint, LOG lines at most 30 a minute)
+		 * stay far below it.
+		 */
+		private readonly input: Pick<GuestBudget, 'inputBytes' | 'inputWindowMs'>,
+	) {
 		super();
 		socket.setNoDelay(true);
 		socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -70,7 +73,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 
 	/** Connect to the chardev socket, retrying until QEMU listens or `timeoutMs` passes. */
-	static async connect(path: string, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
+	static async connect(path: string, timeoutMs: number, signal?: AbortSignal, budget: GuestBudget = guestBudget()): Promise<AgentClient> {
 		const deadline = Date.now() + timeoutMs;
 		for (;;) {
 			if (signal?.aborted) throw new AgentError(`gave up connecting to the agent channel ${path}: ${String(signal.reason)}`);
@@ -80,7 +83,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 					s.once('connect', () => resolve(s));
 					s.once('error', reject);
 				});
-				return new AgentClient(socket);
+				return new AgentClient(socket, budget);
 			} catch (error) {
 				if (Date.now() > deadline) throw new AgentError(`cannot connect to the agent channel ${path}`, {cause: error});
 				await new Promise((r) => setTimeout(r, 20));
@@ -157,12 +160,12 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		// A guest that floods its port would keep this thread busy parsing: past the budget, stop
 		// reading until the window ends. QEMU then holds the guest's writes back (virtio-serial).
 		const now = performance.now();
-		if (now - this.windowStart >= inputBudget.windowMs) {
+		if (now - this.windowStart >= this.input.inputWindowMs) {
 			this.windowStart = now;
 			this.windowBytes = 0;
 		}
 		this.windowBytes += chunk.length;
-		if (this.windowBytes > inputBudget.bytes && !this.paused) {
+		if (this.windowBytes > this.input.inputBytes && !this.paused) {
 			this.paused = true;
 			this.socket.pause();
 			setTimeout(
@@ -170,7 +173,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 					this.paused = false;
 					if (!this.closed) this.socket.resume();
 				},
-				Math.max(1, this.windowStart + inputBudget.windowMs - now),
+				Math.max(1, this.windowStart + this.input.inputWindowMs - now),
 			).unref();
 		}
 		let kicked = false;

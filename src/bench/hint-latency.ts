@@ -22,11 +22,14 @@ import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {readEventLog} from '../vm/event-log.js';
 import {vmOfQemu} from '../vm/state.js';
 import {withTempDir} from './tempdir.js';
+import {defaultGuestCpuPercent} from '../util/guest-budget.js';
 
 /** One way of sending hints (back to back, or sparse), pooled over the runs. */
 export interface HintSeries {
 	/** Pause before each pin, µs (0: back to back). */
 	pauseUs: number;
+	/** pvrun's --pv-guest-cpu for the series (0: off; absent in results from before the option). */
+	guestCpuPercent?: number;
 	/** p99 of the pin round trip in each run (VMs booted afresh), to show the spread. */
 	perRunRoundTripP99Us: number[];
 	/** Share of this machine's CPU time its hypervisor took during each run, % (/proc/stat steal; 0 on bare metal). */
@@ -73,8 +76,18 @@ export interface MoveFloor {
 	sleepingUs: Percentiles;
 }
 
-/** Pause before each sparse hint: long enough for the guest's and the host's threads to sleep. */
-const sparsePauseUs = 5000;
+/**
+ * Pause before each sparse hint: the guest's and the host's threads sleep in between, and a
+ * pin and its release every 100 ms (20 changes of placement a second) stay within pvrun's
+ * default guest budget (--pv-guest-cpu 5), so the series shows what that budget costs a
+ * well-behaved guest: nothing. Back to back is a flood by construction (thousands of changes a
+ * second): it runs with the budget off, to measure the hint path itself.
+ */
+const sparsePauseUs = 100_000;
+/** Sparse hints in each run, at most (each takes the pause). */
+const sparseHintsMax = 150;
+/** The gap before each of pvprobe's moves: long enough for its threads and the target CPU to sleep. */
+const floorGapUs = 5000;
 
 export interface HintLatencyOptions {
 	/** Hints measured in each run. */
@@ -98,18 +111,18 @@ export async function benchHintLatency(options: HintLatencyOptions): Promise<Hin
 		const backToBackRuns: RunSamples[] = [];
 		const sparseRuns: RunSamples[] = [];
 		for (let run = 1; run <= options.runs; run++) {
-			for (const [pauseUs, into, what] of [
-				[0, backToBackRuns, 'back to back'],
-				[sparsePauseUs, sparseRuns, `sparse, ${sparsePauseUs / 1000} ms apart`],
+			for (const [pauseUs, into, what, hints, pvArgs] of [
+				[0, backToBackRuns, 'back to back, --pv-guest-cpu off', options.hints, ['--pv-guest-cpu', 'off']],
+				[sparsePauseUs, sparseRuns, `sparse, ${sparsePauseUs / 1000} ms apart`, Math.min(options.hints, sparseHintsMax), []],
 			] as const) {
-				const step = progress.step(`hint round trip, run ${run}/${options.runs}, ${what}: ${options.hints} hints after ${options.warmup} warm-up`);
-				const one = await measureRoundTrips(image, path.join(dir, `run-${run}-${pauseUs}.jsonl`), options.hints, options.warmup, pauseUs);
+				const step = progress.step(`hint round trip, run ${run}/${options.runs}, ${what}: ${hints} hints after ${options.warmup} warm-up`);
+				const one = await measureRoundTrips(image, path.join(dir, `run-${run}-${pauseUs}.jsonl`), hints, options.warmup, pauseUs, pvArgs);
 				into.push(one);
 				step.done(`p50 ${(percentiles(one.pinUs).p50 / 1000).toFixed(2)} ms, p99 ${(percentiles(one.pinUs).p99 / 1000).toFixed(2)} ms`);
 			}
 		}
 		const probe = progress.step(`this machine's floor: moving a runnable thread onto an idle CPU, ${options.hints} times`);
-		const moveFloor = await measureMoveFloor(options.hints, sparsePauseUs);
+		const moveFloor = await measureMoveFloor(options.hints, floorGapUs);
 		probe.done(
 			'error' in moveFloor ? moveFloor.error : `p50 ${moveFloor.runnableToIdleUs.p50.toFixed(1)} µs, p99 ${moveFloor.runnableToIdleUs.p99.toFixed(1)} µs`,
 		);
@@ -124,8 +137,8 @@ export async function benchHintLatency(options: HintLatencyOptions): Promise<Hin
 			hints: options.hints,
 			warmup: options.warmup,
 			runs: options.runs,
-			backToBack: series(backToBackRuns, 0),
-			sparse: series(sparseRuns, sparsePauseUs),
+			backToBack: series(backToBackRuns, 0, 0),
+			sparse: series(sparseRuns, sparsePauseUs, defaultGuestCpuPercent),
 			moveFloor,
 			idleCpuPercent,
 		};
@@ -150,7 +163,7 @@ export interface RunSamples {
 }
 
 /** Pool the runs of one series. */
-export function series(runs: RunSamples[], pauseUs: number): HintSeries {
+export function series(runs: RunSamples[], pauseUs: number, guestCpuPercent: number): HintSeries {
 	const samples = {
 		pinUs: runs.flatMap((r) => r.pinUs),
 		unpinUs: runs.flatMap((r) => r.unpinUs),
@@ -159,6 +172,7 @@ export function series(runs: RunSamples[], pauseUs: number): HintSeries {
 	};
 	return {
 		pauseUs,
+		guestCpuPercent,
 		perRunRoundTripP99Us: runs.map((r) => percentiles(r.pinUs).p99),
 		perRunStolenPercent: runs.map((r) => Math.round(r.stolenPercent * 100) / 100),
 		roundTripUs: percentiles(samples.pinUs),
@@ -178,6 +192,7 @@ async function measureRoundTrips(
 	hints: number,
 	warmup: number,
 	pauseUs: number,
+	pvrunArgs: readonly string[] = [],
 ): Promise<RunSamples> {
 	const cpuBefore = machineCpuTicks();
 	const guest = bootGuest({
@@ -188,7 +203,7 @@ async function measureRoundTrips(
 		run: `sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-p,${pauseUs},-v`,
 		// Every decision's line is a sample: no event-log budget for this pvrun (back to back,
 		// thousands of hints a second).
-		launcher: ['env', 'PVRUN_LOG_RATE=unlimited', ...pvrunCommand('--pv-log', logFile)],
+		launcher: ['env', 'PVRUN_LOG_RATE=unlimited', ...pvrunCommand('--pv-log', logFile, ...pvrunArgs)],
 	});
 	try {
 		const summary = await guest.waitFor(/^pvhint: /, 60_000 + hints * (200 + pauseUs / 1000));
@@ -263,6 +278,12 @@ async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: 
 	}
 }
 
+/** How a series' guest budget reads in the report. */
+function budgetWords(percent: number | undefined): string {
+	if (percent === undefined) return 'before --pv-guest-cpu';
+	return percent === 0 ? '--pv-guest-cpu off' : `--pv-guest-cpu ${percent}`;
+}
+
 /** The report printed after a run: each series' percentiles, the targets met, missed or not measured (no samples). */
 export function hintLatencyReport(r: HintLatencyResult): string {
 	const out: string[] = [];
@@ -275,8 +296,8 @@ export function hintLatencyReport(r: HintLatencyResult): string {
 	const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 	const p99Below = (p: Percentiles, limitUs: number) => (p.n === 0 ? 'not measured' : verdict(p.p99 < limitUs));
 	for (const [what, s] of [
-		['back to back', r.backToBack],
-		[`sparse (${r.sparse.pauseUs / 1000} ms before each pin)`, r.sparse],
+		[`back to back (${budgetWords(r.backToBack.guestCpuPercent)})`, r.backToBack],
+		[`sparse (${r.sparse.pauseUs / 1000} ms before each pin, ${budgetWords(r.sparse.guestCpuPercent)})`, r.sparse],
 	] as const) {
 		out.push(`\n${what}\n`);
 		line('round trip, guest clock (pin)', s.roundTripUs, ms);

@@ -32,14 +32,14 @@ QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
   --pv-accel MODE  auto|kvm|tcg, when QEMU's arguments choose none (auto)
   --pv-log FILE    write pvrun's decisions to FILE, one JSON object a line
   --pv-off         run QEMU exactly as given, without the hint channel
-  --pv-fast-path X on|off: apply hints in the native fast path (on)
   --pv-dry-run     print the QEMU command line, one argument a line; exit
+  --pv-fast-path X on|off: apply hints in the native fast path (on)
   --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
   --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
   --pv-cs MODE     off|observe|act: guest critical sections, host feedback (off)
   --pv-cs-feedback S  auto|bpf|proc: the host's view of vCPU threads (auto)
   --pv-cs-boost K=V   act's bounds, e.g. max=1000us,share=10% (see docs/cli.md)
-Commands:
+  --pv-guest-cpu P    most of one host CPU, %, the guest can make pvrun use (5)
   pvrun status [--json]        the pvrun VMs running on this machine
   pvrun image build|path|list  the default guest's kernel and initrd
   pvrun demo                   boot the default guest and show hints acting

@@ -8,6 +8,7 @@ import {parseArgs} from 'node:util';
 import {parseCpuList} from '../host/cpus.js';
 import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
+import {defaultGuestCpuPercent} from '../util/guest-budget.js';
 import {defaultAgentWaitS, defaultCsBoost, type CsBoost, type VmConfig} from '../vm/config.js';
 
 const valueOptions = new Set([
@@ -20,6 +21,7 @@ const valueOptions = new Set([
 	'--pv-cs',
 	'--pv-cs-feedback',
 	'--pv-cs-boost',
+	'--pv-guest-cpu',
 ]);
 const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
 /** Every --pv- option pvrun knows (for --help and its test). */
@@ -70,6 +72,14 @@ function seconds(name: string, value: string): number {
 	throw new UsageError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`);
 }
 
+/** A share of one CPU, percent: 0.5 to 100, with or without `%`; `off` is 0 (no budget). */
+function percent(name: string, value: string): number {
+	if (value === 'off') return 0;
+	const n = Number(value.replace(/%$/, ''));
+	if (/^\d+(\.\d+)?%?$/.test(value) && n >= 0.5 && n <= 100) return n;
+	throw new UsageError(`--${name} takes a percentage of one CPU from 0.5 to 100, or off, not ${JSON.stringify(value)} (see pvrun --help)`);
+}
+
 /** The keys of --pv-cs-boost, each with its unit and bounds. */
 const boostKeys = {
 	max: {field: 'maxUs', unit: 'us', min: 10, max: 100_000},
@@ -115,6 +125,7 @@ function parseJoined(joined: string[]) {
 				'pv-cs': {type: 'string', default: 'off'},
 				'pv-cs-feedback': {type: 'string', default: 'auto'},
 				'pv-cs-boost': {type: 'string'},
+				'pv-guest-cpu': {type: 'string', default: String(defaultGuestCpuPercent)},
 			},
 		}).values;
 	} catch (error) {
@@ -141,6 +152,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		cs: choice('pv-cs', values['pv-cs'], ['off', 'observe', 'act'] as const),
 		csBoost: values['pv-cs-boost'] === undefined ? {...defaultCsBoost} : csBoost(values['pv-cs-boost']),
 		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
+		guestCpuPercent: percent('pv-guest-cpu', values['pv-guest-cpu']),
 	};
 	if (values['pv-cpus'] !== undefined) {
 		try {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import koffi, {type KoffiFunc} from 'koffi';
 import {packageRoot} from '../util/paths.js';
+import type {GuestBudget} from '../util/guest-budget.js';
 import {Applied, Phase, TakeHeader, maxApplied, readCounters, statFields} from './format.js';
 
 /** Where `make` builds the library. */
@@ -21,6 +22,7 @@ export interface FastLib {
 	pvf_take: KoffiFunc<(h: number, end: number, hdr: Uint8Array, list: Uint8Array, max: number) => number>;
 	pvf_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
 	pvf_scan: KoffiFunc<(h: number) => number>;
+	pvf_budget: KoffiFunc<(h: number, burstNs: number, emptyNs: number, newsNs: number, decisionNs: number) => number>;
 	pvf_stop: KoffiFunc<(h: number) => void>;
 	pvs_start: KoffiFunc<(objPath: string, shmPath: string) => number>;
 	pvs_set_vcpus: KoffiFunc<(h: number, tids: Int32Array, n: number) => number>;
@@ -50,6 +52,7 @@ export function fastLib(): FastLib | string {
 			pvf_take: fn('int pvf_take(int h, int end, _Out_ uint8_t *hdr, _Out_ uint8_t *list, uint32_t max)'),
 			pvf_stats: fn('int pvf_stats(int h, _Out_ uint8_t *out)'),
 			pvf_scan: fn('int pvf_scan(int h)'),
+			pvf_budget: fn('int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns)'),
 			pvf_stop: fn('void pvf_stop(int h)'),
 			pvs_start: fn('int pvs_start(const char *obj_path, const char *shm_path)'),
 			pvs_set_vcpus: fn('int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)'),
@@ -203,6 +206,15 @@ export class FastPath implements FastLink {
 
 	scan(): void {
 		if (!this.stopped) this.lib.pvf_scan(this.handle);
+	}
+
+	/** What kicks cost the thread's credit (--pv-guest-cpu). */
+	budget(b: GuestBudget): void {
+		const ns = (ms: number): number => Math.round(ms * 1e6);
+		if (this.stopped) return;
+		const most = (ms: number): number => ns(Math.min(ms, b.burstMs));
+		const rc = this.lib.pvf_budget(this.handle, ns(b.burstMs), most(b.emptyKickMs), most(b.newsKickMs), most(b.decisionMs));
+		if (rc !== 0) throw new Error(`the fast path refused a budget (errno ${-rc}): a bug in pvrun`);
 	}
 
 	stats(): FastStats {

@@ -25,6 +25,8 @@ export interface VmConfig {
 	csBoost: CsBoost;
 	/** --pv-cs-feedback: where the host's view of the vCPU threads comes from (docs/critical-sections.md#the-host-side). */
 	csFeedback: CsFeedback;
+	/** --pv-guest-cpu: the share of one host CPU, percent, that what the guest does may make pvrun use (0: off, no budget). */
+	guestCpuPercent: number;
 }
 
 export type CsMode = 'off' | 'observe' | 'act';

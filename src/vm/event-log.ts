@@ -50,7 +50,7 @@ export function writeStderr(text: string): void {
  * beyond the budget are not written but counted, and a `suppressed` line gives the counts at
  * most once a second. A well-behaved guest stays far below it.
  */
-export const logBudget = {burst: 500, perSecond: 100};
+export const logBudget = {burst: 100, perSecond: 20};
 
 /**
  * Lines a second per kind from PVRUN_LOG_RATE (a positive integer; `unlimited` or 0 for no
@@ -65,7 +65,7 @@ export function logRateFromEnv(value: string | undefined = process.env['PVRUN_LO
 }
 
 /** Kinds always written: a VM's first and last word. */
-const unbudgeted = new Set(['start', 'exit', 'suppressed']);
+const unbudgeted = new Set(['start', 'exit', 'suppressed', 'hint-summary']);
 
 export class EventLog {
 	private readonly fd: number | undefined;

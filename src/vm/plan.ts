@@ -33,6 +33,8 @@ export interface VmPlan {
 	csBoost: CsBoost;
 	/** --pv-cs-feedback: the source of the host's view of the vCPU threads. */
 	csFeedback: CsFeedback;
+	/** --pv-guest-cpu, percent of one host CPU. */
+	guestCpuPercent: number;
 	nrVcpus: number;
 	allowed: number[];
 	/** The user's QEMU arguments. */
@@ -83,6 +85,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		cs: options.cs,
 		csBoost: options.csBoost,
 		csFeedback: options.csFeedback,
+		guestCpuPercent: options.guestCpuPercent,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),
 	};

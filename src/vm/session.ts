@@ -27,6 +27,7 @@ import {AffinityEngine} from '../hints/affinity/engine.js';
 import {updateCs, updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
+import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
 
 /** Nice value of the threads on the hint path (pvrun's own, QEMU's main loop). */
 const channelNice = -10;
@@ -83,6 +84,8 @@ export class HintSession {
 	private vcpuKey = '';
 	private refresher: NodeJS.Timeout | undefined;
 	private readonly reader: RingReader;
+	/** What the guest may make pvrun spend (--pv-guest-cpu). */
+	private readonly budget: GuestBudget;
 
 	constructor(
 		private readonly plan: VmPlan,
@@ -91,9 +94,18 @@ export class HintSession {
 		private readonly log: EventLog,
 	) {
 		this.reader = new RingReader(area);
+		this.budget = guestBudget(plan.guestCpuPercent);
 		this.watch = new AgentWatch(plan.agentWaitMs);
 		const pci = plan.place.slot === undefined ? 'auto' : `${plan.place.bus ?? ''}:0x${plan.place.slot.toString(16)}`;
-		log.write('start', {id: plan.id, vcpus: plan.nrVcpus, allowed: plan.allowed, qemuPid: qemu.pid, shm: plan.shmPath, pci});
+		log.write('start', {
+			id: plan.id,
+			vcpus: plan.nrVcpus,
+			allowed: plan.allowed,
+			qemuPid: qemu.pid,
+			shm: plan.shmPath,
+			pci,
+			guestCpuPercent: plan.guestCpuPercent,
+		});
 		this.start().catch(async (error: unknown) => {
 			// A QEMU that is quitting closes its monitor mid-setup: that is the VM ending, not news for the terminal.
 			if (await this.quitsWithin(quitGraceMs)) return;
@@ -141,6 +153,7 @@ export class HintSession {
 			new VcpuUsage(this.qemu.pid),
 			getThreadAffinity,
 			this.qemu.pid,
+			this.budget,
 		);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
@@ -159,7 +172,7 @@ export class HintSession {
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
 		this.watchTimer.unref();
 		this.publishHints();
-		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal), exited]);
+		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal, this.budget), exited]);
 		if (this.closed) return this.agent.close();
 		this.agent.on('kick', () => {
 			this.agentKicks++;
@@ -383,6 +396,7 @@ export class HintSession {
 		}
 		try {
 			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, this.qemu.pid, () => engine.kick());
+			this.fast.budget(this.budget);
 			engine.setFastPath(this.fast);
 			this.log.write('fast-path', {state: 'on'});
 		} catch (error) {

@@ -9,8 +9,9 @@ const run1: RunSamples = {pinUs: [100, 300, 200], unpinUs: [50, 60, 70], hostUs:
 const run2: RunSamples = {pinUs: [1000, 400], unpinUs: [80, 90], hostUs: [30], relayUs: [], timeouts: 2, fastDecisions: 1, stolenPercent: 0};
 
 t.test('series: the runs pooled, with the p99 and the stolen time of each run', async (t) => {
-	t.strictSame(series([run1, run2], 5000), {
+	t.strictSame(series([run1, run2], 5000, 5), {
 		pauseUs: 5000,
+		guestCpuPercent: 5,
 		perRunRoundTripP99Us: [300, 1000],
 		perRunStolenPercent: [1.23, 0],
 		roundTripUs: {n: 5, p50: 300, p90: 1000, p99: 1000, max: 1000},
@@ -22,7 +23,7 @@ t.test('series: the runs pooled, with the p99 and the stolen time of each run', 
 		samples: {pinUs: [100, 300, 200, 1000, 400], unpinUs: [50, 60, 70, 80, 90], hostUs: [10, 20, 30], relayUs: [5]},
 	});
 	t.strictSame(run1.pinUs, [100, 300, 200], "the runs' samples are left in their order");
-	const none = series([], 0);
+	const none = series([], 0, 5);
 	t.strictSame([none.roundTripUs.n, none.perRunRoundTripP99Us, none.timeouts], [0, [], 0], 'no runs: no samples');
 });
 
@@ -35,8 +36,8 @@ function result(over: Partial<HintLatencyResult> = {}): HintLatencyResult {
 		hints: 3,
 		warmup: 1,
 		runs: 2,
-		backToBack: series([run1, run2], 0),
-		sparse: series([{...run2, pinUs: [2500], hostUs: [], fastDecisions: 0}], 5000),
+		backToBack: series([run1, run2], 0, 0),
+		sparse: series([{...run2, pinUs: [2500], hostUs: [], fastDecisions: 0}], 5000, 5),
 		moveFloor: {error: 'not measured: no CAP_SYS_NICE'},
 		idleCpuPercent: 0.555,
 		...over,
@@ -71,7 +72,7 @@ t.test("the report: the floor's percentiles, once, after the sparse series; idle
 	const p = (v: number) => ({n: 3, p50: v, p90: v, p99: v, max: v});
 	const text = hintLatencyReport(result({moveFloor: {from: 0, to: 1, runnableToIdleUs: p(42), sleepingUs: p(7)}, idleCpuPercent: 1.2}));
 	const floor = text.indexOf('floor: runnable thread → idle CPU 1');
-	t.ok(floor > text.indexOf('\nsparse (5 ms before each pin)\n'), 'in the sparse section');
+	t.ok(floor > text.indexOf('\nsparse (5 ms before each pin, --pv-guest-cpu 5)\n'), 'in the sparse section');
 	t.equal(text.indexOf('floor: runnable', floor + 1), -1, 'once');
 	t.match(text, /^floor: runnable thread → idle CPU 1 +n= {3}3 {2}p50 {5}42 µs/m);
 	t.match(text, /^ {2}\(a sleeping thread, for reference\) n= {3}3 {2}p50 {6}7 µs/m);

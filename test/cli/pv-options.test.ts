@@ -54,6 +54,19 @@ t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.equal(parsePvOptions(['--pv-qemu', '/a/qemu', '--pv-qemu=/b/qemu']).qemu, '/b/qemu', 'given twice, the last one counts');
 });
 
+t.test('--pv-guest-cpu: a share of one CPU from 0.5 to 100 %, or off', async (t) => {
+	t.equal(parsePvOptions([]).guestCpuPercent, 5, 'default 5');
+	t.equal(parsePvOptions(['--pv-guest-cpu', '2.5']).guestCpuPercent, 2.5);
+	t.equal(parsePvOptions(splitArgs(['--pv-guest-cpu=100%']).pv).guestCpuPercent, 100);
+	t.equal(parsePvOptions(['--pv-guest-cpu', 'off']).guestCpuPercent, 0, 'off: no budget');
+	for (const bad of ['0', '0.4', '101', 'abc', '', '-5', '5 %', '1e1'])
+		t.throws(
+			() => parsePvOptions([`--pv-guest-cpu=${bad}`]),
+			{name: 'UsageError', message: /^--pv-guest-cpu takes a percentage of one CPU from 0.5 to 100, or off, not /, exitCode: 2},
+			`--pv-guest-cpu=${bad}`,
+		);
+});
+
 t.test('--pv-fast-path on|off, and a value that looks like an option is a value', async (t) => {
 	t.equal(parsePvOptions([]).fastPath, true, 'on by default');
 	t.equal(parsePvOptions(['--pv-fast-path', 'off']).fastPath, false);

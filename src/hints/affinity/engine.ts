@@ -13,6 +13,7 @@ import type {AffinityRecord} from './record.js';
 import {formatCpuList} from '../../host/cpus.js';
 import {firstLine} from '../../util/errors.js';
 import {TokenBucket} from '../../util/token-bucket.js';
+import {guestBudget, type GuestBudget} from '../../util/guest-budget.js';
 import {cpusFor, decideAffinity, type Assignment, type Held} from './policy.js';
 import {initialState, type AffinityState, type Cause, type DecisionCounts} from './state.js';
 import type {HintTypeEngine} from '../types.js';
@@ -21,7 +22,8 @@ import {covers, placer, sameCpus} from '../../pin/operator.js';
 import type {VcpuPlacement} from '../../vm/state.js';
 import type {PinOp, PinResult, Pinner} from '../../pin/pinner.js';
 import type {VcpuUsage} from '../../pin/usage.js';
-import type {EventLog} from '../../vm/event-log.js';
+import type {EventLog, LogFields} from '../../vm/event-log.js';
+import {HintTally, summaryLine} from './tally.js';
 import type {FastApplied, FastLink, FastTake} from '../../fast/binding.js';
 import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from '../../fast/table.js';
 
@@ -66,8 +68,6 @@ const maxInternalErrors = 20;
  */
 const placementDelayMs = 500;
 
-/** The polls kicks may cause: a credit of `burst`, one back per `gapMs`; an empty poll costs 1, one with records `newsCost` (see AffinityEngine.kick). */
-export const kickBudget = {burst: 16, gapMs: 4, newsCost: 0.0125};
 export class AffinityEngine implements HintTypeEngine {
 	/** Hints, assignment, idle grants, operators' holds (state.ts). */
 	private readonly state: AffinityState;
@@ -97,8 +97,11 @@ export class AffinityEngine implements HintTypeEngine {
 		private readonly kernelCpus: (tid: number) => number[] = getThreadAffinity,
 		/** QEMU's pid, whose main thread stands for its other threads (0: none to watch). */
 		private readonly qemuPid = 0,
+		/** What the guest's kicks may cost (--pv-guest-cpu). */
+		private readonly budget: GuestBudget = guestBudget(),
 	) {
 		this.state = initialState(allowed, nrVcpus);
+		this.kickCredit = new TokenBucket(budget.burstMs, 1);
 	}
 
 	/**
@@ -129,6 +132,7 @@ export class AffinityEngine implements HintTypeEngine {
 				for (const e of this.pinner.applyOthers(this.state.assignment, true)) this.log.write('pin-error', {error: e});
 			});
 			if (this.fallback) this.reader.heartbeat();
+			this.summarise();
 		}, fallbackMs);
 		this.fallback.unref();
 	}
@@ -146,28 +150,60 @@ export class AffinityEngine implements HintTypeEngine {
 
 	/**
 	 * The agent said records are waiting (a KICK frame, or the fast path after its kick). Polls
-	 * spend a credit of `kickBudget.burst` that comes back at one a `kickBudget.gapMs`: a poll
-	 * that finds no record costs 1, one that finds some `kickBudget.newsCost`. Out of credit, a
-	 * kick is answered by one poll when the credit is back, which sees every record the kicks in
-	 * between announced. A flood of empty kicks then costs a poll every 4 ms, not one per
-	 * kick; an agent kicks when it wrote records, up to thousands of times a second when hints
-	 * come back to back, and never waits.
+	 * spend a credit (`budget.burstMs`, refilled with time) as the fast path's kicks do: a poll
+	 * that finds no record costs `budget.emptyKickMs`, one that finds some
+	 * `budget.newsKickMs`, and each record it reads and each change of placement it makes cost
+	 * `budget.recordMs` and `budget.decisionMs` on top. Out of credit, a kick is answered by one poll when the credit is
+	 * back, which sees every record the kicks in between announced: a guest that kicks or
+	 * writes records without pause gets a bounded number of polls, each covering all it wrote.
 	 */
 	kick(): void {
-		if (this.kickCredit.tokens >= 1) {
+		const cost = Math.max(this.budget.emptyKickMs, this.budget.newsKickMs);
+		if (this.kickCredit.tokens >= cost) {
 			const tail = this.reader.tail;
+			const changes = this.changes;
 			this.poll();
-			this.kickCredit.spend(this.reader.tail !== tail ? kickBudget.newsCost : 1);
+			const read = Math.abs(this.reader.tail - tail);
+			// What the poll read and changed past the credit is a debt the next poll waits for.
+			const b = this.budget;
+			this.kickCredit.spend((read !== 0 ? b.newsKickMs + read * b.recordMs : b.emptyKickMs) + (this.changes - changes) * b.decisionMs);
 		} else if (!this.kickTimer) {
 			this.kickTimer = setTimeout(() => {
 				this.kickTimer = undefined;
 				this.kick();
-			}, this.kickCredit.msUntil(1));
+			}, this.kickCredit.msUntil(cost));
 			this.kickTimer.unref();
 		}
 	}
-	/** The polls kicks may cause (kickBudget). */
-	private readonly kickCredit = new TokenBucket(kickBudget.burst, 1 / kickBudget.gapMs);
+	/** The polls kicks may cause (budget). */
+	private readonly kickCredit: TokenBucket;
+	/** Commits that changed a vCPU's placement, on either path (for the budget). */
+	private changes = 0;
+	/** What the hint path did since the last `hint-summary` (tally.ts). */
+	private readonly tally = new HintTally();
+	/** The reader's record rejections, and those with the hints refused, as last tallied. */
+	private refusedSeen = {rejected: 0, refused: 0};
+
+	/** A line of the hint path: within the log's budget, or counted for the next `hint-summary`. */
+	private hintLine(event: string, fields: LogFields, summary?: string): void {
+		if (!this.log.write(event, fields, summary)) this.tally.leftOut++;
+	}
+
+	/** Tally the records just read (`n` decoded; the reader counts those it rejected) and what was refused of them. */
+	private tallyRecords(n: number): void {
+		const c = this.reader.counters;
+		const rejected = c.badSeq + c.badLength + c.unknownType + c.badAffinity;
+		const refused = rejected + this.state.hintsRefused;
+		this.tally.records += n + rejected - this.refusedSeen.rejected;
+		this.tally.refused += refused - this.refusedSeen.refused;
+		this.refusedSeen = {rejected, refused};
+	}
+
+	/** The `hint-summary` line, once a second while the log leaves hint lines out. */
+	private summarise(): void {
+		const s = this.tally.take();
+		if (s) this.log.write('hint-summary', {...s}, summaryLine(s));
+	}
 	private kickTimer: NodeJS.Timeout | undefined;
 
 	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
@@ -274,6 +310,7 @@ export class AffinityEngine implements HintTypeEngine {
 		this.follow.untaken = undefined;
 		const records = this.reader.drain(drainBudget);
 		const changedHints = records.filter((r) => this.onAffinity(r));
+		this.tallyRecords(records.length);
 		this.adoptFast(taken);
 		this.decide({kind: 'records', seq: records.at(-1)?.seq ?? 0, visible});
 		// The next kick must find the next table: publish before asking for it.
@@ -283,7 +320,7 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 
 	private logHint(r: AffinityRecord): void {
-		this.log.write('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
+		this.hintLine('hint', {kind: r.kind, tid: r.tid, tgid: r.tgid, comm: r.comm, vcpus: r.vcpus, seq: r.seq, relayUs: r.relayUs});
 	}
 
 	/** Update the hint of one guest thread; true if it is worth logging. */
@@ -470,6 +507,10 @@ export class AffinityEngine implements HintTypeEngine {
 		const appliedAt = performance.now();
 		this.state.assignment = next;
 		const moved = start ? Array.from({length: this.state.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.state.nrVcpus);
+		if (moved.length > 0) {
+			this.changes++;
+			this.tally.changes++;
+		}
 		// The fast path wrote its own feedback.
 		if (!fast)
 			for (const v of moved) {
@@ -490,32 +531,28 @@ export class AffinityEngine implements HintTypeEngine {
 			if (start) continue;
 			const hint = after ? this.state.hints.get(after.tid) : undefined;
 			if (after)
-				this.log.write(
+				this.hintLine(
 					'pin',
 					{vcpu: v, pcpu: after.pcpu, tid: after.tid, comm: hint?.comm ?? '', seq, shared: after.shared},
 					`vCPU ${v} → CPU ${after.pcpu} ${after.shared ? `(shared: floating vCPUs at nice +${next.floatNice})` : 'exclusive'} (guest thread ${after.tid} ${hint?.comm ?? ''})`,
 				);
-			else this.log.write('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
+			else this.hintLine('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
 		}
 		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));
 		if (deniedNow.length)
-			this.log.write(
-				'deny',
-				{vcpus: deniedNow, allowed: this.allowed},
-				`no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`,
-			);
+			this.hintLine('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
 		if (start || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
 		if (fast) {
 			this.decisions.fast++;
 			const us = fast.applied.latencyUs;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: true});
+			this.hintLine('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: true});
 		} else if (cause.kind === 'records' && result.changed.size > 0) {
 			this.decisions.slow++;
 			const us = (appliedAt - cause.visible) * 1000;
 			if (this.hostLatenciesUs.length < 100_000) this.hostLatenciesUs.push(us);
-			this.log.write('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: false});
+			this.hintLine('applied', {hostUs: Math.round(us * 10) / 10, changed: result.changed.size, seq, fast: false});
 		}
 	}
 
@@ -578,6 +615,7 @@ export class AffinityEngine implements HintTypeEngine {
 		const n = take.cursor - this.reader.tail;
 		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
 		const changedHints = records.filter((r) => this.onAffinity(r));
+		this.tallyRecords(records.length);
 		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
@@ -594,9 +632,14 @@ export class AffinityEngine implements HintTypeEngine {
 		return true;
 	}
 
-	/** Give the fast path the decisions that follow from the current state (nothing beyond its limits). */
+	/**
+	 * Give the fast path the decisions that follow from the current state (nothing beyond its
+	 * limits). Not while the credit cannot pay for one more decision: what the fast path applies,
+	 * this thread follows and pays for, so without a table the guest's records wait for a poll.
+	 */
 	private publishFast(): void {
 		if (!this.fast || this.stopped) return;
+		if (this.kickCredit.tokens < this.budget.newsKickMs + this.budget.decisionMs) return;
 		const table = buildFastTable({
 			hints: this.state.hints,
 			assignment: this.state.assignment,
@@ -650,6 +693,6 @@ export class AffinityEngine implements HintTypeEngine {
 		const c: Record<string, number> = {...counters, hintsRefused: this.state.hintsRefused};
 		Object.assign(this.loggedCounters, c);
 		const anomalies = counterNames.filter((k) => counters[k] > 0);
-		this.log.write('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map((k) => `${k}=${counters[k]}`).join(' ')}` : undefined);
+		this.hintLine('counters', c, anomalies.length ? `shared-memory anomalies: ${anomalies.map((k) => `${k}=${counters[k]}`).join(' ')}` : undefined);
 	}
 }
