@@ -37,7 +37,7 @@ function result(over: Partial<HintLatencyResult> = {}): HintLatencyResult {
 		warmup: 1,
 		runs: 2,
 		backToBack: series([run1, run2], 0, 0),
-		sparse: series([{...run2, pinUs: [2500], hostUs: [], fastDecisions: 0}], 5000, 5),
+		sparse: series([{...run2, pinUs: [2500], hostUs: [], fastDecisions: 0}], 5000, 0),
 		moveFloor: {error: 'not measured: no CAP_SYS_NICE'},
 		idleCpuPercent: 0.555,
 		...over,
@@ -68,11 +68,20 @@ t.test('the report: percentiles per line, targets met or MISSED, a target withou
 	t.ok(lines.includes('pvrun CPU while the guest idles     0.56 % of one core (target < 1 %: met)'));
 });
 
+t.test('the report: a paced series with the default budget has no target, and results from before it have none', async (t) => {
+	const text = hintLatencyReport(result({paced: series([run1], 100_000, 5)}));
+	const at = text.indexOf('\npaced (100 ms before each pin, --pv-guest-cpu 5: a well-behaved guest)\n');
+	t.ok(at > text.indexOf('\nsparse ('), 'after the sparse series');
+	t.equal(text.split('\n').filter((l) => l.startsWith('targets')).length, 2, 'targets for back to back and sparse only');
+	t.match(text.slice(at), /\(no target: a machine-bound tail at long pauses/);
+	t.notMatch(hintLatencyReport(result()), /\npaced /, 'an older result: no paced section');
+});
+
 t.test("the report: the floor's percentiles, once, after the sparse series; idle CPU over 1 % missed", async (t) => {
 	const p = (v: number) => ({n: 3, p50: v, p90: v, p99: v, max: v});
 	const text = hintLatencyReport(result({moveFloor: {from: 0, to: 1, runnableToIdleUs: p(42), sleepingUs: p(7)}, idleCpuPercent: 1.2}));
 	const floor = text.indexOf('floor: runnable thread → idle CPU 1');
-	t.ok(floor > text.indexOf('\nsparse (5 ms before each pin, --pv-guest-cpu 5)\n'), 'in the sparse section');
+	t.ok(floor > text.indexOf('\nsparse (5 ms before each pin, --pv-guest-cpu off)\n'), 'in the sparse section');
 	t.equal(text.indexOf('floor: runnable', floor + 1), -1, 'once');
 	t.match(text, /^floor: runnable thread → idle CPU 1 +n= {3}3 {2}p50 {5}42 µs/m);
 	t.match(text, /^ {2}\(a sleeping thread, for reference\) n= {3}3 {2}p50 {6}7 µs/m);
