@@ -49,7 +49,7 @@ export interface AgentClientEvents {
 }
 
 export class AgentClient extends EventEmitter<AgentClientEvents> {
-	private readonly parser = new FrameParser();
+	private readonly parser = new FrameParser(true);
 	private readonly pending = new Map<number, Pending>();
 	private nextId = 1;
 	private closed = false;
@@ -133,13 +133,23 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 
 	/**
-	 * The guest's end of the channel closed or opened (its agent stopped or started, the
-	 * guest reset): forget any partial frame, whose rest will never come. QEMU's socket stays
-	 * connected across those, so nothing else tells this parser.
+	 * The guest's end of the channel closed (`open` false; a guest reset too) or opened: forget
+	 * any partial frame, whose rest will never come, and what was held back for the budget. QEMU's
+	 * socket stays connected across those, so nothing else tells this client. From a close to
+	 * the next open, what is read is the old stream's (a flood the budget held back, say): it is
+	 * dropped unparsed, so a new agent's replies do not wait behind it.
 	 */
-	streamRestarted(): void {
+	streamRestarted(open = true): void {
 		this.parser.reset();
+		this.held = undefined;
+		this.discarding = !open;
+		if (this.paused && !this.closed) {
+			this.paused = false;
+			this.socket.resume();
+		}
 	}
+	/** Between a close of the guest's end and the next open: bytes read are dropped. */
+	private discarding = false;
 
 	/** Send one request and wait for its REPLY or ERROR. */
 	private request(type: number, payload: Buffer, timeoutMs: number): Promise<Buffer> {
@@ -156,37 +166,65 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		});
 	}
 
+	/**
+	 * A guest that floods its port would keep this thread busy parsing: at most `inputBytes` are
+	 * parsed per window; the rest of a read waits here, and the socket is paused meanwhile, so
+	 * QEMU holds the guest's further writes back (virtio-serial).
+	 */
 	private onData(chunk: Buffer): void {
-		// A guest that floods its port would keep this thread busy parsing: past the budget, stop
-		// reading until the window ends. QEMU then holds the guest's writes back (virtio-serial).
+		if (this.discarding) return;
+		this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+		this.parseHeld();
+	}
+
+	/** Parse what the window allows of the bytes held; pause the socket while bytes wait, resume when none do. */
+	private parseHeld(): void {
+		const held = this.held;
+		if (!held || this.closed) return;
 		const now = performance.now();
 		if (now - this.windowStart >= this.input.inputWindowMs) {
 			this.windowStart = now;
 			this.windowBytes = 0;
 		}
-		this.windowBytes += chunk.length;
-		if (this.windowBytes > this.input.inputBytes && !this.paused) {
+		const room = Math.max(0, this.input.inputBytes - this.windowBytes);
+		const take = room >= held.length ? held : held.subarray(0, room);
+		this.held = take === held ? undefined : held.subarray(take.length);
+		this.windowBytes += take.length;
+		if (take.length > 0) this.parse(take);
+		if (!this.held) {
+			if (this.paused) {
+				this.paused = false;
+				this.socket.resume();
+			}
+			return;
+		}
+		if (!this.paused) {
 			this.paused = true;
 			this.socket.pause();
-			setTimeout(
+		}
+		if (!this.heldTimer) {
+			this.heldTimer = setTimeout(
 				() => {
-					this.paused = false;
-					if (!this.closed) this.socket.resume();
+					this.heldTimer = undefined;
+					this.parseHeld();
 				},
 				Math.max(1, this.windowStart + this.input.inputWindowMs - now),
-			).unref();
+			);
+			this.heldTimer.unref();
 		}
-		let kicked = false;
-		for (const frame of this.parser.push(chunk)) {
-			if (frame.type === FrameType.kick) kicked = true;
-			else this.onFrame(frame);
-		}
-		// One kick per chunk read, however many KICK frames it held.
-		if (kicked) this.emit('kick');
 	}
+	private held: Buffer | undefined;
+	private heldTimer: NodeJS.Timeout | undefined;
 	private windowStart = 0;
 	private windowBytes = 0;
 	private paused = false;
+
+	private parse(bytes: Buffer): void {
+		const kicks = this.parser.kicks;
+		for (const frame of this.parser.push(bytes)) this.onFrame(frame);
+		// One kick per slice parsed, however many KICK frames it held.
+		if (this.parser.kicks !== kicks) this.emit('kick');
+	}
 
 	private onFrame(frame: Frame): void {
 		if (frame.type === FrameType.log) {

@@ -42,13 +42,23 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = new 
 	return Buffer.concat([header, payload]);
 }
 
+/** The payload of every frame without one (never written to). */
+const noPayload = Buffer.alloc(0);
+
 /**
  * Splits a byte stream into frames; bytes that do not start a valid header are
  * skipped and counted. While a frame is incomplete, new chunks are only
  * queued: they are joined once the frame can be complete, so a guest that
- * drip-feeds a large frame costs linear, not quadratic, copying.
+ * drip-feeds a large frame costs linear, not quadratic, copying. With
+ * `countKicks`, KICK frames are counted in `kicks` instead of returned: a
+ * flood of them then costs no allocation per frame.
  */
 export class FrameParser {
+	/** KICK frames seen (with `countKicks`). */
+	kicks = 0;
+
+	constructor(private readonly countKicks = false) {}
+
 	private buffer: Buffer = Buffer.alloc(0);
 	private queued: Buffer[] = [];
 	private queuedLength = 0;
@@ -81,10 +91,17 @@ export class FrameParser {
 				this.needed = frameHeaderSize + len;
 				break;
 			}
+			const type = this.buffer.readUInt16LE(off + 6);
+			if (type === FrameType.kick && this.countKicks) {
+				this.kicks++;
+				off += frameHeaderSize + len;
+				continue;
+			}
 			frames.push({
-				type: this.buffer.readUInt16LE(off + 6),
+				type,
 				id: this.buffer.readUInt32LE(off + 8),
-				payload: Buffer.from(this.buffer.subarray(off + frameHeaderSize, off + frameHeaderSize + len)),
+				// A copy: the buffer is reused. Most frames (KICK) have none, and share one empty buffer.
+				payload: len === 0 ? noPayload : Buffer.from(this.buffer.subarray(off + frameHeaderSize, off + frameHeaderSize + len)),
 			});
 			off += frameHeaderSize + len;
 		}

@@ -51,8 +51,8 @@ export function guestBudget(percent = defaultGuestCpuPercent): GuestBudget {
 		newsKickMs: over(hostCostMs.newsKick),
 		recordMs: over(hostCostMs.record),
 		decisionMs: over(hostCostMs.decision),
-		// 32 KiB per 100 ms kept a flood of KICK frames at 3–4 % of a CPU (5 %).
-		inputBytes: Math.round(32 * 1024 * (percent / defaultGuestCpuPercent)),
+		// At 5 %: a flood of KICK frames parsed at 64 KiB per 100 ms costs ~1.5 % of a CPU.
+		inputBytes: Math.round(64 * 1024 * (percent / defaultGuestCpuPercent)),
 		inputWindowMs: 100,
 	};
 }

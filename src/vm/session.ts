@@ -230,7 +230,7 @@ export class HintSession {
 		const d = (data ?? {}) as {id?: unknown; open?: unknown};
 		if (name === 'VSERPORT_CHANGE' && d.id === channelIds.agentPort) {
 			this.portOpen = d.open === true;
-			this.agent?.streamRestarted();
+			this.agent?.streamRestarted(d.open === true);
 			if (d.open === true) void this.handshake();
 			else {
 				this.log.write('agent', {state: 'closed'}, 'guest agent closed its port');
@@ -239,7 +239,7 @@ export class HintSession {
 				this.hintsChanged();
 			}
 		} else if (name === 'RESET') {
-			this.agent?.streamRestarted();
+			this.agent?.streamRestarted(false);
 			this.engine?.reset('guest reset');
 			this.watch.gone('the guest was reset');
 			this.hintsChanged();

@@ -363,6 +363,45 @@ t.test("KICK frames emit 'kick' and LOG frames emit 'log' (bounded); neither set
 	t.equal(answered.records, 0n, 'the pending request was settled by its REPLY only');
 });
 
+t.test('from a close of the guest end to the next open, what is read is dropped unparsed', async (t) => {
+	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, f.payload)));
+	const c = await client(t, a);
+	let kicks = 0;
+	c.on('kick', () => kicks++);
+	const s = await serverSide(a);
+	c.streamRestarted(false);
+	s.write(Buffer.concat(Array.from({length: 1000}, () => encodeFrame(FrameType.kick, 0))));
+	await new Promise((r) => setTimeout(r, 100));
+	t.equal(kicks, 0, "the old stream's KICK frames were dropped");
+	c.streamRestarted(true);
+	t.ok((await c.ping(2000)) >= 0, 'after the open, a request is answered');
+	s.write(encodeFrame(FrameType.kick, 0));
+	await new Promise((r) => setTimeout(r, 50));
+	t.equal(kicks, 1, 'and frames are read again');
+});
+
+t.test('one read larger than the budget is parsed a window at a time, and what follows it waits its turn', async (t) => {
+	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, f.payload)));
+	const budget = {...guestBudget(), inputBytes: 16 * 1024, inputWindowMs: 100};
+	const c = await AgentClient.connect(a.path, 2000, undefined, budget);
+	t.teardown(() => c.close());
+	const kickTimes: number[] = [];
+	c.on('kick', () => kickTimes.push(performance.now()));
+	const s = await serverSide(a);
+	// 64 KiB of KICK frames in one write: four windows' worth.
+	const started = performance.now();
+	s.write(Buffer.concat(Array.from({length: 4096}, () => encodeFrame(FrameType.kick, 0))));
+	const rtt = await c.ping(5000);
+	const took = performance.now() - started;
+	t.ok(
+		took >= 3 * budget.inputWindowMs - 20,
+		`a request behind them was answered after ${took.toFixed(0)} ms (rtt ${rtt.toFixed(1)} ms): the frames before it were parsed over four windows`,
+	);
+	t.ok(kickTimes.length >= 4 && kickTimes.length <= 6, `${kickTimes.length} kick events, one per slice parsed`);
+	const spread = (kickTimes.at(-1) ?? 0) - (kickTimes[0] ?? 0);
+	t.ok(spread >= 2 * budget.inputWindowMs, `the slices ${spread.toFixed(0)} ms apart from first to last`);
+});
+
 t.test('a flood of KICK frames: read within the input budget, one kick per read, and the channel goes on', async (t) => {
 	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, f.payload)));
 	const c = await client(t, a);

@@ -388,3 +388,23 @@ t.test('a 4 MiB frame fed in 16-byte pieces costs linear time', async (t) => {
 	t.ok(got[0]?.payload.equals(payload), 'payload intact');
 	t.ok(ms < 5000, 'no quadratic copying (it took minutes before)');
 });
+
+t.test('counting KICK frames: counted, not returned, and the frames around them still are', async (t) => {
+	const p = new FrameParser(true);
+	const bytes = Buffer.concat([
+		encodeFrame(FrameType.kick, 0),
+		encodeFrame(FrameType.log, 1, Buffer.from('a')),
+		...Array.from({length: 1000}, () => encodeFrame(FrameType.kick, 0)),
+		encodeFrame(FrameType.reply, 7, Buffer.from('b')),
+	]);
+	const frames = [...p.push(bytes.subarray(0, 30)), ...p.push(bytes.subarray(30))];
+	t.same(
+		frames.map((f) => [f.type, f.id, f.payload.toString()]),
+		[
+			[FrameType.log, 1, 'a'],
+			[FrameType.reply, 7, 'b'],
+		],
+	);
+	t.equal(p.kicks, 1001);
+	t.equal(new FrameParser().push(encodeFrame(FrameType.kick, 0)).length, 1, 'without counting, a KICK is a frame like any');
+});

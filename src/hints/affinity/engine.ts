@@ -160,10 +160,11 @@ export class AffinityEngine implements HintTypeEngine {
 	kick(): void {
 		const cost = Math.max(this.budget.emptyKickMs, this.budget.newsKickMs);
 		if (this.kickCredit.tokens >= cost) {
-			const tail = this.reader.tail;
+			const records = this.recordsRead;
 			const changes = this.changes;
 			this.poll();
-			const read = Math.abs(this.reader.tail - tail);
+			// Records decoded, not the tail's move: a guest that moves its head far makes the tail jump.
+			const read = this.recordsRead - records;
 			// What the poll read and changed past the credit is a debt the next poll waits for.
 			const b = this.budget;
 			this.kickCredit.spend((read !== 0 ? b.newsKickMs + read * b.recordMs : b.emptyKickMs) + (this.changes - changes) * b.decisionMs);
@@ -177,8 +178,9 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 	/** The polls kicks may cause (budget). */
 	private readonly kickCredit: TokenBucket;
-	/** Commits that changed a vCPU's placement, on either path (for the budget). */
+	/** Commits that changed a vCPU's placement, on either path, and records decoded (for the budget). */
 	private changes = 0;
+	private recordsRead = 0;
 	/** What the hint path did since the last `hint-summary` (tally.ts). */
 	private readonly tally = new HintTally();
 	/** The reader's record rejections, and those with the hints refused, as last tallied. */
@@ -195,6 +197,7 @@ export class AffinityEngine implements HintTypeEngine {
 		const rejected = c.badSeq + c.badLength + c.unknownType + c.badAffinity;
 		const refused = rejected + this.state.hintsRefused;
 		this.tally.records += n + rejected - this.refusedSeen.rejected;
+		this.recordsRead += n + rejected - this.refusedSeen.rejected;
 		this.tally.refused += refused - this.refusedSeen.refused;
 		this.refusedSeen = {rejected, refused};
 	}

@@ -135,6 +135,26 @@ t.test('kicks that each bring a record: the first answered at once, a flood of t
 	t.equal(reader.tail, hints + 1, 'every record was read');
 });
 
+t.test('a head moved far ahead costs the records decoded, not the jump: the next records are read at once', async (t) => {
+	const {area, reader, engine} = countingEngine(t);
+	const guest = new Guest(area);
+	guest.append({tid: 300, tgid: 300, mask: maskOf(1)});
+	engine.kick();
+	t.equal(reader.tail, 1);
+	// An overrun of 2^40 records: the tail jumps to the head less a ring's worth.
+	guest.setHead(2 ** 40);
+	engine.kick();
+	await new Promise((resolve) => setTimeout(resolve, 50));
+	t.ok(reader.tail >= 2 ** 40 - 1024, `the tail followed (${reader.tail})`);
+	guest.append({tid: 301, tgid: 301, mask: maskOf(0)});
+	const deadline = performance.now() + 500;
+	while (reader.tail !== 2 ** 40 + 1 && performance.now() < deadline) {
+		engine.kick();
+		await new Promise((resolve) => setTimeout(resolve, 10));
+	}
+	t.equal(reader.tail, 2 ** 40 + 1, 'the record after the jump was read within half a second');
+});
+
 t.test('with --pv-guest-cpu off, kicks that each bring a record are all answered at once, thousands of them', async (t) => {
 	const {area, reader, engine} = countingEngine(t, guestBudget(0));
 	const guest = new Guest(area);
