@@ -53,7 +53,7 @@
  * thread's CPU, and the JavaScript thread's wake-ups, stay bounded); an agent kicks when it
  * wrote records and the host asked (kick_wanted). pvrun sets the costs from --pv-guest-cpu
  * (pvf_budget); these are its defaults, for 5 % of a CPU. */
-#define KICK_EMPTY_NS 6000000ull
+#define KICK_EMPTY_NS 12000000ull
 #define KICK_NEWS_NS 10000000ull
 #define KICK_DECISION_NS 24000000ull
 #define KICK_BURST_NS 1000000000ull

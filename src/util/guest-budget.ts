@@ -11,7 +11,7 @@ export const defaultGuestCpuPercent = 5;
 /** Host CPU time, ms, estimated for each thing a guest can make pvrun do (this machine: docs/cli.md). */
 export const hostCostMs = {
 	/** A kick that finds no new record: the fast path's read and look (a guest has no reason to send one). */
-	emptyKick: 0.3,
+	emptyKick: 0.6,
 	/** A kick that finds new records: the fast path's look and the JavaScript thread's wake-up and drain. */
 	newsKick: 0.5,
 	/** Each record the JavaScript thread decodes. */
