@@ -22,7 +22,7 @@ export interface PvrunVm {
 /** Boot the default guest through pvrun running `run`; stopped and cleaned up when `t` ends. */
 export async function bootThroughPvrun(
 	t: Pick<Test, 'teardown'>,
-	options: {run: string; cpus?: number; pvArgs?: string[]; qemuArgs?: string[]; env?: string[]},
+	options: {run: string; cpus?: number; pvArgs?: string[]; qemuArgs?: string[]},
 ): Promise<PvrunVm> {
 	const image = await ensureImage();
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-e2e-'));
@@ -32,8 +32,7 @@ export async function bootThroughPvrun(
 		initrd: image.initrd,
 		cpus: options.cpus ?? 2,
 		run: options.run,
-		// `env`: NAME=VALUE settings for pvrun alone (through env(1)).
-		launcher: [...(options.env?.length ? ['env', ...options.env] : []), ...pvrunCommand('--pv-log', logFile, ...(options.pvArgs ?? []))],
+		launcher: pvrunCommand('--pv-log', logFile, ...(options.pvArgs ?? [])),
 		...(options.qemuArgs ? {qemuArgs: options.qemuArgs} : {}),
 	});
 	t.teardown(async () => {
