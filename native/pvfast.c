@@ -55,7 +55,7 @@
  * (pvf_budget); these are its defaults, for 5 % of a CPU. */
 #define KICK_EMPTY_NS 12000000ull
 #define KICK_NEWS_NS 10000000ull
-#define KICK_DECISION_NS 24000000ull
+#define KICK_DECISION_NS 36000000ull
 #define KICK_BURST_NS 1000000000ull
 
 struct ops {

@@ -17,7 +17,7 @@ export const hostCostMs = {
 	/** Each record the JavaScript thread decodes. */
 	record: 0.006,
 	/** Each change of placement: pins, feedback, the fast path's next table, the log. */
-	decision: 1.2,
+	decision: 1.8,
 };
 
 export interface GuestBudget {

@@ -635,14 +635,9 @@ export class AffinityEngine implements HintTypeEngine {
 		return true;
 	}
 
-	/**
-	 * Give the fast path the decisions that follow from the current state (nothing beyond its
-	 * limits). Not while the credit cannot pay for one more decision: what the fast path applies,
-	 * this thread follows and pays for, so without a table the guest's records wait for a poll.
-	 */
+	/** Give the fast path the decisions that follow from the current state (nothing beyond its limits). */
 	private publishFast(): void {
 		if (!this.fast || this.stopped) return;
-		if (this.kickCredit.tokens < this.budget.newsKickMs + this.budget.decisionMs) return;
 		const table = buildFastTable({
 			hints: this.state.hints,
 			assignment: this.state.assignment,
