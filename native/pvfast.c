@@ -633,9 +633,6 @@ int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list,
 	return (int)hdr->count;
 }
 
-/* Look at the ring now, as on a kick, in the caller's thread: pvrun calls it
- * when it finds records past the cursor that no kick announced to this thread
- * (the guest's kick took the agent channel, or none came). 0 or -EINVAL. */
 int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns)
 {
 	struct instance *in = get(h);
@@ -649,6 +646,9 @@ int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, ui
 	return 0;
 }
 
+/* Look at the ring now, as on a kick, in the caller's thread: pvrun calls it
+ * when it finds records past the cursor that no kick announced to this thread
+ * (the guest's kick took the agent channel, or none came). 0 or -EINVAL. */
 int pvf_scan(int h)
 {
 	struct instance *in = get(h);
