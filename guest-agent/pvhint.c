@@ -110,7 +110,7 @@ static int usage(void)
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
 			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n"
-			"       pvhint flood-frames SECONDS (test only: KICK frames into the agent's port, the agent stopped)\n"
+			"       pvhint flood-frames SECONDS (test only: KICK and malformed frames into the agent's port, the agent stopped)\n"
 			"       pvhint flood-pins SECONDS flap|wide (test only: this thread pins itself to vCPU 1 and lets go,\n"
 			"              or sets masks of two vCPUs or more, as fast as it can, without waiting for the host)\n");
 	return 2;
@@ -232,13 +232,17 @@ static int attack(struct pvshm *shm)
 }
 
 /*
- * A hostile guest, for the host's robustness tests: with the agent stopped, write
- * well-formed KICK frames into the agent's port as fast as the port takes them, for
- * `seconds`. Prints how many frames went out.
+ * A hostile guest, for the host's robustness tests: with the agent stopped, write frames
+ * into the agent's port as fast as the port takes them, for `seconds`: mostly well-formed
+ * KICK frames, and among them headers announcing more than the largest payload, frames of
+ * an unknown type and random bytes. Last, a frame that announces the largest payload and
+ * stops after 1000 bytes of it, and the port is closed: the next agent's HELLO must still
+ * be answered. Prints what went out.
  */
 static int flood_frames(unsigned seconds)
 {
 	static struct pvag_frame frames[4096];
+	static char partial[sizeof(struct pvag_frame) + 1000];
 	char path[300];
 	uint64_t sent = 0;
 	time_t end = time(NULL) + seconds;
@@ -248,9 +252,18 @@ static int flood_frames(unsigned seconds)
 		fprintf(stderr, "pvhint: cannot open the agent's port (is the agent stopped?)\n");
 		return 1;
 	}
-	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
+	srand((unsigned)time(NULL));
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
 		frames[i] = (struct pvag_frame){.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = PVAG_KICK};
-	printf("pvhint: flooding %s with KICK frames\n", path);
+		if (i % 16 == 5) /* oversized: the host skips the header byte by byte */
+			frames[i].len = PVAG_MAX_PAYLOAD + 1 + (uint32_t)rand();
+		else if (i % 16 == 9) /* an unknown type, no payload */
+			frames[i].type = 0x7777;
+		else if (i % 16 == 13) /* random bytes in a frame's place */
+			for (size_t b = 0; b < sizeof(frames[i]); b++)
+				((unsigned char *)&frames[i])[b] = (unsigned char)rand();
+	}
+	printf("pvhint: flooding %s with KICK frames and malformed ones\n", path);
 	fflush(stdout);
 	while (time(NULL) < end) {
 		ssize_t n = write(fd, frames, sizeof(frames));
@@ -260,8 +273,11 @@ static int flood_frames(unsigned seconds)
 		if (n > 0)
 			sent += (uint64_t)n / sizeof(frames[0]);
 	}
+	*(struct pvag_frame *)partial = (struct pvag_frame){.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = PVAG_LOAD, .id = 1, .len = PVAG_MAX_PAYLOAD};
+	if (write(fd, partial, sizeof(partial)) != (ssize_t)sizeof(partial))
+		perror("pvhint: the truncated frame");
 	close(fd);
-	printf("pvhint: flood done, %llu frames\n", (unsigned long long)sent);
+	printf("pvhint: flood done, %llu frames (3 in 16 malformed), then a truncated one\n", (unsigned long long)sent);
 	return 0;
 }
 

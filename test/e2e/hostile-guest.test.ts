@@ -4,7 +4,8 @@
 // never let a vCPU thread run outside the allowed CPUs, report every kind of
 // anomaly as counters in the event log, and serve honest hints afterwards;
 // then floods from guest user space (a thread changing its affinity without
-// pause, KICK frames on the agent's port, zeros into the kick port) each cost
+// pause, zeros into the kick port, KICK frames on the agent's port mixed with
+// oversized, unknown and random ones and ended by a truncated one) each cost
 // pvrun less than its guest budget (--pv-guest-cpu, 5 % of a CPU), bounded
 // memory and a bounded log, and hints work again after each.
 import fs from 'node:fs';
@@ -31,7 +32,8 @@ const floods = [
 	// The host's turn: the test writes garbage into the shared memory meanwhile.
 	`echo,host,turn;sleep,${measureS + 3};echo,recover,3;/usr/share/pvrun/pin-busy.sh,0x2,3,0`,
 	`p=$(grep,-l,org.pvrun.kick,/sys/class/virtio-ports/*/name);d=/dev/$(basename,$(dirname,$p));kill,$(pidof,pvagent);sleep,1;echo,flood,kicks,$d;timeout,${floodS},cat,/dev/zero,>,$d;echo,kicks,done`,
-	// Last: what the host has not read of this flood yet drains within the port's budget after it.
+	// Last: what the host has not read of this flood yet drains within the port's budget after it,
+	// and the frame it ends with announces 4 MiB and stops, so the next agent's HELLO must be answered.
 	`sleep,1;echo,flood,frames;pvhint,flood-frames,${floodS};echo,frames,done`,
 	// The agent needs a few seconds under TCG to load its programs; the VM stays up a while after.
 	'pvagent&sleep,5;echo,recover,2;/usr/share/pvrun/pin-busy.sh,0x2,4,2',
@@ -175,6 +177,7 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 		t.ok(m.rssMB < 150, `${name}: its memory stayed bounded (${m.rssMB.toFixed(0)} MB resident)`);
 		t.ok(m.logRate < bound.logBytes, `${name}: its event log grew ${m.logRate.toFixed(0)} bytes a second (at most ${bound.logBytes})`);
 		await guest.waitFor(`${name} done`, 30_000);
+		if (name === 'frames') await guest.waitFor('then a truncated one', 1000);
 		if (name === 'pins') {
 			await guest.waitFor('recover 1', 30_000);
 			t.ok((await within(4000, () => hasExclusiveCpu(qemuPid, threads, 1))) >= 0, 'after the affinity flood an honest taskset gets vCPU 1 a CPU of its own');
@@ -188,6 +191,12 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	t.ok(
 		(await within(6000, () => hasExclusiveCpu(qemuPid, threads, 1))) >= 0,
 		'after the floods, with the agent started again, an honest taskset gets vCPU 1 a CPU of its own',
+	);
+	const agentEvents = readEventLog(logFile).filter((e) => e.event === 'agent');
+	const closedAt = agentEvents.map((e) => e['state']).lastIndexOf('closed');
+	t.ok(
+		closedAt >= 0 && agentEvents.slice(closedAt).some((e) => e['state'] === 'hello'),
+		`after the truncated frame, the restarted agent's hello was answered (agent events: ${agentEvents.map((e) => String(e['state'])).join(', ')})`,
 	);
 	t.equal(await guest.exited, 0, 'the VM ran to its end');
 	await sampled('from the attack to the end');
