@@ -108,6 +108,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
+			"       pvhint live TIMEOUT_MS (wait until the agent's hint programs are attached: exit 0,\n"
+			"              1 on timeout, 3 at once without pvrun's shared memory)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
 			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n"
 			"       pvhint flood-frames SECONDS (test only: KICK and malformed frames into the agent's port, the agent stopped)\n"
@@ -140,6 +142,32 @@ static int feedback(void)
 		       !!(flags & PVSHM_FLAG_VCPU_PREEMPTED), !!(flags & PVSHM_FLAG_PCPU_OVERLOADED),
 		       !!(flags & PVSHM_FLAG_BOOSTED), (unsigned long long)(s->preempted_ns / 1000000));
 	}
+	return 0;
+}
+
+/* Wait until the agent reports hint programs attached (the header's agent_features): what a
+ * workload that needs hints from its first second runs first. Exit 3 at once where there is
+ * no pvrun shared memory (plain QEMU), so the same command line runs in every configuration. */
+static int live(unsigned timeout_ms)
+{
+	uint64_t t0 = pvshm_now_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
+	struct pvshm shm;
+	char why[256];
+
+	if (pvshm_open(&shm, why, sizeof(why))) {
+		printf("pvhint: no hints here (%s)\n", why);
+		return 3;
+	}
+	while (!__atomic_load_n(&shm.hdr->agent_features, __ATOMIC_ACQUIRE)) {
+		if (pvshm_now_ns() > deadline) {
+			printf("pvhint: no hint program attached after %u ms\n", timeout_ms);
+			pvshm_close(&shm);
+			return 1;
+		}
+		usleep(10000);
+	}
+	printf("pvhint: hints live after %llu ms\n", (unsigned long long)((pvshm_now_ns() - t0) / 1000000));
+	pvshm_close(&shm);
 	return 0;
 }
 
@@ -400,6 +428,8 @@ int main(int argc, char **argv)
 		}
 		return attack(&shm);
 	}
+	if (argc == 3 && strcmp(argv[1], "live") == 0)
+		return live((unsigned)strtoul(argv[2], NULL, 10));
 	if (argc == 3 && strcmp(argv[1], "flood-frames") == 0)
 		return flood_frames((unsigned)strtoul(argv[2], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "flood-pins") == 0)

@@ -307,7 +307,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 		`# pvrun benchmark matrix${r.options.quick ? ' (quick)' : ''}`,
 		'',
 		`${r.date.slice(0, 16).replace('T', ' ')} UTC on ${e.host}: ${e.cpus} CPUs (${e.cpuModel}), kernel ${e.kernel}, ${e.qemu}, accelerator ${e.accel}; pvrun ${e.pvrun} (${e.commit || 'no git'}).`,
-		`${r.options.reps} repetition(s) in rotating order, ${r.options.seconds} s per workload after a warm-up; medians with (min–max). ` +
+		`${r.options.reps} repetition(s) in rotating order, ${r.options.seconds} s per workload${r.options.quick ? ' without a warm-up, as soon as hints were live' : ' after a warm-up'}; medians with (min–max). ` +
 			'Ratios are a configuration over the baseline from the same run; for µs metrics lower is better. ' +
 			'act: pvrun --pv-cs act; ceiling: the best placement the machine allows (no overcommit, or the oracle static placement); ' +
 			'gap closed: the share of the way from plain to the ceiling.',

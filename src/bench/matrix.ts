@@ -285,12 +285,20 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	if (!first) return [];
 	// Warm-up: the first workload for 1 s (TCG translates the code; caches fill), then each workload once.
 	const warmupCmd = first.cmd.replace(/,-s,\d+/, ',-s,1');
-	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration
-	// and in the quick run too: without it the first workload runs before pvrun's program is attached.
-	const run = ['sleep,3', warmupCmd, ...planned.map((p) => p.cmd)].join(';');
+	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration:
+	// without it the first workload runs before pvrun's program is attached. The quick run, which
+	// measures nothing, waits only until the program is attached (at once under plain QEMU), and warms nothing up.
+	const run = (options.quick ? ['pvhint,live,30000', ...planned.map((p) => p.cmd)] : ['sleep,3', warmupCmd, ...planned.map((p) => p.cmd)]).join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
 	try {
-		if (scenario.neighbourVm) cleanups.push(await startNeighbourVm(ctx.image));
+		// The quick run boots the neighbour beside the measured VM rather than before it.
+		let neighbour: Promise<() => Promise<void>> | undefined;
+		if (scenario.neighbourVm) {
+			neighbour = startNeighbourVm(ctx.image);
+			neighbour.catch(() => undefined); // awaited below; a failed start stops its VM itself
+			if (options.quick) cleanups.push(async () => (await neighbour?.catch(() => undefined))?.());
+			else cleanups.push(await neighbour);
+		}
 		const hogs = scenario.hostHogs ? startHostHogs(ownCpus().length) : undefined;
 		if (hogs) cleanups.push(hogs.stop);
 		const place = plan.place ?? (config === 'static' ? staticPlace(plan.vcpus) : undefined);
@@ -305,6 +313,7 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		});
 		cleanups.push(() => guest.stop());
 		await guest.waitFor(readyLine, 60_000);
+		await neighbour;
 		if (place) await placeVcpus(qmpSocket, place);
 		const hogsAt = hogs?.cpuNs();
 		const startedAt = performance.now();
@@ -318,7 +327,7 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 					.slice(-2)
 					.join(' | ')}`,
 			);
-		const samples = collect(guest, ctx, planned.length);
+		const samples = collect(guest, ctx, planned.length, !options.quick);
 		// The busy host processes' share of the host's CPUs while the guest ran its workloads (%).
 		if (hogs && hogsAt !== undefined) {
 			const share = (100 * (hogs.cpuNs() - hogsAt)) / ((performance.now() - startedAt) * 1e6 * ownCpus().length);
@@ -330,17 +339,18 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	}
 }
 
-/** The result lines of one boot: the first is the warm-up. */
-function collect(guest: Guest, ctx: BootContext, expected: number): Sample[] {
+/** The result lines of one boot: the first is the warm-up's, if there was one. */
+function collect(guest: Guest, ctx: BootContext, expected: number, warmedUp: boolean): Sample[] {
 	const parsed = guest.lines.map(parseResultLine).filter((p) => p !== undefined);
-	if (parsed.length !== expected + 1) throw new PvrunError(`expected ${expected + 1} result lines from the guest, got ${parsed.length}`);
+	const lines = expected + (warmedUp ? 1 : 0);
+	if (parsed.length !== lines) throw new PvrunError(`expected ${lines} result lines from the guest, got ${parsed.length}`);
 	return parsed.map((p, i) => ({
 		scenario: ctx.scenario.id,
 		config: ctx.config,
 		rep: ctx.rep,
 		order: ctx.order,
 		workload: p.workload,
-		warmup: i === 0,
+		warmup: warmedUp && i === 0,
 		values: p.values,
 	}));
 }

@@ -36,7 +36,7 @@ export const fullOptions: Omit<MatrixOptions, 'out'> = {
 	configs: [...configNames],
 };
 // The quick run (the smoke test's) boots every configuration once, in scenario a, and plain and
-// pvrun in the others, whose set-up (a second VM, busy host processes) is what they test; it
+// pvrun in the others, whose set-up (a second VM, busy host processes) and chart are what they test; it
 // leaves the overhead configuration out (its noise is larger than the 3 % it would measure), and
 // scenario d, which is scenario c's set-up with scenario a's guest.
 export const quickOptions: Omit<MatrixOptions, 'out'> = {
