@@ -385,6 +385,7 @@ static int pay_kick(struct instance *in, struct kick_credit *k)
 		/* Out of credit: act once the kick's cost has come back (that look covers every record
 		 * the kicks read meanwhile announced). What else is queued waits in the socket: a full
 		 * socket holds the guest's writes back in QEMU (virtio-serial), where they cost nothing. */
+		__atomic_fetch_add(&in->stats.credit_waits, 1, __ATOMIC_RELAXED);
 		if (!wait_until(in, now + (uint64_t)(cost - k->credit)))
 			return -1;
 		k->refilled = rt_clock_ns(CLOCK_MONOTONIC);

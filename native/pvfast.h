@@ -70,9 +70,10 @@ struct pvf_take_hdr {
 	uint32_t _pad;
 };
 
-/* The fast path's counters (what pvf_stats reports). */
+/* The fast path's counters (what pvf_stats reports). credit_waits: kicks that waited for
+ * the guest budget's credit (pvf_budget) before the ring was looked at. */
 struct pvf_stats {
-	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors;
+	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors, credit_waits;
 };
 
 /* ---- the API (loaded with koffi: src/fast/binding.ts) ---- */

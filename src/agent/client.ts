@@ -203,6 +203,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 			this.socket.pause();
 		}
 		if (!this.heldTimer) {
+			this.inputWaits++;
 			this.heldTimer = setTimeout(
 				() => {
 					this.heldTimer = undefined;
@@ -215,6 +216,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 	private held: Buffer | undefined;
 	private heldTimer: NodeJS.Timeout | undefined;
+	/** Times bytes from the guest waited for the next window of the input budget. */
+	inputWaits = 0;
 	private windowStart = 0;
 	private windowBytes = 0;
 	private paused = false;

@@ -43,6 +43,8 @@ export interface HintSeries {
 	timeouts: number;
 	/** Of the decisions measured, those the native fast path applied (the rest: pvrun's JavaScript thread). */
 	fastDecisions: number;
+	/** Times the guest budget made a kick or the agent's bytes wait, over the runs (the exit event's `budgetWaits`; absent in results from before it). */
+	budgetWaits?: number;
 	samples: {pinUs: number[]; unpinUs: number[]; hostUs: number[]; relayUs: number[]};
 }
 
@@ -165,6 +167,8 @@ export interface RunSamples {
 	relayUs: number[];
 	timeouts: number;
 	fastDecisions: number;
+	/** The exit event's `budgetWaits`, summed. */
+	budgetWaits: number;
 	stolenPercent: number;
 }
 
@@ -187,6 +191,7 @@ export function series(runs: RunSamples[], pauseUs: number, guestCpuPercent: num
 		guestRelayUs: percentiles(samples.relayUs),
 		timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
 		fastDecisions: runs.reduce((n, r) => n + r.fastDecisions, 0),
+		budgetWaits: runs.reduce((n, r) => n + r.budgetWaits, 0),
 		samples,
 	};
 }
@@ -228,8 +233,13 @@ async function measureRoundTrips(
 		const hostUs = decisions.map((e) => Number(e['hostUs']));
 		const fastDecisions = decisions.filter((e) => e['fast'] === true).length;
 		const relayUs = relayed.slice(2 * warmup);
+		const waits = events.find((e) => e.event === 'exit')?.['budgetWaits'];
+		const budgetWaits = Object.values(typeof waits === 'object' && waits !== null ? waits : {}).reduce(
+			(n: number, v) => n + (typeof v === 'number' ? v : 0),
+			0,
+		);
 		if (pinUs.length === 0 || pinUs.some((v) => !Number.isFinite(v))) throw new PvrunError(`pvhint reported no usable samples: ${summary}`);
-		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions, stolenPercent: stolenPercent(cpuBefore, machineCpuTicks())};
+		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions, budgetWaits, stolenPercent: stolenPercent(cpuBefore, machineCpuTicks())};
 	} finally {
 		await guest.stop();
 	}
@@ -316,6 +326,7 @@ export function hintLatencyReport(r: HintLatencyResult): string {
 		out.push(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
 		out.push(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
 		out.push(`timeouts                            ${s.timeouts}\n`);
+		if (s.guestCpuPercent && s.budgetWaits !== undefined) out.push(`waits for the guest budget           ${s.budgetWaits}\n`);
 		if (s === r.paced) out.push('(no target: a machine-bound tail at long pauses; what matters is the same series before and after a change)\n');
 		else out.push(`targets (issue): round trip p99 < 2 ms: ${p99Below(s.roundTripUs, 2000)}; host side p99 < 50 µs: ${p99Below(s.hostSideUs, 50)}\n`);
 		if (s === r.sparse) {

@@ -118,6 +118,8 @@ export interface FastStats {
 	demotions: number;
 	connects: number;
 	wakeErrors: number;
+	/** Kicks that waited for the guest budget's credit. */
+	creditWaits: number;
 }
 
 const statNames: ReadonlyArray<keyof FastStats> = statFields;

@@ -37,7 +37,7 @@ export const Applied = {entry: 0, back: 4, tid: 8, seq: 16, latencyNs: 24, faile
 /** struct pvf_take_hdr. */
 export const TakeHeader = {valid: 0, phase: 4, cursor: 8, count: 16, size: 24} as const;
 /** struct pvf_stats: its fields, each a u64, in order. */
-export const statFields = ['kicks', 'applied', 'noTable', 'notCovered', 'invalid', 'pinErrors', 'demotions', 'connects', 'wakeErrors'] as const;
+export const statFields = ['kicks', 'applied', 'noTable', 'notCovered', 'invalid', 'pinErrors', 'demotions', 'connects', 'wakeErrors', 'creditWaits'] as const;
 /**
  * A counters struct of the library (struct pvf_stats, struct pvs_stats: u64
  * fields in the order of `names`) as numbers; all zero without a buffer (the

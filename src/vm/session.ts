@@ -491,10 +491,11 @@ export class HintSession {
 		clearInterval(this.watchTimer);
 		this.engine?.stop();
 		this.cs?.stop();
+		const fastStats = this.fast?.stats();
 		if (this.fast) {
 			this.log.write('fast-path', {
 				state: 'off',
-				...this.fast.stats(),
+				...fastStats,
 				fastDecisions: this.engine?.decisions.fast ?? 0,
 				slowDecisions: this.engine?.decisions.slow ?? 0,
 				fastDisagreed: this.engine?.decisions.disagreed ?? 0,
@@ -509,7 +510,9 @@ export class HintSession {
 			const p = percentiles(this.engine.hostLatenciesUs);
 			this.log.write('host-latency', {n: p.n, p50Us: p.p50, p99Us: p.p99, maxUs: p.max});
 		}
-		this.log.write('exit', {counters: {...this.reader.counters}});
+		// How often the guest budget made what the guest asked for wait (0 for a well-behaved guest).
+		const budgetWaits = {kicks: this.engine?.creditWaits ?? 0, fastKicks: fastStats?.creditWaits ?? 0, port: this.agent?.inputWaits ?? 0};
+		this.log.write('exit', {counters: {...this.reader.counters}, budgetWaits});
 		removeRunFiles(this.plan, this.area);
 		this.log.close();
 	}

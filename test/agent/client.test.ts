@@ -400,6 +400,7 @@ t.test('one read larger than the budget is parsed a window at a time, and what f
 	t.ok(kickTimes.length >= 4 && kickTimes.length <= 6, `${kickTimes.length} kick events, one per slice parsed`);
 	const spread = (kickTimes.at(-1) ?? 0) - (kickTimes[0] ?? 0);
 	t.ok(spread >= 2 * budget.inputWindowMs, `the slices ${spread.toFixed(0)} ms apart from first to last`);
+	t.ok(c.inputWaits >= 3, `the bytes beyond the first window waited (counted ${c.inputWaits} times)`);
 });
 
 t.test('a flood of KICK frames: read within the input budget, one kick per read, and the channel goes on', async (t) => {

@@ -5,8 +5,17 @@
 import t from 'tap';
 import {hintLatencyReport, series, type HintLatencyResult, type RunSamples} from '../../src/bench/hint-latency.js';
 
-const run1: RunSamples = {pinUs: [100, 300, 200], unpinUs: [50, 60, 70], hostUs: [10, 20], relayUs: [5], timeouts: 1, fastDecisions: 2, stolenPercent: 1.23456};
-const run2: RunSamples = {pinUs: [1000, 400], unpinUs: [80, 90], hostUs: [30], relayUs: [], timeouts: 2, fastDecisions: 1, stolenPercent: 0};
+const run1: RunSamples = {
+	pinUs: [100, 300, 200],
+	unpinUs: [50, 60, 70],
+	hostUs: [10, 20],
+	relayUs: [5],
+	timeouts: 1,
+	fastDecisions: 2,
+	budgetWaits: 0,
+	stolenPercent: 1.23456,
+};
+const run2: RunSamples = {pinUs: [1000, 400], unpinUs: [80, 90], hostUs: [30], relayUs: [], timeouts: 2, fastDecisions: 1, budgetWaits: 4, stolenPercent: 0};
 
 t.test('series: the runs pooled, with the p99 and the stolen time of each run', async (t) => {
 	t.strictSame(series([run1, run2], 5000, 5), {
@@ -20,6 +29,7 @@ t.test('series: the runs pooled, with the p99 and the stolen time of each run', 
 		guestRelayUs: {n: 1, p50: 5, p90: 5, p99: 5, max: 5},
 		timeouts: 3,
 		fastDecisions: 3,
+		budgetWaits: 4,
 		samples: {pinUs: [100, 300, 200, 1000, 400], unpinUs: [50, 60, 70, 80, 90], hostUs: [10, 20, 30], relayUs: [5]},
 	});
 	t.strictSame(run1.pinUs, [100, 300, 200], "the runs' samples are left in their order");
@@ -74,6 +84,8 @@ t.test('the report: a paced series with the default budget has no target, and re
 	t.ok(at > text.indexOf('\nsparse ('), 'after the sparse series');
 	t.equal(text.split('\n').filter((l) => l.startsWith('targets')).length, 2, 'targets for back to back and sparse only');
 	t.match(text.slice(at), /\(no target: a machine-bound tail at long pauses/);
+	t.match(text.slice(at), /\nwaits for the guest budget {11}0\n/, 'and how often the budget made the guest wait');
+	t.notMatch(text.slice(0, at), /waits for the guest budget/, 'not for the series with the budget off');
 	t.notMatch(hintLatencyReport(result()), /\npaced /, 'an older result: no paced section');
 });
 

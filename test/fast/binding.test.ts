@@ -323,6 +323,7 @@ t.test("a kick flood is acted on at most once per empty kick's cost after a burs
 	t.ok(kicks <= (b.burstMs + seconds * 1000) / b.emptyKickMs + 20, `acted on ${kicks} kicks in ${seconds.toFixed(2)} s`);
 	t.ok(wakes <= kicks + 1, `woke the JavaScript side ${wakes} times`);
 	t.ok(cpu < 0.2, `the native thread used ${Math.round(cpu * 100)} % of a CPU`);
+	t.ok(f.fast.stats().creditWaits > 0, `the kicks waited for credit (${f.fast.stats().creditWaits} times)`);
 	// After the flood a hint is applied as before.
 	f.publish();
 	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});

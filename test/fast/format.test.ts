@@ -33,7 +33,7 @@ int main(void) {
 	${fields('pvf_feedback', {vcpu: 'vcpu', exclusive: 'exclusive', pcpu: 'pcpu', hintTid: 'hint_tid'})}
 	${fields('pvf_applied', {entry: 'entry', back: 'back', tid: 'tid', seq: 'seq', latencyNs: 'latency_ns', failedOps: 'failed_ops', lastErrno: 'last_errno'})}
 	${fields('pvf_take_hdr', {valid: 'valid', phase: 'phase', cursor: 'cursor', count: 'count'})}
-	${fields('pvf_stats', {kicks: 'kicks', applied: 'applied', noTable: 'no_table', notCovered: 'not_covered', invalid: 'invalid', pinErrors: 'pin_errors', demotions: 'demotions', connects: 'connects', wakeErrors: 'wake_errors'})}
+	${fields('pvf_stats', {kicks: 'kicks', applied: 'applied', noTable: 'no_table', notCovered: 'not_covered', invalid: 'invalid', pinErrors: 'pin_errors', demotions: 'demotions', connects: 'connects', wakeErrors: 'wake_errors', creditWaits: 'credit_waits'})}
 	return 0;
 }
 `;

@@ -169,6 +169,7 @@ export class AffinityEngine implements HintTypeEngine {
 			const b = this.budget;
 			this.kickCredit.spend((read !== 0 ? b.newsKickMs + read * b.recordMs : b.emptyKickMs) + (this.changes - changes) * b.decisionMs);
 		} else if (!this.kickTimer) {
+			this.creditWaits++;
 			this.kickTimer = setTimeout(() => {
 				this.kickTimer = undefined;
 				this.kick();
@@ -178,6 +179,8 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 	/** The polls kicks may cause (budget). */
 	private readonly kickCredit: TokenBucket;
+	/** Kicks that waited for the credit before their poll. */
+	creditWaits = 0;
 	/** Commits that changed a vCPU's placement, on either path, and records decoded (for the budget). */
 	private changes = 0;
 	private recordsRead = 0;

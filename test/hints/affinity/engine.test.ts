@@ -105,6 +105,7 @@ t.test("a flood of kicks polls at most once per empty kick's cost after a burst,
 	const polls = reader.polls - before;
 	const b = guestBudget();
 	t.ok(polls <= 2 * ((b.burstMs + ms) / b.emptyKickMs + 1), `${kicks} kicks in ${ms.toFixed(0)} ms: ${polls} looks`);
+	t.ok(engine.creditWaits > 0, `the flood waited for credit (${engine.creditWaits} times)`);
 	// A record that comes during the gap is seen by the poll at its end.
 	new Guest(area).append({tid: 300, tgid: 300, mask: maskOf(1)});
 	engine.kick();
@@ -165,6 +166,7 @@ t.test('with --pv-guest-cpu off, kicks that each bring a record are all answered
 		if (reader.tail !== i + 1) break;
 	}
 	t.equal(reader.tail, hints, 'each record drained by its own kick, none left waiting for credit');
+	t.equal(engine.creditWaits, 0, 'no wait counted');
 });
 
 t.test('a record flood past the log budget: one hint-summary a second with the exact counts, not one line each', async (t) => {
