@@ -212,6 +212,8 @@ t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t
 	const allowed = [ownCpus().at(-1) ?? 0];
 	// The pin held 6 s: on a loaded machine the attack's records may still be read when it comes.
 	const {guest, logFile, sampled} = await attackRun(t, ['--pv-cpus', String(allowed[0])], allowed, '', 6);
+	await guest.waitFor('pin-busy: pinned', 30_000);
+	const pinnedAt = new Date().toISOString();
 	await guest.waitFor('pin-busy: stopped', 30_000);
 	await guest.waitFor('pin-busy: done', 30_000);
 	await sampled('from the attack to the end');
@@ -229,6 +231,9 @@ t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t
 				(e.event === 'deny' && (e['vcpus'] as number[]).includes(1)) ||
 				(e.event === 'suppressed' && Number((e['lines'] as Record<string, number>)['deny']) > 0),
 		),
-		`the request for vCPU 1 was denied and logged, or counted among the deny lines left out (one CPU cannot be given away); the log said: ${said.slice(0, 1500)}`,
+		`the request for vCPU 1 was denied and logged, or counted among the deny lines left out (one CPU cannot be given away); the guest pinned at ${pinnedAt}; the log said: ${said.slice(0, 1500)}; ${events
+			.filter((e) => e.event === 'fast-path' || e.event === 'exit' || e.event === 'reset' || e.event === 'agent')
+			.map((e) => JSON.stringify(e))
+			.join(' | ')}`,
 	);
 });
