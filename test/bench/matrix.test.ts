@@ -23,6 +23,7 @@ import {
 import {ownCpus} from '../../src/host/cpus.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {packageRoot} from '../../src/util/paths.js';
+import {privateTmpdir} from '../helpers/run-dirs.js';
 
 const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'bench', 'schema', 'matrix.schema.json'), 'utf8')) as object;
 const validate = new Ajv({allErrors: true}).compile(schema);
@@ -127,18 +128,9 @@ t.setTimeout(8 * 60_000);
 t.test('pvrun bench --quick: every scenario, configuration and workload; valid JSON; nothing left behind', async (t) => {
 	t.setTimeout(8 * 60_000);
 	const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-test-'));
-	// The bench gets a temporary directory of its own, so that what it leaves is told apart
-	// from the files of tests that run beside it (make test runs this file in parallel).
-	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-tmp-'));
-	t.teardown(() => {
-		fs.rmSync(out, {recursive: true, force: true});
-		fs.rmSync(tmp, {recursive: true, force: true});
-	});
-	const runs = new Set<string>();
-	const watcher = fs.watch(tmp, (_event, name) => {
-		if (name !== null && name.startsWith('pvrun-')) runs.add(name);
-	});
-	t.teardown(() => watcher.close());
+	t.teardown(() => fs.rmSync(out, {recursive: true, force: true}));
+	// make test runs this file in parallel with others.
+	const {tmp, seen} = privateTmpdir(t, 'pvrun-matrix-tmp-');
 	const [node = 'node', ...cli] = pvrunCommand();
 	const started = performance.now();
 	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {
@@ -147,7 +139,7 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 		stdin: 'ignore',
 		env: {TMPDIR: tmp},
 	});
-	watcher.close();
+	const runDirs = seen();
 	t.comment(`pvrun bench --quick: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);
 	const result = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as MatrixResult;
@@ -175,7 +167,6 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	t.match(md, /\| poll iterations \(\/s\) \|/);
 	for (const sc of quickOptions.scenarios)
 		t.match(fs.readFileSync(path.join(out, `matrix-${sc}.svg`), 'utf8'), /^<svg[^>]*>[\s\S]*<\/svg>$/, `matrix-${sc}.svg`);
-	const runDirs = [...runs].filter((name) => /^pvrun-\d+-[0-9a-f]+$/.test(name));
 	t.ok(runDirs.length >= quickOptions.scenarios.length, `the run directory of each pvrun VM was seen (${runDirs.join(', ')})`);
 	t.same(fs.readdirSync(tmp), [], 'no run or work directory left');
 	t.same(

@@ -1,28 +1,20 @@
 // `pvrun demo`, the main job of `make demo`, as a user runs it: one real guest
 // booted through pvrun, the table of what the host did, and nothing left behind.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
 import {pvrunCommand} from '../../src/guest/boot.js';
+import {privateTmpdir} from '../helpers/run-dirs.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 
 t.test('pvrun demo: vCPU 1 gets a CPU of its own while the guest asks, and floats again', async (t) => {
 	t.setTimeout(150_000);
-	// The demo gets a temporary directory of its own, so that what it leaves is told apart from the
-	// files of tests that run beside it; its shared memory is named after its run directory.
-	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-demo-test-'));
-	t.teardown(() => fs.rmSync(tmp, {recursive: true, force: true}));
-	const runs = new Set<string>();
-	const watcher = fs.watch(tmp, (_event, name) => {
-		if (name !== null && /^pvrun-\d+-[0-9a-f]+$/.test(name)) runs.add(name);
-	});
-	t.teardown(() => watcher.close());
+	const {tmp, seen} = privateTmpdir(t, 'pvrun-demo-test-');
 	const started = performance.now();
 	const run = await execa(node, [...cli, 'demo'], {reject: false, timeout: 140_000, stdin: 'ignore', env: {TMPDIR: tmp}});
-	watcher.close();
+	const runs = seen();
 	t.comment(`pvrun demo: ${((performance.now() - started) / 1000).toFixed(1)} s`);
 	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);
 	const rows = run.stdout.split('\n').filter((l) => /^ {2} {3}\d {2} +\d+ {3}/.test(l));
@@ -37,10 +29,10 @@ t.test('pvrun demo: vCPU 1 gets a CPU of its own while the guest asks, and float
 	t.match(run.stdout, /\d+ hints: p50 [\d.]+ ms, p90 [\d.]+ ms, p99 [\d.]+ ms/, 'the round trip was measured in the guest');
 	t.match(run.stdout, /host side \(record visible -> affinity applied\): p50 \d+ µs/, 'and on the host');
 	t.match(run.stderr, /done: vCPU 1 had a CPU of its own while the guest asked for it, and floated again after/);
-	t.ok(runs.size > 0, `its run directory was seen (${[...runs].join(', ')})`);
+	t.ok(runs.length > 0, `its run directory was seen (${runs.join(', ')})`);
 	t.same(fs.readdirSync(tmp), [], 'no run or work directory left');
 	t.same(
-		[...runs].filter((name) => fs.existsSync(path.join('/dev/shm', name))),
+		runs.filter((name) => fs.existsSync(path.join('/dev/shm', name))),
 		[],
 		'no shared-memory file left',
 	);

@@ -1,5 +1,6 @@
 // Fake pvrun run directories in a private root, for what reads them
-// (src/vm/state.ts, pvrun status).
+// (src/vm/state.ts, pvrun status); and a private TMPDIR that shows which
+// run directories a real pvrun made there.
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,4 +30,28 @@ export function validState(id: string, pid: number, extra: Partial<VmState> = {}
 
 export function writeJson(dir: string, data: unknown): void {
 	fs.writeFileSync(path.join(dir, 'state.json'), typeof data === 'string' ? data : JSON.stringify(data));
+}
+
+/**
+ * A temporary directory of its own for a pvrun command (its TMPDIR), so that what it leaves is
+ * told apart from the files of tests that run beside it: the run directories that appear in it
+ * (pvrun-<pid>-<hex>; the shared memory in /dev/shm has the same name) are watched until `seen()`.
+ */
+export function privateTmpdir(t: Pick<Test, 'teardown'>, prefix: string): {tmp: string; seen: () => string[]} {
+	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+	const runs = new Set<string>();
+	const watcher = fs.watch(tmp, (_event, name) => {
+		if (name !== null && /^pvrun-\d+-[0-9a-f]+$/.test(name)) runs.add(name);
+	});
+	t.teardown(() => {
+		watcher.close();
+		fs.rmSync(tmp, {recursive: true, force: true});
+	});
+	return {
+		tmp,
+		seen: () => {
+			watcher.close();
+			return [...runs];
+		},
+	};
 }
