@@ -4,8 +4,9 @@ SHELL := /bin/bash
 STAMPS := .stamps
 PVRUN := node dist/cli/main.js
 TS_SOURCES := $(shell find src -name '*.ts')
+LINTS := lint-eslint lint-types lint-format lint-paths
 
-.PHONY: all setup build image demo test lint lint-eslint lint-types lint-format lint-paths tap bench clean distclean
+.PHONY: all setup build image demo test lint $(LINTS) tap bench clean distclean
 
 all: build
 
@@ -47,8 +48,7 @@ bench: image
 	@$(PVRUN) bench
 	@$(PVRUN) bench hint-latency
 
-# The checks run side by side (each is one process, mostly on one CPU); make fails if any does.
-LINTS := lint-eslint lint-types lint-format lint-paths
+# The checks ($(LINTS)) run side by side (each is one process, mostly on one CPU); make fails if any does.
 lint: $(STAMPS)/setup
 	@$(MAKE) --no-print-directory -j4 $(LINTS)
 

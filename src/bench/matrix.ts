@@ -283,12 +283,13 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	const {planned} = plan;
 	const first = planned[0];
 	if (!first) return [];
-	// Warm-up: the first workload for 1 s (TCG translates the code; caches fill), then each workload once.
-	const warmupCmd = first.cmd.replace(/,-s,\d+/, ',-s,1');
 	// The guest waits for the agent and its program first (pvrun), the same 3 s in every configuration:
-	// without it the first workload runs before pvrun's program is attached. The quick run, which
-	// measures nothing, waits only until the program is attached (at once under plain QEMU), and warms nothing up.
-	const run = (options.quick ? ['pvhint,live,30000', ...planned.map((p) => p.cmd)] : ['sleep,3', warmupCmd, ...planned.map((p) => p.cmd)]).join(';');
+	// without it the first workload runs before pvrun's program is attached. Then a warm-up: the first
+	// workload for 1 s (TCG translates the code; caches fill), then each workload once. The quick run,
+	// which measures nothing, waits only until the program is attached (at once under plain QEMU), and
+	// warms nothing up.
+	const lead = options.quick ? ['pvhint,live,30000'] : ['sleep,3', first.cmd.replace(/,-s,\d+/, ',-s,1')];
+	const run = [...lead, ...planned.map((p) => p.cmd)].join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
 	try {
 		// The quick run boots the neighbour beside the measured VM rather than before it.
@@ -296,8 +297,8 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		if (scenario.neighbourVm) {
 			neighbour = startNeighbourVm(ctx.image);
 			neighbour.catch(() => undefined); // awaited below; a failed start stops its VM itself
-			if (options.quick) cleanups.push(async () => (await neighbour?.catch(() => undefined))?.());
-			else cleanups.push(await neighbour);
+			cleanups.push(async () => (await neighbour?.catch(() => undefined))?.());
+			if (!options.quick) await neighbour;
 		}
 		const hogs = scenario.hostHogs ? startHostHogs(ownCpus().length) : undefined;
 		if (hogs) cleanups.push(hogs.stop);
