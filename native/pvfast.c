@@ -57,6 +57,8 @@
 #define KICK_NEWS_NS 10000000ull
 #define KICK_DECISION_NS 36000000ull
 #define KICK_BURST_NS 1000000000ull
+/* How often a kick held for pvrun's CPU share looks whether pvf_allow allows it now. */
+#define ALLOWANCE_LOOK_MS 10
 
 struct ops {
 	uint32_t n_ops, n_fb;
@@ -92,6 +94,9 @@ struct instance {
 	struct pvf_stats stats;
 	/* The kicks' costs and burst, ns (pvf_budget; read by the thread without the lock). */
 	uint64_t empty_ns, news_ns, decision_ns, burst_ns;
+	/* No kick is acted on once the process's CPU time (CLOCK_PROCESS_CPUTIME_ID) reaches this, ns
+	 * (pvf_allow; read without the lock). */
+	uint64_t cpu_limit;
 	/* The thread's own: SCHED_FIFO within a budget (a guest flooding kicks gets a normal thread, not a CPU). */
 	struct rt_budget rt;
 };
@@ -379,6 +384,18 @@ static int pay_kick(struct instance *in, struct kick_credit *k)
 	int64_t cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
 	int news;
 
+	if (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) >= __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED)) {
+		/* pvrun as a whole used its share: this kick waits until pvrun's next sample of its CPU
+		 * allows more (at most 100 ms; this looks every ALLOWANCE_LOOK_MS meanwhile). */
+		__atomic_fetch_add(&in->stats.credit_waits, 1, __ATOMIC_RELAXED);
+		do {
+			if (!wait_until(in, rt_clock_ns(CLOCK_MONOTONIC) + ALLOWANCE_LOOK_MS * 1000000ull))
+				return -1;
+		} while (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) >= __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED));
+		now = rt_clock_ns(CLOCK_MONOTONIC);
+		head = load_u64(&hdr->ring_head);
+		cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
+	}
 	k->credit = k->credit + (int64_t)(now - k->refilled) > burst ? burst : k->credit + (int64_t)(now - k->refilled);
 	k->refilled = now;
 	if (k->credit < cost) {
@@ -479,6 +496,7 @@ int pvf_start(const char *shm_path, const char *kick_path, int tgid)
 	in->news_ns = KICK_NEWS_NS;
 	in->decision_ns = KICK_DECISION_NS;
 	in->burst_ns = KICK_BURST_NS;
+	in->cpu_limit = UINT64_MAX;
 	fd = open(shm_path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		goto fail;
@@ -644,6 +662,18 @@ int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, ui
 	__atomic_store_n(&in->empty_ns, empty_ns, __ATOMIC_RELAXED);
 	__atomic_store_n(&in->news_ns, news_ns, __ATOMIC_RELAXED);
 	__atomic_store_n(&in->decision_ns, decision_ns, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int pvf_allow(int h, uint64_t ns)
+{
+	struct instance *in = get(h);
+	uint64_t now;
+
+	if (!in)
+		return -EINVAL;
+	now = rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	__atomic_store_n(&in->cpu_limit, ns > UINT64_MAX - now ? UINT64_MAX : now + ns, __ATOMIC_RELAXED);
 	return 0;
 }
 

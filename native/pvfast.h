@@ -71,7 +71,7 @@ struct pvf_take_hdr {
 };
 
 /* The fast path's counters (what pvf_stats reports). credit_waits: kicks that waited for
- * the guest budget's credit (pvf_budget) before the ring was looked at. */
+ * the guest budget's credit (pvf_budget) or CPU allowance (pvf_allow) before the ring was looked at. */
 struct pvf_stats {
 	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors, credit_waits;
 };
@@ -97,6 +97,12 @@ int pvf_take(int h, int end, struct pvf_take_hdr *hdr, struct pvf_applied *list,
  * finds no new record `empty_ns`, one that finds some `news_ns`, and each change it applies
  * `decision_ns` on top (each at most the burst). 0 or -EINVAL. */
 int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns);
+/* Act on kicks only while this process (all its threads) has used less than `ns` more CPU
+ * time than it has now (CLOCK_PROCESS_CPUTIME_ID): pvrun's measured CPU against the guest's
+ * share (src/util/cpu-governor.ts), renewed at each of its samples; 0 lets no kick through
+ * until the next. A kick past it waits (counted in credit_waits). Until the first call, kicks
+ * are not held. 0 or -EINVAL. */
+int pvf_allow(int h, uint64_t ns);
 /* Look at the ring now, as on a kick, in the caller's thread. 0 or -EINVAL. */
 int pvf_scan(int h);
 /* The counters. 0 or -EINVAL. */

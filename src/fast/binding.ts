@@ -22,6 +22,7 @@ export interface FastLib {
 	pvf_take: KoffiFunc<(h: number, end: number, hdr: Uint8Array, list: Uint8Array, max: number) => number>;
 	pvf_stats: KoffiFunc<(h: number, out: Uint8Array) => number>;
 	pvf_scan: KoffiFunc<(h: number) => number>;
+	pvf_allow: KoffiFunc<(h: number, ns: number) => number>;
 	pvf_budget: KoffiFunc<(h: number, burstNs: number, emptyNs: number, newsNs: number, decisionNs: number) => number>;
 	pvf_stop: KoffiFunc<(h: number) => void>;
 	pvs_start: KoffiFunc<(objPath: string, shmPath: string) => number>;
@@ -52,6 +53,7 @@ export function fastLib(): FastLib | string {
 			pvf_take: fn('int pvf_take(int h, int end, _Out_ uint8_t *hdr, _Out_ uint8_t *list, uint32_t max)'),
 			pvf_stats: fn('int pvf_stats(int h, _Out_ uint8_t *out)'),
 			pvf_scan: fn('int pvf_scan(int h)'),
+			pvf_allow: fn('int pvf_allow(int h, uint64_t ns)'),
 			pvf_budget: fn('int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns)'),
 			pvf_stop: fn('void pvf_stop(int h)'),
 			pvs_start: fn('int pvs_start(const char *obj_path, const char *shm_path)'),
@@ -217,6 +219,11 @@ export class FastPath implements FastLink {
 		const most = (ms: number): number => ns(Math.min(ms, b.burstMs));
 		const rc = this.lib.pvf_budget(this.handle, ns(b.burstMs), most(b.emptyKickMs), most(b.newsKickMs), most(b.decisionMs));
 		if (rc !== 0) throw new Error(`the fast path refused a budget (errno ${-rc}): a bug in pvrun`);
+	}
+
+	/** Act on kicks only until this process has used `cpuMs` more CPU (pvrun's share: cpu-governor.ts). */
+	allow(cpuMs: number): void {
+		if (!this.stopped) this.lib.pvf_allow(this.handle, Math.round(Math.max(cpuMs, 0) * 1e6));
 	}
 
 	stats(): FastStats {

@@ -330,3 +330,22 @@ t.test("a kick flood is acted on at most once per empty kick's cost after a burs
 	await f.kick();
 	t.equal(f.take().length, 1, 'a hint after the flood is applied');
 });
+
+t.test('past the CPU allowance (pvrun over its share) a kick waits for the next, then is acted on', async (t) => {
+	const f = await setUp(t);
+	f.publish();
+	const waitsBefore = f.fast.stats().creditWaits;
+	f.fast.allow(0);
+	const started = performance.now();
+	setTimeout(() => f.fast.allow(1000), 300);
+	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});
+	await f.kick();
+	const waited = performance.now() - started;
+	t.ok(waited >= 295, `the kick was acted on once allowed, ${waited.toFixed(0)} ms later`);
+	t.equal(f.fast.stats().creditWaits, waitsBefore + 1, 'and counted as a wait');
+	t.equal(f.take().length, 1, 'the hint was applied');
+	const again = performance.now();
+	f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.exit, mask: maskOf()});
+	await f.kick();
+	t.ok(performance.now() - again < 300, 'within the allowance, a kick is acted on at once');
+});
