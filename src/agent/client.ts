@@ -62,6 +62,8 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		 * stay far below it.
 		 */
 		private readonly input: Pick<GuestBudget, 'inputBytes' | 'inputWindowMs'>,
+		/** How long the guest's bytes must wait for pvrun's measured CPU (cpu-governor.ts), ms. */
+		private readonly cpuHoldMs: () => number,
 	) {
 		super();
 		socket.setNoDelay(true);
@@ -73,7 +75,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	}
 
 	/** Connect to the chardev socket, retrying until QEMU listens or `timeoutMs` passes. */
-	static async connect(path: string, timeoutMs: number, signal?: AbortSignal, budget: GuestBudget = guestBudget()): Promise<AgentClient> {
+	static async connect(
+		path: string,
+		timeoutMs: number,
+		signal?: AbortSignal,
+		budget: GuestBudget = guestBudget(),
+		cpuHoldMs: () => number = () => 0,
+	): Promise<AgentClient> {
 		const deadline = Date.now() + timeoutMs;
 		for (;;) {
 			if (signal?.aborted) throw new AgentError(`gave up connecting to the agent channel ${path}: ${String(signal.reason)}`);
@@ -83,7 +91,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 					s.once('connect', () => resolve(s));
 					s.once('error', reject);
 				});
-				return new AgentClient(socket, budget);
+				return new AgentClient(socket, budget, cpuHoldMs);
 			} catch (error) {
 				if (Date.now() > deadline) throw new AgentError(`cannot connect to the agent channel ${path}`, {cause: error});
 				await new Promise((r) => setTimeout(r, 20));
@@ -168,8 +176,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
 	/**
 	 * A guest that floods its port would keep this thread busy parsing: at most `inputBytes` are
-	 * parsed per window; the rest of a read waits here, and the socket is paused meanwhile, so
-	 * QEMU holds the guest's further writes back (virtio-serial).
+	 * parsed per window, and none while pvrun is over its CPU share; the rest of a read waits
+	 * here, and the socket is paused meanwhile, so QEMU holds the guest's further writes back
+	 * (virtio-serial).
 	 */
 	private onData(chunk: Buffer): void {
 		if (this.discarding) return;
@@ -186,7 +195,9 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 			this.windowStart = now;
 			this.windowBytes = 0;
 		}
-		const room = Math.max(0, this.input.inputBytes - this.windowBytes);
+		// Over pvrun's CPU share, nothing is parsed until the hold ends.
+		const hold = this.cpuHoldMs();
+		const room = hold > 0 ? 0 : Math.max(0, this.input.inputBytes - this.windowBytes);
 		const take = room >= held.length ? held : held.subarray(0, room);
 		this.held = take === held ? undefined : held.subarray(take.length);
 		this.windowBytes += take.length;
@@ -209,7 +220,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 					this.heldTimer = undefined;
 					this.parseHeld();
 				},
-				Math.max(1, this.windowStart + this.input.inputWindowMs - now),
+				Math.ceil(Math.max(hold, this.windowStart + this.input.inputWindowMs - now)) + 1,
 			);
 			this.heldTimer.unref();
 		}

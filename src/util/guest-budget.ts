@@ -36,6 +36,12 @@ export interface GuestBudget {
 	/** Bytes read from the agent's port per `inputWindowMs`; the rest waits in QEMU. */
 	inputBytes: number;
 	inputWindowMs: number;
+	/**
+	 * The measured CPU's bound (cpu-governor.ts): the whole process held to `percent`, with
+	 * `burstCpuMs` at once. Below the share, so that over any 10 s the burst and what a flood
+	 * adds between two samples still leave the average under it. Absent: no bound.
+	 */
+	governor?: {percent: number; burstCpuMs: number};
 }
 
 /** The budgets for a share of `percent` (0 < percent ≤ 100) of one host CPU; 0 for none (`--pv-guest-cpu off`). */
@@ -54,5 +60,8 @@ export function guestBudget(percent = defaultGuestCpuPercent): GuestBudget {
 		// At 5 %: a flood of KICK frames parsed at 64 KiB per 100 ms costs ~1.5 % of a CPU.
 		inputBytes: Math.round(64 * 1024 * (percent / defaultGuestCpuPercent)),
 		inputWindowMs: 100,
+		// At 5 %: 4 % on average and 80 ms at once (0.8 % of a CPU over 10 s), room for pvrun's
+		// own bursts (a critical-section summary, a program load) beside a busy guest's hints.
+		governor: {percent: percent * 0.8, burstCpuMs: percent * 16},
 	};
 }

@@ -28,6 +28,7 @@ import {updateCs, updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
 import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
+import {CpuGovernor} from '../util/cpu-governor.js';
 
 /** Nice value of the threads on the hint path (pvrun's own, QEMU's main loop). */
 const channelNice = -10;
@@ -86,6 +87,9 @@ export class HintSession {
 	private readonly reader: RingReader;
 	/** What the guest may make pvrun spend (--pv-guest-cpu). */
 	private readonly budget: GuestBudget;
+	/** pvrun's measured CPU held within the guest's share, from the end of set-up on (absent with --pv-guest-cpu off). */
+	private governor: CpuGovernor | undefined;
+	private readonly cpuHoldMs = (): number => this.governor?.holdMs() ?? 0;
 
 	constructor(
 		private readonly plan: VmPlan,
@@ -154,12 +158,21 @@ export class HintSession {
 			getThreadAffinity,
 			this.qemu.pid,
 			this.budget,
+			this.cpuHoldMs,
 		);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
 		this.engine.start();
 		if (this.plan.cs !== 'off') this.startCs(threads);
+		// Set-up (QMP, the host BPF program) is pvrun's own and happens once; from here on the
+		// guest drives the work.
+		if (this.budget.governor) {
+			this.governor = new CpuGovernor(this.budget.governor);
+			this.governor.onAllowance = (ms) => this.fast?.allow(ms);
+			this.governor.onHold = () => this.cpuHeld();
+			this.governor.start();
+		}
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
 		// Not every QEMU version announces CPU hot-plug with an event: look every 5 s too (~0.2 ms).
 		this.refresher = setInterval(() => void this.refreshVcpus(pinner), 5000);
@@ -172,7 +185,7 @@ export class HintSession {
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
 		this.watchTimer.unref();
 		this.publishHints();
-		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal, this.budget), exited]);
+		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal, this.budget, this.cpuHoldMs), exited]);
 		if (this.closed) return this.agent.close();
 		this.agent.on('kick', () => {
 			this.agentKicks++;
@@ -404,6 +417,21 @@ export class HintSession {
 		}
 	}
 
+	/** A hold began: one line at most every 10 s, with the holds since the last (the exit line has them all). */
+	private cpuHeld(): void {
+		const now = performance.now();
+		const holds = this.governor?.holds ?? 0;
+		if (now - this.cpuHoldLine.at < 10_000) return;
+		const n = holds - this.cpuHoldLine.holds;
+		this.cpuHoldLine = {at: now, holds};
+		this.log.write(
+			'cpu-hold',
+			{holds: n, percent: this.plan.guestCpuPercent},
+			`pvrun is over its CPU share (--pv-guest-cpu ${this.plan.guestCpuPercent}): what the guest asks waits (${n} time${n === 1 ? '' : 's'} since the last such line)`,
+		);
+	}
+	private cpuHoldLine = {at: -Infinity, holds: 0};
+
 	private warn(message: string): void {
 		if (!this.closed) this.log.warn(message);
 	}
@@ -489,6 +517,7 @@ export class HintSession {
 		this.closed = true;
 		clearInterval(this.refresher);
 		clearInterval(this.watchTimer);
+		this.governor?.stop();
 		this.engine?.stop();
 		this.cs?.stop();
 		const fastStats = this.fast?.stats();
@@ -511,7 +540,12 @@ export class HintSession {
 			this.log.write('host-latency', {n: p.n, p50Us: p.p50, p99Us: p.p99, maxUs: p.max});
 		}
 		// How often the guest budget made what the guest asked for wait (0 for a well-behaved guest).
-		const budgetWaits = {kicks: this.engine?.creditWaits ?? 0, fastKicks: fastStats?.creditWaits ?? 0, port: this.agent?.inputWaits ?? 0};
+		const budgetWaits = {
+			kicks: this.engine?.creditWaits ?? 0,
+			fastKicks: fastStats?.creditWaits ?? 0,
+			port: this.agent?.inputWaits ?? 0,
+			cpuHolds: this.governor?.holds ?? 0,
+		};
 		this.log.write('exit', {counters: {...this.reader.counters}, budgetWaits});
 		removeRunFiles(this.plan, this.area);
 		this.log.close();

@@ -403,6 +403,21 @@ t.test('one read larger than the budget is parsed a window at a time, and what f
 	t.ok(c.inputWaits >= 3, `the bytes beyond the first window waited (counted ${c.inputWaits} times)`);
 });
 
+t.test("while pvrun's measured CPU is over the share, the guest's bytes wait for the hold's end", async (t) => {
+	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, f.payload)));
+	let holdUntil = performance.now() + 300;
+	const c = await AgentClient.connect(a.path, 2000, undefined, guestBudget(), () => Math.max(0, holdUntil - performance.now()));
+	t.teardown(() => c.close());
+	const started = performance.now();
+	const rtt = await c.ping(2000);
+	t.ok(performance.now() - started >= 295, `the reply was read after the hold (${(performance.now() - started).toFixed(0)} ms, rtt ${rtt.toFixed(1)} ms)`);
+	t.equal(c.inputWaits, 1, 'one wait counted');
+	holdUntil = 0;
+	const again = performance.now();
+	await c.ping(2000);
+	t.ok(performance.now() - again < 200, 'with no hold, at once');
+});
+
 t.test('a flood of KICK frames: read within the input budget, one kick per read, and the channel goes on', async (t) => {
 	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, f.payload)));
 	const c = await client(t, a);

@@ -99,6 +99,8 @@ export class AffinityEngine implements HintTypeEngine {
 		private readonly qemuPid = 0,
 		/** What the guest's kicks may cost (--pv-guest-cpu). */
 		private readonly budget: GuestBudget = guestBudget(),
+		/** How long guest-driven work must wait for pvrun's measured CPU (cpu-governor.ts), ms. */
+		private readonly cpuHoldMs: () => number = () => 0,
 	) {
 		this.state = initialState(allowed, nrVcpus);
 		this.kickCredit = new TokenBucket(budget.burstMs, 1);
@@ -122,7 +124,8 @@ export class AffinityEngine implements HintTypeEngine {
 		});
 		this.reader.armKick();
 		this.fallback = setInterval(() => {
-			this.poll();
+			// Over its CPU share, pvrun leaves the records for later (the ring keeps the newest).
+			if (this.cpuHoldMs() === 0) this.poll();
 			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
 			if (this.follow.pinned) this.guarded(() => this.decideRound(performance.now()));
 			this.guarded(() => this.judgeUse());
@@ -156,10 +159,12 @@ export class AffinityEngine implements HintTypeEngine {
 	 * `budget.recordMs` and `budget.decisionMs` on top. Out of credit, a kick is answered by one poll when the credit is
 	 * back, which sees every record the kicks in between announced: a guest that kicks or
 	 * writes records without pause gets a bounded number of polls, each covering all it wrote.
+	 * While pvrun's measured CPU is over the share (`cpuHoldMs`), kicks wait the same way.
 	 */
 	kick(): void {
 		const cost = Math.max(this.budget.emptyKickMs, this.budget.newsKickMs);
-		if (this.kickCredit.tokens >= cost) {
+		const held = this.cpuHoldMs();
+		if (held === 0 && this.kickCredit.tokens >= cost) {
 			const records = this.recordsRead;
 			const changes = this.changes;
 			this.poll();
@@ -170,16 +175,20 @@ export class AffinityEngine implements HintTypeEngine {
 			this.kickCredit.spend((read !== 0 ? b.newsKickMs + read * b.recordMs : b.emptyKickMs) + (this.changes - changes) * b.decisionMs);
 		} else if (!this.kickTimer) {
 			this.creditWaits++;
-			this.kickTimer = setTimeout(() => {
-				this.kickTimer = undefined;
-				this.kick();
-			}, this.kickCredit.msUntil(cost));
+			this.kickTimer = setTimeout(
+				() => {
+					this.kickTimer = undefined;
+					this.kick();
+				},
+				// A timer may fire up to a millisecond early on the clock the credit reads.
+				Math.ceil(Math.max(held, this.kickCredit.msUntil(cost))) + 1,
+			);
 			this.kickTimer.unref();
 		}
 	}
 	/** The polls kicks may cause (budget). */
 	private readonly kickCredit: TokenBucket;
-	/** Kicks that waited for the credit before their poll. */
+	/** Kicks that waited for the credit (or the measured CPU's hold) before their poll. */
 	creditWaits = 0;
 	/** Commits that changed a vCPU's placement, on either path, and records decoded (for the budget). */
 	private changes = 0;

@@ -169,6 +169,46 @@ t.test('with --pv-guest-cpu off, kicks that each bring a record are all answered
 	t.equal(engine.creditWaits, 0, 'no wait counted');
 });
 
+t.test("while pvrun's measured CPU is over the share, a kick waits for the hold's end, then reads what came meanwhile", async (t) => {
+	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
+	t.teardown(() => area.remove());
+	const reader = new RingReader(area);
+	let holdUntil = performance.now() + 300;
+	const hold = (): number => Math.max(0, holdUntil - performance.now());
+	const engine = new AffinityEngine(
+		area,
+		reader,
+		new Pinner(new Map(), process.pid),
+		[0],
+		2,
+		new EventLog(undefined, false),
+		undefined,
+		undefined,
+		0,
+		guestBudget(),
+		hold,
+	);
+	engine.start(50);
+	t.teardown(() => engine.stop());
+	const guest = new Guest(area);
+	guest.append({tid: 300, tgid: 300, mask: maskOf(1)});
+	engine.kick();
+	engine.kick();
+	t.equal(reader.tail, 0, 'not read during the hold');
+	await new Promise((resolve) => setTimeout(resolve, 150));
+	t.equal(reader.tail, 0, 'nor by the fallback poll');
+	guest.append({tid: 301, tgid: 301, mask: maskOf(0)});
+	const deadline = performance.now() + 1000;
+	while (reader.tail < 2 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+	t.ok(performance.now() - (holdUntil - 300) >= 295, 'read after the hold');
+	t.equal(reader.tail, 2, 'both records read, by one poll after it');
+	t.equal(engine.creditWaits, 1, 'the kicks waited once');
+	holdUntil = 0;
+	guest.append({tid: 302, tgid: 302, mask: maskOf(0)});
+	engine.kick();
+	t.equal(reader.tail, 3, 'with no hold, a kick reads at once');
+});
+
 t.test('a record flood past the log budget: one hint-summary a second with the exact counts, not one line each', async (t) => {
 	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
