@@ -5,6 +5,7 @@
 // QEMU's. (Not yargs, as pvrun's commands use: a QEMU command line, libvirt's
 // probes included, would load it for nothing: ~80 ms of start-up.)
 import {parseArgs} from 'node:util';
+import {createRequire} from 'node:module';
 import {parseCpuList} from '../host/cpus.js';
 import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
@@ -53,9 +54,17 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 				pv.push(arg, value);
 				i++;
 			}
-		} else throw new UsageError(`unknown pvrun option ${name} (see pvrun --help)`);
+		} else throw new UsageError(`unknown pvrun option ${name}${suggestion(name)} (see pvrun --help)`);
 	}
 	return {pv, qemu};
+}
+
+/** "; did you mean --pv-cpus?" for a name within two edits of a known option (a typo), else nothing. */
+function suggestion(name: string): string {
+	// Loaded on this error path only: every pvrun (libvirt's probes too) parses its options.
+	const {closest, distance} = createRequire(import.meta.url)('fastest-levenshtein') as typeof import('fastest-levenshtein');
+	const near = closest(name, [...pvOptionNames]);
+	return distance(name, near) <= 2 ? `; did you mean ${near}?` : '';
 }
 
 /** A value of `name` that must be one of `choices` (yargs' wording, which users of pvrun's commands see too). */

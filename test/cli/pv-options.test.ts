@@ -40,7 +40,14 @@ t.test("--pv- is pvrun's only where a QEMU option could start, never inside a QE
 	t.same(splitArgs(['-m']), {pv: [], qemu: ['-m']}, 'a QEMU option missing its value is left for QEMU to report');
 	t.same(splitArgs(['-append', 'x', '--pv-off']).pv, ['--pv-off']);
 	t.throws(() => splitArgs(['-S', '--pv-frobnicate']), {message: /unknown pvrun option --pv-frobnicate/, exitCode: 2}, 'unknown --pv- in option position');
-	t.throws(() => splitArgs(['-m', '512', '--pv-of']), {message: /unknown pvrun option --pv-of /, exitCode: 2});
+	t.throws(() => splitArgs(['-m', '512', '--pv-of']), {message: 'unknown pvrun option --pv-of; did you mean --pv-off? (see pvrun --help)', exitCode: 2});
+	t.throws(
+		() => splitArgs(['--pv-cpu', '0']),
+		{message: 'unknown pvrun option --pv-cpu; did you mean --pv-cpus? (see pvrun --help)', exitCode: 2},
+		'a typo gets the nearest option',
+	);
+	t.throws(() => splitArgs(['--pv-guestcpu=5']), {message: /did you mean --pv-guest-cpu\?/, exitCode: 2});
+	t.throws(() => splitArgs(['--pv-frobnicate']), {message: 'unknown pvrun option --pv-frobnicate (see pvrun --help)'}, 'no suggestion when nothing is near');
 });
 
 t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
