@@ -111,7 +111,25 @@ export function matrixOptions(args: {
 }
 
 /** `pvrun bench hint-latency`: its options from the command line, checked (no warm-up is allowed). */
-export function hintLatencyOptions(args: {hints: number; warmup: number; runs: number; 'idle-seconds': number; out?: string | undefined}): HintLatencyOptions {
+export function hintLatencyOptions(args: {
+	hints: number;
+	warmup: number;
+	runs: number;
+	'idle-seconds': number;
+	out?: string | undefined;
+	quick?: boolean | undefined;
+	reps?: number | undefined;
+	seconds?: number | undefined;
+	scenarios?: string | undefined;
+	workloads?: string | undefined;
+	configs?: string | undefined;
+}): HintLatencyOptions {
+	// The matrix's options mean nothing here: said, rather than ignored.
+	const matrixOnly = (['quick', 'reps', 'seconds', 'scenarios', 'workloads', 'configs'] as const).filter((k) => args[k] !== undefined && args[k] !== false);
+	if (matrixOnly.length)
+		throw new UsageError(
+			`${matrixOnly.map((k) => `--${k}`).join(', ')}: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out`,
+		);
 	return {
 		hints: wholeNumber(args.hints, '--hints'),
 		warmup: wholeNumber(args.warmup, '--warmup', 0),

@@ -1,19 +1,21 @@
 // `pvrun image build|path|list`: the default guest image from the command line.
 import type {CommandModule} from 'yargs';
+import {UsageError} from '../util/errors.js';
 import {cacheRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
 import {ensureImage} from './build.js';
 import {listCachedImages} from './cache.js';
 
 export const imageCommand: CommandModule = {
-	command: 'image <action>',
+	command: 'image [action]',
 	describe: 'build, locate or list the default guest image',
 	builder: (y) =>
 		y
 			.positional('action', {choices: ['build', 'path', 'list'] as const, describe: 'what to do'})
 			.option('force', {type: 'boolean', default: false, describe: 'rebuild even if the cache has the image'}),
 	handler: async (args) => {
-		const action = args['action'] as 'build' | 'path' | 'list';
+		const action = args['action'] as 'build' | 'path' | 'list' | undefined;
+		if (action === undefined) throw new UsageError('image needs a verb: build, path or list (see pvrun image --help)');
 		const progress = createProgress('pvrun image');
 		if (action === 'list') {
 			process.stdout.write(listImages(cacheRoot()));

@@ -87,11 +87,25 @@ t.test('bench hint-latency: its options are checked too; no warm-up is allowed',
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, runs: 0})), '--runs must be a whole number of at least 1 (got 0)');
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, 'idle-seconds': 2.5})), '--idle-seconds must be a whole number of at least 1 (got 2.5)');
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, hints: NaN})), '--hints must be a whole number of at least 1 (got NaN)');
+	t.equal(
+		await refusal(() => hintLatencyOptions({...defaults, quick: false, reps: 2, seconds: 1})),
+		"--reps, --seconds: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+		'options of the matrix are refused, not ignored',
+	);
+	t.equal(
+		await refusal(() => hintLatencyOptions({...defaults, quick: true})),
+		"--quick: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+	);
 });
 
 t.test("runCommand: yargs' rules and the checks above, a one-line usage error each", async (t) => {
 	const refused = (...argv: string[]) => refusal(() => runCommand(argv, '0.0.0'));
-	t.equal(await refused('image'), 'Not enough non-option arguments: got 0, need at least 1 (see pvrun --help)', 'image without a verb');
+	t.equal(await refused('image'), 'image needs a verb: build, path or list (see pvrun image --help)', 'image without a verb');
+	t.equal(
+		await refused('bench', 'hint-latency', '--reps', '2'),
+		"--reps: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+		'bench hint-latency with a matrix option',
+	);
 	t.equal(await refused('demo', 'now'), 'Unknown argument: now (see pvrun --help)');
 	t.equal(await refused('bench', 'nope'), 'Invalid values: Argument: name, Given: "nope", Choices: "matrix", "hint-latency" (see pvrun --help)');
 	t.equal(await refused('bench', '--reps'), 'Not enough arguments following: reps (see pvrun --help)', 'a number option without its number');
