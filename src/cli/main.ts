@@ -3,6 +3,7 @@
 // demo, bench, status; in commands.ts, loaded only for them) as the first
 // argument; anything else is a QEMU command line, run with the hint channel
 // added (or exactly as given when it runs no guest, see passthroughReason).
+import {spawnSync, type SpawnSyncOptionsWithStringEncoding} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,20 @@ import {passthroughReason} from '../qemu/args.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
 const subcommands = new Set(['image', 'demo', 'bench', 'status']);
+
+/**
+ * `pvrun --version`: pvrun's version (with its commit in a git checkout) on the first line, then
+ * the QEMU it runs by default and Node, what a bug report needs.
+ */
+function versionText(): string {
+	const quiet: SpawnSyncOptionsWithStringEncoding = {encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore']};
+	const commit = fs.existsSync(path.join(packageRoot, '.git'))
+		? spawnSync('git', ['-C', packageRoot, 'rev-parse', '--short', 'HEAD'], quiet).stdout?.trim()
+		: '';
+	const qemu = spawnSync('qemu-system-x86_64', ['-version'], quiet);
+	const qemuLine = qemu.status === 0 ? (qemu.stdout.split('\n', 1)[0] ?? '') : 'qemu-system-x86_64 not found on PATH (--pv-qemu names another)';
+	return `pvrun ${version}${commit ? ` (commit ${commit})` : ''}\nqemu: ${qemuLine}\nnode: ${process.version}\n`;
+}
 
 const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
 
@@ -61,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
 		return 0;
 	}
 	if (first === '--version') {
-		process.stdout.write(`${version}\n`);
+		process.stdout.write(versionText());
 		return 0;
 	}
 	if (!subcommands.has(first)) return runQemu(argv);

@@ -49,7 +49,7 @@ t.test('pvrun with no arguments prints the help on stderr and exits 2', async (t
 
 t.test("--version is pvrun's; -version, -h and -help are QEMU's", {skip: qemuInstalled ? false : 'qemu-system-x86_64 is not installed'}, async (t) => {
 	const own = await run('--version');
-	t.match(own.stdout, /^\d+\.\d+\.\d+$/);
+	t.match(own.stdout, /^pvrun \d+\.\d+\.\d+/);
 	const qemuVersion = await run('-version');
 	t.equal(qemuVersion.exitCode, 0, qemuVersion.stderr);
 	t.match(qemuVersion.stdout, /^QEMU emulator version /);

@@ -9,11 +9,22 @@ import {packageRoot} from '../../src/util/paths.js';
 const [node = 'node', ...cli] = pvrunCommand();
 const run = (...args: string[]) => execa(node, [...cli, ...args], {reject: false});
 
-t.test('--version prints the package version', async (t) => {
+t.test('--version: the package version (and commit) first, then the QEMU and the Node it uses', async (t) => {
 	const {version} = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string};
 	const r = await run('--version');
 	t.equal(r.exitCode, 0);
-	t.equal(r.stdout.trim(), version);
+	const [first, qemu, nodeLine, extra] = r.stdout.split('\n');
+	t.match(first, new RegExp(`^pvrun ${version.replace(/\./g, '\\.')}( \\(commit [0-9a-f]{7,}\\))?$`), 'pvrun and its version');
+	if (fs.existsSync(path.join(packageRoot, '.git'))) t.match(first, /\(commit [0-9a-f]{7,}\)$/, 'in a git checkout, its commit');
+	t.match(qemu, /^qemu: (QEMU emulator version \S+|qemu-system-x86_64 not found on PATH)/);
+	t.equal(nodeLine, `node: ${process.version}`);
+	t.equal(extra, undefined, 'three lines');
+	const noQemu = await execa(process.execPath, [path.join(packageRoot, 'dist', 'cli', 'main.js'), '--version'], {
+		reject: false,
+		env: {PATH: '/nonexistent', NODE_OPTIONS: ''},
+	});
+	t.equal(noQemu.exitCode, 0, 'a missing QEMU is said, not an error');
+	t.match(noQemu.stdout, /^qemu: qemu-system-x86_64 not found on PATH/m);
 });
 
 t.test('image path prints an existing kernel and initrd', async (t) => {
