@@ -6,7 +6,7 @@ PVRUN := node dist/cli/main.js
 TS_SOURCES := $(shell find src -name '*.ts')
 LINTS := lint-eslint lint-types lint-format lint-paths
 
-.PHONY: all setup build image demo test lint $(LINTS) tap bench clean distclean
+.PHONY: all setup build image demo test lint $(LINTS) tap bench install uninstall clean distclean
 
 all: build
 
@@ -35,6 +35,22 @@ bpf/all: $(STAMPS)/setup FORCE
 
 native/all: $(STAMPS)/setup FORCE
 	@$(MAKE) --no-print-directory -C native all
+
+# pvrun on the PATH: a link $(PREFIX)/bin/pvrun to this checkout's bin/pvrun (which finds Node and
+# dist/ from here; the checkout stays where it is). A file there that is not that link is left alone.
+PREFIX ?= /usr/local
+INSTALLED := $(DESTDIR)$(PREFIX)/bin/pvrun
+install: build
+	@mkdir -p $(dir $(INSTALLED))
+	@if [ -e "$(INSTALLED)" -o -L "$(INSTALLED)" ] && [ "$$(readlink "$(INSTALLED)")" != "$(CURDIR)/bin/pvrun" ]; then \
+		echo "make install: $(INSTALLED) exists and is not a link to $(CURDIR)/bin/pvrun; left alone (remove it, or set PREFIX)" >&2; exit 1; fi
+	@ln -sfn "$(CURDIR)/bin/pvrun" "$(INSTALLED)"
+	@echo "pvrun: $(INSTALLED) -> $(CURDIR)/bin/pvrun"
+
+uninstall:
+	@if [ "$$(readlink "$(INSTALLED)")" = "$(CURDIR)/bin/pvrun" ]; then rm -f "$(INSTALLED)" && echo "pvrun: removed $(INSTALLED)"; \
+	elif [ -e "$(INSTALLED)" -o -L "$(INSTALLED)" ]; then echo "make uninstall: $(INSTALLED) is not this checkout's link; left alone" >&2; exit 1; \
+	else echo "pvrun: $(INSTALLED) is not there"; fi
 
 # The default guest image, cached under $${XDG_CACHE_HOME:-~/.cache}/pvrun by content.
 image: build
