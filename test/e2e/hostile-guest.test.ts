@@ -232,7 +232,7 @@ t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t
 				(e.event === 'suppressed' && Number((e['lines'] as Record<string, number>)['deny']) > 0),
 		),
 		`the request for vCPU 1 was denied and logged, or counted among the deny lines left out (one CPU cannot be given away); the guest pinned at ${pinnedAt}; the log said: ${said.slice(0, 1500)}; ${events
-			.filter((e) => e.event === 'fast-path' || e.event === 'exit' || e.event === 'reset' || e.event === 'agent')
+			.filter((e) => ['fast-path', 'exit', 'reset', 'agent', 'stall'].includes(e.event))
 			.map((e) => JSON.stringify(e))
 			.join(' | ')}`,
 	);

@@ -209,6 +209,31 @@ t.test("while pvrun's measured CPU is over the share, a kick waits for the hold'
 	t.equal(reader.tail, 3, 'with no hold, a kick reads at once');
 });
 
+t.test('records left unread for a second: one stall line with what the engine holds, then none until the next', async (t) => {
+	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
+	const logFile = path.join(dir, 'events.jsonl');
+	const log = new EventLog(logFile, false);
+	let holdUntil = performance.now() + 1600;
+	const hold = (): number => Math.max(0, holdUntil - performance.now());
+	const engine = new AffinityEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log, undefined, undefined, 0, guestBudget(), hold);
+	t.teardown(() => {
+		engine.stop();
+		area.remove();
+		log.close();
+		fs.rmSync(dir, {recursive: true, force: true});
+	});
+	engine.start(50);
+	new Guest(area).append({tid: 300, tgid: 300, mask: maskOf(1)});
+	await new Promise((resolve) => setTimeout(resolve, 1900));
+	const stalls = readEventLog(logFile).filter((e) => e.event === 'stall');
+	t.equal(stalls.length, 1, 'one line for the episode');
+	t.match(stalls[0], {tail: 0, head: 1, kickTimer: false, fastTable: false}, 'with the reader, the kick and the fast path as they were');
+	t.ok(Number(stalls[0]?.['waitedMs']) >= 1000 && Number(stalls[0]?.['cpuHoldMs']) > 0, 'how long, and that a CPU hold was on');
+	holdUntil = 0;
+	t.equal(hold(), 0);
+});
+
 t.test('a record flood past the log budget: one hint-summary a second with the exact counts, not one line each', async (t) => {
 	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
