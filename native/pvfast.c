@@ -374,28 +374,37 @@ struct kick_credit {
 	uint64_t refilled, last_head;
 };
 
-/* Pay for the kick just read (waiting for credit if there is none): 1 if the ring has new
- * records since the last look, 0 if not, -1 when the thread is told to stop meanwhile. */
+/* Wait while the process has used the CPU allowance pvf_allow gave it: pvrun as a whole used its
+ * share, and its next sample of its CPU (at most 100 ms away) allows more; this looks every
+ * ALLOWANCE_LOOK_MS meanwhile. 1 when allowed, 0 when the thread is told to stop meanwhile. */
+static int wait_for_allowance(struct instance *in)
+{
+	if (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) < __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED))
+		return 1;
+	__atomic_fetch_add(&in->stats.credit_waits, 1, __ATOMIC_RELAXED);
+	do {
+		if (!wait_until(in, rt_clock_ns(CLOCK_MONOTONIC) + ALLOWANCE_LOOK_MS * 1000000ull))
+			return 0;
+	} while (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) >= __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED));
+	return 1;
+}
+
+/* Pay for the kick just read (waiting for the CPU allowance, then for credit if there is none):
+ * 1 if the ring has new records since the last look, 0 if not, -1 when the thread is told to
+ * stop meanwhile. */
 static int pay_kick(struct instance *in, struct kick_credit *k)
 {
 	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
-	uint64_t now = rt_clock_ns(CLOCK_MONOTONIC), head = load_u64(&hdr->ring_head);
-	int64_t burst = (int64_t)__atomic_load_n(&in->burst_ns, __ATOMIC_RELAXED);
-	int64_t cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
+	uint64_t now, head;
+	int64_t burst, cost;
 	int news;
 
-	if (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) >= __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED)) {
-		/* pvrun as a whole used its share: this kick waits until pvrun's next sample of its CPU
-		 * allows more (at most 100 ms; this looks every ALLOWANCE_LOOK_MS meanwhile). */
-		__atomic_fetch_add(&in->stats.credit_waits, 1, __ATOMIC_RELAXED);
-		do {
-			if (!wait_until(in, rt_clock_ns(CLOCK_MONOTONIC) + ALLOWANCE_LOOK_MS * 1000000ull))
-				return -1;
-		} while (rt_clock_ns(CLOCK_PROCESS_CPUTIME_ID) >= __atomic_load_n(&in->cpu_limit, __ATOMIC_RELAXED));
-		now = rt_clock_ns(CLOCK_MONOTONIC);
-		head = load_u64(&hdr->ring_head);
-		cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
-	}
+	if (!wait_for_allowance(in))
+		return -1;
+	now = rt_clock_ns(CLOCK_MONOTONIC);
+	head = load_u64(&hdr->ring_head);
+	burst = (int64_t)__atomic_load_n(&in->burst_ns, __ATOMIC_RELAXED);
+	cost = (int64_t)__atomic_load_n(head != k->last_head ? &in->news_ns : &in->empty_ns, __ATOMIC_RELAXED);
 	k->credit = k->credit + (int64_t)(now - k->refilled) > burst ? burst : k->credit + (int64_t)(now - k->refilled);
 	k->refilled = now;
 	if (k->credit < cost) {
