@@ -68,6 +68,11 @@ export class RingReader {
 		return out;
 	}
 
+	/** The head as the guest published it now, unchecked (for diagnostics). */
+	get publishedHead(): number {
+		return loadU64(this.area.u32, Header.ringHead);
+	}
+
 	/**
 	 * Start over from where the guest's head is now, taking the loss counter
 	 * and epoch as they are: after the area was restored from a saved VM

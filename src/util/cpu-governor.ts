@@ -45,8 +45,8 @@ export class CpuGovernor {
 	 * the JavaScript thread to look.
 	 */
 	onAllowance: ((cpuMs: number) => void) | undefined;
-	/** Told when a hold begins, with its length so far, ms. */
-	onHold: ((ms: number) => void) | undefined;
+	/** Told when a hold begins. */
+	onHold: (() => void) | undefined;
 	private resample: NodeJS.Timeout | undefined;
 
 	constructor(options: CpuGovernorOptions) {
@@ -93,7 +93,7 @@ export class CpuGovernor {
 		if (tokens >= 0) return;
 		if (now >= this.holdUntil) {
 			this.holds++;
-			this.onHold?.(this.bucket.msUntil(0));
+			this.onHold?.();
 		}
 		this.holdUntil = now + this.bucket.msUntil(0);
 		// Look again as the hold ends, so that what waits for the allowance goes on at once.

@@ -24,7 +24,6 @@ import type {PinOp, PinResult, Pinner} from '../../pin/pinner.js';
 import type {VcpuUsage} from '../../pin/usage.js';
 import type {EventLog, LogFields} from '../../vm/event-log.js';
 import {HintTally, summaryLine} from './tally.js';
-import {Header} from '../../shm/layout.js';
 import type {FastApplied, FastLink, FastTake} from '../../fast/binding.js';
 import {buildFastTable, movedVcpus, resolvedNext, sameAssignment, type FastTable} from '../../fast/table.js';
 
@@ -222,9 +221,9 @@ export class AffinityEngine implements HintTypeEngine {
 	 * episode with what the reader and the fast path hold, so the next one can be explained.
 	 */
 	private watchStall(now: number): void {
-		const head = this.area.view.getBigUint64(Header.ringHead, true);
+		const head = this.reader.publishedHead;
 		const tail = this.reader.tail;
-		if (head <= BigInt(tail) || tail !== this.stall.tail) {
+		if (head <= tail || tail !== this.stall.tail) {
 			this.stall = {tail, since: now, said: false};
 			return;
 		}
@@ -232,7 +231,7 @@ export class AffinityEngine implements HintTypeEngine {
 		this.stall.said = true;
 		this.log.write('stall', {
 			tail,
-			head: Number(head),
+			head,
 			waitedMs: Math.round(now - this.stall.since),
 			cpuHoldMs: Math.round(this.cpuHoldMs()),
 			kickTimer: this.kickTimer !== undefined,
