@@ -12,7 +12,7 @@ import {createShmArea} from '../../../src/shm/area.js';
 import {RingReader} from '../../../src/shm/reader.js';
 import {EventLog, readEventLog} from '../../../src/vm/event-log.js';
 import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
-import {guestBudget} from '../../../src/util/guest-budget.js';
+import {guestBudget, type GuestBudget} from '../../../src/util/guest-budget.js';
 import {Guest, maskOf} from '../../helpers/guest-ring.js';
 
 /** A pinner with a bug: every apply throws. */
@@ -209,14 +209,18 @@ t.test("while pvrun's measured CPU is over the share, a kick waits for the hold'
 	t.equal(reader.tail, 3, 'with no hold, a kick reads at once');
 });
 
-t.test('records left unread for a second: one stall line with what the engine holds, then none until the next', async (t) => {
+/** A started engine (fallback every 50 ms) on a 2-vCPU area, logging to a file; all removed when `t` ends. */
+function loggedEngine(
+	t: Test,
+	logOptions: ConstructorParameters<typeof EventLog>[2],
+	budget: GuestBudget,
+	cpuHoldMs?: () => number,
+): {area: ReturnType<typeof createShmArea>; engine: AffinityEngine; logFile: string} {
 	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
 	const logFile = path.join(dir, 'events.jsonl');
-	const log = new EventLog(logFile, false);
-	let holdUntil = performance.now() + 1600;
-	const hold = (): number => Math.max(0, holdUntil - performance.now());
-	const engine = new AffinityEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log, undefined, undefined, 0, guestBudget(), hold);
+	const log = new EventLog(logFile, false, logOptions);
+	const engine = new AffinityEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log, undefined, undefined, 0, budget, cpuHoldMs);
 	t.teardown(() => {
 		engine.stop();
 		area.remove();
@@ -224,29 +228,22 @@ t.test('records left unread for a second: one stall line with what the engine ho
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	engine.start(50);
+	return {area, engine, logFile};
+}
+
+t.test('records left unread for a second: one stall line with what the engine holds, then none until the next', async (t) => {
+	const holdUntil = performance.now() + 1600;
+	const {area, logFile} = loggedEngine(t, undefined, guestBudget(), () => Math.max(0, holdUntil - performance.now()));
 	new Guest(area).append({tid: 300, tgid: 300, mask: maskOf(1)});
 	await new Promise((resolve) => setTimeout(resolve, 1900));
 	const stalls = readEventLog(logFile).filter((e) => e.event === 'stall');
 	t.equal(stalls.length, 1, 'one line for the episode');
 	t.match(stalls[0], {tail: 0, head: 1, kickTimer: false, fastTable: false}, 'with the reader, the kick and the fast path as they were');
 	t.ok(Number(stalls[0]?.['waitedMs']) >= 1000 && Number(stalls[0]?.['cpuHoldMs']) > 0, 'how long, and that a CPU hold was on');
-	holdUntil = 0;
-	t.equal(hold(), 0);
 });
 
 t.test('a record flood past the log budget: one hint-summary a second with the exact counts, not one line each', async (t) => {
-	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-engine-'));
-	const logFile = path.join(dir, 'events.jsonl');
-	const log = new EventLog(logFile, false, {perSecond: 1});
-	const engine = new AffinityEngine(area, new RingReader(area), new Pinner(new Map(), process.pid), [0], 2, log, undefined, undefined, 0, guestBudget(0));
-	t.teardown(() => {
-		engine.stop();
-		area.remove();
-		log.close();
-		fs.rmSync(dir, {recursive: true, force: true});
-	});
-	engine.start(50);
+	const {area, engine, logFile} = loggedEngine(t, {perSecond: 1}, guestBudget(0));
 	const guest = new Guest(area);
 	const valid = 3000;
 	const bad = 7;
