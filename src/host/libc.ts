@@ -42,7 +42,9 @@ const F_SETFL = 4;
 const FD_CLOEXEC = 1;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
+const SIG_BLOCK = 0;
 const SIG_SETMASK = 2;
+const SIGTTOU = 22;
 
 // The glibc functions pvrun uses, typed for TypeScript.
 interface Libc {
@@ -59,6 +61,7 @@ interface Libc {
 	pipe2: KoffiFunc<(fds: Int32Array, flags: number) => number>;
 	signal: KoffiFunc<(signum: number, handler: null) => unknown>;
 	sigprocmask: KoffiFunc<(how: number, set: Buffer, old: null) => number>;
+	setpgid: KoffiFunc<(pid: number, pgid: number) => number>;
 	execve: KoffiFunc<(path: string, argv: Array<string | null>, envp: Array<string | null>) => number>;
 }
 
@@ -98,6 +101,7 @@ function bindLibc(): Libc {
 		// The handler is only ever SIG_DFL (a null pointer).
 		signal: fn('void *signal(int signum, void *handler)'),
 		sigprocmask: fn('int sigprocmask(int how, const void *set, void *old)'),
+		setpgid: fn('int setpgid(int pid, int pgid)'),
 		execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
 	};
 }
@@ -377,6 +381,21 @@ export function execProgram(path: string, argv: readonly string[], env: readonly
 	sigprocmask(SIG_SETMASK, Buffer.alloc(128), null);
 	execve(path, [...argv, null], [...env, null]);
 	return errnoName(koffi.errno());
+}
+
+/**
+ * Make this process the leader of a process group of its own, in the session it is in: a
+ * terminal's signal keys (Ctrl-C, Ctrl-Z), which go to the foreground group, no longer reach
+ * it. SIGTTOU is blocked for the calling thread, so that its writes to the terminal go out
+ * when the terminal stops background writers (`stty tostop`). Returns the errno's name if
+ * setpgid failed.
+ */
+export function leaveForegroundGroup(): string | undefined {
+	const {setpgid, sigprocmask} = libc();
+	const set = Buffer.alloc(128);
+	set[(SIGTTOU - 1) >> 3] = 1 << ((SIGTTOU - 1) & 7);
+	sigprocmask(SIG_BLOCK, set, null);
+	return setpgid(0, 0) === 0 ? undefined : errnoName(koffi.errno());
 }
 
 /** Whether `fd` is open with FD_CLOEXEC set. */

@@ -1,8 +1,9 @@
 // pvrun's helper: the process that serves one VM's hint channel while the
 // pvrun the caller started has become QEMU (src/vm/exec.ts). The front
-// creates the run directory and shared memory, starts the helper (a session
-// of its own, so a terminal's Ctrl-C reaches QEMU alone; stdin and stdout on
-// /dev/null; stderr the caller's, for pvrun's warnings), and execs QEMU. The
+// creates the run directory and shared memory, starts the helper (a process
+// group of its own in the caller's session, so a terminal's Ctrl-C reaches QEMU
+// alone; stdin and stdout on /dev/null; stderr the caller's, for pvrun's
+// warnings), and execs QEMU. The
 // helper learns that QEMU has ended when the pipe whose write end QEMU holds
 // reports end-of-file (QEMU, and any process it forked, closed it: exited),
 // then removes the VM's files and exits: it never outlives QEMU for longer
@@ -18,7 +19,7 @@ import {packageRoot} from '../util/paths.js';
 import {EventLog, writeStderr} from './event-log.js';
 import {keepFromChildren} from './fds.js';
 import type {VmPlan} from './plan.js';
-import {closeOnExecPipe} from '../host/libc.js';
+import {closeOnExecPipe, leaveForegroundGroup} from '../host/libc.js';
 import {forwardedSignals, watchPid, type ExitStatus, type QemuProcess} from './qemu-process.js';
 import {HintSession} from './session.js';
 
@@ -60,7 +61,11 @@ export function startHelper(orders: HelperOrders): StartedHelper {
 	try {
 		keepFromChildren();
 		const child = spawn(process.execPath, [helperEntry], {
-			detached: true,
+			// Not a session of its own (detached): the kernel gives each session a scheduling group
+			// (autogroup), and on one CPU with a busy vCPU thread, the helper's group was seen
+			// runnable and not run for 5 to 7 s (bench/experiments/2026-12-05-helper-autogroup/).
+			// In QEMU's session it competes as a thread beside QEMU's, at its own nice value.
+			detached: false,
 			stdio: ['ignore', 'ignore', 'inherit', readEnd],
 			cwd: '/',
 			env: {...process.env, [helperEnv]: JSON.stringify(orders)},
@@ -79,6 +84,8 @@ export function startHelper(orders: HelperOrders): StartedHelper {
 
 /** The helper (src/vm/helper-entry.ts runs this). */
 export function serveHelper(): void {
+	const notLeft = leaveForegroundGroup();
+	if (notLeft) writeStderr(`pvrun: the helper stays in the terminal's foreground process group (setpgid: ${notLeft}): a Ctrl-C there stops the hints too\n`);
 	const orders = JSON.parse(process.env[helperEnv] ?? '{}') as HelperOrders;
 	delete process.env[helperEnv];
 	const held: {session?: HintSession; area?: ShmArea; log?: EventLog} = {};

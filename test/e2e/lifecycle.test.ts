@@ -164,10 +164,16 @@ t.test('SIGINT and SIGHUP the same way', async (t) => {
 	}
 });
 
-t.test("the helper holds none of the caller's descriptors and is in a session of its own", async (t) => {
+t.test("the helper holds none of the caller's descriptors and is in a process group of its own in QEMU's session", async (t) => {
 	const {pvrun, helper} = await startPaused(t);
-	const stat = fs.readFileSync(`/proc/${helper}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-	t.equal(Number(stat[3]), helper, "its own session (setsid): a terminal's Ctrl-C reaches QEMU alone");
+	const stat = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+	// Fields after the name: state, ppid, pgrp, session.
+	t.equal(Number(stat(helper)[2]), helper, "its own process group: a terminal's Ctrl-C (to the foreground group) reaches QEMU alone");
+	t.equal(stat(helper)[3], stat(pvrun.pid)[3], "QEMU's session, and so QEMU's scheduling group (autogroup)");
+	const blocked = BigInt(`0x${/SigBlk:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${helper}/status`, 'utf8'))?.[1] ?? '0'}`);
+	t.equal((blocked >> BigInt(os.constants.signals.SIGTTOU - 1)) & 1n, 1n, 'SIGTTOU blocked: its warnings reach a terminal set to stop background writers');
+	if (fs.existsSync('/proc/self/autogroup'))
+		t.equal(fs.readFileSync(`/proc/${helper}/autogroup`, 'utf8'), fs.readFileSync(`/proc/${pvrun.pid}/autogroup`, 'utf8'), "QEMU's autogroup");
 	t.equal(fdTarget(helper, 0), '/dev/null', 'stdin /dev/null');
 	t.equal(fdTarget(helper, 1), '/dev/null', 'stdout /dev/null');
 	t.equal(fdTarget(helper, 2), fdTarget(pvrun.pid, 2), "stderr the caller's (for pvrun's warnings)");
