@@ -61,7 +61,6 @@ interface Libc {
 	pipe2: KoffiFunc<(fds: Int32Array, flags: number) => number>;
 	signal: KoffiFunc<(signum: number, handler: null) => unknown>;
 	sigprocmask: KoffiFunc<(how: number, set: Buffer, old: null) => number>;
-	setpgid: KoffiFunc<(pid: number, pgid: number) => number>;
 	execve: KoffiFunc<(path: string, argv: Array<string | null>, envp: Array<string | null>) => number>;
 }
 
@@ -101,7 +100,6 @@ function bindLibc(): Libc {
 		// The handler is only ever SIG_DFL (a null pointer).
 		signal: fn('void *signal(int signum, void *handler)'),
 		sigprocmask: fn('int sigprocmask(int how, const void *set, void *old)'),
-		setpgid: fn('int setpgid(int pid, int pgid)'),
 		execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
 	};
 }
@@ -384,18 +382,14 @@ export function execProgram(path: string, argv: readonly string[], env: readonly
 }
 
 /**
- * Make this process the leader of a process group of its own, in the session it is in: a
- * terminal's signal keys (Ctrl-C, Ctrl-Z), which go to the foreground group, no longer reach
- * it. SIGTTOU is blocked for the calling thread, so that its writes to the terminal go out
- * when the terminal stops background writers (`stty tostop`). Returns the errno's name if
- * setpgid failed.
+ * Block SIGTTOU for the calling thread (and threads it starts): a process outside the
+ * terminal's foreground group that writes to a terminal set to stop background writers
+ * (`stty tostop`) is written through instead of stopped.
  */
-export function leaveForegroundGroup(): string | undefined {
-	const {setpgid, sigprocmask} = libc();
+export function blockSigttou(): void {
 	const set = Buffer.alloc(128);
 	set[(SIGTTOU - 1) >> 3] = 1 << ((SIGTTOU - 1) & 7);
-	sigprocmask(SIG_BLOCK, set, null);
-	return setpgid(0, 0) === 0 ? undefined : errnoName(koffi.errno());
+	libc().sigprocmask(SIG_BLOCK, set, null);
 }
 
 /** Whether `fd` is open with FD_CLOEXEC set. */

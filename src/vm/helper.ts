@@ -1,13 +1,13 @@
 // pvrun's helper: the process that serves one VM's hint channel while the
 // pvrun the caller started has become QEMU (src/vm/exec.ts). The front
 // creates the run directory and shared memory, starts the helper (a process
-// group of its own in the caller's session, so a terminal's Ctrl-C reaches QEMU
-// alone; stdin and stdout on /dev/null; stderr the caller's, for pvrun's
-// warnings), and execs QEMU. The
-// helper learns that QEMU has ended when the pipe whose write end QEMU holds
-// reports end-of-file (QEMU, and any process it forked, closed it: exited),
-// then removes the VM's files and exits: it never outlives QEMU for longer
-// than its clean-up. Its SIGTERM/SIGINT/SIGHUP stop the hint channel only.
+// group of its own in the caller's session, so a terminal's Ctrl-C reaches
+// QEMU alone; stdin and stdout on /dev/null; stderr the caller's, for pvrun's
+// warnings), and execs QEMU. The helper learns that QEMU has ended when the
+// pipe whose write end QEMU holds reports end-of-file (QEMU, and any process
+// it forked, closed it: exited), then removes the VM's files and exits: it
+// never outlives QEMU for longer than its clean-up. Its SIGTERM/SIGINT/SIGHUP
+// stop the hint channel only.
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,7 +19,8 @@ import {packageRoot} from '../util/paths.js';
 import {EventLog, writeStderr} from './event-log.js';
 import {keepFromChildren} from './fds.js';
 import type {VmPlan} from './plan.js';
-import {closeOnExecPipe, leaveForegroundGroup} from '../host/libc.js';
+import {blockSigttou, closeOnExecPipe} from '../host/libc.js';
+import {procStatFields} from '../host/proc.js';
 import {forwardedSignals, watchPid, type ExitStatus, type QemuProcess} from './qemu-process.js';
 import {HintSession} from './session.js';
 
@@ -39,6 +40,8 @@ export interface HelperOrders {
 export const helperEnv = 'PVRUN_HELPER';
 /** The helper's entry script (built next to this module). */
 const helperEntry = path.join(packageRoot, 'dist', 'vm', 'helper-entry.js');
+/** Starts the helper in a process group of its own (native/pvgroup.c). */
+const pvgroup = path.join(packageRoot, 'native', 'pvgroup');
 /** The descriptor number at which the helper holds the pipe's read end. */
 const qemuEndFd = 3;
 /** The helper's last resort after QEMU is gone: clean-up that hangs must not keep it alive. */
@@ -60,12 +63,15 @@ export function startHelper(orders: HelperOrders): StartedHelper {
 	const [readEnd, writeEnd] = closeOnExecPipe();
 	try {
 		keepFromChildren();
-		const child = spawn(process.execPath, [helperEntry], {
-			// Not a session of its own (detached): the kernel gives each session a scheduling group
-			// (autogroup), and on one CPU with a busy vCPU thread, the helper's group was seen
-			// runnable and not run for 5 to 7 s (bench/experiments/2026-12-05-helper-autogroup/).
-			// In QEMU's session it competes as a thread beside QEMU's, at its own nice value.
-			detached: false,
+		// In QEMU's session, not one of its own (Node's detached: setsid): the kernel gives each
+		// session a scheduling group (autogroup), and on one CPU with a busy vCPU thread the
+		// helper's group was seen runnable and not run for 5 to 7 s
+		// (bench/experiments/2026-12-05-helper-autogroup/). In QEMU's group it competes as a
+		// thread beside QEMU's, at its own nice value. pvgroup (native/) makes it a process group
+		// of its own before Node starts; without pvgroup, a session of its own as before.
+		const grouped = fs.existsSync(pvgroup);
+		const child = spawn(grouped ? pvgroup : process.execPath, grouped ? [process.execPath, helperEntry] : [helperEntry], {
+			detached: !grouped,
 			stdio: ['ignore', 'ignore', 'inherit', readEnd],
 			cwd: '/',
 			env: {...process.env, [helperEnv]: JSON.stringify(orders)},
@@ -73,6 +79,7 @@ export function startHelper(orders: HelperOrders): StartedHelper {
 		child.on('error', () => {}); // reported below through the missing pid
 		child.unref();
 		if (child.pid === undefined) throw new PvrunError(`cannot start pvrun's helper process (${process.execPath} ${helperEntry})`);
+		awaitOwnGroup(child.pid, ownGroupWaitMs);
 		return {pid: child.pid, qemuEnd: writeEnd};
 	} catch (error) {
 		fs.closeSync(writeEnd);
@@ -82,10 +89,28 @@ export function startHelper(orders: HelperOrders): StartedHelper {
 	}
 }
 
+/** How long the front waits for the helper to leave the foreground process group, at most. */
+const ownGroupWaitMs = 1000;
+
+/**
+ * Wait (blocking: the front is about to become QEMU) until process `pid` leads a process group
+ * of its own (pvgroup's first step, microseconds after the spawn), has exited, or `ms` have passed. Until
+ * then a terminal's Ctrl-C, or the hang-up when QEMU leads the terminal's session and ends,
+ * would reach the helper too and end it before it could remove the VM's files.
+ */
+function awaitOwnGroup(pid: number, ms: number): void {
+	const nap = new Int32Array(new SharedArrayBuffer(4));
+	const until = performance.now() + ms;
+	for (;;) {
+		const f = procStatFields(pid);
+		if (!f || f[3] === 'Z' || Number(f[5]) === pid || performance.now() >= until) return;
+		Atomics.wait(nap, 0, 0, 2);
+	}
+}
+
 /** The helper (src/vm/helper-entry.ts runs this). */
 export function serveHelper(): void {
-	const notLeft = leaveForegroundGroup();
-	if (notLeft) writeStderr(`pvrun: the helper stays in the terminal's foreground process group (setpgid: ${notLeft}): a Ctrl-C there stops the hints too\n`);
+	blockSigttou(); // out of the foreground group, its warnings still reach the terminal
 	const orders = JSON.parse(process.env[helperEnv] ?? '{}') as HelperOrders;
 	delete process.env[helperEnv];
 	const held: {session?: HintSession; area?: ShmArea; log?: EventLog} = {};

@@ -107,9 +107,11 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
 	return true;
 }
 
-function sessionOf(pid: number): number {
+/** A process's group and session (fields 5 and 6 of its stat). */
+function groupOf(pid: number): {group: number; session: number} {
 	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+	const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+	return {group: Number(f[2]), session: Number(f[3])};
 }
 
 function fdTargets(pid: number): string[] {
@@ -127,7 +129,8 @@ t.test('QEMU ends: the helper removes the run files and exits', async (t) => {
 	const qemu = Number((await f.line(/^qemu \d+$/)).split(' ')[1]);
 	t.equal(qemu, f.qemu, 'QEMU has the pid the caller started');
 	t.ok(processAlive(f.helper), 'the helper serves while QEMU runs');
-	t.equal(sessionOf(f.helper), f.helper, "in a session of its own: a terminal's Ctrl-C reaches QEMU alone");
+	t.equal(groupOf(f.helper).group, f.helper, "a process group of its own: a terminal's Ctrl-C reaches QEMU alone");
+	t.equal(groupOf(f.helper).session, groupOf(qemu).session, "in QEMU's session, so in QEMU's scheduling group (autogroup)");
 	t.ok(fs.existsSync(f.plan.runDir) && fs.existsSync(f.plan.shmPath), 'the run directory and the shared memory are there');
 	const disk = path.join(path.dirname(f.plan.runDir), 'disk');
 	t.ok(fdTargets(qemu).includes(disk), "QEMU holds the caller's descriptor");
