@@ -166,7 +166,7 @@ export function serveDaemon(): void {
 		if (m.type === 'prepare') {
 			let log: EventLog;
 			try {
-				log = new EventLog(m.log, false);
+				log = new EventLog(m.log, false, {vm: m.plan.id});
 			} catch (error) {
 				throw new UsageError(`cannot open the event log ${m.log ?? ''} (--pv-log): ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {
 					cause: error,

@@ -1,10 +1,39 @@
-// The decision log: one JSON object per line (--pv-log FILE), and on a
-// terminal a one-line summary of each decision on stderr (not when that
+// The decision log: one JSON object per line (--pv-log FILE; the format, its
+// version and every event: docs/event-log.md, docs/event-log.schema.json), and
+// on a terminal a one-line summary of each decision on stderr (not when that
 // terminal is the guest's console: docs/cli.md). Warnings always go to stderr.
 import fs from 'node:fs';
 import {TokenBucket} from '../util/token-bucket.js';
 
 export type LogFields = Record<string, string | number | boolean | null | number[] | Record<string, number> | Record<string, number | boolean>[]>;
+
+/** The format of the lines, `v` on every line: raised when a field changes meaning or goes. */
+export const eventLogVersion = 1;
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** Each event's `level`; events not named are `info`. */
+const eventLevels: Readonly<Record<string, LogLevel>> = {
+	'internal-error': 'error',
+	'pin-error': 'error',
+	warning: 'warn',
+	stall: 'warn',
+	'cpu-hold': 'warn',
+	hint: 'debug',
+	applied: 'debug',
+	counters: 'debug',
+};
+
+/** The level of an `event` line. */
+export function levelOf(event: string): LogLevel {
+	return eventLevels[event] ?? 'info';
+}
+
+/**
+ * A log file grows to this many bytes at most; then it is renamed FILE.1 (replacing an older
+ * one) and FILE starts again, so that a VM's log takes at most twice this on disk.
+ */
+export const logMaxBytes = 64 * 1024 * 1024;
 
 /** One decoded line of an event log. */
 export interface LoggedEvent {
@@ -65,10 +94,25 @@ export function logRateFromEnv(value: string | undefined = process.env['PVRUN_LO
 }
 
 /** Kinds always written: a VM's first and last word. */
-const unbudgeted = new Set(['start', 'exit', 'suppressed', 'hint-summary']);
+const unbudgeted = new Set(['start', 'exit', 'suppressed', 'hint-summary', 'log-rotated']);
+
+export interface EventLogOptions {
+	/** A monotonic clock, ms (tests give their own). */
+	now?: () => number;
+	/** Lines a second per kind (default: logRateFromEnv()). */
+	perSecond?: number;
+	/** The VM's id (its run directory's name), `vm` on every line. */
+	vm?: string;
+	/** The size at which the file is rotated (default logMaxBytes). */
+	maxBytes?: number;
+}
 
 export class EventLog {
-	private readonly fd: number | undefined;
+	private fd: number | undefined;
+	/** Bytes in the file now, when it is a regular file (undefined: never rotated). */
+	private bytes: number | undefined;
+	private readonly maxBytes: number;
+	private readonly vm: string | undefined;
 	private readonly now: () => number;
 	private readonly perSecond: number;
 	private readonly burst: number;
@@ -82,11 +126,17 @@ export class EventLog {
 	private summaryTimer: NodeJS.Timeout | undefined;
 
 	constructor(
-		file: string | undefined,
+		private readonly file: string | undefined,
 		private readonly summaries: boolean,
-		options: {now?: () => number; perSecond?: number} = {},
+		options: EventLogOptions = {},
 	) {
 		this.fd = file ? fs.openSync(file, 'a') : undefined;
+		if (this.fd !== undefined) {
+			const stat = fs.fstatSync(this.fd);
+			if (stat.isFile()) this.bytes = stat.size;
+		}
+		this.maxBytes = options.maxBytes ?? logMaxBytes;
+		this.vm = options.vm;
 		this.now = options.now ?? (() => performance.now());
 		this.perSecond = options.perSecond ?? logRateFromEnv();
 		this.burst = Math.max(logBudget.burst, 5 * this.perSecond);
@@ -158,11 +208,33 @@ export class EventLog {
 		this.writeLine('suppressed', {seconds, lines});
 	}
 
+	/** FILE becomes FILE.1 (an older FILE.1 goes) and FILE starts again with a `log-rotated` line. */
+	private rotate(): void {
+		if (this.fd === undefined || this.file === undefined) return;
+		const previous = `${this.file}.1`;
+		fs.closeSync(this.fd);
+		this.fd = undefined;
+		fs.renameSync(this.file, previous);
+		this.fd = fs.openSync(this.file, 'a');
+		this.bytes = 0;
+		this.writeLine('log-rotated', {previous, maxBytes: this.maxBytes});
+	}
+
 	private writeLine(event: string, fields: LogFields): void {
 		if (this.fd === undefined || this.failed) return;
-		const line = JSON.stringify({t: new Date().toISOString(), ms: Math.round((this.now() - this.started) * 1000) / 1000, event, ...fields});
+		const line = `${JSON.stringify({
+			t: new Date().toISOString(),
+			ms: Math.round((this.now() - this.started) * 1000) / 1000,
+			v: eventLogVersion,
+			...(this.vm === undefined ? {} : {vm: this.vm}),
+			level: levelOf(event),
+			event,
+			...fields,
+		})}\n`;
 		try {
-			fs.writeSync(this.fd, `${line}\n`);
+			if (this.bytes !== undefined && this.bytes > 0 && this.bytes + Buffer.byteLength(line) > this.maxBytes) this.rotate();
+			const n = fs.writeSync(this.fd, line);
+			if (this.bytes !== undefined) this.bytes += n;
 		} catch (error) {
 			// A full disk must not take the VM down with pvrun: stop logging, say so once.
 			this.failed = true;

@@ -136,7 +136,7 @@ export function serveHelper(): void {
 		setTimeout(() => process.exit(0), exitDeadlineMs).unref();
 		exit(0);
 	});
-	held.log = new EventLog(orders.log, orders.summaries);
+	held.log = new EventLog(orders.log, orders.summaries, {vm: orders.plan.id});
 	held.area = openShmArea(orders.plan.shmPath, orders.plan.nrVcpus, BigInt(orders.hostEpoch), hostFeatures(orders.plan.cs));
 	held.session = new HintSession(orders.plan, held.area, qemu, held.log);
 }

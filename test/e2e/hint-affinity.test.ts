@@ -6,6 +6,7 @@ import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import t from 'tap';
+import {assertLogValid} from '../helpers/event-schema.js';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
@@ -142,4 +143,5 @@ for (const fast of [true, false])
 		t.same(runDirs, [], 'no socket directory left behind');
 		const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 		t.ok(exit, 'pvrun logged its exit');
+		assertLogValid(t, logFile);
 	});

@@ -13,6 +13,7 @@ import t, {type Test} from 'tap';
 import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
 import {logBudget, readEventLog} from '../../src/vm/event-log.js';
 import {defaultGuestCpuPercent} from '../../src/util/guest-budget.js';
+import {assertLogValid} from '../helpers/event-schema.js';
 import {helperOf} from '../helpers/host-view.js';
 import {scribble} from '../helpers/scribble.js';
 import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/pvrun-vm.js';
@@ -206,6 +207,7 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	t.comment(`counters: ${JSON.stringify(counters)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])
 		t.ok(Number(counters[name]) > 0, `${name} counted in the event log`);
+	assertLogValid(t, logFile);
 });
 
 t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t) => {
@@ -218,6 +220,7 @@ t.test("with --pv-cpus, nothing ever runs outside the operator's CPUs", async (t
 	await guest.waitFor('pin-busy: done', 30_000);
 	await sampled('from the attack to the end');
 	t.equal(await guest.exited, 0);
+	assertLogValid(t, logFile);
 	const events = readEventLog(logFile);
 	const said = events
 		.filter((e) => ['deny', 'hint', 'hint-summary', 'suppressed'].includes(e.event) && !(e.event === 'hint' && Number(e['seq']) < 200_000))

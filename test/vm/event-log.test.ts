@@ -11,7 +11,8 @@ import path from 'node:path';
 import {execa} from 'execa';
 import {pathToFileURL} from 'node:url';
 import t, {type Test} from 'tap';
-import {EventLog, logBudget, logRateFromEnv, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
+import {Ajv} from 'ajv';
+import {EventLog, eventLogVersion, levelOf, logBudget, logRateFromEnv, loggedVm, readEventLog, type LoggedEvent} from '../../src/vm/event-log.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 function tempDir(t: Pick<Test, 'teardown'>): string {
@@ -28,9 +29,9 @@ async function inChild(body: string): Promise<{status: number | null; stdout: st
 	return {status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr};
 }
 
-t.test('each event is one JSON line: t, ms, event, then the fields', async (t) => {
+t.test('each event is one JSON line: t, ms, v, vm, level, event, then the fields', async (t) => {
 	const file = path.join(tempDir(t), 'events.jsonl');
-	const log = new EventLog(file, false);
+	const log = new EventLog(file, false, {vm: 'pvrun-42-abc'});
 	const before = Date.now();
 	log.write('start', {qemuPid: 4242, accel: 'tcg', kvm: false, note: null});
 	await new Promise((r) => setTimeout(r, 20));
@@ -41,9 +42,18 @@ t.test('each event is one JSON line: t, ms, event, then the fields', async (t) =
 	t.equal(lines.length, 3, 'two lines, each ended by a newline');
 	t.equal(lines[2], '', 'the file ends with a newline');
 	const [start, pin] = lines.slice(0, 2).map((l) => JSON.parse(l) as Record<string, unknown>);
-	t.same(Object.keys(start ?? {}), ['t', 'ms', 'event', 'qemuPid', 'accel', 'kvm', 'note'], 'the time first, then the event, then its fields in order');
+	t.same(
+		Object.keys(start ?? {}),
+		['t', 'ms', 'v', 'vm', 'level', 'event', 'qemuPid', 'accel', 'kvm', 'note'],
+		'the time, the format version, the VM, the level, the event, then its fields in order',
+	);
+	t.match(start, {v: eventLogVersion, vm: 'pvrun-42-abc', level: 'info'}, 'version 1, the VM id given, info');
 	t.match(start, {event: 'start', qemuPid: 4242, accel: 'tcg', kvm: false, note: null}, 'the fields as given');
-	t.same(pin, {t: pin?.['t'], ms: pin?.['ms'], event: 'pin', vcpu: 1, cpus: [2, 3], counts: {badSeq: 1}}, 'arrays and counter objects too');
+	t.same(
+		pin,
+		{t: pin?.['t'], ms: pin?.['ms'], v: 1, vm: 'pvrun-42-abc', level: 'info', event: 'pin', vcpu: 1, cpus: [2, 3], counts: {badSeq: 1}},
+		'arrays and counter objects too',
+	);
 	const times = [start, pin].map((e) => Date.parse(String(e?.['t'])));
 	t.ok(
 		times.every((time) => time >= before - 1 && time <= after + 1),
@@ -161,12 +171,12 @@ t.test('summaries go to stderr only when asked; said events and warnings always'
 	] as const) {
 		const events: LoggedEvent[] = readEventLog(file);
 		t.same(
-			events.map(({t: _t, ms: _ms, ...e}) => e),
+			events.map(({t: _t, ms: _ms, v: _v, ...e}) => e),
 			[
-				{event: 'pin', vcpu: 1, pcpu: 3},
-				{event: 'usage', vcpu: 1},
-				{event: 'hints', state: 'inactive', reason: 'no agent'},
-				{event: 'warning', message: 'something odd'},
+				{level: 'info', event: 'pin', vcpu: 1, pcpu: 3},
+				{level: 'info', event: 'usage', vcpu: 1},
+				{level: 'info', event: 'hints', state: 'inactive', reason: 'no agent'},
+				{level: 'warn', event: 'warning', message: 'something odd'},
 			],
 			`${name}: every event logged, a warning as a warning event`,
 		);
@@ -239,4 +249,103 @@ t.test('PVRUN_LOG_RATE sets the budget: a positive integer, or unlimited (0); an
 	for (let i = 0; i < 5000; i++) log.write('hint', {seq: i});
 	log.close();
 	t.equal(readEventLog(file).length, 5000, 'unlimited: every line written in the same instant');
+});
+
+t.test('a file that reaches its size limit is rotated once: FILE.1 holds the lines before', async (t) => {
+	const file = path.join(tempDir(t), 'events.jsonl');
+	fs.writeFileSync(file, `${'x'.repeat(100)}\n`); // an older run's line: it counts toward the size
+	const log = new EventLog(file, false, {maxBytes: 1000, perSecond: Infinity, vm: 'pvrun-1-a'});
+	for (let i = 0; i < 40; i++) log.write('pin', {vcpu: 1, pcpu: i});
+	log.close();
+	const now = fs.readFileSync(file, 'utf8');
+	const before = fs.readFileSync(`${file}.1`, 'utf8');
+	t.ok(now.length <= 1000 && before.length <= 1000, `neither file is over the limit (${now.length} and ${before.length} bytes)`);
+	const first = JSON.parse(now.split('\n')[0] ?? '{}') as LoggedEvent;
+	t.match(first, {event: 'log-rotated', previous: `${file}.1`, maxBytes: 1000}, 'the new file starts by naming the old one');
+	const pcpus = [...before.split('\n'), ...now.split('\n')].filter((l) => l.includes('"pin"')).map((l) => (JSON.parse(l) as {pcpu: number}).pcpu);
+	t.same(
+		pcpus,
+		pcpus.slice().sort((a, b) => a - b),
+		'the lines in order across the two files',
+	);
+	t.equal(pcpus.at(-1), 39, 'the last line written is in FILE');
+	t.ok(pcpus.length < 40, `the oldest lines went with the second rotation (${pcpus.length} of 40 kept)`);
+	t.notOk(fs.existsSync(`${file}.2`), 'one older file at most');
+});
+
+t.test('a log that is not a regular file is never rotated', async (t) => {
+	const log = new EventLog('/dev/null', false, {maxBytes: 10, perSecond: Infinity});
+	for (let i = 0; i < 5; i++) log.write('pin', {vcpu: 1});
+	log.close();
+	t.notOk(fs.existsSync('/dev/null.1'), 'no /dev/null.1');
+});
+
+t.test('levels: errors, warnings, debug lines; info otherwise', async (t) => {
+	t.equal(levelOf('internal-error'), 'error');
+	t.equal(levelOf('pin-error'), 'error');
+	t.equal(levelOf('warning'), 'warn');
+	t.equal(levelOf('stall'), 'warn');
+	t.equal(levelOf('hint'), 'debug');
+	t.equal(levelOf('pin'), 'info');
+	t.equal(eventLogVersion, 1);
+});
+
+/** The event names pvrun's sources write (literal first arguments of write/say/hintLine). */
+function eventsInSources(): Set<string> {
+	const names = new Set<string>();
+	const walk = (dir: string): void => {
+		for (const e of fs.readdirSync(dir, {withFileTypes: true})) {
+			const p = path.join(dir, e.name);
+			if (e.isDirectory()) walk(p);
+			else if (p.endsWith('.ts'))
+				for (const m of fs.readFileSync(p, 'utf8').matchAll(/(?:log\??\.(?:write|say)|hintLine|writeLine)\(\s*'([a-z-]+)'/g)) if (m[1]) names.add(m[1]);
+		}
+	};
+	walk(path.join(packageRoot, 'src'));
+	return names;
+}
+
+t.test('the schema and the docs name every event the sources write, and nothing else', async (t) => {
+	const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'docs', 'event-log.schema.json'), 'utf8')) as {
+		properties: {event: {enum: string[]}};
+	};
+	const inSchema = new Set(schema.properties.event.enum);
+	const written = eventsInSources();
+	t.ok(written.size >= 20, `the sources write ${written.size} kinds of event`);
+	t.same(
+		[...written].filter((e) => !inSchema.has(e)),
+		[],
+		'every event written is in the schema',
+	);
+	t.same(
+		[...inSchema].filter((e) => !written.has(e)),
+		[],
+		'every event in the schema is written somewhere',
+	);
+	const doc = fs.readFileSync(path.join(packageRoot, 'docs', 'event-log.md'), 'utf8');
+	t.same(
+		[...inSchema].filter((e) => !doc.includes(`| \`${e}\` |`)),
+		[],
+		'docs/event-log.md has a row for each',
+	);
+});
+
+t.test('lines as the EventLog writes them validate against the schema; bad ones do not', async (t) => {
+	const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'docs', 'event-log.schema.json'), 'utf8')) as object;
+	const validate = new Ajv({allErrors: true, strict: false}).compile(schema);
+	const file = path.join(tempDir(t), 'events.jsonl');
+	const log = new EventLog(file, false, {vm: 'pvrun-7-beef', perSecond: Infinity});
+	log.write('pin', {vcpu: 1, pcpu: 3, tid: 120, comm: 'x', seq: 4, shared: false});
+	log.warn('odd');
+	log.close();
+	for (const e of readEventLog(file)) t.ok(validate(e), `${e.event}: ${JSON.stringify(validate.errors ?? [])}`);
+	const good = readEventLog(file)[0] ?? {event: ''};
+	for (const [what, bad] of [
+		['no VM id', {...good, vm: undefined}],
+		['another version', {...good, v: 2}],
+		['an unknown event', {...good, event: 'nonsense'}],
+		['a pin without its CPU', {...good, pcpu: undefined}],
+		['a level that is none', {...good, level: 'loud'}],
+	] as const)
+		t.notOk(validate(JSON.parse(JSON.stringify(bad))), `refused: ${what}`);
 });
