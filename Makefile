@@ -38,17 +38,22 @@ native/all: $(STAMPS)/setup FORCE
 
 # pvrun on the PATH: a link $(PREFIX)/bin/pvrun to this checkout's bin/pvrun (which finds Node and
 # dist/ from here; the checkout stays where it is). A file there that is not that link is left alone.
+# With it, the manual page pvrun(1) and bash's completion, written by pvrun man and pvrun completion.
 PREFIX ?= /usr/local
 INSTALLED := $(DESTDIR)$(PREFIX)/bin/pvrun
+MANPAGE := $(DESTDIR)$(PREFIX)/share/man/man1/pvrun.1
+BASHCOMP := $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pvrun
 install: build
-	@mkdir -p $(dir $(INSTALLED))
+	@mkdir -p $(dir $(INSTALLED)) $(dir $(MANPAGE)) $(dir $(BASHCOMP))
 	@if [ -e "$(INSTALLED)" -o -L "$(INSTALLED)" ] && [ "$$(readlink "$(INSTALLED)")" != "$(CURDIR)/bin/pvrun" ]; then \
 		echo "make install: $(INSTALLED) exists and is not a link to $(CURDIR)/bin/pvrun; left alone (remove it, or set PREFIX)" >&2; exit 1; fi
 	@ln -sfn "$(CURDIR)/bin/pvrun" "$(INSTALLED)"
 	@echo "pvrun: $(INSTALLED) -> $(CURDIR)/bin/pvrun"
+	@$(PVRUN) man > "$(MANPAGE)" && echo "pvrun: $(MANPAGE)"
+	@$(PVRUN) completion bash > "$(BASHCOMP)" && echo "pvrun: $(BASHCOMP) (zsh: source <(pvrun completion zsh))"
 
 uninstall:
-	@if [ "$$(readlink "$(INSTALLED)")" = "$(CURDIR)/bin/pvrun" ]; then rm -f "$(INSTALLED)" && echo "pvrun: removed $(INSTALLED)"; \
+	@if [ "$$(readlink "$(INSTALLED)")" = "$(CURDIR)/bin/pvrun" ]; then rm -f "$(INSTALLED)" "$(MANPAGE)" "$(BASHCOMP)" && echo "pvrun: removed $(INSTALLED), $(MANPAGE), $(BASHCOMP)"; \
 	elif [ -e "$(INSTALLED)" -o -L "$(INSTALLED)" ]; then echo "make uninstall: $(INSTALLED) is not this checkout's link; left alone" >&2; exit 1; \
 	else echo "pvrun: $(INSTALLED) is not there"; fi
 

@@ -1,4 +1,4 @@
-// pvrun's own commands (image, demo, bench, status), parsed by yargs. Loaded
+// pvrun's own commands (image, demo, bench, status, completion, man), parsed by yargs. Loaded
 // only when the first argument names one, and each command's own modules only
 // when it runs: a QEMU command line (libvirt probes with dozens) never loads
 // the benchmarks or their chart renderer (vega: about half a second).
@@ -66,6 +66,19 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 				code = statusCommand({json: args.json});
 			},
 		)
+		.command(
+			'completion <shell>',
+			'print a shell completion script: source <(pvrun completion bash)',
+			(y) => y.positional('shell', {choices: ['bash', 'zsh'] as const, demandOption: true}),
+			async (args) => {
+				const {completionScript} = await import('./manual.js');
+				process.stdout.write(completionScript(args.shell));
+			},
+		)
+		.command('man', 'print the manual page pvrun(1) as roff: man -l <(pvrun man)', {}, async () => {
+			const {manPage} = await import('./manual.js');
+			process.stdout.write(manPage(version));
+		})
 		.example('pvrun image path', 'print the default guest kernel and initrd (building them if needed)')
 		.demandCommand(1, 'name a command')
 		.showHelpOnFail(false)

@@ -13,10 +13,13 @@ import {runPlain, runVm} from '../vm/launch.js';
 import {planVm} from '../vm/plan.js';
 import {probeHost} from '../vm/probe.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
+import {commandDocs, commandHelpLine, optionHelpLine, pvOptionDocs} from './reference.js';
 import {passthroughReason} from '../qemu/args.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
-const subcommands = new Set(['image', 'demo', 'bench', 'status']);
+const subcommands = new Set(commandDocs.map((c) => c.name));
+/** Commands --help names on its last line rather than one of their own (one screen). */
+const helpLess = new Set(['completion', 'man']);
 
 /**
  * `pvrun --version`: pvrun's version (with its commit in a git checkout) on the first line, then
@@ -43,23 +46,10 @@ Example (sh; the default guest; Ctrl-A X quits): set -- $(pvrun image path)
     -append console=ttyS0
 
 QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
-  --pv-cpus LIST   host CPUs for the vCPUs, e.g. 0-3,6 (default: all allowed)
-  --pv-accel MODE  auto|kvm|tcg, when QEMU's arguments choose none (auto)
-  --pv-log FILE    write pvrun's decisions to FILE, one JSON object a line
-  --pv-off         run QEMU exactly as given, without the hint channel
-  --pv-dry-run     print the QEMU command line, one argument a line; exit
-  --pv-fast-path X on|off: apply hints in the native fast path (on)
-  --pv-qemu PATH   the QEMU binary (default: qemu-system-x86_64)
-  --pv-agent-wait S  say so if no guest agent answers in S s of guest time (60)
-  --pv-cs MODE     off|observe|act: guest critical sections, host feedback (off)
-  --pv-cs-feedback S  auto|bpf|proc: the host's view of vCPU threads (auto)
-  --pv-cs-boost K=V   act's bounds, e.g. max=1000us,share=10% (see docs/cli.md)
-  --pv-guest-cpu P    most of one host CPU, %, the guest can make pvrun use (5)
-  pvrun status [--json]        the pvrun VMs running on this machine
-  pvrun image build|path|list  the default guest's kernel and initrd
-  pvrun demo                   boot the default guest and show hints acting
-  pvrun bench [--quick]        the benchmark matrix (or: bench hint-latency)
-pvrun --version: pvrun's version (-version, -help: QEMU's). See docs/cli.md.
+${pvOptionDocs.map((o) => `${optionHelpLine(o)}\n`).join('')}${commandDocs
+		.filter((c) => !helpLess.has(c.name))
+		.map((c) => `${commandHelpLine(c)}\n`)
+		.join('')}pvrun --version; pvrun man; pvrun completion bash|zsh. -version, -help: QEMU's.
 `;
 }
 

@@ -11,22 +11,12 @@ import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
 import {defaultGuestCpuPercent} from '../util/guest-budget.js';
 import {defaultAgentWaitS, defaultCsBoost, type CsBoost, type VmConfig} from '../vm/config.js';
+import {pvOptionDocs, valueOptionNames} from './reference.js';
 
-const valueOptions = new Set([
-	'--pv-cpus',
-	'--pv-log',
-	'--pv-accel',
-	'--pv-fast-path',
-	'--pv-qemu',
-	'--pv-agent-wait',
-	'--pv-cs',
-	'--pv-cs-feedback',
-	'--pv-cs-boost',
-	'--pv-guest-cpu',
-]);
-const flagOptions = new Set(['--pv-off', '--pv-dry-run']);
+const valueOptions = valueOptionNames;
+const flagOptions: ReadonlySet<string> = new Set(pvOptionDocs.filter((o) => o.arg === undefined).map((o) => o.name));
 /** Every --pv- option pvrun knows (for --help and its test). */
-export const pvOptionNames: readonly string[] = [...valueOptions, ...flagOptions];
+export const pvOptionNames: readonly string[] = pvOptionDocs.map((o) => o.name);
 
 /**
  * Split argv into pvrun's --pv- arguments and QEMU's arguments. An argument

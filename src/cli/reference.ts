@@ -1,0 +1,186 @@
+// What pvrun's command line offers, once: its --pv- options and its commands, with a line each
+// for --help, a paragraph each for the manual page (`pvrun man`: pvrun(1)) and the words shell
+// completion offers (`pvrun completion bash|zsh`). pv-options.ts parses the options named here;
+// commands.ts (yargs) parses the commands, and test/cli/reference.test.ts checks that the two
+// agree with this table.
+
+export interface PvOptionDoc {
+	name: `--pv-${string}`;
+	/** Its value's placeholder in --help; none for a flag. */
+	arg?: string;
+	/** Its values when they are a fixed set (completion offers them). */
+	choices?: readonly string[];
+	/** Completion offers file names for its value. */
+	file?: boolean;
+	/** --help's line, after the name and placeholder. */
+	brief: string;
+	/** The manual page's paragraph. */
+	detail: string;
+}
+
+export const pvOptionDocs: readonly PvOptionDoc[] = [
+	{
+		name: '--pv-cpus',
+		arg: 'LIST',
+		brief: 'host CPUs for the vCPUs, e.g. 0-3,6 (default: all allowed)',
+		detail:
+			'The host CPUs the vCPU threads may use, as a list of CPUs and ranges (0-3,6). A vCPU given a CPU of its own gets one of these; the others float on the rest. Default: every CPU pvrun itself may run on.',
+	},
+	{
+		name: '--pv-accel',
+		arg: 'MODE',
+		choices: ['auto', 'kvm', 'tcg'],
+		brief: "auto|kvm|tcg, when QEMU's arguments choose none (auto)",
+		detail: "The accelerator, when QEMU's arguments name none: kvm where /dev/kvm opens, else tcg (multi-threaded), with auto.",
+	},
+	{
+		name: '--pv-log',
+		arg: 'FILE',
+		file: true,
+		brief: "write pvrun's decisions to FILE, one JSON object a line",
+		detail:
+			'Append every decision, what the guest agent said and every warning to FILE, one JSON object per line with a format version, the VM id and a level (docs/event-log.md; schema: docs/event-log.schema.json). Rotated to FILE.1 at 64 MiB.',
+	},
+	{name: '--pv-off', brief: 'run QEMU exactly as given, without the hint channel', detail: 'Run QEMU exactly as given: no devices added, no helper, no files.'},
+	{
+		name: '--pv-dry-run',
+		brief: 'print the QEMU command line, one argument a line; exit',
+		detail: 'Print the QEMU command line pvrun would run, one argument per line, and exit.',
+	},
+	{
+		name: '--pv-fast-path',
+		arg: 'X',
+		choices: ['on', 'off'],
+		brief: 'on|off: apply hints in the native fast path (on)',
+		detail: "Whether the native fast path (a real-time thread in C) applies the decisions it can foresee, or pvrun's JavaScript thread takes every one.",
+	},
+	{
+		name: '--pv-qemu',
+		arg: 'PATH',
+		file: true,
+		brief: 'the QEMU binary (default: qemu-system-x86_64)',
+		detail: 'The QEMU binary to run, a path or a name looked up in PATH (default: qemu-system-x86_64).',
+	},
+	{
+		name: '--pv-agent-wait',
+		arg: 'S',
+		brief: 'say so if no guest agent answers in S s of guest time (60)',
+		detail: 'Say so (once, on stderr and in the log) if no guest agent has answered after S seconds of guest time; the VM runs on without hints (default 60).',
+	},
+	{
+		name: '--pv-cs',
+		arg: 'MODE',
+		choices: ['off', 'observe', 'act'],
+		brief: 'off|observe|act: guest critical sections, host feedback (off)',
+		detail:
+			"Critical sections: observe the guest's sections and kernel lock waits and tell the guest when its vCPU is preempted or its CPU overloaded (observe), and also keep a vCPU inside a section running (act). Default off.",
+	},
+	{
+		name: '--pv-cs-feedback',
+		arg: 'S',
+		choices: ['auto', 'bpf', 'proc'],
+		brief: "auto|bpf|proc: the host's view of vCPU threads (auto)",
+		detail: "Where the host's view of the vCPU threads comes from: a host BPF program (bpf), /proc (proc), or bpf where it loads (auto).",
+	},
+	{
+		name: '--pv-cs-boost',
+		arg: 'K=V',
+		brief: "act's bounds, e.g. max=1000us,share=10% (see docs/cli.md)",
+		detail: "The bounds of --pv-cs act's boosts: max=US (one boost's length), share=P% (of the window), window=MS, payback=P%; any of them, in any order.",
+	},
+	{
+		name: '--pv-guest-cpu',
+		arg: 'P',
+		brief: 'most of one host CPU, %, the guest can make pvrun use (5)',
+		detail:
+			'The most of one host CPU, in percent (0.5 to 100, or off), that the guest can make pvrun use over any 10 s: its kicks, records and frames wait beyond it. Default 5.',
+	},
+];
+
+export interface CommandDoc {
+	/** As --help shows it. */
+	usage: string;
+	brief: string;
+	detail: string;
+	/** Its first word after `pvrun`. */
+	name: string;
+	/** Words completion offers after the command: verbs, then options. */
+	words: readonly string[];
+}
+
+export const commandDocs: readonly CommandDoc[] = [
+	{
+		name: 'status',
+		usage: 'pvrun status [--json]',
+		brief: 'the pvrun VMs running on this machine',
+		detail:
+			'List the pvrun VMs running on this machine: QEMU, the name, the log, whether hints work, the vCPU → host CPU placement. --json prints the same as JSON.',
+		words: ['--json', '--help'],
+	},
+	{
+		name: 'image',
+		usage: 'pvrun image build|path|list',
+		brief: "the default guest's kernel and initrd",
+		detail:
+			"Build the default guest image (Debian's kernel, an initrd with the guest agent), print its kernel and initrd paths (building them if needed), or list the cached images. --force rebuilds.",
+		words: ['build', 'path', 'list', '--force', '--help'],
+	},
+	{
+		name: 'demo',
+		usage: 'pvrun demo',
+		brief: 'boot the default guest and show hints acting',
+		detail: 'Boot the default guest under pvrun and show it reach readiness.',
+		words: ['--help'],
+	},
+	{
+		name: 'bench',
+		usage: 'pvrun bench [--quick]',
+		brief: 'the benchmark matrix (or: bench hint-latency)',
+		detail:
+			'Run the benchmark matrix (plain QEMU, static pinning, pvrun; several scenarios and workloads) and write matrix.json, matrix.md and charts; --quick is the smoke run. bench hint-latency measures the delay from a guest pin to the host pin.',
+		words: [
+			'matrix',
+			'hint-latency',
+			'--quick',
+			'--reps',
+			'--seconds',
+			'--scenarios',
+			'--workloads',
+			'--configs',
+			'--out',
+			'--hints',
+			'--warmup',
+			'--runs',
+			'--idle-seconds',
+			'--help',
+		],
+	},
+	{
+		name: 'completion',
+		usage: 'pvrun completion bash|zsh',
+		brief: 'a shell completion script, e.g. source <(pvrun completion bash)',
+		detail: "Print a completion script for bash or zsh: pvrun's commands, its --pv- options and their values; QEMU's arguments complete as file names.",
+		words: ['bash', 'zsh', '--help'],
+	},
+	{
+		name: 'man',
+		usage: 'pvrun man',
+		brief: 'this manual page, as roff: man -l <(pvrun man)',
+		detail: 'Print this manual page (roff), which make install puts in share/man/man1/pvrun.1.',
+		words: ['--help'],
+	},
+];
+
+/** The --pv- options that take a value. */
+export const valueOptionNames: ReadonlySet<string> = new Set(pvOptionDocs.filter((o) => o.arg !== undefined).map((o) => o.name));
+
+/** --help's line for option `o`: name and placeholder in 16 columns, then its line. */
+export function optionHelpLine(o: PvOptionDoc): string {
+	const left = o.arg ? `${o.name} ${o.arg}` : o.name;
+	return `  ${left.length < 16 ? left.padEnd(16) : `${left} `} ${o.brief}`;
+}
+
+/** --help's line for command `c`. */
+export function commandHelpLine(c: CommandDoc): string {
+	return `  ${c.usage.padEnd(28)} ${c.brief}`;
+}
