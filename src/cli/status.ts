@@ -18,15 +18,27 @@ export function statusCommand(options: {json: boolean; root?: string}): number {
 	return 0;
 }
 
+/** "45s", "12m05s", "3h02m", "2d04h": how long, in its two largest units. */
+export function formatUptime(seconds: number): string {
+	const s = Math.max(0, Math.floor(seconds));
+	const two = (n: number) => String(n).padStart(2, '0');
+	if (s < 60) return `${s}s`;
+	if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+	if (s < 86_400) return `${Math.floor(s / 3600)}h${two(Math.floor((s % 3600) / 60))}m`;
+	return `${Math.floor(s / 86_400)}d${two(Math.floor((s % 86_400) / 3600))}h`;
+}
+
 /** The table `pvrun status` prints: one line per VM. */
 export function formatStatus(vms: readonly VmStatus[], root: string): string {
 	if (vms.length === 0) return `no pvrun VMs running (looked in ${root})\n`;
 	const rows = [
-		['PVRUN', 'QEMU', 'NAME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
+		['PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
 		...vms.map((vm) => [
 			String(vm.pvrunPid),
-			vm.qemuRunning ? String(vm.qemuPid) : `${vm.qemuPid} (exited)`,
+			String(vm.qemuPid),
 			vm.name ?? '-',
+			vm.state,
+			formatUptime(vm.uptimeSeconds),
 			vm.log ?? '-',
 			vm.hints
 				? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : vm.hints.types ? ` (${vm.hints.types.join(', ')})` : ''}`

@@ -24,7 +24,7 @@ import {percentiles} from '../util/stats.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {AffinityEngine} from '../hints/affinity/engine.js';
-import {updateCs, updateHints, updatePlacement} from './state.js';
+import {updateCs, updateGuest, updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
 import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
@@ -180,6 +180,7 @@ export class HintSession {
 		// The wait for an agent counts guest time: not while QEMU waits (-S) or the VM is paused.
 		const status = await this.qmp.execute<{running?: unknown}>('query-status');
 		this.watch.guestRunning(status.running === true);
+		updateGuest(this.plan.runDir, status.running === true);
 		if (status.running === true) this.afterIncoming();
 		// Each second: the wait for an agent, and the hint types it has attached.
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
@@ -258,6 +259,7 @@ export class HintSession {
 			this.hintsChanged();
 		} else if (name === 'STOP' || name === 'RESUME') {
 			this.watch.guestRunning(name === 'RESUME');
+			updateGuest(this.plan.runDir, name === 'RESUME'); // for pvrun status: a rare event, one small file
 			if (name === 'RESUME') this.afterIncoming();
 		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'ACPI_DEVICE_OST') {
 			void this.refreshVcpus(pinner);

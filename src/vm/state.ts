@@ -58,7 +58,17 @@ export interface VmState {
 	placementAt?: string;
 	/** Critical sections observed or acted on (--pv-cs), as of the last `cs` event. */
 	cs?: CsStatus;
+	/** Whether the guest runs or is paused (QMP's STOP and RESUME), and since when. */
+	guest?: GuestRunState;
 }
+
+export interface GuestRunState {
+	state: 'running' | 'paused';
+	since: string;
+}
+
+/** What `pvrun status` says of a VM: the guest's run state, `starting` before pvrun has asked QEMU, `exited` once QEMU is gone. */
+export type VmRunState = GuestRunState['state'] | 'starting' | 'exited';
 
 /** What `pvrun status` shows of critical sections, per vCPU (src/hints/cs/observer.ts). */
 export interface CsStatus {
@@ -81,6 +91,10 @@ export interface CsVcpuStatus {
 export interface VmStatus extends VmState {
 	runDir: string;
 	qemuRunning: boolean;
+	/** running, paused, starting or exited. */
+	state: VmRunState;
+	/** Seconds since pvrun started the VM (startedAt), as read. */
+	uptimeSeconds: number;
 	/** vCPU → the CPUs the kernel lets its thread run on now (from /proc), where known. */
 	kernelCpus?: Record<string, number[]>;
 }
@@ -138,6 +152,14 @@ export function updateHints(runDir: string, hints: HintsStatus): boolean {
 export function updateCs(runDir: string, cs: Omit<CsStatus, 'at'>): boolean {
 	return updateState(runDir, (state) => {
 		state.cs = checkedCs({...cs, at: new Date().toISOString()});
+	});
+}
+
+/** Publish whether the guest runs or is paused (for `pvrun status`); false (never throws) when the VM ended. */
+export function updateGuest(runDir: string, running: boolean): boolean {
+	return updateState(runDir, (state) => {
+		const now: GuestRunState['state'] = running ? 'running' : 'paused';
+		if (state.guest?.state !== now) state.guest = {state: now, since: new Date().toISOString()};
 	});
 }
 
@@ -215,7 +237,14 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 			return {reason: `pvrun ${state.pvrunPid} is gone (killed): QEMU ${state.qemuPid} runs on without hints; its files stay until it ends`};
 		return {reason: `pvrun ${state.pvrunPid} is not running: left over from a pvrun that was killed (safe to remove)`};
 	}
-	const vm: VmStatus = {...state, runDir, qemuRunning: processAlive(state.qemuPid)};
+	const qemuRunning = processAlive(state.qemuPid);
+	const vm: VmStatus = {
+		...state,
+		runDir,
+		qemuRunning,
+		state: qemuRunning ? (state.guest?.state ?? 'starting') : 'exited',
+		uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000)),
+	};
 	// What the kernel has, not only what pvrun planned: an operator may have pinned a vCPU since.
 	const kernel: Record<string, number[]> = {};
 	for (const p of state.placement ?? []) {
@@ -280,6 +309,11 @@ export function parseVmState(data: unknown): VmState {
 	if (data['placementAt'] !== undefined) state.placementAt = dateField(data, 'placementAt');
 	if (data['hints'] !== undefined) state.hints = checkedHints(data['hints']);
 	if (data['cs'] !== undefined) state.cs = checkedCs(data['cs']);
+	if (data['guest'] !== undefined) {
+		const g = data['guest'];
+		if (!isRecord(g) || (g['state'] !== 'running' && g['state'] !== 'paused')) throw new Error('guest.state is not running or paused');
+		state.guest = {state: g['state'], since: dateField(g, 'since')};
+	}
 	return state;
 }
 

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {formatCs, formatPlacement, formatStatus} from '../../src/cli/status.js';
+import {formatCs, formatPlacement, formatStatus, formatUptime} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
@@ -36,21 +36,40 @@ t.test('the status table', async (t) => {
 		},
 		runDir: '/tmp/pvrun-10-ab',
 		qemuRunning: true,
+		state: 'running' as const,
+		uptimeSeconds: 3725,
 	};
 	const other = {
 		...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}),
 		runDir: '/tmp/pvrun-200-cd',
 		qemuRunning: false,
+		state: 'exited' as const,
+		uptimeSeconds: 45,
 	};
 	t.equal(
 		formatStatus([vm, other], '/tmp'),
 		[
-			'PVRUN  QEMU          NAME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
-			'10     11            web   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
-			'200    201 (exited)  -     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
+			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
+			'10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
+			'200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
 			'',
 		].join('\n'),
 	);
+});
+
+t.test('formatUptime: the two largest units', async (t) => {
+	for (const [s, text] of [
+		[0, '0s'],
+		[59.9, '59s'],
+		[60, '1m00s'],
+		[725, '12m05s'],
+		[3600, '1h00m'],
+		[10_920, '3h02m'],
+		[86_400, '1d00h'],
+		[187_200, '2d04h'],
+		[-5, '0s'],
+	] as const)
+		t.equal(formatUptime(s), text, `${s} s`);
 });
 
 t.test('formatCs: acting adds boosts, budget left and payback owed per vCPU', async (t) => {
@@ -87,7 +106,7 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	);
 	const text = await execa(node, [...cli, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
-	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +- +- +- +not known yet$`));
+	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
 	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
 	t.match(empty.stdout, /^no pvrun VMs running \(looked in .*pvrun-status-test-/);

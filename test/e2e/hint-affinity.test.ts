@@ -52,6 +52,9 @@ for (const fast of [true, false])
 			return p?.exclusive === true && p.cpus.length === 1 && p.cpus[0] === exclusiveCpu;
 		});
 		t.ok(shown >= 0, `pvrun status --json shows vCPU 1 on CPU ${exclusiveCpu} alone`);
+		const table = execFileSync(node, [...cli, 'status'], {encoding: 'utf8'}).split('\n');
+		const row = table.find((l) => l.startsWith(`${helper} `)) ?? '';
+		t.match(row, new RegExp(`^${helper}\\s+${qemuPid}\\s+-\\s+running\\s+\\d+s\\s`), `pvrun status: running, and for how long (${row.slice(0, 60)})`);
 		const events = readEventLog(logFile);
 		t.equal(
 			events.some((e) => e.event === 'fast-path' && e['state'] === 'on'),

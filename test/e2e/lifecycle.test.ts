@@ -5,7 +5,7 @@
 // that after every way out (guest poweroff, QEMU refusing its arguments,
 // missing binary, QEMU killed or crashing, SIGTERM/SIGINT/SIGHUP, the helper
 // killed) no helper, /dev/shm file or socket directory of pvrun's is left.
-import {spawn, type ChildProcess, type StdioOptions} from 'node:child_process';
+import {execFileSync, spawn, type ChildProcess, type StdioOptions} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -174,6 +174,13 @@ t.test("the helper holds none of the caller's descriptors and is in a process gr
 	t.equal((blocked >> BigInt(os.constants.signals.SIGTTOU - 1)) & 1n, 1n, 'SIGTTOU blocked: its warnings reach a terminal set to stop background writers');
 	if (fs.existsSync('/proc/self/autogroup'))
 		t.equal(fs.readFileSync(`/proc/${helper}/autogroup`, 'utf8'), fs.readFileSync(`/proc/${pvrun.pid}/autogroup`, 'utf8'), "QEMU's autogroup");
+	const status = (): string | undefined => {
+		const out = execFileSync(node, [...cli, 'status', '--json'], {encoding: 'utf8'});
+		return (JSON.parse(out) as {vms: Array<{qemuPid: number; state: string}>}).vms.find((v) => v.qemuPid === pvrun.pid)?.state;
+	};
+	let state: string | undefined;
+	await within(5000, () => (state = status()) === 'paused', 200);
+	t.equal(state, 'paused', 'pvrun status: a VM started with -S is paused');
 	t.equal(fdTarget(helper, 0), '/dev/null', 'stdin /dev/null');
 	t.equal(fdTarget(helper, 1), '/dev/null', 'stdout /dev/null');
 	t.equal(fdTarget(helper, 2), fdTarget(pvrun.pid, 2), "stderr the caller's (for pvrun's warnings)");

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {processStartTicks} from '../../src/host/proc.js';
-import {parseVmState, readVmStates, updateCs, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
+import {parseVmState, readVmStates, updateCs, updateGuest, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
 
 t.test('the state file pvrun writes is read back; everything else is skipped with a reason', async (t) => {
@@ -58,6 +58,8 @@ t.test('the state file pvrun writes is read back; everything else is skipped wit
 		pvrunStart: processStartTicks(process.pid),
 	});
 	t.equal(vm?.placement, undefined);
+	t.equal(vm?.state, 'exited', 'its QEMU is not running: exited');
+	t.ok(vm !== undefined && vm.uptimeSeconds >= 0 && vm.uptimeSeconds < 60, `uptime from startedAt (${vm?.uptimeSeconds} s)`);
 	const reasons = new Map(skipped.map((s) => [path.basename(s.dir), s.reason]));
 	t.same(
 		[...reasons.keys()].sort(),
@@ -127,6 +129,18 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	t.notOk(updatePlacement(live.runDir, [{vcpu: 0, cpus: [-1], exclusive: false}]), 'CPU -1 is refused');
 	t.same(readVmStates(root).vms[0]?.placement, vm?.placement, 'a refused update leaves the file as it was');
 	t.same(fs.readdirSync(live.runDir), ['state.json'], 'no temporary files left');
+	t.equal(readVmStates(root).vms[0]?.state, 'starting', 'QEMU runs, not asked yet: starting');
+	t.ok(updateGuest(live.runDir, false));
+	const paused = readVmStates(root).vms[0];
+	t.match(paused, {state: 'paused', guest: {state: 'paused', since: /^\d{4}-/}}, 'paused, and since when');
+	t.ok(updateGuest(live.runDir, false));
+	t.equal(readVmStates(root).vms[0]?.guest?.since, paused?.guest?.since, 'the same state again keeps its time');
+	t.ok(updateGuest(live.runDir, true));
+	t.equal(readVmStates(root).vms[0]?.state, 'running');
+	t.throws(
+		() => parseVmState({...validState('pvrun-1-aa', 1), guest: {state: 'asleep', since: new Date().toISOString()}}),
+		/guest.state is not running or paused/,
+	);
 	fs.rmSync(live.runDir, {recursive: true});
 	t.notOk(updatePlacement(live.runDir, []), 'the VM ended: false, no throw');
 });
