@@ -154,7 +154,7 @@ export async function benchHintLatency(options: HintLatencyOptions): Promise<Hin
 		const out = options.out ? path.resolve(options.out) : defaultResultsDir('hint-latency.json', result.date);
 		fs.mkdirSync(out, {recursive: true});
 		fs.writeFileSync(path.join(out, 'hint-latency.json'), `${JSON.stringify(result, null, 1)}\n`);
-		progress.info(`raw samples: ${path.relative(process.cwd(), path.join(out, 'hint-latency.json'))}`);
+		progress.info(`raw samples: ${path.join(out, 'hint-latency.json')}`);
 		return result;
 	});
 }

@@ -201,7 +201,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 		failures,
 		durationSeconds: Math.round((performance.now() - started) / 100) / 10,
 	};
-	const out = options.out ?? defaultResultsDir('matrix.json', result.date, options.quick ? '-quick' : '');
+	const out = options.out !== undefined ? path.resolve(options.out) : defaultResultsDir('matrix.json', result.date, options.quick ? '-quick' : '');
 	fs.mkdirSync(out, {recursive: true});
 	const files = await matrixReport(result);
 	fs.writeFileSync(path.join(out, 'matrix.json'), `${JSON.stringify(result, null, 1)}\n`);
@@ -209,7 +209,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	process.stdout.write(files['matrix.md'] ?? '');
 	// (A run without plain QEMU has no chart: its charts are ratios to plain.)
 	const written = ['matrix.json', 'matrix.md', ...Object.keys(files).filter((f) => f.endsWith('.svg'))];
-	progress.info(`results: ${path.relative(process.cwd(), out) || '.'} (${written.join(', ')})`);
+	progress.info(`results: ${path.resolve(out)} (${written.join(', ')})`);
 	if (failures.length) progress.info(`${failures.length} boot(s) failed; their cells are missing (see failures in matrix.json)`);
 	return result;
 }

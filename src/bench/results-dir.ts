@@ -9,12 +9,14 @@ import {packageRoot} from '../util/paths.js';
 
 /**
  * The default results folder for `file` (`matrix.json`, `hint-latency.json`):
- * `<root>/<date>-<host><suffix>`, or the same name with `-2`, `-3`, ... when
+ * `<root>/<date>-<host><suffix>`, root `bench/results` under the working
+ * directory (in pvrun's checkout, as `make bench` runs it, the repository's
+ * bench/results), or the same name with `-2`, `-3`, ... when
  * that folder already holds `file` — a second run on the same day used to
  * overwrite the first. Two benchmarks of one `make bench` (different files)
  * still share a folder. `date` is an ISO timestamp.
  */
-export function defaultResultsDir(file: string, date: string, suffix = '', root = path.join(packageRoot, 'bench', 'results'), host = os.hostname()): string {
+export function defaultResultsDir(file: string, date: string, suffix = '', root = path.resolve('bench', 'results'), host = os.hostname()): string {
 	const base = path.join(root, `${date.slice(0, 10)}-${host}${suffix}`);
 	for (let n = 1; ; n++) {
 		const dir = n === 1 ? base : `${base}-${n}`;

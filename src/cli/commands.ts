@@ -38,7 +38,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('out', {
 						type: 'string',
 						requiresArg: true,
-						describe: 'results folder (default bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)',
+						describe: 'results folder (default ./bench/results/<date>-<host>, then -2, -3... rather than overwrite a run)',
 					})
 					.option('hints', {type: 'number', requiresArg: true, default: 300, describe: 'hint-latency: hints to measure'})
 					.option('warmup', {type: 'number', requiresArg: true, default: 50, describe: 'hint-latency: hints before measuring'})

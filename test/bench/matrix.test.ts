@@ -142,6 +142,7 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	const runDirs = seen();
 	t.comment(`pvrun bench --quick: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);
+	t.match(run.stderr, /^pvrun bench: results: \/\S+ \(matrix\.json/m, 'the results folder printed as an absolute path');
 	const result = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as MatrixResult;
 	t.ok(validate(result), `matrix.json validates against the schema: ${JSON.stringify(validate.errors?.slice(0, 3) ?? [])}`);
 	t.same(result.failures, [], 'no boot failed');

@@ -21,3 +21,16 @@ t.test('a second run on the same day gets a new folder; another benchmark shares
 	t.equal(defaultResultsDir('matrix.json', date, '-quick', root, 'host'), path.join(root, '2026-12-02-host-quick'), 'the quick run has its own name');
 	t.equal(fs.readFileSync(path.join(first, 'matrix.json'), 'utf8'), '{}', 'nothing written');
 });
+
+t.test('by default, under the working directory: bench/results/<date>-<host>, an absolute path', async (t) => {
+	const cwd = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-results-cwd-')));
+	const before = process.cwd();
+	t.teardown(() => {
+		process.chdir(before);
+		fs.rmSync(cwd, {recursive: true, force: true});
+	});
+	process.chdir(cwd);
+	const dir = defaultResultsDir('matrix.json', '2026-12-05T05:00:00.000Z');
+	t.equal(dir, path.join(cwd, 'bench', 'results', `2026-12-05-${os.hostname()}`));
+	t.ok(path.isAbsolute(dir), 'absolute');
+});
