@@ -274,6 +274,17 @@ function cell(s: Stats | undefined): string {
 }
 
 const ratioCell = (r: number | undefined) => (r === undefined ? '—' : `${r.toFixed(2)}x`);
+
+/**
+ * `a` over `b` as a ratio of medians, with the range the repetitions allow when either has more
+ * than one: from a's worst over b's best to a's best over b's worst ("1.05x (0.97–1.12)").
+ */
+export function ratioSpreadCell(a: Stats | undefined, b: Stats | undefined): string {
+	if (!a || !b || b.median <= 0) return '—';
+	const median = ratioCell(a.median / b.median);
+	if ((a.n <= 1 && b.n <= 1) || b.min <= 0 || b.max <= 0) return median;
+	return `${median} (${(a.min / b.max).toFixed(2)}–${(a.max / b.min).toFixed(2)})`;
+}
 const shareCell = (r: number | undefined) => (r === undefined ? '—' : `${Math.round(r * 100)} %`);
 
 /**
@@ -299,6 +310,10 @@ function overPvrun(title: string, mode: string, rows: readonly Summary[], config
 	];
 }
 
+/** What a quick run's report and its last line say: its figures are no measurement. */
+export const quickWarning =
+	'A smoke test, not a measurement: one repetition of 1 s per workload, no warm-up, on whatever else the host runs; it shows that every cell ran, and its ratios can be off by any factor. Run pvrun bench without --quick to measure.';
+
 /** matrix.md and matrix-<scenario>.svg for a result. */
 export async function matrixReport(r: MatrixResult): Promise<Record<string, string>> {
 	const files: Record<string, string> = {};
@@ -309,9 +324,11 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 		`${r.date.slice(0, 16).replace('T', ' ')} UTC on ${e.host}: ${e.cpus} CPUs (${e.cpuModel}), kernel ${e.kernel}, ${e.qemu}, accelerator ${e.accel}; pvrun ${e.pvrun} (${e.commit || 'no git'}).`,
 		`${r.options.reps} repetition(s) in rotating order, ${r.options.seconds} s per workload${r.options.quick ? ' without a warm-up, as soon as hints were live' : ' after a warm-up'}; medians with (min–max). ` +
 			'Ratios are a configuration over the baseline from the same run; for µs metrics lower is better. ' +
+			"pvrun / plain and pvrun / static give, after the ratio of medians, the range the repetitions allow (the worst and the best pairing): a range that includes 1.00x is within this run's noise. " +
 			'act: pvrun --pv-cs act; ceiling: the best placement the machine allows (no overcommit, or the oracle static placement); ' +
 			'gap closed: the share of the way from plain to the ceiling.',
 		'',
+		...(r.options.quick ? [`**${quickWarning}**`, ''] : []),
 	];
 	for (const sc of r.scenarios) {
 		const rows = r.summary.filter((s) => s.scenario === sc.id);
@@ -331,7 +348,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			const r = s.ratios ?? {};
 			lines.push(
 				`| ${s.label} (${s.unit}) | ${cell(s.configs.plain)} | ${cell(s.configs.static)} | ${cell(s.configs.pvrun)} | ${cell(s.configs['pvrun-act'])} | ${cell(s.configs.ceiling)} | ` +
-					`${ratioCell(s.vsPlain)} | ${ratioCell(s.vsStatic)} | ${ratioCell(r['pvrun-act']?.vsPlain)} | ${ratioCell(r.ceiling?.vsPlain)} | ` +
+					`${ratioSpreadCell(s.configs.pvrun, s.configs.plain)} | ${ratioSpreadCell(s.configs.pvrun, s.configs.static)} | ${ratioCell(r['pvrun-act']?.vsPlain)} | ${ratioCell(r.ceiling?.vsPlain)} | ` +
 					`${shareCell(r.pvrun?.gapClosed)}, ${shareCell(r['pvrun-act']?.gapClosed)} | ${target} |`,
 			);
 		}
@@ -358,37 +375,51 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 	return files;
 }
 
-/** Each metric's medians relative to plain QEMU's (plain = 1), grouped by configuration. */
-async function chart(id: ScenarioId, title: string, rows: Summary[]): Promise<string | undefined> {
+/**
+ * The chart of a scenario: each metric's median relative to plain QEMU's (plain = 1) per
+ * configuration, as a point on a log scale (2x and 0.5x equally far from 1), with a bar from
+ * the smallest to the largest repetition and a dashed line at 1.
+ */
+export function chartSpec(id: ScenarioId, title: string, rows: readonly Summary[]): TopLevelSpec | undefined {
+	const configs = ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'] as const;
 	const values = rows.flatMap((s) => {
 		const base = s.configs.plain?.median;
 		if (!base) return [];
-		return (['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'] as const).flatMap((c) => {
+		return configs.flatMap((c) => {
 			const v = s.configs[c];
-			return v ? [{metric: `${s.label} (${s.better === 'higher' ? '↑' : '↓'})`, config: c, relative: v.median / base}] : [];
+			return v && v.median > 0 && v.min > 0
+				? [{metric: `${s.label} (${s.better === 'higher' ? '↑' : '↓'})`, config: c, relative: v.median / base, low: v.min / base, high: v.max / base}]
+				: [];
 		});
 	});
 	if (values.length === 0) return undefined;
-	const spec: TopLevelSpec = {
+	const order: string[] = [...configs];
+	const x = {
+		type: 'quantitative',
+		scale: {type: 'log'},
+		title: 'median / plain median, log scale; bars: min–max (↑ higher is better, ↓ lower is better)',
+	} as const;
+	const y = {field: 'metric', type: 'nominal', title: null, sort: null} as const;
+	const yOffset = {field: 'config', sort: order};
+	const color = {field: 'config', type: 'nominal', sort: order, scale: {range: ['#9e9e9e', '#5b8def', '#e8730c', '#c2185b', '#2e7d32']}} as const;
+	return {
 		$schema: 'https://vega.github.io/schema/vega-lite/v6.json',
 		title: {text: `Scenario ${id}: relative to plain QEMU (= 1)`, subtitle: title},
-		data: {values},
-		mark: 'bar',
 		width: 420,
 		height: {step: 11},
-		encoding: {
-			y: {field: 'metric', type: 'nominal', title: null, sort: null},
-			yOffset: {field: 'config', sort: ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling']},
-			x: {field: 'relative', type: 'quantitative', title: 'median / plain median (↑ higher is better, ↓ lower is better)'},
-			color: {
-				field: 'config',
-				type: 'nominal',
-				sort: ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'],
-				scale: {range: ['#9e9e9e', '#5b8def', '#e8730c', '#c2185b', '#2e7d32']},
-			},
-		},
+		layer: [
+			{data: {values}, mark: 'rule', encoding: {y, yOffset, color, x: {...x, field: 'low'}, x2: {field: 'high'}}},
+			{data: {values}, mark: {type: 'point', filled: true, size: 30}, encoding: {y, yOffset, color, x: {...x, field: 'relative'}}},
+			{data: {values: [{one: 1}]}, mark: {type: 'rule', strokeDash: [4, 3], color: '#333'}, encoding: {x: {...x, field: 'one'}}},
+		],
 		config: {font: 'sans-serif'},
 	};
+}
+
+/** The chart as SVG (chartSpec). */
+async function chart(id: ScenarioId, title: string, rows: Summary[]): Promise<string | undefined> {
+	const spec = chartSpec(id, title, rows);
+	if (!spec) return undefined;
 	const view = new vega.View(vega.parse(compile(spec).spec), {renderer: 'none'});
 	try {
 		return await view.toSVG();

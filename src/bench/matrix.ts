@@ -16,7 +16,7 @@ import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
-import {matrixReport, summarize} from './matrix-report.js';
+import {matrixReport, quickWarning, summarize} from './matrix-report.js';
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
@@ -211,6 +211,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const written = ['matrix.json', 'matrix.md', ...Object.keys(files).filter((f) => f.endsWith('.svg'))];
 	progress.info(`results: ${path.resolve(out)} (${written.join(', ')})`);
 	if (failures.length) progress.info(`${failures.length} boot(s) failed; their cells are missing (see failures in matrix.json)`);
+	if (options.quick) progress.info(quickWarning);
 	return result;
 }
 

@@ -3,7 +3,7 @@
 // missed or not measured, and matrix.md and the SVG charts rendered from a
 // result (no guest runs here; test/bench/matrix.test.ts runs the real thing).
 import t from 'tap';
-import {summarize, matrixReport} from '../../src/bench/matrix-report.js';
+import {chartSpec, matrixReport, quickWarning, summarize} from '../../src/bench/matrix-report.js';
 import {scenarios} from '../../src/bench/matrix.js';
 import type {MatrixResult, Sample} from '../../src/bench/matrix-result.js';
 import {quickOptions, type ConfigName} from '../../src/bench/options.js';
@@ -131,8 +131,20 @@ t.test('matrix.md and one chart per scenario', async (t) => {
 	t.match(md, /^# pvrun benchmark matrix \(quick\)\n/);
 	t.match(md, '2026-12-04 08:00 UTC on vm: 2 CPUs (AMD EPYC), kernel 6.18, QEMU 7.2.0, accelerator tcg; pvrun 0.1.0 (abc1234).');
 	t.match(md, `## Scenario a: ${scenarios.a.title}`);
-	t.match(md, '| poll iterations (/s) | 110 (100–120) | 200 | 340 (330–350) | — | — | 3.09x | 1.70x | — | — | —, — | ≥ 3x plain and ≥ 1.5x static: met |');
-	t.match(md, '| poll longest stall (µs) | 10.0 (10.0–10.0) | 10.0 | 10.0 (10.0–10.0) | — | — | 1.00x | 1.00x | — | — | —, — | ≤ 0.5x plain: **missed** |');
+	t.match(
+		md,
+		'| poll iterations (/s) | 110 (100–120) | 200 | 340 (330–350) | — | — | 3.09x (2.75–3.50) | 1.70x (1.65–1.75) | — | — | —, — | ≥ 3x plain and ≥ 1.5x static: met |',
+		'each ratio with the range its repetitions allow',
+	);
+	t.match(
+		md,
+		'| poll longest stall (µs) | 10.0 (10.0–10.0) | 10.0 | 10.0 (10.0–10.0) | — | — | 1.00x (1.00–1.00) | 1.00x (1.00–1.00) | — | — | —, — | ≤ 0.5x plain: **missed** |',
+	);
+	t.match(md, `**${quickWarning}**`, 'the quick run says it is a smoke test');
+	const spec = JSON.stringify(chartSpec('a', 'title', result.summary));
+	t.match(spec, /"scale":\{"type":"log"\}/, 'the chart on a log scale');
+	t.match(spec, /"values":\[\{"one":1\}\]/, 'with a line at 1');
+	t.match(spec, /"x2":\{"field":"high"\}/, 'and min–max bars');
 	t.match(md, '## Failed boots\n\n- scenario a, static, rep 2: the guest did not boot within 120 s\n');
 	t.match(files['matrix-a.svg'] ?? '', /^<svg[^>]*>[\s\S]*Scenario a: relative to plain QEMU[\s\S]*<\/svg>$/);
 });
