@@ -399,7 +399,7 @@ export function chartSpec(id: ScenarioId, title: string, rows: readonly Summary[
 		scale: {type: 'log'},
 		title: 'median / plain median, log scale; bars: min–max (↑ higher is better, ↓ lower is better)',
 	} as const;
-	const y = {field: 'metric', type: 'nominal', title: null, sort: null} as const;
+	const y = {field: 'metric', type: 'nominal', title: null, sort: null, axis: {labelLimit: 300}} as const;
 	const yOffset = {field: 'config', sort: order};
 	const color = {field: 'config', type: 'nominal', sort: order, scale: {range: ['#9e9e9e', '#5b8def', '#e8730c', '#c2185b', '#2e7d32']}} as const;
 	return {
