@@ -276,14 +276,13 @@ function cell(s: Stats | undefined): string {
 const ratioCell = (r: number | undefined) => (r === undefined ? '—' : `${r.toFixed(2)}x`);
 
 /**
- * `a` over `b` as a ratio of medians, with the range the repetitions allow when either has more
- * than one: from a's worst over b's best to a's best over b's worst ("1.05x (0.97–1.12)").
+ * `ratio` (the summary's, `a`'s median over `b`'s), with the range the repetitions allow when
+ * either has more than one: from a's worst over b's best to a's best over b's worst
+ * ("1.05x (0.97–1.12)").
  */
-export function ratioSpreadCell(a: Stats | undefined, b: Stats | undefined): string {
-	if (!a || !b || b.median <= 0) return '—';
-	const median = ratioCell(a.median / b.median);
-	if ((a.n <= 1 && b.n <= 1) || b.min <= 0 || b.max <= 0) return median;
-	return `${median} (${(a.min / b.max).toFixed(2)}–${(a.max / b.min).toFixed(2)})`;
+function ratioSpreadCell(ratio: number | undefined, a: Stats | undefined, b: Stats | undefined): string {
+	if (ratio === undefined || !a || !b || (a.n <= 1 && b.n <= 1) || b.min <= 0) return ratioCell(ratio);
+	return `${ratioCell(ratio)} (${(a.min / b.max).toFixed(2)}–${(a.max / b.min).toFixed(2)})`;
 }
 const shareCell = (r: number | undefined) => (r === undefined ? '—' : `${Math.round(r * 100)} %`);
 
@@ -348,7 +347,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			const r = s.ratios ?? {};
 			lines.push(
 				`| ${s.label} (${s.unit}) | ${cell(s.configs.plain)} | ${cell(s.configs.static)} | ${cell(s.configs.pvrun)} | ${cell(s.configs['pvrun-act'])} | ${cell(s.configs.ceiling)} | ` +
-					`${ratioSpreadCell(s.configs.pvrun, s.configs.plain)} | ${ratioSpreadCell(s.configs.pvrun, s.configs.static)} | ${ratioCell(r['pvrun-act']?.vsPlain)} | ${ratioCell(r.ceiling?.vsPlain)} | ` +
+					`${ratioSpreadCell(s.vsPlain, s.configs.pvrun, s.configs.plain)} | ${ratioSpreadCell(s.vsStatic, s.configs.pvrun, s.configs.static)} | ${ratioCell(r['pvrun-act']?.vsPlain)} | ${ratioCell(r.ceiling?.vsPlain)} | ` +
 					`${shareCell(r.pvrun?.gapClosed)}, ${shareCell(r['pvrun-act']?.gapClosed)} | ${target} |`,
 			);
 		}

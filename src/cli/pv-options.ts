@@ -13,7 +13,6 @@ import {defaultGuestCpuPercent} from '../util/guest-budget.js';
 import {defaultAgentWaitS, defaultCsBoost, type CsBoost, type VmConfig} from '../vm/config.js';
 import {pvOptionDocs, valueOptionNames} from './reference.js';
 
-const valueOptions = valueOptionNames;
 const flagOptions: ReadonlySet<string> = new Set(pvOptionDocs.filter((o) => o.arg === undefined).map((o) => o.name));
 /** Every --pv- option pvrun knows (for --help and its test). */
 export const pvOptionNames: readonly string[] = pvOptionDocs.map((o) => o.name);
@@ -36,7 +35,7 @@ export function splitArgs(argv: readonly string[]): {pv: string[]; qemu: string[
 		}
 		const name = arg.split('=', 1)[0] ?? arg;
 		if (flagOptions.has(name)) pv.push(arg);
-		else if (valueOptions.has(name)) {
+		else if (valueOptionNames.has(name)) {
 			if (arg.includes('=')) pv.push(arg);
 			else {
 				const value = argv[i + 1];
@@ -138,7 +137,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 	const joined: string[] = [];
 	for (let i = 0; i < pv.length; i++) {
 		const arg = pv[i] ?? '';
-		joined.push(valueOptions.has(arg) && i + 1 < pv.length ? `${arg}=${pv[++i] ?? ''}` : arg);
+		joined.push(valueOptionNames.has(arg) && i + 1 < pv.length ? `${arg}=${pv[++i] ?? ''}` : arg);
 	}
 	const values = parseJoined(joined);
 	const options: VmConfig = {

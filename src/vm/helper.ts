@@ -110,7 +110,9 @@ function awaitOwnGroup(pid: number, ms: number): void {
 
 /** The helper (src/vm/helper-entry.ts runs this). */
 export function serveHelper(): void {
-	blockSigttou(); // out of the foreground group, its warnings still reach the terminal
+	// Out of the foreground group, its warnings still reach the terminal (Node starts with no
+	// signal blocked, whatever pvgroup's mask was).
+	blockSigttou();
 	const orders = JSON.parse(process.env[helperEnv] ?? '{}') as HelperOrders;
 	delete process.env[helperEnv];
 	const held: {session?: HintSession; area?: ShmArea; log?: EventLog} = {};

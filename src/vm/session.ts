@@ -179,8 +179,7 @@ export class HintSession {
 		this.refresher.unref();
 		// The wait for an agent counts guest time: not while QEMU waits (-S) or the VM is paused.
 		const status = await this.qmp.execute<{running?: unknown}>('query-status');
-		this.watch.guestRunning(status.running === true);
-		updateGuest(this.plan.runDir, status.running === true);
+		this.guestRunning(status.running === true);
 		if (status.running === true) this.afterIncoming();
 		// Each second: the wait for an agent, and the hint types it has attached.
 		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
@@ -239,6 +238,12 @@ export class HintSession {
 	}
 	private publishedHints = '';
 
+	/** The guest runs or is paused: the agent watch counts guest time, and `pvrun status` shows it (a rare event, one small file). */
+	private guestRunning(running: boolean): void {
+		this.watch.guestRunning(running);
+		updateGuest(this.plan.runDir, running);
+	}
+
 	/** React to QMP events: the agent port opening/closing, guest resets, CPU hot-plug. */
 	private onQmpEvent(name: string, data: unknown, pinner: Pinner): void {
 		const d = (data ?? {}) as {id?: unknown; open?: unknown};
@@ -258,8 +263,7 @@ export class HintSession {
 			this.watch.gone('the guest was reset');
 			this.hintsChanged();
 		} else if (name === 'STOP' || name === 'RESUME') {
-			this.watch.guestRunning(name === 'RESUME');
-			updateGuest(this.plan.runDir, name === 'RESUME'); // for pvrun status: a rare event, one small file
+			this.guestRunning(name === 'RESUME');
 			if (name === 'RESUME') this.afterIncoming();
 		} else if (name === 'DEVICE_ADDED' || name === 'DEVICE_DELETED' || name === 'ACPI_DEVICE_OST') {
 			void this.refreshVcpus(pinner);

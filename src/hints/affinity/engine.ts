@@ -217,8 +217,9 @@ export class AffinityEngine implements HintTypeEngine {
 
 	/**
 	 * Records the guest published that no poll has read for a second or more, though the tail
-	 * could move (an intermittent stall seen in the suite, cause unknown): one `stall` line per
-	 * episode with what the reader and the fast path hold, so the next one can be explained.
+	 * could move: one `stall` line per episode with what the reader and the fast path hold, so
+	 * that a stall can be explained. (A timer that does not fire, as when pvrun's thread is not
+	 * scheduled, writes none: bench/experiments/2026-12-05-helper-autogroup/.)
 	 */
 	private watchStall(now: number): void {
 		const head = this.reader.publishedHead;
