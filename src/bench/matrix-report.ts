@@ -367,7 +367,12 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 	}
 	if (r.failures.length) {
 		lines.push('## Failed boots', '');
-		for (const f of r.failures) lines.push(`- scenario ${f.scenario}, ${f.config}, rep ${f.rep + 1}: ${f.error}`);
+		for (const f of r.failures) {
+			const last = f.console?.at(-1);
+			lines.push(
+				`- scenario ${f.scenario}, ${f.config}, rep ${f.rep + 1}: ${f.error}${last ? ` (the console's last line: \`${last.replaceAll('`', "'")}\`)` : ''}`,
+			);
+		}
 		lines.push('');
 	}
 	files['matrix.md'] = `${lines.join('\n')}\n`;

@@ -174,7 +174,8 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 						samples.push(...got);
 						step.done(describe(got));
 					} catch (error) {
-						failures.push({scenario: id, config, rep, error: firstLine(error)});
+						const tail = error instanceof BootFailure ? error.consoleTail : [];
+						failures.push({scenario: id, config, rep, error: firstLine(error), ...(tail.length ? {console: tail} : {})});
 						step.fail(firstLine(error));
 					}
 				}
@@ -278,6 +279,19 @@ interface BootPlan {
 	place?: Array<{cpus: number[]; nice: number}>;
 }
 
+/** A boot that failed once its guest had started: the error with the last lines its console showed. */
+class BootFailure extends PvrunError {
+	constructor(
+		error: unknown,
+		readonly consoleTail: string[],
+	) {
+		super(error instanceof Error ? error.message : String(error), {cause: error});
+	}
+}
+
+/** How many of a failed boot's last console lines its failure record keeps. */
+const failureConsoleLines = 20;
+
 /** One boot of the measured VM, with the scenario's load around it. */
 async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	const {scenario, config, options} = ctx;
@@ -292,6 +306,8 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	const lead = options.quick ? ['pvhint,live,30000'] : ['sleep,3', first.cmd.replace(/,-s,\d+/, ',-s,1')];
 	const run = [...lead, ...planned.map((p) => p.cmd)].join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
+	// The guest's console so far, kept with the error if the boot fails.
+	let consoleLines: readonly string[] = [];
 	try {
 		// The quick run boots the neighbour beside the measured VM rather than before it.
 		let neighbour: Promise<() => Promise<void>> | undefined;
@@ -313,6 +329,7 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 			...(plan.launcher ? {launcher: plan.launcher} : {}),
 			...(place ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
 		});
+		consoleLines = guest.lines;
 		cleanups.push(() => guest.stop());
 		await guest.waitFor(readyLine, 60_000);
 		await neighbour;
@@ -336,6 +353,8 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 			for (const s of samples) if (!s.warmup) s.values['neighbourCpuShare'] = Math.round(share * 10) / 10;
 		}
 		return samples;
+	} catch (error) {
+		throw new BootFailure(error, consoleLines.slice(-failureConsoleLines));
 	} finally {
 		for (const c of cleanups.reverse()) await c();
 	}

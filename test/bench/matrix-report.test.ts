@@ -2,11 +2,15 @@
 // pvrun's ratios to the baselines of the same run, the issue's targets met,
 // missed or not measured, and matrix.md and the SVG charts rendered from a
 // result (no guest runs here; test/bench/matrix.test.ts runs the real thing).
+import fs from 'node:fs';
+import path from 'node:path';
+import {Ajv} from 'ajv';
 import t from 'tap';
 import {chartSpec, matrixReport, quickWarning, summarize} from '../../src/bench/matrix-report.js';
 import {scenarios} from '../../src/bench/matrix.js';
 import type {MatrixResult, Sample} from '../../src/bench/matrix-result.js';
 import {quickOptions, type ConfigName} from '../../src/bench/options.js';
+import {packageRoot} from '../../src/util/paths.js';
 
 const s = (config: ConfigName, iterPerSec: number, rep = 0, warmup = false): Sample => ({
 	scenario: 'a',
@@ -124,7 +128,21 @@ t.test('time held while stalled: act 80 % below plain, per marked lock, in both 
 
 t.test('matrix.md and one chart per scenario', async (t) => {
 	const samples = [s('plain', 100), s('plain', 120, 1), s('static', 200), s('pvrun', 330), s('pvrun', 350, 1)];
-	const result = resultOf(samples, {failures: [{scenario: 'a', config: 'static', rep: 1, error: 'the guest did not boot within 120 s'}]});
+	const result = resultOf(samples, {
+		failures: [
+			{scenario: 'a', config: 'static', rep: 1, error: 'the guest did not boot within 120 s'},
+			{
+				scenario: 'a',
+				config: 'pvrun',
+				rep: 0,
+				error: 'guest console did not show /status/ within 84000 ms; last lines:',
+				console: ['[ 1.0] booted', 'pvhint: vcpu=1 n=3'],
+			},
+		],
+	});
+	const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'bench', 'schema', 'matrix.schema.json'), 'utf8')) as object;
+	const validate = new Ajv({allErrors: true}).compile(schema);
+	t.ok(validate(result), `a result with failed boots validates: ${JSON.stringify(validate.errors?.slice(0, 3) ?? [])}`);
 	const files = await matrixReport(result);
 	t.same(Object.keys(files).sort(), ['matrix-a.svg', 'matrix.md']);
 	const md = files['matrix.md'] ?? '';
@@ -145,7 +163,12 @@ t.test('matrix.md and one chart per scenario', async (t) => {
 	t.match(spec, /"scale":\{"type":"log"\}/, 'the chart on a log scale');
 	t.match(spec, /"values":\[\{"one":1\}\]/, 'with a line at 1');
 	t.match(spec, /"x2":\{"field":"high"\}/, 'and min–max bars');
-	t.match(md, '## Failed boots\n\n- scenario a, static, rep 2: the guest did not boot within 120 s\n');
+	t.match(
+		md,
+		'## Failed boots\n\n- scenario a, static, rep 2: the guest did not boot within 120 s\n' +
+			"- scenario a, pvrun, rep 1: guest console did not show /status/ within 84000 ms; last lines: (the console's last line: `pvhint: vcpu=1 n=3`)\n",
+		'with the last line the console showed, if any',
+	);
 	t.match(files['matrix-a.svg'] ?? '', /^<svg[^>]*>[\s\S]*Scenario a: relative to plain QEMU[\s\S]*<\/svg>$/);
 });
 
