@@ -108,8 +108,9 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: pvhint wait VCPU [-n COUNT] [-w WARMUP] [-t TIMEOUT_MS] [-p PAUSE_US] [-v]\n"
 			"       pvhint feedback (each vCPU's feedback from the host; any user)\n"
-			"       pvhint live TIMEOUT_MS (wait until the agent's hint programs are attached: exit 0,\n"
-			"              1 on timeout, 3 at once without pvrun's shared memory)\n"
+			"       pvhint live TIMEOUT_MS (wait until the agent has attached the programs of every feature\n"
+			"              the host acts on: exit 0, also at the timeout with some attached; 1 at the timeout\n"
+			"              with none; 3 at once without pvrun's shared memory)\n"
 			"       pvhint attack   (test only: act as a hostile guest on the shared memory)\n"
 			"       pvhint attack-cs (test only: the same, on the critical-section parts)\n"
 			"       pvhint flood-frames SECONDS (test only: KICK and malformed frames into the agent's port, the agent stopped)\n"
@@ -145,24 +146,35 @@ static int feedback(void)
 	return 0;
 }
 
-/* Wait until the agent reports hint programs attached (the header's agent_features): what a
- * workload that needs hints from its first second runs first. Exit 3 at once where there is
- * no pvrun shared memory (plain QEMU), so the same command line runs in every configuration. */
+/* Wait until the agent reports attached the programs of every feature the host acts on (the
+ * header's agent_features against its features), so that a workload that needs hints from its
+ * first second runs after all of them; a host that names none: any program. Exit 3 at once
+ * where there is no pvrun shared memory (plain QEMU), so the same command line runs in every
+ * configuration. At the deadline, with some attached: go on (exit 0), naming what is missing. */
 static int live(unsigned timeout_ms)
 {
 	uint64_t t0 = pvshm_now_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
 	struct pvshm shm;
 	char why[256];
+	uint32_t want, got;
 
 	if (pvshm_open(&shm, why, sizeof(why))) {
 		printf("pvhint: no hints here (%s)\n", why);
 		return 3;
 	}
-	while (!__atomic_load_n(&shm.hdr->agent_features, __ATOMIC_ACQUIRE)) {
+	for (;;) {
+		want = __atomic_load_n(&shm.hdr->features, __ATOMIC_ACQUIRE);
+		got = __atomic_load_n(&shm.hdr->agent_features, __ATOMIC_ACQUIRE);
+		if (got && (got & want) == want)
+			break;
 		if (pvshm_now_ns() > deadline) {
-			printf("pvhint: no hint program attached after %u ms\n", timeout_ms);
 			pvshm_close(&shm);
-			return 1;
+			if (!got) {
+				printf("pvhint: no hint program attached after %u ms\n", timeout_ms);
+				return 1;
+			}
+			printf("pvhint: hints live after %u ms without features 0x%x\n", timeout_ms, want & ~got);
+			return 0;
 		}
 		usleep(10000);
 	}

@@ -1,7 +1,8 @@
 // End to end, critical sections observed and acted on (--pv-cs act, which
 // observes as --pv-cs observe does), in one guest that goes through three
 // stages, each checked as it ends:
-// 1. An unprivileged guest thread holds a section on vCPU 1 while the host
+// 1. `pvhint live` waits until the programs of both features are attached.
+//    An unprivileged guest thread holds a section on vCPU 1 while the host
 //    makes vCPU 1's thread wait (pinned to one CPU beside a real-time busy
 //    loop, for 2 s). The host sees the section in the thread's cell, sets
 //    vcpu_preempted in vCPU 1's slot and counts the time lost; the guest
@@ -31,6 +32,7 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 		cpus: 2,
 		pvArgs: ['--pv-cs', 'act'],
 		run: [
+			'pvhint,live,30000',
 			'pvhint,feedback',
 			`taskset,-c,1,pvcs,hold,5,-u,${nobody}`,
 			'pvhint,feedback',
@@ -62,9 +64,14 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 		const feedback = await guest.waitFor(/^vcpu=1 /, 30_000);
 		t.match(feedback, /^vcpu=1 state=floating pcpu=-1 preempted=[01] overloaded=[01] boosted=0 preempted_ms=\d+$/, 'pvhint feedback: one line per vCPU');
 		t.match(
+			guest.lines.find((l) => l.startsWith('pvhint: hints live')),
+			/^pvhint: hints live after \d+ ms$/,
+			'pvhint live returned',
+		);
+		t.match(
 			guest.lines.find((l) => l.startsWith('pvhint: features')),
-			/^pvhint: features host=0x3 agent=0x[0-3]$/,
-			'the host acts on affinity and critical sections',
+			/^pvhint: features host=0x3 agent=0x3$/,
+			'the host acts on affinity and critical sections; pvhint live waited for the programs of both',
 		);
 		const holding = await guest.waitFor(/^pvcs: holding /, 30_000);
 		const m = /cpu=(\d+) cell=(\d+) tid=(\d+)/.exec(holding);
