@@ -62,12 +62,16 @@ interface Libc {
 	signal: KoffiFunc<(signum: number, handler: null) => unknown>;
 	sigprocmask: KoffiFunc<(how: number, set: Buffer, old: null) => number>;
 	execve: KoffiFunc<(path: string, argv: Array<string | null>, envp: Array<string | null>) => number>;
+	clock_gettime: KoffiFunc<(clock: number, tp: Buffer) => number>;
 }
 
 let bound: Libc | undefined;
 // One cpu_set_t for every sched_setaffinity call, one for every sched_getaffinity call.
 const setMask = Buffer.alloc(CPU_SET_BYTES);
 const getMask = Buffer.alloc(CPU_SET_BYTES);
+// One struct timespec (two 64-bit fields on x86-64) for every clock_gettime call.
+const timespec = Buffer.alloc(16);
+const CLOCK_THREAD_CPUTIME_ID = 3;
 
 // glibc's functions, loaded and declared on first use.
 function libc(): Libc {
@@ -101,7 +105,15 @@ function bindLibc(): Libc {
 		signal: fn('void *signal(int signum, void *handler)'),
 		sigprocmask: fn('int sigprocmask(int how, const void *set, void *old)'),
 		execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
+		clock_gettime: fn('int clock_gettime(int clock, _Out_ void *tp)'),
 	};
+}
+
+/** CPU time the calling thread has used, ns (CLOCK_THREAD_CPUTIME_ID; about a microsecond a call). */
+export function threadCpuNs(): number {
+	if (libc().clock_gettime(CLOCK_THREAD_CPUTIME_ID, timespec) !== 0)
+		throw syscallError('clock_gettime', "cannot read this thread's CPU time", () => 'Linux has had this clock since 2.6.12', PvrunError);
+	return Number(timespec.readBigInt64LE(0)) * 1e9 + Number(timespec.readBigInt64LE(8));
 }
 
 /** Restricts thread `tid` (any process's; 0 = the calling thread) to `cpus`. */

@@ -14,7 +14,7 @@ import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
 import {createShmArea, type ShmArea} from '../shm/area.js';
 import {Header, shmSize, shmVersion} from '../shm/layout.js';
 import {hintTypes, hostFeatures} from '../hints/index.js';
-import {CsObserver, csPeriodMs, csProgram} from '../hints/cs/observer.js';
+import {CsObserver, csIdlePeriodMs, csPeriodMs, csProgram} from '../hints/cs/observer.js';
 import {HostSched} from '../fast/sched.js';
 import {RingReader} from '../shm/reader.js';
 import {PvrunError, firstLine} from '../util/errors.js';
@@ -168,7 +168,7 @@ export class HintSession {
 		// Set-up (QMP, the host BPF program) is pvrun's own and happens once; from here on the
 		// guest drives the work.
 		if (this.budget.governor) {
-			this.governor = new CpuGovernor(this.budget.governor);
+			this.governor = new CpuGovernor({...this.budget.governor, ownCpuMs: () => this.cs?.ownCpuMs ?? 0});
 			this.governor.onAllowance = (ms) => this.fast?.allow(ms);
 			this.governor.onHold = () => this.cpuHeld();
 			this.governor.start();
@@ -485,7 +485,13 @@ export class HintSession {
 			});
 		this.cs.setThreads(threads.map((t) => t.threadId));
 		this.cs.start();
-		this.log.write('cs', {state: act ? 'act' : 'observe', periodMs: csPeriodMs, feedback: this.cs.feedback, ...(why ? {why} : {})});
+		this.log.write('cs', {
+			state: act ? 'act' : 'observe',
+			periodMs: csPeriodMs,
+			idlePeriodMs: csIdlePeriodMs,
+			feedback: this.cs.feedback,
+			...(why ? {why} : {}),
+		});
 		if (this.plan.cs === 'act' && !sched) this.warn(`--pv-cs act: ${why ?? 'no host BPF program'}; observing only`);
 	}
 

@@ -37,6 +37,7 @@ t.test('flags, run delay and time in sections follow what the host and the cells
 	host.threads.set(12, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 1});
 	host.waits.set(0, 0).set(1, 0);
 	obs.look();
+	t.equal(obs.nextLookMs, 100, 'no cell held: the next look in 100 ms');
 	// A thread on vCPU 1 enters a section; vCPU 1's host thread then runs 2 of the next 10 ms and waits the rest, while vCPU 0's runs; others wait on vCPU 1's CPU.
 	area.view.setUint32(Header.cellsUsed, 1, true);
 	area.view.setUint32(cellsOffset + Cell.ownerTid, 500, true);
@@ -47,6 +48,7 @@ t.test('flags, run delay and time in sections follow what the host and the cells
 	host.threads.set(12, {execNs: 2e6, runDelayNs: 8e6, runnable: true, cpu: 1});
 	host.waits.set(1, 8e6 + 3e6);
 	obs.look();
+	t.equal(obs.nextLookMs, 10, 'a cell held: in 10 ms');
 	const flags = (v: number): number => area.view.getUint32(slotsOffset + v * slotSize + Slot.flags, true);
 	t.equal(flags(1), SlotFlag.vcpuPreempted | SlotFlag.pcpuOverloaded, 'vCPU 1: preempted, and its CPU overloaded');
 	t.equal(flags(0), 0, 'vCPU 0: neither');
@@ -80,6 +82,30 @@ t.test('flags, run delay and time in sections follow what the host and the cells
 	t.equal(counters.badCell, 0);
 });
 
+t.test('on its own timer: every 100 ms while nothing is in play, every 10 ms once a cell is held', async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-timer-test-${process.pid}`);
+	const area = createShmArea(file, 2);
+	t.teardown(() => area.remove());
+	const host = fakeHost();
+	const obs = new CsObserver(area, 1, emptyCounters(), () => {}, host);
+	obs.setThreads([11, 12]);
+	obs.start();
+	t.teardown(() => void obs.stop());
+	const looks = (): number => obs.summary().looks;
+	await new Promise((resolve) => setTimeout(resolve, 500));
+	t.ok(looks() >= 1 && looks() <= 7, `idle: ${looks()} looks in 500 ms`);
+	area.view.setUint32(Header.cellsUsed, 1, true);
+	area.view.setUint32(cellsOffset + Cell.ownerTid, 500, true);
+	const from = looks();
+	const started = performance.now();
+	while (looks() - from < 25 && performance.now() - started < 1500) await new Promise((resolve) => setTimeout(resolve, 20));
+	t.ok(looks() - from >= 25, `a cell held: ${looks() - from} looks in ${Math.round(performance.now() - started)} ms (at 100 ms, 15 at most in 1.5 s)`);
+	obs.stop();
+	const stopped = looks();
+	await new Promise((resolve) => setTimeout(resolve, 50));
+	t.equal(looks(), stopped, 'no look after stop');
+});
+
 t.test("a vCPU whose lock another vCPU waits for is inside a (kernel) section; the guest's lock counters are counted from the first look", async (t) => {
 	const file = path.join('/dev/shm', `pvrun-cs-test3-${process.pid}`);
 	const area = createShmArea(file, 2);
@@ -98,17 +124,20 @@ t.test("a vCPU whose lock another vCPU waits for is inside a (kernel) section; t
 	host.threads.set(31, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 0});
 	host.threads.set(32, {execNs: 0, runDelayNs: 0, runnable: true, cpu: 1});
 	obs.look();
+	t.equal(obs.nextLookMs, 100, 'no cell held, no kernel lock wait: the next look in 100 ms');
 	// vCPU 0 waits for a mutex that vCPU 1's thread holds; vCPU 1's host thread does not run.
 	slot(0, 1, 1, 10n, 1_000_000n);
 	host.clock += 10e6;
 	host.threads.set(31, {execNs: 10e6, runDelayNs: 0, runnable: true, cpu: 0});
 	obs.look();
+	t.equal(obs.nextLookMs, 10, 'a kernel lock wait: in 10 ms');
 	// The wait ends: two more waits, 3 ms in all.
 	slot(0, 0, -1, 12n, 4_000_000n);
 	host.clock += 10e6;
 	host.threads.set(31, {execNs: 20e6, runDelayNs: 0, runnable: true, cpu: 0});
 	host.threads.set(32, {execNs: 10e6, runDelayNs: 0, runnable: true, cpu: 1});
 	obs.look();
+	t.equal(obs.nextLookMs, 100, 'the wait over: in 100 ms again');
 	// A scribble sends the counter back: nothing is added, and counting goes on from there.
 	slot(0, 0, -1, 1n, 0n);
 	host.clock += 10e6;
@@ -165,6 +194,29 @@ t.test('the /proc reader: this thread, again and again from open files, and the 
 	} else t.equal(self, undefined, 'no schedstat: nothing');
 	t.equal(reader.thread(process.pid, 0x3fffffff), undefined, 'a thread that does not exist');
 	t.ok(reader.now() > 0);
+	// This thread's CPU clock: it moves with work on this thread, not with sleep.
+	const before = reader.threadCpuNs();
+	let spin = 0;
+	for (let i = 0; i < 2e7; i++) spin += i;
+	const worked = reader.threadCpuNs();
+	await new Promise((resolve) => setTimeout(resolve, 100));
+	const slept = reader.threadCpuNs();
+	t.ok(spin > 0 && worked - before > 1e6, `a busy loop costs this thread CPU time (${Math.round((worked - before) / 1e3)} µs)`);
+	t.ok(slept - worked < 50e6, `100 ms asleep costs it far less (${Math.round((slept - worked) / 1e3)} µs)`);
+});
+
+t.test("the looks' own CPU time, for the governor to leave out of the guest's share", async (t) => {
+	const file = path.join('/dev/shm', `pvrun-cs-own-test-${process.pid}`);
+	const area = createShmArea(file, 2);
+	t.teardown(() => area.remove());
+	let cpuNs = 0;
+	const host = {...fakeHost(), threadCpuNs: () => (cpuNs += 150e3)};
+	const obs = new CsObserver(area, 1, emptyCounters(), () => {}, host);
+	obs.setThreads([11, 12]);
+	t.equal(obs.ownCpuMs, 0, 'none before a look');
+	for (let i = 0; i < 10; i++) obs.look();
+	t.equal(obs.ownCpuMs, 1.5, '10 looks at 150 µs of CPU each: 1.5 ms');
+	t.equal(obs.summary().lookUs, 1500, 'the cs event gives the same cost');
 });
 
 t.test('the kernel lock program: its record type, and the feature bit the agent sets for it (1 << (type - 1))', async (t) => {
