@@ -40,37 +40,55 @@ t.test('pvrun man and pvrun completion print them; a shell that is none is refus
 });
 
 /**
- * What the completion offers for the words typed so far (the last one being completed), in
- * `shell`, called as the shell calls it: with the command, the word and the one before as
- * arguments; in zsh, as bashcompinit's compgen calls it (emulating sh: arrays from 0), whose
- * candidates zsh's own matching then narrows to the word typed, as here.
+ * What the completion offers for each list of words typed so far (the last one being
+ * completed), in `shell`, called as the shell calls it: with the command, the word and the one
+ * before as arguments; in zsh, as bashcompinit's compgen calls it (emulating sh: arrays from 0),
+ * whose candidates zsh's own matching then narrows to the word typed, as here. One shell for
+ * all of them (zsh's compinit alone takes most of a second).
  */
-async function complete(shell: 'bash' | 'zsh', words: string[]): Promise<string[]> {
-	const quoted = words.map((w) => `'${w}'`);
-	const call = `COMP_WORDS=(${quoted.join(' ')}); COMP_CWORD=${words.length - 1}; _pvrun pvrun ${quoted.at(-1) ?? "''"} ${quoted.at(-2) ?? "''"}; printf '%s\\n' "\${COMPREPLY[@]}"`;
+async function complete(shell: 'bash' | 'zsh', queries: string[][]): Promise<string[][]> {
+	const calls = queries.map((words) => {
+		const quoted = words.map((w) => `'${w}'`);
+		return `COMP_WORDS=(${quoted.join(' ')}); COMP_CWORD=${words.length - 1}; COMPREPLY=(); _pvrun pvrun ${quoted.at(-1) ?? "''"} ${quoted.at(-2) ?? "''"}; printf '%s\\n' "\${COMPREPLY[@]}" '=='`;
+	});
 	const script =
 		shell === 'zsh'
-			? `autoload -U compinit && compinit -u -D; eval "$SCRIPT"; run() { emulate -L sh; setopt kshglob noshglob braceexpand; ${call}; }; run`
-			: `eval "$SCRIPT"; ${call}`;
+			? `autoload -U compinit && compinit -u -D; eval "$SCRIPT"; run() { emulate -L sh; setopt kshglob noshglob braceexpand; ${calls.join('; ')}; }; run`
+			: `eval "$SCRIPT"; ${calls.join('; ')}`;
 	const r = await execa(shell, ['-c', script], {env: {SCRIPT: completionScript(shell)}, reject: false});
 	if (r.exitCode !== 0) throw new Error(`${shell}: ${r.stderr}`);
-	const typed = words.at(-1) ?? '';
-	return r.stdout
-		.split('\n')
-		.filter((w) => w && w.startsWith(typed))
-		.sort();
+	// Each answer's lines, then a line "==".
+	const answers: string[][] = [[]];
+	for (const line of r.stdout.split('\n')) {
+		if (line === '==') answers.push([]);
+		else answers.at(-1)?.push(line);
+	}
+	return queries.map((words, i) => {
+		const typed = words.at(-1) ?? '';
+		return (answers[i] ?? []).filter((w) => w && w.startsWith(typed)).sort();
+	});
 }
 
 for (const shell of ['bash', 'zsh'] as const) {
 	t.test(`${shell} completes pvrun's commands, options and values`, async (t) => {
-		t.same(await complete(shell, ['pvrun', 'st']), ['status'], 'a command');
-		t.same(await complete(shell, ['pvrun', '--pv-ac']), ['--pv-accel'], 'an option');
-		t.same(await complete(shell, ['pvrun', '--pv-cs']), ['--pv-cs', '--pv-cs-boost', '--pv-cs-feedback'], 'options sharing a start');
-		t.same(await complete(shell, ['pvrun', '--pv-accel', '']), ['auto', 'kvm', 'tcg'], "an option's values");
-		t.same(await complete(shell, ['pvrun', '-m', '512', '--pv-cs', 'o']), ['observe', 'off'], 'among QEMU arguments too');
-		t.same(await complete(shell, ['pvrun', '--pv-cpus', '']), [], 'nothing to offer for a CPU list');
-		t.same(await complete(shell, ['pvrun', 'image', '']), ['--force', '--help', 'build', 'list', 'path'], "a command's verbs and options");
-		t.same(await complete(shell, ['pvrun', 'bench', '--q']), ['--quick'], "a command's option");
-		t.same(await complete(shell, ['pvrun', 'completion', '']), ['--help', 'bash', 'zsh']);
+		const cases: Array<[string[], string[], string?]> = [
+			[['pvrun', 'st'], ['status'], 'a command'],
+			[['pvrun', '--pv-ac'], ['--pv-accel'], 'an option'],
+			[['pvrun', '--pv-cs'], ['--pv-cs', '--pv-cs-boost', '--pv-cs-feedback'], 'options sharing a start'],
+			[['pvrun', '--pv-accel', ''], ['auto', 'kvm', 'tcg'], "an option's values"],
+			[['pvrun', '-m', '512', '--pv-cs', 'o'], ['observe', 'off'], 'among QEMU arguments too'],
+			[['pvrun', '--pv-cpus', ''], [], 'nothing to offer for a CPU list'],
+			[['pvrun', 'image', ''], ['--force', '--help', 'build', 'list', 'path'], "a command's verbs and options"],
+			[['pvrun', 'bench', '--q'], ['--quick'], "a command's option"],
+			[
+				['pvrun', 'completion', ''],
+				['--help', 'bash', 'zsh'],
+			],
+		];
+		const got = await complete(
+			shell,
+			cases.map(([words]) => words),
+		);
+		cases.forEach(([words, want, what], i) => t.same(got[i], want, what ?? words.join(' ')));
 	});
 }
