@@ -57,7 +57,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] [-c CPU] | "
 			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs,..] [-w WORK_US,..] | klock [-t THREADS]; "
-			"all take [-s SEC] [-b BURNERS]\n");
+			"all take [-s SEC] [-b BURNERS]; SEC may have a fraction (0.1 to 3600)\n");
 	exit(2);
 }
 
@@ -71,6 +71,24 @@ static long arg_long(const char *s, long min, long max, const char *name)
 		exit(2);
 	}
 	return v;
+}
+
+/* A duration in seconds, 0.1 to 3600, to the millisecond: in ns. */
+static uint64_t arg_seconds(const char *s, const char *name)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0.1 && v <= 3600)) {
+		fprintf(stderr, "pvwork: %s must be a number of seconds from 0.1 to 3600 (got \"%s\")\n", name, s);
+		exit(2);
+	}
+	return (uint64_t)(v * 1000 + 0.5) * 1000000ull;
+}
+
+static struct timespec ns_to_timespec(uint64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
 }
 
 static void pin_self(int cpu)
@@ -164,10 +182,10 @@ static double stop_burners(void)
 	return nburners ? (double)total / secs : 0;
 }
 
-static int run_poll(int cpu, int seconds)
+static int run_poll(int cpu, uint64_t dur_ns)
 {
 	pin_self(cpu);
-	uint64_t iterations = 0, start = now_ns(), end = start + (uint64_t)seconds * 1000000000ull;
+	uint64_t iterations = 0, start = now_ns(), end = start + dur_ns;
 	struct iter it = {.last = start};
 	for (;;) {
 		uint64_t t = iterate(&it);
@@ -206,7 +224,7 @@ static void *pong(void *arg)
 	}
 }
 
-static int run_pingpong(int cpu_a, int cpu_b, int seconds)
+static int run_pingpong(int cpu_a, int cpu_b, uint64_t dur_ns)
 {
 	handoffs = calloc(MAX_SAMPLES, sizeof *handoffs);
 	if (!handoffs) die("calloc");
@@ -214,7 +232,7 @@ static int run_pingpong(int cpu_a, int cpu_b, int seconds)
 	pthread_t tb;
 	pin_self(cpu_a);
 	if ((errno = pthread_create(&tb, NULL, pong, &b))) die("pthread_create");
-	uint64_t rounds = 0, start = now_ns(), t = start, end = start + (uint64_t)seconds * 1000000000ull;
+	uint64_t rounds = 0, start = now_ns(), t = start, end = start + dur_ns;
 	/* Thread A owns token value 0: pass it (1), wait for it to come back (0). One round trip per loop. */
 	while (t < end) {
 		uint64_t sent = t;
@@ -239,10 +257,10 @@ static int run_pingpong(int cpu_a, int cpu_b, int seconds)
 
 /* ---- sleeper: a periodic wake-up probe; how late is each wake-up? ---- */
 
-static int run_sleeper(long period_us, int cpu, int seconds)
+static int run_sleeper(long period_us, int cpu, uint64_t dur_ns)
 {
 	if (cpu >= 0) pin_self(cpu);
-	size_t n = (size_t)((uint64_t)seconds * 1000000ull / (uint64_t)period_us); /* 1..MAX_SAMPLES: checked in main */
+	size_t n = (size_t)(dur_ns / 1000ull / (uint64_t)period_us); /* 1..MAX_SAMPLES: checked in main */
 	uint64_t *late = calloc(n, sizeof *late);
 	if (!late) die("calloc");
 	struct timespec next;
@@ -298,14 +316,14 @@ static void *contend(void *arg)
 }
 
 /* `threads` threads running `fn` (each counting its operations in its struct locker) for
- * `seconds`; prints workload `name`'s result line. */
-static int run_lockers(const char *name, void *(*fn)(void *), int threads, int seconds)
+ * `dur_ns`; prints workload `name`'s result line. */
+static int run_lockers(const char *name, void *(*fn)(void *), int threads, uint64_t dur_ns)
 {
 	static struct locker l[MAX_THREADS];
 	uint64_t start = now_ns();
 	for (int i = 0; i < threads; i++)
 		if ((errno = pthread_create(&l[i].thread, NULL, fn, &l[i]))) die("pthread_create");
-	struct timespec d = {.tv_sec = seconds};
+	struct timespec d = ns_to_timespec(dur_ns);
 	while (nanosleep(&d, &d) == -1 && errno == EINTR)
 		;
 	atomic_store(&stop, 1);
@@ -416,8 +434,8 @@ static void *uspin(void *arg)
 	return NULL;
 }
 
-/* One run of `seconds` with lock `kind` and `work_us` of work: its fields of the result's "runs". */
-static void uspin_once(int threads, enum lock_kind kind, long work_us, int seconds, int first)
+/* One run of `dur_ns` with lock `kind` and `work_us` of work: its fields of the result's "runs". */
+static void uspin_once(int threads, enum lock_kind kind, long work_us, uint64_t dur_ns, int first)
 {
 	static struct uspinner u[MAX_THREADS];
 	ulock_kind = kind;
@@ -430,7 +448,7 @@ static void uspin_once(int threads, enum lock_kind kind, long work_us, int secon
 		if (!(u[i].waits = calloc(USPIN_SAMPLES, sizeof *u[i].waits))) die("calloc");
 		if ((errno = pthread_create(&u[i].thread, NULL, uspin, &u[i]))) die("pthread_create");
 	}
-	struct timespec d = {.tv_sec = seconds};
+	struct timespec d = ns_to_timespec(dur_ns);
 	while (nanosleep(&d, &d) == -1 && errno == EINTR)
 		;
 	atomic_store(&stop, 1);
@@ -467,7 +485,7 @@ static void uspin_once(int threads, enum lock_kind kind, long work_us, int secon
 }
 
 /* Every lock of `kinds` (a bit per enum lock_kind) with every length of `works`, in that order. */
-static int run_uspin(int threads, unsigned kinds, const long *works, int nworks, int seconds)
+static int run_uspin(int threads, unsigned kinds, const long *works, int nworks, uint64_t dur_ns)
 {
 	if ((errno = pthread_spin_init(&uspin_lock.lock, PTHREAD_PROCESS_PRIVATE))) die("pthread_spin_init");
 	if (kinds & (1u << LOCK_SPIN_CS | 1u << LOCK_PVCS)) pvcs_init();
@@ -476,7 +494,7 @@ static int run_uspin(int threads, unsigned kinds, const long *works, int nworks,
 	for (int w = 0; w < nworks; w++)
 		for (int k = 0; k < (int)(sizeof lock_names / sizeof *lock_names); k++)
 			if (kinds & (1u << k)) {
-				uspin_once(threads, (enum lock_kind)k, works[w], seconds, first);
+				uspin_once(threads, (enum lock_kind)k, works[w], dur_ns, first);
 				first = 0;
 			}
 	double burned = stop_burners();
@@ -510,7 +528,8 @@ int main(int argc, char **argv)
 	const char *what = argv[1];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu < 1) ncpu = 1;
-	int cpu = 0, other = 1, seconds = 5, nburn = 0, threads = 4, sleeper_cpu = -1;
+	int cpu = 0, other = 1, nburn = 0, threads = 4, sleeper_cpu = -1;
+	uint64_t dur_ns = 5000000000ull;
 	long period_us = 1000, works[MAX_WORKS] = {10};
 	int nworks = 1;
 	unsigned kinds = 1u << LOCK_SPIN;
@@ -524,7 +543,7 @@ int main(int argc, char **argv)
 			else cpu = sleeper_cpu = (int)arg_long(optarg, 0, ncpu - 1, "-c CPU");
 			break;
 		case 'b': nburn = (int)arg_long(optarg, 0, MAX_THREADS, "-b BURNERS"); break;
-		case 's': seconds = (int)arg_long(optarg, 1, 3600, "-s SEC"); break;
+		case 's': dur_ns = arg_seconds(optarg, "-s SEC"); break;
 		case 'p': period_us = arg_long(optarg, 50, 1000000, "-p PERIOD_US"); break;
 		case 't': threads = (int)arg_long(optarg, 1, MAX_THREADS, "-t THREADS"); break;
 		case 'w': {
@@ -569,16 +588,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
 		return 2;
 	}
-	if (!strcmp(what, "sleeper") && ((uint64_t)seconds * 1000000ull / (uint64_t)period_us == 0 ||
-					 (uint64_t)seconds * 1000000ull / (uint64_t)period_us > MAX_SAMPLES)) {
-		fprintf(stderr, "pvwork: %d s at %ld µs per wake-up is too many or too few wake-ups (1..%u)\n", seconds, period_us, MAX_SAMPLES);
+	if (!strcmp(what, "sleeper") && (dur_ns / 1000ull / (uint64_t)period_us == 0 || dur_ns / 1000ull / (uint64_t)period_us > MAX_SAMPLES)) {
+		fprintf(stderr, "pvwork: %.3f s at %ld µs per wake-up is too many or too few wake-ups (1..%u)\n", (double)dur_ns / 1e9, period_us, MAX_SAMPLES);
 		return 2;
 	}
 	start_burners(nburn);
-	if (!strcmp(what, "poll")) return run_poll(cpu, seconds);
-	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, seconds);
-	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, seconds);
-	if (!strcmp(what, "uspin")) return run_uspin(threads, kinds, works, nworks, seconds);
-	if (!strcmp(what, "klock")) return run_lockers("klock", klocker, threads, seconds);
-	return run_lockers("locks", contend, threads, seconds);
+	if (!strcmp(what, "poll")) return run_poll(cpu, dur_ns);
+	if (!strcmp(what, "pingpong")) return run_pingpong(cpu, other, dur_ns);
+	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, dur_ns);
+	if (!strcmp(what, "uspin")) return run_uspin(threads, kinds, works, nworks, dur_ns);
+	if (!strcmp(what, "klock")) return run_lockers("klock", klocker, threads, dur_ns);
+	return run_lockers("locks", contend, threads, dur_ns);
 }

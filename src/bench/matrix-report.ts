@@ -311,7 +311,7 @@ function overPvrun(title: string, mode: string, rows: readonly Summary[], config
 
 /** What a quick run's report and its last line say: its figures are no measurement. */
 export const quickWarning =
-	'A smoke test, not a measurement: one repetition of 1 s per workload, no warm-up, on whatever else the host runs; it shows that every cell ran, and its ratios can be off by any factor. Run pvrun bench without --quick to measure.';
+	'A smoke test, not a measurement: one repetition of half a second per workload, no warm-up, on whatever else the host runs; it shows that every cell ran, and its ratios can be off by any factor. Run pvrun bench without --quick to measure.';
 
 /** matrix.md and matrix-<scenario>.svg for a result. */
 export async function matrixReport(r: MatrixResult): Promise<Record<string, string>> {

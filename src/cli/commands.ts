@@ -25,9 +25,9 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 			(y) =>
 				y
 					.positional('name', {choices: ['matrix', 'hint-latency'] as const, default: 'matrix' as const})
-					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 1 s per workload)'})
+					.option('quick', {type: 'boolean', default: false, describe: 'matrix: the smoke run (1 repetition, 0.5 s per workload)'})
 					.option('reps', {type: 'number', requiresArg: true, describe: 'matrix: repetitions (default 3; 1 with --quick)'})
-					.option('seconds', {type: 'number', requiresArg: true, describe: 'matrix: seconds per workload (default 10; 1 with --quick)'})
+					.option('seconds', {type: 'number', requiresArg: true, describe: 'matrix: seconds per workload (default 10; 0.5 with --quick)'})
 					.option('scenarios', {type: 'string', requiresArg: true, describe: 'matrix: which scenarios, e.g. a,c (default all)'})
 					.option('workloads', {type: 'string', requiresArg: true, describe: `matrix: which workloads (default ${workloadNames.join(',')})`})
 					.option('configs', {
@@ -115,7 +115,8 @@ export function matrixOptions(args: {
 		// Configurations asked for by name are booted in every scenario.
 		...(scenarioConfigs && args.configs === undefined ? {scenarioConfigs} : {}),
 		reps: wholeNumber(args.reps ?? base.reps, '--reps'),
-		seconds: wholeNumber(args.seconds ?? base.seconds, '--seconds'),
+		// A user's are whole seconds; the quick run's default is half of one.
+		seconds: args.seconds === undefined ? base.seconds : wholeNumber(args.seconds, '--seconds'),
 		scenarios: listOf(args.scenarios, scenarioIds, base.scenarios, '--scenarios'),
 		workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
 		configs: listOf(args.configs, configNames, base.configs, '--configs'),

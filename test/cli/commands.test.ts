@@ -45,7 +45,7 @@ t.test('bench: the matrix gets the documented defaults, or the options given', a
 		{
 			quick: true,
 			reps: 1,
-			seconds: 1,
+			seconds: 0.5,
 			scenarios: ['a', 'b', 'c'],
 			workloads: allWorkloads,
 			configs: ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'],
