@@ -45,7 +45,8 @@ t.test("each command's words in the table are the options its --help lists", asy
 	for (const c of commandDocs) {
 		const r = await execa(node, [...cli, c.name, '--help'], {reject: false});
 		t.equal(r.exitCode, 0, `pvrun ${c.name} --help: ${r.stderr}`);
-		const listed = [...r.stdout.matchAll(/^\s+(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1] ?? '').filter((o) => o !== '--version');
+		// An option's own line starts within 6 spaces; a wrapped description's, further in.
+		const listed = [...r.stdout.matchAll(/^ {2,6}(?:-\w, )?(--[a-z-]+)/gm)].map((m) => m[1] ?? '').filter((o) => o !== '--version');
 		const offered = c.words.filter((w) => w.startsWith('--'));
 		t.same([...listed].sort(), [...offered].sort(), `pvrun ${c.name}: completion offers the options it takes`);
 	}
