@@ -39,6 +39,7 @@ export class CpuGovernor {
 	private readonly now: () => number;
 	private readonly minSampleMs: number;
 	private lastCpu: number;
+	private lastOwn: number;
 	private lastSample: number;
 	private holdUntil = 0;
 	private timer: NodeJS.Timeout | undefined;
@@ -64,7 +65,8 @@ export class CpuGovernor {
 		this.now = options.now ?? ((): number => performance.now());
 		this.minSampleMs = options.minSampleMs ?? 1;
 		this.bucket = new TokenBucket(burstCpuMs, percent / 100, this.now);
-		this.lastCpu = this.chargedMs();
+		this.lastCpu = this.cpuMs();
+		this.lastOwn = this.ownCpuMs();
 		this.lastSample = this.now();
 	}
 
@@ -89,16 +91,17 @@ export class CpuGovernor {
 		this.resample = undefined;
 	}
 
-	/** The process's CPU time less pvrun's own work, ms. */
-	private chargedMs(): number {
-		return this.cpuMs() - this.ownCpuMs();
-	}
-
 	private sample(now: number): void {
-		const cpu = this.chargedMs();
+		const cpu = this.cpuMs();
+		const own = this.ownCpuMs();
+		// The process's CPU since the last sample less what pvrun's own work grew by; never below
+		// 0 (the process's figure moves in clock ticks, the own work's in nanoseconds) and never
+		// more than the process's (own work counted anew from 0 takes nothing back).
+		const charged = Math.max(0, cpu - this.lastCpu - Math.max(0, own - this.lastOwn));
 		void this.bucket.tokens; // refilled up to now, then charged
-		this.bucket.spend(cpu - this.lastCpu);
+		this.bucket.spend(charged);
 		this.lastCpu = cpu;
+		this.lastOwn = own;
 		this.lastSample = now;
 		const tokens = this.bucket.tokens;
 		this.onAllowance?.(Math.max(0, tokens));

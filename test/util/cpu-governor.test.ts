@@ -78,6 +78,23 @@ t.test("pvrun's own fixed-rate work (the critical-section looks) is not charged 
 	own = 3;
 	cpu = 3 + 200;
 	t.ok(g.holdMs() > 0, 'a guest-driven excess is held as before');
+	// Own work counted anew from 0 (an observer started again) takes nothing back, and own work
+	// read as more than the process used in a sample refills nothing.
+	const h = new CpuGovernor({percent: 4, burstCpuMs: 80, cpuMs: () => cpu, ownCpuMs: () => own, now: () => now, minSampleMs: 0});
+	now += 100;
+	own = 10_000;
+	cpu += 10_003;
+	t.equal(h.holdMs(), 0, 'own work is not charged');
+	now += 100;
+	own = 0;
+	cpu += 1;
+	t.equal(h.holdMs(), 0, 'an own-work figure that went back to 0 charges only the sample');
+	now += 100;
+	own = 50;
+	t.equal(h.holdMs(), 0, 'own work read beyond what the process used charges nothing');
+	now += 100;
+	cpu += 100;
+	t.ok(h.holdMs() > 0, 'own work read beyond the process CPU in one sample did not add credit: the next 100 ms over the burst is held');
 });
 
 t.test('work that waits when told keeps any 10 s within the share, the burst and one sample of excess', async (t) => {
