@@ -303,7 +303,7 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 	// workload for 1 s (TCG translates the code; caches fill), then each workload once. The quick run,
 	// which measures nothing, waits only until the program is attached (at once under plain QEMU), and
 	// warms nothing up.
-	const lead = options.quick ? ['pvhint,live,30000'] : ['sleep,3', first.cmd.replace(/,-s,\d+/, ',-s,1')];
+	const lead = options.quick ? ['pvhint,live,30000'] : ['sleep,3', first.cmd.replace(/,-s,[\d.]+/, ',-s,1')];
 	const run = [...lead, ...planned.map((p) => p.cmd)].join(';');
 	const cleanups: Array<() => Promise<void> | void> = [];
 	// The guest's console so far, kept with the error if the boot fails.

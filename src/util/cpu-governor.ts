@@ -6,8 +6,7 @@
 // holds the work a guest drives (kicks, the fallback poll's records, the agent port's bytes)
 // until the share has paid it back. What pvrun does on its own at a rate no guest changes (timers,
 // QMP) is counted too, except its largest such cost, which the user chose: the looks of
-// `--pv-cs`, every 10 ms (`ownCpuMs`). Counted, they left the guest a share of 1-2 % on a busy
-// machine, and a hold that never ended stopped hints and the agent's handshake for 20 s.
+// `--pv-cs` (`ownCpuMs`), which beside a busy guest would leave the guest's work 1-2 % of the share.
 
 import {TokenBucket} from './token-bucket.js';
 
