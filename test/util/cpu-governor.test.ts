@@ -158,9 +158,10 @@ async function floodShare(t: Test, governed: boolean, ms: number): Promise<{shar
 	});
 	t.teardown(() => void child.kill('SIGKILL'));
 	const lines = readline.createInterface({input: child.stdout});
+	const limit = 20_000 + ms;
 	const said = (prefix: string): Promise<void> =>
 		new Promise((resolve, reject) => {
-			const timer = setTimeout(() => reject(new Error(`the flooding guest did not say ${prefix} within 20 s`)), 20_000);
+			const timer = setTimeout(() => reject(new Error(`the flooding guest did not say ${prefix} within ${limit / 1000} s`)), limit);
 			lines.on('line', (line) => {
 				if (!line.startsWith(prefix)) return;
 				clearTimeout(timer);
@@ -213,10 +214,13 @@ t.test(
 	{skip: fastPathAvailable() === true ? false : String(fastPathAvailable())},
 	async (t) => {
 		const loose = await floodShare(t, false, 2000);
-		const held = await floodShare(t, true, 3000);
+		// Held, over 10 s: the window the bound is promised for (a shorter one may carry a
+		// sample's excess that 10 s averages out).
+		const held = await floodShare(t, true, 11_000);
 		const b = guestBudget();
-		t.ok(loose.share > 0.15, `without it the flood cost ${(loose.share * 100).toFixed(1)} % of a CPU (${loose.kicks} kicks acted on)`);
-		t.ok(held.share < 0.05, `with it ${(held.share * 100).toFixed(1)} % (share ${b.governor?.percent} %; ${held.kicks} kicks, ${held.holds} holds)`);
+		// Twice the bound without it (a loaded host gives the flood less CPU: 18-72 % seen).
+		t.ok(loose.share > 0.1, `without it the flood cost ${(loose.share * 100).toFixed(1)} % of a CPU (${loose.kicks} kicks acted on)`);
+		t.ok(held.share < 0.05, `with it ${(held.share * 100).toFixed(1)} % over 10 s (share ${b.governor?.percent} %; ${held.kicks} kicks, ${held.holds} holds)`);
 		t.ok(held.holds > 0, 'it held');
 	},
 );
