@@ -104,7 +104,7 @@ async function guestArgs(append: string, ...rest: string[]): Promise<string[]> {
 
 /** The default guest with its console on the terminal (-nographic), the same for QEMU and pvrun. */
 function consoleVm(serial: 'stdio' | 'mon:stdio'): Promise<string[]> {
-	return guestArgs('console=ttyS0 quiet panic=-1', '-nographic', '-serial', serial);
+	return guestArgs('console=ttyS0 quiet panic=-1 no_timer_check', '-nographic', '-serial', serial);
 }
 
 const launchers = [
@@ -211,7 +211,13 @@ t.test("on a terminal that is not the guest's console, pvrun summarises each dec
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-console-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const serial = path.join(dir, 'serial.log');
-	const args = await guestArgs('console=ttyS0 quiet panic=-1 pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2', '-display', 'none', '-serial', `file:${serial}`);
+	const args = await guestArgs(
+		'console=ttyS0 quiet panic=-1 no_timer_check pvrun.run=/usr/share/pvrun/pin-busy.sh,0x2,2',
+		'-display',
+		'none',
+		'-serial',
+		`file:${serial}`,
+	);
 	const terminal = await Terminal.run(t, [...pvrunCommand(), ...args]);
 	let qemuPid = 0;
 	await within(10_000, () => (qemuPid = qemuChild(terminal.shellPid)) > 0);

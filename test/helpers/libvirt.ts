@@ -151,7 +151,7 @@ export interface DomainOptions {
  * adds by default (its USB controller, the memory balloon at slot 2, PS/2 input).
  */
 export function domainXml(d: StagedDomain, options: DomainOptions): string {
-	const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', `pvrun.run=${options.run}`].join(' ');
+	const cmdline = ['console=ttyS0', 'quiet', 'panic=-1', 'no_timer_check', `pvrun.run=${options.run}`].join(' ');
 	const pvArgs = options.pvArgs ?? [];
 	return `<domain type='qemu'${pvArgs.length ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" : ''}>
   <name>${xmlEscape(d.name)}</name>

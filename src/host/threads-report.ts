@@ -1,0 +1,124 @@
+// What the host shows of a process and its children's threads over a short sample: each
+// thread's name, state, share of a CPU, the CPUs it may run on and a real-time policy. Said
+// when a guest misses a deadline (a boot that shows nothing), so that a rare hang on a
+// machine nobody can log in to (a CI runner) says whether the vCPUs ran, waited or were
+// pinned somewhere odd.
+import fs from 'node:fs';
+import {formatCpuList, parseCpuList} from './cpus.js';
+import {machineCpuTicks, procStatFields} from './proc.js';
+
+/** Clock ticks per second in /proc's CPU times (USER_HZ: 100 on Linux). */
+const ticksPerSecond = 100;
+const policies: Record<string, string> = {1: 'FIFO', 2: 'RR', 3: 'BATCH', 5: 'IDLE', 6: 'DEADLINE'};
+
+interface ThreadSample {
+	pid: number;
+	tid: number;
+	name: string;
+	state: string;
+	/** ns on a CPU, and runnable but waiting for one (schedstat; without it, CPU ticks and no wait). */
+	runNs: number;
+	waitNs: number | undefined;
+	policy: string;
+	cpus: string;
+}
+
+function taskIds(pid: number): number[] {
+	try {
+		return fs
+			.readdirSync(`/proc/${pid}/task`)
+			.map(Number)
+			.filter((tid) => Number.isSafeInteger(tid) && tid > 0);
+	} catch {
+		return [];
+	}
+}
+
+/** The children of process `pid` (from each of its threads' children file). */
+function childPids(pid: number): number[] {
+	const found = new Set<number>();
+	for (const tid of taskIds(pid)) {
+		try {
+			for (const word of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/)) if (/^\d+$/.test(word)) found.add(Number(word));
+		} catch {
+			// the thread ended
+		}
+	}
+	return [...found];
+}
+
+function sampleThreads(pids: readonly number[]): ThreadSample[] {
+	const out: ThreadSample[] = [];
+	for (const pid of pids)
+		for (const tid of taskIds(pid)) {
+			const fields = procStatFields(pid, tid);
+			if (!fields) continue;
+			let cpus = '?';
+			try {
+				const line = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1];
+				if (line) cpus = formatCpuList(parseCpuList(line));
+			} catch {
+				// the thread ended between the two reads
+			}
+			let runNs = (Number(fields[14]) + Number(fields[15])) * (1e9 / ticksPerSecond);
+			let waitNs: number | undefined;
+			try {
+				const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+				if (Number.isFinite(run) && Number.isFinite(wait)) [runNs, waitNs] = [run ?? 0, wait ?? 0];
+			} catch {
+				// no schedstat: CPU ticks, no wait
+			}
+			out.push({
+				pid,
+				tid,
+				name: fields[2] ?? '?',
+				state: fields[3] ?? '?',
+				runNs,
+				waitNs,
+				policy: policies[fields[41] ?? '0'] ?? '',
+				cpus,
+			});
+		}
+	return out;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One line per process: process `pid` and its children, each thread as `name state N%
+ * (waited M%) on CPUS [policy]` over `sampleMs` (N: share of a CPU it ran, M: of the time it
+ * was runnable and waited for a CPU), after a line with the machine's busy share and load. Empty
+ * when the process is gone.
+ */
+export async function threadsReport(pid: number, sampleMs = 1000): Promise<string> {
+	const pids = [pid, ...childPids(pid)];
+	const machine0 = machineCpuTicks();
+	const before = new Map(sampleThreads(pids).map((s) => [s.tid, s]));
+	if (before.size === 0) return '';
+	const started = performance.now();
+	await sleep(sampleMs);
+	const seconds = (performance.now() - started) / 1000;
+	const machine1 = machineCpuTicks();
+	const lines: string[] = [];
+	const load = (() => {
+		try {
+			return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+		} catch {
+			return '?';
+		}
+	})();
+	const stolen = machine1.total > machine0.total ? ((machine1.steal - machine0.steal) / (machine1.total - machine0.total)) * 100 : 0;
+	lines.push(`host over ${seconds.toFixed(1)} s: load ${load}, steal ${stolen.toFixed(0)} %`);
+	const byPid = new Map<number, string[]>();
+	for (const s of sampleThreads(pids)) {
+		const was = before.get(s.tid);
+		const percent = (ns: number) => `${Math.round((ns / 1e9 / seconds) * 100)}%`;
+		const ran = was ? percent(s.runNs - was.runNs) : '?';
+		const waited = was && s.waitNs !== undefined && was.waitNs !== undefined ? ` (waited ${percent(s.waitNs - was.waitNs)})` : '';
+		const words = byPid.get(s.pid) ?? [];
+		words.push(`${s.name} ${s.state} ${ran}${waited} on ${s.cpus}${s.policy ? ` ${s.policy}` : ''}`);
+		byPid.set(s.pid, words);
+	}
+	for (const [p, words] of byPid) lines.push(`${p}: ${words.join('; ')}`);
+	return lines.join('\n');
+}
