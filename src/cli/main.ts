@@ -5,16 +5,12 @@
 // added (or exactly as given when it runs no guest, see passthroughReason).
 import {spawnSync, type SpawnSyncOptionsWithStringEncoding} from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {causeChain, firstLine, PvrunError, UsageError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {runPlain, runVm} from '../vm/launch.js';
-import {planVm} from '../vm/plan.js';
-import {probeHost} from '../vm/probe.js';
-import {parsePvOptions, splitArgs} from './pv-options.js';
+import {qemuLine} from './qemu-line.js';
 import {commandDocs, commandHelpLine, optionHelpLine, pvOptionDocs} from './reference.js';
-import {passthroughReason} from '../qemu/args.js';
 
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
 const subcommands = new Set(commandDocs.map((c) => c.name));
@@ -79,18 +75,14 @@ export async function main(argv: string[]): Promise<number> {
  * --pv-off and for command lines that run no guest (passthroughReason).
  */
 async function runQemu(argv: string[]): Promise<number> {
-	const {pv, qemu} = splitArgs(argv);
-	const options = parsePvOptions(pv);
-	const unchanged = options.off ? undefined : passthroughReason(qemu);
-	if (options.off || unchanged !== undefined) {
-		if (!options.dryRun) return runPlain(options.qemu, qemu);
-		if (unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${unchanged}\n`);
-		return printArgs([options.qemu, ...qemu]);
+	const line = qemuLine(argv);
+	if (line.kind === 'plain') {
+		if (!line.options.dryRun) return runPlain(line.options.qemu, line.qemu);
+		if (line.unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${line.unchanged}\n`);
+		return printArgs(line.args);
 	}
-	const facts = probeHost(options);
-	const plan = planVm(qemu, options, facts, os.tmpdir(), {pid: process.pid, cwd: process.cwd()});
-	if (options.dryRun) return printArgs([options.qemu, ...plan.args]);
-	return runVm(plan, options, facts);
+	if (line.options.dryRun) return printArgs(line.args);
+	return runVm(line.plan, line.options, line.facts);
 }
 
 /**

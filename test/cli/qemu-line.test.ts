@@ -1,14 +1,16 @@
-// Real QEMU command lines through the built CLI's --pv-dry-run: the QEMU binary
-// on line 1, then the user's arguments byte for byte and in order, then pvrun's
-// additions (or nothing at all for command lines that run no guest). Sources:
-// the qemu-system-x86_64 7.2 manual (man qemu-system), QEMU's JSON forms of
+// Real QEMU command lines as --pv-dry-run prints them: the QEMU binary on line 1,
+// then the user's arguments byte for byte and in order, then pvrun's additions
+// (or nothing at all for command lines that run no guest). Sources: the
+// qemu-system-x86_64 7.2 manual (man qemu-system), QEMU's JSON forms of
 // -object/-device/-blockdev, and libvirt 9.0 (Debian 12) domain and probe lines.
-// Needs `make build` (it runs dist/cli/main.js).
+// All are planned in-process (qemu-line.ts); three, and the errors, go through the
+// built CLI: needs `make build` (it runs dist/cli/main.js).
 import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import {pvrunCommand} from '../../src/guest/boot.js';
-import t from 'tap';
+import t, {type Test} from 'tap';
+import {qemuLine} from '../../src/cli/qemu-line.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {libvirtProbe} from '../helpers/command-lines.js';
@@ -385,58 +387,65 @@ const cases: Case[] = [
 	{source: '--pv-off with a real guest', argv: ['--pv-off', ...libvirtDebian12], qemu: libvirtDebian12, expect: 'unchanged'},
 ];
 
-/** Run pvrun; stdout kept as bytes. */
-async function dryRun(argv: string[]) {
-	const full = argv.includes('--pv-dry-run') ? argv : ['--pv-dry-run', ...argv];
-	return execa(node, [...cli, ...full], {reject: false, encoding: 'buffer', stripFinalNewline: false});
-}
-
 t.before(() => {
 	if (!fs.existsSync(pvrun)) throw new Error(`${pvrun} is missing: run make build first`);
 });
 
+/** The checks of one case on what --pv-dry-run printed for it. */
+function checkOutput(t: Test, c: Case, out: Buffer): void {
+	const qemu = c.qemu ?? c.argv;
+	const prefix = Buffer.from([c.binary ?? 'qemu-system-x86_64', ...qemu].map((a) => `${a}\n`).join(''));
+	t.ok(out.subarray(0, prefix.length).equals(prefix), "binary, then the user's arguments byte for byte");
+	if (c.expect === 'unchanged') {
+		t.ok(out.equals(prefix), 'nothing added: QEMU runs exactly as given');
+		return;
+	}
+	const rest = out.subarray(prefix.length).toString('utf8');
+	t.ok(rest.endsWith('\n'), 'one argument per line');
+	const added = rest.slice(0, -1).split('\n');
+	t.ok(added.length >= 10 && added.length % 2 === 0, `pvrun adds option/value pairs after them (${added.length})`);
+	t.ok(
+		added.every((a, i) => i % 2 === 1 || /^-[a-z]/.test(a)),
+		'each addition is an option and its value',
+	);
+	t.ok(added.includes('-qmp') && added.some((a) => a.includes('"driver":"ivshmem-plain"')), 'the hint channel is added');
+	const devices = added.filter((a, i) => added[i - 1] === '-device');
+	t.ok(devices.length >= 3 && devices.every((d) => d.startsWith('{')), "pvrun's devices are JSON (created after every user device)");
+	const ours = devices.map((d) => JSON.parse(d) as {addr?: string}).flatMap((d) => (d.addr === undefined ? [] : [slotOf(d.addr)]));
+	const userSlots = qemu.flatMap((a, i) =>
+		qemu[i - 1] === '-device' ? [...a.matchAll(/(?:addr=|"addr":")(0x[0-9a-f]+|[0-9a-f]+)/gi)].map((m) => slotOf(m[1])) : [],
+	);
+	t.notOk(
+		ours.some((s) => userSlots.includes(s)),
+		`on a slot no user device names (${ours.join(',') || 'QEMU picks'}; the user's: ${userSlots.join(',') || 'none'})`,
+	);
+	t.equal(added.includes('-accel'), !c.userAccel, c.userAccel ? "no accelerator over the user's" : 'an accelerator is added');
+}
+
+const withDryRun = (argv: string[]) => (argv.includes('--pv-dry-run') ? argv : ['--pv-dry-run', ...argv]);
+
+// Each line is planned in this process, as the CLI plans it (src/cli/qemu-line.ts): a process
+// of its own for each would cost the suite ~12 s of CPU. The built CLI prints three of them below.
 t.test(`${cases.length} real command lines: the user's arguments first, unchanged and in order`, async (t) => {
 	t.ok(cases.length >= 30);
-	// Each case runs the built CLI, a process of its own: started four at a time, checked in order.
-	const runs = new Map<(typeof cases)[number], ReturnType<typeof dryRun>>();
-	let next = 0;
-	const start = () => {
-		const c = cases[next++];
-		if (c) runs.set(c, dryRun(c.argv).finally(start));
-	};
-	for (let i = 0; i < 4; i++) start();
-	for (const c of cases) {
+	for (const c of cases)
 		await t.test(c.source, async (t) => {
-			const r = await (runs.get(c) ?? dryRun(c.argv));
+			const line = qemuLine(withDryRun(c.argv));
+			t.equal(line.kind, c.expect === 'unchanged' ? 'plain' : 'vm');
+			checkOutput(t, c, Buffer.from(`${line.args.join('\n')}\n`));
+		});
+});
+
+t.test('the built CLI prints those lines: a guest, a line that runs no guest, --pv-off', async (t) => {
+	const shown = ['libvirt 9.0 (Debian 12): q35 domain, direct kernel boot', '-device help', '--pv-off with a real guest'];
+	for (const source of shown) {
+		const c = cases.find((k) => k.source === source);
+		t.ok(c, source);
+		if (!c) continue;
+		await t.test(source, async (t) => {
+			const r = await execa(node, [...cli, ...withDryRun(c.argv)], {reject: false, encoding: 'buffer', stripFinalNewline: false});
 			t.equal(r.exitCode, 0, Buffer.from(r.stderr).toString());
-			const qemu = c.qemu ?? c.argv;
-			const prefix = Buffer.from([c.binary ?? 'qemu-system-x86_64', ...qemu].map((a) => `${a}\n`).join(''));
-			const out = Buffer.from(r.stdout);
-			t.ok(out.subarray(0, prefix.length).equals(prefix), "binary, then the user's arguments byte for byte");
-			if (c.expect === 'unchanged') {
-				t.ok(out.equals(prefix), 'nothing added: QEMU runs exactly as given');
-				return;
-			}
-			const rest = out.subarray(prefix.length).toString('utf8');
-			t.ok(rest.endsWith('\n'), 'one argument per line');
-			const added = rest.slice(0, -1).split('\n');
-			t.ok(added.length >= 10 && added.length % 2 === 0, `pvrun adds option/value pairs after them (${added.length})`);
-			t.ok(
-				added.every((a, i) => i % 2 === 1 || /^-[a-z]/.test(a)),
-				'each addition is an option and its value',
-			);
-			t.ok(added.includes('-qmp') && added.some((a) => a.includes('"driver":"ivshmem-plain"')), 'the hint channel is added');
-			const devices = added.filter((a, i) => added[i - 1] === '-device');
-			t.ok(devices.length >= 3 && devices.every((d) => d.startsWith('{')), "pvrun's devices are JSON (created after every user device)");
-			const ours = devices.map((d) => JSON.parse(d) as {addr?: string}).flatMap((d) => (d.addr === undefined ? [] : [slotOf(d.addr)]));
-			const userSlots = qemu.flatMap((a, i) =>
-				qemu[i - 1] === '-device' ? [...a.matchAll(/(?:addr=|"addr":")(0x[0-9a-f]+|[0-9a-f]+)/gi)].map((m) => slotOf(m[1])) : [],
-			);
-			t.notOk(
-				ours.some((s) => userSlots.includes(s)),
-				`on a slot no user device names (${ours.join(',') || 'QEMU picks'}; the user's: ${userSlots.join(',') || 'none'})`,
-			);
-			t.equal(added.includes('-accel'), !c.userAccel, c.userAccel ? "no accelerator over the user's" : 'an accelerator is added');
+			checkOutput(t, c, Buffer.from(r.stdout));
 		});
 	}
 });
