@@ -29,7 +29,7 @@ const measureS = 8;
  */
 const floods = [
 	`echo,flood,pins;pvhint,flood-pins,${floodS},flap;echo,pins,done`,
-	'echo,recover,1;/usr/share/pvrun/pin-busy.sh,0x2,3,0',
+	'echo,recover,1;/usr/share/pvrun/pin-busy.sh,0x2,8,0',
 	// The host's turn: the test writes garbage into the shared memory meanwhile.
 	`echo,host,turn;sleep,${measureS + 3};echo,recover,3;/usr/share/pvrun/pin-busy.sh,0x2,3,0`,
 	`p=$(grep,-l,org.pvrun.kick,/sys/class/virtio-ports/*/name);d=/dev/$(basename,$(dirname,$p));kill,$(pidof,pvagent);sleep,1;echo,flood,kicks,$d;timeout,${floodS},cat,/dev/zero,>,$d;echo,kicks,done`,
@@ -125,8 +125,8 @@ async function measure(helper: number, logFile: string, seconds: number): Promis
 
 /**
  * After the guest's `marker` line, its next `pin-busy: pinned` (the guest's taskset is done: on a
- * busy host its shell may take seconds to get there), then vCPU 1 exclusive within the 3 s the
- * pin is held. Says how long the host took, and on failure what the event log said meanwhile.
+ * busy host its shell may take seconds to get there), then vCPU 1 exclusive within the `heldMs`
+ * the pin is held. Says how long the host took, and on failure what the event log said meanwhile.
  */
 async function honestPin(
 	t: Test,
@@ -136,12 +136,13 @@ async function honestPin(
 	qemuPid: number,
 	threads: number[],
 	what: string,
+	heldMs = 3000,
 ): Promise<void> {
 	await guest.waitFor(marker, 30_000);
 	const from = guest.lines.findLastIndex((l) => l.includes(marker));
 	const pinned = await within(30_000, () => guest.lines.slice(from).some((l) => l.startsWith('pin-busy: pinned')), 20);
 	const since = readEventLog(logFile).length;
-	const took = pinned >= 0 ? await within(3000, () => hasExclusiveCpu(qemuPid, threads, 1)) : -1;
+	const took = pinned >= 0 ? await within(heldMs, () => hasExclusiveCpu(qemuPid, threads, 1)) : -1;
 	t.ok(took >= 0, `${what} (${Math.round(took)} ms after the guest pinned, ${Math.round(pinned)} ms after "${marker}")`, {
 		events: readEventLog(logFile)
 			.slice(since)
@@ -206,7 +207,8 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 		await guest.waitFor(`${name} done`, 30_000);
 		if (name === 'frames') await guest.waitFor('then a truncated one', 1000);
 		if (name === 'pins') {
-			await honestPin(t, guest, logFile, 'recover 1', qemuPid, threads, 'after the affinity flood an honest taskset gets vCPU 1 a CPU of its own');
+			// Its hint waits behind what the flood left queued in the guest, read within the guest's share.
+			await honestPin(t, guest, logFile, 'recover 1', qemuPid, threads, 'after the affinity flood an honest taskset gets vCPU 1 a CPU of its own', 8000);
 			const summaries = readEventLog(logFile).filter((e) => e.event === 'hint-summary');
 			const records = summaries.reduce((n, e) => n + Number(e['records']), 0);
 			t.ok(summaries.length > 0 && records > 1000, `the flood was summarised: ${summaries.length} hint-summary lines, ${records} records`);
@@ -229,7 +231,9 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	// The exit line has the totals (a counters line may have been left out of the log).
 	const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 	const counters = (exit?.['counters'] ?? {}) as Record<string, unknown>;
-	t.comment(`counters: ${JSON.stringify(counters)}`);
+	t.comment(`counters: ${JSON.stringify(counters)}; budget waits: ${JSON.stringify(exit?.['budgetWaits'])}`);
+	const fastOff = readEventLog(logFile).findLast((e) => e.event === 'fast-path' && e['state'] === 'off');
+	if (fastOff) t.comment(`fast path: ${JSON.stringify(fastOff)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])
 		t.ok(Number(counters[name]) > 0, `${name} counted in the event log`);
 	assertLogValid(t, logFile);
