@@ -313,6 +313,20 @@ function overPvrun(title: string, mode: string, rows: readonly Summary[], config
 export const quickWarning =
 	'A smoke test, not a measurement: one repetition of half a second per workload, no warm-up, on whatever else the host runs; it shows that every cell ran, and its ratios can be off by any factor. Run pvrun bench without --quick to measure.';
 
+/** The busy share of the host's CPUs before a run from which its figures are not to be trusted. */
+export const busyHostShare = 0.25;
+
+/**
+ * A warning when the host was busy before the run began (a quarter of its CPU time or more over
+ * a second: half a CPU on two): other work then takes CPU time the configurations compete for,
+ * by different amounts at different times, so that even same-run ratios may be off.
+ */
+export function busyHostWarning(e: MatrixResult['environment']): string | undefined {
+	const busy = e.busyBefore;
+	if (busy === undefined || busy < busyHostShare) return undefined;
+	return `The host was busy before the run: ${Math.round(busy * 100)} % of its ${e.cpus} CPUs' time over a second. Other work competes with the guests by different amounts at different times; ratios from this run may be off beyond their ranges.`;
+}
+
 /** matrix.md and matrix-<scenario>.svg for a result. */
 export async function matrixReport(r: MatrixResult): Promise<Record<string, string>> {
 	const files: Record<string, string> = {};
@@ -320,7 +334,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 	const lines = [
 		`# pvrun benchmark matrix${r.options.quick ? ' (quick)' : ''}`,
 		'',
-		`${r.date.slice(0, 16).replace('T', ' ')} UTC on ${e.host}: ${e.cpus} CPUs (${e.cpuModel}), kernel ${e.kernel}, ${e.qemu}, accelerator ${e.accel}; pvrun ${e.pvrun} (${e.commit || 'no git'}).`,
+		`${r.date.slice(0, 16).replace('T', ' ')} UTC on ${e.host}: ${e.cpus} CPUs (${e.cpuModel}), kernel ${e.kernel}, ${e.qemu}, accelerator ${e.accel}; pvrun ${e.pvrun} (${e.commit || 'no git'})${e.busyBefore !== undefined ? `; before the run, ${Math.round(e.busyBefore * 100)} % of the CPUs' time busy` : ''}${e.loadBefore ? ` (load average ${e.loadBefore.join(', ')})` : ''}.`,
 		`${r.options.reps} repetition(s) in rotating order, ${r.options.seconds} s per workload${r.options.quick ? ' without a warm-up, as soon as hints were live' : ' after a warm-up'}; medians with (min–max). ` +
 			'Ratios are a configuration over the baseline from the same run; for µs metrics lower is better. ' +
 			"pvrun / plain and pvrun / static give, after the ratio of medians, the range the repetitions allow (the worst and the best pairing): a range that includes 1.00x is within this run's noise. " +
@@ -328,6 +342,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			'gap closed: the share of the way from plain to the ceiling.',
 		'',
 		...(r.options.quick ? [`**${quickWarning}**`, ''] : []),
+		...(busyHostWarning(e) ? [`**${busyHostWarning(e)}**`, ''] : []),
 	];
 	for (const sc of r.scenarios) {
 		const rows = r.summary.filter((s) => s.scenario === sc.id);

@@ -56,7 +56,21 @@ export interface Summary {
 export interface MatrixResult {
 	schema: 'pvrun-bench-matrix/1';
 	date: string;
-	environment: {host: string; cpus: number; cpuModel: string; kernel: string; qemu: string; accel: string; pvrun: string; commit: string; node: string};
+	environment: {
+		host: string;
+		cpus: number;
+		cpuModel: string;
+		kernel: string;
+		qemu: string;
+		accel: string;
+		pvrun: string;
+		commit: string;
+		node: string;
+		/** The host's load average (1, 5, 15 minutes) before the first boot. */
+		loadBefore?: [number, number, number];
+		/** The share (0-1) of the host's CPU time busy over the second before the first boot: what else runs. */
+		busyBefore?: number;
+	};
 	options: Omit<MatrixOptions, 'out'>;
 	scenarios: Scenario[];
 	samples: Sample[];

@@ -11,12 +11,13 @@ import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine, type Guest} from '../guest/boot.js';
 import {ownCpus} from '../host/cpus.js';
 import {setThreadAffinity, setThreadNice} from '../host/libc.js';
+import {busyShare, machineCpuTicks} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
-import {matrixReport, quickWarning, summarize} from './matrix-report.js';
+import {busyHostWarning, matrixReport, quickWarning, summarize} from './matrix-report.js';
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
@@ -159,6 +160,12 @@ export function parseResultLine(line: string): {workload: WorkloadName; values: 
 /** Run the matrix; prints progress and the report, writes the results folder, returns the result. */
 export async function benchMatrix(options: MatrixOptions, progress: Progress = createProgress('pvrun bench')): Promise<MatrixResult> {
 	const started = performance.now();
+	// Before anything of the run's own: what else the host is running, over a second (the load
+	// average still counts a build that ended a minute ago).
+	const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
+	const ticks = machineCpuTicks();
+	await new Promise((resolve) => setTimeout(resolve, 1000));
+	const busyBefore = Math.round(busyShare(ticks, machineCpuTicks()) * 1000) / 1000;
 	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const samples: Sample[] = [];
@@ -186,7 +193,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const result: MatrixResult = {
 		schema: 'pvrun-bench-matrix/1',
 		date: new Date().toISOString(),
-		environment: await environment(commit),
+		environment: {...(await environment(commit)), loadBefore, busyBefore},
 		options: {
 			quick: options.quick,
 			reps: options.reps,
@@ -212,6 +219,8 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const written = ['matrix.json', 'matrix.md', ...Object.keys(files).filter((f) => f.endsWith('.svg'))];
 	progress.info(`results: ${path.resolve(out)} (${written.join(', ')})`);
 	if (failures.length) progress.info(`${failures.length} boot(s) failed; their cells are missing (see failures in matrix.json)`);
+	const busy = busyHostWarning(result.environment);
+	if (busy) progress.info(busy);
 	if (options.quick) progress.info(quickWarning);
 	return result;
 }

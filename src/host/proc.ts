@@ -69,13 +69,20 @@ export function processStartTicks(pid: number): number | undefined {
 
 /**
  * This machine's CPU time so far, from /proc/stat's first line, in clock ticks:
- * all of it, and the part stolen (when Linux itself runs in a virtual machine,
+ * all of it, the part idle (with I/O wait), and the part stolen (when Linux itself runs in a virtual machine,
  * time its CPUs wanted to run and the hypervisor ran something else).
  */
-export function machineCpuTicks(): {total: number; steal: number} {
+export function machineCpuTicks(): {total: number; steal: number; idle: number} {
 	const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+	const at = (i: number): number => (Number.isFinite(fields[i]) ? (fields[i] ?? 0) : 0);
 	// user nice system idle iowait irq softirq steal (guest time is counted in user already)
-	return {total: fields.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0), steal: Number.isFinite(fields[7]) ? (fields[7] ?? 0) : 0};
+	return {total: fields.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0), steal: at(7), idle: at(3) + at(4)};
+}
+
+/** The share (0-1) of this machine's CPU time that was busy between two machineCpuTicks readings. */
+export function busyShare(before: {total: number; idle: number}, after: {total: number; idle: number}): number {
+	const total = after.total - before.total;
+	return total > 0 ? Math.min(1, Math.max(0, 1 - (after.idle - before.idle) / total)) : 0;
 }
 
 /** The share of CPU time stolen between two `machineCpuTicks()` readings, in %. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {Ajv} from 'ajv';
 import t from 'tap';
-import {chartSpec, matrixReport, quickWarning, summarize} from '../../src/bench/matrix-report.js';
+import {busyHostWarning, chartSpec, matrixReport, quickWarning, summarize} from '../../src/bench/matrix-report.js';
 import {scenarios} from '../../src/bench/matrix.js';
 import type {MatrixResult, Sample} from '../../src/bench/matrix-result.js';
 import {quickOptions, type ConfigName} from '../../src/bench/options.js';
@@ -170,6 +170,25 @@ t.test('matrix.md and one chart per scenario', async (t) => {
 		'with the last line the console showed, if any',
 	);
 	t.match(files['matrix-a.svg'] ?? '', /^<svg[^>]*>[\s\S]*Scenario a: relative to plain QEMU[\s\S]*<\/svg>$/);
+});
+
+t.test('the host before the run: its busy share and load recorded, a warning from a quarter of its CPU time', async (t) => {
+	const samples = [s('plain', 100), s('pvrun', 330)];
+	const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, 'bench', 'schema', 'matrix.schema.json'), 'utf8')) as object;
+	const validate = new Ajv({allErrors: true}).compile(schema);
+	const before = (busyBefore: number) => resultOf(samples, {environment: {...resultOf(samples).environment, busyBefore, loadBefore: [1.5, 1.2, 0.9]}});
+	const quiet = before(0.03);
+	t.ok(validate(quiet), `validates: ${JSON.stringify(validate.errors?.slice(0, 3) ?? [])}`);
+	t.equal(busyHostWarning(quiet.environment), undefined, 'a host 3 % busy: no warning (its load average is not the test)');
+	const quietMd = (await matrixReport(quiet))['matrix.md'] ?? '';
+	t.match(quietMd, "pvrun 0.1.0 (abc1234); before the run, 3 % of the CPUs' time busy (load average 1.5, 1.2, 0.9).", 'both in the header');
+	t.notMatch(quietMd, /busy before the run/);
+	const busy = before(0.5);
+	const warning = busyHostWarning(busy.environment) ?? '';
+	t.match(warning, /^The host was busy before the run: 50 % of its 2 CPUs' time over a second\./);
+	t.match((await matrixReport(busy))['matrix.md'] ?? '', `**${warning}**`, 'and in matrix.md, in bold');
+	t.equal(busyHostWarning(resultOf(samples).environment), undefined, 'results from before it was recorded: nothing said');
+	t.notOk(validate(before(1.5)), 'a share above 1 is refused by the schema');
 });
 
 t.test('the overhead row: pvrun with critical sections observed over pvrun, with the 3 % target', async (t) => {

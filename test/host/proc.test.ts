@@ -1,7 +1,7 @@
 // /proc readers: this process's own stat line, and the machine's CPU time with its stolen part.
 import t from 'tap';
 import {spawn} from 'node:child_process';
-import {machineCpuTicks, processAlive, processStartTicks, processStat, procStatFields, stolenPercent} from '../../src/host/proc.js';
+import {busyShare, machineCpuTicks, processAlive, processStartTicks, processStat, procStatFields, stolenPercent} from '../../src/host/proc.js';
 
 t.test("a process's stat fields are split after the name, whatever the name holds", async (t) => {
 	const fields = procStatFields(process.pid);
@@ -22,6 +22,17 @@ t.test('the machine CPU time grows; the stolen part is a share of it', async (t)
 	t.ok(share >= 0 && share <= 100, `stolen over 50 ms: ${share.toFixed(2)} %`);
 	t.equal(stolenPercent({total: 100, steal: 10}, {total: 300, steal: 60}), 25, '50 of 200 ticks');
 	t.equal(stolenPercent(before, before), 0, 'no time, nothing stolen');
+});
+
+t.test('the busy share: what was not idle, between 0 and 1', async (t) => {
+	t.equal(busyShare({total: 100, idle: 50}, {total: 300, idle: 200}), 0.25, '50 of 200 ticks busy');
+	t.equal(busyShare({total: 100, idle: 50}, {total: 100, idle: 50}), 0, 'no time: 0');
+	const before = machineCpuTicks();
+	t.ok(before.idle >= 0 && before.idle <= before.total, `idle ${before.idle} of ${before.total} ticks`);
+	const until = Date.now() + 300;
+	while (Date.now() < until); // one CPU busy
+	const share = busyShare(before, machineCpuTicks());
+	t.ok(share > 0 && share <= 1, `over 300 ms of one busy CPU: ${(share * 100).toFixed(0)} % of the machine`);
 });
 
 t.test('a process is alive until it exits, is a zombie, or its pid names another process', async (t) => {
