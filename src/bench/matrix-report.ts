@@ -331,6 +331,7 @@ export function busyHostWarning(e: MatrixResult['environment']): string | undefi
 export async function matrixReport(r: MatrixResult): Promise<Record<string, string>> {
 	const files: Record<string, string> = {};
 	const e = r.environment;
+	const busy = busyHostWarning(e);
 	const lines = [
 		`# pvrun benchmark matrix${r.options.quick ? ' (quick)' : ''}`,
 		'',
@@ -342,7 +343,7 @@ export async function matrixReport(r: MatrixResult): Promise<Record<string, stri
 			'gap closed: the share of the way from plain to the ceiling.',
 		'',
 		...(r.options.quick ? [`**${quickWarning}**`, ''] : []),
-		...(busyHostWarning(e) ? [`**${busyHostWarning(e)}**`, ''] : []),
+		...(busy ? [`**${busy}**`, ''] : []),
 	];
 	for (const sc of r.scenarios) {
 		const rows = r.summary.filter((s) => s.scenario === sc.id);

@@ -67,6 +67,33 @@ export function processStartTicks(pid: number): number | undefined {
 	return fields && startTicksField(fields);
 }
 
+/** The thread ids of process `pid`, from /proc (none if it is gone). */
+export function processThreads(pid: number): number[] {
+	try {
+		return fs
+			.readdirSync(`/proc/${pid}/task`)
+			.map(Number)
+			.filter((tid) => Number.isInteger(tid) && tid > 0);
+	} catch {
+		return [];
+	}
+}
+
+/**
+ * Thread `tid` of process `pid`: nanoseconds on a CPU, and runnable but waiting for one, from
+ * /proc/<pid>/task/<tid>/schedstat (the kernel's CONFIG_SCHED_INFO). Undefined without that
+ * file, or once the thread is gone.
+ */
+export function threadSchedstat(pid: number, tid: number): {runNs: number; waitNs: number} | undefined {
+	try {
+		const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+		if (Number.isFinite(run) && Number.isFinite(wait)) return {runNs: run ?? 0, waitNs: wait ?? 0};
+	} catch {
+		// no schedstat, or the thread is gone
+	}
+	return undefined;
+}
+
 /**
  * This machine's CPU time so far, from /proc/stat's first line, in clock ticks:
  * all of it, the part idle (with I/O wait), and the part stolen (when Linux itself runs in a virtual machine,

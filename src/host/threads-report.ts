@@ -4,8 +4,9 @@
 // machine nobody can log in to (a CI runner) says whether the vCPUs ran, waited or were
 // pinned somewhere odd.
 import fs from 'node:fs';
-import {formatCpuList, parseCpuList} from './cpus.js';
-import {machineCpuTicks, procStatFields} from './proc.js';
+import os from 'node:os';
+import {formatCpuList, threadCpusAllowed} from './cpus.js';
+import {machineCpuTicks, processThreads, procStatFields, stolenPercent, threadSchedstat} from './proc.js';
 
 /** Clock ticks per second in /proc's CPU times (USER_HZ: 100 on Linux). */
 const ticksPerSecond = 100;
@@ -23,21 +24,10 @@ interface ThreadSample {
 	cpus: string;
 }
 
-function taskIds(pid: number): number[] {
-	try {
-		return fs
-			.readdirSync(`/proc/${pid}/task`)
-			.map(Number)
-			.filter((tid) => Number.isSafeInteger(tid) && tid > 0);
-	} catch {
-		return [];
-	}
-}
-
 /** The children of process `pid` (from each of its threads' children file). */
 function childPids(pid: number): number[] {
 	const found = new Set<number>();
-	for (const tid of taskIds(pid)) {
+	for (const tid of processThreads(pid)) {
 		try {
 			for (const word of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(/\s+/)) if (/^\d+$/.test(word)) found.add(Number(word));
 		} catch {
@@ -50,24 +40,19 @@ function childPids(pid: number): number[] {
 function sampleThreads(pids: readonly number[]): ThreadSample[] {
 	const out: ThreadSample[] = [];
 	for (const pid of pids)
-		for (const tid of taskIds(pid)) {
+		for (const tid of processThreads(pid)) {
 			const fields = procStatFields(pid, tid);
 			if (!fields) continue;
 			let cpus = '?';
 			try {
-				const line = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1];
-				if (line) cpus = formatCpuList(parseCpuList(line));
+				cpus = formatCpuList(threadCpusAllowed(pid, tid));
 			} catch {
 				// the thread ended between the two reads
 			}
-			let runNs = (Number(fields[14]) + Number(fields[15])) * (1e9 / ticksPerSecond);
-			let waitNs: number | undefined;
-			try {
-				const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-				if (Number.isFinite(run) && Number.isFinite(wait)) [runNs, waitNs] = [run ?? 0, wait ?? 0];
-			} catch {
-				// no schedstat: CPU ticks, no wait
-			}
+			// Without schedstat: CPU ticks, and no wait.
+			const sched = threadSchedstat(pid, tid);
+			const runNs = sched?.runNs ?? (Number(fields[14]) + Number(fields[15])) * (1e9 / ticksPerSecond);
+			const waitNs = sched?.waitNs;
 			out.push({
 				pid,
 				tid,
@@ -99,16 +84,11 @@ export async function threadsReport(pid: number, sampleMs = 1000): Promise<strin
 	await sleep(sampleMs);
 	const seconds = (performance.now() - started) / 1000;
 	const machine1 = machineCpuTicks();
-	const lines: string[] = [];
-	const load = (() => {
-		try {
-			return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-		} catch {
-			return '?';
-		}
-	})();
-	const stolen = machine1.total > machine0.total ? ((machine1.steal - machine0.steal) / (machine1.total - machine0.total)) * 100 : 0;
-	lines.push(`host over ${seconds.toFixed(1)} s: load ${load}, steal ${stolen.toFixed(0)} %`);
+	const load = os
+		.loadavg()
+		.map((l) => l.toFixed(2))
+		.join(' ');
+	const lines = [`host over ${seconds.toFixed(1)} s: load ${load}, steal ${stolenPercent(machine0, machine1).toFixed(0)} %`];
 	const byPid = new Map<number, string[]>();
 	for (const s of sampleThreads(pids)) {
 		const was = before.get(s.tid);

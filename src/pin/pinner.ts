@@ -4,8 +4,8 @@
 // threads also run at a higher nice value, relative to what they had. vCPUs
 // an operator pinned (held), and QEMU's other threads once an operator
 // pinned them, are left alone.
-import fs from 'node:fs';
 import {getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
+import {processThreads} from '../host/proc.js';
 import {cpusFor, type Assignment} from '../hints/affinity/policy.js';
 import {firstLine} from '../util/errors.js';
 
@@ -247,14 +247,7 @@ export class Pinner {
 
 /** The threads of process `pid` other than `except`, from /proc: QEMU's that are not vCPUs (main loop, I/O, RCU...), pvrun's helpers. */
 export function threadsExcept(pid: number, except: readonly number[]): number[] {
-	try {
-		return fs
-			.readdirSync(`/proc/${pid}/task`)
-			.map(Number)
-			.filter((tid) => Number.isInteger(tid) && tid > 0 && !except.includes(tid));
-	} catch {
-		return [];
-	}
+	return processThreads(pid).filter((tid) => !except.includes(tid));
 }
 
 /** pvrun's own threads other than its main thread (whose id is the process id), from /proc. */

@@ -1,8 +1,7 @@
 // How much each vCPU thread wants to run, from /proc: a vCPU whose guest idles
 // (a pinned thread that mostly sleeps) leaves its host thread asleep, and a
 // CPU given to it alone would mostly sit idle.
-import fs from 'node:fs';
-import {procStatFields} from '../host/proc.js';
+import {procStatFields, threadSchedstat} from '../host/proc.js';
 
 /**
  * The fraction of the time a thread wanted a CPU (ran, or was runnable and
@@ -69,12 +68,9 @@ export class VcpuUsage {
  * stime, 10 ms ticks). Undefined if the thread is gone.
  */
 export function threadDemandNs(pid: number, tid: number): number | undefined {
-	try {
-		const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-		if (Number.isFinite(run) && Number.isFinite(wait)) return (run ?? 0) + (wait ?? 0);
-	} catch {
-		// no schedstat (or the thread is gone): CPU time below
-	}
+	const sched = threadSchedstat(pid, tid);
+	if (sched) return sched.runNs + sched.waitNs;
+	// no schedstat (or the thread is gone): CPU time
 	const ticks = threadTicks(pid, tid);
 	return ticks === undefined ? undefined : ticks * 10_000_000;
 }

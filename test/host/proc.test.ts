@@ -1,7 +1,17 @@
 // /proc readers: this process's own stat line, and the machine's CPU time with its stolen part.
 import t from 'tap';
 import {spawn} from 'node:child_process';
-import {busyShare, machineCpuTicks, processAlive, processStartTicks, processStat, procStatFields, stolenPercent} from '../../src/host/proc.js';
+import {
+	busyShare,
+	machineCpuTicks,
+	processAlive,
+	processThreads,
+	threadSchedstat,
+	processStartTicks,
+	processStat,
+	procStatFields,
+	stolenPercent,
+} from '../../src/host/proc.js';
 
 t.test("a process's stat fields are split after the name, whatever the name holds", async (t) => {
 	const fields = procStatFields(process.pid);
@@ -52,4 +62,13 @@ t.test('a process is alive until it exits, is a zombie, or its pid names another
 	const started = performance.now();
 	while (processAlive(pid) && performance.now() - started < 2000) await new Promise((r) => setTimeout(r, 10));
 	t.notOk(processAlive(pid), 'killed: not alive (a zombie, or gone)');
+});
+
+t.test("a process's threads, and a thread's time on and waiting for a CPU", async (t) => {
+	t.ok(processThreads(process.pid).includes(process.pid), 'this process, its main thread among its threads');
+	t.same(processThreads(2 ** 22 + 1), [], 'a process that cannot exist has none');
+	const sched = threadSchedstat(process.pid, process.pid);
+	if (sched) t.ok(sched.runNs > 0 && sched.waitNs >= 0, `run ${sched.runNs} ns, waited ${sched.waitNs} ns`);
+	else t.comment('no schedstat on this kernel');
+	t.equal(threadSchedstat(2 ** 22 + 1, 2 ** 22 + 1), undefined, 'a thread that cannot exist has none');
 });
