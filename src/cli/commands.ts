@@ -60,10 +60,13 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 		.command(
 			'status',
 			'list the pvrun VMs running on this machine',
-			(y) => y.option('json', {type: 'boolean', default: false, describe: 'print JSON'}),
+			(y) =>
+				y
+					.option('all', {type: 'boolean', default: false, describe: "every user's VMs, not only yours (others' need root)"})
+					.option('json', {type: 'boolean', default: false, describe: 'print JSON'}),
 			async (args) => {
 				const {statusCommand} = await import('./status.js');
-				code = statusCommand({json: args.json});
+				code = statusCommand({json: args.json, all: args.all});
 			},
 		)
 		.command(

@@ -82,7 +82,7 @@ async function runQemu(argv: string[]): Promise<number> {
 		return printArgs(line.args);
 	}
 	if (line.options.dryRun) return printArgs(line.args);
-	return runVm(line.plan, line.options, line.facts);
+	return runVm(line.plan, line.options, line.facts, line.root);
 }
 
 /**

@@ -40,6 +40,9 @@ ${roff('Lines a second per kind of event in the --pv-log file (default 20; unlim
 .B PVRUN_DEBUG
 ${roff('With 1, an error is followed by its causes, and an internal error by its stack.')}
 .TP
+.B PVRUN_RUNTIME_DIR
+${roff("Where each VM's run directory (sockets, state file) goes, an absolute path. Default: /run/pvrun for root, else $XDG_RUNTIME_DIR/pvrun, else $TMPDIR/pvrun-UID (made 0700, used only while it is the caller's alone). pvrun status looks there.")}
+.TP
 .B XDG_CACHE_HOME
 ${roff('The default guest image is cached in $XDG_CACHE_HOME/pvrun (default ~/.cache/pvrun).')}
 .SH EXIT STATUS

@@ -2,11 +2,11 @@
 // QEMU's command line unchanged (--pv-off, or a line that runs no guest: passthroughReason)
 // or the plan of a VM with the hint channel added. main.ts runs it; --pv-dry-run prints
 // `args`. Pure but for the host probe, so tests check real command lines in-process.
-import os from 'node:os';
 import {passthroughReason} from '../qemu/args.js';
 import type {VmConfig} from '../vm/config.js';
 import {planVm, type VmPlan} from '../vm/plan.js';
 import {probeHost, type HostFacts} from '../vm/probe.js';
+import {runtimeRoot, type RuntimeRoot} from '../vm/runtime-dir.js';
 import {parsePvOptions, splitArgs} from './pv-options.js';
 
 export type QemuLine =
@@ -20,7 +20,7 @@ export type QemuLine =
 			/** The command line that runs: the QEMU binary, then its arguments. */
 			args: string[];
 	  }
-	| {kind: 'vm'; options: VmConfig; qemu: string[]; facts: HostFacts; plan: VmPlan; args: string[]};
+	| {kind: 'vm'; options: VmConfig; qemu: string[]; facts: HostFacts; plan: VmPlan; args: string[]; root: RuntimeRoot};
 
 /** What `argv` (pvrun's command line, no subcommand) runs, for the pvrun process `pid` in `cwd`. */
 export function qemuLine(argv: readonly string[], pid = process.pid, cwd = process.cwd()): QemuLine {
@@ -29,6 +29,7 @@ export function qemuLine(argv: readonly string[], pid = process.pid, cwd = proce
 	const unchanged = options.off ? undefined : passthroughReason(qemu);
 	if (options.off || unchanged !== undefined) return {kind: 'plain', options, qemu, unchanged, args: [options.qemu, ...qemu]};
 	const facts = probeHost(options);
-	const plan = planVm(qemu, options, facts, os.tmpdir(), {pid, cwd});
-	return {kind: 'vm', options, qemu, facts, plan, args: [options.qemu, ...plan.args]};
+	const root = runtimeRoot();
+	const plan = planVm(qemu, options, facts, root.dir, {pid, cwd});
+	return {kind: 'vm', options, qemu, facts, plan, args: [options.qemu, ...plan.args], root};
 }

@@ -111,11 +111,11 @@ export interface CommandDoc {
 export const commandDocs: readonly CommandDoc[] = [
 	{
 		name: 'status',
-		usage: 'pvrun status [--json]',
+		usage: 'pvrun status [--all] [--json]',
 		brief: 'the pvrun VMs running on this machine',
 		detail:
-			'List the pvrun VMs running on this machine: QEMU, the name, the log, whether hints work, the vCPU → host CPU placement. --json prints the same as JSON.',
-		words: ['--json', '--help'],
+			"List your pvrun VMs running on this machine: QEMU, the name, the state and uptime, the log, whether hints work, the vCPU → host CPU placement. --all lists every user's (theirs need root to read), --json prints the same as JSON.",
+		words: ['--all', '--json', '--help'],
 	},
 	{
 		name: 'image',

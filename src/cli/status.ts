@@ -1,21 +1,48 @@
-// `pvrun status [--json]`: the pvrun VMs running on this machine, from the
-// state files their pvrun processes keep (src/vm/state.ts). Directories left
-// by a pvrun that is gone, or not readable, are reported on stderr.
-import os from 'node:os';
+// `pvrun status [--all] [--json]`: the pvrun VMs running on this machine, from the
+// state files their pvrun processes keep (src/vm/state.ts) in the caller's runtime
+// root (src/vm/runtime-dir.ts), or in every user's with --all. Directories left by a
+// pvrun that is gone, or not readable, are reported on stderr.
+import fs from 'node:fs';
 import {formatCpuList} from '../host/cpus.js';
-import {readVmStates, type CsStatus, type VcpuPlacement, type VmStatus} from '../vm/state.js';
+import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
+import {readVmStates, type CsStatus, type SkippedRunDir, type VcpuPlacement, type VmStatus} from '../vm/state.js';
 
 /** Print the VMs (a table, or JSON with --json) and what was skipped; resolves to the exit code. */
-export function statusCommand(options: {json: boolean; root?: string}): number {
-	const root = options.root ?? os.tmpdir();
-	const {vms, skipped} = readVmStates(root);
+export function statusCommand(options: {json: boolean; all?: boolean; roots?: string[]}): number {
+	const roots = options.roots ?? (options.all ? allRuntimeRoots() : [runtimeRoot().dir]);
+	const {vms, skipped} = readRoots(roots);
 	if (options.json) {
 		process.stdout.write(`${JSON.stringify({vms, skipped}, null, 2)}\n`);
 		return 0;
 	}
 	for (const s of skipped) process.stderr.write(`pvrun: skipped ${s.dir}: ${s.reason}\n`);
-	process.stdout.write(formatStatus(vms, root));
+	process.stdout.write(formatStatus(vms, roots, options.all ? userNames() : undefined));
 	return 0;
+}
+
+/** The VMs of every root in `roots`, oldest first, and what was skipped. */
+export function readRoots(roots: readonly string[]): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
+	const found = roots.map((root) => readVmStates(root));
+	return {
+		vms: found.flatMap((f) => f.vms).sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid),
+		skipped: found.flatMap((f) => f.skipped),
+	};
+}
+
+/** uid → user name, from /etc/passwd (the numbers alone where it cannot be read). */
+export function userNames(passwd = '/etc/passwd'): Map<number, string> {
+	const names = new Map<number, string>();
+	let text: string;
+	try {
+		text = fs.readFileSync(passwd, 'utf8');
+	} catch {
+		return names;
+	}
+	for (const line of text.split('\n')) {
+		const [name, , uid] = line.split(':');
+		if (name && uid !== undefined && /^\d+$/.test(uid) && !names.has(Number(uid))) names.set(Number(uid), name);
+	}
+	return names;
 }
 
 /** "45s", "12m05s", "3h02m", "2d04h": how long, in its two largest units. */
@@ -28,12 +55,13 @@ export function formatUptime(seconds: number): string {
 	return `${Math.floor(s / 86_400)}d${two(Math.floor((s % 86_400) / 3600))}h`;
 }
 
-/** The table `pvrun status` prints: one line per VM. */
-export function formatStatus(vms: readonly VmStatus[], root: string): string {
-	if (vms.length === 0) return `no pvrun VMs running (looked in ${root})\n`;
+/** The table `pvrun status` prints: one line per VM; with `users` (--all), whose each is first. */
+export function formatStatus(vms: readonly VmStatus[], roots: readonly string[], users?: ReadonlyMap<number, string>): string {
+	if (vms.length === 0) return `no pvrun VMs running (looked in ${roots.join(', ')})\n`;
 	const rows = [
-		['PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
+		[...(users ? ['USER'] : []), 'PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
 		...vms.map((vm) => [
+			...(users ? [users.get(vm.uid) ?? String(vm.uid)] : []),
 			String(vm.pvrunPid),
 			String(vm.qemuPid),
 			vm.name ?? '-',

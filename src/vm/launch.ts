@@ -18,6 +18,7 @@ import {planVm, type VmPlan} from './plan.js';
 import type {HostFacts} from './probe.js';
 import {checkPrograms} from './qemu-process.js';
 import {createRunFiles, removeRunFiles} from './session.js';
+import {ensureRuntimeRoot, type RuntimeRoot} from './runtime-dir.js';
 import {removeStaleRuns} from './stale.js';
 import {writeVmState} from './state.js';
 
@@ -32,7 +33,8 @@ export function runPlain(qemu: string, args: string[]): never {
  * hint channel (src/vm/helper.ts); then this never returns. With -daemonize,
  * resolves to the status of QEMU's first process (src/vm/daemon.ts).
  */
-export async function runVm(plan: VmPlan, options: VmConfig, facts: HostFacts): Promise<number> {
+export async function runVm(plan: VmPlan, options: VmConfig, facts: HostFacts, root: RuntimeRoot): Promise<number> {
+	ensureRuntimeRoot(root);
 	// Left by a pvrun that was killed (SIGKILL cannot be cleaned up after): gone before we add ours.
 	await removeStaleRuns(path.dirname(plan.runDir));
 	// The detached pvrun owns the run directory: the same plan for its pid (pure: nothing probed again).

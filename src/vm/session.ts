@@ -48,7 +48,7 @@ export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpu
 		fs.mkdirSync(plan.runDir, {mode: 0o700});
 	} catch (error) {
 		throw new PvrunError(
-			`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)} (is TMPDIR writable?)`,
+			`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`,
 			{cause: error},
 		);
 	}

@@ -1,5 +1,5 @@
 // What a pvrun that was killed with SIGKILL leaves: its run directory
-// (<tmpdir>/pvrun-<pid>-<hex>/) and its shared memory (/dev/shm/pvrun-<pid>-<hex>).
+// (<runtime root>/pvrun-<pid>-<hex>/: runtime-dir.ts) and its shared memory (/dev/shm/pvrun-<pid>-<hex>).
 // No process can clean up after its own SIGKILL, so the next pvrun does.
 // A leftover is removed only when nothing can still use it: it is this
 // user's, older than a minute, its pvrun pid is not running, and no QEMU
@@ -7,9 +7,9 @@
 // from another pid namespace sharing this directory proves nothing).
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import {processAlive} from '../host/proc.js';
+import {runtimeRoot} from './runtime-dir.js';
 
 const runDirName = /^pvrun-(\d+)-[0-9a-f]+$/;
 /** Younger leftovers may belong to a pvrun that is starting (in another pid namespace). */
@@ -17,7 +17,7 @@ const minAgeMs = 60_000;
 const connectMs = 500;
 
 /** Remove the run directories (and their shared memory) in `root` that nobody uses any more; resolves to their names. */
-export async function removeStaleRuns(root: string = os.tmpdir(), now = Date.now()): Promise<string[]> {
+export async function removeStaleRuns(root: string = runtimeRoot().dir, now = Date.now()): Promise<string[]> {
 	let names: string[];
 	try {
 		names = fs.readdirSync(root);

@@ -1,12 +1,11 @@
 // The state file of one running pvrun VM: state.json in its run directory
-// (<tmpdir>/pvrun-<pid>-<hex>/, removed with it when the VM ends), so that
+// (<runtime root>/pvrun-<pid>-<hex>/, removed with it when the VM ends), so that
 // `pvrun status` can list the VMs of this machine. Written whole and renamed
 // into place, so a reader never sees half a file. Read defensively: anything
 // in a temporary directory may be stale (pvrun was SIGKILLed), truncated,
 // someone else's, or not written by pvrun at all.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {processAlive, processStartTicks} from '../host/proc.js';
 import {guestName} from '../qemu/args.js';
@@ -16,6 +15,7 @@ import type {HintsStatus} from '../agent/watch.js';
 import {firstLine} from '../util/errors.js';
 import {writeStderr} from './event-log.js';
 import type {VmPlan} from './plan.js';
+import {runtimeRoot} from './runtime-dir.js';
 
 export const stateFileName = 'state.json';
 const stateVersion = 1;
@@ -90,6 +90,8 @@ export interface CsVcpuStatus {
 /** A VM found by readVmStates. */
 export interface VmStatus extends VmState {
 	runDir: string;
+	/** Whose VM it is: the state file's owner. */
+	uid: number;
 	qemuRunning: boolean;
 	/** running, paused, starting or exited. */
 	state: VmRunState;
@@ -166,7 +168,7 @@ export function updateGuest(runDir: string, running: boolean): boolean {
 /** Read the state file, change it, write it back; false (never throws) if any step fails. */
 function updateState(runDir: string, change: (state: VmState) => void): boolean {
 	try {
-		const state = parseVmState(JSON.parse(readStateFile(runDir)));
+		const state = parseVmState(JSON.parse(readStateFile(runDir).text));
 		change(state);
 		writeAtomically(runDir, state);
 		return true;
@@ -176,18 +178,20 @@ function updateState(runDir: string, change: (state: VmState) => void): boolean 
 }
 
 /**
- * The pvrun VMs whose run directories are in `root` (os.tmpdir() for a pvrun
- * started with the same TMPDIR), oldest first, and the directories skipped:
+ * The pvrun VMs whose run directories are in `root` (the runtime root of a pvrun
+ * started with the same user and environment: runtime-dir.ts), oldest first, and the directories skipped:
  * left by a pvrun that is gone, unreadable, or with a state file that is not
  * a valid one. Nothing is removed.
  */
-export function readVmStates(root: string = os.tmpdir()): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
+export function readVmStates(root: string = runtimeRoot().dir): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
 	const vms: VmStatus[] = [];
 	const skipped: SkippedRunDir[] = [];
 	let entries: fs.Dirent[];
 	try {
 		entries = fs.readdirSync(root, {withFileTypes: true});
 	} catch (error) {
+		// No runtime root yet: no VM has run there.
+		if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {vms, skipped};
 		return {vms, skipped: [{dir: root, reason: `cannot list it: ${firstLine(error)}`}]};
 	}
 	for (const entry of entries) {
@@ -206,15 +210,16 @@ export function readVmStates(root: string = os.tmpdir()): {vms: VmStatus[]; skip
 }
 
 /** The VM whose QEMU is `qemuPid` (pvrun became QEMU: its run directory is named after that pid), if listed in `root`. */
-export function vmOfQemu(qemuPid: number, root: string = os.tmpdir()): VmStatus | undefined {
+export function vmOfQemu(qemuPid: number, root: string = runtimeRoot().dir): VmStatus | undefined {
 	return readVmStates(root).vms.find((vm) => vm.qemuPid === qemuPid);
 }
 
 /** One run directory: its VM, or why it is skipped. */
 function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {reason: string} {
 	let text: string;
+	let uid: number;
 	try {
-		text = readStateFile(runDir);
+		({text, uid} = readStateFile(runDir));
 	} catch (error) {
 		const code = (error as NodeJS.ErrnoException).code;
 		if (!processAlive(dirPid)) return {reason: `process ${dirPid} is not running: left over from a pvrun that was killed (safe to remove)`};
@@ -241,6 +246,7 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 	const vm: VmStatus = {
 		...state,
 		runDir,
+		uid,
 		qemuRunning,
 		state: qemuRunning ? (state.guest?.state ?? 'starting') : 'exited',
 		uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(state.startedAt)) / 1000)),
@@ -259,15 +265,15 @@ function readRunDir(runDir: string, id: string, dirPid: number): VmStatus | {rea
 	return vm;
 }
 
-/** state.json's text, if it is a regular file of plausible size (symbolic links are not followed). */
-function readStateFile(runDir: string): string {
+/** state.json's text and owner, if it is a regular file of plausible size (symbolic links are not followed). */
+function readStateFile(runDir: string): {text: string; uid: number} {
 	const file = path.join(runDir, stateFileName);
 	const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
 	try {
 		const stat = fs.fstatSync(fd);
 		if (!stat.isFile()) throw new Error(`${file} is not a regular file`);
 		if (stat.size > maxStateBytes) throw new Error(`${file} is ${stat.size} bytes, too large for a state file`);
-		return fs.readFileSync(fd, 'utf8');
+		return {text: fs.readFileSync(fd, 'utf8'), uid: stat.uid};
 	} finally {
 		fs.closeSync(fd);
 	}

@@ -130,14 +130,14 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 	const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-matrix-test-'));
 	t.teardown(() => fs.rmSync(out, {recursive: true, force: true}));
 	// make test runs this file in parallel with others.
-	const {tmp, seen} = privateTmpdir(t, 'pvrun-matrix-tmp-');
+	const {tmp, env, seen} = privateTmpdir(t, 'pvrun-matrix-tmp-');
 	const [node = 'node', ...cli] = pvrunCommand();
 	const started = performance.now();
 	const run = await execa(node, [...cli, 'bench', '--quick', '--out', out], {
 		reject: false,
 		timeout: 7 * 60_000,
 		stdin: 'ignore',
-		env: {TMPDIR: tmp},
+		env,
 	});
 	const runDirs = seen();
 	t.comment(`pvrun bench --quick: ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -1,9 +1,10 @@
 // `pvrun status`: the table, and the built CLI's output over fake run
-// directories in a private TMPDIR (the state files: test/vm/state.test.ts).
+// directories in private runtime roots (the state files: test/vm/state.test.ts).
+import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {formatCs, formatPlacement, formatStatus, formatUptime} from '../../src/cli/status.js';
+import {formatCs, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
@@ -18,7 +19,8 @@ t.test('the status table', async (t) => {
 		]),
 		'0→1 excl, 1→0-1',
 	);
-	t.equal(formatStatus([], '/tmp'), 'no pvrun VMs running (looked in /tmp)\n');
+	t.equal(formatStatus([], ['/run/pvrun']), 'no pvrun VMs running (looked in /run/pvrun)\n');
+	t.equal(formatStatus([], ['/run/pvrun', '/tmp/pvrun-1000']), 'no pvrun VMs running (looked in /run/pvrun, /tmp/pvrun-1000)\n');
 	const vm = {
 		...validState('pvrun-10-ab', 10, {
 			qemuPid: 11,
@@ -34,20 +36,22 @@ t.test('the status table', async (t) => {
 			cells: 1,
 			at: '2026-12-04T10:00:00.000Z',
 		},
-		runDir: '/tmp/pvrun-10-ab',
+		runDir: '/run/pvrun/pvrun-10-ab',
+		uid: 0,
 		qemuRunning: true,
 		state: 'running' as const,
 		uptimeSeconds: 3725,
 	};
 	const other = {
 		...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}),
-		runDir: '/tmp/pvrun-200-cd',
+		runDir: '/tmp/pvrun-1000/pvrun-200-cd',
+		uid: 1000,
 		qemuRunning: false,
 		state: 'exited' as const,
 		uptimeSeconds: 45,
 	};
 	t.equal(
-		formatStatus([vm, other], '/tmp'),
+		formatStatus([vm, other], ['/run/pvrun']),
 		[
 			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
 			'10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
@@ -55,6 +59,29 @@ t.test('the status table', async (t) => {
 			'',
 		].join('\n'),
 	);
+	t.equal(
+		formatStatus([vm, other], ['/run/pvrun', '/tmp/pvrun-1000'], new Map([[0, 'root']])),
+		[
+			'USER  PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
+			'root  10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
+			'1000  200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
+			'',
+		].join('\n'),
+		"--all: each VM's user first (the uid where it has no name)",
+	);
+});
+
+t.test('userNames: uid → name from a passwd file, the first line of each uid', async (t) => {
+	const file = path.join(fakeRoot(t), 'passwd');
+	fs.writeFileSync(file, 'root:x:0:0:root:/root:/bin/bash\nbad line\nalias:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n:x:7:7::/:\n');
+	t.same(
+		[...userNames(file)],
+		[
+			[0, 'root'],
+			[65534, 'nobody'],
+		],
+	);
+	t.same([...userNames(path.join(file, 'missing'))], [], 'none when it cannot be read');
 });
 
 t.test('formatUptime: the two largest units', async (t) => {
@@ -86,19 +113,19 @@ t.test('formatCs: acting adds boosts, budget left and payback owed per vCPU', as
 	);
 });
 
-t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', async (t) => {
+t.test('pvrun status and pvrun status --json (built CLI, PVRUN_RUNTIME_DIR as the root)', async (t) => {
 	const root = fakeRoot(t);
 	const live = runDir(root, process.pid, 'feed01');
 	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-name', 'cli-vm']}, {}, {qemuPid: process.pid});
 	const gone = runDir(root, deadPid, 'dead02');
 	writeJson(gone.runDir, validState(gone.id, deadPid));
-	const env = {...process.env, TMPDIR: root};
+	const env = {...process.env, PVRUN_RUNTIME_DIR: root};
 	const json = await execa(node, [...cli, 'status', '--json'], {reject: false, env});
 	t.equal(json.exitCode, 0, json.stderr);
-	const parsed = JSON.parse(json.stdout) as {vms: Array<{name?: string; pvrunPid: number}>; skipped: Array<{dir: string}>};
+	const parsed = JSON.parse(json.stdout) as {vms: Array<{name?: string; pvrunPid: number; uid: number}>; skipped: Array<{dir: string}>};
 	t.same(
-		parsed.vms.map((v) => [v.name, v.pvrunPid]),
-		[['cli-vm', process.pid]],
+		parsed.vms.map((v) => [v.name, v.pvrunPid, v.uid]),
+		[['cli-vm', process.pid, process.getuid?.()]],
 	);
 	t.same(
 		parsed.skipped.map((s) => s.dir),
@@ -108,9 +135,59 @@ t.test('pvrun status and pvrun status --json (built CLI, TMPDIR as the root)', a
 	t.equal(text.exitCode, 0, text.stderr);
 	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
-	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, TMPDIR: fakeRoot(t)}});
-	t.match(empty.stdout, /^no pvrun VMs running \(looked in .*pvrun-status-test-/);
+	const fresh = path.join(fakeRoot(t), 'not-made-yet');
+	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, PVRUN_RUNTIME_DIR: fresh}});
+	t.same(
+		[empty.exitCode, empty.stdout, empty.stderr],
+		[0, `no pvrun VMs running (looked in ${fresh})`, ''],
+		'a runtime root not made yet: no VMs, nothing skipped',
+	);
+	t.notOk(fs.existsSync(fresh), 'and status does not make it');
 	const bad = await execa(node, [...cli, 'status', '--frobnicate'], {reject: false, env});
 	t.equal(bad.exitCode, 2);
 	t.equal(bad.stderr.split('\n').length, 1, bad.stderr);
 });
+
+t.test(
+	"pvrun status --all: every user's runtime root it can read; the others skipped, saying why",
+	{skip: process.getuid?.() !== 0 && 'needs root (to act as another user)'},
+	async (t) => {
+		const own = fakeRoot(t);
+		const live = runDir(own, process.pid, 'feed03');
+		writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: ['-name', 'own-vm']}, {}, {qemuPid: process.pid});
+		// A TMPDIR others may list, with the <tmpdir>/pvrun-<uid> root of a user without XDG_RUNTIME_DIR: root's here.
+		const tmp = fakeRoot(t);
+		fs.chmodSync(tmp, 0o755);
+		const theirs = path.join(tmp, 'pvrun-0');
+		fs.mkdirSync(theirs, {mode: 0o700});
+		const other = runDir(theirs, process.pid, 'feed04');
+		writeVmState({...other, qmpSocket: path.join(other.runDir, 'qmp.sock'), args: ['-name', 'other-vm']}, {}, {qemuPid: process.pid});
+		fs.mkdirSync(path.join(tmp, 'pvrun-x'), {mode: 0o700}); // not a runtime root's name
+		const env = {...process.env, TMPDIR: tmp, PVRUN_RUNTIME_DIR: own};
+
+		const mine = await execa(node, [...cli, 'status', '--json'], {reject: false, env});
+		t.same(
+			(JSON.parse(mine.stdout) as {vms: Array<{name?: string}>}).vms.map((v) => v.name),
+			['own-vm'],
+			"without --all: the caller's root alone",
+		);
+		const all = await execa(node, [...cli, 'status', '--all', '--json'], {reject: false, env});
+		t.equal(all.exitCode, 0, all.stderr);
+		const names = (JSON.parse(all.stdout) as {vms: Array<{name?: string; runDir: string}>}).vms.filter(
+			(v) => v.runDir.startsWith(own) || v.runDir.startsWith(tmp),
+		);
+		t.same(names.map((v) => v.name).sort(), ['other-vm', 'own-vm'], "--all: the caller's and the other root's");
+		const table = await execa(node, [...cli, 'status', '--all'], {reject: false, env});
+		t.match(table.stdout, /^USER +PVRUN +QEMU +NAME/, 'the table begins with USER');
+		t.match(table.stdout, new RegExp(`\\nroot +${process.pid} +${process.pid} +other-vm `), "each VM's user");
+
+		// As nobody: the caller's own root (none yet), root's not readable, which is said on stderr.
+		const asNobody = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', node, ...cli, 'status', '--all'], {
+			reject: false,
+			env: {...process.env, TMPDIR: tmp, PVRUN_RUNTIME_DIR: ''},
+		});
+		t.equal(asNobody.exitCode, 0, asNobody.stderr);
+		t.match(asNobody.stdout, new RegExp(`^no pvrun VMs running \\(looked in .*${tmp}/pvrun-0, ${tmp}/pvrun-65534\\)$`), 'no VM of its own');
+		t.match(asNobody.stderr, `pvrun: skipped ${theirs}: cannot list it: EACCES`, "another user's root: skipped, saying why");
+	},
+);

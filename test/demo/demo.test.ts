@@ -11,9 +11,9 @@ const [node = 'node', ...cli] = pvrunCommand();
 
 t.test('pvrun demo: vCPU 1 gets a CPU of its own while the guest asks, and floats again', async (t) => {
 	t.setTimeout(150_000);
-	const {tmp, seen} = privateTmpdir(t, 'pvrun-demo-test-');
+	const {tmp, env, seen} = privateTmpdir(t, 'pvrun-demo-test-');
 	const started = performance.now();
-	const run = await execa(node, [...cli, 'demo'], {reject: false, timeout: 140_000, stdin: 'ignore', env: {TMPDIR: tmp}});
+	const run = await execa(node, [...cli, 'demo'], {reject: false, timeout: 140_000, stdin: 'ignore', env});
 	const runs = seen();
 	t.comment(`pvrun demo: ${((performance.now() - started) / 1000).toFixed(1)} s`);
 	t.equal(run.exitCode, 0, `exit 0 (stderr: ${run.stderr.split('\n').slice(-3).join(' | ')})`);

@@ -17,7 +17,19 @@ import {readEventLog} from '../../src/vm/event-log.js';
 import {} from '../../src/vm/qemu-process.js';
 import {processStat} from '../../src/host/proc.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
-import {allRunNames, childrenOf, cmdline, detachedPvruns, fdTarget, fdTargets, killIfRunning, leftovers, running, signalPid} from '../helpers/host-view.js';
+import {
+	allRunNames,
+	childrenOf,
+	cmdline,
+	detachedPvruns,
+	fdTarget,
+	fdTargets,
+	killIfRunning,
+	leftovers,
+	runRoot,
+	running,
+	signalPid,
+} from '../helpers/host-view.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
@@ -29,7 +41,7 @@ function workspace(t: Test): {dir: string; stopAtEnd(pid: number): void} {
 	t.teardown(() => {
 		for (const pid of pids) killIfRunning(pid);
 		for (const pid of pids)
-			for (const name of leftovers(pid)) for (const root of ['/dev/shm', os.tmpdir()]) fs.rmSync(path.join(root, name), {recursive: true, force: true});
+			for (const name of leftovers(pid)) for (const root of ['/dev/shm', runRoot]) fs.rmSync(path.join(root, name), {recursive: true, force: true});
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	return {dir, stopAtEnd: (pid) => void pids.push(pid)};

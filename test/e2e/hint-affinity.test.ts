@@ -12,7 +12,7 @@ import {threadPolicy} from '../../src/host/libc.js';
 import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
-import {helperOf} from '../helpers/host-view.js';
+import {helperOf, runDirNames, runRoot} from '../helpers/host-view.js';
 
 for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
@@ -55,6 +55,20 @@ for (const fast of [true, false])
 		const table = execFileSync(node, [...cli, 'status'], {encoding: 'utf8'}).split('\n');
 		const row = table.find((l) => l.startsWith(`${helper} `)) ?? '';
 		t.match(row, new RegExp(`^${helper}\\s+${qemuPid}\\s+-\\s+running\\s+\\d+s\\s`), `pvrun status: running, and for how long (${row.slice(0, 60)})`);
+		// Its files are in the caller's runtime root: root's is /run/pvrun, writable by root alone.
+		if (process.getuid?.() === 0) t.equal(runRoot, '/run/pvrun', "root's runtime root is /run/pvrun");
+		t.ok(
+			runDirNames().some((n) => n.startsWith(`pvrun-${qemuPid}-`)),
+			`the run directory is in ${runRoot}`,
+		);
+		t.match(fs.statSync(runRoot), {uid: process.getuid?.()}, "the runtime root is the caller's");
+		t.equal(fs.statSync(runRoot).mode & 0o022, 0, 'and nobody else may write to it');
+		const all = execFileSync(node, [...cli, 'status', '--all'], {encoding: 'utf8'}).split('\n');
+		t.match(
+			all.find((l) => new RegExp(`^\\S+\\s+${helper}\\s+${qemuPid}\\s`).test(l)) ?? '',
+			new RegExp(`^${os.userInfo().username}\\s`),
+			'pvrun status --all lists it, with its user first',
+		);
 		const events = readEventLog(logFile);
 		t.equal(
 			events.some((e) => e.event === 'fast-path' && e['state'] === 'on'),
@@ -136,13 +150,11 @@ for (const fast of [true, false])
 		// The helper removes the files once it sees QEMU gone.
 		await within(
 			5000,
-			() =>
-				!fs.readdirSync('/dev/shm').some((n) => n.startsWith(`pvrun-${guest.pid}-`)) &&
-				!fs.readdirSync(os.tmpdir()).some((n) => n.startsWith(`pvrun-${guest.pid}-`)),
+			() => !fs.readdirSync('/dev/shm').some((n) => n.startsWith(`pvrun-${guest.pid}-`)) && !runDirNames().some((n) => n.startsWith(`pvrun-${guest.pid}-`)),
 		);
 		const leftovers = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
 		t.same(leftovers, [], 'no shared-memory file left behind');
-		const runDirs = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
+		const runDirs = runDirNames().filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
 		t.same(runDirs, [], 'no socket directory left behind');
 		const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 		t.ok(exit, 'pvrun logged its exit');

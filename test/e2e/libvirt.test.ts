@@ -12,6 +12,7 @@ import {pvrunCommand} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
 import {slotOf} from '../../src/vm/devices.js';
 import {readEventLog} from '../../src/vm/event-log.js';
+import {runtimeRoot} from '../../src/vm/runtime-dir.js';
 import {hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 import {helperOf} from '../helpers/host-view.js';
 import {
@@ -25,6 +26,7 @@ import {
 	procStatus,
 	pvrunLauncher,
 	pvrunLeftovers,
+	qemuUserRoot,
 	stageDomain,
 	userIds,
 	vcpuInfo,
@@ -130,7 +132,28 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	t.equal(threads.length, 2, 'libvirt sees two vCPU threads (QMP query-cpus-fast on its own monitor)');
 	const qemuPid = Number(procStatus(threads[0] ?? 0, 'Tgid'));
 	t.equal(qemuPid, pvrunPid, "the pid in libvirt's pid file is QEMU's: pvrun exec'd QEMU in place");
-	const helper = helperOf(qemuPid);
+	const root = qemuUserRoot(qemuUser);
+	const pvrunEnv = Object.fromEntries(
+		fs
+			.readFileSync(`/proc/${pvrunPid}/environ`, 'utf8')
+			.split('\0')
+			.filter(Boolean)
+			.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+	);
+	t.equal(
+		runtimeRoot(pvrunEnv, userIds(qemuUser).uid, pvrunEnv['TMPDIR'] ?? '/tmp').dir,
+		root,
+		`its runtime root is ${root}: libvirt sets no TMPDIR nor XDG_RUNTIME_DIR`,
+	);
+	t.match(fs.statSync(root), {uid: userIds(qemuUser).uid, mode: 0o40700}, `made by pvrun, ${qemuUser}'s alone`);
+	const helper = helperOf(qemuPid, root);
+	const [node = 'node', ...cli] = pvrunCommand();
+	const listed = async (...args: string[]) =>
+		(JSON.parse((await execa(node, [...cli, 'status', '--json', ...args])).stdout) as {vms: Array<{qemuPid: number; uid: number}>}).vms.filter(
+			(v) => v.qemuPid === qemuPid,
+		);
+	t.same(await listed(), [], "root's pvrun status lists its own VMs: not libvirt-qemu's");
+	t.match(await listed('--all'), [{uid: userIds(qemuUser).uid}], `pvrun status --all lists it, as ${qemuUser}'s`);
 	const cpusetOf = (pid: number, tid = pid) => /^\d+:cpuset:(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/cgroup`, 'utf8'))?.[1] ?? '?';
 	t.comment(`cpuset cgroups: QEMU's main thread ${cpusetOf(qemuPid)}, vCPU 1 ${cpusetOf(qemuPid, threads[1] ?? 0)}, pvrun's helper ${cpusetOf(helper)}`);
 	t.same(
@@ -194,7 +217,7 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	await t.test('virsh managedsave, then virsh start: the VM comes back where it was, hints act afterwards', async (t) => {
 		await virsh('managedsave', name);
 		t.match(await domainState(name), /^shut off \(saved\)/, 'saved and stopped');
-		t.ok((await within(5000, () => !alive(qemuPid) && pvrunLeftovers(qemuPid).length === 0)) >= 0, "the saved VM's QEMU and pvrun's files are gone");
+		t.ok((await within(5000, () => !alive(qemuPid) && pvrunLeftovers(qemuPid, qemuUser).length === 0)) >= 0, "the saved VM's QEMU and pvrun's files are gone");
 		const console = fs.readFileSync(d.console, 'utf8').length;
 		await virsh('start', name);
 		t.match(await domainState(name), /^running \(restored\)/, 'restored from the managed save');
@@ -210,10 +233,16 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 			after.some((e) => e.event === 'reset' && e['reason'] === 'restored'),
 			"the new pvrun forgot the old session's ring and feedback (it had the saved bytes)",
 		);
-		t.ok(
-			after.some((e) => e.event === 'program'),
-			'and had the agent load its program again (its task iterator reports every thread pinned now)',
+		// The guest's programs went on running in the restored VM, so that pin may come before the reload.
+		const loaded = await within(
+			20_000,
+			() =>
+				readEventLog(d.eventLog)
+					.slice(restart)
+					.some((e) => e.event === 'program'),
+			100,
 		);
+		t.ok(loaded >= 0, 'and had the agent load its program again (its task iterator reports every thread pinned now)');
 	});
 
 	const destroyStarted = performance.now();
@@ -221,8 +250,8 @@ async function aDomainsLife(t: Test, session: LibvirtSession, image: {kernel: st
 	t.comment(`virsh destroy: ${ms(destroyStarted)}`);
 	t.match(await domainState(name), /^shut off/, 'the domain is shut off');
 	const last = restoredPid || qemuPid;
-	t.ok((await within(5000, () => !alive(last) && pvrunLeftovers(last).length === 0)) >= 0, 'neither QEMU nor pvrun is left');
-	t.same(pvrunLeftovers(last), [], 'no shared-memory file or run directory of that pvrun left');
+	t.ok((await within(5000, () => !alive(last) && pvrunLeftovers(last, qemuUser).length === 0)) >= 0, 'neither QEMU nor pvrun is left');
+	t.same(pvrunLeftovers(last, qemuUser), [], 'no shared-memory file or run directory of that pvrun left');
 	t.ok(readEventLog(d.eventLog).filter((e) => e.event === 'exit').length >= 2, 'pvrun logged each exit (it cleaned up, it was not killed)');
 
 	await virsh('undefine', name);
@@ -236,7 +265,8 @@ async function operatorPins(t: Test, name: string, eventLog: string, qemuPid: nu
 	const allList = `${all[0]}-${all.at(-1)}`;
 	const statusOf = async () => {
 		const [node = 'node', ...cli] = pvrunCommand();
-		const r = await execa(node, [...cli, 'status', '--json'], {reject: false});
+		// The VM is libvirt-qemu's: root lists it with --all.
+		const r = await execa(node, [...cli, 'status', '--all', '--json'], {reject: false});
 		const vm = (
 			JSON.parse(r.stdout) as {vms: Array<{qemuPid: number; placement?: Array<{vcpu: number; operator?: boolean}>; kernelCpus?: Record<string, number[]>}>}
 		).vms.find((v) => v.qemuPid === qemuPid);
@@ -302,7 +332,7 @@ async function shutdown(t: Test, session: LibvirtSession, image: {kernel: string
 	t.ok(goneAfter >= 0, 'after the guest powers off, libvirt ends pvrun (its SIGTERM reaches QEMU) within 20 s');
 	t.ok(await domainGone(name, 10_000), 'the transient domain is gone');
 	t.match(fs.readFileSync(domainLogOf(name), 'utf8'), /shutting down, reason=shutdown/, 'libvirt saw a guest shutdown');
-	t.same(pvrunLeftovers(pvrunPid), [], 'no shared-memory file or run directory left');
+	t.same(pvrunLeftovers(pvrunPid, qemuUser), [], 'no shared-memory file or run directory left');
 	t.ok(
 		readEventLog(d.eventLog).some((e) => e.event === 'exit'),
 		'pvrun logged its exit',
@@ -319,20 +349,22 @@ async function domainGone(name: string, ms: number): Promise<boolean> {
 	return false;
 }
 
-/** pvrun's files (pvrun-*) in /dev/shm and /tmp owned by `user`. */
+/** pvrun's files (pvrun-<pid>-*) in /dev/shm, /tmp and the user's runtime root owned by `user`. */
 function pvrunFilesOf(user: string): string[] {
 	const {uid} = userIds(user);
-	return ['/dev/shm', '/tmp'].flatMap((dir) =>
-		fs
-			.readdirSync(dir)
-			.filter((n) => /^pvrun-\d+-/.test(n))
-			.map((n) => `${dir}/${n}`)
-			.filter((p) => {
-				try {
-					return fs.statSync(p).uid === uid;
-				} catch {
-					return false;
-				}
-			}),
-	);
+	return ['/dev/shm', '/tmp', qemuUserRoot(user)]
+		.filter((dir) => fs.existsSync(dir))
+		.flatMap((dir) =>
+			fs
+				.readdirSync(dir)
+				.filter((n) => /^pvrun-\d+-/.test(n))
+				.map((n) => `${dir}/${n}`)
+				.filter((p) => {
+					try {
+						return fs.statSync(p).uid === uid;
+					} catch {
+						return false;
+					}
+				}),
+		);
 }

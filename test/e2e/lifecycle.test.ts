@@ -17,7 +17,7 @@ import {ensureImage} from '../../src/image/build.js';
 import {bootThroughPvrun, vmFromLog, within} from '../helpers/pvrun-vm.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {connectQmpLine} from '../helpers/qmp-line.js';
-import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, running, signalPid} from '../helpers/host-view.js';
+import {childrenOf, cmdline, fdTarget, fdTargets, helperOf, killIfRunning, leftovers, runRoot, running, signalPid} from '../helpers/host-view.js';
 
 const [node = 'node', ...cli] = pvrunCommand();
 /** A VM that never runs a guest (-S): QEMU, QMP and pvrun's hint channel, in a second. */
@@ -197,12 +197,11 @@ t.test('the helper killed with SIGKILL: QEMU runs on; the next pvrun removes the
 	const left = leftovers(qemuPid);
 	t.equal(left.length, 2, 'a SIGKILLed helper cannot clean up: the shared memory and run directory are left');
 	t.teardown(() => {
-		for (const name of left) for (const dir of ['/dev/shm', os.tmpdir()]) fs.rmSync(path.join(dir, name), {recursive: true, force: true});
+		for (const name of left) for (const dir of ['/dev/shm', runRoot]) fs.rmSync(path.join(dir, name), {recursive: true, force: true});
 	});
 	const old = new Date(Date.now() - 120_000);
 	const age = () => {
-		for (const name of left)
-			for (const dir of ['/dev/shm', os.tmpdir()]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
+		for (const name of left) for (const dir of ['/dev/shm', runRoot]) if (fs.existsSync(path.join(dir, name))) fs.utimesSync(path.join(dir, name), old, old);
 	};
 	// Leftovers are removed only once a minute old (a pvrun in another pid namespace may be starting).
 	age();

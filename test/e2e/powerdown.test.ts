@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {connectQmp} from '../../src/qemu/qmp.js';
+import {runDirNames} from '../helpers/host-view.js';
 import {bootThroughPvrun} from '../helpers/pvrun-vm.js';
 
 t.test('system_powerdown powers the guest off; pvrun exits 0', async (t) => {
@@ -32,7 +33,7 @@ t.test('system_powerdown powers the guest off; pvrun exits 0', async (t) => {
 		'no shared memory left',
 	);
 	t.same(
-		fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${guest.pid}-`)),
+		runDirNames().filter((n) => n.startsWith(`pvrun-${guest.pid}-`)),
 		[],
 		'no run directory left',
 	);

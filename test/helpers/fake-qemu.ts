@@ -116,7 +116,7 @@ export interface StartOptions {
 	mode?: FakeMode;
 	/** The QEMU binary pvrun is given (--pv-qemu): the fake unless said. */
 	qemu?: string;
-	/** More environment (TMPDIR...). */
+	/** More environment (TMPDIR, PVRUN_RUNTIME_DIR...). */
 	env?: Record<string, string>;
 	/** Run pvrun's command through this (`script` for a terminal). */
 	wrap?: (command: string[]) => string[];
@@ -126,7 +126,7 @@ export interface StartOptions {
 export class Sandbox {
 	/** The test's directory: the fake QEMU, its notes, pidfiles, event logs. */
 	readonly dir: string;
-	/** pvrun's TMPDIR: its run directories. */
+	/** pvrun's TMPDIR and runtime root (PVRUN_RUNTIME_DIR): its run directories. */
 	readonly tmp: string;
 	/** The fake QEMU. */
 	readonly qemu: string;
@@ -158,6 +158,7 @@ export class Sandbox {
 		const env: NodeJS.ProcessEnv = {
 			...process.env,
 			TMPDIR: this.tmp,
+			PVRUN_RUNTIME_DIR: this.tmp,
 			FAKE_DIR: this.dir,
 			FAKE_QEMU: options.mode ?? 'run',
 			[tagName]: this.tag,

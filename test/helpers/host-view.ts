@@ -1,25 +1,30 @@
 // What the host shows of a pvrun run, for the lifecycle tests: pvrun's files
-// in /dev/shm and the socket directory, processes and their descriptors.
+// in /dev/shm and the runtime root, processes and their descriptors.
 import fs from 'node:fs';
-import os from 'node:os';
 import {processAlive, processStat} from '../../src/host/proc.js';
+import {runtimeRoot} from '../../src/vm/runtime-dir.js';
+
+/** Where a pvrun started with this process's user and environment puts its run directories. */
+export const runRoot = runtimeRoot().dir;
+
+/** The names in `root` (none before the first pvrun made it). */
+export function runDirNames(root = runRoot): string[] {
+	return fs.existsSync(root) ? fs.readdirSync(root) : [];
+}
 
 /** pvrun's files for the pvrun process `pid`: shared memory and run directories. */
 export function leftovers(pid: number): string[] {
-	return [
-		...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)),
-		...fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${pid}-`)),
-	];
+	return [...fs.readdirSync('/dev/shm').filter((n) => n.startsWith(`pvrun-${pid}-`)), ...runDirNames().filter((n) => n.startsWith(`pvrun-${pid}-`))];
 }
 
 /**
  * The helper serving the VM whose QEMU is `qemuPid` (the pid the caller
  * started: pvrun became QEMU), from its state file; 0 if none is found.
  */
-export function helperOf(qemuPid: number): number {
-	for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`pvrun-${qemuPid}-`))) {
+export function helperOf(qemuPid: number, root = runRoot): number {
+	for (const name of runDirNames(root).filter((n) => n.startsWith(`pvrun-${qemuPid}-`))) {
 		try {
-			const state = JSON.parse(fs.readFileSync(`${os.tmpdir()}/${name}/state.json`, 'utf8')) as {pvrunPid?: unknown};
+			const state = JSON.parse(fs.readFileSync(`${root}/${name}/state.json`, 'utf8')) as {pvrunPid?: unknown};
 			if (typeof state.pvrunPid === 'number') return state.pvrunPid;
 		} catch {
 			// not written yet, or gone
@@ -28,9 +33,9 @@ export function helperOf(qemuPid: number): number {
 	return 0;
 }
 
-/** Every pvrun-<pid>-<hex> name in /dev/shm and the socket directory now. */
+/** Every pvrun-<pid>-<hex> name in /dev/shm and the runtime root now. */
 export function allRunNames(): Set<string> {
-	const names = [...fs.readdirSync('/dev/shm'), ...fs.readdirSync(os.tmpdir())];
+	const names = [...fs.readdirSync('/dev/shm'), ...runDirNames()];
 	return new Set(names.filter((n) => /^pvrun-\d+-[0-9a-f]+$/.test(n)));
 }
 

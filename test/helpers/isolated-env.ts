@@ -1,6 +1,6 @@
 // pvrun's own commands run where they can start nothing: PATH is an empty
-// directory (no git, apt-cache or QEMU) and the cache, HOME and TMPDIR are
-// fresh temporary directories. A command line that should be refused but is
+// directory (no git, apt-cache or QEMU) and the cache, HOME and TMPDIR (also
+// pvrun's runtime root) are fresh temporary directories. A command line that should be refused but is
 // not then fails at once on the image (no apt-cache) instead of building one,
 // booting a guest or running a benchmark; a test sees an ImageError (exit 1)
 // where it expected a usage error.
@@ -16,6 +16,7 @@ export interface IsolatedEnv {
 	XDG_CACHE_HOME: string;
 	HOME: string;
 	TMPDIR: string;
+	PVRUN_RUNTIME_DIR: string;
 }
 
 /** Fresh directories for an isolated environment, removed in teardown. */
@@ -26,7 +27,8 @@ export function isolatedEnv(t: Pick<Test, 'teardown'>): IsolatedEnv {
 		fs.mkdirSync(path.join(root, name));
 		return path.join(root, name);
 	};
-	return {PATH: dir('bin'), XDG_CACHE_HOME: dir('cache'), HOME: dir('home'), TMPDIR: dir('tmp')};
+	const tmp = dir('tmp');
+	return {PATH: dir('bin'), XDG_CACHE_HOME: dir('cache'), HOME: dir('home'), TMPDIR: tmp, PVRUN_RUNTIME_DIR: tmp};
 }
 
 /** This process's environment isolated until teardown, for commands run in-process. */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import type {Test} from 'tap';
 import {packageRoot} from '../../src/util/paths.js';
+import {runtimeRoot} from '../../src/vm/runtime-dir.js';
 
 export const libvirtUri = 'qemu:///system';
 /** The harness that installs, starts and stops libvirt. */
@@ -250,8 +251,15 @@ export function loggedCommandLine(name: string): string {
 	return out.join(' ');
 }
 
-/** pvrun's files (shared memory, run directory) for the pvrun process `pid`. */
-export function pvrunLeftovers(pid: number): string[] {
+/**
+ * The runtime root of a pvrun libvirt runs as `user`: libvirt gives the emulator neither TMPDIR
+ * nor XDG_RUNTIME_DIR, so /tmp/pvrun-<uid> (libvirt.test.ts checks that against the environment
+ * of the pvrun it started).
+ */
+export const qemuUserRoot = (user: string): string => runtimeRoot({}, userIds(user).uid, '/tmp').dir;
+
+/** pvrun's files (shared memory, run directory) for the pvrun process `pid`, which ran as `user`. */
+export function pvrunLeftovers(pid: number, user: string): string[] {
 	const mine = (dir: string) =>
 		fs.existsSync(dir)
 			? fs
@@ -259,8 +267,7 @@ export function pvrunLeftovers(pid: number): string[] {
 					.filter((n) => n.startsWith(`pvrun-${pid}-`))
 					.map((n) => path.join(dir, n))
 			: [];
-	// libvirt gives the emulator no TMPDIR: pvrun's run directory is under /tmp.
-	return [...mine('/dev/shm'), ...mine('/tmp')];
+	return [...mine('/dev/shm'), ...mine(qemuUserRoot(user))];
 }
 
 /** One vCPU as `virsh vcpuinfo` shows it. */

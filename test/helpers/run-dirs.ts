@@ -1,5 +1,5 @@
 // Fake pvrun run directories in a private root, for what reads them
-// (src/vm/state.ts, pvrun status); and a private TMPDIR that shows which
+// (src/vm/state.ts, pvrun status); and a private runtime root that shows which
 // run directories a real pvrun made there.
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
@@ -33,11 +33,15 @@ export function writeJson(dir: string, data: unknown): void {
 }
 
 /**
- * A temporary directory of its own for a pvrun command (its TMPDIR), so that what it leaves is
- * told apart from the files of tests that run beside it: the run directories that appear in it
- * (pvrun-<pid>-<hex>; the shared memory in /dev/shm has the same name) are watched until `seen()`.
+ * A temporary directory of its own for a pvrun command (its TMPDIR and runtime root: `env`), so
+ * that what it leaves is told apart from the files of tests that run beside it: the run
+ * directories that appear in it (pvrun-<pid>-<hex>; the shared memory in /dev/shm has the same
+ * name) are watched until `seen()`.
  */
-export function privateTmpdir(t: Pick<Test, 'teardown'>, prefix: string): {tmp: string; seen: () => string[]} {
+export function privateTmpdir(
+	t: Pick<Test, 'teardown'>,
+	prefix: string,
+): {tmp: string; env: {TMPDIR: string; PVRUN_RUNTIME_DIR: string}; seen: () => string[]} {
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 	const runs = new Set<string>();
 	const watcher = fs.watch(tmp, (_event, name) => {
@@ -49,6 +53,7 @@ export function privateTmpdir(t: Pick<Test, 'teardown'>, prefix: string): {tmp: 
 	});
 	return {
 		tmp,
+		env: {TMPDIR: tmp, PVRUN_RUNTIME_DIR: tmp},
 		seen: () => {
 			watcher.close();
 			return [...runs];

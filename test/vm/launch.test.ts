@@ -116,17 +116,32 @@ t.test('runVm: the event log cannot be opened (--pv-log): one line naming it, 2,
 	nothingLeft(t, box, ran.pid, 'no event log');
 });
 
-t.test('runVm: the run directory cannot be made (TMPDIR missing): one line, 1, no shared memory', {buffered: true}, async (t) => {
+t.test('runVm: the runtime root cannot be made (PVRUN_RUNTIME_DIR under a file): one line, 1, no shared memory', {buffered: true}, async (t) => {
 	const box = new Sandbox(t);
-	const tmp = path.join(box.dir, 'gone');
-	const ran = await box.run(['-display', 'none'], {mode: 'run', env: {TMPDIR: tmp}});
+	const file = path.join(box.dir, 'a-file');
+	fs.writeFileSync(file, '');
+	const root = path.join(file, 'run');
+	const ran = await box.run(['-display', 'none'], {mode: 'run', env: {PVRUN_RUNTIME_DIR: root}});
 	t.equal(ran.code, 1, 'exit 1');
-	t.match(lines(ran.stderr), [
-		new RegExp(`^pvrun: cannot create pvrun's run directory ${tmp}/pvrun-${ran.pid}-[0-9a-f]{6}: ENOENT \\(is TMPDIR writable\\?\\)$`),
-	]);
-	t.equal(lines(ran.stderr).length, 1, 'one line');
+	t.same(lines(ran.stderr), [`pvrun: cannot create pvrun's runtime directory ${root}: ENOTDIR (PVRUN_RUNTIME_DIR)`], 'one line naming it');
 	t.equal(box.qemuRan(), undefined, 'QEMU did not run');
-	nothingLeft(t, box, ran.pid, 'no TMPDIR');
+	nothingLeft(t, box, ran.pid, 'no runtime root');
+	const relative = await box.run(['-display', 'none'], {mode: 'run', env: {PVRUN_RUNTIME_DIR: 'run'}});
+	t.equal(relative.code, 2, 'a relative PVRUN_RUNTIME_DIR: exit 2');
+	t.same(lines(relative.stderr), ['pvrun: PVRUN_RUNTIME_DIR must be an absolute path, not "run"']);
+	t.equal(box.qemuRan(), undefined, 'QEMU did not run');
+});
+
+t.test('runVm: a missing PVRUN_RUNTIME_DIR is made, with its parents', {buffered: true}, async (t) => {
+	const box = new Sandbox(t);
+	const root = path.join(box.tmp, 'new', 'run');
+	const ran = box.start(['-display', 'none'], {mode: 'run', env: {PVRUN_RUNTIME_DIR: root}});
+	let vm: VmStatus | undefined;
+	await within(10_000, () => (vm = readVmStates(root).vms[0]) !== undefined && box.qemuRan() !== undefined);
+	t.equal(vm?.runDir, path.join(root, `pvrun-${ran.pid}-${/[0-9a-f]{6}$/.exec(vm?.runDir ?? '')?.[0] ?? ''}`), 'the VM is listed there');
+	signal(ran.pid, 'SIGTERM');
+	await ran.done;
+	t.ok((await within(5000, () => fs.readdirSync(root).length === 0)) >= 0, 'its run directory gone once QEMU ended');
 });
 
 t.test(

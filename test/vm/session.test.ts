@@ -461,7 +461,7 @@ t.test('the shared memory cannot be created: no run directory is left, and the f
 t.test('a run directory that cannot be made is one PvrunError line naming it; no shared memory is made', async (t) => {
 	const plan = testPlan(t);
 	const root = path.dirname(plan.runDir);
-	// A TMPDIR that is a file: ENOTDIR for everyone, root too (root writes where permissions say no).
+	// A runtime root that is a file: ENOTDIR for everyone, root too (root writes where permissions say no).
 	const file = path.join(root, 'tmpdir-is-a-file');
 	fs.writeFileSync(file, '');
 	// A run directory that exists already (someone else's): not taken over.
@@ -474,7 +474,7 @@ t.test('a run directory that cannot be made is one PvrunError line naming it; no
 	] as const) {
 		const error = t.throws(() => createRunFiles({...plan, runDir}), code) as Error;
 		t.ok(error instanceof PvrunError, `${code}: a PvrunError, which pvrun prints as one line`);
-		t.equal(error.message, `cannot create pvrun's run directory ${runDir}: ${code} (is TMPDIR writable?)`, 'naming the directory and the errno');
+		t.equal(error.message, `cannot create pvrun's run directory ${runDir}: ${code}`, 'naming the directory and the errno');
 		t.notOk(error.message.includes('\n'), 'one line');
 		t.equal((error.cause as NodeJS.ErrnoException | undefined)?.code, code, 'keeping its cause');
 		t.notOk(fs.existsSync(plan.shmPath), 'no shared memory was made');
