@@ -162,7 +162,7 @@ export class HintSession {
 		);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
-		this.engine.placementListener = (placement) => void updatePlacement(this.plan.runDir, placement);
+		this.engine.placementListener = (placement, activity) => void updatePlacement(this.plan.runDir, placement, activity);
 		this.engine.start();
 		if (this.plan.cs !== 'off') this.startCs(threads);
 		// Set-up (QMP, the host BPF program) is pvrun's own and happens once; from here on the

@@ -36,6 +36,34 @@ export interface VcpuPlacement {
 	operator?: boolean;
 }
 
+/** A decision of the hint engine, as `pvrun top` lists it. */
+export interface RecentDecision {
+	/** When, ms since the epoch. */
+	at: number;
+	/** pin: a vCPU got a CPU of its own; float: it lost it; deny: no free CPU for these vCPUs. */
+	kind: 'pin' | 'float' | 'deny';
+	vcpus: number[];
+	/** pin: its CPU; float: the CPUs it floats on; deny: the CPUs pvrun may use. */
+	cpus: number[];
+	/** The guest thread whose hint it followed (pin), or whose hint ended (float; 0 if unknown). */
+	tid?: number;
+	/** That thread's name, as the guest reported it (printable ASCII). */
+	comm?: string;
+	/** pin: the floating vCPUs may run on the CPU too (shared mode, or the vCPU idles). */
+	shared?: boolean;
+}
+
+/** What the hint engine has done since the VM started. */
+export interface HintActivity {
+	/** Ring records read (those rejected too). */
+	records: number;
+	pins: number;
+	floats: number;
+	denies: number;
+	/** The newest decisions, oldest first (at most 8). */
+	recent: RecentDecision[];
+}
+
 /** What state.json holds. */
 export interface VmState {
 	version: typeof stateVersion;
@@ -56,6 +84,8 @@ export interface VmState {
 	/** The current vCPU → host CPU placement, when the hint engine has published one. */
 	placement?: VcpuPlacement[];
 	placementAt?: string;
+	/** The hint engine's decisions, published with the placement. */
+	activity?: HintActivity;
 	/** Critical sections observed or acted on (--pv-cs), as of the last `cs` event. */
 	cs?: CsStatus;
 	/** Whether the guest runs or is paused (QMP's STOP and RESUME), and since when. */
@@ -136,9 +166,10 @@ export function writeVmState(
  * engine calls it at most every 100 ms after changes). Returns false (never throws) when the state file
  * is gone (the VM ended) or cannot be rewritten.
  */
-export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[]): boolean {
+export function updatePlacement(runDir: string, placement: readonly VcpuPlacement[], activity?: HintActivity): boolean {
 	return updateState(runDir, (state) => {
 		state.placement = placement.map((p) => checkedPlacement(p, 'placement'));
+		if (activity) state.activity = checkedActivity(activity);
 		state.placementAt = new Date().toISOString();
 	});
 }
@@ -314,6 +345,7 @@ export function parseVmState(data: unknown): VmState {
 	}
 	if (data['placementAt'] !== undefined) state.placementAt = dateField(data, 'placementAt');
 	if (data['hints'] !== undefined) state.hints = checkedHints(data['hints']);
+	if (data['activity'] !== undefined) state.activity = checkedActivity(data['activity']);
 	if (data['cs'] !== undefined) state.cs = checkedCs(data['cs']);
 	if (data['guest'] !== undefined) {
 		const g = data['guest'];
@@ -379,6 +411,47 @@ function checkedPlacement(p: unknown, where: string): VcpuPlacement {
 	return placed;
 }
 
+function checkedActivity(a: unknown): HintActivity {
+	if (!isRecord(a)) throw new Error('activity is not an object');
+	const recent = a['recent'];
+	if (!Array.isArray(recent) || recent.length > 8) throw new Error('activity.recent is not a list of at most 8');
+	const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
+	return {
+		records: integerField(a, 'records', 0, 'activity'),
+		pins: integerField(a, 'pins', 0, 'activity'),
+		floats: integerField(a, 'floats', 0, 'activity'),
+		denies: integerField(a, 'denies', 0, 'activity'),
+		recent: recent.map((d: unknown, i): RecentDecision => {
+			const where = `activity.recent[${i}]`;
+			if (!isRecord(d)) throw new Error(`${where} is not an object`);
+			const kind = d['kind'];
+			if (kind !== 'pin' && kind !== 'float' && kind !== 'deny') throw new Error(`${where}.kind is not pin, float or deny`);
+			const list = (key: string, ok: (n: unknown) => boolean): number[] => {
+				const v = d[key];
+				if (!Array.isArray(v) || v.length > MAX_CPU + 1 || !v.every(ok)) throw new Error(`${where}.${key} is not a list of numbers`);
+				return [...(v as number[])];
+			};
+			const out: RecentDecision = {
+				at: integerField(d, 'at', 0, where),
+				kind,
+				vcpus: list('vcpus', (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 4096),
+				cpus: list('cpus', isCpu),
+			};
+			if (d['tid'] !== undefined) out.tid = integerField(d, 'tid', 0, where);
+			if (d['comm'] !== undefined) {
+				const comm = stringField(d, 'comm');
+				if (comm.length > 16) throw new Error(`${where}.comm is longer than a thread name`);
+				out.comm = comm;
+			}
+			if (d['shared'] !== undefined) {
+				if (typeof d['shared'] !== 'boolean') throw new Error(`${where}.shared is not true or false`);
+				out.shared = d['shared'];
+			}
+			return out;
+		}),
+	};
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
 	return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -386,7 +459,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 // Strings are one line and bounded: they end up on a terminal.
 function stringField(data: Record<string, unknown>, key: string): string {
 	const value = data[key];
-	if (typeof value !== 'string' || value.length > 4096 || [...value].some((c) => c < ' ' || c === '\u007f')) throw new Error(`${key} is not a one-line string`);
+	// C1 controls too: some terminals take U+009B as the start of an escape sequence.
+	// eslint-disable-next-line no-control-regex
+	if (typeof value !== 'string' || value.length > 4096 || /[\u0000-\u001f\u007f-\u009f]/.test(value)) throw new Error(`${key} is not a one-line string`);
 	return value;
 }
 

@@ -5,7 +5,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {processStartTicks} from '../../src/host/proc.js';
-import {parseVmState, readVmStates, updateCs, updateGuest, updateHints, updatePlacement, vmOfQemu, writeVmState} from '../../src/vm/state.js';
+import {
+	parseVmState,
+	readVmStates,
+	updateCs,
+	updateGuest,
+	updateHints,
+	updatePlacement,
+	vmOfQemu,
+	writeVmState,
+	type HintActivity,
+} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
 
 t.test('the state file pvrun writes is read back; everything else is skipped with a reason', async (t) => {
@@ -143,6 +153,36 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	);
 	fs.rmSync(live.runDir, {recursive: true});
 	t.notOk(updatePlacement(live.runDir, []), 'the VM ended: false, no throw');
+});
+
+t.test("updatePlacement publishes the hint engine's decisions with the placement (pvrun top); each is checked", async (t) => {
+	const root = fakeRoot(t);
+	const live = runDir(root, process.pid, '0a0b0d');
+	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: process.pid});
+	const activity: HintActivity = {
+		records: 12,
+		pins: 2,
+		floats: 1,
+		denies: 1,
+		recent: [
+			{at: 1_780_000_000_000, kind: 'pin', vcpus: [1], cpus: [1], tid: 512, comm: 'stress', shared: false},
+			{at: 1_780_000_001_000, kind: 'float', vcpus: [1], cpus: [0, 1], tid: 512, comm: 'stress'},
+			{at: 1_780_000_002_000, kind: 'deny', vcpus: [2, 3], cpus: [0, 1]},
+		],
+	};
+	t.ok(updatePlacement(live.runDir, [{vcpu: 1, cpus: [0, 1], exclusive: false}], activity));
+	t.same(readVmStates(root).vms[0]?.activity, activity, 'read back as written');
+	const bad = (change: Record<string, unknown>, why: RegExp): void => {
+		t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), activity: {...activity, ...change}}), why, String(why));
+	};
+	bad({recent: Array.from({length: 9}, () => activity.recent[0])}, /activity.recent is not a list of at most 8/);
+	bad({pins: -1}, /activity.pins is not an integer >= 0/);
+	bad({recent: [{...activity.recent[0], kind: 'steal'}]}, /activity.recent\[0\].kind is not pin, float or deny/);
+	bad({recent: [{...activity.recent[0], comm: 'a-thread-name-far-too-long'}]}, /activity.recent\[0\].comm is longer than a thread name/);
+	bad({recent: [{...activity.recent[0], comm: 'x\u001b[2J'}]}, /comm is not a one-line string/);
+	bad({recent: [{...activity.recent[0], comm: 'x\u009b2J'}]}, /comm is not a one-line string/);
+	bad({recent: [{...activity.recent[0], cpus: [1.5]}]}, /activity.recent\[0\].cpus is not a list of numbers/);
+	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), name: 'evil\u009b2Jname'}), /name is not a one-line string/, 'a C1 control (CSI) too');
 });
 
 t.test('state files are checked field by field', async (t) => {

@@ -19,7 +19,7 @@ import {initialState, type AffinityState, type Cause, type DecisionCounts} from 
 import type {HintTypeEngine} from '../types.js';
 import {getThreadAffinity} from '../../host/libc.js';
 import {covers, placer, sameCpus} from '../../pin/operator.js';
-import type {VcpuPlacement} from '../../vm/state.js';
+import type {HintActivity, RecentDecision, VcpuPlacement} from '../../vm/state.js';
 import type {PinOp, PinResult, Pinner} from '../../pin/pinner.js';
 import type {VcpuUsage} from '../../pin/usage.js';
 import type {EventLog, LogFields} from '../../vm/event-log.js';
@@ -67,6 +67,8 @@ const maxInternalErrors = 20;
  * thread's time.
  */
 const placementDelayMs = 500;
+/** Decisions `pvrun top` shows (the state file keeps as many). */
+const recentDecisions = 8;
 
 export class AffinityEngine implements HintTypeEngine {
 	/** Hints, assignment, idle grants, operators' holds (state.ts). */
@@ -249,9 +251,20 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 	private kickTimer: NodeJS.Timeout | undefined;
 
-	/** Told the placement after changes (for `pvrun status`), off the hint path (placementDelayMs later). */
-	placementListener: ((placement: VcpuPlacement[]) => void) | undefined;
+	/** Told the placement and the decisions after changes (for `pvrun status` and `top`), off the hint path (placementDelayMs later). */
+	placementListener: ((placement: VcpuPlacement[], activity: HintActivity) => void) | undefined;
 	private placementPending = false;
+	/** Decisions so far, and the newest `recentDecisions` of them (for `pvrun top`). */
+	private readonly activity: HintActivity = {records: 0, pins: 0, floats: 0, denies: 0, recent: []};
+
+	/** Count decision `d` and keep it among the recent ones. */
+	private remember(d: RecentDecision): void {
+		if (d.kind === 'pin') this.activity.pins++;
+		else if (d.kind === 'float') this.activity.floats++;
+		else this.activity.denies++;
+		this.activity.recent.push(d);
+		if (this.activity.recent.length > recentDecisions) this.activity.recent.shift();
+	}
 
 	/** Errors inside the hint loop so far; past `maxInternalErrors` the loop stops (the VM runs on). */
 	internalErrors = 0;
@@ -573,6 +586,10 @@ export class AffinityEngine implements HintTypeEngine {
 			}
 			if (start) continue;
 			const hint = after ? this.state.hints.get(after.tid) : undefined;
+			const at = Date.now();
+			if (after) this.remember({at, kind: 'pin', vcpus: [v], cpus: [after.pcpu], tid: after.tid, comm: hint?.comm ?? '', shared: after.shared});
+			else
+				this.remember({at, kind: 'float', vcpus: [v], cpus: next.floating, tid: before?.tid ?? 0, comm: this.state.hints.get(before?.tid ?? -1)?.comm ?? ''});
 			if (after)
 				this.hintLine(
 					'pin',
@@ -582,6 +599,7 @@ export class AffinityEngine implements HintTypeEngine {
 			else this.hintLine('float', {vcpu: v, cpus: next.floating, seq}, `vCPU ${v} floats on CPUs ${formatCpuList(next.floating)}`);
 		}
 		const deniedNow = next.denied.filter((v) => !prev.denied.includes(v));
+		if (deniedNow.length && !start) this.remember({at: Date.now(), kind: 'deny', vcpus: deniedNow, cpus: this.allowed});
 		if (deniedNow.length)
 			this.hintLine('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
@@ -714,7 +732,8 @@ export class AffinityEngine implements HintTypeEngine {
 				if (tid !== undefined) p.tid = tid;
 				return p;
 			});
-			this.guarded(() => this.placementListener?.(placement));
+			const activity = {...this.activity, records: this.recordsRead, recent: [...this.activity.recent]};
+			this.guarded(() => this.placementListener?.(placement, activity));
 		}, placementDelayMs).unref();
 	}
 

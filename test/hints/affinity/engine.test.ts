@@ -13,6 +13,8 @@ import {RingReader} from '../../../src/shm/reader.js';
 import {EventLog, readEventLog} from '../../../src/vm/event-log.js';
 import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
 import {guestBudget, type GuestBudget} from '../../../src/util/guest-budget.js';
+import type {HintActivity} from '../../../src/vm/state.js';
+import {sleeper} from '../../helpers/fast.js';
 import {Guest, maskOf} from '../../helpers/guest-ring.js';
 
 /** A pinner with a bug: every apply throws. */
@@ -260,4 +262,47 @@ t.test('a record flood past the log budget: one hint-summary a second with the e
 	t.equal(summaries.length, 1, 'one summary');
 	t.match(summaries[0], {records: valid + bad, refused: bad});
 	t.ok(Number(summaries[0]?.['leftOut']) > 0, 'it says how many lines were left out');
+});
+
+t.test('the placement listener gets the decisions too: counts and the newest eight (pvrun top)', async (t) => {
+	// Two vCPUs, vCPU 0's thread a sleeping process's (a placement changes only where there is a thread).
+	const area = createShmArea(`/dev/shm/pvrun-test-${process.pid}-${crypto.randomBytes(3).toString('hex')}`, 2);
+	t.teardown(() => area.remove());
+	const vcpu0 = sleeper(t).pid ?? 0;
+	// --pv-guest-cpu off: each kick is answered at once, so each record is a decision of its own.
+	const engine = new AffinityEngine(
+		area,
+		new RingReader(area),
+		new Pinner(new Map([[0, vcpu0]]), vcpu0),
+		[0, 1],
+		2,
+		new EventLog(undefined, false),
+		undefined,
+		undefined,
+		0,
+		guestBudget(0),
+	);
+	const told: HintActivity[] = [];
+	engine.placementListener = (_placement, activity) => told.push(activity);
+	engine.start(10_000);
+	t.teardown(() => engine.stop());
+	const guest = new Guest(area);
+	const before = Date.now();
+	// Five rounds of a pin and its release: ten decisions, of which the listener keeps the newest eight.
+	for (let i = 0; i < 5; i++) {
+		guest.append({tid: 300 + i, tgid: 300, comm: `worker-${i}`, mask: maskOf(0)});
+		engine.kick();
+		guest.append({tid: 300 + i, tgid: 300, comm: `worker-${i}`, mask: maskOf(0, 1)});
+		engine.kick();
+	}
+	await new Promise((resolve) => setTimeout(resolve, 700)); // the listener is told at most every 500 ms
+	const last = told.at(-1);
+	t.match(last, {records: 10, pins: 5, floats: 5, denies: 0}, 'the counts since the start');
+	t.equal(last?.recent.length, 8, 'the newest eight decisions');
+	t.match(last?.recent.at(-2), {kind: 'pin', vcpus: [0], cpus: [1], tid: 304, comm: 'worker-4', shared: false});
+	t.match(last?.recent.at(-1), {kind: 'float', vcpus: [0], cpus: [0, 1], tid: 304});
+	t.ok(
+		last?.recent.every((d) => d.at >= before && d.at <= Date.now()),
+		'each with its time',
+	);
 });
