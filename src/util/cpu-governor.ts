@@ -51,8 +51,8 @@ export class CpuGovernor {
 	 * the JavaScript thread to look.
 	 */
 	onAllowance: ((cpuMs: number) => void) | undefined;
-	/** Told when a hold begins. */
-	onHold: (() => void) | undefined;
+	/** Told when a hold begins: how far over the share the process is, ms of CPU (the hold lasts that over the share). */
+	onHold: ((debtMs: number) => void) | undefined;
 	private resample: NodeJS.Timeout | undefined;
 
 	constructor(options: CpuGovernorOptions) {
@@ -107,7 +107,7 @@ export class CpuGovernor {
 		if (tokens >= 0) return;
 		if (now >= this.holdUntil) {
 			this.holds++;
-			this.onHold?.();
+			this.onHold?.(-tokens);
 		}
 		this.holdUntil = now + this.bucket.msUntil(0);
 		// Look again as the hold ends, so that what waits for the allowance goes on at once.

@@ -47,10 +47,7 @@ export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpu
 	try {
 		fs.mkdirSync(plan.runDir, {mode: 0o700});
 	} catch (error) {
-		throw new PvrunError(
-			`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`,
-			{cause: error},
-		);
+		throw new PvrunError(`cannot create pvrun's run directory ${plan.runDir}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`, {cause: error});
 	}
 	try {
 		return createShmArea(plan.shmPath, plan.nrVcpus, hostFeatures(plan.cs));
@@ -170,7 +167,7 @@ export class HintSession {
 		if (this.budget.governor) {
 			this.governor = new CpuGovernor({...this.budget.governor, ownCpuMs: () => this.cs?.ownCpuMs ?? 0});
 			this.governor.onAllowance = (ms) => this.fast?.allow(ms);
-			this.governor.onHold = () => this.cpuHeld();
+			this.governor.onHold = (debtMs) => this.cpuHeld(debtMs);
 			this.governor.start();
 		}
 		this.qmp.on('event', (name, data) => this.onQmpEvent(name, data, pinner));
@@ -423,20 +420,25 @@ export class HintSession {
 		}
 	}
 
-	/** A hold began: one line at most every 10 s, with the holds since the last (the exit line has them all). */
-	private cpuHeld(): void {
+	/**
+	 * A hold began, `debtMs` of CPU over the share: one line at most every 10 s, with the holds
+	 * since the last and the largest debt among them (the exit line has all the holds).
+	 */
+	private cpuHeld(debtMs: number): void {
 		const now = performance.now();
 		const holds = this.governor?.holds ?? 0;
+		this.cpuHoldLine.debtMs = Math.max(this.cpuHoldLine.debtMs, debtMs);
 		if (now - this.cpuHoldLine.at < 10_000) return;
 		const n = holds - this.cpuHoldLine.holds;
-		this.cpuHoldLine = {at: now, holds};
+		const maxDebtMs = Math.round(this.cpuHoldLine.debtMs * 10) / 10;
+		this.cpuHoldLine = {at: now, holds, debtMs: 0};
 		this.log.write(
 			'cpu-hold',
-			{holds: n, percent: this.plan.guestCpuPercent},
+			{holds: n, percent: this.plan.guestCpuPercent, maxDebtMs},
 			`pvrun is over its CPU share (--pv-guest-cpu ${this.plan.guestCpuPercent}): what the guest asks waits (${n} time${n === 1 ? '' : 's'} since the last such line)`,
 		);
 	}
-	private cpuHoldLine = {at: -Infinity, holds: 0};
+	private cpuHoldLine = {at: -Infinity, holds: 0, debtMs: 0};
 
 	private warn(message: string): void {
 		if (!this.closed) this.log.warn(message);

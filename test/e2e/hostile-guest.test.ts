@@ -21,6 +21,8 @@ import {bootThroughPvrun, hasExclusiveCpu, vmFromLog, within} from '../helpers/p
 /** Seconds each flood lasts in the guest; pvrun is measured over `measureS` of it, from a second in. */
 const floodS = 10;
 const measureS = 8;
+/** How long the flooding guest waits for its own next hint after its flood before it pins, s. */
+const recoverS = 8;
 
 /**
  * In the guest, after the attack: each flood says "flood NAME" when it begins and "NAME done"
@@ -29,7 +31,8 @@ const measureS = 8;
  */
 const floods = [
 	`echo,flood,pins;pvhint,flood-pins,${floodS},flap;echo,pins,done`,
-	'echo,recover,1;/usr/share/pvrun/pin-busy.sh,0x2,8,0',
+	// The flooding guest first waits for its own next hint (pvhint: until pvrun confirms it, 8 s at most), then pins.
+	`echo,recover,1;pvhint,wait,1,-n,1,-t,${recoverS * 1000};/usr/share/pvrun/pin-busy.sh,0x2,8,0`,
 	// The host's turn: the test writes garbage into the shared memory meanwhile.
 	`echo,host,turn;sleep,${measureS + 3};echo,recover,3;/usr/share/pvrun/pin-busy.sh,0x2,3,0`,
 	`p=$(grep,-l,org.pvrun.kick,/sys/class/virtio-ports/*/name);d=/dev/$(basename,$(dirname,$p));kill,$(pidof,pvagent);sleep,1;echo,flood,kicks,$d;timeout,${floodS},cat,/dev/zero,>,$d;echo,kicks,done`,
@@ -207,7 +210,16 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 		await guest.waitFor(`${name} done`, 30_000);
 		if (name === 'frames') await guest.waitFor('then a truncated one', 1000);
 		if (name === 'pins') {
-			// Its hint waits behind what the flood left queued in the guest, read within the guest's share.
+			// The guest that flooded pays with its own hints: its next one waits behind what the flood left
+			// in the ring, read within the share, and for holds that pay back the flood's excess.
+			await guest.waitFor('recover 1', 30_000);
+			const waited = await guest.waitFor('pvhint: vcpu=1', (recoverS + 10) * 1000);
+			const pinUs = Number(/pin_max_us=([\d.]+)/.exec(waited)?.[1]);
+			t.comment(
+				/n=1 timeouts=0 /.test(waited)
+					? `the flooding guest's next hint (pvhint wait) was confirmed in ${(pinUs / 1000).toFixed(0)} ms`
+					: `the flooding guest's next hint (pvhint wait) was not confirmed within ${recoverS} s`,
+			);
 			await honestPin(t, guest, logFile, 'recover 1', qemuPid, threads, 'after the affinity flood an honest taskset gets vCPU 1 a CPU of its own', 8000);
 			const summaries = readEventLog(logFile).filter((e) => e.event === 'hint-summary');
 			const records = summaries.reduce((n, e) => n + Number(e['records']), 0);
@@ -232,6 +244,10 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 	const counters = (exit?.['counters'] ?? {}) as Record<string, unknown>;
 	t.comment(`counters: ${JSON.stringify(counters)}; budget waits: ${JSON.stringify(exit?.['budgetWaits'])}`);
+	const holds = readEventLog(logFile).filter((e) => e.event === 'cpu-hold');
+	t.comment(
+		`cpu-hold lines: ${holds.map((e) => `${Math.round(Number(e['ms']) / 1000)} s: ${String(e['holds'])} holds, at most ${String(e['maxDebtMs'])} ms over`).join('; ')}`,
+	);
 	const fastOff = readEventLog(logFile).findLast((e) => e.event === 'fast-path' && e['state'] === 'off');
 	if (fastOff) t.comment(`fast path: ${JSON.stringify(fastOff)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])

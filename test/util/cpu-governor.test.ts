@@ -23,6 +23,8 @@ t.test('within the share nothing waits; past the burst, work waits until the sha
 	const allowances: number[] = [];
 	const g = new CpuGovernor({percent: 5, burstCpuMs: 25, cpuMs: () => cpu, now: () => now, minSampleMs: 0});
 	g.onAllowance = (ms) => allowances.push(ms);
+	const debts: number[] = [];
+	g.onHold = (debtMs) => debts.push(debtMs);
 	now = 1000;
 	cpu = 25; // the bucket holds the burst, no more
 	t.equal(g.holdMs(), 0, '25 ms of CPU in the first second is within 5 % and the burst');
@@ -31,6 +33,7 @@ t.test('within the share nothing waits; past the burst, work waits until the sha
 	cpu = 75; // 25 back (the burst) - 50: 25 ms over
 	t.equal(g.holdMs(), 500, '25 ms of CPU over the share waits 500 ms at 5 %');
 	t.equal(g.holds, 1);
+	t.same(debts, [25], 'the hold is told how far over the share the process is');
 	now = 2200;
 	t.equal(g.holdMs(), 300, 'the hold runs down with time');
 	cpu = 80;
@@ -49,6 +52,7 @@ t.test('within the share nothing waits; past the burst, work waits until the sha
 	now = 3101;
 	t.ok(g.holdMs() > 0, 'a new excess');
 	t.equal(g.holds, 2, 'is a second hold');
+	t.same(debts, [25, 95], 'told once per hold');
 });
 
 t.test("pvrun's own fixed-rate work (the critical-section looks) is not charged to the guest's share", async (t) => {
