@@ -70,6 +70,20 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 			},
 		)
 		.command(
+			'top [vm]',
+			'a live view of the pvrun VMs and their decisions (q quits)',
+			(y) =>
+				y
+					.positional('vm', {type: 'string', describe: 'one VM: its id, name, or QEMU or pvrun pid'})
+					.option('all', {type: 'boolean', default: false, describe: "every user's VMs, not only yours (others' need root)"})
+					.option('delay', {alias: 'd', type: 'number', requiresArg: true, default: 1, describe: 'seconds between frames'})
+					.option('iterations', {alias: 'n', type: 'number', requiresArg: true, describe: 'frames to print, then end (default: until q; piped, 1)'}),
+			async (args) => {
+				const {topCommand, topOptions} = await import('./top.js');
+				code = await topCommand(topOptions({vm: args.vm, all: args.all, delay: args.delay, iterations: args.iterations}));
+			},
+		)
+		.command(
 			'completion <shell>',
 			'print a shell completion script: source <(pvrun completion bash)',
 			(y) => y.positional('shell', {choices: ['bash', 'zsh'] as const, demandOption: true}),

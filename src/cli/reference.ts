@@ -98,9 +98,11 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 ];
 
 export interface CommandDoc {
-	/** As --help shows it. */
+	/** As the manual shows it (and --help, unless `help` says otherwise). */
 	usage: string;
 	brief: string;
+	/** --help's usage and brief, where one line stands for more than this command. */
+	help?: {usage: string; brief: string};
 	detail: string;
 	/** Its first word after `pvrun`. */
 	name: string;
@@ -113,9 +115,18 @@ export const commandDocs: readonly CommandDoc[] = [
 		name: 'status',
 		usage: 'pvrun status [--all] [--json]',
 		brief: 'the pvrun VMs running on this machine',
+		help: {usage: 'pvrun status|top [--all]', brief: 'your VMs: a table, or a live view'},
 		detail:
 			"List your pvrun VMs running on this machine: QEMU, the name, the state and uptime, the log, whether hints work, the vCPU → host CPU placement. --all lists every user's (theirs need root to read), --json prints the same as JSON.",
 		words: ['--all', '--json', '--help'],
+	},
+	{
+		name: 'top',
+		usage: 'pvrun top [VM] [--all] [-d SECONDS] [-n COUNT]',
+		brief: 'a live view of the pvrun VMs and their decisions',
+		detail:
+			"Show your pvrun VMs (or the one named by its id, name, or QEMU or pvrun pid; --all: every user's) as top does processes: each vCPU's host CPUs, whether it has one of its own, the CPU it last ran on, its CPU use and its wait for a CPU, the hints read and the newest decisions. Redraws every -d SECONDS (default 1) until q; piped, prints -n COUNT frames (default 1).",
+		words: ['--all', '--delay', '--iterations', '--help'],
 	},
 	{
 		name: 'image',
@@ -182,5 +193,6 @@ export function optionHelpLine(o: PvOptionDoc): string {
 
 /** --help's line for command `c`. */
 export function commandHelpLine(c: CommandDoc): string {
-	return `  ${c.usage.padEnd(28)} ${c.brief}`;
+	const {usage, brief} = c.help ?? c;
+	return `  ${usage.padEnd(28)} ${brief}`;
 }

@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {execa} from 'execa';
 import t, {type Test} from 'tap';
 import {pvrunCommand, readyLine} from '../../src/guest/boot.js';
 import {ensureImage} from '../../src/image/build.js';
@@ -15,82 +14,7 @@ import {chooseAccel} from '../../src/qemu/accel.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {within} from '../helpers/pvrun-vm.js';
 import {childrenOf, helperOf, killIfRunning, leftovers, running} from '../helpers/host-view.js';
-
-let sessions = 0;
-
-/** The line the shell in the terminal prints when the command has ended, with $? (128+n for signal n). */
-const exitMark = 'pvrun-test: exit status ';
-
-/**
- * A command started by `bash -c` in its own tmux server: a real terminal
- * (pty, line discipline, Ctrl-C turned into SIGINT for the foreground
- * process group). bash is in that group too; it waits for the command and
- * goes on unless the command died of the SIGINT, then reports its status as
- * a user's shell would ($?: 128+n for signal n).
- */
-class Terminal {
-	private readonly socket = `pvrun-test-${process.pid}-${++sessions}`;
-	/** The shell's pid (the pane's process); the command is its child. */
-	shellPid = 0;
-	/** The tmux server's socket file (kill-server leaves it). */
-	private socketPath = '';
-
-	private constructor(t: Test) {
-		t.teardown(async () => {
-			await this.tmux('kill-server');
-			if (this.socketPath) fs.rmSync(this.socketPath, {force: true});
-		});
-	}
-
-	static async run(t: Test, command: string[]): Promise<Terminal> {
-		const terminal = new Terminal(t);
-		const script = `"$@"; echo "${exitMark}$?"; sleep 600`;
-		const r = await terminal.tmux('new-session', '-d', '-s', 'vm', '-x', '120', '-y', '40', '--', 'bash', '-c', script, 'bash', ...command);
-		if (r.exitCode !== 0) throw new Error(`tmux did not start: ${r.stderr}`);
-		const [pid = '0', socketPath = ''] = (await terminal.tmux('display-message', '-p', '-t', 'vm', '#{pane_pid} #{socket_path}')).stdout.split(' ');
-		terminal.shellPid = Number(pid);
-		terminal.socketPath = socketPath;
-		return terminal;
-	}
-
-	tmux(...args: string[]) {
-		return execa('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], {reject: false, timeout: 10_000});
-	}
-
-	/** Everything the terminal showed (scroll-back included). */
-	async screen(): Promise<string> {
-		return (await this.tmux('capture-pane', '-p', '-J', '-S', '-', '-t', 'vm')).stdout;
-	}
-
-	async waitFor(text: string, ms: number): Promise<boolean> {
-		const deadline = performance.now() + ms;
-		while (performance.now() < deadline) {
-			if ((await this.screen()).includes(text)) return true;
-			await new Promise((r) => setTimeout(r, 200));
-		}
-		return false;
-	}
-
-	async keys(...keys: string[]): Promise<void> {
-		await this.tmux('send-keys', '-t', 'vm', ...keys);
-	}
-
-	/** The command's exit status as the shell reported it, or undefined while it runs. */
-	async status(): Promise<number | undefined> {
-		const match = new RegExp(`${exitMark}(\\d+)`).exec(await this.screen());
-		return match ? Number(match[1]) : undefined;
-	}
-
-	/** Wait up to `ms` for the command to end; its status, or undefined if it still runs. */
-	async waitEnd(ms: number): Promise<number | undefined> {
-		const deadline = performance.now() + ms;
-		for (;;) {
-			const status = await this.status();
-			if (status !== undefined || performance.now() >= deadline) return status;
-			await new Promise((r) => setTimeout(r, 100));
-		}
-	}
-}
+import {Terminal} from '../helpers/terminal.js';
 
 /** The default guest on 2 vCPUs with kernel command line `append`, then `rest` (where its console goes). */
 async function guestArgs(append: string, ...rest: string[]): Promise<string[]> {

@@ -3,11 +3,11 @@
 // that a test without a guest need not pay for.
 
 /** Poll `check` every `stepMs` until it returns true or `ms` pass; resolves to the elapsed ms or -1. */
-export async function within(ms: number, check: () => boolean, stepMs = 20): Promise<number> {
+export async function within(ms: number, check: () => boolean | Promise<boolean>, stepMs = 20): Promise<number> {
 	const started = performance.now();
 	while (performance.now() - started < ms) {
-		if (check()) return performance.now() - started;
+		if (await check()) return performance.now() - started;
 		await new Promise((r) => setTimeout(r, stepMs));
 	}
-	return check() ? performance.now() - started : -1;
+	return (await check()) ? performance.now() - started : -1;
 }
