@@ -35,6 +35,9 @@ export class AgentReplyError extends AgentError {
 	}
 }
 
+/** The agent did not answer a request in time: it may be slow (a busy guest or host), not gone. */
+export class AgentTimeoutError extends AgentError {}
+
 interface Pending {
 	type: number;
 	resolve: (payload: Buffer) => void;
@@ -167,7 +170,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		return new Promise((resolve, reject) => {
 			const timer = setTimeout(() => {
 				this.pending.delete(id);
-				reject(new AgentError(`agent did not answer ${typeName(type)} within ${timeoutMs} ms`));
+				reject(new AgentTimeoutError(`agent did not answer ${typeName(type)} within ${timeoutMs} ms`));
 			}, timeoutMs);
 			this.pending.set(id, {type, resolve, reject, timer});
 			this.socket.write(encodeFrame(type, id, payload));

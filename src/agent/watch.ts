@@ -62,6 +62,14 @@ export class AgentWatch {
 		return late ? `hints active: the guest agent answered after ${after} s of guest time` : undefined;
 	}
 
+	/**
+	 * The agent is there but has not answered yet (a busy guest or host): wait for it, `reason`
+	 * saying so, while the guest's run time without an agent goes on counting (check()).
+	 */
+	slow(reason: string): void {
+		if (this.current.state !== 'inactive') this.current = {state: 'waiting', reason};
+	}
+
 	/** The agent went away (its port closed, the guest reset): wait for it again, from now. */
 	gone(reason: string): void {
 		this.current = {state: 'waiting', reason};

@@ -7,7 +7,8 @@
 //    ├─ UsageError            exit 2: a command line or option pvrun cannot take
 //    ├─ QemuError             exit 127 not found, 126 not executable or not started
 //    ├─ QmpError              src/qemu/qmp.ts: ConnectError, ExecuteError, ExecInterruptedError, StateError
-//    ├─ AgentError            the guest agent's channel; AgentReplyError: the agent answered an error
+//    ├─ AgentError            the guest agent's channel; AgentReplyError: the agent answered an error;
+//    │                        AgentTimeoutError: it did not answer in time
 //    ├─ ShmError              the shared-memory area: creating, mapping
 //    ├─ PinError              a thread's affinity, nice value or scheduling the kernel refused
 //    └─ ImageError            building or finding the default guest image

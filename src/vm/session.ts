@@ -3,7 +3,7 @@
 // The same for QEMU exec'd in place (served by pvrun's helper) and for one that daemonized.
 import fs from 'node:fs';
 import path from 'node:path';
-import {AgentClient} from '../agent/client.js';
+import {AgentClient, AgentTimeoutError} from '../agent/client.js';
 import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
@@ -40,6 +40,9 @@ const channelNice = -10;
  */
 const channelSliceNs = 100_000;
 /** How long a failed channel set-up waits to see whether QEMU is simply quitting before it warns. */
+/** How long a HELLO waits for the agent's answer at first, and at most after answers that came late, ms. */
+const firstHelloWaitMs = 5000;
+const maxHelloWaitMs = 40_000;
 const quitGraceMs = 2000;
 
 /** Create the VM's run directory (sockets, state file) and shared memory; nothing is left if this throws. */
@@ -313,8 +316,10 @@ export class HintSession {
 		const agent = this.agent;
 		if (!agent || agent.isClosed || this.handshaking) return;
 		this.handshaking = true;
+		let again = false;
 		try {
-			const hello = await agent.hello(shmSize, 5000);
+			const hello = await agent.hello(shmSize, this.helloWaitMs);
+			this.helloWaitMs = firstHelloWaitMs;
 			this.log.write(
 				'agent',
 				{
@@ -371,11 +376,22 @@ export class HintSession {
 		} catch (error) {
 			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal.
 			if (agent.isClosed) this.log.write('warning', {message: `guest agent: ${firstLine(error)}`});
-			else this.hintsChanged(this.watch.hello(`guest agent: ${firstLine(error)}`));
+			else if (error instanceof AgentTimeoutError) {
+				// A busy guest (or host) answers late, not never: ask again, waiting longer each time.
+				// --pv-agent-wait's clock goes on, and reports an agent that never answers.
+				this.helloWaitMs = Math.min(this.helloWaitMs * 2, maxHelloWaitMs);
+				this.log.write('warning', {message: `guest agent: ${firstLine(error)}; asking again, waiting up to ${this.helloWaitMs / 1000} s`});
+				this.watch.slow('the guest agent has not answered yet: asking again');
+				this.hintsChanged();
+				again = true;
+			} else this.hintsChanged(this.watch.hello(`guest agent: ${firstLine(error)}`));
 		} finally {
 			this.handshaking = false;
 		}
+		if (again && !this.closed) void this.handshake();
 	}
+	/** How long the next HELLO (and what follows it) waits for its answer, ms: longer after each one unanswered. */
+	private helloWaitMs = firstHelloWaitMs;
 
 	/**
 	 * The hint path runs through pvrun's own thread and QEMU's main loop (which

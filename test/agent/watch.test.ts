@@ -53,3 +53,16 @@ t.test('an agent in time: nothing said; one that cannot serve: why', async (t) =
 	advance(120_000);
 	t.equal(w.check(), undefined, 'an agent that answered is not reported missing');
 });
+
+t.test('an agent that answers late: waiting with the reason, its guest time counting on; once reported, it stays so', async (t) => {
+	const {w, advance} = watch();
+	w.guestRunning(true);
+	advance(5000);
+	w.slow('the guest agent has not answered yet: asking again');
+	t.same(w.status, {state: 'waiting', reason: 'the guest agent has not answered yet: asking again'});
+	advance(55_000);
+	t.match(w.check(), /^hints inactive: no pvrun guest agent answered within 60 s/, 'the wait counted from the start, not from the retry');
+	w.slow('the guest agent has not answered yet: asking again');
+	t.equal(w.status.state, 'inactive', 'a retry does not take back what was reported');
+	t.equal(w.hello(), 'hints active: the guest agent answered after 60 s of guest time', 'and its answer is announced');
+});

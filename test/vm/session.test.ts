@@ -234,7 +234,15 @@ interface FakeAgent {
 const sent = (a: FakeAgent, type: number): number => a.received.filter((f) => f.type === type).length;
 
 /** The guest agent behind QEMU's chardev at `file`, answering as guest-agent/pvagent.c does (proto.h's layouts). */
-async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}, kept: Program[] = [], refuse: readonly string[] = []): Promise<FakeAgent> {
+async function fakeAgent(
+	t: Test,
+	file: string,
+	hello: Partial<HelloFields> = {},
+	kept: Program[] = [],
+	refuse: readonly string[] = [],
+	unanswered = 0,
+): Promise<FakeAgent> {
+	let silent = unanswered;
 	const received: Frame[] = [];
 	const loaded = [...kept];
 	const loads: Program[] = [];
@@ -259,6 +267,7 @@ async function fakeAgent(t: Test, file: string, hello: Partial<HelloFields> = {}
 				received.push(frame);
 				const p = frame.payload;
 				if (frame.type === FrameType.hello) {
+					if (silent-- > 0) continue;
 					const b = Buffer.alloc(120); // struct pvag_hello_reply
 					b.writeUInt16LE(h.version, 0);
 					b.writeUInt16LE(h.shmOk ? 1 : 0, 2);
@@ -357,6 +366,8 @@ interface SessionOptions extends Omit<QmpOptions, 'threads'> {
 	cs?: boolean;
 	/** Programs whose LOAD the agent answers with an error. */
 	refuse?: string[];
+	/** HELLOs the agent leaves unanswered before it answers one (a busy guest). */
+	unanswered?: number;
 }
 
 /**
@@ -394,7 +405,7 @@ async function startSession(t: Test, o: SessionOptions = {}): Promise<Running> {
 	teardownStep(t, 'removeRunFiles', () => removeRunFiles(plan, area));
 	writeVmState(plan, {log: logFile}, {qemuPid: qemu.pid});
 	const qmp = await fakeQmp(t, plan.qmpSocket, {...o, threads: qemu.vcpuThreads});
-	const agent = await fakeAgent(t, plan.agentSocket, o.hello, o.kept, o.refuse);
+	const agent = await fakeAgent(t, plan.agentSocket, o.hello, o.kept, o.refuse, o.unanswered);
 	const session = new HintSession(plan, area, qemu, new EventLog(logFile, false));
 	teardownStep(t, 'HintSession.close', () => session.close());
 	const events = (): LoggedEvent[] => readEventLog(logFile);
@@ -654,6 +665,22 @@ t.test("QMP events: the agent's port opening and closing, a reset", async (t) =>
 		'each change logged once',
 	);
 	t.same(r.named('warning'), [], 'none of it is a warning');
+});
+
+t.test('an agent that does not answer its first HELLO in time is asked again, waiting longer: hints are not given up', async (t) => {
+	const r = await startSession(t, {portOpen: true, unanswered: 1});
+	await hintsBecome(r, 'waiting', 'no guest agent has answered yet');
+	// The first HELLO waits 5 s; then the session says so, asks again, and the agent answers.
+	await waitUntil('a second HELLO', () => sent(r.agent, FrameType.hello) === 2, 8000);
+	t.match(r.named('warning'), [{message: 'guest agent: agent did not answer hello within 5000 ms; asking again, waiting up to 10 s'}], 'one warning line');
+	await hintsBecome(r, 'active');
+	t.same(
+		r.hintLines().map((h) => h.state),
+		['waiting', 'waiting', 'active'],
+		'waiting (no answer yet, then asking again), then active: never inactive',
+	);
+	t.match(r.hintLines()[1], {reason: 'the guest agent has not answered yet: asking again'});
+	t.equal(r.agent.loads.length, hintTypes.length, 'and the programs loaded');
 });
 
 t.test("a frame cut short before the agent closed its port does not swallow the next agent's HELLO", async (t) => {
