@@ -179,7 +179,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 
 	/**
 	 * A guest that floods its port would keep this thread busy parsing: at most `inputBytes` are
-	 * parsed per window, and none while pvrun is over its CPU share; the rest of a read waits
+	 * parsed per window, and none while pvrun is over its CPU share and awaits no answer; the rest of a read waits
 	 * here, and the socket is paused meanwhile, so QEMU holds the guest's further writes back
 	 * (virtio-serial).
 	 */
@@ -198,8 +198,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 			this.windowStart = now;
 			this.windowBytes = 0;
 		}
-		// Over pvrun's CPU share, nothing is parsed until the hold ends.
-		const hold = this.cpuHoldMs();
+		// Over pvrun's CPU share, nothing is parsed until the hold ends, unless pvrun waits for an
+		// answer: those are as many as pvrun's own requests, and a HELLO answer held back while pvrun
+		// was over its share (a loaded host) kept a VM from its hints. The window still bounds what
+		// a guest sends meanwhile.
+		const hold = this.pending.size > 0 ? 0 : this.cpuHoldMs();
 		const room = hold > 0 ? 0 : Math.max(0, this.input.inputBytes - this.windowBytes);
 		const take = room >= held.length ? held : held.subarray(0, room);
 		this.held = take === held ? undefined : held.subarray(take.length);
