@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import {formatCpuList} from '../host/cpus.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
-import {readVmStates, type CsStatus, type SkippedRunDir, type VcpuPlacement, type VmStatus} from '../vm/state.js';
+import {byStart, readVmStates, type CsStatus, type SkippedRunDir, type VcpuPlacement, type VmStatus} from '../vm/state.js';
 
 /** Print the VMs (a table, or JSON with --json) and what was skipped; resolves to the exit code. */
 export function statusCommand(options: {json: boolean; all?: boolean; roots?: string[]}): number {
@@ -24,7 +24,7 @@ export function statusCommand(options: {json: boolean; all?: boolean; roots?: st
 export function readRoots(roots: readonly string[]): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
 	const found = roots.map((root) => readVmStates(root));
 	return {
-		vms: found.flatMap((f) => f.vms).sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid),
+		vms: found.flatMap((f) => f.vms).sort(byStart),
 		skipped: found.flatMap((f) => f.skipped),
 	};
 }
@@ -75,8 +75,20 @@ export function formatStatus(vms: readonly VmStatus[], roots: readonly string[],
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),
 	];
+	return alignColumns(rows)
+		.map((l) => `${l}\n`)
+		.join('');
+}
+
+/** Rows as lines: each column padded to its widest cell (`right`: right-aligned), two spaces apart, no trailing space. */
+export function alignColumns(rows: readonly string[][], right: readonly boolean[] = []): string[] {
 	const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-	return rows.map((r) => `${r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0))).join('  ')}\n`).join('');
+	return rows.map((r) =>
+		r
+			.map((cell, c) => (right[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0)))
+			.join('  ')
+			.trimEnd(),
+	);
 }
 
 /**

@@ -5,12 +5,12 @@
 // the state files (src/vm/state.ts), the threads' use from /proc, sampled every SECONDS.
 // On a terminal it redraws in place until q; piped, it prints COUNT frames (default one)
 // and ends. Everything it prints from a state file was checked there (one-line strings).
-import {formatCpuList, threadCpusAllowed} from '../host/cpus.js';
+import {formatCpuList} from '../host/cpus.js';
 import {busyShare, machineCpuTicks, procStatFields, threadSchedstat} from '../host/proc.js';
 import {UsageError} from '../util/errors.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
 import type {RecentDecision, VcpuPlacement, VmStatus} from '../vm/state.js';
-import {formatUptime, readRoots} from './status.js';
+import {alignColumns, formatUptime, readRoots} from './status.js';
 
 export interface TopOptions {
 	/** Only the VM with this id, name, or QEMU or pvrun pid. */
@@ -128,7 +128,8 @@ export function topFrame(f: FrameInput): string[] {
 				const key = `${vm.qemuPid}/${p.tid ?? 0}`;
 				const a = f.after.threads.get(key);
 				const b = f.before?.threads.get(key);
-				const kernel = vm.kernelCpus?.[String(p.vcpu)] ?? (p.tid !== undefined && vm.qemuRunning ? safeCpus(vm.qemuPid, p.tid) : undefined) ?? p.cpus;
+				// readVmStates read the kernel's CPUs of every running vCPU thread: where it could not, the thread is gone.
+				const kernel = vm.kernelCpus?.[String(p.vcpu)] ?? p.cpus;
 				rows.push([
 					String(p.vcpu),
 					p.tid !== undefined ? String(p.tid) : '-',
@@ -139,7 +140,7 @@ export function topFrame(f: FrameInput): string[] {
 					a && b ? pct(a.waitNs - b.waitNs, dt) : '-',
 				]);
 			}
-			lines.push(...table(rows).map((l) => `  ${l}`));
+			lines.push(...alignColumns(rows, [true, true, false, false, true, true, true]).map((l) => `  ${l}`));
 		}
 		const act = vm.activity;
 		if (act) {
@@ -162,26 +163,6 @@ function placed(p: VcpuPlacement, all: readonly VcpuPlacement[]): string {
 	if (!p.exclusive) return 'floating';
 	const cpu = p.cpus[0] ?? -1;
 	return all.some((o) => o !== p && !o.exclusive && !o.operator && o.cpus.includes(cpu)) ? 'shared' : 'excl';
-}
-
-function safeCpus(pid: number, tid: number): number[] | undefined {
-	try {
-		return threadCpusAllowed(pid, tid);
-	} catch {
-		return undefined;
-	}
-}
-
-/** Columns padded to their widest cell (numbers right-aligned), two spaces apart. */
-function table(rows: readonly string[][]): string[] {
-	const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-	const right = [true, true, false, false, true, true, true];
-	return rows.map((r) =>
-		r
-			.map((cell, c) => (right[c] ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0)))
-			.join('  ')
-			.trimEnd(),
-	);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

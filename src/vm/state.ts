@@ -235,10 +235,13 @@ export function readVmStates(root: string = runtimeRoot().dir): {vms: VmStatus[]
 		if ('reason' in result) skipped.push({dir: runDir, reason: result.reason});
 		else vms.push(result);
 	}
-	vms.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid);
+	vms.sort(byStart);
 	skipped.sort((a, b) => a.dir.localeCompare(b.dir));
 	return {vms, skipped};
 }
+
+/** Oldest first (ties: the lower pvrun pid), as pvrun status lists VMs. */
+export const byStart = (a: VmStatus, b: VmStatus): number => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid;
 
 /** The VM whose QEMU is `qemuPid` (pvrun became QEMU: its run directory is named after that pid), if listed in `root`. */
 export function vmOfQemu(qemuPid: number, root: string = runtimeRoot().dir): VmStatus | undefined {
@@ -396,10 +399,12 @@ function checkedHints(h: unknown): HintsStatus {
 	return out;
 }
 
+/** A host CPU number pvrun can name. */
+const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
+
 function checkedPlacement(p: unknown, where: string): VcpuPlacement {
 	if (!isRecord(p)) throw new Error(`${where} is not an object`);
 	const cpus = p['cpus'];
-	const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
 	if (!Array.isArray(cpus) || cpus.length > MAX_CPU + 1 || !cpus.every(isCpu)) throw new Error(`${where}.cpus is not a list of CPU numbers`);
 	if (typeof p['exclusive'] !== 'boolean') throw new Error(`${where}.exclusive is not true or false`);
 	const placed: VcpuPlacement = {vcpu: integerField(p, 'vcpu', 0, where), cpus: [...(cpus as number[])], exclusive: p['exclusive']};
@@ -415,7 +420,6 @@ function checkedActivity(a: unknown): HintActivity {
 	if (!isRecord(a)) throw new Error('activity is not an object');
 	const recent = a['recent'];
 	if (!Array.isArray(recent) || recent.length > 8) throw new Error('activity.recent is not a list of at most 8');
-	const isCpu = (c: unknown): boolean => Number.isInteger(c) && (c as number) >= 0 && (c as number) <= MAX_CPU;
 	return {
 		records: integerField(a, 'records', 0, 'activity'),
 		pins: integerField(a, 'pins', 0, 'activity'),
