@@ -2,6 +2,7 @@
 // used by the demo and the end-to-end tests. The guest's /init prints
 // `readyLine` once it has mounted everything and loaded the channel modules.
 import path from 'node:path';
+import type {Writable} from 'node:stream';
 import {execa} from 'execa';
 import {threadsReport} from '../host/threads-report.js';
 import {chooseAccel} from '../qemu/accel.js';
@@ -60,7 +61,11 @@ export function bootArgs(options: BootOptions): string[] {
 	// ticks of a TSC-timed wait, and panics ("IO-APIC + timer doesn't work") if not. Under TCG
 	// those interrupts come from QEMU's main thread, which a busy host may not run for that
 	// long: seen once in ~150 boots beside other guests. Virtual machines' images skip the check.
-	const append = ['console=ttyS0', 'quiet', 'panic=-1', 'tsc=reliable', 'no_timer_check'];
+	// No `quiet`: the kernel's boot messages are on the console, so a boot that hangs shows how
+	// far it got (the guest's /init turns them down to warnings before it says it is ready, so
+	// that they do not split the lines tests and benchmarks read). nokaslr: the instruction
+	// pointers a hung boot reports (waitFor) are then System.map's addresses.
+	const append = ['console=ttyS0', 'panic=-1', 'tsc=reliable', 'no_timer_check', 'nokaslr'];
 	if (options.run) {
 		if (/\s/.test(options.run)) throw new PvrunError('a guest command cannot contain whitespace: use commas for spaces');
 		append.push(`pvrun.run=${options.run}`);
@@ -81,11 +86,44 @@ export function bootArgs(options: BootOptions): string[] {
 		append.join(' '),
 		'-display',
 		'none',
+		// The serial console, with QEMU's monitor behind Ctrl-A c: what waitFor asks when a boot hangs.
 		'-serial',
-		'stdio',
+		'mon:stdio',
 		'-no-reboot',
 		...(options.qemuArgs ?? []),
 	];
+}
+
+/**
+ * Where each vCPU is, from QEMU's monitor on the console (Ctrl-A c, `info registers -a`, and
+ * back): `vCPU 0 at ffffffff81a0b2c5, vCPU 1 halted at ...`, or why not. The monitor answers
+ * only once QEMU's big lock is free, so a vCPU that holds it shows as no answer in 2 s.
+ */
+async function vcpuRegisters(stdin: Writable | null, lines: readonly string[], cpus: number): Promise<string> {
+	if (!stdin?.writable) return 'vCPU registers: no monitor';
+	const from = lines.length;
+	stdin.write('\x01cinfo registers -a\n');
+	const deadline = performance.now() + 2000;
+	let found: string[] = [];
+	while (found.length < cpus && performance.now() < deadline) {
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		found = parseRegisters(lines.slice(from));
+	}
+	stdin.write('\x01c');
+	return found.length ? `vCPU registers: ${found.join(', ')}` : 'vCPU registers: the monitor did not answer in 2 s';
+}
+
+/** `vCPU N [halted ]at RIP` for each CPU in the lines of `info registers -a`. */
+function parseRegisters(lines: readonly string[]): string[] {
+	const out: string[] = [];
+	let cpu = '?';
+	for (const line of lines) {
+		const header = /^CPU#(\d+)/.exec(line);
+		if (header?.[1]) cpu = header[1];
+		const rip = /\bRIP=([0-9a-f]{16})\b.*\bHLT=(\d)/.exec(line);
+		if (rip?.[1]) out.push(`vCPU ${cpu} ${rip[2] === '1' ? 'halted ' : ''}at ${rip[1]}`);
+	}
+	return out;
 }
 
 /** Start QEMU on a guest image; the caller must `stop()` it (tests: in teardown). */
@@ -148,11 +186,11 @@ export function bootGuest(options: BootOptions): Guest {
 					// words, and with what its threads did on the host over the next second.
 					const said = stderr.trim().split('\n').slice(-3).join(' | ');
 					const shown = lines.length ? `last lines:\n${lines.slice(-15).join('\n')}` : 'the console printed nothing';
-					void threadsReport(child.pid ?? 0).then((host) =>
+					void Promise.all([threadsReport(child.pid ?? 0), vcpuRegisters(child.stdin, lines, options.cpus ?? 2)]).then(([host, vcpus]) =>
 						done(() =>
 							reject(
 								new PvrunError(
-									`guest console did not show ${String(pattern)} within ${timeoutMs} ms; ${shown}${said ? `\nQEMU's stderr: ${said}` : ''}${host ? `\n${host}` : ''}`,
+									`guest console did not show ${String(pattern)} within ${timeoutMs} ms; ${shown}${said ? `\nQEMU's stderr: ${said}` : ''}${host ? `\n${host}` : ''}\n${vcpus}`,
 								),
 							),
 						),

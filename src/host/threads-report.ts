@@ -1,5 +1,6 @@
 // What the host shows of a process and its children's threads over a short sample: each
-// thread's name, state, share of a CPU, the CPUs it may run on and a real-time policy. Said
+// thread's name, state, share of a CPU, where in the kernel a sleeping one waits (a lock's
+// futex, a poll, a sleep), the CPUs it may run on and a real-time policy. Said
 // when a guest misses a deadline (a boot that shows nothing), so that a rare hang on a
 // machine nobody can log in to (a CI runner) says whether the vCPUs ran, waited or were
 // pinned somewhere odd.
@@ -22,6 +23,18 @@ interface ThreadSample {
 	waitNs: number | undefined;
 	policy: string;
 	cpus: string;
+	/** The kernel function a sleeping thread waits in (/proc's wchan), if it says. */
+	wchan: string;
+}
+
+/** Where thread `tid` of `pid` sleeps in the kernel: a symbol name, or '' (running, gone, hidden). */
+function waitChannel(pid: number, tid: number): string {
+	try {
+		const name = fs.readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8').trim();
+		return /^[A-Za-z_][\w.]*$/.test(name) ? name : '';
+	} catch {
+		return '';
+	}
 }
 
 /** The children of process `pid` (from each of its threads' children file). */
@@ -62,6 +75,7 @@ function sampleThreads(pids: readonly number[]): ThreadSample[] {
 				waitNs,
 				policy: policies[fields[41] ?? '0'] ?? '',
 				cpus,
+				wchan: waitChannel(pid, tid),
 			});
 		}
 	return out;
@@ -71,7 +85,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One line per process: process `pid` and its children, each thread as `name state N%
- * (waited M%) on CPUS [policy]` over `sampleMs` (N: share of a CPU it ran, M: of the time it
+ * (waited M%) [in WCHAN] on CPUS [policy]` over `sampleMs` (N: share of a CPU it ran, M: of the time it
  * was runnable and waited for a CPU), after a line with the machine's busy share and load. Empty
  * when the process is gone.
  */
@@ -96,7 +110,8 @@ export async function threadsReport(pid: number, sampleMs = 1000): Promise<strin
 		const ran = was ? percent(s.runNs - was.runNs) : '?';
 		const waited = was && s.waitNs !== undefined && was.waitNs !== undefined ? ` (waited ${percent(s.waitNs - was.waitNs)})` : '';
 		const words = byPid.get(s.pid) ?? [];
-		words.push(`${s.name} ${s.state} ${ran}${waited} on ${s.cpus}${s.policy ? ` ${s.policy}` : ''}`);
+		const asleep = s.state !== 'R' && s.wchan ? ` in ${s.wchan}` : '';
+		words.push(`${s.name} ${s.state} ${ran}${waited}${asleep} on ${s.cpus}${s.policy ? ` ${s.policy}` : ''}`);
 		byPid.set(s.pid, words);
 	}
 	for (const [p, words] of byPid) lines.push(`${p}: ${words.join('; ')}`);

@@ -20,6 +20,8 @@ t.test('a process spinning in one thread, with a sleeping child: each thread, it
 	t.match(own, ` on ${formatCpuList(ownCpus())}`, 'on the CPUs it may use');
 	const child = lines.find((l) => / sleep S 0% /.test(`${l} `));
 	t.ok(child, `its child, asleep: ${report}`);
+	t.match(child, / sleep S 0% (\(waited 0%\) )?in \w*sleep\w* on /, 'where the child sleeps in the kernel');
+	t.notMatch(own, / bash R [^;]* in /, 'no wait channel for a running thread');
 	t.notMatch(report, /FIFO|RR/, 'no real-time policy shown where there is none');
 });
 
