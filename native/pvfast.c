@@ -188,6 +188,24 @@ static void write_feedback(struct instance *in, const struct pvf_feedback *f, ui
 	__atomic_store_n(&s->feedback_seq, fs + 2, __ATOMIC_RELEASE);
 }
 
+/* Whether op's thread has other CPUs than pvrun set last (op->was): someone else
+ * placed it (an operator's taskset, between two of pvrun's looks), and it is theirs. */
+static int moved_away(const struct instance *in, const struct entry *e, const struct pvf_op *op)
+{
+	cpu_set_t now, was;
+
+	if (op->was == PVF_WAS_ANY || sched_getaffinity(op->tid, sizeof(now), &now) != 0)
+		return 0;
+	if (op->was == PVF_WAS_ONE) {
+		CPU_ZERO(&was);
+		CPU_SET(op->was_pcpu, &was);
+	} else {
+		/* The base state's floating set, or the entry's own (where its way back starts). */
+		was = op->was == PVF_WAS_BASE ? in->base_floating : e->floating;
+	}
+	return !CPU_EQUAL(&now, &was);
+}
+
 /* Apply one entry's operations (or its way back), publish the feedback, and
  * queue the change for pvrun. */
 static void apply(struct instance *in, int index, int back, uint32_t tid, uint64_t seq, uint64_t seen_at)
@@ -207,6 +225,10 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 		if (in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
 			failed = 1;
 			errno = ESRCH;
+		} else if (op->cpus != PVF_CPUS_KEEP && moved_away(in, e, op)) {
+			a.moved_ops |= 1ull << i;
+			in->stats.moved++;
+			continue;
 		} else if (op->cpus == PVF_CPUS_ONE) {
 			CPU_ZERO(&one);
 			CPU_SET(op->pcpu, &one);
@@ -227,6 +249,9 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 		write_feedback(in, &o->fb[i], tid, seq);
 	in->applied[in->n_applied++] = a;
 	in->stats.applied++;
+	/* A thread left alone is the operator's: the table's states are no longer pvrun's to reach. */
+	if (a.moved_ops)
+		in->table_valid = 0;
 }
 
 /* Why a scan stops: the table no longer describes the state (pvrun decides). */
@@ -572,7 +597,8 @@ static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set
 		const struct pvf_op *op = &o->ops[k];
 
 		if (op->tid <= 0 || op->cpus > PVF_CPUS_FLOATING || (op->cpus == PVF_CPUS_ONE && (op->pcpu < 0 || op->pcpu >= PVF_MAX_CPUS)) ||
-		    (op->cpus == PVF_CPUS_FLOATING && CPU_COUNT(floating) == 0) || (op->nice != PVF_NICE_KEEP && (op->nice < -20 || op->nice > 19)))
+		    (op->cpus == PVF_CPUS_FLOATING && CPU_COUNT(floating) == 0) || (op->nice != PVF_NICE_KEEP && (op->nice < -20 || op->nice > 19)) ||
+		    op->was > PVF_WAS_ENTRY || (op->was == PVF_WAS_ONE && (op->was_pcpu < 0 || op->was_pcpu >= PVF_MAX_CPUS)))
 			return -1;
 	}
 	for (uint32_t k = 0; k < n_fb; k++)

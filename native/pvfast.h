@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define PVF_TABLE_MAGIC 0x54465650u /* "PVFT" */
-#define PVF_TABLE_VERSION 1
+#define PVF_TABLE_VERSION 2
 #define PVF_MAX_VCPUS 64    /* vCPUs a table covers */
 #define PVF_MAX_HINTED 64   /* hinted guest threads a table covers */
 #define PVF_MAX_CPUS 256    /* host CPUs a table's masks name */
@@ -23,6 +23,11 @@
 
 enum { PVF_NEW_PIN = 1, PVF_RELEASE = 2 };
 enum { PVF_CPUS_KEEP = 0, PVF_CPUS_ONE = 1, PVF_CPUS_FLOATING = 2 };
+/* What an op expects the thread's CPUs to be before it changes them (pvrun set them last):
+ * not checked, one CPU (was_pcpu), the table's base floating set, or the entry's floating set.
+ * A thread whose CPUs are otherwise was placed by someone else (an operator's taskset): the op
+ * leaves it alone and says so (moved_ops). */
+enum { PVF_WAS_ANY = 0, PVF_WAS_ONE = 1, PVF_WAS_BASE = 2, PVF_WAS_ENTRY = 3 };
 enum { PVF_BASE = 0, PVF_PINNED = 1 };
 
 /* The table as pvrun serializes it (little-endian; docs/fast-path.md). */
@@ -41,6 +46,8 @@ struct pvf_op {
 	uint32_t cpus;
 	int32_t pcpu;
 	int32_t nice;
+	uint32_t was;     /* PVF_WAS_*: checked before the CPUs change */
+	int32_t was_pcpu; /* with PVF_WAS_ONE */
 };
 struct pvf_feedback {
 	uint32_t vcpu, exclusive;
@@ -59,6 +66,7 @@ struct pvf_applied {
 	uint64_t failed_ops; /* bit i: op i failed (its errno in last_errno) */
 	int32_t last_errno;
 	uint32_t _pad2;
+	uint64_t moved_ops;  /* bit i: op i left its thread alone: its CPUs were not what op i expected */
 };
 
 /* What pvf_take reports before the list. */
@@ -71,9 +79,10 @@ struct pvf_take_hdr {
 };
 
 /* The fast path's counters (what pvf_stats reports). credit_waits: kicks that waited for
- * the guest budget's credit (pvf_budget) or CPU allowance (pvf_allow) before the ring was looked at. */
+ * the guest budget's credit (pvf_budget) or CPU allowance (pvf_allow) before the ring was looked at;
+ * moved: ops that left a thread alone whose CPUs someone else had set (moved_ops). */
 struct pvf_stats {
-	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors, credit_waits;
+	uint64_t kicks, applied, no_table, not_covered, invalid, pin_errors, demotions, connects, wake_errors, credit_waits, moved;
 };
 
 /* ---- the API (loaded with koffi: src/fast/binding.ts) ---- */

@@ -95,6 +95,8 @@ export interface FastApplied {
 	failedOps: bigint;
 	/** errno of the last failed operation. */
 	errno: number;
+	/** Bit i set: operation i left its thread alone, whose CPUs someone else had set. */
+	movedOps: bigint;
 }
 
 /** What `take` reports (struct pvf_take_hdr and the list). */
@@ -122,6 +124,8 @@ export interface FastStats {
 	wakeErrors: number;
 	/** Kicks that waited for the guest budget's credit. */
 	creditWaits: number;
+	/** Operations that left a thread alone whose CPUs someone else had set. */
+	moved: number;
 }
 
 const statNames: ReadonlyArray<keyof FastStats> = statFields;
@@ -198,6 +202,7 @@ export class FastPath implements FastLink {
 				latencyUs: Number(b.readBigUInt64LE(o + Applied.latencyNs)) / 1000,
 				failedOps: b.readBigUInt64LE(o + Applied.failedOps),
 				errno: b.readInt32LE(o + Applied.lastErrno),
+				movedOps: b.readBigUInt64LE(o + Applied.movedOps),
 			});
 		}
 		return {

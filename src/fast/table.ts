@@ -8,6 +8,7 @@
 // can follow a thread that pins itself and lets go, again and again, without
 // waiting for the JavaScript thread; every other change ends the table.
 import {decideAffinity, type Assignment, type Exclusive, type Held, type Hint} from '../hints/affinity/policy.js';
+import {sameCpus} from '../pin/operator.js';
 import type {PinOp} from '../pin/pinner.js';
 import {
 	Cpus,
@@ -24,6 +25,7 @@ import {
 	tableMaxHinted,
 	tableMaxVcpus,
 	tableVersion,
+	Was,
 } from './format.js';
 
 /** The placeholder thread of a "new pin" entry: the record's own thread fills it in (tid 0 never comes from a valid record). */
@@ -137,15 +139,31 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 		for (const c of cpus) words[c >> 6] = (words[c >> 6] ?? 0n) | (1n << BigInt(c & 63));
 		words.forEach((w, i) => b.writeBigUInt64LE(w, at + i * 8));
 	};
-	/** Write `list` as struct pvf_op from `at`; returns the offset after them. */
-	const pinOps = (at: number, list: readonly PinOp[]): number => {
+	/**
+	 * Write `list` as struct pvf_op from `at`; returns the offset after them. What an op
+	 * expects its thread to have (`from`) is one CPU, the base state's floating set or the
+	 * entry's (`entryFloating`), or left unchecked.
+	 */
+	const pinOps = (at: number, list: readonly PinOp[], entryFloating: readonly number[]): number => {
 		for (const op of list) {
-			const cpus = op.cpus;
+			const {cpus, from} = op;
 			b.writeInt32LE(op.tid, at + Op.tid);
 			// cpusFor gives a vCPU either its own CPU or the floating set.
 			b.writeUInt32LE(!cpus ? Cpus.keep : cpus.length === 1 ? Cpus.one : Cpus.floating, at + Op.cpus);
 			b.writeInt32LE(cpus?.length === 1 ? (cpus[0] ?? -1) : -1, at + Op.pcpu);
 			b.writeInt32LE(op.nice ?? niceKeep, at + Op.nice);
+			const was =
+				!cpus || !from
+					? Was.any
+					: from.length === 1
+						? Was.one
+						: sameCpus(from, input.assignment.floating)
+							? Was.base
+							: sameCpus(from, entryFloating)
+								? Was.entry
+								: Was.any;
+			b.writeUInt32LE(was, at + Op.was);
+			b.writeInt32LE(was === Was.one ? (from?.[0] ?? -1) : -1, at + Op.wasPcpu);
 			at += Op.size;
 		}
 		return at;
@@ -180,9 +198,9 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 		b.writeUInt32LE(e.backFeedback.length, o + EntryHeader.nBackFeedback);
 		mask(o + EntryHeader.floating, e.next.floating);
 		o += EntryHeader.size;
-		o = pinOps(o, e.ops);
+		o = pinOps(o, e.ops, e.next.floating);
 		o = feedback(o, e.feedback, e.next);
-		o = pinOps(o, e.backOps);
+		o = pinOps(o, e.backOps, e.next.floating);
 		o = feedback(o, e.backFeedback, input.assignment);
 	}
 	return b;

@@ -3,8 +3,11 @@
 // only for threads whose CPU set changes. In shared mode the floating vCPU
 // threads also run at a higher nice value, relative to what they had. vCPUs
 // an operator pinned (held), and QEMU's other threads once an operator
-// pinned them, are left alone.
-import {getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
+// pinned them, are left alone; so is a vCPU thread whose CPUs are no longer
+// what pvrun set last (an operator's taskset since pvrun last looked): the
+// engine's look at operators then holds it.
+import {sameCpus} from './operator.js';
+import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
 import {processThreads} from '../host/proc.js';
 import {cpusFor, type Assignment} from '../hints/affinity/policy.js';
 import {firstLine} from '../util/errors.js';
@@ -15,6 +18,8 @@ export interface PinOp {
 	tid: number;
 	/** The CPUs to set, or undefined when they stay. */
 	cpus?: number[];
+	/** The CPUs pvrun set last (as planned), which the thread must still have for `cpus` to be set; undefined: none yet. */
+	from?: number[];
 	/** The nice value to set (the thread's own base plus `niceOffset`), or undefined when it stays. */
 	nice?: number;
 	niceOffset?: number;
@@ -23,6 +28,8 @@ export interface PinOp {
 export interface PinResult {
 	/** vCPU index → CPUs applied, for the vCPUs that changed. */
 	changed: Map<number, number[]>;
+	/** vCPUs left alone: their threads' CPUs were set outside pvrun since it set them. */
+	moved: number[];
 	errors: string[];
 }
 
@@ -52,6 +59,8 @@ export class Pinner {
 		 * of their own say so here.
 		 */
 		private readonly owns: (tgid: number, tid: number) => boolean = threadInProcess,
+		/** The CPUs the kernel lets thread `tid` use now. */
+		private readonly affinityOf: (tid: number) => number[] = getThreadAffinity,
 	) {}
 
 	/** vCPU index → host thread id, as last set. */
@@ -127,15 +136,27 @@ export class Pinner {
 	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
 	apply(a: Assignment): PinResult {
 		const changed = new Map<number, number[]>();
+		const moved: number[] = [];
 		const errors: string[] = [];
 		for (const [v, tid] of this.vcpuThreads) {
 			if (this.held.has(v)) continue;
 			const cpus = cpusFor(a, v);
-			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
+			const last = this.applied.get(tid);
+			if (last !== undefined && last !== cpus.join(',') && this.movedAway(tid, last)) moved.push(v);
+			else if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
 		}
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
-		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
-		return {changed, errors};
+		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v) && !moved.includes(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
+		return {changed, moved, errors};
+	}
+
+	/** Whether thread `tid` no longer has the CPUs pvrun set last (`last`, joined): someone else placed it. */
+	private movedAway(tid: number, last: string): boolean {
+		try {
+			return !sameCpus(this.affinityOf(tid), last.split(',').map(Number));
+		} catch {
+			return false; // gone: pin() says so
+		}
 	}
 
 	/**
@@ -151,7 +172,11 @@ export class Pinner {
 			if (this.held.has(vcpu)) continue;
 			const op: PinOp = {vcpu, tid};
 			const cpus = cpusFor(a, vcpu);
-			if (appliedKey(tid) !== cpus.join(',')) op.cpus = cpus;
+			const last = appliedKey(tid);
+			if (last !== cpus.join(',')) {
+				op.cpus = cpus;
+				if (last !== undefined) op.from = last.split(',').map(Number);
+			}
 			const offset = a.exclusive.has(vcpu) ? 0 : a.floatNice;
 			if (offsetOf(tid) !== offset) {
 				op.nice = this.niceFor(tid, offset);
@@ -162,7 +187,7 @@ export class Pinner {
 		return ops;
 	}
 
-	/** The fast path applied `ops` (from `plan`) except those `failed` names: remember them as applied. */
+	/** The fast path applied `ops` (from `plan`) except those `failed` names (failed, or left alone): remember them as applied. */
 	adopt(ops: readonly PinOp[], failed: (index: number) => boolean): void {
 		ops.forEach((op, i) => {
 			if (failed(i) || this.vcpuThreads.get(op.vcpu) !== op.tid) return;

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
+import {setThreadAffinity} from '../../src/host/libc.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/fast/binding.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/hints/affinity/policy.js';
@@ -94,7 +95,7 @@ async function setUp(t: Test, tgid = 0) {
 			for (const a of taken.applied) {
 				const entry = table?.entries[a.entry];
 				if (!table || !entry) throw new Error(`no entry ${a.entry}`);
-				pinner.adopt(a.back ? entry.backOps : entry.ops, (i) => ((a.failedOps >> BigInt(i)) & 1n) === 1n);
+				pinner.adopt(a.back ? entry.backOps : entry.ops, (i) => (((a.failedOps | a.movedOps) >> BigInt(i)) & 1n) === 1n);
 				state = a.back ? table.base : resolvedNext(entry, a.tid, a.seq);
 			}
 			return taken.applied;
@@ -236,6 +237,8 @@ t.test('a table pvrun got wrong is refused whole, and the old one is gone', asyn
 	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(-5, firstOp + 8))), /refused/, 'an operation naming a CPU below 0');
 	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(0, firstOp))), /refused/, 'an operation on thread 0');
 	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(20, firstOp + 12))), /refused/, 'a nice value above 19');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(4, firstOp + 16))), /refused/, 'an expectation of no known kind');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(1, firstOp + 16) && b.writeInt32LE(256, firstOp + 20))), /refused/, 'expecting a CPU past 255');
 	t.throws(() => f.fast.publish(Buffer.concat([good, Buffer.alloc(4)])), /refused/, 'trailing bytes');
 	f.guest.append({tid: 600, mask: maskOf(1)});
 	await f.kick();
@@ -244,6 +247,34 @@ t.test('a table pvrun got wrong is refused whole, and the old one is gone', asyn
 	f.guest.append({tid: 601, mask: maskOf(1)});
 	await f.kick();
 	t.throws(() => f.fast.publish(good), /refused/, 'nor is a table published over changes pvrun has not taken');
+});
+
+t.test("a thread placed by someone else since pvrun set it (an operator's taskset) is left alone and reported", async (t) => {
+	const f = await setUp(t);
+	const [a = 0, b = 0] = [f.tids.get(0), f.tids.get(1)];
+	const table = f.publish();
+	t.match(
+		table.entries[1]?.ops.map((op) => op.from),
+		[
+			[0, 1],
+			[0, 1],
+		],
+		'each op of the pin expects the floating set pvrun set',
+	);
+	setThreadAffinity(b, [0]); // the operator, between two looks of pvrun's
+	f.guest.append({tid: 702, mask: maskOf(1)});
+	await f.kick();
+	const [applied] = f.take();
+	t.match(applied, {failedOps: 0n, movedOps: 2n}, "vCPU 1's op (the second) left its thread alone, and is no failure");
+	t.same(cpusOf(b), [0], "the operator's CPUs stay");
+	t.same(cpusOf(a), [0], 'vCPU 0 moved off CPU 1 as planned');
+	t.equal(f.fast.stats().moved, 1, 'counted');
+	t.equal(f.fast.take(false).valid, false, 'and the table ends there: pvrun decides next');
+	t.match(
+		f.pinner.plan(f.state()).map((op) => [op.vcpu, op.cpus, op.from]),
+		[[1, [1], [0, 1]]],
+		'pvrun still has what it set last for vCPU 1 (its look at operators then holds it)',
+	);
 });
 
 t.test('a vanished thread is reported per operation, the rest is applied', async (t) => {

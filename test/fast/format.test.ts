@@ -21,6 +21,7 @@ int main(void) {
 	P("niceKeep", PVF_NICE_KEEP); P("recordTid", PVF_RECORD_TID);
 	P("kind.pin", PVF_NEW_PIN); P("kind.release", PVF_RELEASE);
 	P("cpus.keep", PVF_CPUS_KEEP); P("cpus.one", PVF_CPUS_ONE); P("cpus.floating", PVF_CPUS_FLOATING);
+	P("was.any", PVF_WAS_ANY); P("was.one", PVF_WAS_ONE); P("was.base", PVF_WAS_BASE); P("was.entry", PVF_WAS_ENTRY);
 	P("phase.base", PVF_BASE); P("phase.pinned", PVF_PINNED);
 	P("sizeof.pvf_table_hdr", sizeof(struct pvf_table_hdr)); P("sizeof.pvf_entry_hdr", sizeof(struct pvf_entry_hdr));
 	P("sizeof.pvf_op", sizeof(struct pvf_op)); P("sizeof.pvf_feedback", sizeof(struct pvf_feedback));
@@ -29,11 +30,11 @@ int main(void) {
 	P("maskWords", sizeof(((struct pvf_table_hdr *)0)->base_floating) / 8);
 	${fields('pvf_table_hdr', {magic: 'magic', version: 'version', nrVcpus: 'nr_vcpus', nEntries: 'n_entries', nHinted: 'n_hinted', basedSeq: 'based_seq', baseFloating: 'base_floating'})}
 	${fields('pvf_entry_hdr', {kind: 'kind', key: 'key', nOps: 'n_ops', nFeedback: 'n_feedback', nBackOps: 'n_back_ops', nBackFeedback: 'n_back_feedback', floating: 'floating'})}
-	${fields('pvf_op', {tid: 'tid', cpus: 'cpus', pcpu: 'pcpu', nice: 'nice'})}
+	${fields('pvf_op', {tid: 'tid', cpus: 'cpus', pcpu: 'pcpu', nice: 'nice', was: 'was', wasPcpu: 'was_pcpu'})}
 	${fields('pvf_feedback', {vcpu: 'vcpu', exclusive: 'exclusive', pcpu: 'pcpu', hintTid: 'hint_tid'})}
-	${fields('pvf_applied', {entry: 'entry', back: 'back', tid: 'tid', seq: 'seq', latencyNs: 'latency_ns', failedOps: 'failed_ops', lastErrno: 'last_errno'})}
+	${fields('pvf_applied', {entry: 'entry', back: 'back', tid: 'tid', seq: 'seq', latencyNs: 'latency_ns', failedOps: 'failed_ops', lastErrno: 'last_errno', movedOps: 'moved_ops'})}
 	${fields('pvf_take_hdr', {valid: 'valid', phase: 'phase', cursor: 'cursor', count: 'count'})}
-	${fields('pvf_stats', {kicks: 'kicks', applied: 'applied', noTable: 'no_table', notCovered: 'not_covered', invalid: 'invalid', pinErrors: 'pin_errors', demotions: 'demotions', connects: 'connects', wakeErrors: 'wake_errors', creditWaits: 'credit_waits'})}
+	${fields('pvf_stats', {kicks: 'kicks', applied: 'applied', noTable: 'no_table', notCovered: 'not_covered', invalid: 'invalid', pinErrors: 'pin_errors', demotions: 'demotions', connects: 'connects', wakeErrors: 'wake_errors', creditWaits: 'credit_waits', moved: 'moved'})}
 	return 0;
 }
 `;
@@ -56,6 +57,10 @@ t.test('src/fast/format.ts matches native/pvfast.h', async (t) => {
 		['cpus.keep', F.Cpus.keep],
 		['cpus.one', F.Cpus.one],
 		['cpus.floating', F.Cpus.floating],
+		['was.any', F.Was.any],
+		['was.one', F.Was.one],
+		['was.base', F.Was.base],
+		['was.entry', F.Was.entry],
 		['phase.base', F.Phase.base],
 		['phase.pinned', F.Phase.pinned],
 		['maskWords', F.maskWords],

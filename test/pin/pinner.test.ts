@@ -183,6 +183,45 @@ t.test(
 	},
 );
 
+t.test(
+	"a vCPU thread placed by someone else since pvrun set it (an operator's taskset) is left alone, and said",
+	{skip: startCpus.length < 2 && 'needs two CPUs'},
+	async (t) => {
+		const cpus = startCpus.slice(0, 2);
+		const [vcpu0, vcpu1] = [sleeper(t), sleeper(t)];
+		const pinner = new Pinner(
+			new Map([
+				[0, vcpu0],
+				[1, vcpu1],
+			]),
+			process.pid,
+			false,
+			standIn,
+		);
+		const start = floatingOnly(cpus);
+		t.same(pinner.apply(start), {
+			changed: new Map([
+				[0, cpus],
+				[1, cpus],
+			]),
+			moved: [],
+			errors: [],
+		});
+		const operators = [cpus[0] ?? 0];
+		setThreadAffinity(vcpu1, operators);
+		const granted = decideAffinity([hint(10, [1])], 2, cpus, start);
+		t.same(pinner.plan(granted).find((op) => op.vcpu === 1)?.from, cpus, 'the plan says what vCPU 1 must still have');
+		const result = pinner.apply(granted);
+		t.same(result.moved, [1], 'vCPU 1 is reported, not pinned');
+		t.same([...result.changed.keys()], [0], 'vCPU 0 is placed as planned');
+		t.same(threadCpusAllowed(vcpu1, vcpu1), operators, "the operator's CPUs stay");
+		t.same(pinner.appliedCpus(vcpu1), cpus, 'pvrun still has what it set last (its look at operators holds the vCPU)');
+		t.same(pinner.apply(start).moved, [], 'a set pvrun would not change is not looked at');
+		setThreadAffinity(vcpu1, cpus);
+		t.same([...pinner.apply(granted).changed.keys()].sort(), [0, 1], 'back to what pvrun set: placed again');
+	},
+);
+
 t.test("a vCPU thread id that is no longer QEMU's is left alone (thread ids are reused)", {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const cpus = startCpus.slice(0, 2);
 	const [qemu, other] = [sleeper(t), sleeper(t)];

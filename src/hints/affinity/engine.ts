@@ -31,15 +31,21 @@ function failedOp(a: FastApplied, i: number): boolean {
 	return ((a.failedOps >> BigInt(i)) & 1n) === 1n;
 }
 
+function movedOp(a: FastApplied, i: number): boolean {
+	return ((a.movedOps >> BigInt(i)) & 1n) === 1n;
+}
+
 /** What the fast path did, as Pinner.apply would have reported it. */
 function fastResult(ops: readonly PinOp[], a: FastApplied): PinResult {
 	const changed = new Map<number, number[]>();
+	const moved: number[] = [];
 	const errors: string[] = [];
 	ops.forEach((op, i) => {
-		if (failedOp(a, i)) errors.push(`fast path: cannot apply to thread ${op.tid} (vCPU ${op.vcpu}): errno ${a.errno}`);
+		if (movedOp(a, i)) moved.push(op.vcpu);
+		else if (failedOp(a, i)) errors.push(`fast path: cannot apply to thread ${op.tid} (vCPU ${op.vcpu}): errno ${a.errno}`);
 		else if (op.cpus) changed.set(op.vcpu, op.cpus);
 	});
-	return {changed, errors};
+	return {changed, moved, errors};
 }
 
 /** What the fast path applied, with the table its entries index. */
@@ -419,6 +425,23 @@ export class AffinityEngine implements HintTypeEngine {
 		this.publishPlacement();
 	}
 
+	/**
+	 * vCPUs whose threads pvrun was about to move but found placed by someone else since it set
+	 * them (an operator's taskset between two looks): handed over as the look would have.
+	 */
+	private yieldMoved(vcpus: readonly number[]): void {
+		for (const v of vcpus) {
+			const tid = this.pinner.threads().get(v);
+			let kernel: number[] | undefined;
+			try {
+				kernel = tid === undefined ? undefined : this.kernelCpus(tid);
+			} catch {
+				kernel = undefined; // gone: the next apply says so
+			}
+			if (tid !== undefined && kernel && placer(kernel, this.pinner.appliedCpus(tid), this.allowed) !== 'pvrun') this.onVcpu(v, tid, kernel);
+		}
+	}
+
 	/** Threads whose kernel affinity calls for a change of hands (vcpu undefined: QEMU's other threads). */
 	private suspects(): Array<{vcpu?: number; tid: number; kernel: number[]}> {
 		const found: Array<{vcpu?: number; tid: number; kernel: number[]}> = [];
@@ -544,8 +567,12 @@ export class AffinityEngine implements HintTypeEngine {
 
 	/** Recompute the assignment and apply it if it changed. */
 	private decide(cause: Cause): void {
-		const next = decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput());
-		this.commit(next, cause);
+		this.commit(this.redecide(), cause);
+	}
+
+	/** The policy's assignment for the current hints, holds and idle grants. */
+	private redecide(): Assignment {
+		return decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput());
 	}
 
 	/**
@@ -553,13 +580,19 @@ export class AffinityEngine implements HintTypeEngine {
 	 * The guest waits on the feedback, so every slot is written before anything
 	 * is logged (a log line is a file write, and a summary a terminal write).
 	 */
-	private commit(next: Assignment, cause: Cause | {kind: 'fast'; seq: number; ops: readonly PinOp[]; applied: FastApplied}): void {
+	private commit(next: Assignment, cause: Cause | {kind: 'fast'; seq: number; ops: readonly PinOp[]; applied: FastApplied}, depth = 0): void {
 		const prev = this.state.assignment;
 		const fast = cause.kind === 'fast' ? cause : undefined;
 		const seq = cause.kind === 'records' || cause.kind === 'fast' ? cause.seq : 0;
 		const start = cause.kind === 'start';
 		// The fast path's decision is applied already: only what follows the pinning is left.
 		const result = fast ? fastResult(fast.ops, fast.applied) : this.pinner.apply(next);
+		// A vCPU thread placed by someone else since pvrun set it is theirs: decide again without it
+		// (the pins just applied to the others are corrected from what the pinner has as applied).
+		if (result.moved.length > 0 && !fast && depth < 2) {
+			this.yieldMoved(result.moved);
+			return this.commit(this.redecide(), cause, depth + 1);
+		}
 		const appliedAt = performance.now();
 		this.state.assignment = next;
 		const moved = start ? Array.from({length: this.state.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.state.nrVcpus);
@@ -645,8 +678,20 @@ export class AffinityEngine implements HintTypeEngine {
 			const entry = table.entries[a.entry];
 			if (!entry) throw new Error(`the fast path reports entry ${a.entry} of a table of ${table.entries.length}`);
 			const ops = a.back ? entry.backOps : entry.ops;
-			this.pinner.adopt(ops, (i) => failedOp(a, i));
-			this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), {kind: 'fast', seq: a.seq, ops, applied: a});
+			this.pinner.adopt(ops, (i) => failedOp(a, i) || movedOp(a, i));
+			if (a.movedOps === 0n) {
+				this.commit(a.back ? table.base : resolvedNext(entry, a.tid, a.seq), {kind: 'fast', seq: a.seq, ops, applied: a});
+				continue;
+			}
+			// A thread the entry would have moved was placed by someone else: that vCPU is theirs,
+			// and the rest is decided again from what was applied. The fast path told the guest
+			// about the entry already: its slots are written again from the decision.
+			this.yieldMoved(ops.filter((_, i) => movedOp(a, i)).map((op) => op.vcpu));
+			this.commit(this.redecide(), {kind: 'operator'});
+			for (const v of a.back ? entry.backFeedback : entry.feedback) {
+				const x = this.state.assignment.exclusive.get(v);
+				writeFeedback(this.area, v, {exclusive: x !== undefined, pcpu: x?.pcpu ?? -1, hintTid: x?.tid ?? 0, recordSeq: a.seq});
+			}
 		}
 	}
 

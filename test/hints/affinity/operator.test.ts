@@ -4,6 +4,7 @@
 // vCPU alone, grant nobody its CPU, and say so once; setting it back to every
 // allowed CPU hands it back; a thread merely widened is placed again. The
 // same for QEMU's other threads (virsh emulatorpin), with the fast path on.
+// An operator's taskset just before a hint for that vCPU is not overwritten.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import {covers} from '../../../src/pin/operator.js';
 import {RingReader} from '../../../src/shm/reader.js';
 import {EventLog, readEventLog, type LoggedEvent} from '../../../src/vm/event-log.js';
 import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
-import {attachFastPath, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
+import {attachFastPath, feedback, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
 import {within} from '../../helpers/pvrun-vm.js';
 import {Guest, area, maskOf} from '../../helpers/guest-ring.js';
 
@@ -24,7 +25,7 @@ const skip = cpus.length < 2 ? 'needs two CPUs' : false;
 const [c0 = 0, c1 = 1] = cpus;
 
 /** An engine over stand-in processes for two vCPU threads and QEMU's main thread; cleaned up with `t`. */
-async function engineFor(t: Test, fast: boolean) {
+async function engineFor(t: Test, fast: boolean, lookMs = 50) {
 	const vcpus = [sleeper(t).pid ?? 0, sleeper(t).pid ?? 0];
 	const qemu = sleeper(t).pid ?? 0;
 	const shm = area(t, 2);
@@ -40,9 +41,9 @@ async function engineFor(t: Test, fast: boolean) {
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
 	if (fast) await attachFastPath(t, shm, engine);
-	engine.start(50);
+	engine.start(lookMs);
 	const events = (name: string): LoggedEvent[] => readEventLog(logFile).filter((e) => e.event === name);
-	return {vcpus, qemu, guest: new Guest(shm), engine, events};
+	return {vcpus, qemu, shm, guest: new Guest(shm), engine, events};
 }
 
 for (const fast of [false, true])
@@ -88,6 +89,25 @@ for (const fast of [false, true])
 			events('operator').some((e) => e['vcpu'] === 0),
 			'a widened thread is no operator pin',
 		);
+	});
+
+for (const fast of [false, true])
+	t.test(`a taskset between two looks, just before a hint for that vCPU, is kept (fast path ${fast ? 'on' : 'off'})`, {skip}, async (t) => {
+		// No look at operators on the timer while the test runs: only the hint's own check can see it.
+		const {vcpus, shm, guest, engine, events} = await engineFor(t, fast, 60_000);
+		const v1 = vcpus[1] ?? 0;
+		const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
+		t.same(cpusOf(v1), cpus, 'vCPU 1 floats');
+		setThreadAffinity(v1, [c0]);
+		guest.append({tid: 102, mask: maskOf(1)});
+		engine.kick();
+		await waitUntil('the engine holds vCPU 1 for the operator', () => events('operator').some((e) => e['vcpu'] === 1 && e['held'] === true), 2000);
+		t.same(cpusOf(v1), [c0], "the operator's CPUs stay");
+		t.notOk(
+			events('pin').some((e) => e['vcpu'] === 1),
+			'no pin of vCPU 1 logged',
+		);
+		t.match(feedback(shm, 1), {state: 0, pcpu: -1}, 'and the guest is told vCPU 1 has no CPU of its own');
 	});
 
 t.test("QEMU's other threads pinned outside pvrun (emulatorpin) are left alone, then taken back", {skip}, async (t) => {
