@@ -75,7 +75,7 @@ export interface MatrixResult {
 	scenarios: Scenario[];
 	samples: Sample[];
 	summary: Summary[];
-	/** Boots that failed, with the reason (the matrix goes on without them); `console`: the last lines the guest's console showed, if it had started. */
+	/** Boots that failed, with the reason (the matrix goes on without them; a hung boot's says where it was); `console`: the last lines the guest's console showed, if it had started. */
 	failures: Array<{scenario: ScenarioId; config: ConfigName; rep: number; error: string; console?: string[]}>;
 	durationSeconds: number;
 }

@@ -182,7 +182,9 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 						step.done(describe(got));
 					} catch (error) {
 						const tail = error instanceof BootFailure ? error.consoleTail : [];
-						failures.push({scenario: id, config, rep, error: firstLine(error), ...(tail.length ? {console: tail} : {})});
+						// The whole message: a boot that hung says where (its console's last lines, its threads, its vCPUs).
+						const said = (error instanceof Error ? error.message : String(error)).slice(0, failureMessageChars);
+						failures.push({scenario: id, config, rep, error: said, ...(tail.length ? {console: tail} : {})});
 						step.fail(firstLine(error));
 					}
 				}
@@ -298,8 +300,9 @@ class BootFailure extends PvrunError {
 	}
 }
 
-/** How many of a failed boot's last console lines its failure record keeps. */
+/** How many of a failed boot's last console lines its failure record keeps, and of its message's characters. */
 const failureConsoleLines = 20;
+const failureMessageChars = 8000;
 
 /** One boot of the measured VM, with the scenario's load around it. */
 async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
@@ -363,7 +366,9 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		}
 		return samples;
 	} catch (error) {
-		throw new BootFailure(error, consoleLines.slice(-failureConsoleLines));
+		// Up to what QEMU's monitor said when asked where the vCPUs of a hung boot were (in the message).
+		const monitor = consoleLines.findIndex((l) => /^QEMU \d.* monitor - type 'help'|^\(qemu\) /.test(l));
+		throw new BootFailure(error, consoleLines.slice(0, monitor < 0 ? undefined : monitor).slice(-failureConsoleLines));
 	} finally {
 		for (const c of cleanups.reverse()) await c();
 	}

@@ -68,7 +68,7 @@ t.test('-daemonize -pidfile: returns when QEMU is up, hints still re-pin, kill -
 	const logFile = path.join(dir, 'events.jsonl');
 	// The default guest's command line, with its console in a file: a daemon has no stdio.
 	const args = bootArgs({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: '/usr/share/pvrun/pin-busy.sh,0x2,600', launcher: []}).map((arg, i, all) =>
-		all[i - 1] === '-serial' && arg === 'stdio' ? `file:${consoleFile}` : arg,
+		all[i - 1] === '-serial' && arg === 'mon:stdio' ? `file:${consoleFile}` : arg,
 	);
 	const started = performance.now();
 	const command = execa(node, [...cli, '--pv-log', logFile, ...args, '-daemonize', '-pidfile', pidFile], {reject: false, timeout: 60_000});
