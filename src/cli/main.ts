@@ -78,9 +78,8 @@ export async function main(argv: string[]): Promise<number> {
 async function runQemu(argv: string[]): Promise<number> {
 	const line = qemuLine(argv);
 	if (line.kind === 'plain') {
-		if (!line.options.dryRun) return runPlain(line.options.qemu, line.qemu);
-		if (line.unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${line.unchanged}\n`);
-		return printArgs(line.args);
+		if ((line.say || line.options.dryRun) && line.unchanged !== undefined) process.stderr.write(`pvrun: QEMU runs exactly as given: ${line.unchanged}\n`);
+		return line.options.dryRun ? printArgs(line.args) : runPlain(line.options.qemu, line.qemu);
 	}
 	if (line.options.dryRun) return printArgs(line.args);
 	return runVm(line.plan, line.options, line.facts, line.root);

@@ -385,6 +385,9 @@ const cases: Case[] = [
 	{source: '-machine help', argv: ['-nodefaults', '-machine', 'help'], expect: 'unchanged'},
 	{source: '-M none (type=none)', argv: ['-M', 'type=none', '-S', '-display', 'none'], expect: 'unchanged'},
 	{source: '--pv-off with a real guest', argv: ['--pv-off', ...libvirtDebian12], qemu: libvirtDebian12, expect: 'unchanged'},
+	{source: '256 vCPUs: as many as the shared memory has slots', argv: ['-smp', '256', '-m', '2048', '-kernel', 'vmlinuz'], expect: 'added'},
+	{source: '257 vCPUs: more than pvrun gives hints to', argv: ['-smp', '257', '-m', '2048', '-kernel', 'vmlinuz'], expect: 'unchanged'},
+	{source: 'maxcpus=288: more than pvrun gives hints to', argv: ['-smp', '4,maxcpus=288', '-kernel', 'vmlinuz'], expect: 'unchanged'},
 ];
 
 t.before(() => {
@@ -448,6 +451,19 @@ t.test('the built CLI prints those lines: a guest, a line that runs no guest, --
 			checkOutput(t, c, Buffer.from(r.stdout));
 		});
 	}
+});
+
+t.test('more vCPUs than pvrun gives hints to: one line, and QEMU runs as given', async (t) => {
+	const r = await execa(node, [...cli, '--pv-dry-run', '-smp', '300', '-m', '2048'], {reject: false});
+	t.equal(r.exitCode, 0);
+	t.equal(r.stdout, 'qemu-system-x86_64\n-smp\n300\n-m\n2048', 'the command line unchanged');
+	t.equal(r.stderr, 'pvrun: QEMU runs exactly as given: 300 vCPUs are more than the 256 pvrun can give hints to (the VM runs without them)');
+	// Without --pv-dry-run too, then QEMU runs: here it refuses 300 vCPUs on q35 itself, and says so.
+	const run = await execa(node, [...cli, '-smp', '300', '-machine', 'q35', '-S', '-display', 'none', '-nodefaults'], {reject: false});
+	const [ours = '', ...qemus] = run.stderr.split('\n');
+	t.equal(ours, 'pvrun: QEMU runs exactly as given: 300 vCPUs are more than the 256 pvrun can give hints to (the VM runs without them)');
+	t.match(qemus.join('\n'), /qemu-system-x86_64: .*300/, "then QEMU's own words");
+	t.equal(run.exitCode, 1, "and QEMU's exit code");
 });
 
 t.test('an argument with a newline cannot be printed one per line: one clear error, exit 2', async (t) => {

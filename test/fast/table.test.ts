@@ -209,6 +209,15 @@ t.test('beyond the native limits: no table', async (t) => {
 	t.equal(build({nrVcpus: 2, allowed: [0, 256]}).table, undefined, 'CPU 256');
 });
 
+t.test('at 1, 2 and 64 vCPUs a table covers a new pin per vCPU; at 256 the JavaScript thread decides', async (t) => {
+	for (const n of [1, 2, tableMaxVcpus]) {
+		const table = must(build({nrVcpus: n, allowed: [0, 1]}).table);
+		t.equal(table.entries.filter((e) => e.kind === 'pin').length, n, `${n} vCPUs: ${n} new pins`);
+		t.comment(`${n} vCPUs: a table of ${table.bytes.length} bytes`);
+	}
+	t.equal(build({nrVcpus: 256, allowed: [0, 1]}).table, undefined, '256 vCPUs: no table (pvrun decides every record itself)');
+});
+
 /** A table's bytes read back at the offsets of src/fast/format.ts. */
 function parse(bytes: Uint8Array) {
 	const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -213,3 +213,46 @@ t.test("an operator's pin wins: the vCPU gets no grant, its CPU goes to nobody e
 	t.equal(crowded.exclusive.size, 0, 'with a vCPU floating, the one grantable CPU is kept for it: no grant');
 	t.same(crowded.denied, [0]);
 });
+
+// The vCPU counts pvrun supports, from one to the shared memory's 256 slots (src/shm/layout.ts).
+for (const n of [1, 2, 64, 256])
+	for (const allowed of [
+		[0, 1],
+		[0, 1, 2, 3, 4, 5, 6, 7],
+	])
+		t.test(`${n} vCPUs on ${allowed.length} CPUs: one asker granted, every asker within the CPUs`, async (t) => {
+			const start = floatingOnly(allowed);
+			t.same(
+				Array.from({length: n}, (_, v) => cpusFor(start, v)),
+				Array.from({length: n}, () => allowed),
+				'no hint: every vCPU floats on every CPU',
+			);
+			const last = n - 1;
+			const one = decideAffinity([hint(10, [last])], n, allowed, start);
+			t.same([...one.exclusive.keys()], [last], 'a thread pinned to the last vCPU: a CPU of its own');
+			const own = one.exclusive.get(last)?.pcpu ?? -1;
+			t.ok(allowed.includes(own) && !one.floating.includes(own), `CPU ${own}, allowed, off the floating set`);
+			t.ok(
+				Array.from({length: n}, (_, v) => v)
+					.filter((v) => v !== last)
+					.every((v) => cpusFor(one, v).every((c) => c !== own && allowed.includes(c))),
+				'the other vCPUs float on the other CPUs',
+			);
+			const all = decideAffinity(
+				Array.from({length: n}, (_, v) => hint(100 + v, [v])),
+				n,
+				allowed,
+				start,
+			);
+			const cpus = [...all.exclusive.values()].map((x) => x.pcpu);
+			t.ok(cpus.length >= 1 && cpus.length <= allowed.length, `every vCPU asks: ${cpus.length} granted, no more than the CPUs`);
+			t.ok(
+				cpus.every((c) => allowed.includes(c)),
+				'each grant an allowed CPU',
+			);
+			t.equal(all.exclusive.size + all.denied.length, n, 'the others denied, each said');
+			t.ok(
+				Array.from({length: n}, (_, v) => cpusFor(all, v)).every((list) => list.length > 0 && list.every((c) => allowed.includes(c))),
+				'every vCPU can run somewhere allowed',
+			);
+		});
