@@ -15,6 +15,9 @@
  * and the one the agent writes its kick byte to (docs/fast-path.md). */
 #define PVAG_PORT_NAME "org.pvrun.agent.0"
 #define PVAG_KICK_PORT_NAME "org.pvrun.kick.0"
+/* Where the agent says, in the guest, that the host has loaded its programs (LIVE): the
+ * default image's /init waits for it before it says it is ready. */
+#define PVAG_LIVE_FILE "/run/pvagent.live"
 
 /* Frame types. Requests come from the host; each gets exactly one REPLY or
  * ERROR with the same id. KICK and LOG are unsolicited, id 0. */
@@ -25,6 +28,7 @@ enum pvag_type {
 	PVAG_LIST = 4,   /* req: empty; reply: u32 count + count * pvag_prog_info */
 	PVAG_STATS = 5,  /* req: empty; reply: pvag_stats */
 	PVAG_PING = 6,   /* req: any bytes (<= 256); reply: the same bytes */
+	PVAG_LIVE = 7,   /* req: u32 programs the host loaded (its last request of a handshake); reply: empty */
 	PVAG_REPLY = 0x100,
 	PVAG_ERROR = 0x101, /* pvag_error + message (libbpf/verifier log, UTF-8) */
 	PVAG_KICK = 0x200,  /* guest → host: records are waiting in the ring */

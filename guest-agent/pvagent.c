@@ -312,6 +312,44 @@ static void handle_load(uint32_t id, const uint8_t *p, uint32_t len)
 	send_frame(PVAG_REPLY, id, &r, sizeof(r));
 }
 
+/* The host loaded every program it will (none, if it cannot give hints): say so in
+ * PVAG_LIVE_FILE ("programs N"), written whole before it appears, for /init and the
+ * guest's own tools; and on the console. */
+static void handle_live(uint32_t id, const uint8_t *p, uint32_t len)
+{
+	static const char tmp[] = PVAG_LIVE_FILE ".tmp";
+	uint32_t programs;
+	char text[32];
+	int fd, n, ok;
+
+	if (len != sizeof(programs)) {
+		send_error(id, EINVAL, "live: payload must be a u32 program count");
+		return;
+	}
+	memcpy(&programs, p, sizeof(programs));
+	n = snprintf(text, sizeof(text), "programs %u\n", programs);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		send_error(id, errno, "live: cannot write " PVAG_LIVE_FILE);
+		return;
+	}
+	ok = write(fd, text, (size_t)n) == n;
+	ok = close(fd) == 0 && ok;
+	if (ok) {
+		/* Said before the file appears, so that the console has it before /init's ready line. */
+		logf_("hints live: the host loaded %u programs", programs);
+		ok = rename(tmp, PVAG_LIVE_FILE) == 0;
+	}
+	if (!ok) {
+		int err = errno;
+
+		unlink(tmp);
+		send_error(id, err, "live: cannot write " PVAG_LIVE_FILE);
+		return;
+	}
+	send_frame(PVAG_REPLY, id, NULL, 0);
+}
+
 static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 {
 	switch (f->type) {
@@ -357,6 +395,9 @@ static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 		send_frame(PVAG_REPLY, f->id, &stats, sizeof(stats));
 		break;
 	}
+	case PVAG_LIVE:
+		handle_live(f->id, p, f->len);
+		break;
 	case PVAG_PING:
 		if (f->len > 256)
 			send_error(f->id, EMSGSIZE, "ping: payload over 256 bytes");

@@ -38,6 +38,9 @@ export class AgentReplyError extends AgentError {
 /** The agent did not answer a request in time: it may be slow (a busy guest or host), not gone. */
 export class AgentTimeoutError extends AgentError {}
 
+/** The guest's end of the channel closed while a request waited: that agent will never answer it. */
+export class AgentPortClosedError extends AgentError {}
+
 interface Pending {
 	type: number;
 	resolve: (payload: Buffer) => void;
@@ -130,6 +133,16 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		return decodeStats(await this.request(FrameType.stats, Buffer.alloc(0), timeoutMs));
 	}
 
+	/**
+	 * The handshake's last request: the host has loaded the `programs` it will (0: it gives no
+	 * hints). The agent says so in the guest (PVAG_LIVE_FILE), where the default image waits for it.
+	 */
+	async live(programs: number, timeoutMs = 2000): Promise<void> {
+		const b = Buffer.alloc(4);
+		b.writeUInt32LE(programs >>> 0, 0);
+		await this.request(FrameType.live, b, timeoutMs);
+	}
+
 	/** Round trip of a small frame through the guest agent, in ms. */
 	async ping(timeoutMs = 2000): Promise<number> {
 		const started = performance.now();
@@ -154,6 +167,13 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		this.parser.reset();
 		this.held = undefined;
 		this.discarding = !open;
+		// What the agent that went was asked is not waited for: the next one gets its own requests.
+		if (!open)
+			for (const [id, p] of this.pending) {
+				clearTimeout(p.timer);
+				p.reject(new AgentPortClosedError(`the guest agent closed its port while pvrun waited for ${typeName(p.type)}`));
+				this.pending.delete(id);
+			}
 		if (this.paused && !this.closed) {
 			this.paused = false;
 			this.socket.resume();

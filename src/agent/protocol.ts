@@ -11,6 +11,8 @@ export const nameLength = 32;
 export const agentPortName = 'org.pvrun.agent.0';
 /** PVAG_KICK_PORT_NAME: the port the agent writes its kick byte to, read by the native fast path (docs/fast-path.md). */
 export const kickPortName = 'org.pvrun.kick.0';
+/** PVAG_LIVE_FILE: where the agent says in the guest that the host has loaded its programs (LIVE). */
+export const liveFile = '/run/pvagent.live';
 
 export const FrameType = {
 	hello: 1,
@@ -19,6 +21,7 @@ export const FrameType = {
 	list: 4,
 	stats: 5,
 	ping: 6,
+	live: 7,
 	reply: 0x100,
 	error: 0x101,
 	kick: 0x200,

@@ -12,6 +12,8 @@ export interface HintsStatus {
 	reason?: string;
 	/** The hint types whose programs the guest agent has attached (the area's agent_features), when it said. */
 	types?: string[];
+	/** Active: since when, ms since the epoch (the state file's, for pvrun status; not in the event log's lines). */
+	since?: number;
 }
 
 export class AgentWatch {

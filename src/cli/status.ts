@@ -3,6 +3,7 @@
 // root (src/vm/runtime-dir.ts), or in every user's with --all. Directories left by a
 // pvrun that is gone, or not readable, are reported on stderr.
 import fs from 'node:fs';
+import type {HintsStatus} from '../agent/watch.js';
 import {formatCpuList} from '../host/cpus.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
 import {byStart, readVmStates, type CsStatus, type SkippedRunDir, type VcpuPlacement, type VmStatus} from '../vm/state.js';
@@ -68,9 +69,7 @@ export function formatStatus(vms: readonly VmStatus[], roots: readonly string[],
 			vm.state,
 			formatUptime(vm.uptimeSeconds),
 			vm.log ?? '-',
-			vm.hints
-				? `${vm.hints.state}${vm.hints.reason && vm.hints.state !== 'active' ? ` (${vm.hints.reason})` : vm.hints.types ? ` (${vm.hints.types.join(', ')})` : ''}`
-				: '-',
+			vm.hints ? formatHints(vm.hints) : '-',
 			vm.cs ? formatCs(vm.cs) : '-',
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),
@@ -108,6 +107,13 @@ export function formatPlacement(placement: readonly VcpuPlacement[], kernel: Rea
 			return `${p.vcpu}→${now}${mark}${now !== planned && !p.operator ? ` (planned ${planned})` : ''}`;
 		})
 		.join(', ');
+}
+
+/** "active since 04:40:12 (affinity)", "waiting (why)", "inactive (why)": the HINTS column. */
+export function formatHints(h: HintsStatus): string {
+	if (h.state !== 'active') return `${h.state}${h.reason ? ` (${h.reason})` : ''}`;
+	const since = h.since === undefined ? '' : ` since ${new Date(h.since).toTimeString().slice(0, 8)}`;
+	return `active${since}${h.types ? ` (${h.types.join(', ')})` : ''}`;
 }
 
 /**

@@ -10,7 +10,7 @@ import {busyShare, machineCpuTicks, procStatFields, threadSchedstat} from '../ho
 import {UsageError} from '../util/errors.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
 import type {RecentDecision, VcpuPlacement, VmStatus} from '../vm/state.js';
-import {alignColumns, formatUptime, readRoots} from './status.js';
+import {alignColumns, formatHints, formatUptime, readRoots} from './status.js';
 
 export interface TopOptions {
 	/** Only the VM with this id, name, or QEMU or pvrun pid. */
@@ -113,9 +113,7 @@ export function topFrame(f: FrameInput): string[] {
 				: `no pvrun VMs running (looked in ${f.roots.join(', ')})`,
 		);
 	for (const vm of f.vms) {
-		const hints = vm.hints
-			? `hints ${vm.hints.state}${vm.hints.types ? ` (${vm.hints.types.join(', ')})` : vm.hints.reason ? ` (${vm.hints.reason})` : ''}`
-			: 'hints -';
+		const hints = `hints ${vm.hints ? formatHints(vm.hints) : '-'}`;
 		lines.push(
 			'',
 			`${vm.id}${vm.name ? ` "${vm.name}"` : ''}  ${vm.state} ${formatUptime(vm.uptimeSeconds)}  ${hints}  QEMU ${vm.qemuPid}  pvrun ${vm.pvrunPid}`,

@@ -3,7 +3,7 @@
 // The same for QEMU exec'd in place (served by pvrun's helper) and for one that daemonized.
 import fs from 'node:fs';
 import path from 'node:path';
-import {AgentClient, AgentTimeoutError} from '../agent/client.js';
+import {AgentClient, AgentPortClosedError, AgentTimeoutError} from '../agent/client.js';
 import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
@@ -220,6 +220,8 @@ export class HintSession {
 		const status: HintsStatus = {...this.watch.status};
 		const types = this.attachedTypes();
 		if (types.length) status.types = types;
+		if (status.state === 'active') status.since = this.activeSince ??= Date.now();
+		else this.activeSince = undefined;
 		const key = `${status.state}:${status.reason ?? ''}:${types.join(',')}`;
 		if (key === this.publishedHints) return;
 		this.publishedHints = key;
@@ -230,6 +232,8 @@ export class HintSession {
 		});
 		updateHints(this.plan.runDir, status);
 	}
+
+	private activeSince: number | undefined;
 
 	/** The hint types the agent says it has attached (the header's agent_features; only bits pvrun knows). */
 	private attachedTypes(): string[] {
@@ -343,10 +347,12 @@ export class HintSession {
 						`the guest agent speaks shared-memory layout v${hello.shmVersion === 0 ? 1 : hello.shmVersion}, this pvrun writes v${shmVersion}: use the guest agent of this pvrun (make image)`,
 					),
 				);
+				await this.sayLive(agent, 0);
 				return;
 			}
 			if (!hello.shmOk) {
 				this.hintsChanged(this.watch.hello("the guest agent found no pvrun shared memory (IVSHMEM device with pvrun's header; the guest's console says why)"));
+				await this.sayLive(agent, 0);
 				return;
 			}
 			if (hello.programs > 0 && this.reload) {
@@ -355,13 +361,18 @@ export class HintSession {
 			}
 			this.reload = false;
 			// Each hint type's program (an agent that has programs already kept them: it restarted its port, not itself).
+			let programs = hello.programs;
 			if (hello.programs === 0) {
-				for (const hint of hintTypes) await this.loadProgram(agent, hint);
+				for (const hint of hintTypes) {
+					await this.loadProgram(agent, hint);
+					programs++;
+				}
 				// The kernel lock program needs tracepoints a kernel before 5.19 lacks: without it,
 				// the hints and the user-space sections still work.
 				if (this.plan.cs !== 'off') {
 					try {
 						await this.loadProgram(agent, csProgram);
+						programs++;
 					} catch (error) {
 						if (agent.isClosed) throw error;
 						this.log.say(
@@ -373,9 +384,11 @@ export class HintSession {
 				}
 			}
 			this.hintsChanged(this.watch.hello());
+			await this.sayLive(agent, programs);
 		} catch (error) {
-			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal.
-			if (agent.isClosed) this.log.write('warning', {message: `guest agent: ${firstLine(error)}`});
+			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal;
+			// an agent that goes mid-handshake is followed by the next one's.
+			if (agent.isClosed || error instanceof AgentPortClosedError) this.log.write('warning', {message: `guest agent: ${firstLine(error)}`});
 			else if (error instanceof AgentTimeoutError) {
 				// A busy guest (or host) answers late, not never: ask again, waiting longer each time.
 				// --pv-agent-wait's clock goes on, and reports an agent that never answers.
@@ -384,7 +397,10 @@ export class HintSession {
 				this.watch.slow('the guest agent has not answered yet: asking again');
 				this.hintsChanged();
 				again = true;
-			} else this.hintsChanged(this.watch.hello(`guest agent: ${firstLine(error)}`));
+			} else {
+				this.hintsChanged(this.watch.hello(`guest agent: ${firstLine(error)}`));
+				await this.sayLive(agent, 0);
+			}
 		} finally {
 			this.handshaking = false;
 		}
@@ -458,6 +474,20 @@ export class HintSession {
 
 	private warn(message: string): void {
 		if (!this.closed) this.log.warn(message);
+	}
+
+	/**
+	 * The handshake is over (LIVE): the agent says so in the guest, where the default image's
+	 * /init waits for it before it is ready. An agent that does not know LIVE (another image's)
+	 * answers with an error, and nothing there waits for it.
+	 */
+	private async sayLive(agent: AgentClient, programs: number): Promise<void> {
+		if (agent.isClosed) return;
+		try {
+			await agent.live(programs);
+		} catch (error) {
+			if (!agent.isClosed && !(error instanceof AgentPortClosedError)) this.log.write('warning', {message: `guest agent: live: ${firstLine(error)}`});
+		}
 	}
 
 	/** Send one BPF object to the agent and log it. */

@@ -396,6 +396,7 @@ function checkedHints(h: unknown): HintsStatus {
 			throw new Error('hints.types is not a list of hint type names');
 		out.types = types as string[];
 	}
+	if (h['since'] !== undefined) out.since = integerField(h, 'since', 0, 'hints');
 	return out;
 }
 

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
-import {AgentClient, AgentReplyError, AgentTimeoutError} from '../../src/agent/client.js';
+import {AgentClient, AgentPortClosedError, AgentReplyError, AgentTimeoutError} from '../../src/agent/client.js';
 import {guestBudget} from '../../src/util/guest-budget.js';
 import {FrameParser, FrameType, encodeFrame, encodeHello, encodeLoad, type Frame} from '../../src/agent/protocol.js';
 import {AgentError} from '../../src/util/errors.js';
@@ -333,6 +333,30 @@ t.test('the server closing rejects every pending request, and later ones at once
 	t.equal(closes, 1, "'close' emitted once");
 	t.equal(c.isClosed, true, 'the client says it is closed');
 	await t.rejects(c.ping(), {constructor: AgentError, message: 'agent channel is closed'}, 'a request after the close');
+});
+
+t.test("the guest's end closing rejects the requests its agent was asked, at once; the channel goes on", async (t) => {
+	let answering = false;
+	const a = await agent(t, socketPath(t), (f, send) => {
+		if (answering) send(...reply(f.id, f.payload));
+	});
+	const c = await client(t, a);
+	const pending = [c.live(1, 10_000), c.load('affinity', 1, Buffer.alloc(64), 10_000)];
+	for (const p of pending) p.catch(() => {}); // handled below
+	while (a.received.length < 2) await new Promise((r) => setTimeout(r, 5));
+	const started = performance.now();
+	c.streamRestarted(false);
+	const results = await Promise.allSettled(pending);
+	t.ok(performance.now() - started < 1000, 'at once, not at their timeouts');
+	t.same(
+		results.map((r) => (r.status === 'rejected' && r.reason instanceof AgentPortClosedError ? (r.reason as Error).message : r.status)),
+		['the guest agent closed its port while pvrun waited for live', 'the guest agent closed its port while pvrun waited for load'],
+		'each with an AgentPortClosedError naming its request',
+	);
+	t.equal(c.isClosed, false, 'the channel stays open for the next agent');
+	answering = true;
+	c.streamRestarted(true);
+	t.ok((await c.ping(2000)) >= 0, 'whose requests are answered');
 });
 
 t.test("KICK frames emit 'kick' and LOG frames emit 'log' (bounded); neither settles a request", async (t) => {

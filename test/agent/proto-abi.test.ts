@@ -28,9 +28,9 @@ static size_t unhex(const char *s, unsigned char *out, size_t max) {
 int main(int argc, char **argv) {
 	if (argc != 4) return 2;
 	V("magic", PVAG_MAGIC); V("version", PVAG_VERSION); V("maxPayload", PVAG_MAX_PAYLOAD); V("nameLength", PVAG_NAME_LEN);
-	printf("portName %s\n", PVAG_PORT_NAME); printf("kickPortName %s\n", PVAG_KICK_PORT_NAME);
+	printf("portName %s\n", PVAG_PORT_NAME); printf("kickPortName %s\n", PVAG_KICK_PORT_NAME); printf("liveFile %s\n", PVAG_LIVE_FILE);
 	V("type.hello", PVAG_HELLO); V("type.load", PVAG_LOAD); V("type.unload", PVAG_UNLOAD); V("type.list", PVAG_LIST);
-	V("type.stats", PVAG_STATS); V("type.ping", PVAG_PING); V("type.reply", PVAG_REPLY); V("type.error", PVAG_ERROR);
+	V("type.stats", PVAG_STATS); V("type.ping", PVAG_PING); V("type.live", PVAG_LIVE); V("type.reply", PVAG_REPLY); V("type.error", PVAG_ERROR);
 	V("type.kick", PVAG_KICK); V("type.log", PVAG_LOG);
 	V("sizeof.frame", sizeof(struct pvag_frame));
 
@@ -97,6 +97,7 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 		t.equal(num('nameLength'), P.nameLength);
 		t.equal(c.get('portName'), P.agentPortName, "the agent's port name, as pvrun adds the port");
 		t.equal(c.get('kickPortName'), P.kickPortName, 'the kick port name');
+		t.equal(c.get('liveFile'), P.liveFile, 'the file the agent writes on LIVE, where /init waits for it');
 		t.equal(num('sizeof.frame'), P.frameHeaderSize);
 		for (const [name, value] of Object.entries(P.FrameType)) t.equal(num(`type.${name}`), value, `frame type ${name}`);
 		t.equal([...c.keys()].filter((k) => k.startsWith('type.')).length, Object.keys(P.FrameType).length, 'every C frame type is known');

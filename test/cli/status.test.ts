@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {formatCs, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
+import {formatCs, formatHints, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
@@ -191,3 +191,11 @@ t.test(
 		t.match(asNobody.stderr, `pvrun: skipped ${theirs}: cannot list it: EACCES`, "another user's root: skipped, saying why");
 	},
 );
+
+t.test('the HINTS column: active since when, or why not', async (t) => {
+	const at = new Date(2026, 11, 6, 4, 40, 12).getTime(); // local time, as the column shows it
+	t.equal(formatHints({state: 'active', since: at, types: ['affinity']}), 'active since 04:40:12 (affinity)');
+	t.equal(formatHints({state: 'active'}), 'active', 'from a pvrun that did not say since when');
+	t.equal(formatHints({state: 'waiting', reason: 'no guest agent has answered yet'}), 'waiting (no guest agent has answered yet)');
+	t.equal(formatHints({state: 'inactive', reason: 'no agent', since: at}), 'inactive (no agent)', 'since is only for active hints');
+});

@@ -18,6 +18,14 @@ for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
 		const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4,1', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
 
+		await guest.waitFor('pvrun-guest: ready', 60_000);
+		// Ready means live: pvrun loaded the programs (logged) before the guest said so, and the agent told the guest.
+		t.ok(
+			readEventLog(logFile).some((e) => e.event === 'program' && e['name'] === 'affinity'),
+			'the affinity program was loaded when the guest said it was ready',
+		);
+		const live = guest.lines.findIndex((l) => /^pvagent: hints live: the host loaded [1-9]\d* programs$/.test(l));
+		t.ok(live >= 0 && live < guest.lines.indexOf('pvrun-guest: ready'), `the agent said the hints are live first (${guest.lines[live] ?? 'not at all'})`);
 		await guest.waitFor('pin-busy: pinned', 60_000);
 		const vm = loggedVm(readEventLog(logFile));
 		t.ok(vm, 'pvrun logged its start and the vCPU threads');

@@ -311,7 +311,7 @@ async function fakeAgent(
 					const at = loaded.findIndex((l) => l.id === p.readUInt32LE(0));
 					if (at >= 0) loaded.splice(at, 1);
 					reply(s, frame.id);
-				}
+				} else if (frame.type === FrameType.live) reply(s, frame.id);
 			}
 		});
 	});
@@ -349,7 +349,10 @@ interface Running {
 	/** The event log's events named `name`. */
 	named(name: string): LoggedEvent[];
 	/** The hints as `pvrun status` reads them from the state file. */
+	/** The state file's hints, without since when they are active. */
 	stateHints(): HintsStatus | undefined;
+	/** Since when the state file says the hints are active. */
+	stateSince(): number | undefined;
 	/** The `hints` events, as {state, reason}. */
 	hintLines(): HintsStatus[];
 }
@@ -419,7 +422,14 @@ async function startSession(t: Test, o: SessionOptions = {}): Promise<Running> {
 		session,
 		events,
 		named,
-		stateHints: () => readVmStates(path.dirname(plan.runDir)).vms.find((vm) => vm.id === plan.id)?.hints,
+		stateHints: () => {
+			const hints = readVmStates(path.dirname(plan.runDir)).vms.find((vm) => vm.id === plan.id)?.hints;
+			if (!hints) return undefined;
+			const rest = {...hints};
+			delete rest.since; // stateSince
+			return rest;
+		},
+		stateSince: () => readVmStates(path.dirname(plan.runDir)).vms.find((vm) => vm.id === plan.id)?.hints?.since,
 		hintLines: () => named('hints').map((e) => (e['reason'] === undefined ? {state: e['state']} : {state: e['state'], reason: e['reason']}) as HintsStatus),
 	};
 }
@@ -518,6 +528,8 @@ t.test('a session: start, vcpus, HELLO, each hint type program loaded, hints act
 		'in that order',
 	);
 	t.same(r.stateHints(), {state: 'active'}, 'pvrun status reads active from the state file');
+	const since = r.stateSince() ?? 0;
+	t.ok(since > Date.now() - 60_000 && since <= Date.now(), `and since when (${new Date(since).toISOString()})`);
 	t.same(r.named('warning'), [], 'no warning');
 
 	t.same(r.qmp.commands.slice(0, 2), ['qmp_capabilities', 'query-version'], 'QMP: capabilities negotiated and checked first');
@@ -536,6 +548,10 @@ t.test('a session: start, vcpus, HELLO, each hint type program loaded, hints act
 	);
 	for (const [i, h] of hintTypes.entries()) t.ok(r.agent.loads[i]?.object.equals(programFile(h.program)), `the ${h.name} LOAD carries bpf/${h.program}`);
 	t.match(r.named('program')[0], {id: r.agent.loads[0]?.id, links: 3}, 'the program event has the id and links the agent answered');
+	await waitUntil('LIVE', () => sent(r.agent, FrameType.live) === 1);
+	const types = r.agent.received.map((f) => f.type);
+	t.equal(types.at(-1), FrameType.live, 'the handshake ends with LIVE (the default image is ready only then)');
+	t.equal(r.agent.received.at(-1)?.payload.readUInt32LE(0), r.agent.loads.length, 'naming the programs loaded');
 	if (isRoot) t.equal(getThreadNice(0), -10, "pvrun's own thread, on the hint path, runs at nice -10");
 });
 
@@ -566,6 +582,10 @@ for (const c of [
 		t.same(r.named('program'), [], 'no program event');
 		t.match(r.named('warning'), [{message: `hints inactive: ${c.reason}; the VM runs as plain QEMU would`}], 'a warning, which goes to stderr too');
 		t.same(r.stateHints(), {state: 'inactive', reason: c.reason}, 'the state file says so');
+		if (!('version' in c.hello)) {
+			await waitUntil('LIVE', () => sent(r.agent, FrameType.live) === 1);
+			t.equal(r.agent.received.at(-1)?.payload.readUInt32LE(0), 0, 'LIVE with no program: the guest need not wait for hints');
+		} else t.equal(sent(r.agent, FrameType.live), 0, 'no LIVE to an agent of another protocol');
 	});
 }
 
@@ -765,17 +785,19 @@ t.test('a VM that comes in (-incoming): once it runs (RESUME), its hints start a
 	const r = await startSession(t, {incoming: true, running: false, portOpen: true, kept});
 	await hintsBecome(r, 'active');
 	t.equal(sent(r.agent, FrameType.load), 0, 'not running yet: HELLO, and the programs it has are kept');
+	await waitUntil('LIVE, naming the programs kept', () => sent(r.agent, FrameType.live) === 1);
 	const before = r.agent.received.length;
 
 	r.qmp.event('RESUME');
 	await waitUntil('hints are active again after the restore', () => r.hintLines().length === 4 && r.hintLines()[3]?.state === 'active');
+	await waitUntil('LIVE again', () => sent(r.agent, FrameType.live) === 2);
 	t.match(r.named('reset'), [{reason: 'restored'}], 'the engine starts afresh from what the area holds now');
 	t.same(r.hintLines()[2], {state: 'waiting', reason: 'the VM was restored: waiting for the guest agent'}, 'hints waited for the agent meanwhile');
 	const names = (type: number): string => Object.entries(FrameType).find(([, v]) => v === type)?.[0] ?? String(type);
 	t.same(
 		r.agent.received.slice(before).map((f) => names(f.type)),
-		['hello', 'list', ...kept.map(() => 'unload'), ...hintTypes.map(() => 'load')],
-		'HELLO, the old programs unloaded, each hint type program loaded again',
+		['hello', 'list', ...kept.map(() => 'unload'), ...hintTypes.map(() => 'load'), 'live'],
+		'HELLO, the old programs unloaded, each hint type program loaded again, LIVE',
 	);
 	t.same(
 		r.agent.loaded.map((p) => p.name),

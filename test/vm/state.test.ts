@@ -106,6 +106,9 @@ t.test('updatePlacement publishes the vCPU placement; bad input and a vanished V
 	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'on'}}), /hints.state is not waiting, active or inactive/);
 	t.ok(updateHints(live.runDir, {state: 'active', types: ['affinity', 'cs']}));
 	t.same(readVmStates(root).vms[0]?.hints, {state: 'active', types: ['affinity', 'cs']}, 'the hint types the agent attached');
+	t.ok(updateHints(live.runDir, {state: 'active', since: 1_796_000_000_000}));
+	t.same(readVmStates(root).vms[0]?.hints, {state: 'active', since: 1_796_000_000_000}, 'since when they are active');
+	t.throws(() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'active', since: -1}}), /hints.since is not an integer >= 0/);
 	t.throws(
 		() => parseVmState({...validState('pvrun-1-aa', 1), hints: {state: 'active', types: ['\u001b[31m']}}),
 		/hints.types is not a list of hint type names/,
