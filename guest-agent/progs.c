@@ -503,6 +503,31 @@ out:
 	return err;
 }
 
+int progs_snapshot(char *log, size_t log_len)
+{
+	int ran = 0;
+
+	for (int i = 0; i < PVAGENT_MAX_PROGS; i++) {
+		struct bpf_program *bp;
+		unsigned k = 0;
+
+		if (!progs[i].id)
+			continue;
+		bpf_object__for_each_program(bp, progs[i].obj) {
+			struct bpf_link *l = k < progs[i].nr_links ? progs[i].links[k] : NULL;
+			int err;
+
+			k++;
+			if (!l || bpf_program__expected_attach_type(bp) != BPF_TRACE_ITER)
+				continue;
+			if ((err = run_iter(l, log, log_len)))
+				return err;
+			ran++;
+		}
+	}
+	return ran;
+}
+
 int progs_unload(uint32_t id)
 {
 	int i;

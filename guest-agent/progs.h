@@ -22,6 +22,9 @@ void progs_init(struct pvshm *shm, struct pvagent_stats_counters *counters, void
 int progs_load(const char *name, uint32_t record_type, const void *obj, size_t len, uint32_t *links, char *log,
 	       size_t log_len);
 int progs_unload(uint32_t id);
+/* Run every loaded program's task iterators again (their records report the state now);
+ * returns how many ran, or -errno with the reason in `log`. */
+int progs_snapshot(char *log, size_t log_len);
 /* Fill up to `max` infos; returns the number of loaded programs. */
 unsigned progs_list(struct pvag_prog_info *out, unsigned max);
 /* The epoll fd that becomes readable when a main-thread ring buffer has data,

@@ -29,6 +29,7 @@ enum pvag_type {
 	PVAG_STATS = 5,  /* req: empty; reply: pvag_stats */
 	PVAG_PING = 6,   /* req: any bytes (<= 256); reply: the same bytes */
 	PVAG_LIVE = 7,   /* req: u32 programs the host loaded (its last request of a handshake); reply: empty */
+	PVAG_SNAPSHOT = 8, /* req: empty; reply: u32 task iterators run again (records lost: the host starts over) */
 	PVAG_REPLY = 0x100,
 	PVAG_ERROR = 0x101, /* pvag_error + message (libbpf/verifier log, UTF-8) */
 	PVAG_KICK = 0x200,  /* guest → host: records are waiting in the ring */

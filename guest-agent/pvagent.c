@@ -398,6 +398,21 @@ static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 	case PVAG_LIVE:
 		handle_live(f->id, p, f->len);
 		break;
+	case PVAG_SNAPSHOT: {
+		static char log[256];
+		uint32_t ran;
+		int ret = progs_snapshot(log, sizeof(log));
+
+		if (ret < 0) {
+			send_error(f->id, -ret, log);
+			break;
+		}
+		ran = (uint32_t)ret;
+		if (verbose)
+			logf_("snapshot: %u task iterators run again", ran);
+		send_frame(PVAG_REPLY, f->id, &ran, sizeof(ran));
+		break;
+	}
 	case PVAG_PING:
 		if (f->len > 256)
 			send_error(f->id, EMSGSIZE, "ping: payload over 256 bytes");

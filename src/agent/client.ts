@@ -9,6 +9,7 @@ import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
 import {
 	FrameParser,
 	FrameType,
+	ProtocolError,
 	decodeError,
 	decodeHello,
 	decodeList,
@@ -141,6 +142,16 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		const b = Buffer.alloc(4);
 		b.writeUInt32LE(programs >>> 0, 0);
 		await this.request(FrameType.live, b, timeoutMs);
+	}
+
+	/**
+	 * Have the agent run its programs' task iterators again (records were lost: the host
+	 * starts over from the state now); the number of iterators run.
+	 */
+	async snapshot(timeoutMs = 5000): Promise<number> {
+		const reply = await this.request(FrameType.snapshot, Buffer.alloc(0), timeoutMs);
+		if (reply.length !== 4) throw new ProtocolError(`snapshot reply is ${reply.length} bytes, not 4`);
+		return reply.readUInt32LE(0);
 	}
 
 	/** Round trip of a small frame through the guest agent, in ms. */

@@ -22,6 +22,7 @@ export const FrameType = {
 	stats: 5,
 	ping: 6,
 	live: 7,
+	snapshot: 8,
 	reply: 0x100,
 	error: 0x101,
 	kick: 0x200,

@@ -3,7 +3,7 @@
 // The same for QEMU exec'd in place (served by pvrun's helper) and for one that daemonized.
 import fs from 'node:fs';
 import path from 'node:path';
-import {AgentClient, AgentPortClosedError, AgentTimeoutError} from '../agent/client.js';
+import {AgentClient, AgentPortClosedError, AgentReplyError, AgentTimeoutError} from '../agent/client.js';
 import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
@@ -181,8 +181,11 @@ export class HintSession {
 		const status = await this.qmp.execute<{running?: unknown}>('query-status');
 		this.guestRunning(status.running === true);
 		if (status.running === true) this.afterIncoming();
-		// Each second: the wait for an agent, and the hint types it has attached.
-		this.watchTimer = setInterval(() => this.hintsChanged(this.watch.check()), 1000);
+		// Each second: the wait for an agent, the hint types it has attached, records lost.
+		this.watchTimer = setInterval(() => {
+			this.hintsChanged(this.watch.check());
+			this.checkLosses();
+		}, 1000);
 		this.watchTimer.unref();
 		this.publishHints();
 		this.agent = await Promise.race([AgentClient.connect(this.plan.agentSocket, 15_000, gone.signal, this.budget, this.cpuHoldMs), exited]);
@@ -196,6 +199,35 @@ export class HintSession {
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
 		if (this.portOpen || chardevs.some((c) => c.label === channelIds.agentChardev && c['frontend-open'] === true)) void this.handshake();
 	}
+
+	/**
+	 * Records lost (the guest's ring was full, or pvrun read too late) may have been a thread's
+	 * exit or release: its hint would stay with no thread behind it. Once the losses stop (a
+	 * second without one), and at most every 5 s, start over: forget every hint, and have the
+	 * agent report the threads pinned now (SNAPSHOT). An agent without SNAPSHOT is told once.
+	 */
+	private checkLosses(): void {
+		const c = this.reader.counters;
+		const lost = c.guestLost + c.overrun;
+		const growing = lost !== this.losses.seen;
+		this.losses.seen = lost;
+		const agent = this.agent;
+		const now = performance.now();
+		if (growing || lost === this.losses.synced || !agent || agent.isClosed || this.handshaking || !this.engine) return;
+		if (this.watch.status.state !== 'active' || this.losses.unsupported || now - this.losses.at < 5000) return;
+		this.losses.at = now;
+		this.losses.synced = lost;
+		this.engine.startOver(lost);
+		agent.snapshot().then(
+			(iterators) => this.log.write('agent', {state: 'snapshot', iterators}),
+			(error: unknown) => {
+				if (agent.isClosed || error instanceof AgentPortClosedError) return;
+				if (error instanceof AgentReplyError) this.losses.unsupported = true;
+				this.log.write('warning', {message: `guest agent: snapshot: ${firstLine(error)}`});
+			},
+		);
+	}
+	private readonly losses = {seen: 0, synced: 0, at: -Infinity, unsupported: false};
 
 	/** A LOG frame from the guest agent, into the event log: one line of at most 200 printable characters, within a budget (the guest is untrusted). */
 	private guestLog(line: string): void {

@@ -239,6 +239,21 @@ t.test('hello, load, list, unload, stats and ping: requests as the protocol says
 	t.equal(ping?.payload.toString(), 'pvrun', 'PING carries a few bytes');
 });
 
+t.test('snapshot: an empty request, a u32 reply (task iterators run); a reply of another length is refused', async (t) => {
+	let size = 4;
+	const a = await agent(t, socketPath(t), (f, send) => {
+		const b = Buffer.alloc(size);
+		if (size === 4) b.writeUInt32LE(2, 0);
+		send(...reply(f.id, b));
+	});
+	const c = await client(t, a);
+	t.equal(await c.snapshot(), 2);
+	t.equal(a.received.at(-1)?.type, FrameType.snapshot, 'SNAPSHOT');
+	t.equal(a.received.at(-1)?.payload.length, 0, 'no payload');
+	size = 8;
+	await t.rejects(c.snapshot(), {name: 'ProtocolError', message: 'snapshot reply is 8 bytes, not 4'});
+});
+
 t.test('a ping whose echo differs rejects', async (t) => {
 	const a = await agent(t, socketPath(t), (f, send) => send(...reply(f.id, Buffer.from('other'))));
 	const c = await client(t, a);

@@ -228,6 +228,8 @@ interface FakeAgent {
 	send(type: number, payload?: Buffer): void;
 	/** Send bytes as they are (a truncated frame). */
 	sendRaw(bytes: Buffer): void;
+	/** Called on SNAPSHOT before the reply: the records its task iterators would write. */
+	onSnapshot?: () => void;
 }
 
 /** How many frames of `type` the host sent. */
@@ -258,6 +260,17 @@ async function fakeAgent(
 		...hello,
 	};
 	const reply = (s: net.Socket, id: number, payload: Buffer = Buffer.alloc(0)): void => void s.write(encodeFrame(FrameType.reply, id, payload));
+	const self: FakeAgent = {
+		received,
+		loaded,
+		loads,
+		send: (type, payload) => {
+			for (const s of sockets) s.write(encodeFrame(type, 0, payload));
+		},
+		sendRaw: (bytes) => {
+			for (const s of sockets) s.write(bytes);
+		},
+	};
 	const server = net.createServer((s) => {
 		sockets.push(s);
 		s.on('error', () => {});
@@ -312,6 +325,13 @@ async function fakeAgent(
 					if (at >= 0) loaded.splice(at, 1);
 					reply(s, frame.id);
 				} else if (frame.type === FrameType.live) reply(s, frame.id);
+				else if (frame.type === FrameType.snapshot) {
+					// The agent's iterators report the threads pinned now (the test writes their records).
+					self.onSnapshot?.();
+					const b = Buffer.alloc(4);
+					b.writeUInt32LE(1, 0);
+					reply(s, frame.id, b);
+				}
 			}
 		});
 	});
@@ -320,17 +340,7 @@ async function fakeAgent(
 		for (const s of sockets) s.destroy();
 		server.close();
 	});
-	return {
-		received,
-		loaded,
-		loads,
-		send: (type, payload) => {
-			for (const s of sockets) s.write(encodeFrame(type, 0, payload));
-		},
-		sendRaw: (bytes) => {
-			for (const s of sockets) s.write(bytes);
-		},
-	};
+	return self;
 }
 
 // ---------------------------------------------------------------------------
@@ -716,6 +726,32 @@ t.test("a frame cut short before the agent closed its port does not swallow the 
 	t.equal(sent(r.agent, FrameType.hello), 2, 'the new HELLO was answered');
 	t.same(r.named('warning'), [], 'no warning');
 });
+
+t.test(
+	"records lost: once the losses stop, pvrun forgets every hint and the agent's snapshot reports the pins there are",
+	{skip: ownCpus.length < 2 && 'needs two CPUs'},
+	async (t) => {
+		const r = await startSession(t, {portOpen: true, threads: true});
+		await hintsBecome(r, 'active');
+		const [vcpu0 = 0, vcpu1 = 0] = r.qemu.vcpuThreads;
+		const guest = new Guest(r.area);
+		// Thread 600 pins itself to vCPU 0, thread 601 to vCPU 1; 601's exit is lost in a flood.
+		guest.append({tid: 600, tgid: 600, mask: maskOf(0)});
+		guest.append({tid: 601, tgid: 601, mask: maskOf(1)});
+		r.agent.send(FrameType.kick);
+		await waitUntil('both vCPUs pinned', () => threadCpusAllowed(r.qemu.pid, vcpu0).length === 1 && threadCpusAllowed(r.qemu.pid, vcpu1).length === 1);
+		r.agent.onSnapshot = () => guest.append({tid: 600, tgid: 600, mask: maskOf(0)}); // what the snapshot finds
+		r.area.view.setBigUint64(Header.ringLost, 5n, true); // the agent's count of records it dropped
+		await waitUntil('the snapshot asked for', () => sent(r.agent, FrameType.snapshot) === 1, 8000);
+		t.match(r.named('reset').at(-1), {reason: '5 records lost'}, 'every hint forgotten, saying why');
+		await waitUntil("vCPU 1 floats again: its thread's exit was lost", () => threadCpusAllowed(r.qemu.pid, vcpu1).length > 1);
+		await waitUntil('the snapshot logged', () => r.named('agent').some((e) => e['state'] === 'snapshot'));
+		r.agent.send(FrameType.kick);
+		await waitUntil("vCPU 0 pinned again: the snapshot's record", () => threadCpusAllowed(r.qemu.pid, vcpu0).length === 1);
+		await sleep(1500);
+		t.equal(sent(r.agent, FrameType.snapshot), 1, 'once for those losses, not again while none come');
+	},
+);
 
 t.test(
 	'a KICK frame from the agent drains the ring at once, not at the next tick of the 250 ms fallback timer',

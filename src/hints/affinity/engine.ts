@@ -288,6 +288,25 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 
 	/**
+	 * Records were lost (a full ring): a lost exit or release leaves a hint that no thread
+	 * holds. Read what the ring holds now, then forget every hint; the agent's snapshot,
+	 * asked next, reports the threads pinned now (their records follow these).
+	 */
+	startOver(lost: number): void {
+		this.guarded(() => {
+			this.adoptFast(this.takeFast(true));
+			const records = this.reader.drain();
+			for (const r of records) this.onAffinity(r);
+			this.tallyRecords(records.length);
+			this.state.hints.clear();
+			this.log.write('reset', {reason: `${lost} records lost`}, `hints cleared (${lost} records lost: asking the guest for its pins now)`);
+			this.decide({kind: 'reset'});
+			this.publishFast();
+			this.reader.armKick();
+		});
+	}
+
+	/**
 	 * The area was restored from a saved VM: its feedback and ring are the old
 	 * session's. Forget every hint, start reading at the guest's head, and
 	 * write every vCPU's feedback as it is now.
