@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
 	V("magic", PVAG_MAGIC); V("version", PVAG_VERSION); V("maxPayload", PVAG_MAX_PAYLOAD); V("nameLength", PVAG_NAME_LEN);
 	printf("portName %s\n", PVAG_PORT_NAME); printf("kickPortName %s\n", PVAG_KICK_PORT_NAME); printf("liveFile %s\n", PVAG_LIVE_FILE);
 	V("type.hello", PVAG_HELLO); V("type.load", PVAG_LOAD); V("type.unload", PVAG_UNLOAD); V("type.list", PVAG_LIST);
-	V("type.stats", PVAG_STATS); V("type.ping", PVAG_PING); V("type.live", PVAG_LIVE); V("type.reply", PVAG_REPLY); V("type.error", PVAG_ERROR);
+	V("type.stats", PVAG_STATS); V("type.ping", PVAG_PING); V("type.live", PVAG_LIVE); V("type.snapshot", PVAG_SNAPSHOT); V("type.reply", PVAG_REPLY); V("type.error", PVAG_ERROR);
 	V("type.kick", PVAG_KICK); V("type.log", PVAG_LOG);
 	V("sizeof.frame", sizeof(struct pvag_frame));
 

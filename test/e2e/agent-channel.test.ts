@@ -1,5 +1,6 @@
 // End to end, the agent channel against a real guest: an area in the old
-// layout (v1) told apart and left alone, then hello, load, list, stats, ping,
+// layout (v1) told apart and left alone, then hello, load, list, live (the
+// guest is ready only then), stats, ping,
 // a load the verifier/libbpf rejects (the error carries the log), unload — and
 // the agent surviving the host side going away and coming back.
 import fs from 'node:fs';
@@ -42,7 +43,8 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 		area.remove();
 		fs.rmSync(plan.runDir, {recursive: true, force: true});
 	});
-	await guest.waitFor(readyLine, 60_000);
+	// The guest is ready only once its host says the hints are live (LIVE, below): this test is that host.
+	await guest.waitFor('is layout v1', 60_000);
 
 	const first = await AgentClient.connect(plan.agentSocket, 10_000);
 	clients.push(first);
@@ -73,6 +75,11 @@ t.test('the agent serves the protocol and survives the host reconnecting', async
 		list.map((p) => [p.id, p.name, p.recordType]),
 		[[loaded.id, 'affinity', RecordType.affinity]],
 	);
+	t.notOk(guest.lines.includes(readyLine), 'the guest is not ready while its host has not said LIVE');
+	await first.live(1);
+	await guest.waitFor(readyLine, 30_000);
+	const live = guest.lines.indexOf('pvagent: hints live: the host loaded 1 programs');
+	t.ok(live >= 0 && live < guest.lines.indexOf(readyLine), 'LIVE: the agent says so, then the guest is ready');
 
 	const corrupt = Buffer.from(object);
 	corrupt.fill(0x41, 64, 4096);
