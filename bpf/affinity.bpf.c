@@ -24,6 +24,17 @@ extern const void __cpu_possible_mask __ksym;
  * object (guest-agent/progs.c, set_agent_tgid). */
 const volatile __u32 agent_tgid = 0;
 
+/* Records this program could not reserve (its ring buffer full): the agent adds them to the
+ * shared ring's lost count, which makes pvrun start over from a snapshot (a lost exit or
+ * release would leave a hint no thread holds). Mapped read-only by the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pv_lost SEC(".maps");
+
 /* Threads that set their affinity and have not exited: tid → 1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -53,8 +64,14 @@ static __always_inline struct pv_affinity_event *reserve_event(struct task_struc
 	if (!rb)
 		return NULL;
 	e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *lost = bpf_map_lookup_elem(&pv_lost, &zero);
+
+		if (lost)
+			__sync_fetch_and_add(lost, 1);
 		return NULL;
+	}
 	fill_ids(e, p, kind);
 	__builtin_memset(e->mask, 0, sizeof(e->mask));
 	return e;

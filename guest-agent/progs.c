@@ -63,6 +63,12 @@ struct prog {
 	volatile uint64_t *relay_after;
 	uint32_t relay_after_n;
 	size_t relay_after_len;
+	/* The program's `pv_lost` map (records it could not reserve), mapped read-only; NULL if it
+	 * has none; and how much of it was counted in the ring's lost count. */
+	const volatile uint64_t *lost;
+	uint32_t lost_n;
+	size_t lost_len;
+	uint64_t lost_counted;
 };
 
 /* Producers into the shared ring: the main thread and the relay threads. */
@@ -148,6 +154,16 @@ static int relay(void *ctx, void *data, size_t size)
 		err = apply_cs(data, size);
 	else if (out_shm && out_shm->base && size <= PVSHM_RECORD_PAYLOAD)
 		err = pvshm_append(out_shm, (uint16_t)p->record_type, data, (uint16_t)size, pvshm_now_ns());
+	/* Records the program itself dropped since: counted as the ring's lost ones. */
+	if (p->lost && out_shm && out_shm->base) {
+		uint64_t lost = __atomic_load_n(p->lost, __ATOMIC_RELAXED);
+
+		if (lost > p->lost_counted) {
+			pvshm_count_lost(out_shm, lost - p->lost_counted);
+			counters->dropped += lost - p->lost_counted;
+			p->lost_counted = lost;
+		}
+	}
 	if (err) {
 		counters->dropped++;
 	} else {
@@ -321,6 +337,8 @@ static void destroy(struct prog *p)
 		munmap((void *)p->current, p->current_len);
 	if (p->relay_after)
 		munmap((void *)p->relay_after, p->relay_after_len);
+	if (p->lost)
+		munmap((void *)p->lost, p->lost_len);
 	bpf_object__close(p->obj);
 	memset(p, 0, sizeof(*p));
 	p->ringbuf_fd = -1;
@@ -451,6 +469,8 @@ int progs_load(const char *name, uint32_t record_type, const void *obj, size_t l
 	 * progs_publish_current; and when a record may wake its relay (cs.h). */
 	p->current = map_u64s(p, "current", PROT_READ, &p->current_n, &p->current_len);
 	p->relay_after = map_u64s(p, "relay_after", PROT_READ | PROT_WRITE, &p->relay_after_n, &p->relay_after_len);
+	p->lost = map_u64s(p, "pv_lost", PROT_READ, &p->lost_n, &p->lost_len);
+	p->lost_counted = 0;
 	if (outer && (err = start_relays(p, outer, log, cap)))
 		goto cleanup;
 	bpf_object__for_each_program(bp, p->obj) {

@@ -189,6 +189,13 @@ int pvshm_append(struct pvshm *shm, uint16_t type, const void *payload, uint16_t
 	return 0;
 }
 
+void pvshm_count_lost(struct pvshm *shm, uint64_t n)
+{
+	volatile struct pvshm_header *h = shm->hdr;
+
+	__atomic_store_n(&h->ring_lost, h->ring_lost + n, __ATOMIC_RELEASE);
+}
+
 volatile struct pvshm_vcpu_slot *pvshm_slot(struct pvshm *shm, unsigned vcpu)
 {
 	if (vcpu >= PVSHM_MAX_VCPUS)

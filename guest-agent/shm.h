@@ -21,6 +21,8 @@ int pvshm_open(struct pvshm *shm, char *why, size_t why_len);
 void pvshm_close(struct pvshm *shm);
 /* Append one record; 0, or -ENOSPC when the ring is full (counted as lost). */
 int pvshm_append(struct pvshm *shm, uint16_t type, const void *payload, uint16_t len, uint64_t ts_ns);
+/* Count `n` records lost before they reached the ring (a program's own count, pv_lost). */
+void pvshm_count_lost(struct pvshm *shm, uint64_t n);
 /* The feedback slot of a vCPU, or NULL when out of range. */
 volatile struct pvshm_vcpu_slot *pvshm_slot(struct pvshm *shm, unsigned vcpu);
 /* Critical-section cell i, or NULL when out of range. */

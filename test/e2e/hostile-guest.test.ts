@@ -260,6 +260,13 @@ t.test('a hostile guest costs only its own hints', async (t) => {
 	if (fastOff) t.comment(`fast path: ${JSON.stringify(fastOff)}`);
 	for (const name of ['badHeader', 'badSeq', 'badLength', 'unknownType', 'badAffinity', 'maskOutOfRange', 'overrun', 'guestLost'])
 		t.ok(Number(counters[name]) > 0, `${name} counted in the event log`);
+	// Records were lost (counted above): pvrun started over from the guest's pins, at least once.
+	const events = readEventLog(logFile);
+	t.ok(
+		events.some((e) => e.event === 'reset' && /^\d+ records lost$/.test(String(e['reason']))) &&
+			events.some((e) => e.event === 'agent' && e['state'] === 'snapshot'),
+		`after records were lost, hints were forgotten and the agent's snapshot asked for (${events.filter((e) => e.event === 'reset').length} resets)`,
+	);
 	assertLogValid(t, logFile);
 });
 
