@@ -195,7 +195,9 @@ t.test('critical sections in a real guest: a preempted holder, kernel lock waits
 			const act = (last as {act?: {boosts: number; delayMeanUs: number; errors: number}} | undefined)?.act;
 			const acted = last?.vcpus[1] as {boosts?: number; boostedMs?: number; refused?: number} | undefined;
 			t.ok(act && act.boosts > 0 && act.errors === 0, `boosts applied, none refused by the kernel: ${JSON.stringify(act)}`);
-			t.ok(act && act.delayMeanUs < 1000, `within 1 ms of the preemption on average (${act?.delayMeanUs} µs)`);
+			// How fast is the benchmark's and the unit test's (test/fast/sched.test.ts, 1 ms); here, over a
+			// handful of boosts of a TCG guest, only that it acts while the preemption lasts, not a tick later.
+			t.ok(act && act.delayMeanUs < 20_000, `while the preemption lasts: ${act?.delayMeanUs} µs on average after it`);
 			t.ok(acted && (acted.boosts ?? 0) > 0 && (acted.refused ?? 0) > 0, `vCPU 1: boosted, then refused (${JSON.stringify(acted)})`);
 			// The default bounds: 10 ms of boost per 100 ms, and none once 10 ms of payback is owed (at 100 %).
 			t.ok(acted && (acted.boostedMs ?? Infinity) <= 10 + 0.1 * (v1?.csMs ?? 0), `and within its budget (${acted?.boostedMs} ms)`);

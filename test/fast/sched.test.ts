@@ -281,6 +281,10 @@ t.test('the real lever: a preempted thread inside a section runs at once, within
 	t.ok(boostedSeen > 0, `its slot said boosted (${boostedSeen} of ${samples} samples)`);
 	t.equal(both, 0, 'never boosted and preempted at once');
 
+	// The generous bounds end first: a boost still running when the default bounds start would be
+	// charged at their payback rate at once and reach the debt cap (seen under load in CI).
+	sched.boost({maxNs: 0, windowNs: 0, budgetNs: 0, paybackPct: 0});
+	t.not(policyOf(pid), 1, 'boosts off: the thread is back to SCHED_OTHER');
 	// The default bounds: a guest that never leaves its section gets 10 ms of boosts (the debt cap), then none.
 	sched.boost(config);
 	const before = sched.boosts(1).vcpus[0];
