@@ -214,7 +214,7 @@ export class HintSession {
 		const agent = this.agent;
 		const now = performance.now();
 		if (growing || lost === this.losses.synced || !agent || agent.isClosed || this.handshaking || !this.engine) return;
-		if (this.watch.status.state !== 'active' || this.losses.unsupported || now - this.losses.at < 5000) return;
+		if (this.watch.status.state !== 'active' || this.losses.unsupported || now - this.losses.at < 5000 || this.cpuHoldMs() > 0) return;
 		this.losses.at = now;
 		this.losses.synced = lost;
 		this.engine.startOver(lost);

@@ -289,15 +289,14 @@ export class AffinityEngine implements HintTypeEngine {
 
 	/**
 	 * Records were lost (a full ring): a lost exit or release leaves a hint that no thread
-	 * holds. Read what the ring holds now, then forget every hint; the agent's snapshot,
-	 * asked next, reports the threads pinned now (their records follow these).
+	 * holds. Read past what the ring holds now (counted, not followed), then forget every
+	 * hint; the agent's snapshot, asked next, reports the threads pinned now (their records
+	 * follow these).
 	 */
 	startOver(lost: number): void {
 		this.guarded(() => {
 			this.adoptFast(this.takeFast(true));
-			const records = this.reader.drain();
-			for (const r of records) this.onAffinity(r);
-			this.tallyRecords(records.length);
+			this.tallyRecords(this.reader.drain().length);
 			this.state.hints.clear();
 			this.log.write('reset', {reason: `${lost} records lost`}, `hints cleared (${lost} records lost: asking the guest for its pins now)`);
 			this.decide({kind: 'reset'});
