@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import type {HintLatencyOptions} from '../bench/hint-latency.js';
 import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
+import {maxVcpus} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
 
 /** Parse and run `pvrun COMMAND ...`; resolves to the exit code. */
@@ -43,7 +44,8 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('hints', {type: 'number', requiresArg: true, default: 300, describe: 'hint-latency: hints to measure'})
 					.option('warmup', {type: 'number', requiresArg: true, default: 50, describe: 'hint-latency: hints before measuring'})
 					.option('runs', {type: 'number', requiresArg: true, default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
-					.option('idle-seconds', {type: 'number', requiresArg: true, default: 20, describe: 'hint-latency: how long to measure idle CPU'}),
+					.option('idle-seconds', {type: 'number', requiresArg: true, default: 20, describe: 'hint-latency: how long to measure idle CPU'})
+					.option('vcpus', {type: 'number', requiresArg: true, default: 2, describe: "hint-latency: the guest's vCPUs (at most 256)"}),
 			async (args) => {
 				// The options are checked before the benchmark's modules load: a usage error is immediate.
 				if (args.name === 'hint-latency') {
@@ -147,6 +149,7 @@ export function hintLatencyOptions(args: {
 	warmup: number;
 	runs: number;
 	'idle-seconds': number;
+	vcpus?: number | undefined;
 	out?: string | undefined;
 	quick?: boolean | undefined;
 	reps?: number | undefined;
@@ -159,20 +162,22 @@ export function hintLatencyOptions(args: {
 	const matrixOnly = (['quick', 'reps', 'seconds', 'scenarios', 'workloads', 'configs'] as const).filter((k) => args[k] !== undefined && args[k] !== false);
 	if (matrixOnly.length)
 		throw new UsageError(
-			`${matrixOnly.map((k) => `--${k}`).join(', ')}: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out`,
+			`${matrixOnly.map((k) => `--${k}`).join(', ')}: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds, --vcpus and --out`,
 		);
 	return {
 		hints: wholeNumber(args.hints, '--hints'),
 		warmup: wholeNumber(args.warmup, '--warmup', 0),
 		idleSeconds: wholeNumber(args['idle-seconds'], '--idle-seconds'),
 		runs: wholeNumber(args.runs, '--runs'),
+		vcpus: wholeNumber(args.vcpus ?? 2, '--vcpus', 2, maxVcpus),
 		...(args.out ? {out: args.out} : {}),
 	};
 }
 
 /** A whole number >= `min` from a command-line option. */
-function wholeNumber(v: number, name: string, min = 1): number {
-	if (!Number.isInteger(v) || v < min) throw new UsageError(`${name} must be a whole number of at least ${min} (got ${v})`);
+function wholeNumber(v: number, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+	if (!Number.isInteger(v) || v < min || v > max)
+		throw new UsageError(`${name} must be a whole number of at least ${min}${max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ''} (got ${v})`);
 	return v;
 }
 

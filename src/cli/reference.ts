@@ -163,6 +163,7 @@ export const commandDocs: readonly CommandDoc[] = [
 			'--warmup',
 			'--runs',
 			'--idle-seconds',
+			'--vcpus',
 			'--help',
 		],
 	},

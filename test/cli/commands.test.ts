@@ -80,8 +80,21 @@ t.test('bench: a bad number or list is refused, naming what to fix', async (t) =
 
 t.test('bench hint-latency: its options are checked too; no warm-up is allowed', async (t) => {
 	const defaults = {hints: 300, warmup: 50, runs: 3, 'idle-seconds': 20};
-	t.strictSame(hintLatencyOptions(defaults), {hints: 300, warmup: 50, idleSeconds: 20, runs: 3});
-	t.strictSame(hintLatencyOptions({hints: 1, warmup: 0, runs: 1, 'idle-seconds': 1, out: 'o'}), {hints: 1, warmup: 0, idleSeconds: 1, runs: 1, out: 'o'});
+	t.strictSame(hintLatencyOptions(defaults), {hints: 300, warmup: 50, idleSeconds: 20, runs: 3, vcpus: 2});
+	t.strictSame(hintLatencyOptions({hints: 1, warmup: 0, runs: 1, 'idle-seconds': 1, vcpus: 64, out: 'o'}), {
+		hints: 1,
+		warmup: 0,
+		idleSeconds: 1,
+		runs: 1,
+		vcpus: 64,
+		out: 'o',
+	});
+	t.equal(
+		await refusal(() => hintLatencyOptions({...defaults, vcpus: 1})),
+		'--vcpus must be a whole number of at least 2 and at most 256 (got 1)',
+		'a guest thread pins itself to vCPU 1',
+	);
+	t.equal(await refusal(() => hintLatencyOptions({...defaults, vcpus: 257})), '--vcpus must be a whole number of at least 2 and at most 256 (got 257)');
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, hints: 0})), '--hints must be a whole number of at least 1 (got 0)');
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, warmup: -1})), '--warmup must be a whole number of at least 0 (got -1)');
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, runs: 0})), '--runs must be a whole number of at least 1 (got 0)');
@@ -89,12 +102,12 @@ t.test('bench hint-latency: its options are checked too; no warm-up is allowed',
 	t.equal(await refusal(() => hintLatencyOptions({...defaults, hints: NaN})), '--hints must be a whole number of at least 1 (got NaN)');
 	t.equal(
 		await refusal(() => hintLatencyOptions({...defaults, quick: false, reps: 2, seconds: 1})),
-		"--reps, --seconds: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+		"--reps, --seconds: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds, --vcpus and --out",
 		'options of the matrix are refused, not ignored',
 	);
 	t.equal(
 		await refusal(() => hintLatencyOptions({...defaults, quick: true})),
-		"--quick: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+		"--quick: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds, --vcpus and --out",
 	);
 });
 
@@ -103,7 +116,7 @@ t.test("runCommand: yargs' rules and the checks above, a one-line usage error ea
 	t.equal(await refused('image'), 'image needs a verb: build, path or list (see pvrun image --help)', 'image without a verb');
 	t.equal(
 		await refused('bench', 'hint-latency', '--reps', '2'),
-		"--reps: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds and --out",
+		"--reps: the matrix's, not hint-latency's, which takes --hints, --warmup, --runs, --idle-seconds, --vcpus and --out",
 		'bench hint-latency with a matrix option',
 	);
 	t.equal(await refused('demo', 'now'), 'Unknown argument: now (see pvrun --help)');
