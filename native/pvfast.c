@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,6 +81,8 @@ struct instance {
 	pid_t tgid; /* QEMU: every thread changed must still be one of its (0: not checked) */
 	char kick_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int kick_fd, stop_pipe[2], wake_pipe[2];
+	/* The float group's files (pvf_group), -1 without one; under lock. */
+	int vm_tasks_fd, float_tasks_fd, float_cpus_fd;
 	/* Under lock. */
 	int table_valid;
 	struct pvf_table_hdr table;
@@ -188,6 +191,28 @@ static void write_feedback(struct instance *in, const struct pvf_feedback *f, ui
 	__atomic_store_n(&s->feedback_seq, fs + 2, __ATOMIC_RELEASE);
 }
 
+/* Write thread `tid` to a cpuset's `tasks` (moves it there). 0, or -1 with errno. */
+static int write_tid(int fd, int32_t tid)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d\n", tid);
+
+	return pwrite(fd, buf, (size_t)n, 0) == n ? 0 : -1;
+}
+
+/* Write `cpus` as a CPU list ("0,2,5") to a cpuset's `cpuset.cpus`. 0, or -1 with errno. */
+static int write_cpus(int fd, const cpu_set_t *cpus)
+{
+	char buf[PVF_MAX_CPUS * 4 + 2];
+	size_t n = 0;
+
+	for (int c = 0; c < PVF_MAX_CPUS; c++)
+		if (CPU_ISSET(c, cpus))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, n ? ",%d" : "%d", c);
+	buf[n++] = '\n';
+	return pwrite(fd, buf, n, 0) == (ssize_t)n ? 0 : -1;
+}
+
 /* Whether op's thread has other CPUs than pvrun set last (op->was): someone else
  * placed it (an operator's taskset, between two of pvrun's looks), and it is theirs. */
 static int moved_away(const struct instance *in, const struct entry *e, const struct pvf_op *op)
@@ -222,13 +247,21 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 
 		/* An exited vCPU thread's id may already be another process's (ids are
 		 * reused) before pvrun hears of the exit: never touch it (ESRCH). */
-		if (in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
+		if (op->group != PVF_GROUP_FLOAT && in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
 			failed = 1;
 			errno = ESRCH;
-		} else if (op->cpus != PVF_CPUS_KEEP && moved_away(in, e, op)) {
+		} else if (op->group != PVF_GROUP_FLOAT && op->cpus != PVF_CPUS_KEEP && moved_away(in, e, op)) {
 			a.moved_ops |= 1ull << i;
 			in->stats.moved++;
 			continue;
+		} else if (op->group == PVF_GROUP_FLOAT) {
+			failed = write_cpus(in->float_cpus_fd, floating) != 0;
+		} else if (op->group == PVF_GROUP_LEAVE && write_tid(in->vm_tasks_fd, op->tid) != 0) {
+			failed = 1;
+		} else if (op->group == PVF_GROUP_JOIN) {
+			/* Every CPU as the thread's own mask: the floating cpuset's later widenings reach it. */
+			memset(&one, 0xff, sizeof(one));
+			failed = sched_setaffinity(op->tid, sizeof(one), &one) != 0 || write_tid(in->float_tasks_fd, op->tid) != 0;
 		} else if (op->cpus == PVF_CPUS_ONE) {
 			CPU_ZERO(&one);
 			CPU_SET(op->pcpu, &one);
@@ -524,6 +557,7 @@ int pvf_start(const char *shm_path, const char *kick_path, int tgid)
 	in->used = 1;
 	pthread_mutex_unlock(&instances_lock);
 	in->kick_fd = in->stop_pipe[0] = in->stop_pipe[1] = in->wake_pipe[0] = in->wake_pipe[1] = -1;
+	in->vm_tasks_fd = in->float_tasks_fd = in->float_cpus_fd = -1;
 	strcpy(in->kick_path, kick_path);
 	in->tgid = tgid;
 	in->empty_ns = KICK_EMPTY_NS;
@@ -573,6 +607,44 @@ fail:
 	return -err;
 }
 
+static void close_group(struct instance *in)
+{
+	int *fds[] = {&in->vm_tasks_fd, &in->float_tasks_fd, &in->float_cpus_fd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+/* The float group's files, or none (all NULL); the current table ends either way (its ops
+ * were checked against the group that was). 0 or -errno. */
+int pvf_group(int h, const char *vm_tasks, const char *float_tasks, const char *float_cpus)
+{
+	struct instance *in = get(h);
+	int fds[3] = {-1, -1, -1}, err = 0;
+	const char *paths[3] = {vm_tasks, float_tasks, float_cpus};
+
+	if (!in || !vm_tasks != !float_tasks || !vm_tasks != !float_cpus)
+		return -EINVAL;
+	for (int i = 0; vm_tasks && i < 3; i++)
+		if ((fds[i] = open(paths[i], O_WRONLY | O_CLOEXEC)) < 0) {
+			err = -errno;
+			for (int k = 0; k < i; k++)
+				close(fds[k]);
+			return err;
+		}
+	pthread_mutex_lock(&in->lock);
+	in->table_valid = 0;
+	close_group(in);
+	in->vm_tasks_fd = fds[0];
+	in->float_tasks_fd = fds[1];
+	in->float_cpus_fd = fds[2];
+	pthread_mutex_unlock(&in->lock);
+	return 0;
+}
+
 /* The read end of the wake pipe (a byte arrives after each kick); from now on
  * the caller owns it and closes it. */
 int pvf_wake_fd(int h)
@@ -583,7 +655,8 @@ int pvf_wake_fd(int h)
 }
 
 /* Copy and check `n_ops` operations and `n_fb` feedback records from buf at *off. */
-static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set_t *floating, uint32_t nr_vcpus, const uint8_t *buf, size_t len, size_t *off)
+static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set_t *floating, uint32_t nr_vcpus, int has_group, const uint8_t *buf, size_t len,
+		     size_t *off)
 {
 	if (n_ops > PVF_MAX_VCPUS || n_fb > nr_vcpus || len < *off + n_ops * sizeof(struct pvf_op) + n_fb * sizeof(struct pvf_feedback))
 		return -1;
@@ -596,9 +669,15 @@ static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set
 	for (uint32_t k = 0; k < n_ops; k++) {
 		const struct pvf_op *op = &o->ops[k];
 
-		if (op->tid <= 0 || op->cpus > PVF_CPUS_FLOATING || (op->cpus == PVF_CPUS_ONE && (op->pcpu < 0 || op->pcpu >= PVF_MAX_CPUS)) ||
+		if (op->cpus > PVF_CPUS_FLOATING || (op->cpus == PVF_CPUS_ONE && (op->pcpu < 0 || op->pcpu >= PVF_MAX_CPUS)) ||
 		    (op->cpus == PVF_CPUS_FLOATING && CPU_COUNT(floating) == 0) || (op->nice != PVF_NICE_KEEP && (op->nice < -20 || op->nice > 19)) ||
-		    op->was > PVF_WAS_ENTRY || (op->was == PVF_WAS_ONE && (op->was_pcpu < 0 || op->was_pcpu >= PVF_MAX_CPUS)))
+		    op->was > PVF_WAS_ENTRY || (op->was == PVF_WAS_ONE && (op->was_pcpu < 0 || op->was_pcpu >= PVF_MAX_CPUS)) || op->group > PVF_GROUP_FLOAT ||
+		    (op->group != PVF_GROUP_NONE && !has_group))
+			return -1;
+		/* The floating set's write names no thread; every other op names one. */
+		if (op->group == PVF_GROUP_FLOAT ? op->tid != 0 || op->cpus != PVF_CPUS_FLOATING || op->nice != PVF_NICE_KEEP || op->was != PVF_WAS_ANY
+						 : op->tid <= 0 || (op->group == PVF_GROUP_LEAVE && op->cpus != PVF_CPUS_ONE) ||
+							   (op->group == PVF_GROUP_JOIN && op->cpus != PVF_CPUS_FLOATING))
 			return -1;
 	}
 	for (uint32_t k = 0; k < n_fb; k++)
@@ -648,8 +727,8 @@ int pvf_publish(int h, const uint8_t *buf, size_t len)
 		off += sizeof(e->h);
 		mask_to_set(e->h.floating, &e->floating);
 		if ((e->h.kind != PVF_NEW_PIN && e->h.kind != PVF_RELEASE) || (e->h.kind == PVF_RELEASE && e->h.n_back_ops + e->h.n_back_feedback) ||
-		    parse_ops(&e->fwd, e->h.n_ops, e->h.n_feedback, &e->floating, t.nr_vcpus, buf, len, &off) ||
-		    parse_ops(&e->back, e->h.n_back_ops, e->h.n_back_feedback, &in->base_floating, t.nr_vcpus, buf, len, &off))
+		    parse_ops(&e->fwd, e->h.n_ops, e->h.n_feedback, &e->floating, t.nr_vcpus, in->float_cpus_fd >= 0, buf, len, &off) ||
+		    parse_ops(&e->back, e->h.n_back_ops, e->h.n_back_feedback, &in->base_floating, t.nr_vcpus, in->float_cpus_fd >= 0, buf, len, &off))
 			goto bad;
 	}
 	if (off != len)
@@ -752,6 +831,7 @@ void pvf_stop(int h)
 	pthread_join(in->thread, NULL);
 	if (in->kick_fd >= 0)
 		close(in->kick_fd);
+	close_group(in);
 	close(in->stop_pipe[0]);
 	close(in->stop_pipe[1]);
 	close(in->wake_pipe[1]);

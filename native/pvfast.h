@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define PVF_TABLE_MAGIC 0x54465650u /* "PVFT" */
-#define PVF_TABLE_VERSION 2
+#define PVF_TABLE_VERSION 3
 #define PVF_MAX_VCPUS 64    /* vCPUs a table covers */
 #define PVF_MAX_HINTED 64   /* hinted guest threads a table covers */
 #define PVF_MAX_CPUS 256    /* host CPUs a table's masks name */
@@ -28,6 +28,11 @@ enum { PVF_CPUS_KEEP = 0, PVF_CPUS_ONE = 1, PVF_CPUS_FLOATING = 2 };
  * A thread whose CPUs are otherwise was placed by someone else (an operator's taskset): the op
  * leaves it alone and says so (moved_ops). */
 enum { PVF_WAS_ANY = 0, PVF_WAS_ONE = 1, PVF_WAS_BASE = 2, PVF_WAS_ENTRY = 3 };
+/* With a float group (pvf_group: the floating vCPU threads in one cpuset): LEAVE moves the
+ * thread to the VM's cpuset before its one CPU is set; JOIN widens the thread's mask to every
+ * CPU and moves it into the floating cpuset; FLOAT (tid 0, PVF_CPUS_FLOATING) writes the
+ * floating set (the entry's, or the base's on a way back) to the floating cpuset's CPUs. */
+enum { PVF_GROUP_NONE = 0, PVF_GROUP_LEAVE = 1, PVF_GROUP_JOIN = 2, PVF_GROUP_FLOAT = 3 };
 enum { PVF_BASE = 0, PVF_PINNED = 1 };
 
 /* The table as pvrun serializes it (little-endian; docs/fast-path.md). */
@@ -48,6 +53,8 @@ struct pvf_op {
 	int32_t nice;
 	uint32_t was;     /* PVF_WAS_*: checked before the CPUs change */
 	int32_t was_pcpu; /* with PVF_WAS_ONE */
+	uint32_t group;   /* PVF_GROUP_* */
+	uint32_t _pad;
 };
 struct pvf_feedback {
 	uint32_t vcpu, exclusive;
@@ -92,6 +99,10 @@ struct pvf_stats {
  * `tgid` (QEMU; 0 for tests whose stand-in threads are processes). A handle
  * >= 0, or -errno. */
 int pvf_start(const char *shm_path, const char *kick_path, int tgid);
+/* The float group's files (cgroup v1 cpusets, src/pin/cpuset.ts): the VM's cpuset's `tasks`,
+ * the floating cpuset's `tasks` and `cpuset.cpus`; all NULL: none (tables with group ops are
+ * then refused). 0 or -errno (none is kept then). */
+int pvf_group(int h, const char *vm_tasks, const char *float_tasks, const char *float_cpus);
 /* The read end of the wake pipe (a byte arrives after each kick); from now on
  * the caller owns it and closes it. */
 int pvf_wake_fd(int h);

@@ -24,6 +24,7 @@ export interface FastLib {
 	pvf_scan: KoffiFunc<(h: number) => number>;
 	pvf_allow: KoffiFunc<(h: number, ns: number) => number>;
 	pvf_budget: KoffiFunc<(h: number, burstNs: number, emptyNs: number, newsNs: number, decisionNs: number) => number>;
+	pvf_group: KoffiFunc<(h: number, vmTasks: string | null, floatTasks: string | null, floatCpus: string | null) => number>;
 	pvf_stop: KoffiFunc<(h: number) => void>;
 	pvs_start: KoffiFunc<(objPath: string, shmPath: string) => number>;
 	pvs_set_vcpus: KoffiFunc<(h: number, tids: Int32Array, n: number) => number>;
@@ -55,6 +56,7 @@ export function fastLib(): FastLib | string {
 			pvf_scan: fn('int pvf_scan(int h)'),
 			pvf_allow: fn('int pvf_allow(int h, uint64_t ns)'),
 			pvf_budget: fn('int pvf_budget(int h, uint64_t burst_ns, uint64_t empty_ns, uint64_t news_ns, uint64_t decision_ns)'),
+			pvf_group: fn('int pvf_group(int h, const char *vm_tasks, const char *float_tasks, const char *float_cpus)'),
 			pvf_stop: fn('void pvf_stop(int h)'),
 			pvs_start: fn('int pvs_start(const char *obj_path, const char *shm_path)'),
 			pvs_set_vcpus: fn('int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)'),
@@ -224,6 +226,13 @@ export class FastPath implements FastLink {
 		const most = (ms: number): number => ns(Math.min(ms, b.burstMs));
 		const rc = this.lib.pvf_budget(this.handle, ns(b.burstMs), most(b.emptyKickMs), most(b.newsKickMs), most(b.decisionMs));
 		if (rc !== 0) throw new Error(`the fast path refused a budget (errno ${-rc}): a bug in pvrun`);
+	}
+
+	/** The float group's files the ops of its tables write (src/pin/cpuset.ts), or none. Throws with the errno. */
+	group(paths: {vmTasks: string; floatTasks: string; floatCpus: string} | undefined): void {
+		if (this.stopped) return;
+		const rc = this.lib.pvf_group(this.handle, paths?.vmTasks ?? null, paths?.floatTasks ?? null, paths?.floatCpus ?? null);
+		if (rc !== 0) throw new Error(`the fast path cannot open the float group's files: errno ${-rc}`);
 	}
 
 	/** Act on kicks only until this process has used `cpuMs` more CPU (pvrun's share: cpu-governor.ts). */

@@ -14,6 +14,7 @@ import {
 	Cpus,
 	EntryHeader,
 	Feedback,
+	Group,
 	Kind,
 	Op,
 	TableHeader,
@@ -149,11 +150,13 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 			const {cpus, from} = op;
 			b.writeInt32LE(op.tid, at + Op.tid);
 			// cpusFor gives a vCPU either its own CPU or the floating set.
-			b.writeUInt32LE(!cpus ? Cpus.keep : cpus.length === 1 ? Cpus.one : Cpus.floating, at + Op.cpus);
-			b.writeInt32LE(cpus?.length === 1 ? (cpus[0] ?? -1) : -1, at + Op.pcpu);
+			// A float group's join and write are the floating set's, whatever its size.
+			const one = cpus?.length === 1 && op.group !== 'join' && op.group !== 'float';
+			b.writeUInt32LE(!cpus ? Cpus.keep : one ? Cpus.one : Cpus.floating, at + Op.cpus);
+			b.writeInt32LE(one ? (cpus[0] ?? -1) : -1, at + Op.pcpu);
 			b.writeInt32LE(op.nice ?? niceKeep, at + Op.nice);
 			const was =
-				!cpus || !from
+				!cpus || !from || op.group === 'float'
 					? Was.any
 					: from.length === 1
 						? Was.one
@@ -164,6 +167,7 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 								: Was.any;
 			b.writeUInt32LE(was, at + Op.was);
 			b.writeInt32LE(was === Was.one ? (from?.[0] ?? -1) : -1, at + Op.wasPcpu);
+			b.writeUInt32LE(Group[op.group ?? 'none'], at + Op.group);
 			at += Op.size;
 		}
 		return at;

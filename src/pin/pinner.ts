@@ -6,6 +6,12 @@
 // pinned them, are left alone; so is a vCPU thread whose CPUs are no longer
 // what pvrun set last (an operator's taskset since pvrun last looked): the
 // engine's look at operators then holds it.
+//
+// With a FloatGroup (src/pin/cpuset.ts) the floating vCPU threads are in one
+// cpuset: a new floating set is one write of it, a grant moves its thread out
+// and pins it, a release moves it back; the cost of a decision no longer grows
+// with the vCPU count.
+import type {FloatGroup} from './cpuset.js';
 import {sameCpus} from './operator.js';
 import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
 import {processThreads} from '../host/proc.js';
@@ -23,6 +29,13 @@ export interface PinOp {
 	/** The nice value to set (the thread's own base plus `niceOffset`), or undefined when it stays. */
 	nice?: number;
 	niceOffset?: number;
+	/**
+	 * With a float group: 'leave' moves the thread out of the floating set
+	 * before its one CPU is set; 'join' widens it and moves it in; 'float'
+	 * (vcpu -1, tid 0) writes `cpus` as the floating set, for every vCPU
+	 * thread in it.
+	 */
+	group?: 'leave' | 'join' | 'float';
 }
 
 export interface PinResult {
@@ -44,6 +57,10 @@ export class Pinner {
 	private readonly held = new Set<number>();
 	/** An operator pinned QEMU's other threads (virsh emulatorpin): they are left alone. */
 	private othersHeld = false;
+	/** The floating vCPU threads' cpuset, when there is one (useGroup). */
+	private group: FloatGroup | undefined;
+	/** vCPU threads in the group's floating set. */
+	private readonly grouped = new Set<number>();
 
 	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
 	constructor(
@@ -74,6 +91,19 @@ export class Pinner {
 		this.applied.clear();
 		this.othersFloating = undefined;
 		this.held.clear();
+		this.grouped.clear();
+	}
+
+	/** Place the floating vCPU threads as one, in `group`, from the next apply on. */
+	useGroup(group: FloatGroup): void {
+		this.group = group;
+		this.grouped.clear();
+		for (const tid of this.vcpuThreads.values()) this.applied.delete(tid);
+	}
+
+	/** The float group in use, if any. */
+	floatGroup(): FloatGroup | undefined {
+		return this.group;
 	}
 
 	/** The CPUs pvrun last set on thread `tid` (a vCPU's, or QEMU's main thread for the others), if any. */
@@ -93,6 +123,15 @@ export class Pinner {
 		if (tid !== undefined) {
 			this.applied.delete(tid);
 			this.renice(tid, 0, errors);
+			// Out of the floating set, so that its changes never reach the operator's thread.
+			if (this.group && this.grouped.delete(tid))
+				try {
+					const cpus = this.affinityOf(tid);
+					this.group.leave(tid);
+					setThreadAffinity(tid, cpus);
+				} catch (error) {
+					errors.push(firstLine(error));
+				}
 		}
 		return errors;
 	}
@@ -135,6 +174,7 @@ export class Pinner {
 
 	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
 	apply(a: Assignment): PinResult {
+		if (this.group) return this.applyGrouped(a, this.group);
 		const changed = new Map<number, number[]>();
 		const moved: number[] = [];
 		const errors: string[] = [];
@@ -146,6 +186,72 @@ export class Pinner {
 			else if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
 		}
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
+		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v) && !moved.includes(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
+		return {changed, moved, errors};
+	}
+
+	/**
+	 * `apply` with a float group: grants leave the floating set first, then the
+	 * set is written (once), then released or new threads join it. A floating
+	 * thread in the group is not looked at one by one: the kernel keeps an
+	 * operator's mask across the writes, and the engine's look finds it.
+	 */
+	private applyGrouped(a: Assignment, group: FloatGroup): PinResult {
+		const changed = new Map<number, number[]>();
+		const moved: number[] = [];
+		const errors: string[] = [];
+		const floatKey = a.floating.join(',');
+		for (const [v, tid] of this.vcpuThreads) {
+			const own = a.exclusive.get(v);
+			if (this.held.has(v) || !own) continue;
+			const last = this.applied.get(tid);
+			if (last === String(own.pcpu)) continue;
+			if (last !== undefined && this.movedAway(tid, last)) {
+				moved.push(v);
+				continue;
+			}
+			try {
+				this.checkOwned(tid, this.qemuPid);
+				if (this.grouped.has(tid)) group.leave(tid);
+				this.grouped.delete(tid);
+				setThreadAffinity(tid, [own.pcpu]);
+				this.applied.set(tid, String(own.pcpu));
+				changed.set(v, [own.pcpu]);
+			} catch (error) {
+				errors.push(firstLine(error));
+			}
+		}
+		let written = true;
+		try {
+			group.setFloating(a.floating);
+		} catch (error) {
+			written = false;
+			errors.push(`cannot set the floating CPUs ${floatKey} in ${group.floatDir}: ${firstLine(error)}`);
+		}
+		for (const [v, tid] of this.vcpuThreads) {
+			if (this.held.has(v) || a.exclusive.has(v)) continue;
+			const last = this.applied.get(tid);
+			if (this.grouped.has(tid)) {
+				if (written && last !== floatKey) {
+					this.applied.set(tid, floatKey);
+					changed.set(v, a.floating);
+				}
+				continue;
+			}
+			if (last !== undefined && last !== floatKey && this.movedAway(tid, last)) {
+				moved.push(v);
+				continue;
+			}
+			try {
+				this.checkOwned(tid, this.qemuPid);
+				group.join(tid);
+				this.grouped.add(tid);
+				this.applied.set(tid, group.floating().join(','));
+				if (last !== this.applied.get(tid)) changed.set(v, group.floating());
+			} catch (error) {
+				errors.push(firstLine(error));
+			}
+		}
 		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v) && !moved.includes(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
 		return {changed, moved, errors};
 	}
@@ -165,6 +271,7 @@ export class Pinner {
 	 * never). Reads a thread's base nice value the first time it is needed.
 	 */
 	plan(a: Assignment, assumed: readonly PinOp[] = []): PinOp[] {
+		if (this.group) return this.planGrouped(a, assumed, this.group);
 		const appliedKey = (tid: number) => assumed.findLast((op) => op.tid === tid && op.cpus)?.cpus?.join(',') ?? this.applied.get(tid);
 		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
 		const ops: PinOp[] = [];
@@ -187,10 +294,53 @@ export class Pinner {
 		return ops;
 	}
 
+	/** `plan` with a float group, in `applyGrouped`'s order: grants leave, the floating set is written once, others join. */
+	private planGrouped(a: Assignment, assumed: readonly PinOp[], group: FloatGroup): PinOp[] {
+		const inGroup = (tid: number) => {
+			const op = assumed.findLast((o) => o.tid === tid && (o.group === 'leave' || o.group === 'join'));
+			return op ? op.group === 'join' : this.grouped.has(tid);
+		};
+		const floatNow = assumed.findLast((o) => o.group === 'float')?.cpus ?? group.floating();
+		const appliedKey = (tid: number) =>
+			inGroup(tid) ? floatNow.join(',') : (assumed.findLast((op) => op.tid === tid && op.cpus)?.cpus?.join(',') ?? this.applied.get(tid));
+		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
+		const leaving: PinOp[] = [];
+		const rest: PinOp[] = [];
+		for (const [vcpu, tid] of this.vcpuThreads) {
+			if (this.held.has(vcpu)) continue;
+			const op: PinOp = {vcpu, tid};
+			const own = a.exclusive.get(vcpu);
+			const last = appliedKey(tid);
+			if (own ? last !== String(own.pcpu) : !inGroup(tid)) {
+				op.cpus = own ? [own.pcpu] : [...a.floating];
+				if (last !== undefined) op.from = last.split(',').map(Number);
+				if (own && inGroup(tid)) op.group = 'leave';
+				if (!own) op.group = 'join';
+			}
+			const offset = own ? 0 : a.floatNice;
+			if (offsetOf(tid) !== offset) {
+				op.nice = this.niceFor(tid, offset);
+				op.niceOffset = offset;
+			}
+			if (op.cpus || op.nice !== undefined) (op.group === 'leave' ? leaving : rest).push(op);
+		}
+		const float: PinOp[] = sameCpus(floatNow, a.floating) ? [] : [{vcpu: -1, tid: 0, cpus: [...a.floating], group: 'float'}];
+		return [...leaving, ...float, ...rest];
+	}
+
 	/** The fast path applied `ops` (from `plan`) except those `failed` names (failed, or left alone): remember them as applied. */
 	adopt(ops: readonly PinOp[], failed: (index: number) => boolean): void {
 		ops.forEach((op, i) => {
-			if (failed(i) || this.vcpuThreads.get(op.vcpu) !== op.tid) return;
+			if (failed(i)) return;
+			if (op.group === 'float' && op.cpus) {
+				this.group?.adoptFloating(op.cpus);
+				const key = op.cpus.join(',');
+				for (const tid of this.grouped) this.applied.set(tid, key);
+				return;
+			}
+			if (this.vcpuThreads.get(op.vcpu) !== op.tid) return;
+			if (op.group === 'leave') this.grouped.delete(op.tid);
+			if (op.group === 'join') this.grouped.add(op.tid);
 			if (op.cpus) this.applied.set(op.tid, op.cpus.join(','));
 			if (op.niceOffset !== undefined) this.niceOffset.set(op.tid, op.niceOffset);
 		});

@@ -12,7 +12,9 @@ import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/hints/affinity/policy.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/fast/table.js';
-import {connectedWithin, feedback, kickServer, sleeper, standIn} from '../helpers/fast.js';
+import {connectedWithin, feedback, kickServer, sleeper, standIn, standInGroup} from '../helpers/fast.js';
+import {Group, Op} from '../../src/fast/format.js';
+import {cpusetMount} from '../../src/pin/cpuset.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 import {guestBudget} from '../../src/util/guest-budget.js';
 
@@ -239,7 +241,18 @@ t.test('a table pvrun got wrong is refused whole, and the old one is gone', asyn
 	t.throws(() => f.fast.publish(bad((b) => b.writeInt32LE(20, firstOp + 12))), /refused/, 'a nice value above 19');
 	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(4, firstOp + 16))), /refused/, 'an expectation of no known kind');
 	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(1, firstOp + 16) && b.writeInt32LE(256, firstOp + 20))), /refused/, 'expecting a CPU past 255');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(Group.leave, firstOp + Op.group))), /refused/, 'a float group op without a float group');
+	t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(Group.float + 1, firstOp + Op.group))), /refused/, 'a float group op of no known kind');
 	t.throws(() => f.fast.publish(Buffer.concat([good, Buffer.alloc(4)])), /refused/, 'trailing bytes');
+	// With a float group, its ops are checked too (the first op sets one CPU).
+	const group = cpusetMount() ? standInGroup(t, f.tids.get(0) ?? 0, [], [0, 1]) : 'no cpuset hierarchy';
+	if (typeof group !== 'string') {
+		f.fast.group(group.paths());
+		t.doesNotThrow(() => f.fast.publish(bad((b) => b.writeUInt32LE(Group.leave, firstOp + Op.group))), 'a leave that sets one CPU');
+		t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(Group.join, firstOp + Op.group))), /refused/, 'a join must take the floating set');
+		t.throws(() => f.fast.publish(bad((b) => b.writeUInt32LE(Group.float, firstOp + Op.group))), /refused/, "the floating set's write names no thread");
+		f.fast.group(undefined);
+	} else t.comment(`float group ops not checked: ${group}`);
 	f.guest.append({tid: 600, mask: maskOf(1)});
 	await f.kick();
 	t.match(f.fast.stats(), {applied: 0, noTable: 1}, 'after a refused table nothing is current');

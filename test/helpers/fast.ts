@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type {Test} from 'tap';
 import {FastPath} from '../../src/fast/binding.js';
+import {FloatGroup} from '../../src/pin/cpuset.js';
 import {threadInProcess} from '../../src/host/libc.js';
 import type {ShmArea} from '../../src/shm/area.js';
 import {Slot, slotSize, slotsOffset} from '../../src/shm/layout.js';
@@ -20,6 +21,18 @@ import {within} from './pvrun-vm.js';
  * is still QEMU's; see Pinner's `owns`).
  */
 export const standIn = (_tgid: number, tid: number): boolean => threadInProcess(tid, tid);
+
+/**
+ * A float group (src/pin/cpuset.ts) over stand-ins `qemu` and `vcpus` on CPUs
+ * `cpus`, closed with `t`; or why the host cannot have one (not root, no
+ * cgroup v1 cpuset hierarchy).
+ */
+export function standInGroup(t: Test, qemu: number, vcpus: readonly number[], cpus: readonly number[]): FloatGroup | string {
+	if (process.getuid?.() !== 0) return 'needs root';
+	const group = FloatGroup.open(qemu, vcpus, cpus, {name: `pvrun-test.${process.pid}.${crypto.randomBytes(4).toString('hex')}`});
+	if (typeof group !== 'string') t.teardown(() => void group.close());
+	return group;
+}
 
 /** A process that only sleeps: its pid is a thread id the fast path may pin. */
 export function sleeper(t: Test): ChildProcess {
@@ -75,7 +88,12 @@ export async function waitUntil(what: string, ok: () => boolean, ms = 2000, step
  * before what was set up earlier (tap runs teardowns last first): an engine
  * then stops with nothing left to take from it.
  */
-export async function attachFastPath(t: Test, shm: ShmArea, engine: AffinityEngine): Promise<{fast: FastPath; socket: net.Socket; kick: () => Promise<void>}> {
+export async function attachFastPath(
+	t: Test,
+	shm: ShmArea,
+	engine: AffinityEngine,
+	group?: FloatGroup,
+): Promise<{fast: FastPath; socket: net.Socket; kick: () => Promise<void>}> {
 	const server = await kickServer(t);
 	let wakes = 0;
 	const fast = FastPath.start(shm.path, server.path, 0, () => {
@@ -83,6 +101,7 @@ export async function attachFastPath(t: Test, shm: ShmArea, engine: AffinityEngi
 		engine.kick();
 	});
 	t.teardown(() => fast.stop());
+	fast.group(group?.paths());
 	engine.setFastPath(fast);
 	const socket = await connectedWithin(server.connected);
 	const kick = async (): Promise<void> => {

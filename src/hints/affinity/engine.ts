@@ -35,14 +35,23 @@ function movedOp(a: FastApplied, i: number): boolean {
 	return ((a.movedOps >> BigInt(i)) & 1n) === 1n;
 }
 
-/** What the fast path did, as Pinner.apply would have reported it. */
-function fastResult(ops: readonly PinOp[], a: FastApplied): PinResult {
+/**
+ * What the fast path did, as Pinner.apply would have reported it. A float
+ * group's write changed every vCPU that floats in `next` (`floating`).
+ */
+function fastResult(ops: readonly PinOp[], a: FastApplied, floating: () => number[]): PinResult {
 	const changed = new Map<number, number[]>();
 	const moved: number[] = [];
 	const errors: string[] = [];
 	ops.forEach((op, i) => {
 		if (movedOp(a, i)) moved.push(op.vcpu);
-		else if (failedOp(a, i)) errors.push(`fast path: cannot apply to thread ${op.tid} (vCPU ${op.vcpu}): errno ${a.errno}`);
+		else if (failedOp(a, i))
+			errors.push(
+				op.group === 'float'
+					? `fast path: cannot set the floating CPUs ${op.cpus?.join(',')}: errno ${a.errno}`
+					: `fast path: cannot apply to thread ${op.tid} (vCPU ${op.vcpu}): errno ${a.errno}`,
+			);
+		else if (op.group === 'float') for (const v of floating()) changed.set(v, op.cpus ?? []);
 		else if (op.cpus) changed.set(op.vcpu, op.cpus);
 	});
 	return {changed, moved, errors};
@@ -604,7 +613,8 @@ export class AffinityEngine implements HintTypeEngine {
 		const seq = cause.kind === 'records' || cause.kind === 'fast' ? cause.seq : 0;
 		const start = cause.kind === 'start';
 		// The fast path's decision is applied already: only what follows the pinning is left.
-		const result = fast ? fastResult(fast.ops, fast.applied) : this.pinner.apply(next);
+		const floaters = () => [...this.pinner.threads().keys()].filter((v) => !next.exclusive.has(v) && !this.pinner.heldVcpus().has(v));
+		const result = fast ? fastResult(fast.ops, fast.applied, floaters) : this.pinner.apply(next);
 		// A vCPU thread placed by someone else since pvrun set it is theirs: decide again without it
 		// (the pins just applied to the others are corrected from what the pinner has as applied).
 		if (result.moved.length > 0 && !fast && depth < 2) {

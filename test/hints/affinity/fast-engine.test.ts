@@ -3,7 +3,7 @@
 // /dev/shm area written as the guest agent writes it, a real kick socket, and
 // the event log as pvrun writes it. Checks what the host and the guest would
 // see: pins in /proc, feedback in the slots, decisions in the log.
-import fs from 'node:fs';
+import fs, {readFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
@@ -13,33 +13,32 @@ import {AffinityEvent, AffinityKind, Record, recordSize, ringOffset} from '../..
 import {RingReader} from '../../../src/shm/reader.js';
 import {EventLog, readEventLog, type LoggedEvent} from '../../../src/vm/event-log.js';
 import {AffinityEngine} from '../../../src/hints/affinity/engine.js';
-import {attachFastPath, feedback, sleeper, standIn, waitUntil} from '../../helpers/fast.js';
+import {attachFastPath, feedback, sleeper, standIn, standInGroup, waitUntil} from '../../helpers/fast.js';
+import {cpusetMount, tasksOf} from '../../../src/pin/cpuset.js';
 import {Guest, area, maskOf} from '../../helpers/guest-ring.js';
 
 const cpusOf = (tid: number) => threadCpusAllowed(tid, tid);
 
-async function setUp(t: Test, fallbackMs = 60_000) {
+/** With `grouped`, the floating vCPU threads are in a float group (src/pin/cpuset.ts), which the fast path writes. */
+async function setUp(t: Test, fallbackMs = 60_000, grouped = false) {
 	const shm = area(t, 2);
 	const guest = new Guest(shm);
 	const [a, b, qemu] = [sleeper(t), sleeper(t), sleeper(t)];
 	const tids = [a.pid ?? 0, b.pid ?? 0];
+	const pinner = new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn);
+	const group = grouped ? standInGroup(t, qemu.pid ?? 0, tids, [0, 1]) : undefined;
+	if (typeof group === 'string') throw new Error(group);
+	if (group) pinner.useGroup(group);
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-fast-engine-'));
 	const logFile = path.join(dir, 'events.jsonl');
 	const log = new EventLog(logFile, false);
-	const engine = new AffinityEngine(
-		shm,
-		new RingReader(shm),
-		new Pinner(new Map(tids.map((tid, v) => [v, tid])), qemu.pid ?? 0, false, standIn),
-		[0, 1],
-		2,
-		log,
-	);
+	const engine = new AffinityEngine(shm, new RingReader(shm), pinner, [0, 1], 2, log);
 	t.teardown(() => {
 		engine.stop();
 		log.close();
 		fs.rmSync(dir, {recursive: true, force: true});
 	});
-	const {fast, socket, kick} = await attachFastPath(t, shm, engine);
+	const {fast, socket, kick} = await attachFastPath(t, shm, engine, group);
 	engine.start(fallbackMs);
 	const events = (): LoggedEvent[] => readEventLog(logFile);
 	/** Wait (2 s at most) until `ok()`, letting the event loop run the engine. */
@@ -48,6 +47,7 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 		shm,
 		guest,
 		tids,
+		group,
 		engine,
 		fast,
 		events,
@@ -64,43 +64,55 @@ async function setUp(t: Test, fallbackMs = 60_000) {
 	};
 }
 
-t.test('the fast path decides, the engine follows: pins adopted, feedback kept, everything logged', async (t) => {
-	const f = await setUp(t);
-	const [a = 0, b = 0] = f.tids;
-	f.guest.append({tid: 300, tgid: 300, comm: 'worker', mask: maskOf(1)});
-	await f.kick();
-	await f.until('the pin is logged', () => f.events().some((e) => e.event === 'pin'));
-	t.same(cpusOf(b), [1], 'vCPU 1 on CPU 1 alone');
-	t.same(cpusOf(a), [0], 'vCPU 0 floats on CPU 0');
-	t.match(feedback(f.shm, 1), {state: 1, pcpu: 1, hintTid: 300});
-	const seqAfterPin = feedback(f.shm, 1).seq;
-	let events = f.events();
-	t.match(
-		events.find((e) => e.event === 'applied'),
-		{fast: true, changed: 2, seq: 0},
-		'logged as the fast path’s decision',
-	);
-	t.match(
-		events.find((e) => e.event === 'pin'),
-		{vcpu: 1, pcpu: 1, tid: 300, comm: 'worker'},
-	);
-	t.match(
-		events.find((e) => e.event === 'hint'),
-		{tid: 300, vcpus: [1]},
-		'and the record that asked for it',
-	);
-	t.equal(feedback(f.shm, 1).seq, seqAfterPin, 'the engine did not write the feedback again');
+const groupSkip = process.getuid?.() !== 0 ? 'needs root' : cpusetMount() ? false : 'needs a cgroup v1 cpuset hierarchy';
+for (const grouped of [false, true])
+	t.test(
+		`the fast path decides, the engine follows: pins adopted, feedback kept, everything logged${grouped ? ' (float group)' : ''}`,
+		{skip: grouped && groupSkip},
+		async (t) => {
+			const f = await setUp(t, 60_000, grouped);
+			const [a = 0, b = 0] = f.tids;
+			f.guest.append({tid: 300, tgid: 300, comm: 'worker', mask: maskOf(1)});
+			await f.kick();
+			await f.until('the pin is logged', () => f.events().some((e) => e.event === 'pin'));
+			t.same(cpusOf(b), [1], 'vCPU 1 on CPU 1 alone');
+			t.same(cpusOf(a), [0], 'vCPU 0 floats on CPU 0');
+			if (f.group) {
+				t.same(tasksOf(f.group.dir), [b], "vCPU 1's thread left the floating cpuset");
+				t.same(tasksOf(f.group.floatDir), [a], "vCPU 0's is in it");
+				t.equal(readFileSync(path.join(f.group.floatDir, 'cpuset.cpus'), 'utf8').trim(), '0', 'which the fast path narrowed');
+			}
+			t.match(feedback(f.shm, 1), {state: 1, pcpu: 1, hintTid: 300});
+			const seqAfterPin = feedback(f.shm, 1).seq;
+			let events = f.events();
+			t.match(
+				events.find((e) => e.event === 'applied'),
+				{fast: true, changed: 2, seq: 0},
+				'logged as the fast path’s decision',
+			);
+			t.match(
+				events.find((e) => e.event === 'pin'),
+				{vcpu: 1, pcpu: 1, tid: 300, comm: 'worker'},
+			);
+			t.match(
+				events.find((e) => e.event === 'hint'),
+				{tid: 300, vcpus: [1]},
+				'and the record that asked for it',
+			);
+			t.equal(feedback(f.shm, 1).seq, seqAfterPin, 'the engine did not write the feedback again');
 
-	f.guest.append({tid: 300, tgid: 300, kind: AffinityKind.exit, mask: maskOf()});
-	await f.kick();
-	await f.until('the release is logged', () => f.events().some((e) => e.event === 'float'));
-	t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats');
-	events = f.events();
-	t.equal(events.filter((e) => e.event === 'applied' && e['fast'] === true).length, 2, 'both by the fast path');
-	t.equal(f.engine.decisions.fast, 2);
-	t.equal(f.engine.decisions.slow, 0);
-	t.equal(f.engine.hostLatenciesUs.length, 2, 'their latencies are the benchmark’s samples');
-});
+			f.guest.append({tid: 300, tgid: 300, kind: AffinityKind.exit, mask: maskOf()});
+			await f.kick();
+			await f.until('the release is logged', () => f.events().some((e) => e.event === 'float'));
+			t.same(cpusOf(b), [0, 1], 'the thread exits: vCPU 1 floats');
+			if (f.group) t.same(tasksOf(f.group.floatDir).sort(), [a, b].sort(), 'in the floating cpuset again');
+			events = f.events();
+			t.equal(events.filter((e) => e.event === 'applied' && e['fast'] === true).length, 2, 'both by the fast path');
+			t.equal(f.engine.decisions.fast, 2);
+			t.equal(f.engine.decisions.slow, 0);
+			t.equal(f.engine.hostLatenciesUs.length, 2, 'their latencies are the benchmark’s samples');
+		},
+	);
 
 t.test('a record the guest rewrites after the fast path read it: the policy decides over it', async (t) => {
 	const f = await setUp(t);
