@@ -41,7 +41,6 @@ Usage: pvrun [--pv-OPTION ...] QEMU-ARGUMENT ...   or   pvrun COMMAND ...
 Example (sh; the default guest; Ctrl-A X quits): set -- $(pvrun image path)
   pvrun --pv-cpus 0-1 -m 512 -smp 2 -nographic -kernel "$1" -initrd "$2" \\
     -append console=ttyS0
-
 QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
 ${pvOptionDocs.map((o) => `${optionHelpLine(o)}\n`).join('')}${commandDocs
 		.filter((c) => !helpLess.has(c.name))

@@ -123,6 +123,7 @@ function parseJoined(joined: string[]) {
 				'pv-cs': {type: 'string', default: 'off'},
 				'pv-cs-feedback': {type: 'string', default: 'auto'},
 				'pv-cs-boost': {type: 'string'},
+				'pv-placement': {type: 'string', default: 'auto'},
 				'pv-guest-cpu': {type: 'string', default: String(defaultGuestCpuPercent)},
 			},
 		}).values;
@@ -150,6 +151,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		cs: choice('pv-cs', values['pv-cs'], ['off', 'observe', 'act'] as const),
 		csBoost: values['pv-cs-boost'] === undefined ? {...defaultCsBoost} : csBoost(values['pv-cs-boost']),
 		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
+		placement: choice('pv-placement', values['pv-placement'], ['auto', 'cpuset', 'threads'] as const),
 		guestCpuPercent: percent('pv-guest-cpu', values['pv-guest-cpu']),
 	};
 	if (values['pv-cpus'] !== undefined) {

@@ -83,6 +83,14 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 		detail: "Where the host's view of the vCPU threads comes from: a host BPF program (bpf), /proc (proc), or bpf where it loads (auto).",
 	},
 	{
+		name: '--pv-placement',
+		arg: 'P',
+		choices: ['auto', 'cpuset', 'threads'],
+		brief: 'auto|cpuset|threads: how floating vCPUs are moved (auto)',
+		detail:
+			"How pvrun moves the vCPU threads that float: as one, in a cpuset of the VM's (cpuset: a decision's cost does not grow with the vCPU count; cgroup v1, root, not in a libvirt machine's cgroup), one sched_setaffinity per thread (threads), or cpuset in VMs of 16 vCPUs or more where it can and moving a thread between cpusets is quick (a cgroup hierarchy mounted with favordynmods), threads elsewhere (auto). docs/placement.md.",
+	},
+	{
 		name: '--pv-cs-boost',
 		arg: 'K=V',
 		brief: "act's bounds, e.g. max=1000us,share=10% (see docs/cli.md)",

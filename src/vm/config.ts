@@ -25,11 +25,15 @@ export interface VmConfig {
 	csBoost: CsBoost;
 	/** --pv-cs-feedback: where the host's view of the vCPU threads comes from (docs/critical-sections.md#the-host-side). */
 	csFeedback: CsFeedback;
+	/** --pv-placement: the floating vCPU threads moved as one (cpuset), one by one (threads), or cpuset where it can (auto). */
+	placement: Placement;
 	/** --pv-guest-cpu: the share of one host CPU, percent, that what the guest does may make pvrun use (0: off, no budget). */
 	guestCpuPercent: number;
 }
 
 export type CsMode = 'off' | 'observe' | 'act';
+
+export type Placement = 'auto' | 'cpuset' | 'threads';
 
 /** --pv-cs-boost (docs/critical-sections.md#acting): each boost's bound, the budget per vCPU, the payback. */
 export interface CsBoost {

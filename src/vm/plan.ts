@@ -10,7 +10,7 @@ import {formatCpuList} from '../host/cpus.js';
 import {qemuOptions, userChoseAccel, userSetDebugThreads, vcpuCount} from '../qemu/args.js';
 import {maxVcpus, shmSize} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
-import type {CsBoost, CsFeedback, CsMode, VmConfig} from './config.js';
+import type {CsBoost, CsFeedback, CsMode, Placement, VmConfig} from './config.js';
 import {channelArgs, checkNoClash, choosePlace, type ChannelFiles, type ChannelPlace} from './devices.js';
 import type {HostFacts} from './probe.js';
 
@@ -33,6 +33,8 @@ export interface VmPlan {
 	csBoost: CsBoost;
 	/** --pv-cs-feedback: the source of the host's view of the vCPU threads. */
 	csFeedback: CsFeedback;
+	/** --pv-placement. */
+	placement: Placement;
 	/** --pv-guest-cpu, percent of one host CPU. */
 	guestCpuPercent: number;
 	nrVcpus: number;
@@ -85,6 +87,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		cs: options.cs,
 		csBoost: options.csBoost,
 		csFeedback: options.csFeedback,
+		placement: options.placement,
 		guestCpuPercent: options.guestCpuPercent,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),

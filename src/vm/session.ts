@@ -8,6 +8,7 @@ import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
+import {FloatGroup} from '../pin/cpuset.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
 import {connectQmp, type Qmp, type VcpuThread} from '../qemu/qmp.js';
@@ -44,6 +45,14 @@ const channelSliceNs = 100_000;
 const firstHelloWaitMs = 5000;
 const maxHelloWaitMs = 40_000;
 const quitGraceMs = 2000;
+/** A move between cpusets slower than this (ms) makes `--pv-placement auto` pin threads one by one: it waited for an RCU grace period. */
+const slowMoveMs = 2;
+/**
+ * `--pv-placement auto` moves the floating vCPU threads as one from this many vCPUs on: with
+ * busy vCPU threads, a grant costs about the same either way at 16, less one by one below, less
+ * as one above (bench/experiments/2026-12-06-placement-flat/).
+ */
+const groupMinVcpus = 16;
 
 /** Create the VM's run directory (sockets, state file) and shared memory; nothing is left if this throws. */
 export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpus' | 'cs'>): ShmArea {
@@ -73,6 +82,8 @@ export class HintSession {
 	/** Critical sections observed (--pv-cs observe). */
 	private cs: CsObserver | undefined;
 	private fast: FastPath | undefined;
+	/** The floating vCPU threads' cpuset (--pv-placement). */
+	private group: FloatGroup | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
 	private closed = false;
@@ -147,6 +158,7 @@ export class HintSession {
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
+		this.openGroup(pinner, threads);
 		this.engine = new AffinityEngine(
 			this.area,
 			this.reader,
@@ -464,6 +476,41 @@ export class HintSession {
 	}
 
 	/**
+	 * The floating vCPU threads as one, in a cpuset of the VM's (--pv-placement,
+	 * docs/placement.md), with `auto` in VMs of 16 vCPUs or more where a thread's
+	 * move between cpusets is quick; elsewhere one by one (the `placement` event
+	 * says why).
+	 */
+	private openGroup(pinner: Pinner, threads: readonly VcpuThread[]): void {
+		const mode = this.plan.placement;
+		const tids = threads.map((t) => t.threadId);
+		let group =
+			mode === 'threads'
+				? '--pv-placement threads'
+				: mode === 'auto' && tids.length < groupMinVcpus
+					? `${tids.length} vCPUs: below ${groupMinVcpus}, one sched_setaffinity per thread costs less`
+					: FloatGroup.open(this.qemu.pid, tids, this.plan.allowed);
+		const moveMs = typeof group === 'string' ? undefined : group.moveMs;
+		const slow =
+			moveMs !== undefined && moveMs > slowMoveMs
+				? `a thread's move between cpusets took ${moveMs.toFixed(1)} ms (the kernel waits for an RCU grace period unless a cgroup hierarchy is mounted with favordynmods)`
+				: undefined;
+		if (typeof group !== 'string' && slow && mode === 'auto') {
+			group.close();
+			group = slow;
+		}
+		if (typeof group === 'string') {
+			if (mode === 'cpuset') this.warn(`--pv-placement cpuset: ${group}; each vCPU thread is pinned on its own instead`);
+			this.log.write('placement', {mode: 'threads', reason: group});
+			return;
+		}
+		if (slow) this.warn(`--pv-placement cpuset: ${slow}; each grant and release waits as long`);
+		this.group = group;
+		pinner.useGroup(group);
+		this.log.write('placement', {mode: 'cpuset', dir: group.dir, ...(moveMs === undefined ? {} : {moveMs: Math.round(moveMs * 1000) / 1000})});
+	}
+
+	/**
 	 * The native fast path, when the plan has a kick port: started before the
 	 * engine so that pvrun's thread placement (floating, off granted CPUs)
 	 * covers its thread too. Without it, the agent's KICK frames drive the
@@ -477,9 +524,12 @@ export class HintSession {
 		try {
 			this.fast = FastPath.start(this.area.path, this.plan.kickSocket, this.qemu.pid, () => engine.kick());
 			this.fast.budget(this.budget);
+			this.fast.group(this.group?.paths());
 			engine.setFastPath(this.fast);
 			this.log.write('fast-path', {state: 'on'});
 		} catch (error) {
+			this.fast?.stop();
+			this.fast = undefined;
 			this.log.write('warning', {message: `fast path off: ${firstLine(error)}`});
 		}
 	}
@@ -625,6 +675,8 @@ export class HintSession {
 			});
 			this.fast.stop();
 		}
+		// After the fast path: nothing writes the group's files any more.
+		for (const e of this.group?.close() ?? []) this.log.write('warning', {message: e});
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {

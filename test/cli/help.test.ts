@@ -27,7 +27,8 @@ t.test('the example in --help is a real command line', async (t) => {
 	// The example: "  pvrun --pv-... \" continued on the next line.
 	const start = r.stdout.indexOf('  pvrun --pv-');
 	t.ok(start >= 0, 'the example uses a --pv- option');
-	const example = r.stdout.slice(start).split('\n\n', 1)[0]?.replace(/\\\n/g, ' ') ?? '';
+	// Its lines: the first, and each after one that ends in a backslash.
+	const example = (/^.*?(?:\\\n.*?)*$/m.exec(r.stdout.slice(start))?.[0] ?? '').replace(/\\\n/g, ' ');
 	const argv = example
 		.trim()
 		.split(/\s+/)

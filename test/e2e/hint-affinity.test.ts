@@ -13,10 +13,15 @@ import {loggedVm, readEventLog} from '../../src/vm/event-log.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {bootThroughPvrun, hasExclusiveCpu, within} from '../helpers/pvrun-vm.js';
 import {helperOf, runDirNames, runRoot} from '../helpers/host-view.js';
+import {cpusetMount, cpusetOf} from '../../src/pin/cpuset.js';
 
 for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
-		const {guest, logFile} = await bootThroughPvrun(t, {run: '/usr/share/pvrun/pin-busy.sh,0x2,4,1', pvArgs: fast ? [] : ['--pv-fast-path', 'off']});
+		// The fast path with the float group asked for (by default, a VM of 2 vCPUs has none), the JavaScript thread without.
+		const {guest, logFile} = await bootThroughPvrun(t, {
+			run: '/usr/share/pvrun/pin-busy.sh,0x2,4,1',
+			pvArgs: fast ? ['--pv-placement', 'cpuset'] : ['--pv-fast-path', 'off'],
+		});
 
 		await guest.waitFor('pvrun-guest: ready', 60_000);
 		// Ready means live: pvrun loaded the programs (logged) before the guest said so, and the agent told the guest.
@@ -47,6 +52,17 @@ for (const fast of [true, false])
 		// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
 		t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
 		const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
+		// As root on a cgroup v1 host, the floating vCPU threads can be in a cpuset of the VM's (docs/placement.md):
+		// asked for, they are; by default, only in bigger VMs.
+		const placement = readEventLog(logFile).find((e) => e.event === 'placement');
+		const canGroup = process.getuid?.() === 0 && cpusetMount() !== undefined;
+		const grouped = placement?.['mode'] === 'cpuset';
+		if (fast) t.equal(grouped, canGroup, `asked for: ${JSON.stringify(placement)}`);
+		else t.match(placement, {mode: 'threads', reason: '2 vCPUs: below 16, one sched_setaffinity per thread costs less'}, 'by default, not in a VM this small');
+		if (grouped) {
+			t.match(cpusetOf(vcpu1), new RegExp(`/pvrun\\.${qemuPid}$`), "vCPU 1's thread is in the VM's cpuset");
+			t.match(cpusetOf(vcpu0), new RegExp(`/pvrun\\.${qemuPid}/float$`), "vCPU 0's in its floating cpuset");
+		}
 		t.equal(qemuPid, guest.pid, 'QEMU is the process started as pvrun');
 		const helper = helperOf(guest.pid);
 		t.notOk(threadCpusAllowed(helper, helper).includes(exclusiveCpu), `pvrun's own thread (its helper's) stays off the exclusive CPU ${exclusiveCpu}`);
@@ -152,6 +168,7 @@ for (const fast of [true, false])
 		t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
 		t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
 		t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
+		if (grouped) t.match(cpusetOf(vcpu1), new RegExp(`/pvrun\\.${qemuPid}/float$`), 'in the floating cpuset again');
 
 		await guest.waitFor('pin-busy: done', 30_000);
 		t.equal(await guest.exited, 0, 'the guest powers off; QEMU (started as pvrun) exits 0');
@@ -164,6 +181,7 @@ for (const fast of [true, false])
 		t.same(leftovers, [], 'no shared-memory file left behind');
 		const runDirs = runDirNames().filter((n) => n.startsWith(`pvrun-${guest.pid}-`));
 		t.same(runDirs, [], 'no socket directory left behind');
+		if (grouped) t.notOk(fs.existsSync(String(placement?.['dir'])), `no cpuset left behind (${String(placement?.['dir'])})`);
 		const exit = readEventLog(logFile).find((e) => e.event === 'exit');
 		t.ok(exit, 'pvrun logged its exit');
 		assertLogValid(t, logFile);
