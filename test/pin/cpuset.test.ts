@@ -118,6 +118,59 @@ t.test('the Pinner with a group: grants and releases placed as without one, one 
 	);
 });
 
+t.test(
+	"the Pinner with a group: a vCPU held for an operator leaves the floating set with the operator's CPUs, and joins it again when handed back",
+	{skip},
+	async (t) => {
+		const {group, qemu, vcpus} = groupFor(t, 3);
+		const [, b = 0] = vcpus;
+		const pinner = new Pinner(new Map(vcpus.map((tid, v) => [v, tid])), qemu, false, standIn);
+		pinner.useGroup(group);
+		const a = floatingOnly(cpus);
+		t.same(pinner.apply(a).errors, []);
+		setThreadAffinity(b, [c0]); // the operator's taskset
+		t.same(pinner.hold(1), []);
+		t.same(tasksOf(group.dir), [b], "out of the floating set, in the VM's cpuset");
+		t.same(cpusOf(b), [c0], "with the operator's CPUs");
+		t.equal(
+			pinner.apply(decideAffinity([{tid: 100, tgid: 100, comm: 'x', vcpus: [0], seq: 1}], 3, cpus, a, new Set(), {vcpus: new Set([1]), cpus: new Set([c0])}))
+				.errors.length,
+			0,
+		);
+		t.same(cpusOf(b), [c0], 'the floating set narrowed: the held thread is not touched');
+		setThreadAffinity(b, cpus); // handed back
+		pinner.release(1);
+		t.same(pinner.apply(a).errors, []);
+		t.ok(tasksOf(group.floatDir).includes(b), 'in the floating set again');
+		t.same(cpusOf(b), cpus);
+	},
+);
+
+t.test("no group in a libvirt machine's cpuset", {skip}, async (t) => {
+	const qemu = sleeper(t).pid ?? 0;
+	const root = mount ?? '';
+	const slice = path.join(root, 'machine.slice');
+	const made = !fs.existsSync(slice);
+	const dir = path.join(slice, `pvrun-test.${process.pid}`);
+	const mems = fs.readFileSync(path.join(root, 'cpuset.effective_mems'), 'utf8').trim();
+	for (const d of made ? [slice, dir] : [dir]) {
+		fs.mkdirSync(d);
+		fs.writeFileSync(path.join(d, 'cpuset.cpus'), fs.readFileSync(path.join(root, 'cpuset.effective_cpus'), 'utf8').trim());
+		fs.writeFileSync(path.join(d, 'cpuset.mems'), mems);
+	}
+	t.teardown(() => {
+		for (const tid of tasksOf(dir)) fs.writeFileSync(path.join(root, 'tasks'), `${tid}\n`);
+		for (const d of made ? [dir, slice] : [dir]) fs.rmdirSync(d);
+	});
+	fs.writeFileSync(path.join(dir, 'tasks'), `${qemu}\n`);
+	t.match(FloatGroup.open(qemu, [], cpus), /^QEMU is in \/machine\.slice\/pvrun-test\.\d+, a libvirt machine's cpuset: the operator's$/);
+	t.same(
+		fs.readdirSync(dir).filter((n) => n.startsWith('pvrun.')),
+		[],
+		'nothing made',
+	);
+});
+
 /** Counts of the group's writes from now on: the floating set, and thread moves. */
 function countWrites(t: Test, group: FloatGroup): () => {floating: number; moves: number} {
 	const counts = {floating: 0, moves: 0};
