@@ -45,6 +45,12 @@ export interface HintSeries {
 	fastDecisions: number;
 	/** Times the guest budget made a kick or the agent's bytes wait, over the runs (the exit event's `budgetWaits`; absent in results from before it). */
 	budgetWaits?: number;
+	/**
+	 * A short-lived process that pins itself the moment the guest says it is ready, in each
+	 * run: its round trip, and the runs where the host never answered it within 10 s (absent
+	 * in results from before it).
+	 */
+	firstPin?: {roundTripUs: number[]; missed: number};
 	samples: {pinUs: number[]; unpinUs: number[]; hostUs: number[]; relayUs: number[]};
 }
 
@@ -83,6 +89,9 @@ export interface MoveFloor {
 	runnableToIdleUs: Percentiles;
 	sleepingUs: Percentiles;
 }
+
+/** How long the pin made the moment the guest is ready waits for the host's answer. */
+const firstPinTimeoutMs = 10_000;
 
 /** Pause before each sparse hint: long enough for the guest's and the host's threads to sleep. */
 const sparsePauseUs = 5000;
@@ -175,6 +184,8 @@ export interface RunSamples {
 	/** The exit event's `budgetWaits`, summed. */
 	budgetWaits: number;
 	stolenPercent: number;
+	/** The round trip of the pin made the moment the guest was ready, or undefined: no answer within 10 s. */
+	firstPinUs: number | undefined;
 }
 
 /** Pool the runs of one series. */
@@ -197,6 +208,10 @@ export function series(runs: RunSamples[], pauseUs: number, guestCpuPercent: num
 		timeouts: runs.reduce((n, r) => n + r.timeouts, 0),
 		fastDecisions: runs.reduce((n, r) => n + r.fastDecisions, 0),
 		budgetWaits: runs.reduce((n, r) => n + r.budgetWaits, 0),
+		firstPin: {
+			roundTripUs: runs.flatMap((r) => (r.firstPinUs === undefined ? [] : [r.firstPinUs])),
+			missed: runs.filter((r) => r.firstPinUs === undefined).length,
+		},
 		samples,
 	};
 }
@@ -218,15 +233,19 @@ async function measureRoundTrips(
 		cpus: vcpus,
 		// A big guest needs more than the default 512 MiB (64 vCPUs' per-CPU areas).
 		...(vcpus > 16 ? {memoryMiB: 1024} : {}),
-		// Steady state: the guest waits until the agent is up and the program is loaded.
-		run: `sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-p,${pauseUs},-v`,
+		// First a short-lived process that pins itself the moment the guest is ready (the hints are
+		// live by then: the agent said so before the guest's ready line), then, in steady state, the series.
+		run: `pvhint,wait,1,-n,1,-w,0,-t,${firstPinTimeoutMs};sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-p,${pauseUs},-v`,
 		// Every decision's line is a sample: no event-log budget for this pvrun (back to back,
 		// thousands of hints a second).
 		launcher: ['env', 'PVRUN_LOG_RATE=unlimited', ...pvrunCommand('--pv-log', logFile, ...pvrunArgs)],
 	});
 	try {
 		// A boot under TCG takes about a second per vCPU beyond the first few.
-		const summary = await guest.waitFor(/^pvhint: /, 60_000 + vcpus * 2000 + hints * (200 + pauseUs / 1000));
+		const bootMs = 60_000 + vcpus * 2000;
+		const first = await guest.waitFor(/^pvhint: vcpu=1 n=1 /, bootMs + firstPinTimeoutMs);
+		const firstPinUs = /timeouts=0 .*pin_p50_us=([\d.]+)/.exec(first)?.[1];
+		const summary = await guest.waitFor(new RegExp(`^pvhint: vcpu=1 n=${hints} `), bootMs + hints * (200 + pauseUs / 1000));
 		// pvhint prints the measured hints only (not the warm-up).
 		const samples = guest.lines.filter((l) => l.startsWith('pvhint-sample: '));
 		const pinUs = samples.map((l) => Number(/pin_us=([\d.]+)/.exec(l)?.[1]));
@@ -248,7 +267,17 @@ async function measureRoundTrips(
 			0,
 		);
 		if (pinUs.length === 0 || pinUs.some((v) => !Number.isFinite(v))) throw new PvrunError(`pvhint reported no usable samples: ${summary}`);
-		return {pinUs, unpinUs, hostUs, relayUs, timeouts, fastDecisions, budgetWaits, stolenPercent: stolenPercent(cpuBefore, machineCpuTicks())};
+		return {
+			pinUs,
+			unpinUs,
+			hostUs,
+			relayUs,
+			timeouts,
+			fastDecisions,
+			budgetWaits,
+			stolenPercent: stolenPercent(cpuBefore, machineCpuTicks()),
+			firstPinUs: firstPinUs === undefined ? undefined : Number(firstPinUs),
+		};
 	} finally {
 		await guest.stop();
 	}
@@ -344,6 +373,10 @@ export function hintLatencyReport(r: HintLatencyResult): string {
 		out.push(`round trip p99 per run               ${s.perRunRoundTripP99Us.map((us) => ms(us)).join(', ')}\n`);
 		out.push(`CPU time stolen by the hypervisor    ${s.perRunStolenPercent.map((p) => `${p.toFixed(2)} %`).join(', ')} (per run)\n`);
 		out.push(`timeouts                            ${s.timeouts}\n`);
+		if (s.firstPin)
+			out.push(
+				`pin the moment the guest is ready    ${s.firstPin.roundTripUs.map((us) => ms(us)).join(', ') || '-'} (per run)${s.firstPin.missed ? `; MISSED in ${s.firstPin.missed} run${s.firstPin.missed === 1 ? '' : 's'} (no answer in 10 s)` : ''}\n`,
+			);
 		if (s.guestCpuPercent && s.budgetWaits !== undefined) out.push(`waits for the guest budget           ${s.budgetWaits}\n`);
 		if (s === r.paced) out.push('(no target: a machine-bound tail at long pauses; what matters is the same series before and after a change)\n');
 		else out.push(`targets (issue): round trip p99 < 2 ms: ${p99Below(s.roundTripUs, 2000)}; host side p99 < 50 µs: ${p99Below(s.hostSideUs, 50)}\n`);

@@ -14,8 +14,19 @@ const run1: RunSamples = {
 	fastDecisions: 2,
 	budgetWaits: 0,
 	stolenPercent: 1.23456,
+	firstPinUs: 1500,
 };
-const run2: RunSamples = {pinUs: [1000, 400], unpinUs: [80, 90], hostUs: [30], relayUs: [], timeouts: 2, fastDecisions: 1, budgetWaits: 4, stolenPercent: 0};
+const run2: RunSamples = {
+	pinUs: [1000, 400],
+	unpinUs: [80, 90],
+	hostUs: [30],
+	relayUs: [],
+	timeouts: 2,
+	fastDecisions: 1,
+	budgetWaits: 4,
+	stolenPercent: 0,
+	firstPinUs: undefined,
+};
 
 t.test('series: the runs pooled, with the p99 and the stolen time of each run', async (t) => {
 	t.strictSame(series([run1, run2], 5000, 5), {
@@ -30,6 +41,7 @@ t.test('series: the runs pooled, with the p99 and the stolen time of each run', 
 		timeouts: 3,
 		fastDecisions: 3,
 		budgetWaits: 4,
+		firstPin: {roundTripUs: [1500], missed: 1},
 		samples: {pinUs: [100, 300, 200, 1000, 400], unpinUs: [50, 60, 70, 80, 90], hostUs: [10, 20, 30], relayUs: [5]},
 	});
 	t.strictSame(run1.pinUs, [100, 300, 200], "the runs' samples are left in their order");
@@ -66,6 +78,10 @@ t.test('the report: percentiles per line, targets met or MISSED, a target withou
 	t.ok(lines.includes('decisions by the native fast path    3 of 3'));
 	t.ok(lines.includes('round trip p99 per run               0.30 ms, 1.00 ms'));
 	t.ok(lines.includes('CPU time stolen by the hypervisor    1.23 %, 0.00 % (per run)'));
+	t.ok(
+		lines.includes('pin the moment the guest is ready    1.50 ms (per run); MISSED in 1 run (no answer in 10 s)'),
+		'a run whose first pin got no answer is counted, not hidden',
+	);
 	t.strictSame(
 		lines.filter((l) => l.startsWith('targets')),
 		[
