@@ -41,7 +41,14 @@ export const scenarios: Record<ScenarioId, Scenario> = {
 	b: {id: 'b', title: 'a 2-vCPU guest beside a second VM (plain QEMU) with 2 busy vCPUs', vcpus: 2, neighbourVm: true, hostHogs: false},
 	c: {id: 'c', title: 'a 2-vCPU guest beside busy host processes (one per host CPU)', vcpus: 2, neighbourVm: false, hostHogs: true},
 	d: {id: 'd', title: 'one guest, 4 vCPUs, beside busy host processes (one per host CPU)', vcpus: 4, neighbourVm: false, hostHogs: true},
+	e: {id: 'e', title: 'a big guest: 16 vCPUs, all busy but the workload’s; poll and the hint latency', vcpus: 16, neighbourVm: false, hostHogs: false},
+	f: {id: 'f', title: 'a big guest: 64 vCPUs, all busy but the workload’s; poll and the hint latency', vcpus: 64, neighbourVm: false, hostHogs: false},
 };
+
+/** The big VMs' scenarios measure what grows with the vCPU count: a pinned poller's share, and the hint path. */
+const bigVmWorkloads: readonly WorkloadName[] = ['poll', 'hintlat'];
+/** A guest with more vCPUs than this is a big VM: only bigVmWorkloads, and 1 GiB of memory (64 vCPUs' per-CPU areas). */
+const smallVmVcpus = 4;
 
 /** The critical-section workloads: threads = vCPUs, in the scenarios whose guest has more vCPUs than the host has CPUs. */
 const csWorkloads: readonly WorkloadName[] = ['uspin', 'klock'];
@@ -91,6 +98,7 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 	const busy = (n: number) => `-b,${Math.max(0, n)}`;
 	// Scenario d exists for the critical-section workloads; they run where vCPUs outnumber host CPUs.
 	if (csWorkloads.includes(w) ? s.vcpus < 4 : s.id === 'd') return undefined;
+	if (s.vcpus > smallVmVcpus && !bigVmWorkloads.includes(w)) return undefined;
 	switch (w) {
 		case 'uspin':
 			// pvwork's lists take + (commas are spaces here). The quick run: one length, two locks.
@@ -337,13 +345,15 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 			kernel: ctx.image.kernel,
 			initrd: ctx.image.initrd,
 			cpus: plan.vcpus,
+			...(plan.vcpus > smallVmVcpus ? {memoryMiB: 1024} : {}),
 			run,
 			...(plan.launcher ? {launcher: plan.launcher} : {}),
 			...(place ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
 		});
 		consoleLines = guest.lines;
 		cleanups.push(() => guest.stop());
-		await guest.waitFor(readyLine, 60_000);
+		// A boot under TCG takes about a second per vCPU beyond the first few.
+		await guest.waitFor(readyLine, 60_000 + plan.vcpus * 2000);
 		await neighbour;
 		if (place) await placeVcpus(qmpSocket, place);
 		const hogsAt = hogs?.cpuNs();

@@ -9,7 +9,7 @@ export const configNames = ['plain', 'static', 'pvrun', 'pvrun-cs', 'pvrun-act',
 export type ConfigName = (typeof configNames)[number];
 export const workloadNames = ['poll', 'pingpong', 'sleeper', 'locks', 'hintlat', 'uspin', 'klock'] as const;
 export type WorkloadName = (typeof workloadNames)[number];
-export const scenarioIds = ['a', 'b', 'c', 'd'] as const;
+export const scenarioIds = ['a', 'b', 'c', 'd', 'e', 'f'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 
 export interface MatrixOptions {
@@ -34,6 +34,8 @@ export const fullOptions: Omit<MatrixOptions, 'out'> = {
 	scenarios: [...scenarioIds],
 	workloads: [...workloadNames],
 	configs: [...configNames],
+	// The big VMs (e, f: poll and the hint latency only) against plain QEMU and static pinning.
+	scenarioConfigs: {e: ['plain', 'static', 'pvrun'], f: ['plain', 'static', 'pvrun']},
 };
 // The quick run (the smoke test's) boots every configuration once, in scenario a, and plain and
 // pvrun in the others, whose set-up (a second VM, busy host processes) and chart are what they test; it

@@ -72,6 +72,13 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 	t.equal(workloadCommand('poll', scenarios.a, 10, 'plain'), 'pvwork,poll,-c,0,-s,10,-b,3');
 	t.equal(workloadCommand('pingpong', scenarios.b, 10, 'plain'), 'pvwork,pingpong,-a,0,-c,1,-s,10,-b,0');
 	t.equal(workloadCommand('hintlat', scenarios.a, 2, 'plain'), undefined, 'plain QEMU answers no hints');
+	t.equal(workloadCommand('poll', scenarios.f, 10, 'plain'), 'pvwork,poll,-c,0,-s,10,-b,63', 'a big VM: every other vCPU busy');
+	t.ok(workloadCommand('hintlat', scenarios.e, 2, 'pvrun'), 'and the hint latency');
+	t.same(
+		workloadNames.filter((w) => workloadCommand(w, scenarios.f, 2, 'pvrun') !== undefined),
+		['poll', 'hintlat'],
+		'nothing else in a big VM',
+	);
 	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun'));
 	t.ok(workloadCommand('hintlat', scenarios.a, 2, 'pvrun-act'));
 	t.equal(workloadCommand('uspin', scenarios.a, 3, 'plain'), 'pvwork,uspin,-t,4,-l,spin+spin-cs+mutex+pvcs,-w,1+10+50,-s,3', 'every lock and length');
