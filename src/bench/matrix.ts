@@ -114,8 +114,12 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 		case 'locks':
 			return `pvwork,locks,-t,${threads},-s,${seconds}`;
 		case 'hintlat':
-			// Only pvrun answers hints; the probe's own load is light.
-			return pvrunArgs[config] ? `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000` : undefined;
+			// Only pvrun answers hints; the probe's own load is light. A big VM's hints are fewer
+			// (a decision there costs pvrun more of its CPU share, --pv-guest-cpu, so they wait
+			// longer for it) and time out after 10 s (the guest's own scheduler, beside its busy
+			// vCPUs, delays a round trip by up to seconds under TCG).
+			if (!pvrunArgs[config]) return undefined;
+			return s.vcpus > smallVmVcpus ? `pvhint,wait,1,-n,${seconds * 2},-w,2,-t,10000` : `pvhint,wait,1,-n,${seconds * 20},-w,10,-t,2000`;
 	}
 }
 

@@ -9,8 +9,8 @@
 //
 // With a FloatGroup (src/pin/cpuset.ts) the floating vCPU threads are in one
 // cpuset: a new floating set is one write of it, a grant moves its thread out
-// and pins it, a release moves it back; the cost of a decision no longer grows
-// with the vCPU count.
+// and pins it, a release moves it back: a few system calls per decision
+// whatever the vCPU count.
 import type {FloatGroup} from './cpuset.js';
 import {sameCpus} from './operator.js';
 import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
@@ -99,11 +99,6 @@ export class Pinner {
 		this.group = group;
 		this.grouped.clear();
 		for (const tid of this.vcpuThreads.values()) this.applied.delete(tid);
-	}
-
-	/** The float group in use, if any. */
-	floatGroup(): FloatGroup | undefined {
-		return this.group;
 	}
 
 	/** The CPUs pvrun last set on thread `tid` (a vCPU's, or QEMU's main thread for the others), if any. */
