@@ -266,16 +266,19 @@ export class Pinner {
 	 * never). Reads a thread's base nice value the first time it is needed.
 	 */
 	plan(a: Assignment, assumed: readonly PinOp[] = []): PinOp[] {
-		if (this.group) return this.planGrouped(a, assumed, this.group);
-		const appliedKey = (tid: number) => assumed.findLast((op) => op.tid === tid && op.cpus)?.cpus?.join(',') ?? this.applied.get(tid);
-		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
+		const before = lastOps(assumed);
+		if (this.group) return this.planGrouped(a, before, this.group);
+		const appliedKey = (tid: number) => before.cpus.get(tid)?.join(',') ?? this.applied.get(tid);
+		const offsetOf = (tid: number) => before.niceOffset.get(tid) ?? this.niceOffset.get(tid) ?? 0;
 		const ops: PinOp[] = [];
+		const floatKey = a.floating.join(',');
 		for (const [vcpu, tid] of this.vcpuThreads) {
 			if (this.held.has(vcpu)) continue;
 			const op: PinOp = {vcpu, tid};
-			const cpus = cpusFor(a, vcpu);
+			const own = a.exclusive.get(vcpu);
+			const cpus = own ? [own.pcpu] : a.floating;
 			const last = appliedKey(tid);
-			if (last !== cpus.join(',')) {
+			if (last !== (own ? String(own.pcpu) : floatKey)) {
 				op.cpus = cpus;
 				if (last !== undefined) op.from = last.split(',').map(Number);
 			}
@@ -290,15 +293,11 @@ export class Pinner {
 	}
 
 	/** `plan` with a float group, in `applyGrouped`'s order: grants leave, the floating set is written once, others join. */
-	private planGrouped(a: Assignment, assumed: readonly PinOp[], group: FloatGroup): PinOp[] {
-		const inGroup = (tid: number) => {
-			const op = assumed.findLast((o) => o.tid === tid && (o.group === 'leave' || o.group === 'join'));
-			return op ? op.group === 'join' : this.grouped.has(tid);
-		};
-		const floatNow = assumed.findLast((o) => o.group === 'float')?.cpus ?? group.floating();
-		const appliedKey = (tid: number) =>
-			inGroup(tid) ? floatNow.join(',') : (assumed.findLast((op) => op.tid === tid && op.cpus)?.cpus?.join(',') ?? this.applied.get(tid));
-		const offsetOf = (tid: number) => assumed.findLast((op) => op.tid === tid && op.niceOffset !== undefined)?.niceOffset ?? this.niceOffset.get(tid) ?? 0;
+	private planGrouped(a: Assignment, before: AssumedOps, group: FloatGroup): PinOp[] {
+		const inGroup = (tid: number) => before.joined.get(tid) ?? this.grouped.has(tid);
+		const floatNow = before.floating ?? group.floating();
+		const appliedKey = (tid: number) => (inGroup(tid) ? floatNow.join(',') : (before.cpus.get(tid)?.join(',') ?? this.applied.get(tid)));
+		const offsetOf = (tid: number) => before.niceOffset.get(tid) ?? this.niceOffset.get(tid) ?? 0;
 		const leaving: PinOp[] = [];
 		const rest: PinOp[] = [];
 		for (const [vcpu, tid] of this.vcpuThreads) {
@@ -413,6 +412,28 @@ export class Pinner {
 			return false;
 		}
 	}
+}
+
+/** What ops applied before a plan (its `assumed`) leave each thread with: the last of each kind, per thread. */
+interface AssumedOps {
+	cpus: Map<number, readonly number[]>;
+	niceOffset: Map<number, number>;
+	/** In the float group after them (joined) or out of it (left). */
+	joined: Map<number, boolean>;
+	/** The floating set they wrote, if any. */
+	floating: readonly number[] | undefined;
+}
+
+/** Index `ops` once: a plan looks up every vCPU thread in them (a table plans each of its entries). */
+function lastOps(ops: readonly PinOp[]): AssumedOps {
+	const last: AssumedOps = {cpus: new Map(), niceOffset: new Map(), joined: new Map(), floating: undefined};
+	for (const op of ops) {
+		if (op.group === 'float') last.floating = op.cpus;
+		else if (op.cpus) last.cpus.set(op.tid, op.cpus);
+		if (op.niceOffset !== undefined) last.niceOffset.set(op.tid, op.niceOffset);
+		if (op.group === 'leave' || op.group === 'join') last.joined.set(op.tid, op.group === 'join');
+	}
+	return last;
 }
 
 /** The threads of process `pid` other than `except`, from /proc: QEMU's that are not vCPUs (main loop, I/O, RCU...), pvrun's helpers. */
