@@ -15,6 +15,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, {type Test} from 'tap';
+import {cpusetMount, cpusetOf, tasksOf} from '../../src/pin/cpuset.js';
+import type {Placement} from '../../src/vm/config.js';
 import type {HintsStatus} from '../../src/agent/watch.js';
 import {FrameParser, FrameType, encodeFrame, nameLength, protocolVersion, type Frame} from '../../src/agent/protocol.js';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
@@ -375,6 +377,8 @@ interface SessionOptions extends Omit<QmpOptions, 'threads'> {
 	hello?: Partial<HelloFields>;
 	/** Programs the agent has loaded already (it restarted its port, not itself). */
 	kept?: Program[];
+	/** --pv-placement (default auto). */
+	placement?: Placement;
 	/** --pv-cs observe. */
 	cs?: boolean;
 	/** Programs whose LOAD the agent answers with an error. */
@@ -413,6 +417,7 @@ async function startSession(t: Test, o: SessionOptions = {}): Promise<Running> {
 	const qemu = o.threads ? await threadedQemu(t) : sleepingQemu(t);
 	const plan = testPlan(t, ['-smp', String(qemu.vcpuThreads.length), ...(o.incoming ? ['-incoming', 'defer'] : [])]);
 	if (o.cs) plan.cs = 'observe';
+	if (o.placement) plan.placement = o.placement;
 	const logFile = path.join(path.dirname(plan.runDir), 'events.jsonl');
 	const area = createRunFiles(plan);
 	teardownStep(t, 'removeRunFiles', () => removeRunFiles(plan, area));
@@ -774,46 +779,66 @@ t.test(
 	},
 );
 
-t.test(
-	"QEMU's threads: its main loop raised; a hint pins a vCPU thread, the agent closing its port and a reset let it float again",
-	{skip: ownCpus.length < 2 && 'needs two CPUs'},
-	async (t) => {
-		const r = await startSession(t, {portOpen: true, threads: true});
-		await hintsBecome(r, 'active');
-		const threads = r.qemu.vcpuThreads;
-		t.match(r.named('vcpus'), [{threads}], 'vcpus: the host threads QMP named, in vCPU order');
-		// The hint path: QEMU's main loop (its threads other than the vCPUs') raised, its vCPU threads not.
-		if (isRoot) {
-			t.equal(getThreadNice(r.qemu.pid), -10, "QEMU's main thread runs at nice -10");
-			t.same(threads.map(getThreadNice), [0, 0], 'its vCPU threads as they were');
-		} else t.comment('not root: the raised priorities are not checked');
-		const floating = (): boolean => threads.every((tid) => threadCpusAllowed(r.qemu.pid, tid).join(',') === ownCpus.join(','));
-		const exclusive = (v: number): boolean => hasExclusiveCpu(r.qemu.pid, threads, v);
-		t.ok(floating(), 'every vCPU thread floats on the allowed CPUs at first');
+for (const placement of ['auto', 'cpuset'] as const)
+	t.test(
+		`QEMU's threads: its main loop raised; a hint pins a vCPU thread, the agent closing its port and a reset let it float again (--pv-placement ${placement})`,
+		{
+			skip:
+				ownCpus.length < 2 ? 'needs two CPUs' : placement === 'cpuset' && !(isRoot && cpusetMount()) ? 'needs root and a cgroup v1 cpuset hierarchy' : false,
+		},
+		async (t) => {
+			const r = await startSession(t, {portOpen: true, threads: true, placement});
+			await hintsBecome(r, 'active');
+			const threads = r.qemu.vcpuThreads;
+			// A VM of 2 vCPUs: one by one unless the float group is asked for; then it holds the floating vCPU threads.
+			const [shown] = r.named('placement');
+			t.match(shown, placement === 'auto' ? {mode: 'threads', reason: '2 vCPUs: below 16, one sched_setaffinity per thread costs less'} : {mode: 'cpuset'});
+			const groupDir = placement === 'cpuset' ? String(shown?.['dir']) : undefined;
+			if (groupDir) t.same(tasksOf(path.join(groupDir, 'float')).sort(), [...threads].sort(), 'both vCPU threads in the floating cpuset');
+			t.match(r.named('vcpus'), [{threads}], 'vcpus: the host threads QMP named, in vCPU order');
+			// The hint path: QEMU's main loop (its threads other than the vCPUs') raised, its vCPU threads not.
+			if (isRoot) {
+				t.equal(getThreadNice(r.qemu.pid), -10, "QEMU's main thread runs at nice -10");
+				t.same(threads.map(getThreadNice), [0, 0], 'its vCPU threads as they were');
+			} else t.comment('not root: the raised priorities are not checked');
+			const floating = (): boolean => threads.every((tid) => threadCpusAllowed(r.qemu.pid, tid).join(',') === ownCpus.join(','));
+			const exclusive = (v: number): boolean => hasExclusiveCpu(r.qemu.pid, threads, v);
+			t.ok(floating(), 'every vCPU thread floats on the allowed CPUs at first');
 
-		// A guest thread pins itself to vCPU 0; the agent relays the record and kicks.
-		const guest = new Guest(r.area);
-		guest.append({tid: 500, tgid: 500, comm: 'worker', mask: maskOf(0)});
-		r.agent.send(FrameType.kick);
-		await waitUntil('vCPU 0 has a CPU of its own (its thread in /proc)', () => exclusive(0));
-		t.match(r.named('pin'), [{vcpu: 0, tid: 500, comm: 'worker'}], "the pin is logged, for the hint's guest thread");
+			// A guest thread pins itself to vCPU 0; the agent relays the record and kicks.
+			const guest = new Guest(r.area);
+			guest.append({tid: 500, tgid: 500, comm: 'worker', mask: maskOf(0)});
+			r.agent.send(FrameType.kick);
+			await waitUntil('vCPU 0 has a CPU of its own (its thread in /proc)', () => exclusive(0));
+			t.match(r.named('pin'), [{vcpu: 0, tid: 500, comm: 'worker'}], "the pin is logged, for the hint's guest thread");
 
-		r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: false});
-		await waitUntil('the agent gone, vCPU 0 floats again', floating);
-		t.match(r.named('reset'), [{reason: 'agent stopped'}], 'its hints are cleared');
+			r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: false});
+			await waitUntil('the agent gone, vCPU 0 floats again', floating);
+			t.match(r.named('reset'), [{reason: 'agent stopped'}], 'its hints are cleared');
 
-		r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: true});
-		await hintsBecome(r, 'active');
-		guest.append({tid: 501, tgid: 501, comm: 'other', mask: maskOf(1)});
-		r.agent.send(FrameType.kick);
-		await waitUntil('vCPU 1 has a CPU of its own', () => exclusive(1));
+			r.qmp.event('VSERPORT_CHANGE', {id: channelIds.agentPort, open: true});
+			await hintsBecome(r, 'active');
+			guest.append({tid: 501, tgid: 501, comm: 'other', mask: maskOf(1)});
+			r.agent.send(FrameType.kick);
+			await waitUntil('vCPU 1 has a CPU of its own', () => exclusive(1));
 
-		r.qmp.event('RESET');
-		await waitUntil('the guest reset, vCPU 1 floats again', floating);
-		t.match(r.named('reset').at(-1), {reason: 'guest reset'}, 'its hints are cleared');
-		t.same(r.stateHints(), {state: 'waiting', reason: 'the guest was reset'});
-	},
-);
+			if (groupDir) t.same(tasksOf(groupDir), [threads[1]], "vCPU 1's thread out of the floating cpuset");
+
+			r.qmp.event('RESET');
+			await waitUntil('the guest reset, vCPU 1 floats again', floating);
+			t.match(r.named('reset').at(-1), {reason: 'guest reset'}, 'its hints are cleared');
+			t.same(r.stateHints(), {state: 'waiting', reason: 'the guest was reset'});
+			if (groupDir) {
+				r.session.close();
+				t.notOk(fs.existsSync(groupDir), 'the session closed (QEMU still running): its cpusets are gone');
+				t.same(
+					threads.map((tid) => cpusetOf(tid)),
+					threads.map(() => cpusetOf(r.qemu.pid)),
+					"the vCPU threads are back in QEMU's cpuset",
+				);
+			}
+		},
+	);
 
 t.test('a VM that comes in (-incoming): once it runs (RESUME), its hints start afresh and the agent loads the program again', async (t) => {
 	// The saved VM's agent kept its programs (they went on running in the guest that was saved).
