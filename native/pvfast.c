@@ -245,17 +245,18 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 		const struct pvf_op *op = &o->ops[i];
 		int failed = 0;
 
-		/* An exited vCPU thread's id may already be another process's (ids are
-		 * reused) before pvrun hears of the exit: never touch it (ESRCH). */
-		if (op->group != PVF_GROUP_FLOAT && in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
+		if (op->group == PVF_GROUP_FLOAT) {
+			/* Names no thread: the floating cpuset's CPUs, for every thread in it. */
+			failed = write_cpus(in->float_cpus_fd, floating) != 0;
+		} else if (in->tgid > 0 && syscall(SYS_tgkill, in->tgid, op->tid, 0) != 0 && errno != EPERM) {
+			/* An exited vCPU thread's id may already be another process's (ids are
+			 * reused) before pvrun hears of the exit: never touch it (ESRCH). */
 			failed = 1;
 			errno = ESRCH;
-		} else if (op->group != PVF_GROUP_FLOAT && op->cpus != PVF_CPUS_KEEP && moved_away(in, e, op)) {
+		} else if (op->cpus != PVF_CPUS_KEEP && moved_away(in, e, op)) {
 			a.moved_ops |= 1ull << i;
 			in->stats.moved++;
 			continue;
-		} else if (op->group == PVF_GROUP_FLOAT) {
-			failed = write_cpus(in->float_cpus_fd, floating) != 0;
 		} else if (op->group == PVF_GROUP_LEAVE && write_tid(in->vm_tasks_fd, op->tid) != 0) {
 			failed = 1;
 		} else if (op->group == PVF_GROUP_JOIN) {

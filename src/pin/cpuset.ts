@@ -72,18 +72,9 @@ export function removeStaleGroups(parent: string, alive: (pid: number) => boolea
 	for (const name of names) {
 		const m = /^pvrun\.(\d+)$/.exec(name);
 		if (!m || alive(Number(m[1]))) continue;
+		// One that still holds threads stays: they are not ours to move.
 		const dir = path.join(parent, name);
-		try {
-			fs.rmdirSync(path.join(dir, 'float'));
-		} catch {
-			// gone already, or still holds threads: the next rmdir says which
-		}
-		try {
-			fs.rmdirSync(dir);
-			removed.push(dir);
-		} catch {
-			// threads still in it: not ours to move
-		}
+		if (!removeDirs(dir)) removed.push(dir);
 	}
 	return removed;
 }
@@ -93,6 +84,11 @@ const probeGapMs = 60;
 
 /** Attempts at removing the cpusets at close, 10 ms apart. */
 const closeTries = 50;
+
+/** Block the thread for `ms` (set-up and clean-up only: a measured pause, and waiting for exiting threads). */
+function pause(ms: number): void {
+	Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 /** Options of FloatGroup.open, for tests: another hierarchy root, or other names. */
 export interface GroupOptions {
@@ -112,6 +108,8 @@ export class FloatGroup {
 	 */
 	moveMs: number | undefined;
 	private readonly fds: {vmTasks: number; floatTasks: number; floatCpus: number; parentTasks: number};
+	/** The files the group writes: the VM's cpuset's `tasks`, the floating cpuset's `tasks` and `cpuset.cpus`. */
+	private readonly files: {vmTasks: string; floatTasks: string; floatCpus: string};
 	private closed = false;
 
 	private constructor(
@@ -122,11 +120,12 @@ export class FloatGroup {
 		readonly allowed: readonly number[],
 	) {
 		this.floatingCpus = formatCpuList(allowed);
-		const open = (file: string) => fs.openSync(file, fs.constants.O_WRONLY); // Node opens with O_CLOEXEC;
+		this.files = {vmTasks: path.join(dir, 'tasks'), floatTasks: path.join(this.floatDir, 'tasks'), floatCpus: path.join(this.floatDir, 'cpuset.cpus')};
+		const open = (file: string) => fs.openSync(file, fs.constants.O_WRONLY); // Node opens with O_CLOEXEC
 		this.fds = {
-			vmTasks: open(path.join(dir, 'tasks')),
-			floatTasks: open(path.join(this.floatDir, 'tasks')),
-			floatCpus: open(path.join(this.floatDir, 'cpuset.cpus')),
+			vmTasks: open(this.files.vmTasks),
+			floatTasks: open(this.files.floatTasks),
+			floatCpus: open(this.files.floatCpus),
 			parentTasks: open(path.join(parent, 'tasks')),
 		};
 	}
@@ -173,7 +172,7 @@ export class FloatGroup {
 						return performance.now() - start;
 					};
 					const once = timed(() => group.join(first));
-					Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, probeGapMs);
+					pause(probeGapMs);
 					group.moveMs = Math.max(
 						once,
 						timed(() => group.leave(first)),
@@ -226,7 +225,7 @@ export class FloatGroup {
 
 	/** Paths the native fast path writes (pvf_group). */
 	paths(): {vmTasks: string; floatTasks: string; floatCpus: string} {
-		return {vmTasks: path.join(this.dir, 'tasks'), floatTasks: path.join(this.floatDir, 'tasks'), floatCpus: path.join(this.floatDir, 'cpuset.cpus')};
+		return {...this.files};
 	}
 
 	/**
@@ -241,7 +240,7 @@ export class FloatGroup {
 		// QEMU's threads may be exiting: until the last is gone, the kernel refuses the removal (EBUSY).
 		let left: string | undefined;
 		for (let tries = 0; tries < closeTries; tries++) {
-			if (tries) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+			if (tries) pause(10);
 			for (const d of [this.floatDir, this.dir])
 				for (const tid of tasksOf(d))
 					try {

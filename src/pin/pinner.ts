@@ -241,8 +241,10 @@ export class Pinner {
 				this.checkOwned(tid, this.qemuPid);
 				group.join(tid);
 				this.grouped.add(tid);
-				this.applied.set(tid, group.floating().join(','));
-				if (last !== this.applied.get(tid)) changed.set(v, group.floating());
+				const floating = group.floating();
+				const key = floating.join(',');
+				this.applied.set(tid, key);
+				if (last !== key) changed.set(v, floating);
 			} catch (error) {
 				errors.push(firstLine(error));
 			}
