@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
-import {bootGuest, pvrunCommand, readyLine} from '../guest/boot.js';
+import {bootGuest, pvrunCommand, readyLine, readyWithinMs} from '../guest/boot.js';
 import {machineCpuTicks, procStatFields, stolenPercent} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError} from '../util/errors.js';
@@ -88,6 +88,11 @@ export interface MoveFloor {
 	to: number;
 	runnableToIdleUs: Percentiles;
 	sleepingUs: Percentiles;
+}
+
+/** A big guest needs more than the default 512 MiB (64 vCPUs' per-CPU areas). */
+function bigGuestMemory(vcpus: number): {memoryMiB?: number} {
+	return vcpus > 16 ? {memoryMiB: 1024} : {};
 }
 
 /** How long the pin made the moment the guest is ready waits for the host's answer. */
@@ -231,8 +236,7 @@ async function measureRoundTrips(
 		kernel: image.kernel,
 		initrd: image.initrd,
 		cpus: vcpus,
-		// A big guest needs more than the default 512 MiB (64 vCPUs' per-CPU areas).
-		...(vcpus > 16 ? {memoryMiB: 1024} : {}),
+		...bigGuestMemory(vcpus),
 		// First a short-lived process that pins itself the moment the guest is ready (the hints are
 		// live by then: the agent said so before the guest's ready line), then, in steady state, the series.
 		run: `pvhint,wait,1,-n,1,-w,0,-t,${firstPinTimeoutMs};sleep,4;pvhint,wait,1,-n,${hints},-w,${warmup},-p,${pauseUs},-v`,
@@ -241,8 +245,7 @@ async function measureRoundTrips(
 		launcher: ['env', 'PVRUN_LOG_RATE=unlimited', ...pvrunCommand('--pv-log', logFile, ...pvrunArgs)],
 	});
 	try {
-		// A boot under TCG takes about a second per vCPU beyond the first few.
-		const bootMs = 60_000 + vcpus * 2000;
+		const bootMs = readyWithinMs(vcpus);
 		const first = await guest.waitFor(/^pvhint: vcpu=1 n=1 /, bootMs + firstPinTimeoutMs);
 		const firstPinUs = /timeouts=0 .*pin_p50_us=([\d.]+)/.exec(first)?.[1];
 		const summary = await guest.waitFor(new RegExp(`^pvhint: vcpu=1 n=${hints} `), bootMs + hints * (200 + pauseUs / 1000));
@@ -315,7 +318,7 @@ async function measureIdleCpu(image: {kernel: string; initrd: string}, seconds: 
 		kernel: image.kernel,
 		initrd: image.initrd,
 		cpus: vcpus,
-		...(vcpus > 16 ? {memoryMiB: 1024} : {}),
+		...bigGuestMemory(vcpus),
 		run: `sleep,${seconds + 20 + vcpus}`,
 		launcher: pvrunCommand(),
 	});

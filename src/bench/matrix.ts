@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
-import {bootGuest, pvrunCommand, readyLine, type Guest} from '../guest/boot.js';
+import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
 import {ownCpus} from '../host/cpus.js';
 import {setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {busyShare, machineCpuTicks} from '../host/proc.js';
@@ -356,8 +356,7 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		});
 		consoleLines = guest.lines;
 		cleanups.push(() => guest.stop());
-		// A boot under TCG takes about a second per vCPU beyond the first few.
-		await guest.waitFor(readyLine, 60_000 + plan.vcpus * 2000);
+		await guest.waitFor(readyLine, readyWithinMs(plan.vcpus));
 		await neighbour;
 		if (place) await placeVcpus(qmpSocket, place);
 		const hogsAt = hogs?.cpuNs();

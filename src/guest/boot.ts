@@ -12,6 +12,11 @@ import {packageRoot} from '../util/paths.js';
 /** The exact line the default guest prints on its serial console when ready. */
 export const readyLine = 'pvrun-guest: ready';
 
+/** How long a guest of `vcpus` may take to its ready line: a boot under TCG takes about a second per vCPU beyond the first few. */
+export function readyWithinMs(vcpus: number): number {
+	return 60_000 + vcpus * 2000;
+}
+
 export interface BootOptions {
 	kernel: string;
 	initrd: string;
