@@ -42,6 +42,10 @@ const F_SETFL = 4;
 const FD_CLOEXEC = 1;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
+const LOCK_SH = 1;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
 const SIG_BLOCK = 0;
 const SIG_SETMASK = 2;
 const SIGTTOU = 22;
@@ -63,6 +67,7 @@ interface Libc {
 	sigprocmask: KoffiFunc<(how: number, set: Buffer, old: null) => number>;
 	execve: KoffiFunc<(path: string, argv: Array<string | null>, envp: Array<string | null>) => number>;
 	clock_gettime: KoffiFunc<(clock: number, tp: Buffer) => number>;
+	flock: KoffiFunc<(fd: number, operation: number) => number>;
 }
 
 let bound: Libc | undefined;
@@ -106,6 +111,7 @@ function bindLibc(): Libc {
 		sigprocmask: fn('int sigprocmask(int how, const void *set, void *old)'),
 		execve: fn('int execve(const char *path, const char **argv, const char **envp)'),
 		clock_gettime: fn('int clock_gettime(int clock, _Out_ void *tp)'),
+		flock: fn('int flock(int fd, int operation)'),
 	};
 }
 
@@ -346,6 +352,23 @@ function threadHint(code: string): string {
 const lastSignal = 31;
 const SIGKILL = 9;
 const SIGSTOP = 19;
+
+/**
+ * flock(2) without waiting: take `fd`'s open file description's lock (exclusive or shared),
+ * or convert the one it holds. True if taken, false if another open file holds it; throws on
+ * anything else (a descriptor that is not open).
+ */
+export function tryFlock(fd: number, exclusive: boolean): boolean {
+	if (libc().flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
+	const code = errnoName(koffi.errno());
+	if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return false;
+	throw new PvrunError(`cannot lock file descriptor ${fd}: flock failed: ${code}`);
+}
+
+/** Drop `fd`'s flock(2) lock (nothing if it holds none). */
+export function unflock(fd: number): void {
+	libc().flock(fd, LOCK_UN);
+}
 
 /** Set FD_CLOEXEC on `fd`; false if it is not open. */
 export function setCloseOnExec(fd: number): boolean {
