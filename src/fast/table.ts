@@ -67,6 +67,10 @@ export interface TableInput {
 	/** Whether a new hint would be kept (the engine keeps at most so many). */
 	canAddHint: boolean;
 	plan: (a: Assignment, assumed?: readonly PinOp[]) => PinOp[];
+	/** Allowed CPUs no vCPU may have as its own (the policy's floatOnly; docs/leases.md). */
+	floatOnly?: ReadonlySet<number>;
+	/** With host-wide leases: the CPUs this VM leases. An entry granting another is left out (the JavaScript thread leases it first). */
+	leased?: ReadonlySet<number>;
 }
 
 /** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (AffinityEngine.commit writes their feedback). */
@@ -93,18 +97,19 @@ export function sameAssignment(a: Assignment, b: Assignment): boolean {
 
 /** The table for the state in `input`, or undefined when it is beyond the native limits. */
 export function buildFastTable(input: TableInput): FastTable | undefined {
-	const {hints, assignment, nrVcpus, allowed, idle, held} = input;
+	const {hints, assignment, nrVcpus, allowed, idle, held, floatOnly, leased} = input;
 	if (nrVcpus < 1 || nrVcpus > tableMaxVcpus || hints.size > tableMaxHinted || allowed.some((c) => c >= tableMaxCpus)) return undefined;
 	const entries: FastEntry[] = [];
 	const consider = (kind: FastEntry['kind'], key: number, nextHints: Iterable<Hint>): void => {
-		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held);
+		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held, floatOnly);
+		if (leased && [...next.exclusive.values()].some((e) => !leased.has(e.pcpu))) return;
 		const ops = input.plan(next);
 		const feedback = movedVcpus(assignment, next, nrVcpus);
 		if ((!ops.length && !feedback.length) || ops.length > tableMaxVcpus) return;
 		const entry: FastEntry = {kind, key, next, ops, feedback, backOps: [], backFeedback: []};
 		if (kind === 'pin') {
 			// The new pin's thread lets go: back where the table started?
-			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle, held);
+			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle, held, floatOnly);
 			if (sameAssignment(back, assignment)) {
 				entry.backOps = input.plan(back, ops);
 				entry.backFeedback = movedVcpus(next, back, nrVcpus);

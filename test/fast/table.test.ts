@@ -46,6 +46,9 @@ interface Scenario {
 	basedSeq?: number;
 	/** vCPU → thread id (default: fakeThreads). */
 	threads?: Map<number, number>;
+	/** With host-wide leases: the CPUs leased, and those none may have (docs/leases.md). */
+	leased?: number[];
+	floatOnly?: number[];
 }
 
 /**
@@ -69,6 +72,8 @@ function build(s: Scenario): {table: FastTable | undefined; base: Assignment; hi
 		basedSeq: s.basedSeq ?? 0,
 		canAddHint: s.canAddHint ?? true,
 		plan: (a, assumed) => pinner.plan(a, assumed),
+		...(s.leased ? {leased: new Set(s.leased)} : {}),
+		...(s.floatOnly ? {floatOnly: new Set(s.floatOnly)} : {}),
 	});
 	return {table, base, hints, pinner};
 }
@@ -123,6 +128,19 @@ t.test('no hints: a new pin per vCPU, each with its way back', async (t) => {
 		],
 		'its ops, in vCPU order',
 	);
+});
+
+t.test('with host-wide leases: no entry grants a CPU this VM does not lease, or a float-only one', async (t) => {
+	t.same(must(build({nrVcpus: 2, allowed: [0, 1], leased: []}).table).entries.map(short), [], 'nothing leased: every new pin is left to the JavaScript thread');
+	const leased = must(build({nrVcpus: 2, allowed: [0, 1], leased: [1]}).table);
+	t.same(leased.entries.map(short), ['pin:0 back', 'pin:1 back'], 'CPU 1 leased: the new pins that grant it');
+	const three = must(build({nrVcpus: 3, allowed: [0, 1, 2], leased: [1, 2], floatOnly: [2]}).table);
+	t.same(
+		three.entries.map((e) => [...e.next.exclusive.values()].map((x) => x.pcpu)),
+		[[1], [1], [1]],
+		'CPU 2 is float-only: each new pin grants CPU 1',
+	);
+	t.same(three.entries[0]?.next.floating, [0, 2]);
 });
 
 t.test('no new pins when no hint may be added: a table with no entries', async (t) => {

@@ -14,7 +14,8 @@ import {formatCpuList} from '../../host/cpus.js';
 import {firstLine} from '../../util/errors.js';
 import {TokenBucket} from '../../util/token-bucket.js';
 import {guestBudget, type GuestBudget} from '../../util/guest-budget.js';
-import {cpusFor, decideAffinity, type Assignment, type Held} from './policy.js';
+import type {VmLeases} from './leasing.js';
+import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Held, type Hint} from './policy.js';
 import {initialState, type AffinityState, type Cause, type DecisionCounts} from './state.js';
 import type {HintTypeEngine} from '../types.js';
 import {getThreadAffinity} from '../../host/libc.js';
@@ -98,6 +99,9 @@ export class AffinityEngine implements HintTypeEngine {
 	readonly decisions: DecisionCounts = {fast: 0, slow: 0, disagreed: 0, scans: 0};
 	/** The native fast path, when it runs (see setFastPath). */
 	private fast: FastLink | undefined;
+	/** The host-wide CPU leases, when the host has a lease directory (see setLeases). */
+	private leases: VmLeases | undefined;
+	private leaseRetry: NodeJS.Timeout | undefined;
 	/** Following the fast path: its current table, whether it follows a new pin, and what it applied that is not adopted yet. */
 	private readonly follow: {table: FastTable | undefined; pinned: boolean; untaken: Taken | undefined} = {table: undefined, pinned: false, untaken: undefined};
 
@@ -130,6 +134,34 @@ export class AffinityEngine implements HintTypeEngine {
 	setFastPath(fast: FastLink): void {
 		this.fast = fast;
 		this.guarded(() => this.publishFast());
+	}
+
+	/**
+	 * Lease every CPU a vCPU gets as its own (docs/leases.md), and place nothing on the CPUs
+	 * other VMs lease. Before start().
+	 */
+	setLeases(leases: VmLeases): void {
+		this.leases = leases;
+		leases.refresh();
+		this.state.assignment = floatingOnly(leases.placeable);
+		leases.watch(() => this.guarded(() => this.onLeases()));
+	}
+
+	/** Another VM's leases may have changed (or a lease of this one outlived its grant): decide again. */
+	private onLeases(): void {
+		if (this.stopped || !this.leases) return;
+		if (this.leases.refresh()) {
+			const {placeable, floatOnly} = this.leases;
+			this.log.write('leases', {
+				placeable,
+				floatOnly: [...floatOnly].sort((a, b) => a - b),
+				held: [...this.leases.held()],
+				waiting: this.leases.table.waiting !== undefined,
+			});
+		}
+		this.adoptFast(this.takeFast(true));
+		this.decide({kind: 'leases'});
+		this.publishFast();
 	}
 
 	/** Apply the initial (all floating) placement and start listening. */
@@ -167,6 +199,7 @@ export class AffinityEngine implements HintTypeEngine {
 		this.fallback = undefined;
 		clearTimeout(this.kickTimer);
 		this.kickTimer = undefined;
+		clearTimeout(this.leaseRetry);
 	}
 
 	/**
@@ -597,9 +630,30 @@ export class AffinityEngine implements HintTypeEngine {
 		this.commit(this.redecide(), cause);
 	}
 
-	/** The policy's assignment for the current hints, holds and idle grants. */
+	/**
+	 * The policy's assignment for the current hints, holds and idle grants, on the CPUs other VMs
+	 * do not lease and with the leases its grants need taken. If the lease directory is busy, the
+	 * current assignment, and a new decision in a moment.
+	 */
 	private redecide(): Assignment {
-		return decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput());
+		if (!this.leases) return this.policy();
+		const a = this.leases.decide((placeable, floatOnly) => this.policy(this.state.hints.values(), placeable, floatOnly));
+		if (a) return a;
+		this.leaseRetry ??= setTimeout(() => {
+			this.leaseRetry = undefined;
+			this.guarded(() => this.onLeases());
+		}, 20);
+		return this.state.assignment;
+	}
+
+	/** The policy alone: `hints` on the CPUs this VM may use now, from the current assignment. */
+	private policy(
+		hints: Iterable<Hint> = this.state.hints.values(),
+		placeable: readonly number[] = this.leases?.placeable ?? this.allowed,
+		floatOnly: ReadonlySet<number> | undefined = this.leases?.floatOnly,
+		previous: Assignment = this.state.assignment,
+	): Assignment {
+		return decideAffinity(hints, this.state.nrVcpus, placeable, previous, this.state.idle, this.heldInput(), floatOnly);
 	}
 
 	/**
@@ -623,6 +677,7 @@ export class AffinityEngine implements HintTypeEngine {
 		}
 		const appliedAt = performance.now();
 		this.state.assignment = next;
+		this.leases?.settle(next);
 		const moved = start ? Array.from({length: this.state.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.state.nrVcpus);
 		if (moved.length > 0) {
 			this.changes++;
@@ -753,13 +808,7 @@ export class AffinityEngine implements HintTypeEngine {
 		this.adoptFast(taken);
 		for (const r of changedHints) this.logHint(r);
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
-		if (
-			(records.length > 0 || take.applied.length > 0) &&
-			!sameAssignment(
-				decideAffinity(this.state.hints.values(), this.state.nrVcpus, this.allowed, this.state.assignment, this.state.idle, this.heldInput()),
-				this.state.assignment,
-			)
-		) {
+		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(this.policy(), this.state.assignment)) {
 			this.decisions.disagreed++;
 			this.decideRound(performance.now());
 		}
@@ -773,9 +822,10 @@ export class AffinityEngine implements HintTypeEngine {
 			hints: this.state.hints,
 			assignment: this.state.assignment,
 			nrVcpus: this.state.nrVcpus,
-			allowed: this.allowed,
+			allowed: this.leases?.placeable ?? this.allowed,
 			idle: this.state.idle,
 			held: this.heldInput(),
+			...(this.leases ? {floatOnly: this.leases.floatOnly, leased: this.leases.held()} : {}),
 			basedSeq: this.reader.tail,
 			canAddHint: this.state.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),

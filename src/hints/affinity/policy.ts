@@ -88,6 +88,12 @@ export function decideAffinity(
 	idle: ReadonlySet<number> = new Set(),
 	/** vCPUs an operator pinned, and their CPUs (see Held). */
 	held: Held = noneHeld,
+	/**
+	 * Allowed CPUs the vCPUs may float on but none may have as its own: a lease on them would leave
+	 * another VM on the host nowhere to run (src/host/leases.ts). With one, the floating vCPUs
+	 * have a CPU already: every grantable CPU can be granted, none shared.
+	 */
+	floatOnly: ReadonlySet<number> = new Set(),
 ): Assignment {
 	// The thread that asks for each vCPU alone: the oldest hint wins. A held vCPU's askers are not served.
 	const askers = new Map<number, Hint>();
@@ -99,13 +105,14 @@ export function decideAffinity(
 	}
 	const asking = [...askers.keys()].sort((a, b) => a - b);
 	const cpus = [...new Set(allowed)].sort((a, b) => a - b);
-	const grantable = cpus.filter((c) => !held.cpus.has(c));
+	const grantable = cpus.filter((c) => !held.cpus.has(c) && !floatOnly.has(c));
+	const floatsElsewhere = cpus.some((c) => floatOnly.has(c));
 	const managed = nrVcpus - [...held.vcpus].filter((v) => v >= 0 && v < nrVcpus).length;
 	// Every vCPU pvrun places asks and each can have a CPU: nothing floats. With fewer CPUs, the
 	// vCPUs left over float on the granted CPUs, so those are shared (crowded) like any other.
 	const everyVcpuAsks = asking.length >= managed && grantable.length >= managed;
-	const crowded = !everyVcpuAsks && grantable.length >= 2 && asking.length > grantable.length - 1;
-	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(grantable.length, managed) : grantable.length - 1);
+	const crowded = !everyVcpuAsks && !floatsElsewhere && grantable.length >= 2 && asking.length > grantable.length - 1;
+	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(grantable.length, managed) : grantable.length - (floatsElsewhere ? 0 : 1));
 	// With every vCPU asking, nothing floats: there is nobody to share with. The idle
 	// judgement belongs to a grant that goes on (same vCPU, thread and CPU): a new grant
 	// starts with the CPU to itself, to be judged afresh (AffinityEngine.judgeUse).

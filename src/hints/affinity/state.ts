@@ -31,8 +31,8 @@ export type Cause =
 	| {kind: 'start'}
 	/** Records drained from the ring (hints), seen waiting at `visible` (performance.now()); `seq` the last one's. */
 	| {kind: 'records'; seq: number; visible: number}
-	/** Not a hint: the agent stopped, a guest reset, a restore, hot-plug, a grant judged idle or busy, an operator's pin. */
-	| {kind: 'reset' | 'restored' | 'vcpus' | 'usage' | 'operator'};
+	/** Not a hint: the agent stopped, a guest reset, a restore, hot-plug, a grant judged idle or busy, an operator's pin, another VM's leases. */
+	| {kind: 'reset' | 'restored' | 'vcpus' | 'usage' | 'operator' | 'leases'};
 
 /** The engine's counters of who decided (the native fast path or the JavaScript thread) and how often they differed. */
 export interface DecisionCounts {

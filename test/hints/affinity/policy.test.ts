@@ -256,3 +256,27 @@ for (const n of [1, 2, 64, 256])
 				'every vCPU can run somewhere allowed',
 			);
 		});
+
+t.test('floatOnly (CPUs other VMs need, docs/leases.md): floated on, never granted; with one, every other CPU can be granted', async (t) => {
+	const a = decideAffinity([hint(10, [0]), hint(11, [1])], 3, [0, 1, 2], floatingOnly([0, 1, 2]), new Set(), undefined, new Set([2]));
+	t.same(
+		[...a.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]),
+		[
+			[0, 1, false],
+			[1, 0, false],
+		],
+		'both askers get a CPU of their own: the floating vCPU has CPU 2',
+	);
+	t.same(a.floating, [2]);
+	t.same({shared: a.shared, floatNice: a.floatNice, denied: a.denied}, {shared: false, floatNice: 0, denied: []});
+	const none = decideAffinity([hint(10, [0])], 2, [0], floatingOnly([0]), new Set(), undefined, new Set([0]));
+	t.same([none.exclusive.size, none.floating, none.denied], [0, [0], [0]], 'a VM left only floatOnly CPUs grants nothing');
+	const crowdedBefore = decideAffinity([hint(10, [0]), hint(11, [1])], 4, [0, 1], floatingOnly([0, 1]));
+	t.equal(crowdedBefore.shared, true, 'without it, two askers on two CPUs share them (crowded)');
+	const notCrowded = decideAffinity([hint(10, [0]), hint(11, [1])], 4, [0, 1], floatingOnly([0, 1]), new Set(), undefined, new Set([0]));
+	t.same(
+		[[...notCrowded.exclusive].map(([v, e]) => [v, e.pcpu, e.shared]), notCrowded.denied],
+		[[[0, 1, false]], [1]],
+		'with CPU 0 float-only: one exclusive grant, the other asker denied',
+	);
+});

@@ -1,0 +1,175 @@
+// The affinity policy on a shared host (docs/leases.md): every CPU a vCPU gets as its own is
+// leased in the host-wide lease directory (src/host/leases.ts) first. A VM places nothing on
+// another VM's leased CPUs, grants none that is taken otherwise (isolated from the scheduler,
+// or pinned to by a QEMU that is not a pvrun's), never leases the last CPU another VM could
+// run on, and leaves a freed CPU to a VM that waits with a better claim. A decision that needs
+// no lease it does not hold runs without the directory's lock; the others' leases are looked
+// at again when a file of the directory changes, and every half second while this VM waits.
+import fs from 'node:fs';
+import {mayTake, strands, type LeaseOwner, type LeaseTable} from '../../host/leases.js';
+import type {Assignment} from './policy.js';
+
+/** The policy with the CPUs it may place on and those it may not grant. */
+export type LeasePolicy = (placeable: number[], floatOnly: ReadonlySet<number>) => Assignment;
+
+/** How long a lease outlives its grant unless another VM waits: a thread that pins itself again soon finds it (and the fast path's table covers it). */
+export const leaseLingerMs = 2000;
+/** How often a VM that waits for a CPU looks again (a crashed holder frees its leases without a file event). */
+export const leaseRetryMs = 500;
+
+export class VmLeases {
+	/** The allowed CPUs the vCPUs may be placed on, as of the last look at the others' leases. */
+	placeable: number[];
+	/** Of those, the CPUs none of this VM's vCPUs may have as its own. */
+	floatOnly: ReadonlySet<number>;
+	private othersWaiting = false;
+	private readonly lingering = new Map<number, number>();
+	private watcher: fs.FSWatcher | undefined;
+	private timer: NodeJS.Timeout | undefined;
+	private debounce: NodeJS.Timeout | undefined;
+
+	constructor(
+		readonly table: LeaseTable,
+		private readonly allowed: readonly number[],
+		private readonly share: number,
+		/** Host CPUs no VM should lease (src/host/taken.ts), given the QEMU pids of the VMs that lease here. */
+		private readonly taken: (leasing: ReadonlySet<number>) => ReadonlySet<number> = () => new Set(),
+	) {
+		this.placeable = [...allowed];
+		this.floatOnly = new Set();
+	}
+
+	/** The taken CPUs, with the QEMUs of this VM and of `others` left out. */
+	private takenNow(others: readonly LeaseOwner[]): number[] {
+		return [...this.taken(new Set([this.table.qemuPid, ...others.map((o) => o.qemuPid)]))];
+	}
+
+	/** The CPUs this VM leases (the fast path's table grants no other). */
+	held(): ReadonlySet<number> {
+		return new Set(this.table.held());
+	}
+
+	/**
+	 * The policy's assignment with the leases it needs taken; undefined if the directory's lock
+	 * could not be had (the caller keeps what it has and decides again soon).
+	 */
+	decide(policy: LeasePolicy, now = Date.now()): Assignment | undefined {
+		// Most decisions grant only CPUs this VM leases already and deny nothing: no lock, no look.
+		const cheap = policy(this.placeable, this.floatOnly);
+		if (cheap.denied.length === 0 && this.table.waiting === undefined && [...cheap.exclusive.values()].every((e) => this.table.holds(e.pcpu))) return cheap;
+		return this.table.transaction((tx) => {
+			const taken = this.takenNow(tx.others);
+			const blocked = new Set(tx.othersLeased);
+			const floatOnly = new Set(taken);
+			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
+			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+			let a = cheap;
+			for (let round = 0; round <= this.allowed.length; round++) {
+				const placeable = this.allowed.filter((c) => !blocked.has(c));
+				// Other VMs lease every CPU this one may use: it runs on them, with none of its own.
+				if (placeable.length === 0) {
+					a = policy([...this.allowed], new Set(this.allowed));
+					this.remember([...this.allowed], new Set(this.allowed));
+					break;
+				}
+				a = policy(placeable, floatOnly);
+				let refused = false;
+				for (const [vcpu, e] of a.exclusive) {
+					if (this.table.holds(e.pcpu)) continue;
+					const me = {held: this.table.held().length, share: this.share, waitingSince: this.table.waiting};
+					// Left to a VM with a better claim, or another VM's last CPU: floated on, not granted.
+					if (!mayTake(e.pcpu, me, tx.others, now) || strands(e.pcpu, leased, tx.others)) floatOnly.add(e.pcpu);
+					else if (tx.take(e.pcpu, vcpu)) {
+						leased.add(e.pcpu);
+						continue;
+					} else blocked.add(e.pcpu);
+					refused = true;
+				}
+				this.remember(placeable, floatOnly);
+				if (!refused) break;
+			}
+			// It waits if the others' leases cost it a grant it would have had.
+			const limited = blocked.size > 0 || floatOnly.size > taken.length;
+			const ideal = limited ? policy([...this.allowed], new Set(taken)) : a;
+			this.table.setWaiting(ideal.exclusive.size > a.exclusive.size, now);
+			return a;
+		});
+	}
+
+	/** Look at the others' leases again (no lease taken); true if what this VM may use changed. */
+	refresh(): boolean {
+		const before = `${this.placeable.join()}|${[...this.floatOnly].join()}`;
+		const done = this.table.transaction((tx) => {
+			const taken = this.takenNow(tx.others);
+			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
+			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+			const placeable = this.allowed.filter((c) => !tx.othersLeased.has(c));
+			const floatOnly = new Set([...taken, ...placeable.filter((c) => !this.table.holds(c) && strands(c, leased, tx.others))]);
+			this.remember(placeable.length ? placeable : [...this.allowed], placeable.length ? floatOnly : new Set(this.allowed));
+			return true;
+		});
+		return done === true && before !== `${this.placeable.join()}|${[...this.floatOnly].join()}`;
+	}
+
+	/**
+	 * After `a` is applied: leases it does not grant are given back, at once if another VM waits,
+	 * else after leaseLingerMs (the caller calls settle again then).
+	 */
+	settle(a: Assignment, now = performance.now()): void {
+		const granted = new Set([...a.exclusive.values()].map((e) => e.pcpu));
+		for (const cpu of this.table.held()) {
+			if (granted.has(cpu)) {
+				this.lingering.delete(cpu);
+				continue;
+			}
+			const since = this.lingering.get(cpu) ?? now;
+			this.lingering.set(cpu, since);
+			if (this.othersWaiting || now - since >= leaseLingerMs) {
+				this.table.release(cpu);
+				this.lingering.delete(cpu);
+			}
+		}
+		if (!this.table.waiting) this.table.setWaiting(false);
+	}
+
+	/** True while a lease outlives its grant (the caller settles again when it is due). */
+	get lingers(): boolean {
+		return this.lingering.size > 0;
+	}
+
+	/**
+	 * Call `onChange` when the others' leases may have changed: a file of the directory changed
+	 * (coalesced over 10 ms), or, while this VM waits or lingers, every leaseRetryMs.
+	 */
+	watch(onChange: () => void): void {
+		const fire = () => {
+			this.debounce = undefined;
+			onChange();
+		};
+		try {
+			this.watcher = fs.watch(this.table.dir, () => {
+				this.debounce ??= setTimeout(fire, 10);
+			});
+			this.watcher.on('error', () => undefined);
+		} catch {
+			// No inotify (an exotic file system): the timer below still looks while it matters.
+		}
+		this.timer = setInterval(() => {
+			if (this.table.waiting !== undefined || this.lingers) onChange();
+		}, leaseRetryMs);
+		this.timer.unref();
+	}
+
+	/** Stop watching and give every lease back. */
+	close(): void {
+		this.watcher?.close();
+		clearInterval(this.timer);
+		clearTimeout(this.debounce);
+		this.table.close();
+	}
+
+	private remember(placeable: number[], floatOnly: ReadonlySet<number>): void {
+		this.placeable = placeable;
+		this.floatOnly = new Set(floatOnly);
+	}
+}
