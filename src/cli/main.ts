@@ -42,7 +42,10 @@ Example (sh; the default guest; Ctrl-A X quits): set -- $(pvrun image path)
   pvrun --pv-cpus 0-1 -m 512 -smp 2 -nographic -kernel "$1" -initrd "$2" \\
     -append console=ttyS0
 QEMU's arguments go to QEMU unchanged. pvrun's, where a QEMU option may stand:
-${pvOptionDocs.map((o) => `${optionHelpLine(o)}\n`).join('')}${commandDocs
+${pvOptionDocs
+	.filter((o) => !o.manOnly)
+	.map((o) => `${optionHelpLine(o)}\n`)
+	.join('')}${commandDocs
 		.filter((c) => !helpLess.has(c.name))
 		.map((c) => `${commandHelpLine(c)}\n`)
 		.join('')}pvrun --version; pvrun man; pvrun completion bash|zsh. -version, -help: QEMU's.

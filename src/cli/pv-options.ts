@@ -70,6 +70,13 @@ function seconds(name: string, value: string): number {
 	throw new UsageError(`--${name} takes a whole number of seconds from 1 to 86400, not ${JSON.stringify(value)} (see pvrun --help)`);
 }
 
+/** A whole number from 1 to 1000 (--pv-share). */
+function weight(name: string, value: string): number {
+	const n = Number(value);
+	if (/^\d+$/.test(value) && n >= 1 && n <= 1000) return n;
+	throw new UsageError(`--${name} takes a whole number from 1 to 1000, not ${JSON.stringify(value)} (see pvrun --help)`);
+}
+
 /** A share of one CPU, percent: 0.5 to 100, with or without `%`; `off` is 0 (no budget). */
 function percent(name: string, value: string): number {
 	if (value === 'off') return 0;
@@ -125,6 +132,7 @@ function parseJoined(joined: string[]) {
 				'pv-cs-boost': {type: 'string'},
 				'pv-placement': {type: 'string', default: 'auto'},
 				'pv-guest-cpu': {type: 'string', default: String(defaultGuestCpuPercent)},
+				'pv-share': {type: 'string', default: '1'},
 			},
 		}).values;
 	} catch (error) {
@@ -153,6 +161,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
 		placement: choice('pv-placement', values['pv-placement'], ['auto', 'cpuset', 'threads'] as const),
 		guestCpuPercent: percent('pv-guest-cpu', values['pv-guest-cpu']),
+		share: weight('pv-share', values['pv-share']),
 	};
 	if (values['pv-cpus'] !== undefined) {
 		try {

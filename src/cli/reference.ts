@@ -16,6 +16,8 @@ export interface PvOptionDoc {
 	brief: string;
 	/** The manual page's paragraph. */
 	detail: string;
+	/** Left out of --help (one screen): the manual page and completion have it. */
+	manOnly?: true;
 }
 
 export const pvOptionDocs: readonly PvOptionDoc[] = [
@@ -102,6 +104,14 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 		brief: 'most of one host CPU, %, the guest can make pvrun use (5)',
 		detail:
 			'The most of one host CPU, in percent (0.5 to 100, or off), that the guest can make pvrun use over any 10 s: its kicks, records and frames wait beyond it. Default 5.',
+	},
+	{
+		name: '--pv-share',
+		arg: 'N',
+		manOnly: true,
+		brief: "this VM's weight for host CPUs other VMs want too (1)",
+		detail:
+			"This VM's weight (1 to 1000) when pvrun VMs on the host want more CPUs of their own than are free: a freed CPU goes to the waiting VM with the fewest leased CPUs per weight, then to the one that waited longest. docs/leases.md.",
 	},
 ];
 

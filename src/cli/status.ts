@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import type {HintsStatus} from '../agent/watch.js';
 import {formatCpuList} from '../host/cpus.js';
+import {leaseDir, readLeases} from '../host/leases.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
 import {byStart, readVmStates, type CsStatus, type SkippedRunDir, type VcpuPlacement, type VmStatus} from '../vm/state.js';
 
@@ -21,13 +22,20 @@ export function statusCommand(options: {json: boolean; all?: boolean; roots?: st
 	return 0;
 }
 
-/** The VMs of every root in `roots`, oldest first, and what was skipped. */
+/** The VMs of every root in `roots`, oldest first, with their leases, and what was skipped. */
 export function readRoots(roots: readonly string[]): {vms: VmStatus[]; skipped: SkippedRunDir[]} {
 	const found = roots.map((root) => readVmStates(root));
-	return {
-		vms: found.flatMap((f) => f.vms).sort(byStart),
-		skipped: found.flatMap((f) => f.skipped),
-	};
+	const vms = found.flatMap((f) => f.vms).sort(byStart);
+	for (const dir of new Set(roots.map((root) => leaseDir(root)))) {
+		const {leases, owners} = readLeases(dir);
+		for (const vm of vms) {
+			const mine = leases.filter((l) => l.pid === vm.pvrunPid && l.qemuPid === vm.qemuPid).map(({cpu, vcpu, since}) => ({cpu, vcpu, since}));
+			if (mine.length) vm.leases = [...(vm.leases ?? []), ...mine];
+			const waiting = owners.find((o) => o.pid === vm.pvrunPid && o.qemuPid === vm.qemuPid)?.waitingSince;
+			if (waiting !== undefined) vm.leaseWaitingSince = waiting;
+		}
+	}
+	return {vms, skipped: found.flatMap((f) => f.skipped)};
 }
 
 /** uid → user name, from /etc/passwd (the numbers alone where it cannot be read). */
@@ -60,7 +68,7 @@ export function formatUptime(seconds: number): string {
 export function formatStatus(vms: readonly VmStatus[], roots: readonly string[], users?: ReadonlyMap<number, string>): string {
 	if (vms.length === 0) return `no pvrun VMs running (looked in ${roots.join(', ')})\n`;
 	const rows = [
-		[...(users ? ['USER'] : []), 'PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'vCPU→CPU'],
+		[...(users ? ['USER'] : []), 'PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'LEASES', 'vCPU→CPU'],
 		...vms.map((vm) => [
 			...(users ? [users.get(vm.uid) ?? String(vm.uid)] : []),
 			String(vm.pvrunPid),
@@ -71,6 +79,7 @@ export function formatStatus(vms: readonly VmStatus[], roots: readonly string[],
 			vm.log ?? '-',
 			vm.hints ? formatHints(vm.hints) : '-',
 			vm.cs ? formatCs(vm.cs) : '-',
+			formatLeases(vm),
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',
 		]),
 	];
@@ -107,6 +116,13 @@ export function formatPlacement(placement: readonly VcpuPlacement[], kernel: Rea
 			return `${p.vcpu}→${now}${mark}${now !== planned && !p.operator ? ` (planned ${planned})` : ''}`;
 		})
 		.join(', ');
+}
+
+/** "1 (vCPU 0)", "1 (vCPU 0), 3 (vCPU 2) waiting", "waiting", "-": the LEASES column. */
+export function formatLeases(vm: Pick<VmStatus, 'leases' | 'leaseWaitingSince'>): string {
+	const held = (vm.leases ?? []).map((l) => `${l.cpu} (vCPU ${l.vcpu})`).join(', ');
+	const waiting = vm.leaseWaitingSince !== undefined ? 'waiting' : '';
+	return [held, waiting].filter(Boolean).join(' ') || '-';
 }
 
 /** "active since 04:40:12 (affinity)", "waiting (why)", "inactive (why)": the HINTS column. */

@@ -27,6 +27,8 @@ export interface VmConfig {
 	csFeedback: CsFeedback;
 	/** --pv-placement: the floating vCPU threads moved as one (cpuset), one by one (threads), or cpuset where it can (auto). */
 	placement: Placement;
+	/** --pv-share: this VM's weight against other VMs waiting for a CPU of their own (docs/leases.md), 1 to 1000. */
+	share: number;
 	/** --pv-guest-cpu: the share of one host CPU, percent, that what the guest does may make pvrun use (0: off, no budget). */
 	guestCpuPercent: number;
 }

@@ -35,6 +35,8 @@ export interface VmPlan {
 	csFeedback: CsFeedback;
 	/** --pv-placement. */
 	placement: Placement;
+	/** --pv-share. */
+	share: number;
 	/** --pv-guest-cpu, percent of one host CPU. */
 	guestCpuPercent: number;
 	nrVcpus: number;
@@ -88,6 +90,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		csBoost: options.csBoost,
 		csFeedback: options.csFeedback,
 		placement: options.placement,
+		share: options.share,
 		guestCpuPercent: options.guestCpuPercent,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),

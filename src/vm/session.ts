@@ -7,7 +7,9 @@ import {AgentClient, AgentPortClosedError, AgentReplyError, AgentTimeoutError} f
 import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
+import {LeaseTable, leaseDir} from '../host/leases.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
+import {takenCpus} from '../host/taken.js';
 import {FloatGroup} from '../pin/cpuset.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
@@ -25,6 +27,8 @@ import {percentiles} from '../util/stats.js';
 import {channelIds} from './devices.js';
 import type {EventLog} from './event-log.js';
 import {AffinityEngine} from '../hints/affinity/engine.js';
+import {VmLeases} from '../hints/affinity/leasing.js';
+import {guestName} from '../qemu/args.js';
 import {updateCs, updateGuest, updateHints, updatePlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
@@ -84,6 +88,7 @@ export class HintSession {
 	private fast: FastPath | undefined;
 	/** The floating vCPU threads' cpuset (--pv-placement). */
 	private group: FloatGroup | undefined;
+	private leases: VmLeases | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
 	private closed = false;
@@ -172,6 +177,7 @@ export class HintSession {
 			this.budget,
 			this.cpuHoldMs,
 		);
+		this.openLeases(this.engine);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
 		this.engine.placementListener = (placement, activity) => void updatePlacement(this.plan.runDir, placement, activity);
@@ -511,6 +517,43 @@ export class HintSession {
 	}
 
 	/**
+	 * Host-wide CPU leases (docs/leases.md): this VM's file in the lease directory, and the engine
+	 * leasing through it. A directory pvrun cannot use costs the VM nothing but the coordination
+	 * (one warning).
+	 */
+	private openLeases(engine: AffinityEngine): void {
+		let table: LeaseTable;
+		const dir = leaseDir(path.dirname(this.plan.runDir));
+		try {
+			const name = guestName(this.plan.args);
+			table = LeaseTable.open(dir, {
+				pid: process.pid,
+				qemuPid: this.qemu.pid,
+				...(name !== undefined ? {name} : {}),
+				share: this.plan.share,
+				cpus: this.plan.allowed,
+			});
+		} catch (error) {
+			this.warn(`no host-wide CPU leases: ${firstLine(error)}; other pvrun VMs on this host may be given the same CPUs`);
+			return;
+		}
+		let scanned = {at: -Infinity, leasing: '', cpus: new Set<number>()};
+		// Looked at again at most every 5 s, or when the VMs leasing here change: a scan reads /proc
+		// (~1 ms). PVRUN_HOST_ROOT: where /proc and /sys are read from (docs/leases.md; the test
+		// suite's VMs ignore each other's QEMUs).
+		const taken = (leasing: ReadonlySet<number> = new Set([this.qemu.pid])) => {
+			const now = performance.now();
+			const key = [...leasing].sort((a, b) => a - b).join();
+			if (now - scanned.at > 5000 || key !== scanned.leasing)
+				scanned = {at: now, leasing: key, cpus: takenCpus(process.env['PVRUN_HOST_ROOT'] || '/', leasing).cpus};
+			return scanned.cpus;
+		};
+		this.leases = new VmLeases(table, this.plan.allowed, this.plan.share, taken);
+		engine.setLeases(this.leases);
+		this.log.write('leases', {dir, share: this.plan.share, placeable: this.leases.placeable, taken: [...taken()].sort((a, b) => a - b)});
+	}
+
+	/**
 	 * The native fast path, when the plan has a kick port: started before the
 	 * engine so that pvrun's thread placement (floating, off granted CPUs)
 	 * covers its thread too. Without it, the agent's KICK frames drive the
@@ -677,6 +720,7 @@ export class HintSession {
 		}
 		// After the fast path: nothing writes the group's files any more.
 		for (const e of this.group?.close() ?? []) this.log.write('warning', {message: e});
+		this.leases?.close();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {

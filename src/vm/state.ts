@@ -129,6 +129,10 @@ export interface VmStatus extends VmState {
 	uptimeSeconds: number;
 	/** vCPU → the CPUs the kernel lets its thread run on now (from /proc), where known. */
 	kernelCpus?: Record<string, number[]>;
+	/** The host CPUs its pvrun leases (docs/leases.md), from the lease directory. */
+	leases?: Array<{cpu: number; vcpu: number; since: number}>;
+	/** Since when (ms since the epoch) it waits for a CPU of its own that other VMs lease. */
+	leaseWaitingSince?: number;
 }
 
 /** A pvrun-* directory readVmStates did not list, and why. */

@@ -61,6 +61,17 @@ t.test('bad pvrun options are one clear error with exit code 2', async (t) => {
 	t.equal(parsePvOptions(['--pv-qemu', '/a/qemu', '--pv-qemu=/b/qemu']).qemu, '/b/qemu', 'given twice, the last one counts');
 });
 
+t.test('--pv-share: a whole weight from 1 to 1000', async (t) => {
+	t.equal(parsePvOptions([]).share, 1, 'default 1');
+	t.equal(parsePvOptions(['--pv-share', '1000']).share, 1000);
+	for (const bad of ['0', '1001', '1.5', 'abc', '', '-2', '1e2'])
+		t.throws(
+			() => parsePvOptions([`--pv-share=${bad}`]),
+			{name: 'UsageError', message: /^--pv-share takes a whole number from 1 to 1000, not /, exitCode: 2},
+			`--pv-share=${bad}`,
+		);
+});
+
 t.test('--pv-guest-cpu: a share of one CPU from 0.5 to 100 %, or off', async (t) => {
 	t.equal(parsePvOptions([]).guestCpuPercent, 5, 'default 5');
 	t.equal(parsePvOptions(['--pv-guest-cpu', '2.5']).guestCpuPercent, 2.5);

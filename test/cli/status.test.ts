@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
-import {formatCs, formatHints, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
+import {formatCs, formatHints, formatLeases, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
 import {deadPid, fakeRoot, runDir, validState, writeJson} from '../helpers/run-dirs.js';
@@ -41,6 +41,7 @@ t.test('the status table', async (t) => {
 		qemuRunning: true,
 		state: 'running' as const,
 		uptimeSeconds: 3725,
+		leases: [{cpu: 3, vcpu: 0, since: 1}],
 	};
 	const other = {
 		...validState('pvrun-200-cd', 200, {qemuPid: 201, log: '/var/log/pv.jsonl', hints: {state: 'inactive', reason: 'no agent'}}),
@@ -49,25 +50,40 @@ t.test('the status table', async (t) => {
 		qemuRunning: false,
 		state: 'exited' as const,
 		uptimeSeconds: 45,
+		leaseWaitingSince: 5,
 	};
 	t.equal(
 		formatStatus([vm, other], ['/run/pvrun']),
 		[
-			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
-			'10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
-			'200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
+			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      LEASES      vCPU→CPU',
+			'10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
+			'200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    waiting     not known yet',
 			'',
 		].join('\n'),
 	);
 	t.equal(
 		formatStatus([vm, other], ['/run/pvrun', '/tmp/pvrun-1000'], new Map([[0, 'root']])),
 		[
-			'USER  PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      vCPU→CPU',
-			'root  10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  0→2-3',
-			'1000  200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    not known yet',
+			'USER  PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      LEASES      vCPU→CPU',
+			'root  10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
+			'1000  200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    waiting     not known yet',
 			'',
 		].join('\n'),
 		"--all: each VM's user first (the uid where it has no name)",
+	);
+});
+
+t.test('formatLeases: the CPUs leased, and whether the VM waits for one', async (t) => {
+	t.equal(formatLeases({}), '-');
+	t.equal(
+		formatLeases({
+			leases: [
+				{cpu: 1, vcpu: 0, since: 1},
+				{cpu: 3, vcpu: 2, since: 2},
+			],
+			leaseWaitingSince: 9,
+		}),
+		'1 (vCPU 0), 3 (vCPU 2) waiting',
 	);
 });
 
@@ -133,7 +149,7 @@ t.test('pvrun status and pvrun status --json (built CLI, PVRUN_RUNTIME_DIR as th
 	);
 	const text = await execa(node, [...cli, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
-	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +not known yet$`));
+	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
 	const fresh = path.join(fakeRoot(t), 'not-made-yet');
 	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, PVRUN_RUNTIME_DIR: fresh}});

@@ -1,0 +1,147 @@
+// Host-wide CPU leases between real VMs (docs/leases.md): two pvrun VMs on this host share one
+// lease directory, each with a guest thread pinned to its vCPU 1, beside a plain QEMU whose
+// vCPU threads an operator pinned to the highest CPU. Everything is observed from the host: the
+// lease files and their flock locks (/proc/locks), the vCPU threads' Cpus_allowed_list,
+// `pvrun status --json`, and what is left after a kill -9.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {execa} from 'execa';
+import t from 'tap';
+import {bootGuest, pvrunCommand, readyLine, type Guest} from '../../src/guest/boot.js';
+import {ownCpus, threadCpusAllowed} from '../../src/host/cpus.js';
+import {readLeases} from '../../src/host/leases.js';
+import {setThreadAffinity} from '../../src/host/libc.js';
+import {ensureImage} from '../../src/image/build.js';
+import {readEventLog} from '../../src/vm/event-log.js';
+import {assertLogValid} from '../helpers/event-schema.js';
+import {killIfRunning} from '../helpers/host-view.js';
+import {vmFromLog, within} from '../helpers/pvrun-vm.js';
+
+/** The vCPU threads of QEMU `pid`, in vCPU order (debug-threads names them "CPU n/TCG"). */
+function vcpuThreads(pid: number): number[] {
+	const found: Array<[number, number]> = [];
+	for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+		const m = /^CPU (\d+)\//.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'));
+		if (m) found.push([Number(m[1]), Number(tid)]);
+	}
+	return found.sort((a, b) => a[0] - b[0]).map(([, tid]) => tid);
+}
+
+const cpus = ownCpus();
+
+t.test(
+	'two pvrun VMs and a plain QEMU pinned by hand: one lease, never on the pinned CPU nor shared; a VM killed with -9 frees it for the other within a second',
+	{skip: cpus.length < 2 ? 'needs 2 host CPUs' : false},
+	async (t) => {
+		const image = await ensureImage();
+		const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-e2e-leases-'));
+		t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+		const leases = path.join(dir, 'leases');
+		const [free = 0, pinned = 1] = [cpus[0], cpus.at(-1)];
+
+		// The plain QEMU, both vCPUs pinned to the highest CPU (as libvirt's <vcpupin> would).
+		const plain = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', qemuArgs: ['-name', 'debug-threads=on']});
+		t.teardown(() => plain.stop());
+		const vms: Array<{name: string; guest: Guest; log: string}> = ['lease-a', 'lease-b'].map((name) => {
+			const log = path.join(dir, `${name}.jsonl`);
+			const guest = bootGuest({
+				kernel: image.kernel,
+				initrd: image.initrd,
+				cpus: 2,
+				run: '/usr/share/pvrun/pin-busy.sh,0x2,600,1',
+				// One lease directory for both, and the host's real /proc (the suite gives each test file its own).
+				launcher: ['env', `PVRUN_LEASE_DIR=${leases}`, 'PVRUN_HOST_ROOT=/', ...pvrunCommand('--pv-log', log)],
+				qemuArgs: ['-name', name],
+			});
+			return {name, guest, log};
+		});
+		t.teardown(async () => {
+			for (const vm of vms) await vm.guest.stop();
+		});
+		await plain.waitFor(readyLine, 120_000);
+		const plainThreads = vcpuThreads(plain.pid);
+		t.equal(plainThreads.length, 2, 'the plain QEMU’s two vCPU threads');
+		for (const tid of plainThreads) setThreadAffinity(tid, [pinned]);
+		for (const vm of vms) await vm.guest.waitFor('pin-busy: pinned', 120_000);
+		const threads = await Promise.all(vms.map(async (vm) => (await vmFromLog(vm.log)).threads));
+
+		// One VM leases the free CPU for its vCPU 1; the other waits.
+		let view = readLeases(leases);
+		const leased = await within(10_000, () => (view = readLeases(leases)).leases.length === 1 && view.owners.some((o) => o.waitingSince !== undefined));
+		t.ok(leased >= 0, `one lease, one VM waiting, ${leased.toFixed(0)} ms after both pinned: ${JSON.stringify(view)}`);
+		const [lease] = view.leases;
+		t.equal(lease?.cpu, free, `leased CPU ${free}, not CPU ${pinned} that the plain QEMU is pinned to`);
+		t.equal(lease?.vcpu, 1, 'for vCPU 1');
+		const holder = vms.findIndex((vm) => vm.name === lease?.name);
+		t.ok(holder >= 0, `held by ${lease?.name}`);
+		const waiter = 1 - holder;
+		const holderThreads = threads[holder] ?? [];
+		const waiterThreads = threads[waiter] ?? [];
+		const qemuPids = vms.map((vm) => vm.guest.pid);
+
+		// Sampled for 2 s: the leased CPU is the holder's vCPU 1's alone; nobody leases the pinned CPU.
+		let shared = 0;
+		let samples = 0;
+		for (const until = performance.now() + 2000; performance.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+			samples++;
+			const masks = [
+				...holderThreads.map((tid, v) => ({v: `${vms[holder]?.name} vCPU ${v}`, mask: threadCpusAllowed(qemuPids[holder] ?? 0, tid)})),
+				...waiterThreads.map((tid, v) => ({v: `${vms[waiter]?.name} vCPU ${v}`, mask: threadCpusAllowed(qemuPids[waiter] ?? 0, tid)})),
+			];
+			const onLeased = masks.filter((m) => m.mask.includes(free)).map((m) => m.v);
+			if (onLeased.join() !== `${vms[holder]?.name} vCPU 1` || readLeases(leases).leases.some((l) => l.cpu === pinned)) {
+				shared++;
+				t.comment(`sample ${samples}: on CPU ${free}: ${onLeased.join(', ')}`);
+			}
+		}
+		t.equal(shared, 0, `in ${samples} samples only the holder’s vCPU 1 may run on CPU ${free}`);
+		t.ok(
+			readEventLog(vms[waiter]?.log ?? '').some((e) => e.event === 'deny' || e.event === 'leases'),
+			'the waiting VM logged the denial or the others’ leases',
+		);
+
+		// pvrun status shows the lease and the wait.
+		const status = await execa(process.execPath, [path.join('dist', 'cli', 'main.js'), 'status', '--json'], {
+			env: {...process.env, PVRUN_LEASE_DIR: leases},
+			reject: false,
+		});
+		t.equal(status.exitCode, 0, status.stderr);
+		const listed = (JSON.parse(status.stdout) as {vms: Array<{qemuPid: number; leases?: Array<{cpu: number; vcpu: number}>; leaseWaitingSince?: number}>}).vms;
+		t.match(
+			listed.find((v) => v.qemuPid === qemuPids[holder]),
+			{leases: [{cpu: free, vcpu: 1}]},
+			'status: the holder’s lease',
+		);
+		t.ok(listed.find((v) => v.qemuPid === qemuPids[waiter])?.leaseWaitingSince, 'status: the other waits');
+
+		// The holder dies at once, its helper and its QEMU: no clean-up runs, the kernel frees its locks.
+		const helper = lease?.pid ?? 0;
+		killIfRunning(helper);
+		killIfRunning(qemuPids[holder] ?? 0);
+		const killedAt = performance.now();
+		let after = readLeases(leases);
+		const taken = await within(5000, () => (after = readLeases(leases)).leases.some((l) => l.name === vms[waiter]?.name));
+		t.ok(taken >= 0 && taken < 1000, `the waiting VM leased a CPU ${taken.toFixed(0)} ms after the kill (within a second): ${JSON.stringify(after.leases)}`);
+		t.same(
+			after.leases.map((l) => [l.cpu, l.vcpu]),
+			[[free, 1]],
+			`CPU ${free} for its vCPU 1`,
+		);
+		t.notOk(
+			after.owners.some((o) => o.pid === helper),
+			'the dead pvrun owns nothing',
+		);
+		const exclusive = await within(2000, () => {
+			const mine = threadCpusAllowed(qemuPids[waiter] ?? 0, waiterThreads[1] ?? 0);
+			return mine.join() === String(free) && !threadCpusAllowed(qemuPids[waiter] ?? 0, waiterThreads[0] ?? 0).includes(free);
+		});
+		t.ok(exclusive >= 0, `its vCPU 1 has CPU ${free} to itself ${(performance.now() - killedAt).toFixed(0)} ms after the kill`);
+		t.same(
+			plainThreads.map((tid) => threadCpusAllowed(plain.pid, tid)),
+			[[pinned], [pinned]],
+			'the plain QEMU’s pins are untouched',
+		);
+		assertLogValid(t, vms[waiter]?.log ?? '');
+	},
+);
