@@ -10,6 +10,7 @@ import {FastPath} from '../fast/binding.js';
 import {LeaseTable, leaseDir} from '../host/leases.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
 import {takenCpus} from '../host/taken.js';
+import {memoryNode, readTopology} from '../host/topology.js';
 import {FloatGroup} from '../pin/cpuset.js';
 import {Pinner, threadsExcept} from '../pin/pinner.js';
 import {VcpuUsage} from '../pin/usage.js';
@@ -537,6 +538,7 @@ export class HintSession {
 			this.warn(`no host-wide CPU leases: ${firstLine(error)}; other pvrun VMs on this host may be given the same CPUs`);
 			return;
 		}
+		const hostRoot = process.env['PVRUN_HOST_ROOT'] || '/';
 		let scanned = {at: -Infinity, leasing: '', cpus: new Set<number>()};
 		// Looked at again at most every 5 s, or when the VMs leasing here change: a scan reads /proc
 		// (~1 ms). PVRUN_HOST_ROOT: where /proc and /sys are read from (docs/leases.md; the test
@@ -544,11 +546,10 @@ export class HintSession {
 		const taken = (leasing: ReadonlySet<number> = new Set([this.qemu.pid])) => {
 			const now = performance.now();
 			const key = [...leasing].sort((a, b) => a - b).join();
-			if (now - scanned.at > 5000 || key !== scanned.leasing)
-				scanned = {at: now, leasing: key, cpus: takenCpus(process.env['PVRUN_HOST_ROOT'] || '/', leasing).cpus};
+			if (now - scanned.at > 5000 || key !== scanned.leasing) scanned = {at: now, leasing: key, cpus: takenCpus(hostRoot, leasing).cpus};
 			return scanned.cpus;
 		};
-		this.leases = new VmLeases(table, this.plan.allowed, this.plan.share, taken);
+		this.leases = new VmLeases(table, this.plan.allowed, this.plan.share, taken, {cpus: readTopology(hostRoot), memNode: memoryNode(this.qemu.pid, hostRoot)});
 		engine.setLeases(this.leases);
 		this.log.write('leases', {dir, share: this.plan.share, placeable: this.leases.placeable, taken: [...taken()].sort((a, b) => a - b)});
 	}

@@ -653,7 +653,7 @@ export class AffinityEngine implements HintTypeEngine {
 		floatOnly: ReadonlySet<number> | undefined = this.leases?.floatOnly,
 		previous: Assignment = this.state.assignment,
 	): Assignment {
-		return decideAffinity(hints, this.state.nrVcpus, placeable, previous, this.state.idle, this.heldInput(), floatOnly);
+		return decideAffinity(hints, this.state.nrVcpus, placeable, previous, this.state.idle, this.heldInput(), floatOnly, this.leases?.prefer);
 	}
 
 	/**
@@ -825,7 +825,7 @@ export class AffinityEngine implements HintTypeEngine {
 			allowed: this.leases?.placeable ?? this.allowed,
 			idle: this.state.idle,
 			held: this.heldInput(),
-			...(this.leases ? {floatOnly: this.leases.floatOnly, leased: this.leases.held()} : {}),
+			...(this.leases ? {floatOnly: this.leases.floatOnly, leased: this.leases.held(), ...(this.leases.prefer ? {prefer: this.leases.prefer} : {})} : {}),
 			basedSeq: this.reader.tail,
 			canAddHint: this.state.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),

@@ -7,6 +7,7 @@
 // at again when a file of the directory changes, and every half second while this VM waits.
 import fs from 'node:fs';
 import {mayTake, strands, type LeaseOwner, type LeaseTable} from '../../host/leases.js';
+import {cpuPreference, type CpuPreference, type CpuTopology} from '../../host/topology.js';
 import type {Assignment} from './policy.js';
 
 /** The policy with the CPUs it may place on and those it may not grant. */
@@ -23,6 +24,10 @@ export class VmLeases {
 	/** Of those, the CPUs none of this VM's vCPUs may have as its own. */
 	floatOnly: ReadonlySet<number>;
 	private othersWaiting = false;
+	/** The others' leases and the taken CPUs as of the last look (what the preference reads). */
+	private readonly view = {leased: new Set<number>() as ReadonlySet<number>, taken: new Set<number>() as ReadonlySet<number>};
+	/** The order new grants take free CPUs in, on this host's topology (undefined: highest first). */
+	readonly prefer: CpuPreference | undefined;
 	private readonly lingering = new Map<number, number>();
 	private watcher: fs.FSWatcher | undefined;
 	private timer: NodeJS.Timeout | undefined;
@@ -34,14 +39,20 @@ export class VmLeases {
 		private readonly share: number,
 		/** Host CPUs no VM should lease (src/host/taken.ts), given the QEMU pids of the VMs that lease here. */
 		private readonly taken: (leasing: ReadonlySet<number>) => ReadonlySet<number> = () => new Set(),
+		/** The host's topology, and the NUMA node of the VM's memory where known. */
+		topology?: {cpus: CpuTopology; memNode?: number | undefined},
 	) {
 		this.placeable = [...allowed];
 		this.floatOnly = new Set();
+		this.prefer = topology ? cpuPreference(topology.cpus, this.view, topology.memNode) : undefined;
 	}
 
-	/** The taken CPUs, with the QEMUs of this VM and of `others` left out. */
-	private takenNow(others: readonly LeaseOwner[]): number[] {
-		return [...this.taken(new Set([this.table.qemuPid, ...others.map((o) => o.qemuPid)]))];
+	/** The taken CPUs, with the QEMUs of this VM and of `others` left out; remembered with the others' leases. */
+	private look(others: readonly LeaseOwner[], othersLeased: ReadonlySet<number>): number[] {
+		const taken = this.taken(new Set([this.table.qemuPid, ...others.map((o) => o.qemuPid)]));
+		this.view.leased = othersLeased;
+		this.view.taken = taken;
+		return [...taken];
 	}
 
 	/** The CPUs this VM leases (the fast path's table grants no other). */
@@ -58,7 +69,7 @@ export class VmLeases {
 		const cheap = policy(this.placeable, this.floatOnly);
 		if (cheap.denied.length === 0 && this.table.waiting === undefined && [...cheap.exclusive.values()].every((e) => this.table.holds(e.pcpu))) return cheap;
 		return this.table.transaction((tx) => {
-			const taken = this.takenNow(tx.others);
+			const taken = this.look(tx.others, tx.othersLeased);
 			const blocked = new Set(tx.othersLeased);
 			const floatOnly = new Set(taken);
 			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
@@ -100,7 +111,7 @@ export class VmLeases {
 	refresh(): boolean {
 		const before = `${this.placeable.join()}|${[...this.floatOnly].join()}`;
 		const done = this.table.transaction((tx) => {
-			const taken = this.takenNow(tx.others);
+			const taken = this.look(tx.others, tx.othersLeased);
 			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
 			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
 			const placeable = this.allowed.filter((c) => !tx.othersLeased.has(c));

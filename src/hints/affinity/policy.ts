@@ -94,6 +94,8 @@ export function decideAffinity(
 	 * have a CPU already: every grantable CPU can be granted, none shared.
 	 */
 	floatOnly: ReadonlySet<number> = new Set(),
+	/** The order new grants take free CPUs in (src/host/topology.ts; lower first); without it, or on a tie, the highest CPU first. */
+	prefer?: (cpu: number, granted: readonly number[]) => number,
 ): Assignment {
 	// The thread that asks for each vCPU alone: the oldest hint wins. A held vCPU's askers are not served.
 	const askers = new Map<number, Hint>();
@@ -134,6 +136,11 @@ export function decideAffinity(
 	const free = grantable.filter((c) => !used.has(c)).reverse();
 	for (const v of granted) {
 		if (exclusive.has(v)) continue;
+		if (prefer && free.length > 1) {
+			const sofar = [...exclusive.values()].map((e) => e.pcpu);
+			const rank = new Map(free.map((c) => [c, prefer(c, sofar)]));
+			free.sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0) || b - a);
+		}
 		const pcpu = free.shift();
 		const h = askers.get(v);
 		if (pcpu === undefined || !h) continue;
