@@ -121,6 +121,7 @@ function parseJoined(joined: string[]) {
 			options: {
 				'pv-cpus': {type: 'string'},
 				'pv-log': {type: 'string'},
+				'pv-metrics': {type: 'string'},
 				'pv-accel': {type: 'string', default: 'auto'},
 				'pv-off': {type: 'boolean', default: false},
 				'pv-fast-path': {type: 'string', default: 'on'},
@@ -171,5 +172,9 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		}
 	}
 	if (values['pv-log'] !== undefined) options.log = values['pv-log'];
+	if (values['pv-metrics'] !== undefined) {
+		if (values['pv-metrics'] === '') throw new UsageError('--pv-metrics takes a file name (see pvrun man)');
+		options.metrics = values['pv-metrics'];
+	}
 	return options;
 }

@@ -106,6 +106,15 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 			'The most of one host CPU, in percent (0.5 to 100, or off), that the guest can make pvrun use over any 10 s: its kicks, records and frames wait beyond it. Default 5.',
 	},
 	{
+		name: '--pv-metrics',
+		arg: 'FILE',
+		file: true,
+		manOnly: true,
+		brief: "keep the VM's numbers in FILE, Prometheus text format",
+		detail:
+			"Keep the VM's numbers in FILE in Prometheus' text format, for node_exporter's textfile collector: hint records and decisions, each vCPU's placement, the CPUs it leases and whether it waits for one. Replaced whole every 5 s; removed when the VM ends.",
+	},
+	{
 		name: '--pv-share',
 		arg: 'N',
 		manOnly: true,

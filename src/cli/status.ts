@@ -68,7 +68,7 @@ export function formatUptime(seconds: number): string {
 export function formatStatus(vms: readonly VmStatus[], roots: readonly string[], users?: ReadonlyMap<number, string>): string {
 	if (vms.length === 0) return `no pvrun VMs running (looked in ${roots.join(', ')})\n`;
 	const rows = [
-		[...(users ? ['USER'] : []), 'PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'CS IN/PREEMPTED', 'LEASES', 'vCPU→CPU'],
+		[...(users ? ['USER'] : []), 'PVRUN', 'QEMU', 'NAME', 'STATE', 'UPTIME', 'LOG', 'HINTS', 'RECORDS/PINS', 'CS IN/PREEMPTED', 'LEASES', 'vCPU→CPU'],
 		...vms.map((vm) => [
 			...(users ? [users.get(vm.uid) ?? String(vm.uid)] : []),
 			String(vm.pvrunPid),
@@ -78,6 +78,7 @@ export function formatStatus(vms: readonly VmStatus[], roots: readonly string[],
 			formatUptime(vm.uptimeSeconds),
 			vm.log ?? '-',
 			vm.hints ? formatHints(vm.hints) : '-',
+			vm.activity ? `${vm.activity.records}/${vm.activity.pins}` : '-',
 			vm.cs ? formatCs(vm.cs) : '-',
 			formatLeases(vm),
 			vm.placement ? formatPlacement(vm.placement, vm.kernelCpus) : 'not known yet',

@@ -144,6 +144,11 @@ export class LeaseTable {
 		return [...this.mine.keys()].sort((a, b) => a - b);
 	}
 
+	/** This pvrun's leases: each CPU with the vCPU it is for. */
+	records(): LeaseRecord[] {
+		return [...this.mine.values()].sort((a, b) => a.cpu - b.cpu);
+	}
+
 	holds(cpu: number): boolean {
 		return this.mine.has(cpu);
 	}

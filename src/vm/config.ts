@@ -7,6 +7,8 @@ export interface VmConfig {
 	cpus?: number[];
 	/** --pv-log: the event log. */
 	log?: string;
+	/** --pv-metrics: the Prometheus text file (src/vm/metrics.ts). */
+	metrics?: string;
 	/** --pv-accel: the accelerator when QEMU's arguments choose none. */
 	accel: 'auto' | 'kvm' | 'tcg';
 	/** --pv-off: QEMU exactly as given. */

@@ -37,6 +37,8 @@ export interface VmPlan {
 	placement: Placement;
 	/** --pv-share. */
 	share: number;
+	/** --pv-metrics, absolute. */
+	metrics?: string;
 	/** --pv-guest-cpu, percent of one host CPU. */
 	guestCpuPercent: number;
 	nrVcpus: number;
@@ -91,6 +93,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		csFeedback: options.csFeedback,
 		placement: options.placement,
 		share: options.share,
+		...(options.metrics !== undefined ? {metrics: path.resolve(options.metrics)} : {}),
 		guestCpuPercent: options.guestCpuPercent,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),

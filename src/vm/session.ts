@@ -30,7 +30,8 @@ import type {EventLog} from './event-log.js';
 import {AffinityEngine} from '../hints/affinity/engine.js';
 import {VmLeases} from '../hints/affinity/leasing.js';
 import {guestName} from '../qemu/args.js';
-import {updateCs, updateGuest, updateHints, updatePlacement} from './state.js';
+import {MetricsFile} from './metrics.js';
+import {updateCs, updateGuest, updateHints, updatePlacement, type HintActivity, type VcpuPlacement} from './state.js';
 import type {VmPlan} from './plan.js';
 import type {QemuProcess} from './qemu-process.js';
 import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
@@ -58,6 +59,8 @@ const slowMoveMs = 2;
  * as one above (bench/experiments/2026-12-06-placement-flat/).
  */
 const groupMinVcpus = 16;
+/** How often --pv-metrics rewrites its file: a textfile collector reads it when scraped (every 15 s or more). */
+const metricsPeriodMs = 5000;
 
 /** Create the VM's run directory (sockets, state file) and shared memory; nothing is left if this throws. */
 export function createRunFiles(plan: Pick<VmPlan, 'runDir' | 'shmPath' | 'nrVcpus' | 'cs'>): ShmArea {
@@ -90,6 +93,10 @@ export class HintSession {
 	/** The floating vCPU threads' cpuset (--pv-placement). */
 	private group: FloatGroup | undefined;
 	private leases: VmLeases | undefined;
+	private metrics: MetricsFile | undefined;
+	private metricsTimer: NodeJS.Timeout | undefined;
+	/** The placement and activity the engine published last. */
+	private published: {placement: VcpuPlacement[]; activity: HintActivity} | undefined;
 	/** KICK frames on the agent channel (with the fast path on, kicks the kick port did not take). */
 	private agentKicks = 0;
 	private closed = false;
@@ -181,7 +188,11 @@ export class HintSession {
 		this.openLeases(this.engine);
 		this.startFastPath(this.engine);
 		// pvrun status shows where the vCPUs run (the state file is in the run directory).
-		this.engine.placementListener = (placement, activity) => void updatePlacement(this.plan.runDir, placement, activity);
+		this.engine.placementListener = (placement, activity) => {
+			this.published = {placement, activity};
+			void updatePlacement(this.plan.runDir, placement, activity);
+		};
+		this.startMetrics();
 		this.engine.start();
 		if (this.plan.cs !== 'off') this.startCs(threads);
 		// Set-up (QMP, the host BPF program) is pvrun's own and happens once; from here on the
@@ -517,6 +528,29 @@ export class HintSession {
 		this.log.write('placement', {mode: 'cpuset', dir: group.dir, ...(moveMs === undefined ? {} : {moveMs: Math.round(moveMs * 1000) / 1000})});
 	}
 
+	/** --pv-metrics: the VM's numbers in a Prometheus text file, every 5 s (src/vm/metrics.ts). */
+	private startMetrics(): void {
+		if (!this.plan.metrics) return;
+		const file = new MetricsFile(this.plan.metrics, (message) => this.warn(message));
+		this.metrics = file;
+		const write = () =>
+			file.write({
+				id: this.plan.id,
+				name: guestName(this.plan.args),
+				qemuPid: this.qemu.pid,
+				vcpus: this.plan.nrVcpus,
+				placement: this.published?.placement,
+				activity: this.published?.activity,
+				leases: this.leases?.table.records() ?? [],
+				waiting: this.leases?.table.waiting !== undefined,
+				decisions: {fast: this.engine?.decisions.fast ?? 0, slow: this.engine?.decisions.slow ?? 0},
+				hintsActive: this.watch.status.state === 'active',
+			});
+		write();
+		this.metricsTimer = setInterval(write, metricsPeriodMs);
+		this.metricsTimer.unref();
+	}
+
 	/**
 	 * Host-wide CPU leases (docs/leases.md): this VM's file in the lease directory, and the engine
 	 * leasing through it. A directory pvrun cannot use costs the VM nothing but the coordination
@@ -722,6 +756,8 @@ export class HintSession {
 		// After the fast path: nothing writes the group's files any more.
 		for (const e of this.group?.close() ?? []) this.log.write('warning', {message: e});
 		this.leases?.close();
+		clearInterval(this.metricsTimer);
+		this.metrics?.remove();
 		this.agent?.close();
 		void this.qmp?.close().catch(() => {});
 		if (this.engine && this.engine.hostLatenciesUs.length) {

@@ -18,6 +18,7 @@ const sample: Record<string, string> = {
 	'--pv-cs-boost': 'max=500us',
 	'--pv-guest-cpu': '5',
 	'--pv-share': '2',
+	'--pv-metrics': '/tmp/x.prom',
 };
 
 t.test('every option in the table parses, with each of its values; a value outside them is a usage error', async (t) => {

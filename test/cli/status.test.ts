@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
+import {assertStatusValid} from '../helpers/status-schema.js';
 import {formatCs, formatHints, formatLeases, formatPlacement, formatStatus, formatUptime, userNames} from '../../src/cli/status.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {writeVmState} from '../../src/vm/state.js';
@@ -27,6 +28,7 @@ t.test('the status table', async (t) => {
 			name: 'web',
 			placement: [{vcpu: 0, cpus: [2, 3], exclusive: false}],
 			hints: {state: 'active', types: ['affinity', 'cs']},
+			activity: {records: 1200, pins: 14, floats: 13, denies: 0, recent: []},
 		}),
 		cs: {
 			vcpus: [
@@ -55,18 +57,18 @@ t.test('the status table', async (t) => {
 	t.equal(
 		formatStatus([vm, other], ['/run/pvrun']),
 		[
-			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      LEASES      vCPU→CPU',
-			'10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
-			'200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    waiting     not known yet',
+			'PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  RECORDS/PINS  CS IN/PREEMPTED      LEASES      vCPU→CPU',
+			'10     11    web   running  1h02m   -                  active (affinity, cs)  1200/14       0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
+			'200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -             -                    waiting     not known yet',
 			'',
 		].join('\n'),
 	);
 	t.equal(
 		formatStatus([vm, other], ['/run/pvrun', '/tmp/pvrun-1000'], new Map([[0, 'root']])),
 		[
-			'USER  PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  CS IN/PREEMPTED      LEASES      vCPU→CPU',
-			'root  10     11    web   running  1h02m   -                  active (affinity, cs)  0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
-			'1000  200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -                    waiting     not known yet',
+			'USER  PVRUN  QEMU  NAME  STATE    UPTIME  LOG                HINTS                  RECORDS/PINS  CS IN/PREEMPTED      LEASES      vCPU→CPU',
+			'root  10     11    web   running  1h02m   -                  active (affinity, cs)  1200/14       0:1.2s/0.3s 1:0s/0s  3 (vCPU 0)  0→2-3',
+			'1000  200    201   -     exited   45s     /var/log/pv.jsonl  inactive (no agent)    -             -                    waiting     not known yet',
 			'',
 		].join('\n'),
 		"--all: each VM's user first (the uid where it has no name)",
@@ -138,6 +140,7 @@ t.test('pvrun status and pvrun status --json (built CLI, PVRUN_RUNTIME_DIR as th
 	const env = {...process.env, PVRUN_RUNTIME_DIR: root};
 	const json = await execa(node, [...cli, 'status', '--json'], {reject: false, env});
 	t.equal(json.exitCode, 0, json.stderr);
+	assertStatusValid(t, json.stdout);
 	const parsed = JSON.parse(json.stdout) as {vms: Array<{name?: string; pvrunPid: number; uid: number}>; skipped: Array<{dir: string}>};
 	t.same(
 		parsed.vms.map((v) => [v.name, v.pvrunPid, v.uid]),
@@ -149,7 +152,7 @@ t.test('pvrun status and pvrun status --json (built CLI, PVRUN_RUNTIME_DIR as th
 	);
 	const text = await execa(node, [...cli, 'status'], {reject: false, env});
 	t.equal(text.exitCode, 0, text.stderr);
-	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +- +not known yet$`));
+	t.match(text.stdout, new RegExp(`^PVRUN .*\\n${process.pid} +${process.pid} +cli-vm +starting +\\d+s +- +- +- +- +- +not known yet$`));
 	t.equal(text.stderr, `pvrun: skipped ${gone.runDir}: pvrun ${deadPid} is not running: left over from a pvrun that was killed (safe to remove)`);
 	const fresh = path.join(fakeRoot(t), 'not-made-yet');
 	const empty = await execa(node, [...cli, 'status'], {reject: false, env: {...process.env, PVRUN_RUNTIME_DIR: fresh}});

@@ -1,4 +1,4 @@
-// Host-wide CPU leases between real VMs (docs/leases.md): two pvrun VMs on this host share one
+// Host-wide CPU leases between real VMs (docs/leases.md): three pvrun VMs on this host share one
 // lease directory, each with a guest thread pinned to its vCPU 1, beside a plain QEMU whose
 // vCPU threads an operator pinned to the highest CPU. Everything is observed from the host: the
 // lease files and their flock locks (/proc/locks), the vCPU threads' Cpus_allowed_list,
@@ -15,6 +15,7 @@ import {setThreadAffinity} from '../../src/host/libc.js';
 import {ensureImage} from '../../src/image/build.js';
 import {readEventLog} from '../../src/vm/event-log.js';
 import {assertLogValid} from '../helpers/event-schema.js';
+import {assertStatusValid} from '../helpers/status-schema.js';
 import {killIfRunning} from '../helpers/host-view.js';
 import {vmFromLog, within} from '../helpers/pvrun-vm.js';
 
@@ -31,7 +32,7 @@ function vcpuThreads(pid: number): number[] {
 const cpus = ownCpus();
 
 t.test(
-	'two pvrun VMs and a plain QEMU pinned by hand: one lease, never on the pinned CPU nor shared; a VM killed with -9 frees it for the other within a second',
+	'three pvrun VMs and a plain QEMU pinned by hand: one lease, never on the pinned CPU nor shared; a VM killed with -9 frees it for the first waiting within a second',
 	{skip: cpus.length < 2 ? 'needs 2 host CPUs' : false},
 	async (t) => {
 		const image = await ensureImage();
@@ -43,18 +44,19 @@ t.test(
 		// The plain QEMU, both vCPUs pinned to the highest CPU (as libvirt's <vcpupin> would).
 		const plain = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'sleep,600', qemuArgs: ['-name', 'debug-threads=on']});
 		t.teardown(() => plain.stop());
-		const vms: Array<{name: string; guest: Guest; log: string}> = ['lease-a', 'lease-b'].map((name) => {
+		const vms: Array<{name: string; guest: Guest; log: string; prom: string}> = ['lease-a', 'lease-b', 'lease-c'].map((name) => {
 			const log = path.join(dir, `${name}.jsonl`);
+			const prom = path.join(dir, `${name}.prom`);
 			const guest = bootGuest({
 				kernel: image.kernel,
 				initrd: image.initrd,
 				cpus: 2,
 				run: '/usr/share/pvrun/pin-busy.sh,0x2,600,1',
 				// One lease directory for both, and the host's real /proc (the suite gives each test file its own).
-				launcher: ['env', `PVRUN_LEASE_DIR=${leases}`, 'PVRUN_HOST_ROOT=/', ...pvrunCommand('--pv-log', log)],
+				launcher: ['env', `PVRUN_LEASE_DIR=${leases}`, 'PVRUN_HOST_ROOT=/', ...pvrunCommand('--pv-log', log, '--pv-metrics', prom)],
 				qemuArgs: ['-name', name],
 			});
-			return {name, guest, log};
+			return {name, guest, log, prom};
 		});
 		t.teardown(async () => {
 			for (const vm of vms) await vm.guest.stop();
@@ -66,18 +68,26 @@ t.test(
 		for (const vm of vms) await vm.guest.waitFor('pin-busy: pinned', 120_000);
 		const threads = await Promise.all(vms.map(async (vm) => (await vmFromLog(vm.log)).threads));
 
-		// One VM leases the free CPU for its vCPU 1; the other waits.
+		// One VM leases the free CPU for its vCPU 1; the others wait.
 		let view = readLeases(leases);
-		const leased = await within(10_000, () => (view = readLeases(leases)).leases.length === 1 && view.owners.some((o) => o.waitingSince !== undefined));
-		t.ok(leased >= 0, `one lease, one VM waiting, ${leased.toFixed(0)} ms after both pinned: ${JSON.stringify(view)}`);
+		const leased = await within(
+			10_000,
+			() => (view = readLeases(leases)).leases.length === 1 && view.owners.filter((o) => o.waitingSince !== undefined).length === 2,
+		);
+		t.ok(leased >= 0, `one lease, two VMs waiting, ${leased.toFixed(0)} ms after all pinned: ${JSON.stringify(view)}`);
 		const [lease] = view.leases;
 		t.equal(lease?.cpu, free, `leased CPU ${free}, not CPU ${pinned} that the plain QEMU is pinned to`);
 		t.equal(lease?.vcpu, 1, 'for vCPU 1');
 		const holder = vms.findIndex((vm) => vm.name === lease?.name);
 		t.ok(holder >= 0, `held by ${lease?.name}`);
-		const waiter = 1 - holder;
+		// The one that has waited longest is served first when the CPU frees.
+		const waiting = view.owners.filter((o) => o.waitingSince !== undefined).sort((a, b) => (a.waitingSince ?? 0) - (b.waitingSince ?? 0));
+		const waiter = vms.findIndex((vm) => vm.name === waiting[0]?.name);
+		const last = vms.findIndex((vm) => vm.name === waiting[1]?.name);
+		t.ok(waiter >= 0 && last >= 0 && waiter !== last, `waiting: ${waiting.map((o) => o.name).join(', ')}, first come first`);
 		const holderThreads = threads[holder] ?? [];
 		const waiterThreads = threads[waiter] ?? [];
+		const lastThreads = threads[last] ?? [];
 		const qemuPids = vms.map((vm) => vm.guest.pid);
 
 		// Sampled for 2 s: the leased CPU is the holder's vCPU 1's alone; nobody leases the pinned CPU.
@@ -88,6 +98,7 @@ t.test(
 			const masks = [
 				...holderThreads.map((tid, v) => ({v: `${vms[holder]?.name} vCPU ${v}`, mask: threadCpusAllowed(qemuPids[holder] ?? 0, tid)})),
 				...waiterThreads.map((tid, v) => ({v: `${vms[waiter]?.name} vCPU ${v}`, mask: threadCpusAllowed(qemuPids[waiter] ?? 0, tid)})),
+				...lastThreads.map((tid, v) => ({v: `${vms[last]?.name} vCPU ${v}`, mask: threadCpusAllowed(qemuPids[last] ?? 0, tid)})),
 			];
 			const onLeased = masks.filter((m) => m.mask.includes(free)).map((m) => m.v);
 			if (onLeased.join() !== `${vms[holder]?.name} vCPU 1` || readLeases(leases).leases.some((l) => l.cpu === pinned)) {
@@ -107,13 +118,29 @@ t.test(
 			reject: false,
 		});
 		t.equal(status.exitCode, 0, status.stderr);
+		assertStatusValid(t, status.stdout);
 		const listed = (JSON.parse(status.stdout) as {vms: Array<{qemuPid: number; leases?: Array<{cpu: number; vcpu: number}>; leaseWaitingSince?: number}>}).vms;
 		t.match(
 			listed.find((v) => v.qemuPid === qemuPids[holder]),
 			{leases: [{cpu: free, vcpu: 1}]},
 			'status: the holder’s lease',
 		);
-		t.ok(listed.find((v) => v.qemuPid === qemuPids[waiter])?.leaseWaitingSince, 'status: the other waits');
+		t.ok(listed.find((v) => v.qemuPid === qemuPids[waiter])?.leaseWaitingSince, 'status: the others wait');
+		t.ok(listed.find((v) => v.qemuPid === qemuPids[last])?.leaseWaitingSince);
+
+		// --pv-metrics: each VM's file says what it leases, or that it waits (rewritten every 5 s).
+		const metric = (vm: number, line: RegExp) => {
+			try {
+				return line.test(fs.readFileSync(vms[vm]?.prom ?? '', 'utf8'));
+			} catch {
+				return false;
+			}
+		};
+		t.ok(
+			(await within(6000, () => metric(holder, new RegExp(`^pvrun_lease\\{vm="[^"]+",cpu="${free}",vcpu="1"\\} 1$`, 'm')))) >= 0,
+			'the holder’s metrics show its lease',
+		);
+		t.ok((await within(6000, () => metric(waiter, /^pvrun_lease_waiting\{vm="[^"]+"\} 1$/m))) >= 0, 'the others’ show them waiting');
 
 		// The holder dies at once, its helper and its QEMU: no clean-up runs, the kernel frees its locks.
 		const helper = lease?.pid ?? 0;
@@ -137,11 +164,25 @@ t.test(
 			return mine.join() === String(free) && !threadCpusAllowed(qemuPids[waiter] ?? 0, waiterThreads[0] ?? 0).includes(free);
 		});
 		t.ok(exclusive >= 0, `its vCPU 1 has CPU ${free} to itself ${(performance.now() - killedAt).toFixed(0)} ms after the kill`);
+		t.ok(
+			readLeases(leases).owners.some((o) => o.name === vms[last]?.name && o.waitingSince !== undefined),
+			`${vms[last]?.name}, which asked last, still waits`,
+		);
+		t.notOk(
+			lastThreads.some((tid) => threadCpusAllowed(qemuPids[last] ?? 0, tid).includes(free)),
+			`and runs off CPU ${free}`,
+		);
 		t.same(
 			plainThreads.map((tid) => threadCpusAllowed(plain.pid, tid)),
 			[[pinned], [pinned]],
 			'the plain QEMU’s pins are untouched',
 		);
 		assertLogValid(t, vms[waiter]?.log ?? '');
+		t.ok(
+			(await within(6000, () => metric(waiter, new RegExp(`^pvrun_lease\\{vm="[^"]+",cpu="${free}",vcpu="1"\\} 1$`, 'm')))) >= 0,
+			'its metrics show the lease',
+		);
+		await vms[waiter]?.guest.stop();
+		t.ok((await within(5000, () => !fs.existsSync(vms[waiter]?.prom ?? ''))) >= 0, 'and are removed when the VM ends');
 	},
 );
