@@ -14,6 +14,8 @@ export interface Scenario {
 	neighbourVm: boolean;
 	/** Busy host processes (one per host CPU). */
 	hostHogs: boolean;
+	/** Two VMs alike, both measured, both run as the configuration says (its results: vm1., vm2., jain). */
+	pair?: boolean;
 }
 
 /** One workload's result line from one boot. */

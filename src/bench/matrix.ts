@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
-import {ownCpus} from '../host/cpus.js';
+import {ownCpus, threadCpusAllowed} from '../host/cpus.js';
 import {setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {busyShare, machineCpuTicks} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
@@ -17,6 +17,7 @@ import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
+import {jainIndex} from '../util/stats.js';
 import {busyHostWarning, matrixReport, quickWarning, summarize} from './matrix-report.js';
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
@@ -43,6 +44,14 @@ export const scenarios: Record<ScenarioId, Scenario> = {
 	d: {id: 'd', title: 'one guest, 4 vCPUs, beside busy host processes (one per host CPU)', vcpus: 4, neighbourVm: false, hostHogs: true},
 	e: {id: 'e', title: 'a big guest: 16 vCPUs, all busy but the workload’s; poll and the hint latency', vcpus: 16, neighbourVm: false, hostHogs: false},
 	f: {id: 'f', title: 'a big guest: 64 vCPUs, all busy but the workload’s; poll and the hint latency', vcpus: 64, neighbourVm: false, hostHogs: false},
+	g: {
+		id: 'g',
+		title: 'two 2-vCPU guests side by side, both hinting (a pinned poller and a busy thread each): 4 vCPUs on the host CPUs',
+		vcpus: 2,
+		neighbourVm: false,
+		hostHogs: false,
+		pair: true,
+	},
 };
 
 /** The big VMs' scenarios measure what grows with the vCPU count: a pinned poller's share, and the hint path. */
@@ -99,6 +108,7 @@ export function workloadCommand(w: WorkloadName, s: Scenario, seconds: number, c
 	// Scenario d exists for the critical-section workloads; they run where vCPUs outnumber host CPUs.
 	if (csWorkloads.includes(w) ? s.vcpus < 4 : s.id === 'd') return undefined;
 	if (s.vcpus > smallVmVcpus && !bigVmWorkloads.includes(w)) return undefined;
+	if (s.pair && w !== 'poll') return undefined;
 	switch (w) {
 		case 'uspin':
 			// pvwork's lists take + (commas are spaces here). The quick run: one length, two locks.
@@ -344,34 +354,46 @@ async function bootOnce(ctx: BootContext, plan: BootPlan): Promise<Sample[]> {
 		const hogs = scenario.hostHogs ? startHostHogs(ownCpus().length) : undefined;
 		if (hogs) cleanups.push(hogs.stop);
 		const place = plan.place ?? (config === 'static' ? staticPlace(plan.vcpus) : undefined);
-		const qmpSocket = path.join(ctx.dir, `qmp-${process.pid}-${ctx.rep}-${ctx.order}.sock`);
-		const guest = bootGuest({
-			kernel: ctx.image.kernel,
-			initrd: ctx.image.initrd,
-			cpus: plan.vcpus,
-			...(plan.vcpus > smallVmVcpus ? {memoryMiB: 1024} : {}),
-			run,
-			...(plan.launcher ? {launcher: plan.launcher} : {}),
-			...(place ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
+		// A pair scenario boots two VMs alike, side by side.
+		const sockets = Array.from({length: scenario.pair ? 2 : 1}, (_, i) => path.join(ctx.dir, `qmp-${process.pid}-${ctx.rep}-${ctx.order}-${i}.sock`));
+		const guests = sockets.map((qmpSocket) => {
+			const guest = bootGuest({
+				kernel: ctx.image.kernel,
+				initrd: ctx.image.initrd,
+				cpus: plan.vcpus,
+				...(plan.vcpus > smallVmVcpus ? {memoryMiB: 1024} : {}),
+				run,
+				...(plan.launcher ? {launcher: plan.launcher} : {}),
+				...(place ? {qemuArgs: ['-qmp', `unix:${qmpSocket},server=on,wait=off`]} : {}),
+			});
+			cleanups.push(() => guest.stop());
+			return guest;
 		});
+		const [guest] = guests;
+		if (!guest) return [];
 		consoleLines = guest.lines;
-		cleanups.push(() => guest.stop());
-		await guest.waitFor(readyLine, readyWithinMs(plan.vcpus));
+		for (const g of guests) await g.waitFor(readyLine, readyWithinMs(plan.vcpus));
 		await neighbour;
-		if (place) await placeVcpus(qmpSocket, place);
+		if (place) for (const qmpSocket of sockets) await placeVcpus(qmpSocket, place);
+		// Two VMs under pvrun: whether a host CPU is ever any vCPU's own in both at once (docs/leases.md).
+		const conflicts = scenario.pair && plan.launcher ? watchExclusive(guests.map((g) => g.pid)) : undefined;
+		cleanups.push(() => void conflicts?.stop());
 		const hogsAt = hogs?.cpuNs();
 		const startedAt = performance.now();
 		// Each run of `seconds` (uspin runs one per lock and length), the warm-up's of 1 s, and 5 s of slack each.
 		const budgetMs = 30_000 + (runsIn(first.cmd) * 6 + planned.reduce((sum, p) => sum + runsIn(p.cmd) * (options.seconds + 5), 0)) * 1000;
-		const status = await guest.waitFor(/command exited with status/, budgetMs);
-		if (!/status 0\b/.test(status))
-			throw new PvrunError(
-				`guest workloads failed (${status}): ${guest.lines
-					.filter((l) => l.startsWith('pvwork:') || l.startsWith('pvhint:'))
-					.slice(-2)
-					.join(' | ')}`,
-			);
-		const samples = collect(guest, ctx, planned.length, !options.quick);
+		for (const g of guests) {
+			const status = await g.waitFor(/command exited with status/, budgetMs);
+			if (!/status 0\b/.test(status))
+				throw new PvrunError(
+					`guest workloads failed (${status}): ${g.lines
+						.filter((l) => l.startsWith('pvwork:') || l.startsWith('pvhint:'))
+						.slice(-2)
+						.join(' | ')}`,
+				);
+		}
+		const each = guests.map((g) => collect(g, ctx, planned.length, !options.quick));
+		const samples = scenario.pair ? pairSamples(each, conflicts?.stop()) : (each[0] ?? []);
 		// The busy host processes' share of the host's CPUs while the guest ran its workloads (%).
 		if (hogs && hogsAt !== undefined) {
 			const share = (100 * (hogs.cpuNs() - hogsAt)) / ((performance.now() - startedAt) * 1e6 * ownCpus().length);
@@ -401,6 +423,76 @@ function collect(guest: Guest, ctx: BootContext, expected: number, warmedUp: boo
 		warmup: warmedUp && i === 0,
 		values: p.values,
 	}));
+}
+
+/**
+ * One sample per workload from a pair's two VMs: each VM's values as vm1.* and vm2.*, Jain's
+ * fairness index of their poll iterations, and (under pvrun) the samples in which a host CPU
+ * was a vCPU's own in both VMs at once.
+ */
+export function pairSamples(each: readonly Sample[][], conflicts?: {samples: number; conflicts: number}): Sample[] {
+	const [one = [], two = []] = each;
+	return one.map((a, i) => {
+		const b = two[i];
+		const values: Record<string, number> = {};
+		for (const [k, v] of Object.entries(a.values)) values[`vm1.${k}`] = v;
+		for (const [k, v] of Object.entries(b?.values ?? {})) values[`vm2.${k}`] = v;
+		const j = jainIndex([a.values['iterPerSec'] ?? 0, b?.values['iterPerSec'] ?? 0]);
+		if (j !== undefined) values['jain'] = Math.round(j * 10_000) / 10_000;
+		if (conflicts && !a.warmup) {
+			values['exclusiveConflicts'] = conflicts.conflicts;
+			values['exclusiveSamples'] = conflicts.samples;
+		}
+		return {...a, values};
+	});
+}
+
+/** The host CPUs that some vCPU thread of QEMU `pid` has to itself: its only CPU, and no other vCPU thread's. */
+export function exclusiveCpus(pid: number): Set<number> {
+	const masks: number[][] = [];
+	let tids: string[] = [];
+	try {
+		tids = fs.readdirSync(`/proc/${pid}/task`);
+	} catch {
+		return new Set();
+	}
+	for (const tid of tids) {
+		try {
+			if (!/^CPU \d+\//.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
+			masks.push(threadCpusAllowed(pid, Number(tid)));
+		} catch {
+			// gone meanwhile
+		}
+	}
+	const own = new Set<number>();
+	for (const [i, m] of masks.entries()) {
+		const [cpu] = m;
+		if (m.length === 1 && cpu !== undefined && masks.every((o, j) => j === i || !o.includes(cpu))) own.add(cpu);
+	}
+	return own;
+}
+
+/** Every 100 ms until stopped: whether some host CPU is a vCPU's own in two of the QEMUs `pids` at once. */
+function watchExclusive(pids: readonly number[]): {stop: () => {samples: number; conflicts: number}} {
+	let samples = 0;
+	let conflicts = 0;
+	const timer = setInterval(() => {
+		samples++;
+		const seen = new Set<number>();
+		let clash = false;
+		for (const pid of pids)
+			for (const cpu of exclusiveCpus(pid)) {
+				if (seen.has(cpu)) clash = true;
+				seen.add(cpu);
+			}
+		if (clash) conflicts++;
+	}, 100);
+	return {
+		stop: () => {
+			clearInterval(timer);
+			return {samples, conflicts};
+		},
+	};
 }
 
 /** libvirt's <vcpupin> done by hand: vCPU i on host CPU i mod N, for the whole run. */

@@ -34,7 +34,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('configs', {
 						type: 'string',
 						requiresArg: true,
-						describe: `matrix: which configurations (default ${configNames.join(',')}; --quick: all but pvrun-cs in scenario a, plain and pvrun in b and c)`,
+						describe: `matrix: which configurations (default ${configNames.join(',')}; --quick: all but pvrun-cs in scenario a, plain and pvrun in b, c and g)`,
 					})
 					.option('out', {
 						type: 'string',

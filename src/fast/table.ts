@@ -73,6 +73,8 @@ export interface TableInput {
 	leased?: ReadonlySet<number>;
 	/** The order new grants take free CPUs in (the policy's prefer). */
 	prefer?: (cpu: number, granted: readonly number[]) => number;
+	/** The host's VMs ask for more CPUs than it has (the policy's crowdedHost). */
+	crowdedHost?: boolean;
 }
 
 /** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (AffinityEngine.commit writes their feedback). */
@@ -99,11 +101,11 @@ export function sameAssignment(a: Assignment, b: Assignment): boolean {
 
 /** The table for the state in `input`, or undefined when it is beyond the native limits. */
 export function buildFastTable(input: TableInput): FastTable | undefined {
-	const {hints, assignment, nrVcpus, allowed, idle, held, floatOnly, leased, prefer} = input;
+	const {hints, assignment, nrVcpus, allowed, idle, held, floatOnly, leased, prefer, crowdedHost} = input;
 	if (nrVcpus < 1 || nrVcpus > tableMaxVcpus || hints.size > tableMaxHinted || allowed.some((c) => c >= tableMaxCpus)) return undefined;
 	const entries: FastEntry[] = [];
 	const consider = (kind: FastEntry['kind'], key: number, nextHints: Iterable<Hint>): void => {
-		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held, floatOnly, prefer);
+		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held, floatOnly, prefer, crowdedHost);
 		if (leased && [...next.exclusive.values()].some((e) => !leased.has(e.pcpu))) return;
 		const ops = input.plan(next);
 		const feedback = movedVcpus(assignment, next, nrVcpus);
@@ -111,7 +113,7 @@ export function buildFastTable(input: TableInput): FastTable | undefined {
 		const entry: FastEntry = {kind, key, next, ops, feedback, backOps: [], backFeedback: []};
 		if (kind === 'pin') {
 			// The new pin's thread lets go: back where the table started?
-			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle, held, floatOnly, prefer);
+			const back = decideAffinity(hints.values(), nrVcpus, allowed, next, idle, held, floatOnly, prefer, crowdedHost);
 			if (sameAssignment(back, assignment)) {
 				entry.backOps = input.plan(back, ops);
 				entry.backFeedback = movedVcpus(next, back, nrVcpus);

@@ -27,6 +27,8 @@ export interface LeaseOwner {
 	held: number[];
 	/** Since when (ms since the epoch) it wants more CPUs of its own than it has; absent if it does not. */
 	waitingSince?: number;
+	/** How many of its vCPUs ask for a CPU of their own (granted or not): the host's demand. */
+	asking?: number;
 }
 
 /** What a `cpu<N>` file says of its lease. */
@@ -38,6 +40,8 @@ export interface LeaseRecord {
 	vcpu: number;
 	/** When it was taken, ms since the epoch. */
 	since: number;
+	/** Other VMs' floating vCPUs may run on it too, at a lower weight (more asking than CPUs host-wide). */
+	shared?: boolean;
 }
 
 /** The lease directory: $PVRUN_LEASE_DIR, or `leases` in pvrun's runtime root (root's: /run/pvrun/leases). */
@@ -88,10 +92,12 @@ export function strands(cpu: number, leased: ReadonlySet<number>, others: readon
 export interface LeaseTransaction {
 	/** CPUs (of those this pvrun may use) another pvrun leases. */
 	readonly othersLeased: ReadonlySet<number>;
+	/** Of those, the ones leased shared (other VMs may float on them). */
+	readonly othersShared: ReadonlySet<number>;
 	/** The other live pvruns (stale owner files are removed on the way). */
 	readonly others: readonly LeaseOwner[];
-	/** Lease `cpu` for `vcpu`; false if somebody holds it. */
-	take(cpu: number, vcpu: number): boolean;
+	/** Lease `cpu` for `vcpu`, shared or not (a lease this pvrun holds is rewritten if that changes); false if somebody holds it. */
+	take(cpu: number, vcpu: number, shared: boolean): boolean;
 }
 
 /** This pvrun's side of the lease directory. */
@@ -102,11 +108,12 @@ export class LeaseTable {
 	private readonly ownerFd: number;
 	private readonly ownerFile: string;
 	private waitingSince: number | undefined;
+	private asking = 0;
 	private closed = false;
 
 	private constructor(
 		readonly dir: string,
-		private readonly owner: Omit<LeaseOwner, 'held' | 'waitingSince'>,
+		private readonly owner: Omit<LeaseOwner, 'held' | 'waitingSince' | 'asking'>,
 	) {
 		this.lockFd = openFile(path.join(dir, '.lock'));
 		this.ownerFile = path.join(dir, `vm.${owner.pid}`);
@@ -121,7 +128,7 @@ export class LeaseTable {
 	}
 
 	/** Open (making it if needed) the lease directory as `owner`'s. */
-	static open(dir: string, owner: Omit<LeaseOwner, 'held' | 'waitingSince'>): LeaseTable {
+	static open(dir: string, owner: Omit<LeaseOwner, 'held' | 'waitingSince' | 'asking'>): LeaseTable {
 		try {
 			fs.mkdirSync(dir, {recursive: true, mode: 0o755});
 		} catch (error) {
@@ -166,9 +173,14 @@ export class LeaseTable {
 		}
 		try {
 			const othersLeased = new Set<number>();
-			for (const cpu of this.owner.cpus) if (!this.mine.has(cpu) && !this.probe(cpu)) othersLeased.add(cpu);
+			const othersShared = new Set<number>();
+			for (const cpu of this.owner.cpus) {
+				if (this.mine.has(cpu) || this.probe(cpu)) continue;
+				othersLeased.add(cpu);
+				if (parseLease(readBounded(this.fd(cpu)))?.shared === true) othersShared.add(cpu);
+			}
 			const others = this.readOthers();
-			return fn({othersLeased, others, take: (cpu, vcpu) => this.take(cpu, vcpu)});
+			return fn({othersLeased, othersShared, others, take: (cpu, vcpu, shared) => this.take(cpu, vcpu, shared)});
 		} finally {
 			unflock(this.lockFd);
 		}
@@ -195,6 +207,18 @@ export class LeaseTable {
 
 	get waiting(): number | undefined {
 		return this.waitingSince;
+	}
+
+	/** How many of this VM's vCPUs ask for a CPU of their own, as last said. */
+	get askingNow(): number {
+		return this.asking;
+	}
+
+	/** Say how many of this VM's vCPUs ask for a CPU of their own. */
+	setAsking(n: number): void {
+		if (n === this.asking) return;
+		this.asking = n;
+		this.writeOwner();
 	}
 
 	/** Give every lease back and remove this pvrun's file. */
@@ -228,9 +252,18 @@ export class LeaseTable {
 		return true;
 	}
 
-	private take(cpu: number, vcpu: number): boolean {
-		if (this.mine.has(cpu)) return true;
+	private take(cpu: number, vcpu: number, shared: boolean): boolean {
 		const fd = this.fd(cpu);
+		const had = this.mine.get(cpu);
+		if (had) {
+			if ((had.shared === true) !== shared || had.vcpu !== vcpu) {
+				const {shared: _was, ...rest} = had;
+				const record: LeaseRecord = {...rest, vcpu, ...(shared ? {shared} : {})};
+				this.mine.set(cpu, record);
+				rewrite(fd, record);
+			}
+			return true;
+		}
 		if (!tryFlock(fd, true)) return false;
 		const record: LeaseRecord = {
 			cpu,
@@ -239,6 +272,7 @@ export class LeaseTable {
 			...(this.owner.name ? {name: this.owner.name} : {}),
 			vcpu,
 			since: Date.now(),
+			...(shared ? {shared} : {}),
 		};
 		this.mine.set(cpu, record);
 		rewrite(fd, record);
@@ -248,7 +282,12 @@ export class LeaseTable {
 
 	private writeOwner(): void {
 		if (this.closed) return;
-		const own: LeaseOwner = {...this.owner, held: this.held(), ...(this.waitingSince !== undefined ? {waitingSince: this.waitingSince} : {})};
+		const own: LeaseOwner = {
+			...this.owner,
+			held: this.held(),
+			...(this.waitingSince !== undefined ? {waitingSince: this.waitingSince} : {}),
+			...(this.asking ? {asking: this.asking} : {}),
+		};
 		rewrite(this.ownerFd, own);
 	}
 
@@ -378,19 +417,30 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 export function parseOwner(text: string): LeaseOwner | undefined {
 	const o = parseJson(text);
 	if (!o) return undefined;
-	const {pid, qemuPid, name, share, cpus, held, waitingSince} = o;
+	const {pid, qemuPid, name, share, cpus, held, waitingSince, asking} = o;
 	if (!isCount(pid) || pid === 0 || !isCount(qemuPid) || !isCount(share, 1000) || share === 0 || !isCpuList(cpus) || !isCpuList(held)) return undefined;
 	if (name !== undefined && (typeof name !== 'string' || name.length > 256)) return undefined;
 	if (waitingSince !== undefined && !isCount(waitingSince, Number.MAX_SAFE_INTEGER)) return undefined;
-	return {pid, qemuPid, ...(name !== undefined ? {name} : {}), share, cpus, held, ...(waitingSince !== undefined ? {waitingSince} : {})};
+	if (asking !== undefined && !isCount(asking, 4096)) return undefined;
+	return {
+		pid,
+		qemuPid,
+		...(name !== undefined ? {name} : {}),
+		share,
+		cpus,
+		held,
+		...(waitingSince !== undefined ? {waitingSince} : {}),
+		...(asking !== undefined ? {asking} : {}),
+	};
 }
 
 /** A lease file's content, or undefined. */
 export function parseLease(text: string): LeaseRecord | undefined {
 	const o = parseJson(text);
 	if (!o) return undefined;
-	const {cpu, pid, qemuPid, name, vcpu, since} = o;
+	const {cpu, pid, qemuPid, name, vcpu, since, shared} = o;
 	if (!isCount(cpu, 4095) || !isCount(pid) || !isCount(qemuPid) || !isCount(vcpu, 4095) || !isCount(since, Number.MAX_SAFE_INTEGER)) return undefined;
 	if (name !== undefined && (typeof name !== 'string' || name.length > 256)) return undefined;
-	return {cpu, pid, qemuPid, ...(name !== undefined ? {name} : {}), vcpu, since};
+	if (shared !== undefined && typeof shared !== 'boolean') return undefined;
+	return {cpu, pid, qemuPid, ...(name !== undefined ? {name} : {}), vcpu, since, ...(shared ? {shared} : {})};
 }

@@ -31,3 +31,10 @@ export function spread(values: readonly number[]): Spread {
 	const median = s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 	return {n: s.length, median, min: s[0] ?? 0, max: s.at(-1) ?? 0};
 }
+
+/** Jain's fairness index of `xs`: (Σx)² / (n·Σx²), 1 when all are equal, 1/n when one has everything; undefined for none or all zero. */
+export function jainIndex(xs: readonly number[]): number | undefined {
+	const sum = xs.reduce((a, b) => a + b, 0);
+	const squares = xs.reduce((a, b) => a + b * b, 0);
+	return xs.length === 0 || squares === 0 ? undefined : (sum * sum) / (xs.length * squares);
+}

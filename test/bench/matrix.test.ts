@@ -11,6 +11,8 @@ import {execa} from 'execa';
 import t from 'tap';
 import {
 	ceilingOf,
+	exclusiveCpus,
+	pairSamples,
 	parseResultLine,
 	quickOptions,
 	rotation,
@@ -95,6 +97,37 @@ t.test('workload commands fit the scenario and contain no spaces', async (t) => 
 		t.equal(workloadCommand(w, scenarios.d, 3, 'pvrun'), undefined, `${w}: not in scenario d`);
 });
 
+t.test('pairSamples: one sample per workload with each VM’s values, their fairness, and the conflicts seen', async (t) => {
+	const sample = (v: Record<string, number>, warmup = false) => ({
+		scenario: 'g' as const,
+		config: 'pvrun' as const,
+		rep: 0,
+		order: 0,
+		workload: 'poll' as const,
+		warmup,
+		values: v,
+	});
+	const merged = pairSamples(
+		[
+			[sample({iterPerSec: 10}, true), sample({iterPerSec: 300, vmWorkPerSec: 400})],
+			[sample({iterPerSec: 12}, true), sample({iterPerSec: 100, vmWorkPerSec: 350})],
+		],
+		{samples: 40, conflicts: 0},
+	);
+	t.equal(merged.length, 2);
+	t.same(merged[0]?.values, {'vm1.iterPerSec': 10, 'vm2.iterPerSec': 12, jain: 0.9918}, 'the warm-up: no conflicts counted');
+	t.same(merged[1]?.values, {
+		'vm1.iterPerSec': 300,
+		'vm1.vmWorkPerSec': 400,
+		'vm2.iterPerSec': 100,
+		'vm2.vmWorkPerSec': 350,
+		jain: 0.8,
+		exclusiveConflicts: 0,
+		exclusiveSamples: 40,
+	});
+	t.same(exclusiveCpus(process.pid), new Set(), 'a process without vCPU threads has none');
+});
+
 t.test("runsIn: the runs of its seconds a command makes, for the boot's time budget", async (t) => {
 	t.equal(runsIn(workloadCommand('uspin', scenarios.a, 10, 'plain') ?? ''), 12, 'uspin: four locks, three lengths');
 	t.equal(runsIn(workloadCommand('uspin', scenarios.a, 1, 'plain', true) ?? ''), 2, 'the quick run: two locks, one length');
@@ -170,6 +203,11 @@ t.test('pvrun bench --quick: every scenario, configuration and workload; valid J
 		result.samples.some((x) => x.workload === 'hintlat' && x.config === 'pvrun'),
 		'hint round trips measured under pvrun',
 	);
+	const pair = result.samples.find((x) => x.scenario === 'g' && x.config === 'pvrun' && !x.warmup);
+	t.ok((pair?.values['vm1.iterPerSec'] ?? 0) > 0 && (pair?.values['vm2.iterPerSec'] ?? 0) > 0, 'scenario g: both VMs measured');
+	t.ok((pair?.values['jain'] ?? 0) > 0.5, `and their fairness (Jain ${pair?.values['jain']})`);
+	t.ok((pair?.values['exclusiveSamples'] ?? 0) > 0, `the two VMs' vCPU threads sampled (${pair?.values['exclusiveSamples']} times)`);
+	t.equal(pair?.values['exclusiveConflicts'], 0, 'never a CPU of its own to a vCPU in both VMs at once (leases)');
 	const md = fs.readFileSync(path.join(out, 'matrix.md'), 'utf8');
 	t.match(md, /## Scenario a:/);
 	t.match(md, /\| poll iterations \(\/s\) \|/);

@@ -36,10 +36,10 @@ t.test('bench: the matrix gets the documented defaults, or the options given', a
 		quick: false,
 		reps: 3,
 		seconds: 10,
-		scenarios: ['a', 'b', 'c', 'd', 'e', 'f'],
+		scenarios: ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
 		workloads: allWorkloads,
 		configs: ['plain', 'static', 'pvrun', 'pvrun-cs', 'pvrun-act', 'ceiling'],
-		scenarioConfigs: {e: ['plain', 'static', 'pvrun'], f: ['plain', 'static', 'pvrun']},
+		scenarioConfigs: {e: ['plain', 'static', 'pvrun'], f: ['plain', 'static', 'pvrun'], g: ['plain', 'static', 'pvrun']},
 	});
 	t.strictSame(
 		matrixOptions({quick: true}),
@@ -47,12 +47,12 @@ t.test('bench: the matrix gets the documented defaults, or the options given', a
 			quick: true,
 			reps: 1,
 			seconds: 0.5,
-			scenarios: ['a', 'b', 'c'],
+			scenarios: ['a', 'b', 'c', 'g'],
 			workloads: allWorkloads,
 			configs: ['plain', 'static', 'pvrun', 'pvrun-act', 'ceiling'],
-			scenarioConfigs: {b: ['plain', 'pvrun'], c: ['plain', 'pvrun']},
+			scenarioConfigs: {b: ['plain', 'pvrun'], c: ['plain', 'pvrun'], g: ['plain', 'pvrun']},
 		},
-		'--quick: every configuration but the overhead one in scenario a, plain and pvrun in b and c; no scenario d',
+		'--quick: every configuration but the overhead one in scenario a, plain and pvrun in b, c and g; no scenario d',
 	);
 	t.strictSame(
 		matrixOptions({quick: true, reps: 2, seconds: 5, scenarios: 'c,a', workloads: 'sleeper,poll', configs: 'pvrun-cs,pvrun', out: '/tmp/x'}),
@@ -70,13 +70,13 @@ t.test('bench: a bad number or list is refused, naming what to fix', async (t) =
 	t.equal(await reps(1.5), '--reps must be a whole number of at least 1 (got 1.5)');
 	t.equal(await reps(NaN), '--reps must be a whole number of at least 1 (got NaN)', 'yargs makes a word given for a number NaN');
 	t.equal(await refusal(() => matrixOptions({quick: true, seconds: 0})), '--seconds must be a whole number of at least 1 (got 0)', '--quick checks too');
-	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: 'nope'})), '--scenarios: unknown nope; choose from a,b,c,d,e,f');
+	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: 'nope'})), '--scenarios: unknown nope; choose from a,b,c,d,e,f,g');
 	t.equal(
 		await refusal(() => matrixOptions({quick: false, workloads: 'poll,nope,Sleeper'})),
 		`--workloads: unknown nope,Sleeper; choose from ${allWorkloads.join(',')}`,
 		'only the unknown entries are named, and every valid one',
 	);
-	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: ','})), '--scenarios: unknown (empty); choose from a,b,c,d,e,f', 'a list of nothing');
+	t.equal(await refusal(() => matrixOptions({quick: false, scenarios: ','})), '--scenarios: unknown (empty); choose from a,b,c,d,e,f,g', 'a list of nothing');
 });
 
 t.test('bench hint-latency: its options are checked too; no warm-up is allowed', async (t) => {

@@ -27,12 +27,12 @@ t.test('two tables on one directory: a lease is one holder’s; given back, the 
 	const b = LeaseTable.open(dir, owner(1002));
 	t.teardown(() => (a.close(), b.close()));
 	t.equal(
-		a.transaction((tx) => tx.take(1, 0)),
+		a.transaction((tx) => tx.take(1, 0, false)),
 		true,
 		'A takes CPU 1',
 	);
 	t.same(a.held(), [1]);
-	const seen = b.transaction((tx) => ({others: [...tx.othersLeased], owners: tx.others.map((o) => [o.pid, o.held]), took: tx.take(1, 3)}));
+	const seen = b.transaction((tx) => ({others: [...tx.othersLeased], owners: tx.others.map((o) => [o.pid, o.held]), took: tx.take(1, 3, false)}));
 	t.same(seen, {others: [1], owners: [[1001, [1]]], took: false}, 'B sees A’s lease and its owner file, and cannot take CPU 1');
 	const lease = parseLease(fs.readFileSync(path.join(dir, 'cpu1'), 'utf8'));
 	t.match(lease, {cpu: 1, pid: 1001, qemuPid: 1002, name: 'vm1001', vcpu: 0}, 'the lease file says who holds it');
@@ -50,7 +50,7 @@ t.test('two tables on one directory: a lease is one holder’s; given back, the 
 	t.equal(fs.readFileSync(path.join(dir, 'cpu1'), 'utf8'), '', 'a lease given back is emptied');
 	t.same(readLeases(dir).leases, [], 'and no longer shown');
 	t.equal(
-		b.transaction((tx) => tx.take(1, 3)),
+		b.transaction((tx) => tx.take(1, 3, false)),
 		true,
 		'B takes it now',
 	);
@@ -88,7 +88,7 @@ t.test('a holder killed with SIGKILL: its lease is free at once, its owner file 
 	const script = `
 		import {LeaseTable} from ${JSON.stringify(path.join(packageRoot, 'src/host/leases.ts'))};
 		const table = LeaseTable.open(${JSON.stringify(dir)}, {pid: process.pid, qemuPid: 0, share: 1, cpus: [0, 1]});
-		table.transaction((tx) => tx.take(1, 0));
+		table.transaction((tx) => tx.take(1, 0, false));
 		console.log('held');
 		setInterval(() => {}, 1000);
 	`;
@@ -109,7 +109,7 @@ t.test('a holder killed with SIGKILL: its lease is free at once, its owner file 
 	child.kill('SIGKILL');
 	await exited;
 	const started = performance.now();
-	const after = me.transaction((tx) => ({others: [...tx.othersLeased], owners: tx.others.map((o) => o.pid), took: tx.take(1, 0)}));
+	const after = me.transaction((tx) => ({others: [...tx.othersLeased], owners: tx.others.map((o) => o.pid), took: tx.take(1, 0, false)}));
 	t.same(after, {others: [], owners: [], took: true}, 'free at the first look after its death');
 	t.ok(performance.now() - started < 1000);
 	t.notOk(fs.existsSync(path.join(dir, `vm.${child.pid}`)), 'the dead one’s owner file is gone');

@@ -1,6 +1,6 @@
 // Percentiles by nearest rank, and the median and range of repetitions.
 import t from 'tap';
-import {percentiles, spread} from '../../src/util/stats.js';
+import {percentiles, spread, jainIndex} from '../../src/util/stats.js';
 
 t.test('percentiles: nearest rank over any order', async (t) => {
 	const hundred = Array.from({length: 100}, (_, i) => 100 - i);
@@ -14,4 +14,12 @@ t.test('spread: the median of an odd or even count, and the range', async (t) =>
 	t.same(spread([5, 1, 3]), {n: 3, median: 3, min: 1, max: 5});
 	t.same(spread([4, 1, 3, 2]), {n: 4, median: 2.5, min: 1, max: 4});
 	t.same(spread([]), {n: 0, median: 0, min: 0, max: 0});
+});
+
+t.test('jainIndex: 1 when all are equal, 1/n when one has everything', async (t) => {
+	t.equal(jainIndex([5, 5]), 1);
+	t.equal(jainIndex([3, 0, 0]), 1 / 3);
+	t.equal(jainIndex([300, 100]), 0.8);
+	t.equal(jainIndex([]), undefined);
+	t.equal(jainIndex([0, 0]), undefined);
 });

@@ -637,7 +637,7 @@ export class AffinityEngine implements HintTypeEngine {
 	 */
 	private redecide(): Assignment {
 		if (!this.leases) return this.policy();
-		const a = this.leases.decide((placeable, floatOnly) => this.policy(this.state.hints.values(), placeable, floatOnly));
+		const a = this.leases.decide((placeable, floatOnly, crowdedHost) => this.policy(this.state.hints.values(), placeable, floatOnly, crowdedHost));
 		if (a) return a;
 		this.leaseRetry ??= setTimeout(() => {
 			this.leaseRetry = undefined;
@@ -651,9 +651,19 @@ export class AffinityEngine implements HintTypeEngine {
 		hints: Iterable<Hint> = this.state.hints.values(),
 		placeable: readonly number[] = this.leases?.placeable ?? this.allowed,
 		floatOnly: ReadonlySet<number> | undefined = this.leases?.floatOnly,
-		previous: Assignment = this.state.assignment,
+		crowdedHost = this.leases?.crowdedHost ?? false,
 	): Assignment {
-		return decideAffinity(hints, this.state.nrVcpus, placeable, previous, this.state.idle, this.heldInput(), floatOnly, this.leases?.prefer);
+		return decideAffinity(
+			hints,
+			this.state.nrVcpus,
+			placeable,
+			this.state.assignment,
+			this.state.idle,
+			this.heldInput(),
+			floatOnly,
+			this.leases?.prefer,
+			crowdedHost,
+		);
 	}
 
 	/**
@@ -825,7 +835,14 @@ export class AffinityEngine implements HintTypeEngine {
 			allowed: this.leases?.placeable ?? this.allowed,
 			idle: this.state.idle,
 			held: this.heldInput(),
-			...(this.leases ? {floatOnly: this.leases.floatOnly, leased: this.leases.held(), ...(this.leases.prefer ? {prefer: this.leases.prefer} : {})} : {}),
+			...(this.leases
+				? {
+						floatOnly: this.leases.floatOnly,
+						leased: this.leases.held(),
+						crowdedHost: this.leases.crowdedHost,
+						...(this.leases.prefer ? {prefer: this.leases.prefer} : {}),
+					}
+				: {}),
 			basedSeq: this.reader.tail,
 			canAddHint: this.state.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),

@@ -10,8 +10,8 @@ import {mayTake, strands, type LeaseOwner, type LeaseTable} from '../../host/lea
 import {cpuPreference, type CpuPreference, type CpuTopology} from '../../host/topology.js';
 import type {Assignment} from './policy.js';
 
-/** The policy with the CPUs it may place on and those it may not grant. */
-export type LeasePolicy = (placeable: number[], floatOnly: ReadonlySet<number>) => Assignment;
+/** The policy with the CPUs it may place on, those it may not grant, and whether the host is crowded. */
+export type LeasePolicy = (placeable: number[], floatOnly: ReadonlySet<number>, crowdedHost: boolean) => Assignment;
 
 /** How long a lease outlives its grant unless another VM waits: a thread that pins itself again soon finds it (and the fast path's table covers it). */
 export const leaseLingerMs = 2000;
@@ -23,6 +23,8 @@ export class VmLeases {
 	placeable: number[];
 	/** Of those, the CPUs none of this VM's vCPUs may have as its own. */
 	floatOnly: ReadonlySet<number>;
+	/** The host's VMs ask for more CPUs of their own than it has to spare: every grant is shared (docs/leases.md#sharing). */
+	crowdedHost = false;
 	private othersWaiting = false;
 	/** The others' leases and the taken CPUs as of the last look (what the preference reads). */
 	private readonly view = {leased: new Set<number>() as ReadonlySet<number>, taken: new Set<number>() as ReadonlySet<number>};
@@ -60,38 +62,68 @@ export class VmLeases {
 		return new Set(this.table.held());
 	}
 
+	/** Whether the host's VMs ask for more CPUs of their own than it has to spare: then every lease is shared. */
+	private crowdedWith(others: readonly LeaseOwner[], asking: number): boolean {
+		if (others.length === 0) return false;
+		const cpus = new Set([...this.allowed, ...others.flatMap((o) => o.cpus)]);
+		return asking + others.reduce((n, o) => n + (o.asking ?? 0), 0) > cpus.size - 1;
+	}
+
+	/** This VM's exclusive leases: the only ones that can leave another VM nowhere to float. */
+	private exclusiveHeld(): number[] {
+		return this.table
+			.records()
+			.filter((r) => r.shared !== true)
+			.map((r) => r.cpu);
+	}
+
 	/**
 	 * The policy's assignment with the leases it needs taken; undefined if the directory's lock
 	 * could not be had (the caller keeps what it has and decides again soon).
 	 */
 	decide(policy: LeasePolicy, now = Date.now()): Assignment | undefined {
-		// Most decisions grant only CPUs this VM leases already and deny nothing: no lock, no look.
-		const cheap = policy(this.placeable, this.floatOnly);
-		if (cheap.denied.length === 0 && this.table.waiting === undefined && [...cheap.exclusive.values()].every((e) => this.table.holds(e.pcpu))) return cheap;
+		// Most decisions grant only CPUs this VM leases already, as it leases them, deny nothing and
+		// ask as much as before: no lock, no look.
+		const cheap = policy(this.placeable, this.floatOnly, this.crowdedHost);
+		const asking = cheap.exclusive.size + cheap.denied.length;
+		const same =
+			asking === this.table.askingNow &&
+			cheap.denied.length === 0 &&
+			this.table.waiting === undefined &&
+			[...cheap.exclusive.values()].every((e) => this.table.holds(e.pcpu)) &&
+			this.table.records().every((r) => (r.shared === true) === this.crowdedHost);
+		if (same) return cheap;
 		return this.table.transaction((tx) => {
 			const taken = this.look(tx.others, tx.othersLeased);
-			const blocked = new Set(tx.othersLeased);
-			const floatOnly = new Set(taken);
-			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
 			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+			const crowded = this.crowdedWith(tx.others, asking);
+			this.crowdedHost = crowded;
+			this.table.setAsking(asking);
+			// Others' exclusive leases are theirs alone; their shared ones may be floated on, not granted.
+			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
+			const blocked = new Set(othersExclusive);
+			const floatOnly = new Set([...taken, ...tx.othersShared]);
+			const exclusiveLeased = new Set([...othersExclusive, ...this.exclusiveHeld()]);
 			let a = cheap;
 			for (let round = 0; round <= this.allowed.length; round++) {
 				const placeable = this.allowed.filter((c) => !blocked.has(c));
 				// Other VMs lease every CPU this one may use: it runs on them, with none of its own.
 				if (placeable.length === 0) {
-					a = policy([...this.allowed], new Set(this.allowed));
+					a = policy([...this.allowed], new Set(this.allowed), crowded);
 					this.remember([...this.allowed], new Set(this.allowed));
 					break;
 				}
-				a = policy(placeable, floatOnly);
+				a = policy(placeable, floatOnly, crowded);
 				let refused = false;
 				for (const [vcpu, e] of a.exclusive) {
-					if (this.table.holds(e.pcpu)) continue;
+					const mine = this.table.holds(e.pcpu);
 					const me = {held: this.table.held().length, share: this.share, waitingSince: this.table.waiting};
-					// Left to a VM with a better claim, or another VM's last CPU: floated on, not granted.
-					if (!mayTake(e.pcpu, me, tx.others, now) || strands(e.pcpu, leased, tx.others)) floatOnly.add(e.pcpu);
-					else if (tx.take(e.pcpu, vcpu)) {
-						leased.add(e.pcpu);
+					// Left to a VM with a better claim, or (exclusive) another VM's last CPU: floated on, not granted.
+					const strandsOne = !crowded && strands(e.pcpu, new Set([...exclusiveLeased].filter((c) => c !== e.pcpu)), tx.others);
+					if ((!mine && !mayTake(e.pcpu, me, tx.others, now)) || strandsOne) floatOnly.add(e.pcpu);
+					else if (tx.take(e.pcpu, vcpu, crowded)) {
+						if (crowded) exclusiveLeased.delete(e.pcpu);
+						else exclusiveLeased.add(e.pcpu);
 						continue;
 					} else blocked.add(e.pcpu);
 					refused = true;
@@ -101,7 +133,7 @@ export class VmLeases {
 			}
 			// It waits if the others' leases cost it a grant it would have had.
 			const limited = blocked.size > 0 || floatOnly.size > taken.length;
-			const ideal = limited ? policy([...this.allowed], new Set(taken)) : a;
+			const ideal = limited ? policy([...this.allowed], new Set(taken), crowded) : a;
 			this.table.setWaiting(ideal.exclusive.size > a.exclusive.size, now);
 			return a;
 		});
@@ -109,17 +141,21 @@ export class VmLeases {
 
 	/** Look at the others' leases again (no lease taken); true if what this VM may use changed. */
 	refresh(): boolean {
-		const before = `${this.placeable.join()}|${[...this.floatOnly].join()}`;
+		const state = () => `${this.placeable.join()}|${[...this.floatOnly].join()}|${this.crowdedHost}`;
+		const before = state();
 		const done = this.table.transaction((tx) => {
 			const taken = this.look(tx.others, tx.othersLeased);
-			const leased = new Set([...tx.othersLeased, ...this.table.held()]);
 			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
-			const placeable = this.allowed.filter((c) => !tx.othersLeased.has(c));
-			const floatOnly = new Set([...taken, ...placeable.filter((c) => !this.table.holds(c) && strands(c, leased, tx.others))]);
+			this.crowdedHost = this.crowdedWith(tx.others, this.table.askingNow);
+			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
+			const exclusiveLeased = new Set([...othersExclusive, ...this.exclusiveHeld()]);
+			const placeable = this.allowed.filter((c) => !othersExclusive.includes(c));
+			const stranding = this.crowdedHost ? [] : placeable.filter((c) => !this.table.holds(c) && strands(c, exclusiveLeased, tx.others));
+			const floatOnly = new Set([...taken, ...tx.othersShared, ...stranding]);
 			this.remember(placeable.length ? placeable : [...this.allowed], placeable.length ? floatOnly : new Set(this.allowed));
 			return true;
 		});
-		return done === true && before !== `${this.placeable.join()}|${[...this.floatOnly].join()}`;
+		return done === true && before !== state();
 	}
 
 	/**
@@ -141,6 +177,8 @@ export class VmLeases {
 			}
 		}
 		if (!this.table.waiting) this.table.setWaiting(false);
+		// What this VM asks now, for the others' view of the host's demand (a write only if it changed).
+		this.table.setAsking(a.exclusive.size + a.denied.length);
 	}
 
 	/** True while a lease outlives its grant (the caller settles again when it is due). */

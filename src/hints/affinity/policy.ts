@@ -96,6 +96,12 @@ export function decideAffinity(
 	floatOnly: ReadonlySet<number> = new Set(),
 	/** The order new grants take free CPUs in (src/host/topology.ts; lower first); without it, or on a tie, the highest CPU first. */
 	prefer?: (cpu: number, granted: readonly number[]) => number,
+	/**
+	 * More vCPUs ask for a CPU of their own across the host's VMs than it has CPUs to spare
+	 * (docs/leases.md#sharing): crowded whatever this VM asks, so every grant is shared and the
+	 * floating vCPUs run at the lower weight.
+	 */
+	crowdedHost = false,
 ): Assignment {
 	// The thread that asks for each vCPU alone: the oldest hint wins. A held vCPU's askers are not served.
 	const askers = new Map<number, Hint>();
@@ -113,7 +119,7 @@ export function decideAffinity(
 	// Every vCPU pvrun places asks and each can have a CPU: nothing floats. With fewer CPUs, the
 	// vCPUs left over float on the granted CPUs, so those are shared (crowded) like any other.
 	const everyVcpuAsks = asking.length >= managed && grantable.length >= managed;
-	const crowded = !everyVcpuAsks && !floatsElsewhere && grantable.length >= 2 && asking.length > grantable.length - 1;
+	const crowded = crowdedHost || (!everyVcpuAsks && !floatsElsewhere && grantable.length >= 2 && asking.length > grantable.length - 1);
 	const capacity = Math.max(0, everyVcpuAsks || crowded ? Math.min(grantable.length, managed) : grantable.length - (floatsElsewhere ? 0 : 1));
 	// With every vCPU asking, nothing floats: there is nobody to share with. The idle
 	// judgement belongs to a grant that goes on (same vCPU, thread and CPU): a new grant
@@ -158,7 +164,8 @@ export function decideAffinity(
 		// The lower weight protects busy grants from the floating vCPUs when every CPU is granted
 		// (crowded). An idle grant needs no protection, and a lower weight would cost the floating
 		// vCPUs their share against every other process on the host (beside host hogs: half the work).
-		floatNice: crowded && shared ? sharedFloatNice : 0,
+		// On a crowded host the floating vCPUs share other VMs' granted CPUs too: the lower weight always.
+		floatNice: crowded && (shared || crowdedHost) ? sharedFloatNice : 0,
 	};
 }
 

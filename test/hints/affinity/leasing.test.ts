@@ -4,7 +4,8 @@ import path from 'node:path';
 import t, {type Test} from 'tap';
 import {LeaseTable} from '../../../src/host/leases.js';
 import {VmLeases, leaseLingerMs} from '../../../src/hints/affinity/leasing.js';
-import {decideAffinity, floatingOnly, type Assignment, type Hint} from '../../../src/hints/affinity/policy.js';
+import {decideAffinity, floatingOnly, sharedFloatNice, type Assignment, type Hint} from '../../../src/hints/affinity/policy.js';
+import {readLeases} from '../../../src/host/leases.js';
 
 /** One VM's side: its leases, its hints, its assignment, deciding as the engine does. */
 class Vm {
@@ -37,8 +38,8 @@ class Vm {
 		return this.decide(now);
 	}
 	decide(now = performance.now()): this {
-		const a = this.leases.decide((placeable, floatOnly) =>
-			decideAffinity(this.hints, this.nrVcpus, placeable, this.assignment, new Set(), undefined, floatOnly),
+		const a = this.leases.decide((placeable, floatOnly, crowded) =>
+			decideAffinity(this.hints, this.nrVcpus, placeable, this.assignment, new Set(), undefined, floatOnly, undefined, crowded),
 		);
 		if (a) this.assignment = a;
 		this.leases.settle(this.assignment, now);
@@ -68,32 +69,64 @@ t.test('alone on the host: the policy decides as without leases, and every grant
 	t.same([...a.leases.held()], [0, 1]);
 });
 
-t.test('two VMs on two CPUs: one lease between them, first come; a freed CPU goes to the one that waits', async (t) => {
+t.test('two VMs on two CPUs: one asks, its CPU is its own; both ask, both lease one shared, the floating vCPUs at the lower weight', async (t) => {
 	const dir = dirFor(t);
 	const a = new Vm(dir, 2101, 2, [0, 1]);
 	const b = new Vm(dir, 2102, 2, [0, 1]);
 	t.teardown(() => (a.leases.close(), b.leases.close()));
 	a.pin(10, 1);
 	t.same(a.grants, [[1, 1]], 'A’s vCPU 1 gets CPU 1');
-	t.same(a.assignment.floating, [0]);
+	t.same([a.assignment.floating, a.assignment.shared, a.leases.crowdedHost], [[0], false, false], 'to itself: one asker, a CPU to spare');
 	b.look().pin(20, 0);
-	t.same(b.grants, [], 'B gets none: CPU 1 is A’s, CPU 0 is the last either may float on');
-	t.same(b.assignment.floating, [0], 'B floats off A’s CPU');
-	t.same(b.assignment.denied, [0]);
-	t.ok(b.leases.table.waiting !== undefined, 'B waits');
-	// A lets go: B waits, so A gives the lease back at once rather than keeping it for a while.
-	a.look().unpin(10);
-	t.same(a.grants, []);
-	t.same([...a.leases.held()], [], 'A gave CPU 1 back at once');
-	// A asks again before B looked: B waits since earlier, so A leaves CPU 1 to it.
-	a.look().pin(10, 1);
-	t.same(a.grants, [], 'A does not take the CPU B waits for');
-	b.look();
-	t.same(b.grants, [[0, 1]], 'B has it');
-	t.equal(b.leases.table.waiting, undefined, 'B no longer waits');
+	t.same(b.grants, [[0, 0]], 'B asks too: more asking than CPUs to spare, so B leases CPU 0 shared');
+	t.equal(b.leases.crowdedHost, true);
+	t.same([b.assignment.floating, b.assignment.floatNice], [[0], sharedFloatNice], 'B floats off A’s CPU (still A’s alone), at the lower weight');
 	a.look();
-	t.same(a.assignment.floating, [0], 'A floats off B’s CPU');
-	t.ok(a.leases.table.waiting !== undefined, 'now A waits');
+	t.same(a.grants, [[1, 1]], 'A keeps CPU 1...');
+	t.same(
+		[a.assignment.shared, a.assignment.floating, a.assignment.floatNice],
+		[true, [0, 1], sharedFloatNice],
+		'...shared now: its floating vCPU runs on both CPUs at the lower weight',
+	);
+	b.look();
+	t.same([b.assignment.floating, b.assignment.floatNice], [[0, 1], sharedFloatNice], 'and B’s on both too');
+	t.same(
+		readLeases(dir).leases.map((l) => [l.cpu, l.pid, l.shared]),
+		[
+			[0, 2102, true],
+			[1, 2101, true],
+		],
+		'two shared leases',
+	);
+	t.equal(a.leases.table.waiting, undefined);
+	t.equal(b.leases.table.waiting, undefined, 'nobody waits');
+	// A lets go: B alone asks, so its CPU is its own again, and it floats off A's lingering lease.
+	a.unpin(10);
+	b.look();
+	t.equal(b.leases.crowdedHost, false);
+	t.same(b.grants, [[0, 0]]);
+	t.same([b.assignment.shared, b.assignment.floatNice], [false, 0], 'B’s grant exclusive again, its floating vCPU at the usual weight');
+	t.equal(readLeases(dir).leases.find((l) => l.cpu === 0)?.shared, undefined, 'its lease rewritten exclusive');
+});
+
+t.test('three VMs on two CPUs, all asking: two shared leases, the third waits and gets the first CPU freed', async (t) => {
+	const dir = dirFor(t);
+	const [a, b, c] = [2501, 2502, 2503].map((pid) => new Vm(dir, pid, 2, [0, 1]));
+	if (!a || !b || !c) throw new Error('three VMs');
+	t.teardown(() => [a, b, c].forEach((vm) => vm.leases.close()));
+	a.pin(10, 1);
+	b.look().pin(20, 1);
+	a.look();
+	c.look().pin(30, 1);
+	t.same([a.grants, b.grants, c.grants], [[[1, 1]], [[1, 0]], []], 'A and B lease one each, C none');
+	t.ok(c.leases.table.waiting !== undefined, 'C waits');
+	t.same([c.assignment.floating, c.assignment.floatNice], [[0, 1], sharedFloatNice], 'on the shared CPUs, at the lower weight');
+	a.look().unpin(10);
+	t.same([...a.leases.held()], [], 'A gives CPU 1 back at once: C waits');
+	c.look();
+	t.same(c.grants, [[1, 1]], 'C leases it');
+	const all = [a, b, c].flatMap((vm) => [...vm.leases.held()]);
+	t.equal(new Set(all).size, all.length, 'no CPU leased twice');
 });
 
 t.test('a lease outlives its grant for a while when nobody waits, and the same vCPU takes it back without the lock', async (t) => {
@@ -108,7 +141,7 @@ t.test('a lease outlives its grant for a while when nobody waits, and the same v
 	t.same([...a.leases.held()], [], 'given back after leaseLingerMs');
 });
 
-t.test('three VMs on four CPUs: no lease leaves another VM nowhere to float', async (t) => {
+t.test('three VMs on four CPUs: no exclusive lease leaves another VM nowhere to float; asking more than the host spares, all share', async (t) => {
 	const dir = dirFor(t);
 	const a = new Vm(dir, 2301, 4, [0, 1, 2, 3]);
 	const b = new Vm(dir, 2302, 4, [0, 1, 2, 3]);
@@ -130,9 +163,14 @@ t.test('three VMs on four CPUs: no lease leaves another VM nowhere to float', as
 	t.ok(c.leases.table.waiting !== undefined, 'C waits');
 	b.look().pin(20, 0);
 	t.same(b.grants, [[0, 0]], 'B takes 0, leaving 2 to float on');
-	t.same(b.assignment.floating, [2]);
+	t.same(b.assignment.floating, [0, 2], 'four asking, three CPUs to spare: B’s lease is shared, and it floats on it too');
+	t.equal(b.leases.crowdedHost, true);
 	a.look();
-	t.same(a.assignment.floating, [2], 'A floats off B’s new lease');
+	t.same(
+		[a.assignment.floating, a.assignment.floatNice],
+		[[0, 1, 2, 3], sharedFloatNice],
+		'A’s leases shared too: its floating vCPUs on every CPU, at the lower weight',
+	);
 	const all = [a, b, c].flatMap((vm) => [...vm.leases.held()]);
 	t.equal(new Set(all).size, all.length, 'no CPU leased twice');
 	t.notOk(all.includes(2), 'CPU 2 stays unleased');
