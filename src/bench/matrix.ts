@@ -450,7 +450,7 @@ export function pairSamples(each: readonly Sample[][], conflicts?: {samples: num
 /** The host CPUs that some vCPU thread of QEMU `pid` has to itself: its only CPU, and no other vCPU thread's. */
 export function exclusiveCpus(pid: number): Set<number> {
 	const masks: number[][] = [];
-	let tids: string[] = [];
+	let tids: string[];
 	try {
 		tids = fs.readdirSync(`/proc/${pid}/task`);
 	} catch {

@@ -257,8 +257,15 @@ export class LeaseTable {
 		const had = this.mine.get(cpu);
 		if (had) {
 			if ((had.shared === true) !== shared || had.vcpu !== vcpu) {
-				const {shared: _was, ...rest} = had;
-				const record: LeaseRecord = {...rest, vcpu, ...(shared ? {shared} : {})};
+				const record: LeaseRecord = {
+					cpu: had.cpu,
+					pid: had.pid,
+					qemuPid: had.qemuPid,
+					...(had.name ? {name: had.name} : {}),
+					vcpu,
+					since: had.since,
+					...(shared ? {shared} : {}),
+				};
 				this.mine.set(cpu, record);
 				rewrite(fd, record);
 			}

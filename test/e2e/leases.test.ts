@@ -87,7 +87,6 @@ t.test(
 		const waiter = vms.findIndex((vm) => vm.name === waiting[0]?.name);
 		const last = vms.findIndex((vm) => vm.name === waiting[1]?.name);
 		t.ok(waiter >= 0 && last >= 0 && waiter !== last, `waiting: ${waiting.map((o) => o.name).join(', ')}, first come first`);
-		const holderThreads = threads[holder] ?? [];
 		const waiterThreads = threads[waiter] ?? [];
 		const lastThreads = threads[last] ?? [];
 		const qemuPids = vms.map((vm) => vm.guest.pid);
