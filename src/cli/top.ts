@@ -10,7 +10,7 @@ import {busyShare, machineCpuTicks, procStatFields, threadSchedstat} from '../ho
 import {UsageError} from '../util/errors.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
 import type {RecentDecision, VcpuPlacement, VmStatus} from '../vm/state.js';
-import {alignColumns, formatHints, formatUptime, readRoots} from './status.js';
+import {alignColumns, formatHints, formatLeases, formatUptime, readRoots} from './status.js';
 
 export interface TopOptions {
 	/** Only the VM with this id, name, or QEMU or pvrun pid. */
@@ -140,6 +140,8 @@ export function topFrame(f: FrameInput): string[] {
 			}
 			lines.push(...alignColumns(rows, [true, true, false, false, true, true, true]).map((l) => `  ${l}`));
 		}
+		// Host-wide CPU leases (docs/leases.md), when the VM holds one or waits for one.
+		if (vm.leases?.length || vm.leaseWaitingSince !== undefined) lines.push(`  leases: ${formatLeases(vm)}`);
 		const act = vm.activity;
 		if (act) {
 			lines.push(

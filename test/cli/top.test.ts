@@ -96,6 +96,12 @@ t.test('a frame: the host, each VM, its vCPUs with their use and wait, its hints
 		kernelCpus: {},
 	};
 	t.match(frame({vms: [shared]})[5], /^ {5}1 +21 +1 +shared /, 'a granted CPU the floating vCPUs may use too: shared');
+	t.same(
+		frame({vms: [{...vm, leases: [{cpu: 1, vcpu: 1, since: 1}]}]}).slice(6, 8),
+		['  leases: 1 (vCPU 1)', '  hints read 7: 1 pin, 1 release, 0 denied'],
+		'the CPUs it leases host-wide (docs/leases.md)',
+	);
+	t.equal(frame({vms: [{...vm, leaseWaitingSince: 5}]})[6], '  leases: waiting', 'or that it waits for one');
 	const held = {...vm, placement: [{vcpu: 0, cpus: [0], exclusive: false, tid: 20, operator: true}]};
 	t.match(frame({vms: [held]})[4], /^ {5}0 +20 +0 +operator /, 'pinned by an operator');
 });
