@@ -4,9 +4,9 @@
 // place themselves through it and are left out; any other QEMU's pins are taken, a pvrun VM's
 // whose pvrun died or that leases elsewhere included. `root` is where /proc and /sys are (a
 // fixture folder in tests).
-import fs from 'node:fs';
 import path from 'node:path';
 import {parseCpuList} from './cpus.js';
+import {listDir, readCpuListFile, readText} from './sysfs.js';
 
 export interface TakenCpus {
 	cpus: Set<number>;
@@ -25,18 +25,18 @@ export function takenCpus(root = '/', leasing: ReadonlySet<number> = new Set(), 
 			why.set(c, reason);
 		}
 	};
-	for (const file of ['isolated', 'nohz_full']) add(readCpuList(path.join(root, 'sys/devices/system/cpu', file)), file);
-	const all = online ?? readCpuList(path.join(root, 'sys/devices/system/cpu/online'));
+	for (const file of ['isolated', 'nohz_full']) add(readCpuListFile(path.join(root, 'sys/devices/system/cpu', file)), file);
+	const all = online ?? readCpuListFile(path.join(root, 'sys/devices/system/cpu/online'));
 	const proc = path.join(root, 'proc');
-	for (const pid of list(proc)) {
+	for (const pid of listDir(proc)) {
 		if (!/^\d+$/.test(pid)) continue;
-		const comm = read(path.join(proc, pid, 'comm'))?.trim() ?? '';
+		const comm = readText(path.join(proc, pid, 'comm'))?.trim() ?? '';
 		if ((!comm.startsWith('qemu-system') && comm !== 'qemu-kvm') || leasing.has(Number(pid))) continue;
 		// Every thread: vCPU threads carry names only with debug-threads=on (libvirt sets it), and an
 		// operator may pin the emulator's threads too.
-		for (const tid of list(path.join(proc, pid, 'task'))) {
+		for (const tid of listDir(path.join(proc, pid, 'task'))) {
 			const task = path.join(proc, pid, 'task', tid);
-			const allowed = /^Cpus_allowed_list:\s*(.*)$/m.exec(read(path.join(task, 'status')) ?? '')?.[1];
+			const allowed = /^Cpus_allowed_list:\s*(.*)$/m.exec(readText(path.join(task, 'status')) ?? '')?.[1];
 			let mask: number[];
 			try {
 				mask = allowed ? parseCpuList(allowed) : [];
@@ -45,35 +45,9 @@ export function takenCpus(root = '/', leasing: ReadonlySet<number> = new Set(), 
 			}
 			// A thread that may run everywhere is load, not a placement.
 			if (mask.length === 0 || (all.length > 0 && all.every((c) => mask.includes(c)))) continue;
-			const vcpu = /^CPU (\d+)\/(?:TCG|KVM)$/.exec(read(path.join(task, 'comm'))?.trim() ?? '');
+			const vcpu = /^CPU (\d+)\/(?:TCG|KVM)$/.exec(readText(path.join(task, 'comm'))?.trim() ?? '');
 			add(mask, `pinned by QEMU ${pid} (${vcpu ? `vCPU ${vcpu[1]}` : `thread ${tid}`})`);
 		}
 	}
 	return {cpus, why};
-}
-
-function readCpuList(file: string): number[] {
-	const text = read(file)?.trim() ?? '';
-	if (text === '' || text === '(null)') return [];
-	try {
-		return parseCpuList(text);
-	} catch {
-		return [];
-	}
-}
-
-function read(file: string): string | undefined {
-	try {
-		return fs.readFileSync(file, 'utf8');
-	} catch {
-		return undefined;
-	}
-}
-
-function list(dir: string): string[] {
-	try {
-		return fs.readdirSync(dir);
-	} catch {
-		return [];
-	}
 }

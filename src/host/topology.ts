@@ -2,9 +2,8 @@
 // last-level cache and its NUMA node, and the node that holds most of a process's memory; and
 // the order in which a VM's new grants should take free CPUs. `root` is where /sys and /proc
 // are (a fixture folder in tests).
-import fs from 'node:fs';
 import path from 'node:path';
-import {parseCpuList} from './cpus.js';
+import {listDir, readCpuListFile, readText} from './sysfs.js';
 
 export interface CpuTopology {
 	/** CPU → its SMT siblings (itself left out). */
@@ -19,33 +18,33 @@ export interface CpuTopology {
 export function readTopology(root = '/'): CpuTopology {
 	const sys = path.join(root, 'sys/devices/system');
 	const topo: CpuTopology = {siblings: new Map(), llc: new Map(), node: new Map()};
-	for (const cpu of cpuList(path.join(sys, 'cpu/online'))) {
+	for (const cpu of readCpuListFile(path.join(sys, 'cpu/online'))) {
 		const dir = path.join(sys, 'cpu', `cpu${cpu}`);
 		topo.siblings.set(
 			cpu,
-			cpuList(path.join(dir, 'topology/thread_siblings_list')).filter((c) => c !== cpu),
+			readCpuListFile(path.join(dir, 'topology/thread_siblings_list')).filter((c) => c !== cpu),
 		);
 		// The cache of the highest level that is not an instruction cache.
 		let best: {level: number; shared: number[]} | undefined;
-		for (const index of list(path.join(dir, 'cache'))) {
+		for (const index of listDir(path.join(dir, 'cache'))) {
 			if (!/^index\d+$/.test(index)) continue;
-			const level = Number(read(path.join(dir, 'cache', index, 'level')));
-			if (!Number.isInteger(level) || read(path.join(dir, 'cache', index, 'type'))?.trim() === 'Instruction') continue;
-			const shared = cpuList(path.join(dir, 'cache', index, 'shared_cpu_list'));
+			const level = Number(readText(path.join(dir, 'cache', index, 'level')));
+			if (!Number.isInteger(level) || readText(path.join(dir, 'cache', index, 'type'))?.trim() === 'Instruction') continue;
+			const shared = readCpuListFile(path.join(dir, 'cache', index, 'shared_cpu_list'));
 			if (shared.length && (!best || level > best.level)) best = {level, shared};
 		}
 		if (best) topo.llc.set(cpu, Math.min(...best.shared));
 	}
-	for (const name of list(path.join(sys, 'node'))) {
+	for (const name of listDir(path.join(sys, 'node'))) {
 		const m = /^node(\d+)$/.exec(name);
-		if (m) for (const cpu of cpuList(path.join(sys, 'node', name, 'cpulist'))) topo.node.set(cpu, Number(m[1]));
+		if (m) for (const cpu of readCpuListFile(path.join(sys, 'node', name, 'cpulist'))) topo.node.set(cpu, Number(m[1]));
 	}
 	return topo;
 }
 
 /** The NUMA node holding most of process `pid`'s memory (/proc/<pid>/numa_maps), if there is more than one node. */
 export function memoryNode(pid: number, root = '/'): number | undefined {
-	const text = read(path.join(root, 'proc', String(pid), 'numa_maps'));
+	const text = readText(path.join(root, 'proc', String(pid), 'numa_maps'));
 	if (!text) return undefined;
 	const pages = new Map<number, number>();
 	for (const [, node = '', n = ''] of text.matchAll(/\bN(\d+)=(\d+)/g)) pages.set(Number(node), (pages.get(Number(node)) ?? 0) + Number(n));
@@ -71,30 +70,4 @@ export function cpuPreference(topo: CpuTopology, others: {leased: ReadonlySet<nu
 		if (memNode !== undefined && topo.node.has(cpu) && topo.node.get(cpu) !== memNode) score += 1;
 		return score;
 	};
-}
-
-function cpuList(file: string): number[] {
-	const text = read(file)?.trim() ?? '';
-	if (text === '') return [];
-	try {
-		return parseCpuList(text);
-	} catch {
-		return [];
-	}
-}
-
-function read(file: string): string | undefined {
-	try {
-		return fs.readFileSync(file, 'utf8');
-	} catch {
-		return undefined;
-	}
-}
-
-function list(dir: string): string[] {
-	try {
-		return fs.readdirSync(dir);
-	} catch {
-		return [];
-	}
 }
