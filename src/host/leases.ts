@@ -109,7 +109,10 @@ export class LeaseTable {
 	private readonly ownerFile: string;
 	private waitingSince: number | undefined;
 	private asking = 0;
+	private askingWritten = 0;
 	private closed = false;
+	/** The directory's files this pvrun wrote, and when: its own writes wake its watcher too. */
+	private readonly written = new Map<string, number>();
 
 	private constructor(
 		readonly dir: string,
@@ -144,6 +147,16 @@ export class LeaseTable {
 	/** The QEMU this pvrun serves. */
 	get qemuPid(): number {
 		return this.owner.qemuPid;
+	}
+
+	/** The pvrun process whose locks these are. */
+	get pid(): number {
+		return this.owner.pid;
+	}
+
+	/** When (performance.now()) this pvrun last wrote `file` of the directory, if it ever did. */
+	wroteAt(file: string): number | undefined {
+		return this.written.get(file);
 	}
 
 	/** The CPUs this pvrun leases, ascending. */
@@ -193,6 +206,7 @@ export class LeaseTable {
 		// Emptied before it is unlocked: a reader never sees a free lease that names a holder.
 		// The write is also what tells the others' watchers that a CPU is free.
 		fs.ftruncateSync(fd, 0);
+		this.written.set(`cpu${cpu}`, performance.now());
 		unflock(fd);
 		this.writeOwner();
 	}
@@ -214,11 +228,13 @@ export class LeaseTable {
 		return this.asking;
 	}
 
-	/** Say how many of this VM's vCPUs ask for a CPU of their own. */
-	setAsking(n: number): void {
-		if (n === this.asking) return;
+	/**
+	 * Say how many of this VM's vCPUs ask for a CPU of their own; written to the owner file only
+	 * with `publish` (other VMs read it; alone, the file would be rewritten for nobody).
+	 */
+	setAsking(n: number, publish = true): void {
 		this.asking = n;
-		this.writeOwner();
+		if (publish && n !== this.askingWritten) this.writeOwner();
 	}
 
 	/** Give every lease back and remove this pvrun's file. */
@@ -268,6 +284,7 @@ export class LeaseTable {
 				};
 				this.mine.set(cpu, record);
 				rewrite(fd, record);
+				this.written.set(`cpu${cpu}`, performance.now());
 			}
 			return true;
 		}
@@ -283,6 +300,7 @@ export class LeaseTable {
 		};
 		this.mine.set(cpu, record);
 		rewrite(fd, record);
+		this.written.set(`cpu${cpu}`, performance.now());
 		this.writeOwner();
 		return true;
 	}
@@ -296,6 +314,7 @@ export class LeaseTable {
 			...(this.asking ? {asking: this.asking} : {}),
 		};
 		rewrite(this.ownerFd, own);
+		this.askingWritten = this.asking;
 	}
 
 	/** The other live pvruns' owner files; a dead one's file (its lock is free) is removed. */

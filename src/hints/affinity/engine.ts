@@ -150,7 +150,8 @@ export class AffinityEngine implements HintTypeEngine {
 	/** Another VM's leases may have changed (or a lease of this one outlived its grant): decide again. */
 	private onLeases(): void {
 		if (this.stopped || !this.leases) return;
-		if (this.leases.refresh()) {
+		const changed = this.leases.refresh();
+		if (changed) {
 			const {placeable, floatOnly} = this.leases;
 			this.log.write('leases', {
 				placeable,
@@ -159,6 +160,8 @@ export class AffinityEngine implements HintTypeEngine {
 				waiting: this.leases.table.waiting !== undefined,
 			});
 		}
+		// Nothing new for this VM, no lease to give back, nothing waited for: the fast path's table stays.
+		if (!changed && !this.leases.due() && this.leases.table.waiting === undefined) return;
 		this.adoptFast(this.takeFast(true));
 		this.decide({kind: 'leases'});
 		this.publishFast();
@@ -687,7 +690,6 @@ export class AffinityEngine implements HintTypeEngine {
 		}
 		const appliedAt = performance.now();
 		this.state.assignment = next;
-		this.leases?.settle(next);
 		const moved = start ? Array.from({length: this.state.nrVcpus}, (_, v) => v) : movedVcpus(prev, next, this.state.nrVcpus);
 		if (moved.length > 0) {
 			this.changes++;
@@ -730,6 +732,8 @@ export class AffinityEngine implements HintTypeEngine {
 			this.hintLine('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
 		if (start || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
+		// Leases its grants no longer need: after the threads moved off them and the guest was told.
+		this.leases?.settle(next);
 		if (fast) {
 			this.decisions.fast++;
 			const us = fast.applied.latencyUs;

@@ -26,6 +26,8 @@ export class VmLeases {
 	/** The host's VMs ask for more CPUs of their own than it has to spare: every grant is shared (docs/leases.md#sharing). */
 	crowdedHost = false;
 	private othersWaiting = false;
+	/** Other VMs lease in the directory (as of the last look): this VM's demand is theirs to read. */
+	private othersPresent = false;
 	/** The others' leases and the taken CPUs as of the last look (what the preference reads). */
 	private readonly view = {leased: new Set<number>() as ReadonlySet<number>, taken: new Set<number>() as ReadonlySet<number>};
 	/** The order new grants take free CPUs in, on this host's topology (undefined: highest first). */
@@ -96,9 +98,10 @@ export class VmLeases {
 		return this.table.transaction((tx) => {
 			const taken = this.look(tx.others, tx.othersLeased);
 			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+			this.othersPresent = tx.others.length > 0;
 			const crowded = this.crowdedWith(tx.others, asking);
 			this.crowdedHost = crowded;
-			this.table.setAsking(asking);
+			this.table.setAsking(asking, this.othersPresent);
 			// Others' exclusive leases are theirs alone; their shared ones may be floated on, not granted.
 			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
 			const blocked = new Set(othersExclusive);
@@ -146,6 +149,8 @@ export class VmLeases {
 		const done = this.table.transaction((tx) => {
 			const taken = this.look(tx.others, tx.othersLeased);
 			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+			this.othersPresent = tx.others.length > 0;
+			this.table.setAsking(this.table.askingNow, this.othersPresent);
 			this.crowdedHost = this.crowdedWith(tx.others, this.table.askingNow);
 			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
 			const exclusiveLeased = new Set([...othersExclusive, ...this.exclusiveHeld()]);
@@ -178,12 +183,17 @@ export class VmLeases {
 		}
 		if (!this.table.waiting) this.table.setWaiting(false);
 		// What this VM asks now, for the others' view of the host's demand (a write only if it changed).
-		this.table.setAsking(a.exclusive.size + a.denied.length);
+		this.table.setAsking(a.exclusive.size + a.denied.length, this.othersPresent);
 	}
 
 	/** True while a lease outlives its grant (the caller settles again when it is due). */
 	get lingers(): boolean {
 		return this.lingering.size > 0;
+	}
+
+	/** True if a lease that outlived its grant is to be given back now (settle would). */
+	due(now = performance.now()): boolean {
+		return [...this.lingering.values()].some((since) => this.othersWaiting || now - since >= leaseLingerMs);
 	}
 
 	/**
@@ -195,9 +205,16 @@ export class VmLeases {
 			this.debounce = undefined;
 			onChange();
 		};
+		// This pvrun's own writes wake the watcher too: its owner file, and a lease file it wrote a
+		// moment ago (inotify reports a write after it is done: 100 ms is ample) say nothing new.
+		const own = (file: string | null) => {
+			if (file === `vm.${this.table.pid}` || file === '.lock') return true;
+			const at = file ? this.table.wroteAt(file) : undefined;
+			return at !== undefined && performance.now() - at < 100;
+		};
 		try {
-			this.watcher = fs.watch(this.table.dir, () => {
-				this.debounce ??= setTimeout(fire, 10);
+			this.watcher = fs.watch(this.table.dir, (_event, file) => {
+				if (!own(file)) this.debounce ??= setTimeout(fire, 10);
 			});
 			this.watcher.on('error', () => undefined);
 		} catch {
