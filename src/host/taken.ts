@@ -1,10 +1,12 @@
 // Host CPUs no pvrun leases (docs/leases.md#taken-cpus): those the kernel keeps from the
-// scheduler's balancing (isolcpus, nohz_full), and those another QEMU has threads pinned to (libvirt's <vcpupin> and cpuset cgroups, taskset on a plain QEMU: the kernel shows
-// all of them as the threads' affinity). The QEMUs of the pvruns that share the lease directory
-// place themselves through it and are left out; any other QEMU's pins are taken, a pvrun VM's
-// whose pvrun died or that leases elsewhere included. `root` is where /proc and /sys are (a
-// fixture folder in tests).
+// scheduler's balancing (isolcpus, nohz_full), and those a plain QEMU has threads pinned to
+// (libvirt's <vcpupin> and cpuset cgroups, taskset: the kernel shows all of them as the
+// threads' affinity). pvrun VMs are left out: those that share the lease directory place
+// themselves through it, and a pvrun VM's floating vCPUs are narrowed too, which says nothing
+// of what the CPUs are for; a QEMU is a pvrun VM when its command line has pvrun's agent port.
+// `root` is where /proc and /sys are (a fixture folder in tests).
 import path from 'node:path';
+import {agentPortName} from '../agent/protocol.js';
 import {parseCpuList} from './cpus.js';
 import {listDir, readCpuListFile, readText} from './sysfs.js';
 
@@ -32,6 +34,7 @@ export function takenCpus(root = '/', leasing: ReadonlySet<number> = new Set(), 
 		if (!/^\d+$/.test(pid)) continue;
 		const comm = readText(path.join(proc, pid, 'comm'))?.trim() ?? '';
 		if ((!comm.startsWith('qemu-system') && comm !== 'qemu-kvm') || leasing.has(Number(pid))) continue;
+		if ((readText(path.join(proc, pid, 'cmdline')) ?? '').includes(agentPortName)) continue;
 		// Every thread: vCPU threads carry names only with debug-threads=on (libvirt sets it), and an
 		// operator may pin the emulator's threads too.
 		for (const tid of listDir(path.join(proc, pid, 'task'))) {

@@ -59,10 +59,15 @@ t.test('taken: isolated and nohz_full CPUs, and the CPUs a plain QEMU pinned its
 	});
 });
 
-t.test('taken: a pvrun VM that does not lease in the same directory is another QEMU', async (t) => {
-	const root = fixture({'proc/300/comm': 'qemu-system-x86\n', ...vcpu(300, 301, 0, '5'), 'sys/devices/system/cpu/online': '0-7\n'});
+t.test('taken: a pvrun VM (its agent port on the command line) is left out, whatever directory it leases in', async (t) => {
+	const root = fixture({
+		'proc/300/comm': 'qemu-system-x86\n',
+		'proc/300/cmdline': 'qemu-system-x86_64\0-device\0virtserialport,chardev=pvrun-agent,name=org.pvrun.agent.0\0',
+		...vcpu(300, 301, 0, '5'),
+		'sys/devices/system/cpu/online': '0-7\n',
+	});
 	t.teardown(() => fs.rmSync(root, {recursive: true, force: true}));
-	t.same([...takenCpus(root).cpus], [5]);
+	t.same([...takenCpus(root).cpus], []);
 });
 
 t.test('taken: nothing to read (another OS, a bare fixture) is nothing taken; a malformed list is ignored', async (t) => {

@@ -642,11 +642,22 @@ export class AffinityEngine implements HintTypeEngine {
 		if (!this.leases) return this.policy();
 		const a = this.leases.decide((placeable, floatOnly, crowdedHost) => this.policy(this.state.hints.values(), placeable, floatOnly, crowdedHost));
 		if (a) return a;
+		this.retryLeases();
+		return this.state.assignment;
+	}
+
+	/** Look at the leases and decide again in a moment (the directory's lock was busy, or another VM took a CPU first). */
+	private retryLeases(): void {
 		this.leaseRetry ??= setTimeout(() => {
 			this.leaseRetry = undefined;
-			this.guarded(() => this.onLeases());
+			this.guarded(() => {
+				if (this.stopped || !this.leases) return;
+				this.leases.refresh();
+				this.adoptFast(this.takeFast(true));
+				this.decide({kind: 'leases'});
+				this.publishFast();
+			});
 		}, 20);
-		return this.state.assignment;
 	}
 
 	/** The policy alone: `hints` on the CPUs this VM may use now, from the current assignment. */
@@ -732,7 +743,10 @@ export class AffinityEngine implements HintTypeEngine {
 			this.hintLine('deny', {vcpus: deniedNow, allowed: this.allowed}, `no free CPU for vCPUs ${deniedNow.join(',')} (allowed ${formatCpuList(this.allowed)})`);
 		for (const e of [...result.errors, ...this.pinner.applyOthers(next)]) this.log.write('pin-error', {error: e});
 		if (start || result.changed.size > 0 || prev.shared !== next.shared) this.publishPlacement();
-		// Leases its grants no longer need: after the threads moved off them and the guest was told.
+		// A grant the fast path made while the VM was alone is leased now; if another VM was
+		// quicker, decide again in a moment (without it). Then the leases its grants no longer need,
+		// after the threads moved off them and the guest was told.
+		if (fast && this.leases && !this.leases.lease(next)) this.retryLeases();
 		this.leases?.settle(next);
 		if (fast) {
 			this.decisions.fast++;
@@ -842,7 +856,8 @@ export class AffinityEngine implements HintTypeEngine {
 			...(this.leases
 				? {
 						floatOnly: this.leases.floatOnly,
-						leased: this.leases.held(),
+						// Alone in the lease directory, the table may grant any CPU: the grant is leased when followed.
+						...(this.leases.shared ? {leased: this.leases.held()} : {}),
 						crowdedHost: this.leases.crowdedHost,
 						...(this.leases.prefer ? {prefer: this.leases.prefer} : {}),
 					}

@@ -28,6 +28,11 @@ export class VmLeases {
 	private othersWaiting = false;
 	/** Other VMs lease in the directory (as of the last look): this VM's demand is theirs to read. */
 	private othersPresent = false;
+
+	/** Other VMs lease in the directory, as of the last look (alone, the fast path's table may grant any CPU). */
+	get shared(): boolean {
+		return this.othersPresent;
+	}
 	/** The others' leases and the taken CPUs as of the last look (what the preference reads). */
 	private readonly view = {leased: new Set<number>() as ReadonlySet<number>, taken: new Set<number>() as ReadonlySet<number>};
 	/** The order new grants take free CPUs in, on this host's topology (undefined: highest first). */
@@ -140,6 +145,21 @@ export class VmLeases {
 			this.table.setWaiting(ideal.exclusive.size > a.exclusive.size, now);
 			return a;
 		});
+	}
+
+	/**
+	 * Lease the CPUs `a` grants that this VM does not hold yet (the fast path granted them while
+	 * the VM was alone); false if another VM took one first or the lock was busy: decide again.
+	 */
+	lease(a: Assignment): boolean {
+		const missing = [...a.exclusive].filter(([, e]) => !this.table.holds(e.pcpu));
+		if (missing.length === 0) return true;
+		return (
+			this.table.transaction((tx) => {
+				this.othersPresent = tx.others.length > 0;
+				return missing.every(([vcpu, e]) => tx.take(e.pcpu, vcpu, this.crowdedHost));
+			}) === true
+		);
 	}
 
 	/** Look at the others' leases again (no lease taken); true if what this VM may use changed. */
