@@ -407,10 +407,15 @@ function openFile(file: string): number {
 	}
 }
 
+/**
+ * Replace a file's line in place (its lock is on the inode: no rename). Written first, then cut
+ * to length: a reader at any moment finds a whole line first, the old or the new, never an
+ * empty file (readers parse up to the first line end).
+ */
 function rewrite(fd: number, value: unknown): void {
 	const text = `${JSON.stringify(value)}\n`;
-	fs.ftruncateSync(fd, 0);
 	fs.writeSync(fd, text, 0);
+	fs.ftruncateSync(fd, Buffer.byteLength(text));
 }
 
 function readBounded(fd: number): string {
@@ -431,8 +436,10 @@ const isCount = (n: unknown, max = 0x7fff_ffff): n is number => typeof n === 'nu
 const isCpuList = (l: unknown): l is number[] => Array.isArray(l) && l.length <= 4096 && l.every((c) => isCount(c, 4095));
 
 function parseJson(text: string): Record<string, unknown> | undefined {
+	// The first line: a rewrite may leave the old line's tail behind it for a moment (rewrite).
+	const end = text.indexOf('\n');
 	try {
-		const v: unknown = JSON.parse(text);
+		const v: unknown = JSON.parse(end < 0 ? text : text.slice(0, end));
 		return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 	} catch {
 		return undefined;

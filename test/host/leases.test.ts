@@ -174,3 +174,21 @@ t.test('strands: no lease leaves another VM without an unleased CPU it may use',
 	t.ok(strands(0, new Set([1]), [b]), 'with CPU 1 leased, CPU 0 is B’s last');
 	t.notOk(strands(0, new Set([1]), [other(3, [], undefined, 1, [2, 3])]), 'a VM on other CPUs is not stranded');
 });
+
+t.test('a rewrite leaves a whole line first at every moment: readers take the first line', async (t) => {
+	t.same(
+		parseLease('{"cpu":1,"pid":2,"qemuPid":3,"vcpu":0,"since":4}\n"qemuPid":3,"vcpu":0,"since":4}\n')?.cpu,
+		1,
+		'the old line’s tail after the new line is ignored',
+	);
+	const dir = tmpDir(t);
+	const a = LeaseTable.open(dir, owner(1401));
+	t.teardown(() => a.close());
+	a.setWaiting(true, 5);
+	a.setAsking(3);
+	a.setWaiting(false);
+	const text = fs.readFileSync(path.join(dir, 'vm.1401'), 'utf8');
+	t.equal(text.split('\n').length, 2, 'one line and its end, the longer old content cut off');
+	t.match(parseOwner(text), {pid: 1401, asking: 3});
+	t.equal(parseOwner(text)?.waitingSince, undefined);
+});

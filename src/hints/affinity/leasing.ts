@@ -164,7 +164,8 @@ export class VmLeases {
 
 	/** Look at the others' leases again (no lease taken); true if what this VM may use changed. */
 	refresh(): boolean {
-		const state = () => `${this.placeable.join()}|${[...this.floatOnly].join()}|${this.crowdedHost}`;
+		// Whether other VMs lease here too: the fast path's table grants only leased CPUs then.
+		const state = () => `${this.placeable.join()}|${[...this.floatOnly].join()}|${this.crowdedHost}|${this.othersPresent}`;
 		const before = state();
 		const done = this.table.transaction((tx) => {
 			const taken = this.look(tx.others, tx.othersLeased);
