@@ -63,7 +63,8 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 /**
  * Whether `me` may take the free CPU `cpu` now, or must leave it to a VM that waits with a better
  * claim: fewer CPUs held for its share, then the longer wait (first come). A VM that does not
- * wait yet has waited since `now`.
+ * wait yet has waited since `now`, and loses a tie (a wait that began in the same millisecond)
+ * to one that does.
  */
 export function mayTake(
 	cpu: number,
@@ -76,7 +77,7 @@ export function mayTake(
 	return !others.some((o) => {
 		if (o.waitingSince === undefined || !o.cpus.includes(cpu)) return false;
 		const theirs = o.held.length / o.share;
-		return theirs < mine || (theirs === mine && o.waitingSince < since);
+		return theirs < mine || (theirs === mine && (o.waitingSince < since || (o.waitingSince === since && me.waitingSince === undefined)));
 	});
 }
 

@@ -163,6 +163,8 @@ t.test('mayTake: a freed CPU goes to the waiting VM with the fewest CPUs per wei
 	t.ok(mayTake(2, {held: 0, share: 1}, [other(1, [1])], 100), 'nobody waits');
 	t.notOk(mayTake(2, {held: 0, share: 1}, [other(1, [], 50)], 100), 'one with as few that waits since earlier goes first');
 	t.ok(mayTake(2, {held: 0, share: 1, waitingSince: 40}, [other(1, [], 50)], 100), 'unless this one waited longer');
+	t.notOk(mayTake(2, {held: 0, share: 1}, [other(1, [], 100)], 100), 'a VM that asks now loses to one whose wait began in the same millisecond');
+	t.ok(mayTake(2, {held: 0, share: 1, waitingSince: 100}, [other(1, [], 100)], 100), 'two that wait since the same millisecond: either may take it');
 	t.ok(mayTake(2, {held: 0, share: 1}, [other(1, [1], 50)], 100), 'one that has a CPU already waits behind one that has none');
 	t.notOk(mayTake(2, {held: 1, share: 1}, [other(1, [1], 50, 2)], 100), 'weight 2 with one CPU beats weight 1 with one');
 	t.ok(mayTake(2, {held: 0, share: 1}, [other(1, [], 50, 1, [0, 1])], 100), 'a waiter that may not use the CPU does not count');
