@@ -11,7 +11,7 @@ import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../host/cpus.js';
 import {setThreadAffinity, setThreadNice} from '../host/libc.js';
-import {busyShare, machineCpuTicks} from '../host/proc.js';
+import {busyShare, machineCpuTicks, processThreads} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
@@ -450,16 +450,10 @@ export function pairSamples(each: readonly Sample[][], conflicts?: {samples: num
 /** The host CPUs that some vCPU thread of QEMU `pid` has to itself: its only CPU, and no other vCPU thread's. */
 export function exclusiveCpus(pid: number): Set<number> {
 	const masks: number[][] = [];
-	let tids: string[];
-	try {
-		tids = fs.readdirSync(`/proc/${pid}/task`);
-	} catch {
-		return new Set();
-	}
-	for (const tid of tids) {
+	for (const tid of processThreads(pid)) {
 		try {
 			if (!/^CPU \d+\//.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) continue;
-			masks.push(threadCpusAllowed(pid, Number(tid)));
+			masks.push(threadCpusAllowed(pid, tid));
 		} catch {
 			// gone meanwhile
 		}

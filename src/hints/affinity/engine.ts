@@ -147,8 +147,11 @@ export class AffinityEngine implements HintTypeEngine {
 		leases.watch(() => this.guarded(() => this.onLeases()));
 	}
 
-	/** Another VM's leases may have changed (or a lease of this one outlived its grant): decide again. */
-	private onLeases(): void {
+	/**
+	 * Another VM's leases may have changed (or a lease of this one outlived its grant): decide
+	 * again. `force`: decide whatever the look finds (a decision the leases kept from being made).
+	 */
+	private onLeases(force = false): void {
 		if (this.stopped || !this.leases) return;
 		const changed = this.leases.refresh();
 		if (changed) {
@@ -161,7 +164,7 @@ export class AffinityEngine implements HintTypeEngine {
 			});
 		}
 		// Nothing new for this VM, no lease to give back, nothing waited for: the fast path's table stays.
-		if (!changed && !this.leases.due() && this.leases.table.waiting === undefined) return;
+		if (!force && !changed && !this.leases.due() && this.leases.table.waiting === undefined) return;
 		this.adoptFast(this.takeFast(true));
 		this.decide({kind: 'leases'});
 		this.publishFast();
@@ -650,13 +653,7 @@ export class AffinityEngine implements HintTypeEngine {
 	private retryLeases(): void {
 		this.leaseRetry ??= setTimeout(() => {
 			this.leaseRetry = undefined;
-			this.guarded(() => {
-				if (this.stopped || !this.leases) return;
-				this.leases.refresh();
-				this.adoptFast(this.takeFast(true));
-				this.decide({kind: 'leases'});
-				this.publishFast();
-			});
+			this.guarded(() => this.onLeases(true));
 		}, 20);
 	}
 
@@ -857,7 +854,7 @@ export class AffinityEngine implements HintTypeEngine {
 				? {
 						floatOnly: this.leases.floatOnly,
 						// Alone in the lease directory, the table may grant any CPU: the grant is leased when followed.
-						...(this.leases.shared ? {leased: this.leases.held()} : {}),
+						...(this.leases.othersHere ? {leased: this.leases.held()} : {}),
 						crowdedHost: this.leases.crowdedHost,
 						...(this.leases.prefer ? {prefer: this.leases.prefer} : {}),
 					}

@@ -6,7 +6,7 @@
 // no lease it does not hold runs without the directory's lock; the others' leases are looked
 // at again when a file of the directory changes, and every half second while this VM waits.
 import fs from 'node:fs';
-import {mayTake, strands, type LeaseOwner, type LeaseTable} from '../../host/leases.js';
+import {mayTake, strands, type LeaseOwner, type LeaseTable, type LeaseTransaction} from '../../host/leases.js';
 import {cpuPreference, type CpuPreference, type CpuTopology} from '../../host/topology.js';
 import type {Assignment} from './policy.js';
 
@@ -27,11 +27,11 @@ export class VmLeases {
 	crowdedHost = false;
 	private othersWaiting = false;
 	/** Other VMs lease in the directory (as of the last look): this VM's demand is theirs to read. */
-	private othersPresent = false;
+	private others = false;
 
 	/** Other VMs lease in the directory, as of the last look (alone, the fast path's table may grant any CPU). */
-	get shared(): boolean {
-		return this.othersPresent;
+	get othersHere(): boolean {
+		return this.others;
 	}
 	/** The others' leases and the taken CPUs as of the last look (what the preference reads). */
 	private readonly view = {leased: new Set<number>() as ReadonlySet<number>, taken: new Set<number>() as ReadonlySet<number>};
@@ -56,12 +56,22 @@ export class VmLeases {
 		this.prefer = topology ? cpuPreference(topology.cpus, this.view, topology.memNode) : undefined;
 	}
 
-	/** The taken CPUs, with the QEMUs of this VM and of `others` left out; remembered with the others' leases. */
-	private look(others: readonly LeaseOwner[], othersLeased: ReadonlySet<number>): number[] {
-		const taken = this.taken(new Set([this.table.qemuPid, ...others.map((o) => o.qemuPid)]));
-		this.view.leased = othersLeased;
+	/**
+	 * What a look inside the directory's lock finds, remembered for the decisions without it: the
+	 * taken CPUs (this VM's and the others' QEMUs left out), whether others are here and wait,
+	 * whether the host is crowded with this VM asking `asking`, the others' exclusive leases
+	 * (theirs alone; their shared ones may be floated on, not granted), and every exclusive lease.
+	 */
+	private look(tx: LeaseTransaction, asking: number): {taken: number[]; othersExclusive: number[]; exclusiveLeased: Set<number>} {
+		const taken = this.taken(new Set([this.table.qemuPid, ...tx.others.map((o) => o.qemuPid)]));
+		this.view.leased = tx.othersLeased;
 		this.view.taken = taken;
-		return [...taken];
+		this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
+		this.others = tx.others.length > 0;
+		this.crowdedHost = this.crowdedWith(tx.others, asking);
+		this.table.setAsking(asking, this.others);
+		const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
+		return {taken: [...taken], othersExclusive, exclusiveLeased: new Set([...othersExclusive, ...this.exclusiveHeld()])};
 	}
 
 	/** The CPUs this VM leases (the fast path's table grants no other). */
@@ -101,17 +111,10 @@ export class VmLeases {
 			this.table.records().every((r) => (r.shared === true) === this.crowdedHost);
 		if (same) return cheap;
 		return this.table.transaction((tx) => {
-			const taken = this.look(tx.others, tx.othersLeased);
-			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
-			this.othersPresent = tx.others.length > 0;
-			const crowded = this.crowdedWith(tx.others, asking);
-			this.crowdedHost = crowded;
-			this.table.setAsking(asking, this.othersPresent);
-			// Others' exclusive leases are theirs alone; their shared ones may be floated on, not granted.
-			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
+			const {taken, othersExclusive, exclusiveLeased} = this.look(tx, asking);
+			const crowded = this.crowdedHost;
 			const blocked = new Set(othersExclusive);
 			const floatOnly = new Set([...taken, ...tx.othersShared]);
-			const exclusiveLeased = new Set([...othersExclusive, ...this.exclusiveHeld()]);
 			let a = cheap;
 			for (let round = 0; round <= this.allowed.length; round++) {
 				const placeable = this.allowed.filter((c) => !blocked.has(c));
@@ -156,7 +159,7 @@ export class VmLeases {
 		if (missing.length === 0) return true;
 		return (
 			this.table.transaction((tx) => {
-				this.othersPresent = tx.others.length > 0;
+				this.others = tx.others.length > 0;
 				return missing.every(([vcpu, e]) => tx.take(e.pcpu, vcpu, this.crowdedHost));
 			}) === true
 		);
@@ -165,16 +168,10 @@ export class VmLeases {
 	/** Look at the others' leases again (no lease taken); true if what this VM may use changed. */
 	refresh(): boolean {
 		// Whether other VMs lease here too: the fast path's table grants only leased CPUs then.
-		const state = () => `${this.placeable.join()}|${[...this.floatOnly].join()}|${this.crowdedHost}|${this.othersPresent}`;
+		const state = () => `${this.placeable.join()}|${[...this.floatOnly].join()}|${this.crowdedHost}|${this.others}`;
 		const before = state();
 		const done = this.table.transaction((tx) => {
-			const taken = this.look(tx.others, tx.othersLeased);
-			this.othersWaiting = tx.others.some((o) => o.waitingSince !== undefined);
-			this.othersPresent = tx.others.length > 0;
-			this.table.setAsking(this.table.askingNow, this.othersPresent);
-			this.crowdedHost = this.crowdedWith(tx.others, this.table.askingNow);
-			const othersExclusive = [...tx.othersLeased].filter((c) => !tx.othersShared.has(c));
-			const exclusiveLeased = new Set([...othersExclusive, ...this.exclusiveHeld()]);
+			const {taken, othersExclusive, exclusiveLeased} = this.look(tx, this.table.askingNow);
 			const placeable = this.allowed.filter((c) => !othersExclusive.includes(c));
 			const stranding = this.crowdedHost ? [] : placeable.filter((c) => !this.table.holds(c) && strands(c, exclusiveLeased, tx.others));
 			const floatOnly = new Set([...taken, ...tx.othersShared, ...stranding]);
@@ -197,14 +194,13 @@ export class VmLeases {
 			}
 			const since = this.lingering.get(cpu) ?? now;
 			this.lingering.set(cpu, since);
-			if (this.othersWaiting || now - since >= leaseLingerMs) {
+			if (this.expired(since, now)) {
 				this.table.release(cpu);
 				this.lingering.delete(cpu);
 			}
 		}
-		if (!this.table.waiting) this.table.setWaiting(false);
 		// What this VM asks now, for the others' view of the host's demand (a write only if it changed).
-		this.table.setAsking(a.exclusive.size + a.denied.length, this.othersPresent);
+		this.table.setAsking(a.exclusive.size + a.denied.length, this.others);
 	}
 
 	/** True while a lease outlives its grant (the caller settles again when it is due). */
@@ -214,7 +210,12 @@ export class VmLeases {
 
 	/** True if a lease that outlived its grant is to be given back now (settle would). */
 	due(now = performance.now()): boolean {
-		return [...this.lingering.values()].some((since) => this.othersWaiting || now - since >= leaseLingerMs);
+		return [...this.lingering.values()].some((since) => this.expired(since, now));
+	}
+
+	/** A lease that outlived its grant since `since` goes back: at once if another VM waits, else after leaseLingerMs. */
+	private expired(since: number, now: number): boolean {
+		return this.othersWaiting || now - since >= leaseLingerMs;
 	}
 
 	/**

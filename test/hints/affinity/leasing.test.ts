@@ -195,14 +195,14 @@ t.test('alone, a grant the fast path made is leased when followed; if another VM
 	const dir = dirFor(t);
 	const a = new Vm(dir, 2601, 2, [0, 1]);
 	t.teardown(() => a.leases.close());
-	t.equal(a.leases.shared, false, 'alone in the directory: the table may grant unleased CPUs');
+	t.equal(a.leases.othersHere, false, 'alone in the directory: the table may grant unleased CPUs');
 	const granted = decideAffinity([{tid: 10, tgid: 10, comm: 'w', vcpus: [1], seq: 10}], 2, [0, 1], a.assignment);
 	t.equal(a.leases.lease(granted), true);
 	t.same([...a.leases.held()], [1], 'CPU 1 leased');
 	const b = new Vm(dir, 2602, 2, [0, 1]);
 	t.teardown(() => b.leases.close());
 	a.look();
-	t.equal(a.leases.shared, true, 'another VM here: the table grants only leased CPUs');
+	t.equal(a.leases.othersHere, true, 'another VM here: the table grants only leased CPUs');
 	a.leases.settle(floatingOnly([0, 1]), performance.now() + 10_000);
 	t.same([...a.leases.held()], [], 'given back');
 	b.pin(20, 1);
