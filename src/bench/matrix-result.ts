@@ -4,6 +4,7 @@
 // (matrix.ts) and the report (matrix-report.ts).
 import type {Spread} from '../util/stats.js';
 import type {ConfigName, MatrixOptions, ScenarioId, WorkloadName} from './options.js';
+import type {Environment} from './vms.js';
 
 export interface Scenario {
 	id: ScenarioId;
@@ -58,16 +59,7 @@ export interface Summary {
 export interface MatrixResult {
 	schema: 'pvrun-bench-matrix/1';
 	date: string;
-	environment: {
-		host: string;
-		cpus: number;
-		cpuModel: string;
-		kernel: string;
-		qemu: string;
-		accel: string;
-		pvrun: string;
-		commit: string;
-		node: string;
+	environment: Environment & {
 		/** The host's load average (1, 5, 15 minutes) before the first boot. */
 		loadBefore?: [number, number, number];
 		/** The share (0-1) of the host's CPU time busy over the second before the first boot: what else runs. */

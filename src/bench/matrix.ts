@@ -3,25 +3,21 @@
 // in rotating order, each configuration judged against the baselines measured
 // in the same run. Writes raw results (JSON), a Markdown table and an SVG
 // chart per scenario. docs/benchmarks.md explains why each cell exists.
-import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {execa} from 'execa';
 import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../host/cpus.js';
-import {setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {busyShare, machineCpuTicks, processThreads} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
-import {connectQmp} from '../qemu/qmp.js';
 import {PvrunError, firstLine} from '../util/errors.js';
-import {packageRoot} from '../util/paths.js';
 import {createProgress, type Progress} from '../util/progress.js';
 import {jainIndex} from '../util/stats.js';
 import {busyHostWarning, matrixReport, quickWarning, summarize} from './matrix-report.js';
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
+import {environment, placeVcpus, startHostHogs, startNeighbourVm, staticPlace} from './vms.js';
 
 export type {MatrixResult, Sample, Scenario, Stats, Summary} from './matrix-result.js';
 export {
@@ -486,75 +482,5 @@ function watchExclusive(pids: readonly number[]): {stop: () => {samples: number;
 			clearInterval(timer);
 			return {samples, conflicts};
 		},
-	};
-}
-
-/** libvirt's <vcpupin> done by hand: vCPU i on host CPU i mod N, for the whole run. */
-function staticPlace(vcpus: number, cpus: readonly number[] = ownCpus()): Array<{cpus: number[]; nice: number}> {
-	return Array.from({length: vcpus}, (_, v) => ({cpus: [cpus[v % cpus.length] ?? 0], nice: 0}));
-}
-
-/** Put each vCPU's thread where `place` says, for the whole run. */
-async function placeVcpus(qmpSocket: string, place: Array<{cpus: number[]; nice: number}>): Promise<void> {
-	const qmp = await connectQmp(qmpSocket, {timeoutMs: 10_000});
-	try {
-		for (const t of await qmp.vcpuThreads()) {
-			const p = place[t.index];
-			if (!p) continue;
-			setThreadAffinity(t.threadId, p.cpus);
-			if (p.nice !== 0) setThreadNice(t.threadId, p.nice);
-		}
-	} finally {
-		await qmp.close().catch(() => {});
-	}
-}
-
-/** A second VM under plain QEMU whose vCPUs are all busy; resolves once they are. Returns its stop function. */
-export async function startNeighbourVm(image: {kernel: string; initrd: string}): Promise<() => Promise<void>> {
-	const neighbour = bootGuest({kernel: image.kernel, initrd: image.initrd, cpus: 2, run: 'pvwork,locks,-t,2,-s,3600'});
-	try {
-		await neighbour.waitFor(readyLine, 60_000);
-	} catch (error) {
-		await neighbour.stop();
-		throw error;
-	}
-	return () => neighbour.stop();
-}
-
-/** Busy host processes, one per CPU: their stop function and their CPU time so far. pvrun never touches them. */
-export function startHostHogs(count: number): {stop: () => void; cpuNs: () => number} {
-	const hogs: ChildProcess[] = [];
-	for (let i = 0; i < count; i++) hogs.push(spawn('sh', ['-c', 'while :; do :; done'], {stdio: 'ignore'}));
-	const tick = 1e9 / 100; // USER_HZ
-	return {
-		stop: () => {
-			for (const h of hogs) h.kill('SIGKILL');
-		},
-		cpuNs: () =>
-			hogs.reduce((sum, h) => {
-				try {
-					const stat = fs.readFileSync(`/proc/${h.pid ?? 0}/stat`, 'utf8');
-					const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-					return sum + (Number(f[11]) + Number(f[12])) * tick;
-				} catch {
-					return sum;
-				}
-			}, 0),
-	};
-}
-
-async function environment(commit: string): Promise<MatrixResult['environment']> {
-	const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version;
-	const qemu = await execa('qemu-system-x86_64', ['--version'], {reject: false});
-	return {
-		host: os.hostname(),
-		cpus: os.cpus().length,
-		cpuModel: os.cpus()[0]?.model ?? '',
-		kernel: os.release(),
-		qemu: String(qemu.stdout ?? '').split('\n')[0] ?? '',
-		accel: 'tcg',
-		pvrun: version,
-		commit,
-		node: process.version,
 	};
 }

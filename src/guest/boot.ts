@@ -29,6 +29,10 @@ export interface BootOptions {
 	qemu?: string;
 	/** Run through this command instead of QEMU (e.g. pvrun: `pvrunCommand()`); it picks the accelerator. */
 	launcher?: string[];
+	/** Extra kernel command-line words. */
+	append?: string[];
+	/** Start QEMU (or the launcher) on these host CPUs only (taskset): its threads inherit them. */
+	hostCpus?: readonly number[];
 }
 
 /**
@@ -75,6 +79,7 @@ export function bootArgs(options: BootOptions): string[] {
 		if (/\s/.test(options.run)) throw new PvrunError('a guest command cannot contain whitespace: use commas for spaces');
 		append.push(`pvrun.run=${options.run}`);
 	}
+	append.push(...(options.append ?? []));
 	return [
 		'-nodefaults',
 		'-no-user-config',
@@ -133,8 +138,9 @@ function parseRegisters(lines: readonly string[]): string[] {
 
 /** Start QEMU on a guest image; the caller must `stop()` it (tests: in teardown). */
 export function bootGuest(options: BootOptions): Guest {
-	const [command = options.qemu ?? 'qemu-system-x86_64', ...prefix] = options.launcher ?? [];
-	const child = execa(command, [...prefix, ...bootArgs(options)], {
+	const [qemu = options.qemu ?? 'qemu-system-x86_64', ...rest] = options.launcher ?? [];
+	const [command, ...prefix] = options.hostCpus ? ['taskset', '-c', options.hostCpus.join(','), qemu, ...rest] : [qemu, ...rest];
+	const child = execa(command ?? qemu, [...prefix, ...bootArgs(options)], {
 		stdin: 'pipe',
 		stdout: 'pipe',
 		stderr: 'pipe',

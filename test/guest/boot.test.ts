@@ -2,7 +2,8 @@
 // stands in for QEMU (a real process) prints on stderr and hangs; what its
 // threads did on the host follows.
 import t from 'tap';
-import {bootGuest} from '../../src/guest/boot.js';
+import {bootArgs, bootGuest} from '../../src/guest/boot.js';
+import {ownCpus} from '../../src/host/cpus.js';
 
 t.test('a console that prints nothing: the timeout says so and shows what QEMU said on stderr', async (t) => {
 	// sh -c SCRIPT NAME ARGS...: the boot arguments land in $1..., unused.
@@ -23,4 +24,19 @@ t.test('a console that printed something: its last lines, as before', async (t) 
 	const guest = bootGuest({kernel: '/nonexistent', initrd: '/nonexistent', launcher: ['sh', '-c', 'echo booting; exec sleep 30', 'stand-in']});
 	t.teardown(() => guest.stop());
 	await t.rejects(guest.waitFor('pvrun-guest: ready', 500), /within 500 ms; last lines:\nbooting\nhost over/);
+});
+
+t.test('extra kernel words go after the run command; hostCpus starts the launcher under taskset', async (t) => {
+	const args = bootArgs({kernel: 'k', initrd: 'i', run: 'sh,/x.sh', append: ['loglevel=3']});
+	t.match(args[args.indexOf('-append') + 1], /pvrun\.run=sh,\/x\.sh loglevel=3$/);
+	// The stand-in prints the CPUs it may run on, as QEMU's threads would inherit them.
+	const cpu = ownCpus().at(-1) ?? 0;
+	const guest = bootGuest({
+		kernel: 'k',
+		initrd: 'i',
+		hostCpus: [cpu],
+		launcher: ['sh', '-c', 'grep Cpus_allowed_list /proc/self/status; exec sleep 30', 'stand-in'],
+	});
+	t.teardown(() => guest.stop());
+	t.match(await guest.waitFor('Cpus_allowed_list', 5000), new RegExp(`Cpus_allowed_list:\\s+${cpu}$`));
 });
