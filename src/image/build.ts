@@ -185,7 +185,7 @@ function writeBaseFiles(rootfs: string, modules: string[]): void {
 }
 
 /** newc cpio of the tree, owned by root, in a stable order. */
-async function writeCpio(rootfs: string, out: string): Promise<void> {
+export async function writeCpio(rootfs: string, out: string): Promise<void> {
 	const result = await execa(
 		'bash',
 		[

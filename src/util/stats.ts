@@ -1,6 +1,6 @@
 // The two summaries of a list of measurements pvrun reports: percentiles of
 // many samples (latencies: nearest rank), and the median and range of a few
-// repetitions (the benchmark matrix).
+// repetitions (the benchmark matrix), and how much repetitions vary.
 
 export interface Percentiles {
 	n: number;
@@ -37,4 +37,13 @@ export function jainIndex(xs: readonly number[]): number | undefined {
 	const sum = xs.reduce((a, b) => a + b, 0);
 	const squares = xs.reduce((a, b) => a + b * b, 0);
 	return xs.length === 0 || squares === 0 ? undefined : (sum * sum) / (xs.length * squares);
+}
+
+/** The coefficient of variation: standard deviation (n − 1) over the mean; 0 for fewer than two values or a zero mean. */
+export function cv(values: readonly number[]): number {
+	if (values.length < 2) return 0;
+	const mean = values.reduce((a, b) => a + b, 0) / values.length;
+	if (mean === 0) return 0;
+	const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1);
+	return Math.round((Math.sqrt(variance) / Math.abs(mean)) * 10_000) / 10_000;
 }

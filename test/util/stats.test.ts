@@ -1,6 +1,6 @@
 // Percentiles by nearest rank, and the median and range of repetitions.
 import t from 'tap';
-import {percentiles, spread, jainIndex} from '../../src/util/stats.js';
+import {cv, percentiles, spread, jainIndex} from '../../src/util/stats.js';
 
 t.test('percentiles: nearest rank over any order', async (t) => {
 	const hundred = Array.from({length: 100}, (_, i) => 100 - i);
@@ -22,4 +22,12 @@ t.test('jainIndex: 1 when all are equal, 1/n when one has everything', async (t)
 	t.equal(jainIndex([300, 100]), 0.8);
 	t.equal(jainIndex([]), undefined);
 	t.equal(jainIndex([0, 0]), undefined);
+});
+
+t.test('cv: standard deviation (n - 1) over the mean; 0 for one value or a zero mean', async (t) => {
+	t.equal(cv([10, 20]), 0.4714);
+	t.equal(cv([5, 5, 5]), 0);
+	t.equal(cv([7]), 0);
+	t.equal(cv([-1, 1]), 0);
+	t.equal(cv([-10, -20]), 0.4714, 'relative to the size of the mean');
 });
