@@ -3,7 +3,9 @@
 // when it runs: a QEMU command line (libvirt probes with dozens) never loads
 // the benchmarks or their chart renderer (vega: about half a second).
 import yargs from 'yargs';
+import type {CiOptions} from '../bench/ci.js';
 import type {HintLatencyOptions} from '../bench/hint-latency.js';
+import type {LoadedMatrix} from '../bench/matrix-file.js';
 import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
 import {maxVcpus} from '../shm/layout.js';
@@ -45,8 +47,31 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					.option('warmup', {type: 'number', requiresArg: true, default: 50, describe: 'hint-latency: hints before measuring'})
 					.option('runs', {type: 'number', requiresArg: true, default: 3, describe: 'hint-latency: VMs booted one after the other, samples pooled'})
 					.option('idle-seconds', {type: 'number', requiresArg: true, default: 20, describe: 'hint-latency: how long to measure idle CPU'})
-					.option('vcpus', {type: 'number', requiresArg: true, default: 2, describe: "hint-latency: the guest's vCPUs (at most 256)"}),
+					.option('vcpus', {type: 'number', requiresArg: true, default: 2, describe: "hint-latency: the guest's vCPUs (at most 256)"})
+					.option('matrix', {type: 'string', requiresArg: true, describe: 'run the matrix this file describes (docs/ci.md; example: bench/matrix/pvrun.json)'})
+					.option('baseline', {type: 'string', requiresArg: true, describe: '--matrix: compare with this earlier result.json; exit 1 on a regression'})
+					.option('threshold', {
+						type: 'number',
+						requiresArg: true,
+						describe: "--baseline: the smallest change that counts as a regression, in % (default: the file's, else 5)",
+					})
+					.option('alpha', {type: 'number', requiresArg: true, describe: "--baseline: the test's significance level (default: the file's, else 0.05)"})
+					.option('gate', {
+						choices: ['all', 'ratios'] as const,
+						describe: "--baseline: which cells can fail: all, or only same-run ratios (default: the file's, else all)",
+					})
+					.option('junit', {type: 'string', requiresArg: true, describe: '--matrix: write JUnit XML here'})
+					.option('summary', {type: 'string', requiresArg: true, describe: '--matrix: append the Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)'})
+					.option('time-limit', {type: 'number', requiresArg: true, describe: '--matrix: seconds for the whole run; later boots are skipped'}),
 			async (args) => {
+				if (args.matrix !== undefined) {
+					const {loaded, options} = await matrixFileOptions(args);
+					const {benchMatrixFile} = await import('../bench/ci.js');
+					code = await benchMatrixFile({...options, matrix: loaded});
+					return;
+				}
+				const fileOnly = (['baseline', 'junit', 'summary', 'time-limit', 'threshold', 'alpha', 'gate'] as const).filter((k) => args[k] !== undefined);
+				if (fileOnly.length) throw new UsageError(`${fileOnly.map((k) => `--${k}`).join(', ')}: only with --matrix FILE`);
 				// The options are checked before the benchmark's modules load: a usage error is immediate.
 				if (args.name === 'hint-latency') {
 					const options = hintLatencyOptions(args);
@@ -118,8 +143,8 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 	return code;
 }
 
-/** `pvrun bench` (the matrix): its options from the command line, checked. */
-export function matrixOptions(args: {
+/** The matrix's options as yargs gives them. */
+interface MatrixArgs {
 	quick: boolean;
 	reps?: number | undefined;
 	seconds?: number | undefined;
@@ -127,7 +152,10 @@ export function matrixOptions(args: {
 	workloads?: string | undefined;
 	configs?: string | undefined;
 	out?: string | undefined;
-}): MatrixOptions {
+}
+
+/** `pvrun bench` (the matrix): its options from the command line, checked. */
+export function matrixOptions(args: MatrixArgs): MatrixOptions {
 	const {scenarioConfigs, ...base} = args.quick ? quickOptions : fullOptions;
 	return {
 		...base,
@@ -140,6 +168,60 @@ export function matrixOptions(args: {
 		workloads: listOf(args.workloads, workloadNames, base.workloads, '--workloads'),
 		configs: listOf(args.configs, configNames, base.configs, '--configs'),
 		...(args.out ? {out: args.out} : {}),
+	};
+}
+
+/** `pvrun bench --matrix FILE`: the file, loaded and checked, and the run's options. */
+export async function matrixFileOptions(
+	args: MatrixArgs & {
+		name: string;
+		matrix?: string | undefined;
+		baseline?: string | undefined;
+		threshold?: number | undefined;
+		alpha?: number | undefined;
+		gate?: 'all' | 'ratios' | undefined;
+		junit?: string | undefined;
+		summary?: string | undefined;
+		'time-limit'?: number | undefined;
+	},
+): Promise<{loaded: LoadedMatrix; options: Omit<CiOptions, 'matrix'>}> {
+	if (args.name !== 'matrix') throw new UsageError(`--matrix runs a matrix file, not ${args.name}`);
+	if (args.quick || args.seconds !== undefined)
+		throw new UsageError(`${args.quick ? '--quick' : '--seconds'}: the matrix file says how long each workload runs`);
+	if (args.threshold !== undefined && !(args.threshold > 0 && args.threshold < 100))
+		throw new UsageError(`--threshold must be a percentage above 0 and below 100 (got ${args.threshold})`);
+	if (args.alpha !== undefined && !(args.alpha > 0 && args.alpha < 1)) throw new UsageError(`--alpha must be above 0 and below 1 (got ${args.alpha})`);
+	const limit = args['time-limit'];
+	if (limit !== undefined && !(limit > 0)) throw new UsageError(`--time-limit must be a number of seconds above 0 (got ${limit})`);
+	const {loadMatrixFile} = await import('../bench/matrix-file.js');
+	const {parsePvOptions, splitArgs} = await import('./pv-options.js');
+	const loaded = loadMatrixFile(args.matrix ?? '', (pvArgs) => {
+		const {pv, qemu} = splitArgs(pvArgs);
+		if (qemu.length) throw new UsageError(`"${qemu[0]}" is not a pvrun option (--pv-...)`);
+		parsePvOptions(pv);
+	});
+	const names = (text: string | undefined) => text?.split(',').filter(Boolean);
+	const scenarios = names(args.scenarios);
+	const workloads = names(args.workloads);
+	const configs = names(args.configs);
+	return {
+		loaded,
+		options: {
+			...(args.reps !== undefined ? {reps: wholeNumber(args.reps, '--reps')} : {}),
+			...(limit !== undefined ? {timeLimitSeconds: limit} : {}),
+			...(scenarios ? {scenarios} : {}),
+			...(workloads ? {workloads} : {}),
+			...(configs ? {configs} : {}),
+			...(args.out ? {out: args.out} : {}),
+			...(args.baseline !== undefined ? {baseline: args.baseline} : {}),
+			...(args.junit !== undefined ? {junit: args.junit} : {}),
+			...(args.summary !== undefined ? {summary: args.summary} : {}),
+			gate: {
+				threshold: (args.threshold ?? loaded.spec.gate?.threshold ?? 5) / 100,
+				alpha: args.alpha ?? loaded.spec.gate?.alpha ?? 0.05,
+				mode: args.gate ?? loaded.spec.gate?.mode ?? 'all',
+			},
+		},
 	};
 }
 

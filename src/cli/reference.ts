@@ -173,9 +173,9 @@ export const commandDocs: readonly CommandDoc[] = [
 	{
 		name: 'bench',
 		usage: 'pvrun bench [--quick]',
-		brief: 'the benchmark matrix (or: bench hint-latency)',
+		brief: 'benchmarks; --matrix FILE: yours, gated in CI',
 		detail:
-			'Run the benchmark matrix (plain QEMU, static pinning, pvrun; several scenarios and workloads) and write matrix.json, matrix.md and charts; --quick is the smoke run. bench hint-latency measures the delay from a guest pin to the host pin.',
+			"Run the benchmark matrix (plain QEMU, static pinning, pvrun; several scenarios and workloads) and write matrix.json, matrix.md and charts; --quick is the smoke run. --matrix FILE runs a matrix file's guest workloads instead (docs/ci.md), and with --baseline exits 1 when a result got worse beyond the noise. bench hint-latency measures the delay from a guest pin to the host pin.",
 		words: [
 			'matrix',
 			'hint-latency',
@@ -191,6 +191,14 @@ export const commandDocs: readonly CommandDoc[] = [
 			'--runs',
 			'--idle-seconds',
 			'--vcpus',
+			'--matrix',
+			'--baseline',
+			'--threshold',
+			'--alpha',
+			'--gate',
+			'--junit',
+			'--summary',
+			'--time-limit',
 			'--help',
 		],
 	},

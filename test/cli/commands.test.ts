@@ -11,6 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import {hintLatencyOptions, matrixOptions, runCommand} from '../../src/cli/commands.js';
 import {UsageError} from '../../src/util/errors.js';
+import {packageRoot} from '../../src/util/paths.js';
 import {isolateProcess, runIsolated} from '../helpers/isolated-env.js';
 
 const env = isolateProcess(t);
@@ -135,6 +136,19 @@ t.test("runCommand: yargs' rules and the checks above, a one-line usage error ea
 	);
 	t.equal(await refused('bench', 'hint-latency', '--warmup', '-1'), '--warmup must be a whole number of at least 0 (got -1)');
 	t.equal(await refused('bench', 'hint-latency', '--runs', '0'), '--runs must be a whole number of at least 1 (got 0)');
+	const example = path.join(packageRoot, 'docs', 'examples', 'ci', 'bench.json');
+	t.equal(await refused('bench', '--baseline', 'old.json'), '--baseline: only with --matrix FILE', 'the gate needs a matrix file');
+	t.equal(await refused('bench', '--threshold', '10', '--junit', 'j.xml'), '--junit, --threshold: only with --matrix FILE');
+	t.equal(await refused('bench', '--matrix', '/nonexistent/m.json'), 'cannot read matrix file /nonexistent/m.json: ENOENT');
+	t.equal(await refused('bench', 'hint-latency', '--matrix', example), '--matrix runs a matrix file, not hint-latency');
+	t.equal(await refused('bench', '--matrix', example, '--quick'), '--quick: the matrix file says how long each workload runs');
+	t.equal(await refused('bench', '--matrix', example, '--threshold', '0'), '--threshold must be a percentage above 0 and below 100 (got 0)');
+	t.equal(await refused('bench', '--matrix', example, '--alpha', '1'), '--alpha must be above 0 and below 1 (got 1)');
+	t.equal(
+		await refused('bench', '--matrix', example, '--gate', 'some'),
+		'Invalid values: Argument: gate, Given: "some", Choices: "all", "ratios" (see pvrun --help)',
+	);
+	t.equal(await refused('bench', '--matrix', example, '--scenarios', 'nope'), 'the matrix has no scenario "nope" (it has crowded)', 'names from the file');
 });
 
 t.test('the built CLI: image list reads $XDG_CACHE_HOME', async (t) => {

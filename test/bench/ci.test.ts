@@ -1,0 +1,119 @@
+// `pvrun bench --matrix FILE` end to end (src/bench/ci.ts), through the
+// benchmark step of docs/ci.md's GitHub Actions example, run as it stands there
+// (bash, `sudo` and `pvrun` on PATH as shims) on real guests: a tiny matrix
+// (a checksum loop, plain QEMU and pvrun, 2 repetitions) run once without a
+// baseline, then with that run as baseline (the gate passes), then with the
+// workload made six times slower (the gate fails: exit 1, JUnit failures, the
+// summary says so). The matrix's gate looks for changes beyond 30 %: a pass
+// must not depend on this machine's speed from one minute to the next.
+import fs from 'node:fs';
+import path from 'node:path';
+import {Ajv} from 'ajv';
+import {execa} from 'execa';
+import t from 'tap';
+import {packageRoot} from '../../src/util/paths.js';
+import {privateTmpdir} from '../helpers/run-dirs.js';
+
+const validate = new Ajv({allErrors: true}).compile(
+	JSON.parse(fs.readFileSync(path.join(packageRoot, 'bench', 'schema', 'result.schema.json'), 'utf8')) as object,
+);
+
+/** The `run: |` block of the step named `benchmark` in docs/ci.md's workflow. */
+export function benchmarkStep(markdown: string): string {
+	const lines = markdown.split('\n');
+	const at = lines.findIndex((l) => /^\s*- name: benchmark$/.test(l));
+	const run = lines.findIndex((l, i) => i > at && /^\s*run: \|$/.test(l));
+	if (at < 0 || run < 0) throw new Error('docs/ci.md has no benchmark step with a run block');
+	const indent = (lines[run + 1] ?? '').search(/\S/);
+	const body: string[] = [];
+	for (const l of lines.slice(run + 1)) {
+		if (l.trim() && l.search(/\S/) < indent) break;
+		body.push(l.slice(indent));
+	}
+	return body.join('\n');
+}
+
+t.test("docs/ci.md's benchmark step: a first run, a passing gate, a failing one", async (t) => {
+	const step = benchmarkStep(fs.readFileSync(path.join(packageRoot, 'docs', 'ci.md'), 'utf8'));
+	t.match(step, 'pvrun bench --matrix ci/bench.json', 'the step runs the matrix');
+	const {tmp: dir, env: runEnv} = privateTmpdir(t, 'pvrun-ci-');
+	const bin = path.join(dir, 'bin');
+	fs.mkdirSync(bin);
+	fs.mkdirSync(path.join(dir, 'ci'));
+	fs.writeFileSync(path.join(bin, 'sudo'), '#!/bin/sh\nexec "$@"\n', {mode: 0o755});
+	fs.writeFileSync(
+		path.join(bin, 'pvrun'),
+		`#!/bin/sh\nexec env -u NODE_OPTIONS "${process.execPath}" "${path.join(packageRoot, 'dist', 'cli', 'main.js')}" "$@"\n`,
+		{mode: 0o755},
+	);
+	const work = fs.readFileSync(path.join(packageRoot, 'docs', 'examples', 'ci', 'work.sh'), 'utf8');
+	fs.writeFileSync(path.join(dir, 'ci', 'work.sh'), work);
+	fs.writeFileSync(
+		path.join(dir, 'ci', 'bench.json'),
+		JSON.stringify({
+			format: 'pvrun-matrix/1',
+			name: 'tiny',
+			repetitions: 2,
+			gate: {threshold: 30},
+			workloads: [
+				{
+					name: 'checksum',
+					command: 'sh {files}/work.sh 20',
+					files: [{from: 'work.sh'}],
+					timeoutSeconds: 60,
+					result: {regex: 'checksums=(?<checksums>[0-9.]+)/s'},
+					metrics: [{name: 'checksums', unit: '/s', better: 'higher'}],
+				},
+			],
+			scenarios: [{name: 'quiet', vcpus: 2}],
+			configs: [
+				{name: 'plain', kind: 'plain'},
+				{name: 'pvrun', kind: 'pvrun'},
+			],
+		}),
+	);
+	const summary = path.join(dir, 'summary.md');
+	const runStep = async () => {
+		fs.rmSync(path.join(dir, 'bench-out'), {recursive: true, force: true});
+		fs.rmSync(summary, {force: true});
+		const r = await execa('bash', ['-e', '-c', step], {
+			cwd: dir,
+			env: {...runEnv, PATH: `${bin}:${process.env['PATH'] ?? ''}`, GITHUB_STEP_SUMMARY: summary},
+			stdin: 'ignore',
+			reject: false,
+			timeout: 240_000,
+		});
+		const result = JSON.parse(fs.readFileSync(path.join(dir, 'bench-out', 'result.json'), 'utf8')) as {samples: unknown[]; gate?: {passed: boolean}};
+		return {
+			code: r.exitCode,
+			stderr: String(r.stderr),
+			result,
+			junit: fs.readFileSync(path.join(dir, 'bench-out', 'junit.xml'), 'utf8'),
+			summary: fs.readFileSync(summary, 'utf8'),
+		};
+	};
+
+	const first = await runStep();
+	t.equal(first.code, 0, `a first run, no baseline: exit 0 (${first.stderr.split('\n').slice(-3).join(' | ')})`);
+	t.equal(first.result.samples.length, 4, '2 repetitions x plain and pvrun');
+	t.ok(validate(first.result), `result.json is valid: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
+	t.match(first.summary, '## pvrun bench: tiny — no baseline given', 'the summary page gets the summary');
+	t.match(first.junit, /<testsuite name="tiny\.quiet" tests="2" failures="0"/, 'JUnit: a case per workload and configuration');
+	fs.cpSync(path.join(dir, 'bench-out'), path.join(dir, 'baseline'), {recursive: true});
+
+	const same = await runStep();
+	t.equal(same.code, 0, `the same workload against it: exit 0 (${same.stderr.split('\n').slice(-3).join(' | ')})`);
+	t.equal(same.result.gate?.passed, true, 'the gate passed');
+	t.match(same.summary, '— ✅ gate passed');
+	t.match(same.junit, /<testsuite name="tiny\.quiet" tests="3" failures="0"/, 'JUnit: a case per gate check (plain, pvrun, their ratio)');
+
+	fs.writeFileSync(path.join(dir, 'ci', 'work.sh'), work.replace('work=${WORK:-1}', 'work=${WORK:-6}'));
+	const slower = await runStep();
+	t.equal(slower.code, 1, 'six times slower: exit 1');
+	t.equal(slower.result.gate?.passed, false);
+	// Two repetitions make a weak test: at least one of plain and pvrun is found slower.
+	t.match(slower.summary, /— ❌ gate failed: [12] regressions?\n/, 'the summary says so');
+	t.match(slower.junit, /<testsuite name="tiny\.quiet" tests="3" failures="[12]"/, 'JUnit: a failed case');
+	t.match(slower.junit, /<failure message="(plain|pvrun) −\d+ % \(p [<\d. ]+\)" type="regression"\/>/);
+	t.match(slower.stderr, /gate failed: [12] regression\(s\) against baseline\/result\.json/);
+});
