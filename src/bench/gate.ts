@@ -48,8 +48,17 @@ interface Cell {
 
 const cellKey = (c: Cell) => `${c.scenario}\u0000${c.workload}\u0000${c.metric}\u0000${c.config}\u0000${c.kind}`;
 
-/** Every cell's values: the absolute ones, and the same-run ratios to `baselineConfig` (per repetition). */
-export function cellValues(samples: readonly RunSample[], baselineConfig: string): Map<string, {cell: Cell; values: number[]}> {
+/** How absolute values are put in the baseline host's units: each sample's host speed against `ref`. */
+export interface SpeedAdjust {
+	ref: number;
+	better: (scenario: string, workload: string, metric: string) => 'higher' | 'lower' | undefined;
+}
+
+/**
+ * Every cell's values: the absolute ones (per unit of host speed, with `adjust`: a rate times
+ * ref/speed, a time times speed/ref), and the same-run ratios to `baselineConfig` (per repetition).
+ */
+export function cellValues(samples: readonly RunSample[], baselineConfig: string, adjust?: SpeedAdjust): Map<string, {cell: Cell; values: number[]}> {
 	const cells = new Map<string, {cell: Cell; values: number[]}>();
 	const add = (cell: Cell, v: number) => {
 		const k = cellKey(cell);
@@ -59,7 +68,11 @@ export function cellValues(samples: readonly RunSample[], baselineConfig: string
 	};
 	for (const s of samples)
 		for (const [metric, v] of Object.entries(s.values)) {
-			add({scenario: s.scenario, workload: s.workload, metric, config: s.config, kind: 'absolute'}, v);
+			const factor = adjust && s.hostSpeed ? adjust.ref / s.hostSpeed : 1;
+			add(
+				{scenario: s.scenario, workload: s.workload, metric, config: s.config, kind: 'absolute'},
+				adjust?.better(s.scenario, s.workload, metric) === 'lower' ? v / factor : v * factor,
+			);
 			if (s.config === baselineConfig) continue;
 			const base = samples.find((b) => b.config === baselineConfig && b.rep === s.rep && b.scenario === s.scenario && b.workload === s.workload)?.values[
 				metric
@@ -96,15 +109,28 @@ export function worsePValue(baseline: readonly number[], current: readonly numbe
 export function gate(current: RunResult, baseline: RunResult, baselineFile: string, options: GateOptions): GateResult {
 	const better = new Map<string, 'higher' | 'lower'>();
 	for (const r of [...baseline.summary, ...current.summary]) better.set(`${r.scenario}\u0000${r.workload}\u0000${r.metric}`, r.better);
-	const before = cellValues(baseline.samples, current.options.baselineConfig);
-	const now = cellValues(current.samples, current.options.baselineConfig);
+	// Absolute values per unit of host speed where both runs measured it before every boot.
+	const speeds = (r: RunResult) => r.samples.map((s) => s.hostSpeed ?? 0);
+	const measured = [...speeds(baseline), ...speeds(current)].every((v) => v > 0) && baseline.samples.length > 0;
+	const adjust: SpeedAdjust | undefined = measured
+		? {ref: median(speeds(baseline)), better: (scenario, workload, metric) => better.get(`${scenario}\u0000${workload}\u0000${metric}`)}
+		: undefined;
+	const before = cellValues(baseline.samples, current.options.baselineConfig, adjust);
+	const now = cellValues(current.samples, current.options.baselineConfig, adjust);
 	const checks: GateCheck[] = [];
 	for (const [key, {cell, values: b}] of before) {
 		const dir = better.get(`${cell.scenario}\u0000${cell.workload}\u0000${cell.metric}`);
 		if (!dir) continue; // a value the matrix does not name as a metric (not in the summary)
 		const c = now.get(key)?.values ?? [];
 		const gating = options.mode === 'all' || cell.kind === 'ratio';
-		const check: GateCheck = {...cell, better: dir, baseline: {n: b.length, median: median(b)}, verdict: 'untested', gating};
+		const check: GateCheck = {
+			...cell,
+			better: dir,
+			baseline: {n: b.length, median: median(b)},
+			verdict: 'untested',
+			gating,
+			...(adjust && cell.kind === 'absolute' ? {adjusted: true} : {}),
+		};
 		checks.push(check);
 		if (!c.length) {
 			const failed = current.failures.find(
@@ -182,6 +208,12 @@ export function noiseWarnings(
 	}
 	const e = current.environment;
 	const b = baseline.environment;
+	if (e.hostSpeed && b.hostSpeed && Math.abs(e.hostSpeed.median / b.hostSpeed.median - 1) > 0.1) {
+		const ratio = e.hostSpeed.median / b.hostSpeed.median;
+		warnings.push(
+			`the host ran ${pct(Math.abs(ratio - 1))} ${ratio < 1 ? 'slower' : 'faster'} than during the baseline (a CPU loop timed before each boot): absolute cells are compared per unit of host speed`,
+		);
+	}
 	const differ = (['cpuModel', 'cpus', 'accel', 'kernel'] as const).filter((k) => e[k] !== b[k]);
 	if (differ.length)
 		warnings.push(

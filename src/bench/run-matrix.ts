@@ -28,6 +28,7 @@ import {
 	type WorkloadSpec,
 } from './matrix-file.js';
 import {watchHostLoad} from './host-load.js';
+import {measureHostSpeed} from './host-speed.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {
 	runResultSchema,
@@ -164,7 +165,10 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 						let got: BootOutcome | undefined;
 						for (let attempt = 0; attempt < 2 && !got; attempt++) {
 							try {
+								// Before the boot and its neighbours: the host's own speed, for the gate.
+								const hostSpeed = measureHostSpeed();
 								got = await runBoot(ctx);
+								for (const sample of got.samples) sample.hostSpeed = hostSpeed;
 								// The first attempt's failure stays on record, marked as made good.
 								const first = attempt ? result.failures.at(-1) : undefined;
 								if (first) first.retried = true;
@@ -195,6 +199,10 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 		if (during) result.environment.during = during;
 	}
 	result.summary = summarizeRun(result.samples, workloads, baselineConfig);
+	const speeds = [...new Set(result.samples.map((s) => `${s.scenario}/${s.config}/${s.rep}`))]
+		.map((boot) => result.samples.find((s) => `${s.scenario}/${s.config}/${s.rep}` === boot)?.hostSpeed ?? 0)
+		.filter((v) => v > 0);
+	if (speeds.length) result.environment.hostSpeed = spread(speeds);
 	save();
 	return {result, out};
 }

@@ -54,6 +54,7 @@ export function runMarkdown(r: RunResult): string {
 	if (g) {
 		out.push(
 			`Compared with ${g.baseline.file} (${g.baseline.date.slice(0, 16).replace('T', ' ')}${g.baseline.commit ? `, ${g.baseline.commit}` : ''}): a cell fails when a one-sided Welch t-test says it is worse by more than ${pct(g.threshold)} at p < ${g.alpha}` +
+				`${g.checks.some((c) => c.adjusted) ? '; absolute values per unit of host speed (timed before each boot)' : ''}` +
 				`${g.mode === 'ratios' ? '; only the same-run ratios gate' : ''}.`,
 			'',
 		);

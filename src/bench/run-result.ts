@@ -15,6 +15,8 @@ export interface RunSample {
 	order: number;
 	workload: string;
 	values: Record<string, number>;
+	/** The host's speed measured just before this boot (host-speed.ts: millions of loop rounds a second). */
+	hostSpeed?: number;
 }
 
 /** A boot, or one workload in it, that gave no numbers. */
@@ -97,6 +99,8 @@ export interface GateCheck {
 	change?: number;
 	/** One-sided Welch t-test of a change beyond the threshold in the bad direction. */
 	pValue?: number;
+	/** Absolute values compared per unit of host speed (both runs measured it before each boot); baseline, current and change are so too. */
+	adjusted?: boolean;
 	verdict: GateVerdict;
 	/** Whether this check can fail the gate (the `ratios` gate counts only ratio checks). */
 	gating: boolean;
@@ -125,6 +129,8 @@ export interface RunResult {
 		/** The share of the host's CPU time busy over the second before the first boot. */
 		busyBefore: number;
 		during?: HostLoad;
+		/** The host's speed measured before each boot: median, smallest, largest. */
+		hostSpeed?: {n: number; median: number; min: number; max: number};
 	};
 	options: {reps: number; timeLimitSeconds?: number; scenarios: string[]; workloads: string[]; configs: string[]; baselineConfig: string};
 	scenarios: ScenarioRecord[];

@@ -117,3 +117,74 @@ t.test("docs/ci.md's benchmark step: a first run, a passing gate, a failing one"
 	t.match(slower.junit, /<failure message="(plain|pvrun) −\d+ % \(p [<\d. ]+\)" type="regression"\/>/);
 	t.match(slower.stderr, /gate failed: [12] regression\(s\) against baseline\/result\.json/);
 });
+
+t.test('a boot that fails is started once more, then skipped with its reason; the run goes on and exits 1', async (t) => {
+	const {tmp: dir} = privateTmpdir(t, 'pvrun-ci-fail-');
+	fs.writeFileSync(path.join(dir, 'vmlinuz'), 'not a kernel\n');
+	fs.writeFileSync(path.join(dir, 'initrd'), '');
+	fs.writeFileSync(
+		path.join(dir, 'bench.json'),
+		JSON.stringify({
+			format: 'pvrun-matrix/1',
+			name: 'broken',
+			repetitions: 1,
+			image: {kernel: 'vmlinuz', initrd: 'initrd'},
+			workloads: [{name: 'w', command: 'true', result: {regex: 'x=(?<x>\\d+)'}, metrics: [{name: 'x', better: 'higher'}]}],
+			scenarios: [{name: 's', vcpus: 1}],
+			configs: [
+				{name: 'plain', kind: 'plain'},
+				{name: 'static', kind: 'static'},
+			],
+		}),
+	);
+	const out = path.join(dir, 'out');
+	const r = await execa(process.execPath, [path.join(packageRoot, 'dist', 'cli', 'main.js'), 'bench', '--matrix', path.join(dir, 'bench.json'), '--out', out], {
+		env: {NODE_OPTIONS: ''},
+		stdin: 'ignore',
+		reject: false,
+		timeout: 60_000,
+	});
+	t.equal(r.exitCode, 1, 'exit 1');
+	const result = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8')) as {failures: Array<{config: string; error: string}>; samples: unknown[]};
+	t.same(
+		result.failures.map((f) => f.config),
+		['plain', 'plain', 'static', 'static'],
+		'each configuration booted twice, and the second still ran after the first failed',
+	);
+	t.match(result.failures[0]?.error, /QEMU exited|exited before|did not show/, `a reason: ${result.failures[0]?.error}`);
+	t.match(String(r.stderr), /starting it again/, 'the first failure says it starts the boot again');
+	t.match(String(r.stdout), '### Failures');
+	t.ok(validate(result), 'result.json is valid');
+});
+
+t.test('the time limit skips the boots that would not fit, and says so', async (t) => {
+	const {tmp: dir} = privateTmpdir(t, 'pvrun-ci-limit-');
+	const out = path.join(dir, 'out');
+	const r = await execa(
+		process.execPath,
+		[
+			path.join(packageRoot, 'dist', 'cli', 'main.js'),
+			'bench',
+			'--matrix',
+			path.join(packageRoot, 'docs', 'examples', 'ci', 'bench.json'),
+			'--out',
+			out,
+			'--time-limit',
+			'0.5',
+			'--reps',
+			'1',
+		],
+		{env: {NODE_OPTIONS: ''}, stdin: 'ignore', reject: false, timeout: 60_000},
+	);
+	const result = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8')) as {
+		complete: boolean;
+		skipped: Array<{reason: string}>;
+		samples: unknown[];
+	};
+	t.equal(result.complete, false, 'incomplete');
+	t.equal(result.skipped.length, 2, 'both boots skipped: the run spent its half second recording the host');
+	t.match(result.skipped[0]?.reason, /^time limit of 0\.5 s \(\d+ s used\)$/);
+	t.match(String(r.stderr), /skipped rep 1\/1, scenario crowded, plain: time limit of 0\.5 s/);
+	t.equal(r.exitCode, 1, 'no results at all: exit 1');
+	t.ok(validate(result), 'result.json is valid');
+});

@@ -148,3 +148,47 @@ t.test('a baseline that is not a result is one clear line', async (t) => {
 	fs.writeFileSync(file, JSON.stringify(run({plain: [1]})));
 	t.equal(loadBaseline(file).samples.length, 1);
 });
+
+t.test('host speed: a slower host cancels out of the absolute cells; a slower workload does not', async (t) => {
+	const withSpeed = (r: RunResult, speed: number) => {
+		for (const s of r.samples) s.hostSpeed = speed;
+		r.environment.hostSpeed = {n: r.samples.length, median: speed, min: speed, max: speed};
+		return r;
+	};
+	const baseline = withSpeed(run({plain: [100, 101, 99], pvrun: [200, 204, 198]}), 500);
+	const slowHost = gate(withSpeed(run({plain: [80, 81, 79], pvrun: [160, 163, 158]}), 400), baseline, 'b.json', defaultGate);
+	t.same(
+		verdicts(slowHost),
+		{'plain/absolute': 'pass', 'pvrun/absolute': 'pass', 'pvrun/ratio': 'pass'},
+		'the host 20 % slower, the workload 20 % slower: no regression',
+	);
+	t.equal(slowHost.checks[0]?.adjusted, true);
+	t.equal(slowHost.checks[0]?.change, 1, 'the change per unit of host speed');
+	t.match(slowHost.warnings, [
+		'the host ran 20 % slower than during the baseline (a CPU loop timed before each boot): absolute cells are compared per unit of host speed',
+	]);
+	const slowWork = gate(withSpeed(run({plain: [80, 81, 79], pvrun: [160, 163, 158]}), 500), baseline, 'b.json', defaultGate);
+	t.same(
+		verdicts(slowWork),
+		{'plain/absolute': 'regression', 'pvrun/absolute': 'regression', 'pvrun/ratio': 'pass'},
+		'the same host, the workload 20 % slower',
+	);
+	t.same(slowWork.warnings, []);
+	const unmeasured = gate(run({plain: [80, 81, 79], pvrun: [160, 163, 158]}), baseline, 'b.json', defaultGate);
+	t.equal(unmeasured.checks[0]?.adjusted, undefined, 'a run without host speeds: the values as they are');
+	t.equal(unmeasured.checks[0]?.verdict, 'regression');
+});
+
+t.test('host speed: times (lower is better) are adjusted the other way', async (t) => {
+	const cells = cellValues([{scenario: 's', config: 'plain', rep: 0, order: 0, workload: 'w', values: {rate: 80, took: 1.25}, hostSpeed: 400}], 'plain', {
+		ref: 500,
+		better: (_s, _w, m) => (m === 'rate' ? 'higher' : 'lower'),
+	});
+	t.same(
+		[...cells.values()].map((c) => [c.cell.metric, c.values[0]]),
+		[
+			['rate', 100],
+			['took', 1],
+		],
+	);
+});
