@@ -204,6 +204,8 @@ export function noiseWarnings(
 		const during = r.environment.during;
 		if (during && during.othersMedian > 0.1)
 			warnings.push(`other processes used ${pct(during.othersMedian)} of the host's CPU time during ${who} (median; at most ${pct(during.othersMax)})`);
+		if (during && during.stealMedian > 0.1)
+			warnings.push(`the hypervisor took ${pct(during.stealMedian)} of the host's CPU time during ${who} (steal, median)`);
 		if (r.environment.busyBefore > 0.2) warnings.push(`the host was ${pct(r.environment.busyBefore)} busy before ${who} started`);
 	}
 	const e = current.environment;

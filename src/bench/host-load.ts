@@ -36,14 +36,20 @@ export function treeTicks(root: number = process.pid): number {
 /** Sample every `intervalMs` until stopped; `stop()` gives the summary (undefined before two samples). */
 export function watchHostLoad(intervalMs = 1000): {stop: () => HostLoad | undefined} {
 	const shares: number[] = [];
+	const steals: number[] = [];
 	let loadMax = os.loadavg()[0] ?? 0;
 	let last = {machine: machineCpuTicks(), ours: treeTicks()};
 	const timer = setInterval(() => {
 		const now = {machine: machineCpuTicks(), ours: treeTicks()};
-		const busy = now.machine.total - now.machine.idle - (last.machine.total - last.machine.idle);
 		const total = now.machine.total - last.machine.total;
+		const steal = now.machine.steal - last.machine.steal;
+		// Busy for processes: neither idle nor taken by the hypervisor (steal: counted apart).
+		const busy = total - (now.machine.idle - last.machine.idle) - steal;
 		const ours = now.ours - last.ours;
-		if (total > 0) shares.push(Math.min(1, Math.max(0, (busy - ours) / total)));
+		if (total > 0) {
+			shares.push(Math.min(1, Math.max(0, (busy - ours) / total)));
+			steals.push(Math.min(1, Math.max(0, steal / total)));
+		}
 		loadMax = Math.max(loadMax, os.loadavg()[0] ?? 0);
 		last = now;
 	}, intervalMs);
@@ -53,11 +59,13 @@ export function watchHostLoad(intervalMs = 1000): {stop: () => HostLoad | undefi
 			clearInterval(timer);
 			if (!shares.length) return undefined;
 			const sorted = [...shares].sort((a, b) => a - b);
+			const stolen = [...steals].sort((a, b) => a - b);
 			const round = (x: number) => Math.round(x * 1000) / 1000;
 			return {
 				samples: shares.length,
 				othersMedian: round(sorted[sorted.length >> 1] ?? 0),
 				othersMax: round(sorted.at(-1) ?? 0),
+				stealMedian: round(stolen[stolen.length >> 1] ?? 0),
 				loadMax: Math.round(loadMax * 100) / 100,
 			};
 		},

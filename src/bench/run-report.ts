@@ -45,7 +45,9 @@ export function runMarkdown(r: RunResult): string {
 	const status = g ? (g.passed ? '✅ gate passed' : `❌ gate failed: ${g.regressions} regression${g.regressions === 1 ? '' : 's'}`) : 'no baseline given';
 	out.push(`## pvrun bench: ${r.matrix.title ?? r.matrix.name} — ${status}`, '');
 	const e = r.environment;
-	const during = e.during ? `; other processes during the run: ${pct(e.during.othersMedian)} of the CPU time (median)` : '';
+	const during = e.during
+		? `; other processes during the run: ${pct(e.during.othersMedian)} of the CPU time (median)${e.during.stealMedian ? `, the hypervisor's steal ${pct(e.during.stealMedian)}` : ''}`
+		: '';
 	out.push(
 		`${e.cpuModel}, ${e.cpus} CPUs, Linux ${e.kernel}, ${e.accel.toUpperCase()}; ${e.qemu}; pvrun ${e.pvrun}${e.commit ? ` (${e.commit})` : ''}. ` +
 			`${r.options.reps} repetition${r.options.reps === 1 ? '' : 's'}, ${r.samples.length} results in ${Math.round(r.durationSeconds)} s; load before ${e.loadBefore[0]}${during}.`,

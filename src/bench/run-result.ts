@@ -79,6 +79,8 @@ export interface HostLoad {
 	/** The share (0-1) of the host's CPU time used by other processes: median and largest over the samples. */
 	othersMedian: number;
 	othersMax: number;
+	/** The share of the host's CPU time its hypervisor took (steal): median over the samples. */
+	stealMedian: number;
 	/** The largest 1-minute load average seen. */
 	loadMax: number;
 }

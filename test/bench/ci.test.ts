@@ -1,11 +1,13 @@
 // `pvrun bench --matrix FILE` end to end (src/bench/ci.ts), through the
 // benchmark step of docs/ci.md's GitHub Actions example, run as it stands there
 // (bash, `sudo` and `pvrun` on PATH as shims) on real guests: a tiny matrix
-// (a checksum loop, plain QEMU and pvrun, 2 repetitions) run once without a
-// baseline, then with that run as baseline (the gate passes), then with the
-// workload made six times slower (the gate fails: exit 1, JUnit failures, the
-// summary says so). The matrix's gate looks for changes beyond 30 %: a pass
-// must not depend on this machine's speed from one minute to the next.
+// (a checksum loop under plain QEMU, 2 repetitions: boots are what the suite's
+// time goes on) run once without a baseline, then with that run as baseline
+// (the gate passes), then with the workload made six times slower (the gate
+// fails: exit 1, a JUnit failure, the summary says so). The matrix's gate looks
+// for changes beyond 30 %: a pass must not depend on this machine's speed from
+// one minute to the next. Then the shipped example under pvrun with options,
+// a boot that cannot come up, and a time limit.
 import fs from 'node:fs';
 import path from 'node:path';
 import {Ajv} from 'ajv';
@@ -66,10 +68,7 @@ t.test("docs/ci.md's benchmark step: a first run, a passing gate, a failing one"
 				},
 			],
 			scenarios: [{name: 'quiet', vcpus: 2}],
-			configs: [
-				{name: 'plain', kind: 'plain'},
-				{name: 'pvrun', kind: 'pvrun'},
-			],
+			configs: [{name: 'plain', kind: 'plain'}],
 		}),
 	);
 	const summary = path.join(dir, 'summary.md');
@@ -95,27 +94,26 @@ t.test("docs/ci.md's benchmark step: a first run, a passing gate, a failing one"
 
 	const first = await runStep();
 	t.equal(first.code, 0, `a first run, no baseline: exit 0 (${first.stderr.split('\n').slice(-3).join(' | ')})`);
-	t.equal(first.result.samples.length, 4, '2 repetitions x plain and pvrun');
+	t.equal(first.result.samples.length, 2, '2 repetitions');
 	t.ok(validate(first.result), `result.json is valid: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
 	t.match(first.summary, '## pvrun bench: tiny — no baseline given', 'the summary page gets the summary');
-	t.match(first.junit, /<testsuite name="tiny\.quiet" tests="2" failures="0"/, 'JUnit: a case per workload and configuration');
+	t.match(first.junit, /<testsuite name="tiny\.quiet" tests="1" failures="0"/, 'JUnit: a case per workload and configuration');
 	fs.cpSync(path.join(dir, 'bench-out'), path.join(dir, 'baseline'), {recursive: true});
 
 	const same = await runStep();
 	t.equal(same.code, 0, `the same workload against it: exit 0 (${same.stderr.split('\n').slice(-3).join(' | ')})`);
 	t.equal(same.result.gate?.passed, true, 'the gate passed');
 	t.match(same.summary, '— ✅ gate passed');
-	t.match(same.junit, /<testsuite name="tiny\.quiet" tests="3" failures="0"/, 'JUnit: a case per gate check (plain, pvrun, their ratio)');
+	t.match(same.junit, /<testsuite name="tiny\.quiet" tests="1" failures="0"/, 'JUnit: a case per gate check');
 
 	fs.writeFileSync(path.join(dir, 'ci', 'work.sh'), work.replace('work=${WORK:-1}', 'work=${WORK:-6}'));
 	const slower = await runStep();
 	t.equal(slower.code, 1, 'six times slower: exit 1');
 	t.equal(slower.result.gate?.passed, false);
-	// Two repetitions make a weak test: at least one of plain and pvrun is found slower.
-	t.match(slower.summary, /— ❌ gate failed: [12] regressions?\n/, 'the summary says so');
-	t.match(slower.junit, /<testsuite name="tiny\.quiet" tests="3" failures="[12]"/, 'JUnit: a failed case');
-	t.match(slower.junit, /<failure message="(plain|pvrun) −\d+ % \(p [<\d. ]+\)" type="regression"\/>/);
-	t.match(slower.stderr, /gate failed: [12] regression\(s\) against baseline\/result\.json/);
+	t.match(slower.summary, /— ❌ gate failed: 1 regression\n/, 'the summary says so');
+	t.match(slower.junit, /<testsuite name="tiny\.quiet" tests="1" failures="1"/, 'JUnit: a failed case');
+	t.match(slower.junit, /<failure message="plain −\d+ % \(p [<\d. ]+\)" type="regression"\/>/);
+	t.match(slower.stderr, 'gate failed: 1 regression(s) against baseline/result.json');
 });
 
 t.test('a boot that fails is started once more, then skipped with its reason; the run goes on and exits 1', async (t) => {
@@ -186,5 +184,39 @@ t.test('the time limit skips the boots that would not fit, and says so', async (
 	t.match(result.skipped[0]?.reason, /^time limit of 0\.5 s \(\d+ s used\)$/);
 	t.match(String(r.stderr), /skipped rep 1\/1, scenario crowded, plain: time limit of 0\.5 s/);
 	t.equal(r.exitCode, 1, 'no results at all: exit 1');
+	t.ok(validate(result), 'result.json is valid');
+});
+
+t.test('the shipped example under pvrun with options: its scenario, its files, a result', async (t) => {
+	const {tmp: dir, env: runEnv} = privateTmpdir(t, 'pvrun-ci-example-');
+	const matrix = JSON.parse(fs.readFileSync(path.join(packageRoot, 'docs', 'examples', 'ci', 'bench.json'), 'utf8')) as {configs: unknown[]};
+	matrix.configs = [{name: 'pvrun-cs', kind: 'pvrun', args: ['--pv-cs', 'observe']}];
+	fs.writeFileSync(path.join(dir, 'bench.json'), JSON.stringify(matrix));
+	fs.copyFileSync(path.join(packageRoot, 'docs', 'examples', 'ci', 'work.sh'), path.join(dir, 'work.sh'));
+	const out = path.join(dir, 'out');
+	const r = await execa(
+		process.execPath,
+		[path.join(packageRoot, 'dist', 'cli', 'main.js'), 'bench', '--matrix', path.join(dir, 'bench.json'), '--out', out, '--reps', '1'],
+		{
+			env: {...runEnv, NODE_OPTIONS: ''},
+			stdin: 'ignore',
+			reject: false,
+			timeout: 120_000,
+		},
+	);
+	t.equal(r.exitCode, 0, `exit 0 (${String(r.stderr).split('\n').slice(-2).join(' | ')})`);
+	const result = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8')) as {
+		samples: Array<{config: string; values: Record<string, number>; hostSpeed?: number}>;
+		scenarios: Array<{hostHogs: number; hostCpus: number[]; overcommit: number}>;
+	};
+	t.equal(result.samples[0]?.config, 'pvrun-cs');
+	t.ok(
+		(result.samples[0]?.values['checksums'] ?? 0) > 0 && (result.samples[0]?.values['seconds'] ?? 0) > 0,
+		`both metrics: ${JSON.stringify(result.samples[0]?.values)}`,
+	);
+	t.ok((result.samples[0]?.hostSpeed ?? 0) > 0, 'the host speed before the boot');
+	const scenario = result.scenarios[0];
+	t.equal(scenario?.hostHogs, scenario?.hostCpus.length, 'one busy process per host CPU');
+	t.equal(scenario?.overcommit, scenario ? Math.round(((2 + scenario.hostHogs) / scenario.hostCpus.length) * 100) / 100 : -1, 'the overcommit counts them');
 	t.ok(validate(result), 'result.json is valid');
 });

@@ -122,12 +122,13 @@ t.test('warnings: noisy repetitions, a busy host, another host', async (t) => {
 		/^too noisy for the gate to mean much in 1 of 1 cells: repetitions vary by up to 34 % \(coefficient of variation\), more than the 5 % /,
 	]);
 	const busy = run({plain: [100, 101, 99]});
-	busy.environment.during = {samples: 10, othersMedian: 0.4, othersMax: 0.9, loadMax: 3};
+	busy.environment.during = {samples: 10, othersMedian: 0.4, othersMax: 0.9, stealMedian: 0.3, loadMax: 3};
 	busy.environment.busyBefore = 0.5;
 	busy.environment.cpuModel = 'other cpu';
 	const w = gate(busy, run({plain: [100, 101, 99]}), 'b.json', defaultGate).warnings;
 	t.match(w, [
 		"other processes used 40 % of the host's CPU time during this run (median; at most 90 %)",
+		"the hypervisor took 30 % of the host's CPU time during this run (steal, median)",
 		'the host was 50 % busy before this run started',
 		'the baseline ran on another host (cpuModel: cpu then, other cpu now): only the ratio cells compare like with like',
 	]);
