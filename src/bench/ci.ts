@@ -2,7 +2,8 @@
 // baseline, write result.json, summary.md and (if asked) JUnit XML and a CI
 // summary page, print the summary, and give the exit status CI acts on:
 // 0 all ran and the gate (if any) passed; 1 the gate found a regression or a
-// workload failed (after one more start of its boot). docs/ci.md.
+// workload failed (after one more start of its boot). And the same gate and
+// reports for a result made earlier (--compare). docs/ci.md.
 import fs from 'node:fs';
 import path from 'node:path';
 import {createProgress, type Progress} from '../util/progress.js';
@@ -30,11 +31,31 @@ export async function benchMatrixFile(options: CiOptions, progress: Progress = c
 	return report(result, out, options, progress);
 }
 
-function report(result: RunResult, out: string, options: CiOptions, progress: Progress): number {
-	fs.writeFileSync(path.join(out, 'result.json'), `${JSON.stringify(result, null, 1)}\n`);
+/**
+ * `pvrun bench --compare NEW.json --baseline OLD.json`: the gate and the reports of a run made
+ * earlier (elsewhere, or to try another threshold), without running anything; NEW.json is left
+ * as it is. Resolves to the exit status.
+ */
+export function compareResults(
+	file: string,
+	options: Omit<CiOptions, 'matrix'> & {baseline: string},
+	progress: Progress = createProgress('pvrun bench'),
+): number {
+	const baseline = loadBaseline(options.baseline);
+	const result = loadBaseline(file);
+	result.gate = gate(result, baseline, options.baseline, options.gate);
+	return report(result, undefined, options, progress);
+}
+
+/** Write (into `out`, when the run is this process's) and print the reports; the exit status. */
+function report(result: RunResult, out: string | undefined, options: Omit<CiOptions, 'matrix'>, progress: Progress): number {
 	const markdown = runMarkdown(result);
-	fs.writeFileSync(path.join(out, 'summary.md'), markdown);
-	const written = ['result.json', 'summary.md'];
+	const written: string[] = [];
+	if (out !== undefined) {
+		fs.writeFileSync(path.join(out, 'result.json'), `${JSON.stringify(result, null, 1)}\n`);
+		fs.writeFileSync(path.join(out, 'summary.md'), markdown);
+		written.push('result.json', 'summary.md');
+	}
 	if (options.junit !== undefined) {
 		fs.mkdirSync(path.dirname(path.resolve(options.junit)), {recursive: true});
 		fs.writeFileSync(options.junit, runJunit(result));
@@ -42,7 +63,7 @@ function report(result: RunResult, out: string, options: CiOptions, progress: Pr
 	}
 	if (options.summary !== undefined) fs.appendFileSync(options.summary, markdown);
 	process.stdout.write(markdown);
-	progress.info(`results: ${out} (${written.join(', ')})`);
+	if (written.length) progress.info(`results: ${out ?? ''} (${written.join(', ')})`);
 	for (const w of result.gate?.warnings ?? []) progress.info(`warning: ${w}`);
 	const failed = result.failures.filter((f) => !f.retried);
 	if (!result.complete) progress.info(`incomplete: ${result.skipped.length} boot(s) skipped: ${result.skipped[0]?.reason ?? ''}`);

@@ -4,6 +4,7 @@
 // the benchmarks or their chart renderer (vega: about half a second).
 import yargs from 'yargs';
 import type {CiOptions} from '../bench/ci.js';
+import type {GateOptions} from '../bench/gate.js';
 import type {HintLatencyOptions} from '../bench/hint-latency.js';
 import type {LoadedMatrix} from '../bench/matrix-file.js';
 import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
@@ -62,8 +63,19 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					})
 					.option('junit', {type: 'string', requiresArg: true, describe: '--matrix: write JUnit XML here'})
 					.option('summary', {type: 'string', requiresArg: true, describe: '--matrix: append the Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY)'})
-					.option('time-limit', {type: 'number', requiresArg: true, describe: '--matrix: seconds for the whole run; later boots are skipped'}),
+					.option('time-limit', {type: 'number', requiresArg: true, describe: '--matrix: seconds for the whole run; later boots are skipped'})
+					.option('compare', {
+						type: 'string',
+						requiresArg: true,
+						describe: "gate this earlier --matrix run's result.json against --baseline, running nothing",
+					}),
 			async (args) => {
+				if (args.compare !== undefined) {
+					const options = compareOptions(args);
+					const {compareResults} = await import('../bench/ci.js');
+					code = compareResults(args.compare, options);
+					return;
+				}
 				if (args.matrix !== undefined) {
 					const {loaded, options} = await matrixFileOptions(args);
 					const {benchMatrixFile} = await import('../bench/ci.js');
@@ -71,7 +83,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 					return;
 				}
 				const fileOnly = (['baseline', 'junit', 'summary', 'time-limit', 'threshold', 'alpha', 'gate'] as const).filter((k) => args[k] !== undefined);
-				if (fileOnly.length) throw new UsageError(`${fileOnly.map((k) => `--${k}`).join(', ')}: only with --matrix FILE`);
+				if (fileOnly.length) throw new UsageError(`${fileOnly.map((k) => `--${k}`).join(', ')}: only with --matrix FILE or --compare RESULT`);
 				// The options are checked before the benchmark's modules load: a usage error is immediate.
 				if (args.name === 'hint-latency') {
 					const options = hintLatencyOptions(args);
@@ -154,6 +166,16 @@ interface MatrixArgs {
 	out?: string | undefined;
 }
 
+/** The gate's options and reports as yargs gives them. */
+interface GateArgs {
+	baseline?: string | undefined;
+	threshold?: number | undefined;
+	alpha?: number | undefined;
+	gate?: 'all' | 'ratios' | undefined;
+	junit?: string | undefined;
+	summary?: string | undefined;
+}
+
 /** `pvrun bench` (the matrix): its options from the command line, checked. */
 export function matrixOptions(args: MatrixArgs): MatrixOptions {
 	const {scenarioConfigs, ...base} = args.quick ? quickOptions : fullOptions;
@@ -176,21 +198,13 @@ export async function matrixFileOptions(
 	args: MatrixArgs & {
 		name: string;
 		matrix?: string | undefined;
-		baseline?: string | undefined;
-		threshold?: number | undefined;
-		alpha?: number | undefined;
-		gate?: 'all' | 'ratios' | undefined;
-		junit?: string | undefined;
-		summary?: string | undefined;
 		'time-limit'?: number | undefined;
-	},
+	} & GateArgs,
 ): Promise<{loaded: LoadedMatrix; options: Omit<CiOptions, 'matrix'>}> {
 	if (args.name !== 'matrix') throw new UsageError(`--matrix runs a matrix file, not ${args.name}`);
 	if (args.quick || args.seconds !== undefined)
 		throw new UsageError(`${args.quick ? '--quick' : '--seconds'}: the matrix file says how long each workload runs`);
-	if (args.threshold !== undefined && !(args.threshold > 0 && args.threshold < 100))
-		throw new UsageError(`--threshold must be a percentage above 0 and below 100 (got ${args.threshold})`);
-	if (args.alpha !== undefined && !(args.alpha > 0 && args.alpha < 1)) throw new UsageError(`--alpha must be above 0 and below 1 (got ${args.alpha})`);
+	gateOptions(args);
 	const limit = args['time-limit'];
 	if (limit !== undefined && !(limit > 0)) throw new UsageError(`--time-limit must be a number of seconds above 0 (got ${limit})`);
 	const {loadMatrixFile} = await import('../bench/matrix-file.js');
@@ -216,13 +230,40 @@ export async function matrixFileOptions(
 			...(args.baseline !== undefined ? {baseline: args.baseline} : {}),
 			...(args.junit !== undefined ? {junit: args.junit} : {}),
 			...(args.summary !== undefined ? {summary: args.summary} : {}),
-			gate: {
-				threshold: (args.threshold ?? loaded.spec.gate?.threshold ?? 5) / 100,
-				alpha: args.alpha ?? loaded.spec.gate?.alpha ?? 0.05,
-				mode: args.gate ?? loaded.spec.gate?.mode ?? 'all',
-			},
+			gate: gateOptions(args, loaded.spec.gate),
 		},
 	};
+}
+
+/** `pvrun bench --compare NEW.json --baseline OLD.json`: the gate's options; nothing to run. */
+export function compareOptions(args: MatrixArgs & GateArgs & {name: string; matrix?: string | undefined; 'time-limit'?: number | undefined}): Omit<
+	CiOptions,
+	'matrix'
+> & {
+	baseline: string;
+} {
+	if (args.baseline === undefined) throw new UsageError('--compare needs --baseline OLD.json to compare with');
+	const runOnly = [
+		...(args.name !== 'matrix' ? [args.name] : []),
+		...(args.matrix !== undefined ? ['--matrix'] : []),
+		...(args.quick ? ['--quick'] : []),
+		...(['reps', 'seconds', 'scenarios', 'workloads', 'configs', 'out', 'time-limit'] as const).filter((k) => args[k] !== undefined).map((k) => `--${k}`),
+	];
+	if (runOnly.length) throw new UsageError(`--compare runs nothing: ${runOnly.join(', ')} mean nothing with it`);
+	return {
+		baseline: args.baseline,
+		...(args.junit !== undefined ? {junit: args.junit} : {}),
+		...(args.summary !== undefined ? {summary: args.summary} : {}),
+		gate: gateOptions(args),
+	};
+}
+
+/** The gate's settings: the command line's, else the matrix file's, else the defaults. */
+function gateOptions(args: GateArgs, file?: {threshold?: number; alpha?: number; mode?: 'all' | 'ratios'}): GateOptions {
+	if (args.threshold !== undefined && !(args.threshold > 0 && args.threshold < 100))
+		throw new UsageError(`--threshold must be a percentage above 0 and below 100 (got ${args.threshold})`);
+	if (args.alpha !== undefined && !(args.alpha > 0 && args.alpha < 1)) throw new UsageError(`--alpha must be above 0 and below 1 (got ${args.alpha})`);
+	return {threshold: (args.threshold ?? file?.threshold ?? 5) / 100, alpha: args.alpha ?? file?.alpha ?? 0.05, mode: args.gate ?? file?.mode ?? 'all'};
 }
 
 /** `pvrun bench hint-latency`: its options from the command line, checked (no warm-up is allowed). */

@@ -199,6 +199,7 @@ export const commandDocs: readonly CommandDoc[] = [
 			'--junit',
 			'--summary',
 			'--time-limit',
+			'--compare',
 			'--help',
 		],
 	},

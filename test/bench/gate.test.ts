@@ -7,9 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import {cellValues, gate, loadBaseline, worsePValue, defaultGate} from '../../src/bench/gate.js';
-import {summarizeRun} from '../../src/bench/run-matrix.js';
-import type {RunResult, RunSample} from '../../src/bench/run-result.js';
-import type {WorkloadSpec} from '../../src/bench/matrix-file.js';
+import type {RunResult} from '../../src/bench/run-result.js';
+import {fakeRun} from '../helpers/bench-run.js';
 
 t.test('worsePValue: a one-sided Welch test of "worse by more than the threshold"', async (t) => {
 	const base = [100, 102, 98, 101, 99];
@@ -25,45 +24,7 @@ t.test('worsePValue: a one-sided Welch test of "worse by more than the threshold
 	t.ok(worsePValue(base, [60, 140, 100, 55, 150], 'higher', 0.05) > 0.05, 'a noisy run is no evidence');
 });
 
-const metricOf: WorkloadSpec = {
-	name: 'w',
-	command: 'x',
-	result: {regex: '(?<ops>.*)'},
-	metrics: [{name: 'ops', better: 'higher'}],
-};
-
-function run(values: Record<string, number[]>, extra: Partial<RunResult> = {}): RunResult {
-	const samples: RunSample[] = [];
-	for (const [config, vs] of Object.entries(values))
-		for (const [rep, ops] of vs.entries()) samples.push({scenario: 's', config, rep, order: 0, workload: 'w', values: {ops}});
-	return {
-		schema: 'pvrun-bench-run/1',
-		date: '2026-12-06T10:00:00.000Z',
-		matrix: {file: '/m.json', name: 'm', sha256: '0'.repeat(64)},
-		environment: {
-			host: 'h',
-			cpus: 2,
-			cpuModel: 'cpu',
-			kernel: '6.1',
-			qemu: 'QEMU 7.2',
-			accel: 'tcg',
-			pvrun: '0.1.0',
-			commit: 'abc',
-			node: 'v20',
-			loadBefore: [0, 0, 0],
-			busyBefore: 0,
-		},
-		options: {reps: 3, scenarios: ['s'], workloads: ['w'], configs: Object.keys(values), baselineConfig: 'plain'},
-		scenarios: [],
-		samples,
-		failures: [],
-		skipped: [],
-		summary: summarizeRun(samples, [metricOf], 'plain'),
-		complete: true,
-		durationSeconds: 1,
-		...extra,
-	};
-}
+const run = fakeRun;
 
 const verdicts = (r: ReturnType<typeof gate>) => Object.fromEntries(r.checks.map((c) => [`${c.config}/${c.kind}`, c.verdict]));
 

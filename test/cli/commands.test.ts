@@ -137,9 +137,15 @@ t.test("runCommand: yargs' rules and the checks above, a one-line usage error ea
 	t.equal(await refused('bench', 'hint-latency', '--warmup', '-1'), '--warmup must be a whole number of at least 0 (got -1)');
 	t.equal(await refused('bench', 'hint-latency', '--runs', '0'), '--runs must be a whole number of at least 1 (got 0)');
 	const example = path.join(packageRoot, 'docs', 'examples', 'ci', 'bench.json');
-	t.equal(await refused('bench', '--baseline', 'old.json'), '--baseline: only with --matrix FILE', 'the gate needs a matrix file');
-	t.equal(await refused('bench', '--threshold', '10', '--junit', 'j.xml'), '--junit, --threshold: only with --matrix FILE');
+	t.equal(await refused('bench', '--baseline', 'old.json'), '--baseline: only with --matrix FILE or --compare RESULT', 'the gate needs a matrix file');
+	t.equal(await refused('bench', '--threshold', '10', '--junit', 'j.xml'), '--junit, --threshold: only with --matrix FILE or --compare RESULT');
 	t.equal(await refused('bench', '--matrix', '/nonexistent/m.json'), 'cannot read matrix file /nonexistent/m.json: ENOENT');
+	t.equal(await refused('bench', '--compare', 'new.json'), '--compare needs --baseline OLD.json to compare with');
+	t.equal(
+		await refused('bench', '--compare', 'new.json', '--baseline', 'old.json', '--reps', '2', '--matrix', 'm.json'),
+		'--compare runs nothing: --matrix, --reps mean nothing with it',
+	);
+	t.equal(await refused('bench', '--compare', 'new.json', '--baseline', '/nonexistent/old.json'), 'cannot read baseline /nonexistent/old.json: ENOENT');
 	t.equal(await refused('bench', 'hint-latency', '--matrix', example), '--matrix runs a matrix file, not hint-latency');
 	t.equal(await refused('bench', '--matrix', example, '--quick'), '--quick: the matrix file says how long each workload runs');
 	t.equal(await refused('bench', '--matrix', example, '--threshold', '0'), '--threshold must be a percentage above 0 and below 100 (got 0)');
