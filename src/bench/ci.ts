@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {createProgress, type Progress} from '../util/progress.js';
-import {gate, loadBaseline, type GateOptions} from './gate.js';
+import {gate, loadRunResult, type GateOptions} from './gate.js';
 import type {LoadedMatrix} from './matrix-file.js';
 import {runMatrix, type RunMatrixOptions} from './run-matrix.js';
 import {runJunit, runMarkdown} from './run-report.js';
@@ -25,7 +25,7 @@ export interface CiOptions extends RunMatrixOptions {
 /** Run, gate, report; resolves to the exit status. */
 export async function benchMatrixFile(options: CiOptions, progress: Progress = createProgress('pvrun bench')): Promise<number> {
 	// The baseline is read first: a wrong path is an error before an hour of benchmarking.
-	const baseline = options.baseline !== undefined ? loadBaseline(options.baseline) : undefined;
+	const baseline = options.baseline !== undefined ? loadRunResult(options.baseline) : undefined;
 	const {result, out} = await runMatrix(options, progress);
 	if (baseline && options.baseline !== undefined) result.gate = gate(result, baseline, options.baseline, options.gate);
 	return report(result, out, options, progress);
@@ -41,8 +41,8 @@ export function compareResults(
 	options: Omit<CiOptions, 'matrix'> & {baseline: string},
 	progress: Progress = createProgress('pvrun bench'),
 ): number {
-	const baseline = loadBaseline(options.baseline);
-	const result = loadBaseline(file);
+	const baseline = loadRunResult(options.baseline);
+	const result = loadRunResult(file, 'result');
 	result.gate = gate(result, baseline, options.baseline, options.gate);
 	return report(result, undefined, options, progress);
 }

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import ttest2 from '@stdlib/stats-ttest2';
 import {UsageError} from '../util/errors.js';
-import {cv} from '../util/stats.js';
+import {cv, spread} from '../util/stats.js';
 import {runResultSchema, type GateCheck, type GateResult, type RunResult, type RunSample} from './run-result.js';
 
 export interface GateOptions {
@@ -24,17 +24,17 @@ export interface GateOptions {
 
 export const defaultGate: GateOptions = {threshold: 0.05, alpha: 0.05, mode: 'all'};
 
-/** Read an earlier result.json to compare with; one clear line if it is not one. */
-export function loadBaseline(file: string): RunResult {
+/** Read a result.json of `pvrun bench --matrix` (`role`: what it is to the gate, for the error line). */
+export function loadRunResult(file: string, role: 'baseline' | 'result' = 'baseline'): RunResult {
 	let raw: unknown;
 	try {
 		raw = JSON.parse(fs.readFileSync(file, 'utf8'));
 	} catch (error) {
-		throw new UsageError(`cannot read baseline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {cause: error});
+		throw new UsageError(`cannot read ${role} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {cause: error});
 	}
 	const r = raw as Partial<RunResult> | null;
 	if (typeof r !== 'object' || r === null || r.schema !== runResultSchema || !Array.isArray(r.samples) || !Array.isArray(r.failures))
-		throw new UsageError(`baseline ${file} is not a result of pvrun bench --matrix (schema ${runResultSchema})`);
+		throw new UsageError(`${role} ${file} is not a result of pvrun bench --matrix (schema ${runResultSchema})`);
 	return r as RunResult;
 }
 
@@ -105,6 +105,11 @@ export function worsePValue(baseline: readonly number[], current: readonly numbe
 	return Number.isFinite(out.pValue) ? out.pValue : 1;
 }
 
+/** Whether a check fails the gate: it may (its kind gates), and got worse or lost its result. */
+export function failsGate(c: GateCheck): boolean {
+	return c.gating && (c.verdict === 'regression' || c.verdict === 'missing');
+}
+
 /** Compare `current` with `baseline`, cell by cell; `baselineConfig` names the ratios' denominator. */
 export function gate(current: RunResult, baseline: RunResult, baselineFile: string, options: GateOptions): GateResult {
 	const better = new Map<string, 'higher' | 'lower'>();
@@ -113,7 +118,7 @@ export function gate(current: RunResult, baseline: RunResult, baselineFile: stri
 	const speeds = (r: RunResult) => r.samples.map((s) => s.hostSpeed ?? 0);
 	const measured = [...speeds(baseline), ...speeds(current)].every((v) => v > 0) && baseline.samples.length > 0;
 	const adjust: SpeedAdjust | undefined = measured
-		? {ref: median(speeds(baseline)), better: (scenario, workload, metric) => better.get(`${scenario}\u0000${workload}\u0000${metric}`)}
+		? {ref: spread(speeds(baseline)).median, better: (scenario, workload, metric) => better.get(`${scenario}\u0000${workload}\u0000${metric}`)}
 		: undefined;
 	const before = cellValues(baseline.samples, current.options.baselineConfig, adjust);
 	const now = cellValues(current.samples, current.options.baselineConfig, adjust);
@@ -126,7 +131,7 @@ export function gate(current: RunResult, baseline: RunResult, baselineFile: stri
 		const check: GateCheck = {
 			...cell,
 			better: dir,
-			baseline: {n: b.length, median: median(b)},
+			baseline: {n: b.length, median: spread(b).median},
 			verdict: 'untested',
 			gating,
 			...(adjust && cell.kind === 'absolute' ? {adjusted: true} : {}),
@@ -148,7 +153,7 @@ export function gate(current: RunResult, baseline: RunResult, baselineFile: stri
 			} else check.why = ran ? 'no result in this run (skipped)' : 'not in this run';
 			continue;
 		}
-		check.current = {n: c.length, median: median(c)};
+		check.current = {n: c.length, median: spread(c).median};
 		if (check.baseline && check.baseline.median !== 0) check.change = round(check.current.median / check.baseline.median, 4);
 		if (b.length < 2 || c.length < 2) {
 			check.why = 'needs 2 repetitions on each side';
@@ -159,7 +164,7 @@ export function gate(current: RunResult, baseline: RunResult, baselineFile: stri
 		check.pValue = round(p, 4);
 		check.verdict = p < options.alpha ? 'regression' : pBetter < options.alpha ? 'improvement' : 'pass';
 	}
-	const failing = checks.filter((c) => c.gating && (c.verdict === 'regression' || c.verdict === 'missing'));
+	const failing = checks.filter(failsGate);
 	return {
 		baseline: {file: baselineFile, date: baseline.date, commit: baseline.environment.commit, host: baseline.environment.host},
 		mode: options.mode,
@@ -222,12 +227,6 @@ export function noiseWarnings(
 			`the baseline ran on another host (${differ.map((k) => `${k}: ${String(b[k])} then, ${String(e[k])} now`).join('; ')}): only the ratio cells compare like with like`,
 		);
 	return warnings;
-}
-
-function median(values: readonly number[]): number {
-	const s = [...values].sort((a, b) => a - b);
-	const mid = s.length >> 1;
-	return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 }
 
 function round(x: number, digits: number): number {

@@ -4,7 +4,7 @@
 // CPUs with another job shows here, and the gate says its verdict means little.
 import fs from 'node:fs';
 import os from 'node:os';
-import {machineCpuTicks, procStatFields} from '../host/proc.js';
+import {busyShare, machineCpuTicks, procStatFields, stolenPercent} from '../host/proc.js';
 import type {HostLoad} from './run-result.js';
 
 /**
@@ -42,13 +42,12 @@ export function watchHostLoad(intervalMs = 1000): {stop: () => HostLoad | undefi
 	const timer = setInterval(() => {
 		const now = {machine: machineCpuTicks(), ours: treeTicks()};
 		const total = now.machine.total - last.machine.total;
-		const steal = now.machine.steal - last.machine.steal;
-		// Busy for processes: neither idle nor taken by the hypervisor (steal: counted apart).
-		const busy = total - (now.machine.idle - last.machine.idle) - steal;
-		const ours = now.ours - last.ours;
 		if (total > 0) {
-			shares.push(Math.min(1, Math.max(0, (busy - ours) / total)));
-			steals.push(Math.min(1, Math.max(0, steal / total)));
+			// Busy for processes: neither idle nor taken by the hypervisor (steal: counted apart).
+			const steal = stolenPercent(last.machine, now.machine) / 100;
+			const others = busyShare(last.machine, now.machine) - steal - (now.ours - last.ours) / total;
+			shares.push(Math.min(1, Math.max(0, others)));
+			steals.push(Math.min(1, Math.max(0, steal)));
 		}
 		loadMax = Math.max(loadMax, os.loadavg()[0] ?? 0);
 		last = now;

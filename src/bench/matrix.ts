@@ -4,11 +4,10 @@
 // in the same run. Writes raw results (JSON), a Markdown table and an SVG
 // chart per scenario. docs/benchmarks.md explains why each cell exists.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
 import {ownCpus, threadCpusAllowed} from '../host/cpus.js';
-import {busyShare, machineCpuTicks, processThreads} from '../host/proc.js';
+import {processThreads} from '../host/proc.js';
 import {ensureImage} from '../image/build.js';
 import {PvrunError, firstLine} from '../util/errors.js';
 import {createProgress, type Progress} from '../util/progress.js';
@@ -17,7 +16,7 @@ import {busyHostWarning, matrixReport, quickWarning, summarize} from './matrix-r
 import type {MatrixResult, Sample, Scenario} from './matrix-result.js';
 import {defaultResultsDir, gitCommit} from './results-dir.js';
 import {withTempDir} from './tempdir.js';
-import {environment, placeVcpus, startHostHogs, startNeighbourVm, staticPlace} from './vms.js';
+import {environment, hostBefore, placeVcpus, startHostHogs, startNeighbourVm, staticPlace} from './vms.js';
 
 export type {MatrixResult, Sample, Scenario, Stats, Summary} from './matrix-result.js';
 export {
@@ -178,12 +177,8 @@ export function parseResultLine(line: string): {workload: WorkloadName; values: 
 /** Run the matrix; prints progress and the report, writes the results folder, returns the result. */
 export async function benchMatrix(options: MatrixOptions, progress: Progress = createProgress('pvrun bench')): Promise<MatrixResult> {
 	const started = performance.now();
-	// Before anything of the run's own: what else the host is running, over a second (the load
-	// average still counts a build that ended a minute ago).
-	const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
-	const ticks = machineCpuTicks();
-	await new Promise((resolve) => setTimeout(resolve, 1000));
-	const busyBefore = Math.round(busyShare(ticks, machineCpuTicks()) * 1000) / 1000;
+	// Before anything of the run's own: what else the host is running.
+	const before = await hostBefore();
 	const commit = await gitCommit();
 	const image = await ensureImage({progress: createProgress('pvrun image')});
 	const samples: Sample[] = [];
@@ -213,7 +208,7 @@ export async function benchMatrix(options: MatrixOptions, progress: Progress = c
 	const result: MatrixResult = {
 		schema: 'pvrun-bench-matrix/1',
 		date: new Date().toISOString(),
-		environment: {...(await environment(commit)), loadBefore, busyBefore},
+		environment: {...(await environment(commit)), ...before},
 		options: {
 			quick: options.quick,
 			reps: options.reps,

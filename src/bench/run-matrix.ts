@@ -8,11 +8,9 @@
 // every boot, so a run cut short keeps what it measured.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {bootGuest, pvrunCommand, readyLine, readyWithinMs, type Guest} from '../guest/boot.js';
 import {ownCpus} from '../host/cpus.js';
-import {busyShare, machineCpuTicks} from '../host/proc.js';
 import {ensureImage, writeCpio} from '../image/build.js';
 import {PvrunError, UsageError, firstLine} from '../util/errors.js';
 import {createProgress, type Progress} from '../util/progress.js';
@@ -41,7 +39,7 @@ import {
 	type ScenarioRecord,
 } from './run-result.js';
 import {withTempDir} from './tempdir.js';
-import {environment, placeVcpus, startHostHogs, startNeighbourVm, staticPlace} from './vms.js';
+import {environment, hostBefore, placeVcpus, startHostHogs, startNeighbourVm, staticPlace} from './vms.js';
 
 export interface RunMatrixOptions {
 	matrix: LoadedMatrix;
@@ -75,6 +73,8 @@ interface Planned {
 export async function runMatrix(options: RunMatrixOptions, progress: Progress = createProgress('pvrun bench')): Promise<{result: RunResult; out: string}> {
 	const started = performance.now();
 	const {matrix} = options;
+	// The host's speed before each boot that gave results (environment.hostSpeed).
+	const bootSpeeds: number[] = [];
 	const spec = matrix.spec;
 	const pick = <T extends {name: string}>(all: readonly T[], names: readonly string[] | undefined, what: string): T[] => {
 		if (!names) return [...all];
@@ -92,10 +92,7 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 	const records = scenarios.map((s) => scenarioRecord(s, scenarioCpus(s, allowed)));
 	const image = await guestImage(matrix, progress);
 
-	const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
-	const ticks = machineCpuTicks();
-	await new Promise((resolve) => setTimeout(resolve, 1000));
-	const busyBefore = Math.round(busyShare(ticks, machineCpuTicks()) * 1000) / 1000;
+	const before = await hostBefore();
 	const env = await environment(await gitCommit());
 	const load = watchHostLoad();
 	const result: RunResult = {
@@ -107,7 +104,7 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 			...(spec.title ? {title: spec.title} : {}),
 			sha256: crypto.createHash('sha256').update(fs.readFileSync(matrix.file)).digest('hex'),
 		},
-		environment: {...env, loadBefore, busyBefore},
+		environment: {...env, ...before},
 		options: {
 			reps,
 			...(timeLimit !== undefined ? {timeLimitSeconds: timeLimit} : {}),
@@ -169,6 +166,7 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 								const hostSpeed = measureHostSpeed();
 								got = await runBoot(ctx);
 								for (const sample of got.samples) sample.hostSpeed = hostSpeed;
+								if (got.samples.length) bootSpeeds.push(hostSpeed);
 								// The first attempt's failure stays on record, marked as made good.
 								const first = attempt ? result.failures.at(-1) : undefined;
 								if (first) first.retried = true;
@@ -199,10 +197,7 @@ export async function runMatrix(options: RunMatrixOptions, progress: Progress = 
 		if (during) result.environment.during = during;
 	}
 	result.summary = summarizeRun(result.samples, workloads, baselineConfig);
-	const speeds = [...new Set(result.samples.map((s) => `${s.scenario}/${s.config}/${s.rep}`))]
-		.map((boot) => result.samples.find((s) => `${s.scenario}/${s.config}/${s.rep}` === boot)?.hostSpeed ?? 0)
-		.filter((v) => v > 0);
-	if (speeds.length) result.environment.hostSpeed = spread(speeds);
+	if (bootSpeeds.length) result.environment.hostSpeed = spread(bootSpeeds);
 	save();
 	return {result, out};
 }

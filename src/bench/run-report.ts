@@ -3,6 +3,7 @@
 // (one test case per gate check, or per workload and configuration without a
 // baseline), so that a regression shows as a failed test where CI shows tests.
 import junitModule, {type Builder} from 'junit-report-builder';
+import {failsGate} from './gate.js';
 import type {GateCheck, RunResult, RunSummaryRow} from './run-result.js';
 
 // The package is CommonJS: under Node's ESM its default import is the builder itself, whatever its types say.
@@ -109,7 +110,7 @@ function tableRow(row: RunSummaryRow, configs: readonly string[], others: readon
 		return s ? `${s.median.toFixed(2)}x` : '—';
 	});
 	const mine = checks.filter((c) => c.scenario === row.scenario && c.workload === row.workload && c.metric === row.metric);
-	const bad = mine.filter((c) => c.gating && (c.verdict === 'regression' || c.verdict === 'missing'));
+	const bad = mine.filter(failsGate);
 	const good = mine.filter((c) => c.verdict === 'improvement');
 	const shown = bad.length ? bad : good.length ? good : mine.filter((c) => c.verdict === 'pass').length ? [] : mine.slice(0, 1);
 	const vs = !gated ? [] : [shown.length ? shown.map(verdictText).join('<br>') : mine.length ? '✅ within noise' : '—'];
@@ -127,7 +128,7 @@ export function runJunit(r: RunResult): string {
 					.testCase()
 					.className(`${r.matrix.name}.${s.name}.${c.workload}`)
 					.name(`${c.metric} [${c.config}${c.kind === 'ratio' ? ` / ${r.options.baselineConfig}` : ''}]`);
-				if (c.gating && (c.verdict === 'regression' || c.verdict === 'missing')) tc.failure(verdictText(c).replace(/^❌ /, ''), c.verdict);
+				if (failsGate(c)) tc.failure(verdictText(c).replace(/^❌ /, ''), c.verdict);
 				else if (c.verdict === 'untested') tc.skipped();
 			}
 		}

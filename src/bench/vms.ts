@@ -1,7 +1,7 @@
 // What the benchmarks set up around a measured VM, shared by pvrun's own
 // matrix (matrix.ts) and a matrix file's (run-matrix.ts): static pinning
 // through QMP, busy neighbour VMs, busy host processes, and the host's
-// description that results carry.
+// description and load before the run that results carry.
 import {spawn, type ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import {bootGuest, readyLine} from '../guest/boot.js';
 import {ownCpus} from '../host/cpus.js';
+import {busyShare, machineCpuTicks} from '../host/proc.js';
 import {setThreadAffinity, setThreadNice} from '../host/libc.js';
 import {chooseAccel} from '../qemu/accel.js';
 import {connectQmp} from '../qemu/qmp.js';
@@ -95,6 +96,18 @@ export interface Environment {
 	pvrun: string;
 	commit: string;
 	node: string;
+}
+
+/**
+ * What else the host runs before a benchmark starts: its load average (1, 5, 15 minutes) and
+ * the busy share of its CPUs over one second (the load average still counts a build that ended
+ * a minute ago).
+ */
+export async function hostBefore(): Promise<{loadBefore: [number, number, number]; busyBefore: number}> {
+	const loadBefore = os.loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
+	const ticks = machineCpuTicks();
+	await new Promise((resolve) => setTimeout(resolve, 1000));
+	return {loadBefore, busyBefore: Math.round(busyShare(ticks, machineCpuTicks()) * 1000) / 1000};
 }
 
 /** The host and software a benchmark ran on. */

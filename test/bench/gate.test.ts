@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {cellValues, gate, loadBaseline, worsePValue, defaultGate} from '../../src/bench/gate.js';
+import {cellValues, gate, loadRunResult, worsePValue, defaultGate} from '../../src/bench/gate.js';
 import type {RunResult} from '../../src/bench/run-result.js';
 import {fakeRun} from '../helpers/bench-run.js';
 
@@ -100,15 +100,20 @@ t.test('cellValues: ratios pair repetitions of one scenario and workload', async
 	t.same([...cells.values()].find((c) => c.cell.kind === 'ratio')?.values, [2, 3]);
 });
 
-t.test('a baseline that is not a result is one clear line', async (t) => {
+t.test('a baseline (or a result to compare) that is not a result is one clear line', async (t) => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-gate-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	const file = path.join(dir, 'old.json');
 	fs.writeFileSync(file, JSON.stringify({schema: 'pvrun-bench-matrix/1', samples: []}));
-	t.throws(() => loadBaseline(file), {name: 'UsageError', message: `baseline ${file} is not a result of pvrun bench --matrix (schema pvrun-bench-run/1)`});
-	t.throws(() => loadBaseline(path.join(dir, 'none.json')), {name: 'UsageError', message: `cannot read baseline ${path.join(dir, 'none.json')}: ENOENT`});
+	t.throws(() => loadRunResult(file), {name: 'UsageError', message: `baseline ${file} is not a result of pvrun bench --matrix (schema pvrun-bench-run/1)`});
+	t.throws(() => loadRunResult(path.join(dir, 'none.json')), {name: 'UsageError', message: `cannot read baseline ${path.join(dir, 'none.json')}: ENOENT`});
+	t.throws(
+		() => loadRunResult(file, 'result'),
+		{message: `result ${file} is not a result of pvrun bench --matrix (schema pvrun-bench-run/1)`},
+		'--compare names the file it compares as such',
+	);
 	fs.writeFileSync(file, JSON.stringify(run({plain: [1]})));
-	t.equal(loadBaseline(file).samples.length, 1);
+	t.equal(loadRunResult(file).samples.length, 1);
 });
 
 t.test('host speed: a slower host cancels out of the absolute cells; a slower workload does not', async (t) => {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import t from 'tap';
 import {ownCpus} from '../../src/host/cpus.js';
-import {environment, startHostHogs, staticPlace} from '../../src/bench/vms.js';
+import {environment, hostBefore, startHostHogs, staticPlace} from '../../src/bench/vms.js';
 
 t.test("static placement: vCPU i on the i-th CPU, round the scenario's CPUs", async (t) => {
 	t.same(staticPlace(3, [4, 6]), [
@@ -41,4 +41,11 @@ t.test("the host's description", async (t) => {
 	t.ok(env.cpus >= 1);
 	t.match(env.qemu, /^QEMU emulator version /);
 	t.ok(['tcg', 'kvm'].includes(env.accel));
+});
+
+t.test('the host before a run: its load average and busy share over a second', async (t) => {
+	const {loadBefore, busyBefore} = await hostBefore();
+	t.equal(loadBefore.length, 3);
+	t.ok(loadBefore.every((l) => l >= 0));
+	t.ok(busyBefore >= 0 && busyBefore <= 1, `busy ${busyBefore}`);
 });
