@@ -92,9 +92,10 @@ lint-paths:
 # files: their guests mostly wait, so the smoke run's guests get the CPUs. Then, one at a time,
 # files that time how fast the host acts, load a CPU on purpose, scan the whole machine for
 # leftovers, or leave files for the next pvrun to find (a new file starts here), and the
-# matrix file's gate (test/bench/ci.test.ts: two runs whose speeds it compares). Last, two at a
-# time (the serial run, with the hostile guest in it, left the CPUs idle half the time), files whose
-# guests are busy but that time nothing tightly and look only at their own files: the hostile
+# matrix file's gate and the host speed it uses (test/bench/ci.test.ts, host-speed.test.ts:
+# speeds compared; beside other files, host-speed's "alone" was once as loaded as its "shared").
+# Last, two at a time (the serial run, with the hostile guest in it, left the CPUs idle half
+# the time), files whose guests are busy but that time nothing tightly and look only at their own files: the hostile
 # guest (90 s; it bounds pvrun's own CPU, which load beside it only lowers) on one side, the
 # demo and then libvirt on the other (beside the smoke run, these two took half as long again
 # and made a boot of the smoke run miss its minute), then pvrun top's live view of its own VM.
@@ -102,7 +103,7 @@ lint-paths:
 PAIRED_TESTS := test/bench/matrix.test.ts $(addprefix test/e2e/,agent-channel.test.ts agent-snapshot.test.ts boot.test.ts \
 	console.test.ts hotplug.test.ts kvm.test.ts lifecycle.test.ts powerdown.test.ts user-devices.test.ts)
 BUSY_TESTS := test/demo/demo.test.ts test/e2e/hostile-guest.test.ts test/e2e/libvirt.test.ts test/e2e/top.test.ts
-SERIAL_TESTS := $(filter-out $(PAIRED_TESTS) $(BUSY_TESTS),$(sort $(wildcard test/e2e/*.test.ts test/demo/*.test.ts))) test/bench/ci.test.ts
+SERIAL_TESTS := $(filter-out $(PAIRED_TESTS) $(BUSY_TESTS),$(sort $(wildcard test/e2e/*.test.ts test/demo/*.test.ts))) test/bench/ci.test.ts test/bench/host-speed.test.ts
 UNIT_TESTS := $(filter-out $(SERIAL_TESTS) $(PAIRED_TESTS) $(BUSY_TESTS),$(sort $(shell find test -name '*.test.ts')))
 
 tap: image
