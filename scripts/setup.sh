@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # Build: C toolchain for the static agent, clang/llvm + libbpf for BPF;
 # image: busybox-static, cpio; run: QEMU; tools: bpftool, lz4 (vmlinux.h refresh);
 # the libvirt end-to-end test: libvirt's daemon, QEMU driver and virsh (scripts/libvirt.sh);
-# the completion test: zsh.
+# the completion test: zsh; pvrun trace (bpf/trace/*.bt): bpftrace.
 packages=(qemu-system-x86 clang llvm libbpf-dev libelf-dev zlib1g-dev libzstd-dev gcc make libc6-dev
 	busybox-static cpio bpftool lz4 tmux ca-certificates zsh
-	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+	bpftrace)
 
 missing=()
 for p in "${packages[@]}"; do
