@@ -10,7 +10,7 @@ import {silentProgress, type Progress} from '../util/progress.js';
 import {extractDeb, fetchPackage, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
 import {imageKey, initrdName, kernelName, makeBuildDir, openCachedImage, pruneImages, publishImage, type CachedImage} from './cache.js';
 import {moduleClosure, parseModulesDep, trimmedModulesDep} from './modules.js';
-import {expandFile, loadImageSpec, type ImageSpec} from './spec.js';
+import {expandFile, flavourFile, loadImageSpec, type ImageSpec} from './spec.js';
 
 /** Bump when the way images are assembled changes, so old cache entries are not reused. */
 export const builderVersion = 1;
@@ -19,8 +19,10 @@ export interface EnsureImageOptions {
 	force?: boolean;
 	progress?: Progress;
 	cache?: string;
-	/** The image description; defaults to images/contents.json. */
+	/** The image description; defaults to the flavour's (images/contents.json for the default image). */
 	specFile?: string;
+	/** The image flavour (`default`, or a name from images/flavours/); ignored when specFile is given. */
+	flavour?: string;
 	/** Where `files[].from` paths are relative to; defaults to the package root. */
 	root?: string;
 }
@@ -41,7 +43,7 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<Ima
 	const progress = options.progress ?? silentProgress;
 	const cache = options.cache ?? cacheRoot();
 	const root = options.root ?? packageRoot;
-	const spec = loadImageSpec(options.specFile ?? path.join(root, 'images', 'contents.json'));
+	const spec = loadImageSpec(options.specFile ?? flavourFile(root, options.flavour));
 
 	const inputs = await gatherInputs(spec, root, path.join(cache, 'apt-resolved.json'));
 	const key = imageKey(describeInputs(inputs));
@@ -135,12 +137,36 @@ async function assemble(inputs: Inputs, cache: string, buildDir: string, progres
 	}
 }
 
-/** Copy the mapped files of one package into the root filesystem. */
+/**
+ * Copy the mapped files of one package into the root filesystem. A mapped path may be a
+ * symbolic link inside the package (a library's soname, `libz.so.1` → `libz.so.1.2.13`): the
+ * file it leads to is copied, so a description names libraries by the names that stay.
+ */
 async function stagePackage(deb: string, files: Record<string, string>, scratch: string, rootfs: string): Promise<void> {
-	const members = Object.keys(files).map((f) => `./${f}`);
-	await extractDeb(deb, scratch, members);
-	for (const [from, to] of Object.entries(files)) copyInto(rootfs, path.join(scratch, from), to, fs.statSync(path.join(scratch, from)).mode & 0o7777);
+	await extractDeb(deb, scratch, []);
+	for (const [from, to] of Object.entries(files)) {
+		const source = resolveInside(scratch, from);
+		copyInto(rootfs, source, to, fs.statSync(source).mode & 0o7777);
+	}
 	fs.rmSync(scratch, {recursive: true, force: true});
+}
+
+/** The file `rel` leads to inside the unpacked tree `root`, following links (absolute ones from `root`) at most 8 deep. */
+export function resolveInside(root: string, rel: string): string {
+	let current = path.join(root, rel);
+	for (let hops = 0; hops <= 8; hops++) {
+		let stat: fs.Stats;
+		try {
+			stat = fs.lstatSync(current);
+		} catch {
+			throw new ImageError(`the package has no ${rel}`);
+		}
+		if (!stat.isSymbolicLink()) return current;
+		const target = fs.readlinkSync(current);
+		current = target.startsWith('/') ? path.join(root, target) : path.join(path.dirname(current), target);
+		if (path.relative(root, current).startsWith('..')) throw new ImageError(`${rel} in the package leads out of it`);
+	}
+	throw new ImageError(`${rel} in the package is a loop of links`);
 }
 
 /** Unpack the kernel, copy vmlinuz out, and stage the module closure with its modules.dep. */

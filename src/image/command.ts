@@ -1,18 +1,25 @@
-// `pvrun image build|path|list`: the default guest image from the command line.
+// `pvrun image build|path|list [--flavour NAME]`: the guest images from the command line.
 import type {CommandModule} from 'yargs';
 import {UsageError} from '../util/errors.js';
-import {cacheRoot} from '../util/paths.js';
+import {cacheRoot, packageRoot} from '../util/paths.js';
 import {createProgress} from '../util/progress.js';
 import {ensureImage} from './build.js';
 import {listCachedImages} from './cache.js';
+import {defaultFlavour, listFlavours} from './spec.js';
 
 export const imageCommand: CommandModule = {
 	command: 'image [action]',
-	describe: 'build, locate or list the default guest image',
+	describe: 'build, locate or list the guest images',
 	builder: (y) =>
 		y
 			.positional('action', {choices: ['build', 'path', 'list'] as const, describe: 'what to do'})
-			.option('force', {type: 'boolean', default: false, describe: 'rebuild even if the cache has the image'}),
+			.option('force', {type: 'boolean', default: false, describe: 'rebuild even if the cache has the image'})
+			.option('flavour', {
+				type: 'string',
+				default: defaultFlavour,
+				requiresArg: true,
+				describe: `which image: ${listFlavours(packageRoot).join(', ')} (images/flavours/)`,
+			}),
 	handler: async (args) => {
 		const action = args['action'] as 'build' | 'path' | 'list' | undefined;
 		if (action === undefined) throw new UsageError('image needs a verb: build, path or list (see pvrun image --help)');
@@ -21,7 +28,7 @@ export const imageCommand: CommandModule = {
 			process.stdout.write(listImages(cacheRoot()));
 			return;
 		}
-		const image = await ensureImage({force: args['force'] === true, progress});
+		const image = await ensureImage({force: args['force'] === true, progress, flavour: String(args['flavour'])});
 		if (action === 'path') process.stdout.write(`${image.kernel}\n${image.initrd}\n`);
 		else progress.info(`${image.fromCache ? 'cached' : 'built'} ${image.key} (kernel ${image.manifest.kernelRelease}) in ${image.dir}`);
 	},

@@ -29,15 +29,74 @@ export interface ImageSpec {
 const packageName = /^[a-z0-9][a-z0-9+.-]+$/;
 const moduleName = /^[A-Za-z0-9_-]+$/;
 
-/** Read and validate an image description; any defect is one clear error. */
-export function loadImageSpec(file: string): ImageSpec {
-	let raw: unknown;
+/** Where the image descriptions are, under the package root: contents.json (the default image) and flavours/<name>.json. */
+export const defaultFlavour = 'default';
+
+/** The description file of an image flavour: `default` is images/contents.json, others images/flavours/<name>.json. */
+export function flavourFile(root: string, flavour: string = defaultFlavour): string {
+	if (flavour === defaultFlavour) return path.join(root, 'images', 'contents.json');
+	if (!/^[a-z0-9][a-z0-9-]*$/.test(flavour)) throw new ImageError(`bad image flavour name "${flavour}"`);
+	const file = path.join(root, 'images', 'flavours', `${flavour}.json`);
+	if (!fs.existsSync(file)) throw new ImageError(`no image flavour "${flavour}" (the flavours: ${listFlavours(root).join(', ')})`);
+	return file;
+}
+
+/** The flavours there are: default, then images/flavours/*.json by name. */
+export function listFlavours(root: string): string[] {
+	let names: string[] = [];
 	try {
-		raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+		names = fs.readdirSync(path.join(root, 'images', 'flavours')).filter((n) => n.endsWith('.json'));
+	} catch {
+		// no flavours beside the default
+	}
+	return [defaultFlavour, ...names.map((n) => n.slice(0, -'.json'.length)).sort()];
+}
+
+/**
+ * Read and validate an image description; any defect is one clear error. A description with
+ * `extends` (a file beside it) is that one's image plus its own modules, packages and files,
+ * less the files whose destinations `remove` lists.
+ */
+export function loadImageSpec(file: string, seen: readonly string[] = []): ImageSpec {
+	const raw = readJson(file);
+	if (!isRecord(raw) || raw['extends'] === undefined) return parseImageSpec(raw, file);
+	const base = raw['extends'];
+	if (typeof base !== 'string' || base.startsWith('/')) throw new ImageError(`${file}: "extends" must name a description file beside it`);
+	const baseFile = path.resolve(path.dirname(file), base);
+	if (seen.includes(baseFile) || baseFile === path.resolve(file)) throw new ImageError(`${file}: "extends" goes round in a circle`);
+	return extendImageSpec(loadImageSpec(baseFile, [...seen, path.resolve(file)]), raw, file);
+}
+
+/** `base` with the modules, packages and files of the flavour `raw` added and its `remove` destinations taken out. */
+export function extendImageSpec(base: ImageSpec, raw: Record<string, unknown>, where = 'image flavour'): ImageSpec {
+	const kernel = isRecord(raw['kernel']) ? raw['kernel'] : {};
+	const own = parseImageSpec(
+		{
+			kernel: {package: kernel['package'] ?? base.kernel.package, modules: kernel['modules'] ?? []},
+			packages: raw['packages'] ?? [],
+			files: raw['files'] ?? [],
+		},
+		where,
+	);
+	const remove = raw['remove'] ?? [];
+	if (!Array.isArray(remove) || !remove.every((r): r is string => typeof r === 'string'))
+		throw new ImageError(`${where}: "remove" must be a list of image paths`);
+	const kept = base.files.filter((f) => !remove.includes(f.to));
+	const unknown = remove.filter((r) => !base.files.some((f) => f.to === r));
+	if (unknown.length) throw new ImageError(`${where}: "remove" names ${unknown.join(', ')}, which the image it extends does not have`);
+	return {
+		kernel: {package: own.kernel.package, modules: [...base.kernel.modules, ...own.kernel.modules.filter((m) => !base.kernel.modules.includes(m))]},
+		packages: [...base.packages, ...own.packages],
+		files: [...kept, ...own.files],
+	};
+}
+
+function readJson(file: string): unknown {
+	try {
+		return JSON.parse(fs.readFileSync(file, 'utf8'));
 	} catch (error) {
 		throw new ImageError(`cannot read image description ${file}: ${(error as Error).message}`, {cause: error});
 	}
-	return parseImageSpec(raw, file);
 }
 
 /** Validate an already-parsed image description. */

@@ -19,12 +19,12 @@ export interface PvrunVm {
 	logFile: string;
 }
 
-/** Boot the default guest through pvrun running `run`; stopped and cleaned up when `t` ends. */
+/** Boot the default guest (or an image flavour) through pvrun running `run`; stopped and cleaned up when `t` ends. */
 export async function bootThroughPvrun(
 	t: Pick<Test, 'teardown'>,
-	options: {run: string; cpus?: number; pvArgs?: string[]; qemuArgs?: string[]},
+	options: {run: string; cpus?: number; pvArgs?: string[]; qemuArgs?: string[]; flavour?: string},
 ): Promise<PvrunVm> {
-	const image = await ensureImage();
+	const image = await ensureImage(options.flavour === undefined ? {} : {flavour: options.flavour});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-e2e-'));
 	const logFile = path.join(dir, 'events.jsonl');
 	const guest = bootGuest({

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {ensureImage} from '../../src/image/build.js';
+import {ensureImage, resolveInside} from '../../src/image/build.js';
 import {imagesDir} from '../../src/image/cache.js';
 import {packageRoot} from '../../src/util/paths.js';
 import type {Progress} from '../../src/util/progress.js';
@@ -73,4 +73,24 @@ t.test('a failing build leaves no half-written image', async (t) => {
 	const before = fs.readdirSync(imagesDir(cache)).sort();
 	await t.rejects(ensureImage({cache, progress, specFile}), {name: 'ImageError', message: /has no module named pvrun_no_such_module/});
 	t.same(fs.readdirSync(imagesDir(cache)).sort(), before, 'images/ unchanged: no build directory, no new image');
+});
+
+t.test("a package's mapped path may be a link: the file it leads to, inside the package", async (t) => {
+	const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-deb-'));
+	t.teardown(() => fs.rmSync(root, {recursive: true, force: true}));
+	fs.mkdirSync(path.join(root, 'lib', 'x86_64-linux-gnu'), {recursive: true});
+	fs.mkdirSync(path.join(root, 'lib64'));
+	fs.writeFileSync(path.join(root, 'lib', 'x86_64-linux-gnu', 'libz.so.1.2.13'), 'z');
+	fs.symlinkSync('libz.so.1.2.13', path.join(root, 'lib', 'x86_64-linux-gnu', 'libz.so.1'));
+	fs.writeFileSync(path.join(root, 'lib', 'x86_64-linux-gnu', 'ld.so'), 'ld');
+	fs.symlinkSync('/lib/x86_64-linux-gnu/ld.so', path.join(root, 'lib64', 'ld.so'));
+	fs.symlinkSync('/etc/passwd', path.join(root, 'lib64', 'escape'));
+	fs.symlinkSync('../../etc/shadow', path.join(root, 'lib64', 'up'));
+	fs.symlinkSync('loop', path.join(root, 'lib64', 'loop'));
+	t.equal(resolveInside(root, 'lib/x86_64-linux-gnu/libz.so.1'), path.join(root, 'lib', 'x86_64-linux-gnu', 'libz.so.1.2.13'), 'a relative link');
+	t.equal(resolveInside(root, 'lib64/ld.so'), path.join(root, 'lib', 'x86_64-linux-gnu', 'ld.so'), 'an absolute one, from the package root');
+	t.throws(() => resolveInside(root, 'lib64/escape'), {message: /the package has no lib64\/escape/}, 'an absolute link stays in the package');
+	t.throws(() => resolveInside(root, 'lib64/up'), {message: /leads out of it/});
+	t.throws(() => resolveInside(root, 'lib64/loop'), {message: /loop of links/});
+	t.throws(() => resolveInside(root, 'nope'), {message: /the package has no nope/});
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {expandFile, loadImageSpec, parseImageSpec} from '../../src/image/spec.js';
+import {expandFile, flavourFile, listFlavours, loadImageSpec, parseImageSpec} from '../../src/image/spec.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 const valid = {
@@ -43,4 +43,54 @@ t.test('a pattern expands to the matching files, sorted', async (t) => {
 	);
 	t.throws(() => expandFile({from: 'bpf/*.none', to: '/x/', mode: 0o644}, dir), {name: 'ImageError'});
 	t.throws(() => expandFile({from: 'nodir/*.o', to: '/x/', mode: 0o644}, dir), /run make build/);
+});
+
+t.test('a flavour extends a description: more modules, packages and files, some removed', async (t) => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-flavour-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	const base = {...valid, files: [...valid.files, {from: 'a', to: '/usr/sbin/a', mode: '0755'}]};
+	fs.writeFileSync(path.join(dir, 'base.json'), JSON.stringify(base));
+	const write = (name: string, body: unknown) => {
+		fs.writeFileSync(path.join(dir, name), JSON.stringify(body));
+		return path.join(dir, name);
+	};
+	const spec = loadImageSpec(
+		write('f.json', {
+			extends: 'base.json',
+			kernel: {modules: ['virtio_net', 'virtio_pci']},
+			packages: [{name: 'dropbear-bin', files: {'usr/sbin/dropbear': '/usr/sbin/dropbear'}}],
+			files: [{from: 'k', to: '/root/.ssh/authorized_keys', mode: '0600'}],
+			remove: ['/usr/sbin/a'],
+		}),
+	);
+	t.same(spec.kernel, {package: 'linux-image-cloud-amd64', modules: ['virtio_pci', 'virtio_net']}, 'modules added once each');
+	t.same(
+		spec.packages.map((p) => p.name),
+		['busybox-static', 'dropbear-bin'],
+	);
+	t.same(
+		spec.files.map((f) => f.to),
+		['/init', '/root/.ssh/authorized_keys'],
+		'the removed file is gone, the new one there',
+	);
+	t.throws(() => loadImageSpec(write('g.json', {extends: 'base.json', remove: ['/nope']})), {
+		message: /"remove" names \/nope, which the image it extends does not have/,
+	});
+	t.throws(() => loadImageSpec(write('h.json', {extends: 'h.json'})), {message: /circle/});
+	t.throws(() => loadImageSpec(write('i.json', {extends: '/etc/x.json'})), {message: /"extends" must name a description file beside it/});
+	t.throws(() => loadImageSpec(write('j.json', {extends: 'base.json', files: [{from: 'x', to: 'rel', mode: '0644'}]})), {message: /absolute path/});
+});
+
+t.test('flavours by name: default, the committed ssh one; unknown and bad names refused', async (t) => {
+	t.equal(flavourFile(packageRoot), path.join(packageRoot, 'images', 'contents.json'));
+	t.ok(listFlavours(packageRoot).includes('ssh'));
+	const ssh = loadImageSpec(flavourFile(packageRoot, 'ssh'));
+	t.ok(ssh.kernel.modules.includes('virtio_net'), 'the ssh flavour has a network card');
+	t.notOk(
+		ssh.files.some((f) => f.to === '/usr/sbin/pvagent'),
+		'and no agent',
+	);
+	t.ok(ssh.packages.some((p) => p.name === 'dropbear-bin'));
+	t.throws(() => flavourFile(packageRoot, 'nope'), {message: /no image flavour "nope" \(the flavours: default, .*ssh/});
+	t.throws(() => flavourFile(packageRoot, '../x'), {message: /bad image flavour name/});
 });
