@@ -9,6 +9,7 @@ import type {HintLatencyOptions} from '../bench/hint-latency.js';
 import type {LoadedMatrix} from '../bench/matrix-file.js';
 import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type MatrixOptions} from '../bench/options.js';
 import {imageCommand} from '../image/command.js';
+import {agentCommand} from '../remote/command.js';
 import {maxVcpus} from '../shm/layout.js';
 import {UsageError} from '../util/errors.js';
 
@@ -19,6 +20,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 		.scriptName('pvrun')
 		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
 		.command(imageCommand)
+		.command(agentCommand((c) => (code = c)))
 		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
 			const {runDemo} = await import('../demo/demo.js');
 			await runDemo();

@@ -16,7 +16,7 @@ import {commandDocs, commandHelpLine, optionHelpLine, pvOptionDocs} from './refe
 const subcommands = new Set(commandDocs.map((c) => c.name));
 /** Commands --help names on its last line rather than one of their own (one screen). */
 // Said on the last line, or on another command's (status's stands for top too).
-const helpLess = new Set(['completion', 'man', 'top']);
+const helpLess = new Set(['completion', 'man', 'top', 'demo']);
 
 /**
  * `pvrun --version`: pvrun's version (with its commit in a git checkout) on the first line, then

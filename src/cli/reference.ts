@@ -157,11 +157,21 @@ export const commandDocs: readonly CommandDoc[] = [
 	},
 	{
 		name: 'image',
-		usage: 'pvrun image build|path|list',
+		usage: 'pvrun image build|path|list [--flavour NAME]',
 		brief: "the default guest's kernel and initrd",
+		help: {usage: 'pvrun image|demo', brief: "the default guest's files; boot it"},
 		detail:
-			"Build the default guest image (Debian's kernel, an initrd with the guest agent), print its kernel and initrd paths (building them if needed), or list the cached images. --force rebuilds.",
-		words: ['build', 'path', 'list', '--force', '--help'],
+			"Build the default guest image (Debian's kernel, an initrd with the guest agent), print its kernel and initrd paths (building them if needed), or list the cached images. --force rebuilds. --flavour ssh is the same guest without the agent, with an SSH server and a test key (what pvrun agent install is tested on).",
+		words: ['build', 'path', 'list', '--force', '--flavour', '--help'],
+	},
+	{
+		name: 'agent',
+		usage: 'pvrun agent install|uninstall|status USER@HOST[:PORT]',
+		brief: 'the guest agent into your own guest, over SSH',
+		help: {usage: 'pvrun agent install USER@HOST', brief: 'the agent into your own guest, over SSH'},
+		detail:
+			"Over SSH, check a running guest (kernel, BTF, root or sudo, pvrun's virtio-serial port and shared memory, a line each), copy the static agent, the hint tools and headers into it, install a service that starts the agent at boot (systemd, an init script, or /etc/init.d/S90pvagent), start it and wait until pvrun answers it (--wait SECONDS). A second install changes nothing; a newer pvrun's upgrades and restarts the agent. Keys: -i FILE, else ~/.ssh/id_*, then ssh-agent, then a password at the terminal. Host keys are checked against --known-hosts FILE (default ~/.ssh/known_hosts); --accept-new-host-key takes an unknown one, a changed one is refused. --vm names the pvrun VM to watch (default: the one forwarding the port). uninstall removes it all; status says what runs (exit 3: no agent running).",
+		words: ['install', 'uninstall', 'status', '--identity', '--known-hosts', '--accept-new-host-key', '--vm', '--wait', '--help'],
 	},
 	{
 		name: 'demo',

@@ -22,8 +22,9 @@ t.test('--help fits one screen: at most 24 lines of at most 80 columns', async (
 			o.manOnly ? 0 : 1,
 			`${o.name} has ${o.manOnly ? 'no line (pvrun man has it)' : 'a line'}`,
 		);
-	for (const command of ['status', 'image', 'demo', 'bench'])
+	for (const command of ['status', 'image', 'agent', 'bench'])
 		t.equal(lines.filter((l) => l.startsWith(`  pvrun ${command}`)).length, 1, `pvrun ${command} has a line`);
+	t.equal(lines.filter((l) => l.startsWith('  pvrun image|demo ')).length, 1, "pvrun demo is on image's line");
 	t.match(r.stdout, /--version/);
 });
 

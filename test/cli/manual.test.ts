@@ -78,7 +78,7 @@ for (const shell of ['bash', 'zsh'] as const) {
 			[['pvrun', '--pv-accel', ''], ['auto', 'kvm', 'tcg'], "an option's values"],
 			[['pvrun', '-m', '512', '--pv-cs', 'o'], ['observe', 'off'], 'among QEMU arguments too'],
 			[['pvrun', '--pv-cpus', ''], [], 'nothing to offer for a CPU list'],
-			[['pvrun', 'image', ''], ['--force', '--help', 'build', 'list', 'path'], "a command's verbs and options"],
+			[['pvrun', 'image', ''], ['--flavour', '--force', '--help', 'build', 'list', 'path'], "a command's verbs and options"],
 			[['pvrun', 'bench', '--q'], ['--quick'], "a command's option"],
 			[
 				['pvrun', 'completion', ''],
