@@ -72,7 +72,7 @@ t.test('pvrun trace: runqlat, preempt and hint-delay on a guest that keeps pinni
 
 	const hint = await trace(['hint-delay', '--vm', id, '--duration', '4']);
 	t.equal(hint.exitCode, 0, `hint-delay --vm ID: ${hint.stderr}`);
-	t.match(hint.stdout, new RegExp(`^Tracing re-pins of QEMU ${qemuPid}'s vCPU threads by process ${pvrunPid} `, 'm'), "pvrun's re-pins only");
+	t.match(hint.stdout, new RegExp(`^Tracing re-pins of QEMU ${qemuPid}'s vCPU threads by process ${pvrunPid},`, 'm'), "pvrun's re-pins only");
 	const repins = [
 		...hint.stdout.matchAll(
 			/^@repins_us\[CPU (\d)\/TCG, (\d+), (setaffinity|cpuset\+setaffinity), (running-there|running-elsewhere|runnable|sleeping)\]: count (\d+)/gm,

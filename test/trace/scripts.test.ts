@@ -27,6 +27,9 @@ t.test('pvrun ships runqlat, preempt and hint-delay, each with a line saying wha
 		t.ok((fs.statSync(s.file).mode & 0o111) !== 0, `${s.name} is executable`);
 		t.match(text, /Output, when tracing ends/, `${s.name}'s header says how to read its output`);
 		t.match(text, /µs|microseconds/, `${s.name}'s header names the unit`);
+		// bpftrace 0.17 mangles other characters in its JSON output (-f json).
+		const printed = [...text.matchAll(/printf\("([^"]*)"/g)].map((m) => m[1] ?? '');
+		t.ok(printed.length > 0 && printed.every((f) => /^[\x20-\x7e]*$/.test(f)), `${s.name} prints ASCII only`);
 	}
 	t.same(scripts.find((s) => s.name === 'hint-delay')?.params, ['QEMU_PID', 'PVRUN_PID'], "hint-delay also takes pvrun's pid");
 	t.same(scripts.find((s) => s.name === 'runqlat')?.params, ['QEMU_PID'], 'runqlat the QEMU pid alone');
