@@ -99,12 +99,13 @@ lint-paths:
 # guest (90 s; it bounds pvrun's own CPU, which load beside it only lowers) on one side, the
 # demo and then libvirt on the other (beside the smoke run, these two took half as long again
 # and made a boot of the smoke run miss its minute), the agent's install over SSH (a guest pin
-# spins a vCPU for a second; it waits up to 30 s for the host to follow), then pvrun top's live
-# view of its own VM.
+# spins a vCPU for a second; it waits up to 30 s for the host to follow), pvrun top's live view
+# of its own VM, and pvrun trace's bpftrace scripts on its own VM's vCPU threads (a busy guest
+# loop; each bpftrace start compiles for about a second of CPU).
 # Every run runs; the target fails if any did.
 PAIRED_TESTS := test/bench/matrix.test.ts $(addprefix test/e2e/,agent-channel.test.ts agent-snapshot.test.ts boot.test.ts \
 	console.test.ts hotplug.test.ts kvm.test.ts lifecycle.test.ts powerdown.test.ts user-devices.test.ts)
-BUSY_TESTS := test/demo/demo.test.ts test/e2e/agent-install.test.ts test/e2e/hostile-guest.test.ts test/e2e/libvirt.test.ts test/e2e/top.test.ts
+BUSY_TESTS := test/demo/demo.test.ts test/e2e/agent-install.test.ts test/e2e/hostile-guest.test.ts test/e2e/libvirt.test.ts test/e2e/top.test.ts test/e2e/trace.test.ts
 SERIAL_TESTS := $(filter-out $(PAIRED_TESTS) $(BUSY_TESTS),$(sort $(wildcard test/e2e/*.test.ts test/demo/*.test.ts))) test/bench/ci.test.ts test/bench/host-speed.test.ts
 UNIT_TESTS := $(filter-out $(SERIAL_TESTS) $(PAIRED_TESTS) $(BUSY_TESTS),$(sort $(shell find test -name '*.test.ts')))
 

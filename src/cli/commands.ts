@@ -11,6 +11,7 @@ import {configNames, fullOptions, quickOptions, scenarioIds, workloadNames, type
 import {imageCommand} from '../image/command.js';
 import {agentCommand} from '../remote/command.js';
 import {maxVcpus} from '../shm/layout.js';
+import {traceCommand} from '../trace/command.js';
 import {UsageError} from '../util/errors.js';
 
 /** Parse and run `pvrun COMMAND ...`; resolves to the exit code. */
@@ -20,6 +21,7 @@ export async function runCommand(argv: string[], version: string): Promise<numbe
 		.scriptName('pvrun')
 		.usage('pvrun: qemu-system-x86_64 with a hint channel from guest eBPF to host vCPU pinning.\n\nUsage: pvrun <command>')
 		.command(imageCommand)
+		.command(traceCommand)
 		.command(agentCommand((c) => (code = c)))
 		.command('demo', 'boot the default guest and show it reach readiness', {}, async () => {
 			const {runDemo} = await import('../demo/demo.js');

@@ -15,8 +15,8 @@ import {commandDocs, commandHelpLine, optionHelpLine, pvOptionDocs} from './refe
 // Only these words, in first place, are pvrun's; `-h`, `-help`, `-version` are QEMU's.
 const subcommands = new Set(commandDocs.map((c) => c.name));
 /** Commands --help names on its last line rather than one of their own (one screen). */
-// Said on the last line, or on another command's (status's stands for top too).
-const helpLess = new Set(['completion', 'man', 'top', 'demo']);
+// Said on the last line, or on another command's (status's stands for top and trace, image's for demo).
+const helpLess = new Set(['completion', 'man', 'top', 'demo', 'trace']);
 
 /**
  * `pvrun --version`: pvrun's version (with its commit in a git checkout) on the first line, then

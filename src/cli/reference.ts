@@ -142,7 +142,7 @@ export const commandDocs: readonly CommandDoc[] = [
 		name: 'status',
 		usage: 'pvrun status [--all] [--json]',
 		brief: 'the pvrun VMs running on this machine',
-		help: {usage: 'pvrun status|top [--all]', brief: 'your VMs: a table, or a live view'},
+		help: {usage: 'pvrun status|top|trace', brief: 'your VMs: a table, a live view, bpftrace'},
 		detail:
 			"List your pvrun VMs running on this machine: QEMU, the name, the state and uptime, the log, whether hints work, the vCPU → host CPU placement. --all lists every user's (theirs need root to read), --json prints the same as JSON.",
 		words: ['--all', '--json', '--help'],
@@ -154,6 +154,14 @@ export const commandDocs: readonly CommandDoc[] = [
 		detail:
 			"Show your pvrun VMs (or the one named by its id, name, or QEMU or pvrun pid; --all: every user's) as top does processes: each vCPU's host CPUs, whether it has one of its own, the CPU it last ran on, its CPU use and its wait for a CPU, the hints read and the newest decisions. Redraws every -d SECONDS (default 1) until q; piped, prints -n COUNT frames (default 1).",
 		words: ['--all', '--delay', '--iterations', '--help'],
+	},
+	{
+		name: 'trace',
+		usage: 'pvrun trace [NAME] [--vm VM] [--duration SECONDS]',
+		brief: "host-side bpftrace scripts on a VM's vCPU threads",
+		detail:
+			"Run one of the bpftrace scripts in bpf/trace/ against a VM's vCPU threads (as root): runqlat (each vCPU thread's run-queue latency), preempt (who preempted a vCPU, for how long), hint-delay (from pvrun's re-pin of a vCPU thread to its first run on its new CPU). --vm takes the VM's id, name, or QEMU or pvrun pid (default: the only one running), or a plain QEMU's pid; --all looks among every user's VMs; --duration SECONDS stops it and prints what it measured (default: at Ctrl-C); bpftrace's own options go after --. Without a name, lists the scripts. docs/trace.md.",
+		words: ['runqlat', 'preempt', 'hint-delay', '--vm', '--all', '--duration', '--help'],
 	},
 	{
 		name: 'image',
