@@ -174,6 +174,23 @@ static int relay(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+int progs_append(uint16_t type, const void *payload, uint16_t len)
+{
+	int err = -ENODEV;
+
+	pthread_mutex_lock(&append_lock);
+	if (out_shm && out_shm->base)
+		err = pvshm_append(out_shm, type, payload, len, pvshm_now_ns());
+	if (err)
+		counters->dropped++;
+	else
+		counters->records++;
+	pthread_mutex_unlock(&append_lock);
+	if (!err && after_relay)
+		after_relay();
+	return err;
+}
+
 /* Whether vCPU cpu's slot shows a kernel lock wait younger than PV_CS_LONG_WAIT_MS (apply_cs). */
 static int slot_waiting(int cpu)
 {

@@ -35,6 +35,9 @@ int progs_epoll_fd(unsigned *generation);
 int progs_have_current(void);
 /* Copy that into each vCPU slot's cur_tid (one 32-bit store each, outside guest_seq). */
 void progs_publish_current(void);
+/* Append one record to the shared ring, as a program's would be, and kick the host;
+ * 0, or -errno (-ENODEV: no shared memory; -ENOSPC: the ring is full). */
+int progs_append(uint16_t type, const void *payload, uint16_t len);
 /* Relay everything waiting; returns records relayed. */
 int progs_drain(void);
 

@@ -34,7 +34,38 @@ enum pvag_type {
 	PVAG_ERROR = 0x101, /* pvag_error + message (libbpf/verifier log, UTF-8) */
 	PVAG_KICK = 0x200,  /* guest → host: records are waiting in the ring */
 	PVAG_LOG = 0x201,   /* guest → host: one line of agent log text */
+	PVAG_SCRIPT = 9,    /* req: pvag_script_req + a bpftrace script (UTF-8); reply: u32 bpftrace's pid; ERROR ENOENT: no bpftrace */
+	PVAG_SCRIPT_OUT = 0x202, /* guest → host: pvag_script_out + one line of a script's (no newline) */
 };
+
+/* Hint scripts (docs/hint-programs.md#bpftrace-hint-scripts): the host sends a script's text,
+ * the agent runs it with the guest's bpftrace and turns its `pvhint ...` lines into records. */
+#define PVAG_SCRIPT_MAX (64u << 10)  /* a script's text, bytes */
+#define PVAG_SCRIPT_LINE_MAX 512     /* a line relayed in SCRIPT_OUT (longer ones are cut) */
+#define PVAG_MAX_SCRIPTS 8           /* scripts running at once */
+
+struct pvag_script_req {
+	uint32_t script;            /* 0: the host's number for it, echoed in SCRIPT_OUT */
+	uint32_t _pad;              /* 4 */
+	char name[PVAG_NAME_LEN];   /* 8: its file name, NUL-padded (for the guest's messages) */
+	/* followed by the script's text */
+};                                  /* 40 */
+
+enum pvag_script_stream {
+	PVAG_SCRIPT_STDOUT = 1,   /* a line that is not a hint */
+	PVAG_SCRIPT_STDERR = 2,   /* a line of bpftrace's errors and warnings */
+	PVAG_SCRIPT_EXIT = 3,     /* bpftrace ended: status = its exit status, 128 + n for signal n; no text */
+	PVAG_SCRIPT_REFUSED = 4,  /* a `pvhint` line not taken: status = errno why; the text is the line */
+};
+
+struct pvag_script_out {
+	uint32_t script;   /*  0: pvag_script_req.script */
+	uint16_t stream;   /*  4: enum pvag_script_stream */
+	uint16_t _pad;     /*  6 */
+	int32_t status;    /*  8 */
+	uint32_t hints;    /* 12: hint records the script has given so far */
+	/* followed by the line */
+};                         /* 16 */
 
 struct pvag_frame {
 	uint32_t magic;   /*  0 */

@@ -27,6 +27,7 @@
 
 #include "progs.h"
 #include "proto.h"
+#include "scripts.h"
 #include "shm.h"
 #include "sysfs.h"
 
@@ -261,6 +262,7 @@ static void handle_hello(uint32_t id, const uint8_t *p, uint32_t len)
 	}
 	memcpy(&q, p, sizeof(q));
 	r.version = q.version < PVAG_VERSION ? q.version : PVAG_VERSION;
+	scripts_stop_all(); /* a new host session sends its scripts again */
 	if (!shm.base) { /* the host may have (re)created the area: try again */
 		char why[256];
 
@@ -350,6 +352,32 @@ static void handle_live(uint32_t id, const uint8_t *p, uint32_t len)
 	send_frame(PVAG_REPLY, id, NULL, 0);
 }
 
+/* Run a hint script the host sent with the guest's bpftrace (scripts.c). */
+static void handle_script(uint32_t id, const uint8_t *p, uint32_t len)
+{
+	struct pvag_script_req q;
+	char name[PVAG_NAME_LEN + 1], why[256] = "";
+	uint32_t pid;
+	int ret;
+
+	if (len <= sizeof(q) || len - sizeof(q) > PVAG_SCRIPT_MAX) {
+		send_error(id, EINVAL, "script: no text, or over PVAG_SCRIPT_MAX bytes");
+		return;
+	}
+	memcpy(&q, p, sizeof(q));
+	memcpy(name, q.name, PVAG_NAME_LEN);
+	name[PVAG_NAME_LEN] = '\0';
+	ret = scripts_start(q.script, name, (const char *)p + sizeof(q), len - sizeof(q), why, sizeof(why));
+	if (ret < 0) {
+		send_error(id, -ret, why);
+		return;
+	}
+	if (verbose)
+		logf_("hint script %s: bpftrace runs as pid %d", name, ret);
+	pid = (uint32_t)ret;
+	send_frame(PVAG_REPLY, id, &pid, sizeof(pid));
+}
+
 static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 {
 	switch (f->type) {
@@ -397,6 +425,9 @@ static void handle_request(const struct pvag_frame *f, const uint8_t *p)
 	}
 	case PVAG_LIVE:
 		handle_live(f->id, p, f->len);
+		break;
+	case PVAG_SCRIPT:
+		handle_script(f->id, p, f->len);
 		break;
 	case PVAG_SNAPSHOT: {
 		static char log[256];
@@ -554,6 +585,7 @@ int main(int argc, char **argv)
 		logf_("%s; waiting for the host", why);
 	}
 	progs_init(&shm, &counters, maybe_kick);
+	scripts_init(send_frame);
 	port_fd = open(port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (port_fd < 0) {
 		logf_("open %s: %s", port_path, strerror(errno));

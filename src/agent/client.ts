@@ -14,14 +14,18 @@ import {
 	decodeHello,
 	decodeList,
 	decodeLoad,
+	decodeScriptOut,
+	decodeScriptReply,
 	decodeStats,
 	encodeFrame,
 	encodeHello,
 	encodeLoad,
+	encodeScript,
 	type AgentStats,
 	type Frame,
 	type HelloReply,
 	type ProgramInfo,
+	type ScriptOut,
 } from './protocol.js';
 
 /** The agent answered a request with an error (errno and, for loads, the verifier log). */
@@ -52,6 +56,8 @@ interface Pending {
 export interface AgentClientEvents {
 	kick: [];
 	log: [line: string];
+	/** A line, an error line, a refused hint or the end of a hint script (SCRIPT_OUT). */
+	script: [out: ScriptOut];
 	close: [];
 }
 
@@ -138,6 +144,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	 * The handshake's last request: the host has loaded the `programs` it will (0: it gives no
 	 * hints). The agent says so in the guest (PVAG_LIVE_FILE), where the default image waits for it.
 	 */
+	/** Run a bpftrace hint script in the guest; resolves to bpftrace's pid there. */
+	async script(script: number, name: string, text: string, timeoutMs = 10_000): Promise<number> {
+		return decodeScriptReply(await this.request(FrameType.script, encodeScript(script, name, text), timeoutMs));
+	}
+
 	async live(programs: number, timeoutMs = 2000): Promise<void> {
 		const b = Buffer.alloc(4);
 		b.writeUInt32LE(programs >>> 0, 0);
@@ -280,6 +291,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 	private onFrame(frame: Frame): void {
 		if (frame.type === FrameType.log) {
 			this.emit('log', frame.payload.subarray(0, 1024).toString('utf8'));
+			return;
+		}
+		if (frame.type === FrameType.scriptOut) {
+			const out = decodeScriptOut(frame.payload);
+			if (out) this.emit('script', out);
 			return;
 		}
 		const pending = this.pending.get(frame.id);

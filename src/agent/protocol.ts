@@ -25,9 +25,33 @@ export const FrameType = {
 	snapshot: 8,
 	reply: 0x100,
 	error: 0x101,
+	script: 9,
 	kick: 0x200,
 	log: 0x201,
+	scriptOut: 0x202,
 } as const;
+
+/** PVAG_SCRIPT_MAX: a hint script's text, bytes. */
+export const scriptMax = 64 << 10;
+/** PVAG_SCRIPT_LINE_MAX: a line of a script's output the agent relays. */
+export const scriptLineMax = 512;
+/** PVAG_MAX_SCRIPTS: scripts running at once in the guest. */
+export const maxScripts = 8;
+
+/** enum pvag_script_stream: what a SCRIPT_OUT frame carries. */
+export const ScriptStream = {stdout: 1, stderr: 2, exit: 3, refused: 4} as const;
+
+export interface ScriptOut {
+	/** The host's number for the script (pvag_script_req.script). */
+	script: number;
+	stream: 'stdout' | 'stderr' | 'exit' | 'refused';
+	/** exit: bpftrace's exit status (128 + n: signal n); refused: the errno why the hint was not taken. */
+	status: number;
+	/** Hint records the script has given so far. */
+	hints: number;
+	/** The line (empty for exit), without control characters. */
+	text: string;
+}
 
 export interface Frame {
 	type: number;
@@ -228,6 +252,31 @@ export function decodeStats(p: Buffer): AgentStats {
 }
 
 /** An ERROR frame's errno and message (bounded to 64 KiB of text). */
+/** PVAG_SCRIPT's payload: the script's number and file name, then its text. */
+export function encodeScript(script: number, name: string, text: string): Buffer {
+	const head = Buffer.alloc(8 + nameLength);
+	head.writeUInt32LE(script >>> 0, 0);
+	head.write(name.slice(0, nameLength - 1), 8, 'latin1');
+	return Buffer.concat([head, Buffer.from(text, 'utf8')]);
+}
+
+export function decodeScriptReply(p: Buffer): number {
+	need(p, 4, 'script reply');
+	return p.readUInt32LE(0);
+}
+
+/** A SCRIPT_OUT frame from the guest: validated, its line bounded and stripped of control characters; undefined if malformed. */
+export function decodeScriptOut(p: Buffer): ScriptOut | undefined {
+	if (p.length < 16) return undefined;
+	const kind = p.readUInt16LE(4);
+	const stream = (Object.entries(ScriptStream).find(([, v]) => v === kind)?.[0] ?? undefined) as ScriptOut['stream'] | undefined;
+	if (!stream) return undefined;
+	const line = p.subarray(16, 16 + scriptLineMax).toString('utf8');
+	// eslint-disable-next-line no-control-regex
+	const text = line.replace(/[\x00-\x1f\x7f]/g, '?');
+	return {script: p.readUInt32LE(0), stream, status: p.readInt32LE(8), hints: p.readUInt32LE(12), text};
+}
+
 export function decodeError(p: Buffer): {errno: number; message: string} {
 	need(p, 8, 'error frame');
 	// Control characters (terminal escapes) are dropped; newlines and tabs stay (verifier logs).

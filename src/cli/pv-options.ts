@@ -11,6 +11,7 @@ import {firstLine, UsageError} from '../util/errors.js';
 import {qemuValueCount} from '../qemu/args.js';
 import {defaultGuestCpuPercent} from '../util/guest-budget.js';
 import {defaultAgentWaitS, defaultCsBoost, type CsBoost, type VmConfig} from '../vm/config.js';
+import {loadHintScripts} from '../vm/hint-scripts.js';
 import {pvOptionDocs, valueOptionNames} from './reference.js';
 
 const flagOptions: ReadonlySet<string> = new Set(pvOptionDocs.filter((o) => o.arg === undefined).map((o) => o.name));
@@ -134,6 +135,7 @@ function parseJoined(joined: string[]) {
 				'pv-placement': {type: 'string', default: 'auto'},
 				'pv-guest-cpu': {type: 'string', default: String(defaultGuestCpuPercent)},
 				'pv-share': {type: 'string', default: '1'},
+				'pv-hint-script': {type: 'string', multiple: true},
 			},
 		}).values;
 	} catch (error) {
@@ -172,6 +174,7 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		}
 	}
 	if (values['pv-log'] !== undefined) options.log = values['pv-log'];
+	if (values['pv-hint-script']?.length) options.hintScripts = loadHintScripts(values['pv-hint-script']);
 	if (values['pv-metrics'] !== undefined) {
 		if (values['pv-metrics'] === '') throw new UsageError('--pv-metrics takes a file name (see pvrun man)');
 		options.metrics = values['pv-metrics'];

@@ -115,6 +115,15 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 			"Keep the VM's numbers in FILE in Prometheus' text format, for node_exporter's textfile collector: hint records and decisions, each vCPU's placement, the CPUs it leases and whether it waits for one. Replaced whole every 5 s; removed when the VM ends.",
 	},
 	{
+		name: '--pv-hint-script',
+		arg: 'FILE',
+		file: true,
+		manOnly: true,
+		brief: 'a bpftrace script the guest agent runs; its `pvhint` lines are hints',
+		detail:
+			"A bpftrace script (repeatable, up to 8, 64 KiB each) pvrun sends to the guest agent after each handshake. Where the guest has bpftrace, the agent runs it; a line it prints of the form `pvhint affinity <tid> <cpulist>` becomes an affinity hint, as if the thread had pinned itself to those vCPUs (`all` releases it); other lines go to the event log. A script that fails (one that does not compile) is said on stderr with bpftrace's message. docs/hint-programs.md.",
+	},
+	{
 		name: '--pv-share',
 		arg: 'N',
 		manOnly: true,

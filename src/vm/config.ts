@@ -2,11 +2,15 @@
 // line (src/cli/pv-options.ts) turns pvrun's --pv- options into. Nothing here
 // is probed or planned; see src/vm/probe.ts and src/vm/plan.ts.
 
+import type {HintScript} from './hint-scripts.js';
+
 export interface VmConfig {
 	/** --pv-cpus: the host CPUs for the vCPUs (default: all pvrun may use). */
 	cpus?: number[];
 	/** --pv-log: the event log. */
 	log?: string;
+	/** --pv-hint-script: bpftrace hint scripts for the guest agent to run (src/vm/hint-scripts.ts). */
+	hintScripts?: HintScript[];
 	/** --pv-metrics: the Prometheus text file (src/vm/metrics.ts). */
 	metrics?: string;
 	/** --pv-accel: the accelerator when QEMU's arguments choose none. */

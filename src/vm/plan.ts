@@ -4,6 +4,7 @@
 // is created or probed here (launch.ts does that), so -daemonize can plan
 // again for its detached pvrun's pid at no cost, and tests can plan from a
 // table.
+import type {HintScript} from './hint-scripts.js';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import {formatCpuList} from '../host/cpus.js';
@@ -37,6 +38,8 @@ export interface VmPlan {
 	placement: Placement;
 	/** --pv-share. */
 	share: number;
+	/** --pv-hint-script: sent to the agent after each handshake. */
+	hintScripts?: HintScript[];
 	/** --pv-metrics, absolute. */
 	metrics?: string;
 	/** --pv-guest-cpu, percent of one host CPU. */
@@ -94,6 +97,7 @@ export function planVm(qemuArgs: string[], options: VmConfig, facts: HostFacts, 
 		placement: options.placement,
 		share: options.share,
 		...(options.metrics !== undefined ? {metrics: path.resolve(options.metrics)} : {}),
+		...(options.hintScripts?.length ? {hintScripts: options.hintScripts} : {}),
 		guestCpuPercent: options.guestCpuPercent,
 		incoming: given.some((o) => o.name === 'incoming'),
 		daemonize: given.some((o) => o.name === 'daemonize'),

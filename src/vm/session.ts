@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {AgentClient, AgentPortClosedError, AgentReplyError, AgentTimeoutError} from '../agent/client.js';
+import {ScriptRuns, type ScriptNews} from './hint-scripts.js';
 import {AgentWatch, type HintsStatus} from '../agent/watch.js';
 import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
@@ -225,6 +226,7 @@ export class HintSession {
 			this.engine?.kick();
 		});
 		this.agent.on('log', (line) => this.guestLog(line));
+		this.agent.on('script', (out) => this.scriptNews(this.scripts.output(out)));
 		// The guest may have opened its port before we connected: ask QEMU, so no handshake is missed.
 		const chardevs = await this.qmp.execute<Array<{label?: unknown; 'frontend-open'?: unknown}>>('query-chardev');
 		if (this.portOpen || chardevs.some((c) => c.label === channelIds.agentChardev && c['frontend-open'] === true)) void this.handshake();
@@ -447,6 +449,7 @@ export class HintSession {
 			}
 			this.hintsChanged(this.watch.hello());
 			await this.sayLive(agent, programs);
+			await this.startScripts(agent);
 		} catch (error) {
 			// The channel closes only with QEMU: a VM ending mid-handshake is no news for the terminal;
 			// an agent that goes mid-handshake is followed by the next one's.
@@ -648,6 +651,29 @@ export class HintSession {
 		} catch (error) {
 			if (!agent.isClosed && !(error instanceof AgentPortClosedError)) this.log.write('warning', {message: `guest agent: live: ${firstLine(error)}`});
 		}
+	}
+
+	private readonly scripts = new ScriptRuns();
+
+	/** The hint scripts (--pv-hint-script), after the handshake: the agent runs them with the guest's bpftrace. */
+	private async startScripts(agent: AgentClient): Promise<void> {
+		this.scripts.reset(); // the agent stops the scripts of an earlier handshake at its hello
+		for (const script of this.plan.hintScripts ?? []) {
+			const id = this.scripts.begin(script.name);
+			try {
+				this.scriptNews(this.scripts.started(script.name, await agent.script(id, script.name, script.text)));
+			} catch (error) {
+				if (agent.isClosed) throw error;
+				this.scriptNews(this.scripts.failed(id, script.name, error instanceof AgentReplyError ? error.log : firstLine(error)));
+			}
+		}
+	}
+
+	private scriptNews(news: ScriptNews | undefined): void {
+		if (!news || this.closed) return;
+		if (news.event === 'script-output') this.log.write('script-output', news.fields);
+		else if (news.warn !== undefined) this.log.say('script', news.fields, news.warn);
+		else this.log.write('script', news.fields, news.summary);
 	}
 
 	/** Send one BPF object to the agent and log it. */

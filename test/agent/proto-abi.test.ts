@@ -26,12 +26,15 @@ static size_t unhex(const char *s, unsigned char *out, size_t max) {
 	return n;
 }
 int main(int argc, char **argv) {
-	if (argc != 4) return 2;
+	if (argc != 5) return 2;
 	V("magic", PVAG_MAGIC); V("version", PVAG_VERSION); V("maxPayload", PVAG_MAX_PAYLOAD); V("nameLength", PVAG_NAME_LEN);
 	printf("portName %s\n", PVAG_PORT_NAME); printf("kickPortName %s\n", PVAG_KICK_PORT_NAME); printf("liveFile %s\n", PVAG_LIVE_FILE);
 	V("type.hello", PVAG_HELLO); V("type.load", PVAG_LOAD); V("type.unload", PVAG_UNLOAD); V("type.list", PVAG_LIST);
 	V("type.stats", PVAG_STATS); V("type.ping", PVAG_PING); V("type.live", PVAG_LIVE); V("type.snapshot", PVAG_SNAPSHOT); V("type.reply", PVAG_REPLY); V("type.error", PVAG_ERROR);
-	V("type.kick", PVAG_KICK); V("type.log", PVAG_LOG);
+	V("type.kick", PVAG_KICK); V("type.log", PVAG_LOG); V("type.script", PVAG_SCRIPT); V("type.scriptOut", PVAG_SCRIPT_OUT);
+	V("scriptMax", PVAG_SCRIPT_MAX); V("scriptLineMax", PVAG_SCRIPT_LINE_MAX); V("maxScripts", PVAG_MAX_SCRIPTS);
+	V("stream.stdout", PVAG_SCRIPT_STDOUT); V("stream.stderr", PVAG_SCRIPT_STDERR); V("stream.exit", PVAG_SCRIPT_EXIT); V("stream.refused", PVAG_SCRIPT_REFUSED);
+	V("sizeof.scriptReq", sizeof(struct pvag_script_req)); V("sizeof.scriptOut", sizeof(struct pvag_script_out));
 	V("sizeof.frame", sizeof(struct pvag_frame));
 
 	struct pvag_frame f = {.magic = PVAG_MAGIC, .version = PVAG_VERSION, .type = PVAG_KICK, .id = 0x01020304, .len = 0};
@@ -59,6 +62,11 @@ int main(int argc, char **argv) {
 	struct { struct pvag_error e; char msg[8]; } __attribute__((packed)) err = {.e = {.err = 22}, .msg = "bad prog"};
 	hex("error", &err, sizeof err);
 
+	struct { struct pvag_script_out o; char line[5]; } __attribute__((packed)) so = {.o = {.script = 0x0a0b0c0d, .stream = PVAG_SCRIPT_REFUSED, .status = 3, .hints = 9}, .line = "hi\x1b!x"};
+	hex("scriptOut", &so, sizeof so);
+	uint32_t spid = 4242;
+	hex("scriptReply", &spid, sizeof spid);
+
 	unsigned char buf[256];
 	struct pvag_hello_req hr;
 	memset(&hr, 0, sizeof hr);
@@ -73,6 +81,14 @@ int main(int argc, char **argv) {
 	V("loadReq.recordType", lr.record_type); V("loadReq.objectBytes", n - sizeof lr);
 	printf("loadReq.name %.*s\n", PVAG_NAME_LEN, lr.name);
 
+	struct pvag_script_req sr;
+	n = unhex(argv[4], buf, sizeof buf);
+	if (n < sizeof sr) return 6;
+	memcpy(&sr, buf, sizeof sr);
+	V("scriptReq.script", sr.script); V("scriptReq.textBytes", n - sizeof sr);
+	printf("scriptReq.name %.*s\n", PVAG_NAME_LEN, sr.name);
+	printf("scriptReq.text %.*s\n", (int)(n - sizeof sr), (const char *)buf + sizeof sr);
+
 	struct pvag_frame fr;
 	if (unhex(argv[3], buf, sizeof buf) != sizeof fr + 3) return 5;
 	memcpy(&fr, buf, sizeof fr);
@@ -86,7 +102,8 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 	const helloReq = P.encodeHello(0x12345678).toString('hex');
 	const loadReq = P.encodeLoad(9, 'affinity', Buffer.from('ELF!')).toString('hex');
 	const frameOut = P.encodeFrame(P.FrameType.ping, 0xdeadbeef, Buffer.from('abc')).toString('hex');
-	const c = await cProbe(t, probe, 'guest-agent', [helloReq, loadReq, frameOut]);
+	const scriptReq = P.encodeScript(0x01020304, 'pin.bt', 'BEGIN { exit(); }').toString('hex');
+	const c = await cProbe(t, probe, 'guest-agent', [helloReq, loadReq, frameOut, scriptReq]);
 	const num = (k: string) => Number(c.get(k));
 	const bytes = (k: string) => Buffer.from(c.get(k) ?? '', 'hex');
 
@@ -99,6 +116,12 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 		t.equal(c.get('kickPortName'), P.kickPortName, 'the kick port name');
 		t.equal(c.get('liveFile'), P.liveFile, 'the file the agent writes on LIVE, where /init waits for it');
 		t.equal(num('sizeof.frame'), P.frameHeaderSize);
+		t.equal(num('scriptMax'), P.scriptMax);
+		t.equal(num('scriptLineMax'), P.scriptLineMax);
+		t.equal(num('maxScripts'), P.maxScripts);
+		for (const [name, value] of Object.entries(P.ScriptStream)) t.equal(num(`stream.${name}`), value, `script stream ${name}`);
+		t.equal(num('sizeof.scriptReq'), 8 + P.nameLength);
+		t.equal(num('sizeof.scriptOut'), 16);
 		for (const [name, value] of Object.entries(P.FrameType)) t.equal(num(`type.${name}`), value, `frame type ${name}`);
 		t.equal([...c.keys()].filter((k) => k.startsWith('type.')).length, Object.keys(P.FrameType).length, 'every C frame type is known');
 	});
@@ -130,6 +153,8 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 		]);
 		t.same(P.decodeStats(bytes('stats')), {records: 1n, dropped: 2n, kicks: 3n, framesIn: 4n, framesBad: 0x500000000n, programs: 6, hostLinks: 7});
 		t.same(P.decodeError(bytes('error')), {errno: 22, message: 'bad prog'});
+		t.same(P.decodeScriptOut(bytes('scriptOut')), {script: 0x0a0b0c0d, stream: 'refused', status: 3, hints: 9, text: 'hi?!x'}, 'control characters dropped');
+		t.equal(P.decodeScriptReply(bytes('scriptReply')), 4242);
 	});
 
 	t.test('requests the host builds decode with the C structs', async (t) => {
@@ -143,5 +168,9 @@ t.test('src/agent/protocol.ts matches guest-agent/proto.h', async (t) => {
 		t.equal(num('frameOut.type'), P.FrameType.ping);
 		t.equal(num('frameOut.id'), 0xdeadbeef);
 		t.equal(num('frameOut.len'), 3);
+		t.equal(num('scriptReq.script'), 0x01020304);
+		t.equal(c.get('scriptReq.name'), 'pin.bt');
+		t.equal(num('scriptReq.textBytes'), 17, 'the text follows the fixed part');
+		t.equal(c.get('scriptReq.text'), 'BEGIN { exit(); }');
 	});
 });

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import {parsePvOptions, splitArgs} from '../../src/cli/pv-options.js';
 
@@ -121,5 +124,23 @@ t.test('--pv-cs off|observe|act, --pv-cs-boost', async (t) => {
 		t.equal(parsePvOptions(['--pv-cs-feedback', 'proc']).csFeedback, 'proc');
 		t.equal(parsePvOptions(splitArgs(['--pv-cs-feedback=bpf', '-m', '512']).pv).csFeedback, 'bpf');
 		t.throws(() => parsePvOptions(['--pv-cs-feedback', 'ebpf']), {message: /Given: "ebpf", Choices: "auto", "bpf", "proc"/, exitCode: 2});
+	});
+});
+
+t.test('--pv-hint-script FILE, repeatable: the scripts read whole', async (t) => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-pv-scripts-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	fs.writeFileSync(path.join(dir, 'a.bt'), 'BEGIN { exit(); }');
+	fs.writeFileSync(path.join(dir, 'b.bt'), 'END {}');
+	t.equal(parsePvOptions([]).hintScripts, undefined, 'none by default');
+	const {pv} = splitArgs(['--pv-hint-script', path.join(dir, 'a.bt'), '-m', '512', `--pv-hint-script=${path.join(dir, 'b.bt')}`]);
+	t.same(parsePvOptions(pv).hintScripts, [
+		{name: 'a.bt', text: 'BEGIN { exit(); }'},
+		{name: 'b.bt', text: 'END {}'},
+	]);
+	t.throws(() => parsePvOptions(['--pv-hint-script', path.join(dir, 'c.bt')]), {
+		name: 'UsageError',
+		message: /--pv-hint-script .*c\.bt: cannot read it: ENOENT/,
+		exitCode: 2,
 	});
 });

@@ -1,7 +1,9 @@
 // The table --help, pvrun(1) and the completion are made from agrees with what pvrun parses:
 // every --pv- option's values, and every option of pvrun's commands (yargs).
+import path from 'node:path';
 import {execa} from 'execa';
 import t from 'tap';
+import {packageRoot} from '../../src/util/paths.js';
 import {parsePvOptions, pvOptionNames} from '../../src/cli/pv-options.js';
 import {commandDocs, optionHelpLine, pvOptionDocs, valueOptionNames} from '../../src/cli/reference.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
@@ -19,6 +21,7 @@ const sample: Record<string, string> = {
 	'--pv-guest-cpu': '5',
 	'--pv-share': '2',
 	'--pv-metrics': '/tmp/x.prom',
+	'--pv-hint-script': path.join(packageRoot, 'docs', 'examples', 'hint-scripts', 'pin-by-name.bt'),
 };
 
 t.test('every option in the table parses, with each of its values; a value outside them is a usage error', async (t) => {

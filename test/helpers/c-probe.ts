@@ -10,10 +10,10 @@ import {packageRoot} from '../../src/util/paths.js';
 
 /**
  * Compile `source` (with the project's C flags) against the headers in
- * `include` (a folder of the package), run it with `args`, and return its
+ * `include` (a folder of the package, or several), run it with `args`, and return its
  * lines as key (up to the first space) → the rest of the line.
  */
-export async function cProbe(t: Pick<Test, 'teardown'>, source: string, include: string, args: string[] = []): Promise<Map<string, string>> {
+export async function cProbe(t: Pick<Test, 'teardown'>, source: string, include: string | string[], args: string[] = []): Promise<Map<string, string>> {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-c-probe-'));
 	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
 	fs.writeFileSync(path.join(dir, 'probe.c'), source);
@@ -22,8 +22,7 @@ export async function cProbe(t: Pick<Test, 'teardown'>, source: string, include:
 		'-Wall',
 		'-Wextra',
 		'-Werror',
-		'-I',
-		path.join(packageRoot, include),
+		...[include].flat().flatMap((dir) => ['-I', path.join(packageRoot, dir)]),
 		'-o',
 		path.join(dir, 'probe'),
 		path.join(dir, 'probe.c'),
