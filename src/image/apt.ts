@@ -84,6 +84,66 @@ export function aptStateStamp(): string {
 	return hash.digest('hex');
 }
 
+/** The arguments of the apt-cache call whose output dependencyClosure reads: Depends and Pre-Depends only. */
+export const aptDependsArgs = ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances'];
+
+/**
+ * The packages `root` needs, by name, from `apt-cache depends --recurse` output (aptDependsArgs),
+ * `root` excluded, in the order they are first reached. Of alternatives (`|Depends: a` then
+ * `Depends: b`) the first real package is taken; a virtual package (`<name>`) stands for the
+ * first package listed under it as providing it; the virtual names themselves are left out.
+ */
+export function dependencyClosure(text: string, root: string): string[] {
+	type Alternative = {name: string; virtual: boolean; providers: string[]};
+	const graph = new Map<string, Alternative[][]>();
+	let groups: Alternative[][] | undefined;
+	let open = false; // the last group ended in "|": the next dependency line joins it
+	for (const line of text.split('\n')) {
+		const head = /^(\S+)\s*$/.exec(line);
+		if (head?.[1] !== undefined) {
+			groups = [];
+			open = false;
+			if (!head[1].startsWith('<')) graph.set(head[1], groups);
+			continue;
+		}
+		const dep = /^ {1,2}(\|?)(?:Pre)?Depends: (<)?([^\s>]+)>?\s*$/.exec(line);
+		if (dep?.[3] !== undefined && groups) {
+			const alternative = {name: dep[3], virtual: dep[2] === '<', providers: []};
+			const last = groups[groups.length - 1];
+			if (open && last) last.push(alternative);
+			else groups.push([alternative]);
+			open = dep[1] === '|';
+			continue;
+		}
+		const provider = /^ {4}(\S+)\s*$/.exec(line);
+		const alternatives = groups?.[groups.length - 1];
+		const last = alternatives?.[alternatives.length - 1];
+		if (provider?.[1] !== undefined && last?.virtual) last.providers.push(provider[1]);
+	}
+	const order: string[] = [];
+	const seen = new Set([root]);
+	const queue = [root];
+	for (let current = queue.shift(); current !== undefined; current = queue.shift()) {
+		for (const group of graph.get(current) ?? []) {
+			const real = group.find((a) => !a.virtual)?.name ?? group.flatMap((a) => a.providers)[0];
+			if (real === undefined || seen.has(real)) continue;
+			seen.add(real);
+			order.push(real);
+			queue.push(real);
+		}
+	}
+	return order;
+}
+
+/** The packages `root` depends on, directly or not (Depends and Pre-Depends), at their candidate versions. */
+export async function resolveClosure(root: string): Promise<ResolvedPackage[]> {
+	const result = await execa('apt-cache', [...aptDependsArgs, root], {reject: false});
+	if (result.exitCode !== 0 || !/\S/.test(result.stdout))
+		throw new ImageError(`cannot resolve the dependencies of ${root} (${firstLine(result.stderr) || `exit ${result.exitCode}`}): run make setup`);
+	const names = dependencyClosure(result.stdout, root);
+	return names.length ? resolvePackages(names) : [];
+}
+
 /**
  * resolve(names) through a small on-disk memo keyed by the apt state, because
  * apt-cache takes ~0.6 s a call where apt keeps no binary cache (Debian's
@@ -136,38 +196,70 @@ export async function sha256File(file: string): Promise<string> {
  * discarded and fetched again; a download that does not match is an error.
  */
 export async function fetchPackage(pkg: ResolvedPackage, debDir: string): Promise<{file: string; downloaded: boolean}> {
+	const got = (await fetchPackages([pkg], debDir)).get(pkg.name);
+	if (!got) throw new ImageError(`download of ${pkg.name} ${pkg.version} failed`);
+	return got;
+}
+
+/**
+ * fetchPackage for many packages at once: the missing ones are downloaded by one apt-get call,
+ * which starts apt once (about a second where apt keeps no binary cache) and fetches them over
+ * one connection, instead of one call each. Keyed by package name.
+ */
+export async function fetchPackages(pkgs: readonly ResolvedPackage[], debDir: string): Promise<Map<string, {file: string; downloaded: boolean}>> {
 	fs.mkdirSync(debDir, {recursive: true});
-	const file = path.join(debDir, `${pkg.sha256}.deb`);
-	if (fs.existsSync(file)) {
-		if ((await sha256File(file)) === pkg.sha256) return {file, downloaded: false};
-		fs.rmSync(file, {force: true});
+	const out = new Map<string, {file: string; downloaded: boolean}>();
+	const missing: ResolvedPackage[] = [];
+	for (const pkg of pkgs) {
+		const file = path.join(debDir, `${pkg.sha256}.deb`);
+		if (fs.existsSync(file)) {
+			if ((await sha256File(file)) === pkg.sha256) {
+				out.set(pkg.name, {file, downloaded: false});
+				continue;
+			}
+			fs.rmSync(file, {force: true});
+		}
+		if (!missing.some((m) => m.name === pkg.name)) missing.push(pkg);
 	}
+	if (!missing.length) return out;
 	const tmp = fs.mkdtempSync(path.join(debDir, '.download-'));
 	try {
-		const result = await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${pkg.name}=${pkg.version}`], {
+		const result = await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', ...missing.map((p) => `${p.name}=${p.version}`)], {
 			cwd: tmp,
 			reject: false,
 		});
-		const debs = fs.readdirSync(tmp).filter((n) => n.endsWith('.deb'));
-		if (result.exitCode !== 0 || debs.length !== 1 || debs[0] === undefined) {
+		const what = missing.map((p) => `${p.name} ${p.version}`).join(', ');
+		if (result.exitCode !== 0) {
 			const why = firstLine(result.stderr.split('\n').find((l) => l.startsWith('E:')) ?? result.stderr) || `exit ${result.exitCode}`;
-			throw new ImageError(`download of ${pkg.name} ${pkg.version} failed: ${why}`);
+			throw new ImageError(`download of ${what} failed: ${why}`);
 		}
-		const got = path.join(tmp, debs[0]);
-		const sum = await sha256File(got);
-		if (sum !== pkg.sha256)
-			throw new ImageError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
-		fs.renameSync(got, file);
-		return {file, downloaded: true};
+		const debs = fs.readdirSync(tmp).filter((n) => n.endsWith('.deb'));
+		for (const pkg of missing) {
+			// apt-get names a download <name>_<version, ':' as %3a>_<arch>.deb.
+			const name = debs.find((n) => n.startsWith(`${pkg.name}_`));
+			if (name === undefined) throw new ImageError(`download of ${pkg.name} ${pkg.version} failed: apt-get download left no ${pkg.name}_*.deb`);
+			const got = path.join(tmp, name);
+			const sum = await sha256File(got);
+			if (sum !== pkg.sha256)
+				throw new ImageError(`download of ${pkg.name} ${pkg.version} is corrupt (SHA256 ${sum.slice(0, 12)}…, apt expects ${pkg.sha256.slice(0, 12)}…)`);
+			const file = path.join(debDir, `${pkg.sha256}.deb`);
+			fs.renameSync(got, file);
+			out.set(pkg.name, {file, downloaded: true});
+		}
+		return out;
 	} finally {
 		fs.rmSync(tmp, {recursive: true, force: true});
 	}
 }
 
-/** Extract selected members (tar patterns like ./boot/vmlinuz-*) of a .deb into `dir`. */
-export async function extractDeb(deb: string, dir: string, members: string[]): Promise<void> {
+/**
+ * Extract selected members (tar patterns like ./boot/vmlinuz-*; none: all) of a .deb into `dir`,
+ * less the trees `exclude` names (like ./usr/share/doc). Links stay links.
+ */
+export async function extractDeb(deb: string, dir: string, members: string[], exclude: string[] = []): Promise<void> {
 	fs.mkdirSync(dir, {recursive: true});
-	const script = 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "${@:3}"';
-	const result = await execa('bash', ['-o', 'pipefail', '-c', script, 'extract', deb, dir, ...members], {reject: false});
+	const script = 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" "${@:3}"';
+	const options = ['--anchored', ...exclude.map((e) => `--exclude=${e}`), '--wildcards', ...members];
+	const result = await execa('bash', ['-o', 'pipefail', '-c', script, 'extract', deb, dir, ...options], {reject: false});
 	if (result.exitCode !== 0) throw new ImageError(`cannot unpack ${path.basename(deb)}: ${firstLine(result.stderr) || `exit ${result.exitCode}`}`);
 }

@@ -7,10 +7,10 @@ import {execa} from 'execa';
 import {firstLine, ImageError} from '../util/errors.js';
 import {cacheRoot, packageRoot} from '../util/paths.js';
 import {silentProgress, type Progress} from '../util/progress.js';
-import {extractDeb, fetchPackage, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
+import {extractDeb, fetchPackages, resolveClosure, resolveKernelPackage, resolveMemoized, resolvePackages, sha256File, type ResolvedPackage} from './apt.js';
 import {imageKey, initrdName, kernelName, makeBuildDir, openCachedImage, pruneImages, publishImage, type CachedImage} from './cache.js';
 import {moduleClosure, parseModulesDep, trimmedModulesDep} from './modules.js';
-import {expandFile, flavourFile, loadImageSpec, type ImageSpec} from './spec.js';
+import {expandFile, flavourFile, loadImageSpec, wholeExcludes, type ImageSpec} from './spec.js';
 
 /** Bump when the way images are assembled changes, so old cache entries are not reused. */
 export const builderVersion = 1;
@@ -35,6 +35,8 @@ interface Inputs {
 	spec: ImageSpec;
 	kernel: ResolvedPackage;
 	packages: ResolvedPackage[];
+	/** For each of spec.packages, the dependency closure it asked for (`depends`), staged whole; else empty. */
+	closures: ResolvedPackage[][];
 	files: Array<{source: string; dest: string; mode: number; sha256: string}>;
 }
 
@@ -75,6 +77,17 @@ async function gatherInputs(spec: ImageSpec, root: string, memo: string): Promis
 	]);
 	const [kernel, ...packages] = resolved;
 	if (!kernel || packages.length !== names.length) throw new ImageError('package resolution returned an unexpected result');
+	const closures: ResolvedPackage[][] = [];
+	for (const entry of spec.packages) {
+		if (!entry.depends) {
+			closures.push([]);
+			continue;
+		}
+		const closure = await resolveMemoized(memo, `closure ${entry.name}`, () => resolveClosure(entry.name));
+		const absent = (entry.without ?? []).filter((n) => !closure.some((p) => p.name === n));
+		if (absent.length) throw new ImageError(`package ${entry.name}: "without" names ${absent.join(', ')}, which it does not depend on`);
+		closures.push(closure.filter((p) => !entry.without?.includes(p.name)));
+	}
 	const files: Inputs['files'] = [];
 	for (const entry of spec.files) {
 		for (const {source, dest} of expandFile(entry, root)) {
@@ -82,7 +95,7 @@ async function gatherInputs(spec: ImageSpec, root: string, memo: string): Promis
 			files.push({source, dest, mode: entry.mode, sha256: await sha256File(source)});
 		}
 	}
-	return {spec, kernel, packages, files};
+	return {spec, kernel, packages, closures, files};
 }
 
 /** The canonical, path-independent description of the inputs that the key hashes. */
@@ -92,7 +105,11 @@ function describeInputs(inputs: Inputs): unknown {
 		builder: builderVersion,
 		kernel: pkg(inputs.kernel),
 		modules: inputs.spec.kernel.modules,
-		packages: inputs.packages.map((p, i) => ({...pkg(p), files: inputs.spec.packages[i]?.files})),
+		packages: inputs.packages.map((p, i) => {
+			const files = inputs.spec.packages[i]?.files;
+			const closure = inputs.closures[i] ?? [];
+			return {...pkg(p), files, ...(files === 'all' ? {exclude: wholeExcludes} : {}), ...(closure.length ? {depends: closure.map(pkg)} : {})};
+		}),
 		files: inputs.files.map((f) => ({dest: f.dest, mode: f.mode, sha256: f.sha256})),
 	};
 }
@@ -101,40 +118,90 @@ function describeInputs(inputs: Inputs): unknown {
 async function assemble(inputs: Inputs, cache: string, buildDir: string, progress: Progress): Promise<string> {
 	const debDir = path.join(cache, 'debs');
 	const debs = new Map<string, string>();
-	for (const pkg of [inputs.kernel, ...inputs.packages]) {
-		const step = progress.step(`package ${pkg.name} ${pkg.version}`);
-		try {
-			const {file, downloaded} = await fetchPackage(pkg, debDir);
-			debs.set(pkg.name, file);
-			step.done(downloaded ? `downloaded ${(pkg.size / 1e6).toFixed(1)} MB` : 'cached');
-		} catch (error) {
-			step.fail();
-			throw error;
-		}
-	}
-
-	const step = progress.step('assembling initramfs');
+	const wanted = new Map<string, ResolvedPackage>();
+	for (const pkg of [inputs.kernel, ...inputs.packages, ...inputs.closures.flat()]) if (!wanted.has(pkg.name)) wanted.set(pkg.name, pkg);
+	const all = [...wanted.values()];
+	const megabytes = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+	const step = progress.step(`packages (${all.length}, ${megabytes(all.reduce((sum, p) => sum + p.size, 0))})`);
 	try {
-		const rootfs = path.join(buildDir, 'root');
-		fs.mkdirSync(rootfs);
-		for (const [i, pkg] of inputs.spec.packages.entries()) await stagePackage(debs.get(pkg.name) ?? '', pkg.files, path.join(buildDir, `pkg-${i}`), rootfs);
-		const busybox = path.join(rootfs, 'bin', 'busybox');
-		if (!fs.existsSync(busybox)) throw new ImageError('the image description must put busybox at /bin/busybox');
-		step.update('kernel and modules');
-		const release = await stageKernel(debs.get(inputs.kernel.name) ?? '', inputs.spec.kernel.modules, busybox, buildDir, rootfs);
-		step.update('files');
-		for (const f of inputs.files) copyInto(rootfs, f.source, f.dest, f.mode);
-		await linkApplets(busybox, rootfs);
-		writeBaseFiles(rootfs, inputs.spec.kernel.modules);
-		step.update('cpio');
-		await writeCpio(rootfs, path.join(buildDir, initrdName));
-		fs.rmSync(rootfs, {recursive: true, force: true});
-		step.done(`${(fs.statSync(path.join(buildDir, initrdName)).size / 1e6).toFixed(1)} MB`);
-		return release;
+		// One apt-get call for all the missing ones: apt's start costs about a second each.
+		const fetched = await fetchPackages(all, debDir);
+		let downloaded = 0;
+		for (const pkg of all) {
+			const got = fetched.get(pkg.name);
+			if (!got) throw new ImageError(`download of ${pkg.name} ${pkg.version} failed`);
+			debs.set(pkg.name, got.file);
+			if (got.downloaded) downloaded += pkg.size;
+			progress.info(`package ${pkg.name} ${pkg.version}: ${got.downloaded ? `downloaded ${megabytes(pkg.size)}` : 'cached'}`);
+		}
+		step.done(downloaded ? `downloaded ${megabytes(downloaded)}` : 'cached');
 	} catch (error) {
 		step.fail();
 		throw error;
 	}
+
+	const assembling = progress.step('assembling initramfs');
+	try {
+		const rootfs = path.join(buildDir, 'root');
+		fs.mkdirSync(rootfs);
+		// Whole packages first, each once, two tars at a time (unpacking is xz-bound: one CPU each),
+		// the largest first; then the mapped files, which win where both have a path.
+		const whole = new Map<string, ResolvedPackage>();
+		for (const [i, pkg] of inputs.spec.packages.entries()) {
+			const own = pkg.files === 'all' ? [inputs.packages[i]] : [];
+			for (const p of [...own, ...(inputs.closures[i] ?? [])]) if (p && !whole.has(p.name)) whole.set(p.name, p);
+		}
+		// The kernel package (all of it decompressed, ~3 s) unpacks meanwhile.
+		const kernelTree = unpackKernel(debs.get(inputs.kernel.name) ?? '', buildDir);
+		kernelTree.catch(() => undefined); // awaited below; a failure there is the one reported
+		const bySize = [...whole.values()].sort((a, b) => b.size - a.size);
+		if (bySize.length) assembling.update(`unpacking ${bySize.length} packages`);
+		try {
+			await inPool(bySize, unpackPool, (p) => stageWhole(debs.get(p.name) ?? '', rootfs));
+		} catch (error) {
+			await kernelTree.catch(() => undefined); // no tar left writing into a build directory about to go
+			throw error;
+		}
+		for (const [i, pkg] of inputs.spec.packages.entries())
+			if (pkg.files !== 'all') await stagePackage(debs.get(pkg.name) ?? '', pkg.files, path.join(buildDir, `pkg-${i}`), rootfs);
+		const busybox = path.join(rootfs, 'bin', 'busybox');
+		if (!fs.existsSync(busybox)) throw new ImageError('the image description must put busybox at /bin/busybox');
+		assembling.update('kernel and modules');
+		const release = await stageKernel(kernelTree, inputs.spec.kernel.modules, busybox, buildDir, rootfs);
+		assembling.update('files');
+		for (const f of inputs.files) copyInto(rootfs, f.source, f.dest, f.mode);
+		await linkApplets(busybox, rootfs);
+		writeBaseFiles(rootfs, inputs.spec.kernel.modules);
+		assembling.update('cpio');
+		await writeCpio(rootfs, path.join(buildDir, initrdName));
+		fs.rmSync(rootfs, {recursive: true, force: true});
+		assembling.done(megabytes(fs.statSync(path.join(buildDir, initrdName)).size));
+		return release;
+	} catch (error) {
+		assembling.fail();
+		throw error;
+	}
+}
+
+/** How many whole packages are unpacked at once. */
+const unpackPool = 2;
+
+/** run(item) for every item, at most `size` at a time; the first failure is thrown once all started ones have ended. */
+export async function inPool<T>(items: readonly T[], size: number, run: (item: T) => Promise<void>): Promise<void> {
+	let next = 0;
+	let failure: {error: unknown} | undefined;
+	const worker = async (): Promise<void> => {
+		while (!failure && next < items.length) {
+			const item = items[next++] as T;
+			try {
+				await run(item);
+			} catch (error) {
+				failure ??= {error};
+			}
+		}
+	};
+	await Promise.all(Array.from({length: Math.min(size, items.length)}, worker));
+	if (failure) throw failure.error;
 }
 
 /**
@@ -149,6 +216,11 @@ async function stagePackage(deb: string, files: Record<string, string>, scratch:
 		copyInto(rootfs, source, to, fs.statSync(source).mode & 0o7777);
 	}
 	fs.rmSync(scratch, {recursive: true, force: true});
+}
+
+/** A whole package into the root filesystem at its own paths, links kept, less wholeExcludes: one tar. */
+export async function stageWhole(deb: string, rootfs: string): Promise<void> {
+	await extractDeb(deb, rootfs, [], wholeExcludes);
 }
 
 /** The file `rel` leads to inside the unpacked tree `root`, following links (absolute ones from `root`) at most 8 deep. */
@@ -169,10 +241,16 @@ export function resolveInside(root: string, rel: string): string {
 	throw new ImageError(`${rel} in the package is a loop of links`);
 }
 
-/** Unpack the kernel, copy vmlinuz out, and stage the module closure with its modules.dep. */
-async function stageKernel(deb: string, wanted: string[], busybox: string, buildDir: string, rootfs: string): Promise<string> {
+/** Unpack the kernel's vmlinuz and modules into buildDir/kernel: the tree's path. */
+async function unpackKernel(deb: string, buildDir: string): Promise<string> {
 	const tree = path.join(buildDir, 'kernel');
 	await extractDeb(deb, tree, ['./boot/vmlinuz-*', './lib/modules/*']);
+	return tree;
+}
+
+/** From the unpacked kernel, copy vmlinuz out, and stage the module closure with its modules.dep. */
+async function stageKernel(unpacked: Promise<string>, wanted: string[], busybox: string, buildDir: string, rootfs: string): Promise<string> {
+	const tree = await unpacked;
 	const releases = fs.readdirSync(path.join(tree, 'lib', 'modules'));
 	const release = releases[0];
 	if (releases.length !== 1 || release === undefined) throw new ImageError(`kernel package holds ${releases.length} module trees, expected 1`);

@@ -7,9 +7,34 @@ import {ImageError} from '../util/errors.js';
 export interface PackageSpec {
 	/** Debian package name, resolved to the candidate version by apt. */
 	name: string;
-	/** Paths inside the package (no leading slash) → absolute paths in the image. */
-	files: Record<string, string>;
+	/**
+	 * Paths inside the package (no leading slash) → absolute paths in the image; or `all`: the
+	 * whole package at its own paths, links kept, less what a run never needs (wholeExcludes).
+	 */
+	files: Record<string, string> | 'all';
+	/** Also stage every package of its dependency closure (Depends and Pre-Depends) whole. */
+	depends?: true;
+	/** Packages of that closure to leave out (each must be in it). */
+	without?: string[];
 }
+
+/** What a whole package (`"files": "all"`) leaves out: documentation and other files no run reads. */
+export const wholeExcludes = [
+	'./usr/share/doc',
+	'./usr/share/doc-base',
+	'./usr/share/man',
+	'./usr/share/info',
+	'./usr/share/lintian',
+	'./usr/share/locale',
+	'./usr/share/bug',
+	'./usr/share/bash-completion',
+	'./usr/share/zsh',
+	'./usr/share/menu',
+	'./usr/share/gdb',
+	'./usr/share/gcc',
+	// iconv's character set modules (libc6, 8 MB): nothing in a guest converts character sets.
+	'./usr/lib/x86_64-linux-gnu/gconv',
+];
 
 export interface FileSpec {
 	/** Repository-relative source; a trailing `/*.suffix` selects files by suffix. */
@@ -115,8 +140,19 @@ export function parseImageSpec(raw: unknown, where = 'image description'): Image
 	if (!Array.isArray(packagesRaw)) return fail('"packages" must be a list');
 	const packages = packagesRaw.map((p, i): PackageSpec => {
 		if (!isRecord(p) || typeof p['name'] !== 'string' || !packageName.test(p['name'])) return fail(`packages[${i}].name must be a Debian package name`);
+		const known = ['name', 'files', 'depends', 'without'];
+		const stray = Object.keys(p).filter((k) => !known.includes(k) && !k.startsWith('$'));
+		if (stray.length) return fail(`packages[${i}] has unknown field(s) ${stray.join(', ')} (known: ${known.join(', ')})`);
 		const files = p['files'];
-		if (!isRecord(files)) return fail(`packages[${i}].files must map package paths to image paths`);
+		const {depends, without} = p;
+		if (depends !== undefined && depends !== true) return fail(`packages[${i}].depends must be true (or absent)`);
+		if (depends && files !== 'all') return fail(`packages[${i}]: "depends": true needs "files": "all" (its dependencies are staged whole)`);
+		const left = without === undefined ? undefined : stringList(without);
+		if (without !== undefined && (!depends || !left || !left.every((n) => packageName.test(n))))
+			return fail(`packages[${i}].without must be a list of package names, beside "depends": true`);
+		const extra = {...(depends === true ? {depends: true as const} : {}), ...(left ? {without: left} : {})};
+		if (files === 'all') return {name: p['name'], files, ...extra};
+		if (!isRecord(files)) return fail(`packages[${i}].files must map package paths to image paths, or be "all"`);
 		const mapped: Record<string, string> = {};
 		for (const [from, to] of Object.entries(files)) {
 			if (typeof to !== 'string' || !safeAbsolute(to) || from.startsWith('/') || from.includes('..'))

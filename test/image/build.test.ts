@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {ensureImage, resolveInside} from '../../src/image/build.js';
+import {execFileSync} from 'node:child_process';
+import {ensureImage, inPool, resolveInside, stageWhole} from '../../src/image/build.js';
 import {imagesDir} from '../../src/image/cache.js';
 import {packageRoot} from '../../src/util/paths.js';
 import type {Progress} from '../../src/util/progress.js';
@@ -93,4 +94,64 @@ t.test("a package's mapped path may be a link: the file it leads to, inside the 
 	t.throws(() => resolveInside(root, 'lib64/up'), {message: /leads out of it/});
 	t.throws(() => resolveInside(root, 'lib64/loop'), {message: /loop of links/});
 	t.throws(() => resolveInside(root, 'nope'), {message: /the package has no nope/});
+});
+
+t.test('a whole package is staged at its own paths: links stay links, documentation is left out', async (t) => {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-whole-'));
+	t.teardown(() => fs.rmSync(dir, {recursive: true, force: true}));
+	const pkg = path.join(dir, 'pkg');
+	const put = (rel: string, body: string) => {
+		fs.mkdirSync(path.dirname(path.join(pkg, rel)), {recursive: true});
+		fs.writeFileSync(path.join(pkg, rel), body);
+	};
+	put('DEBIAN/control', 'Package: pvrun-test\nVersion: 1\nArchitecture: all\nMaintainer: pvrun <pvrun@example.org>\nDescription: test\n');
+	put('usr/bin/tool', '#!/bin/sh\n');
+	fs.chmodSync(path.join(pkg, 'usr/bin/tool'), 0o755);
+	put('usr/lib/x86_64-linux-gnu/libx.so.1.0', 'x');
+	fs.symlinkSync('libx.so.1.0', path.join(pkg, 'usr/lib/x86_64-linux-gnu/libx.so.1'));
+	fs.mkdirSync(path.join(pkg, 'lib64'));
+	fs.symlinkSync('/usr/lib/x86_64-linux-gnu/libx.so.1.0', path.join(pkg, 'lib64/ld.so'));
+	put('usr/share/doc/pvrun-test/copyright', 'c');
+	put('usr/share/man/man1/tool.1.gz', 'm');
+	put('usr/share/locale/de/LC_MESSAGES/tool.mo', 'l');
+	put('usr/lib/x86_64-linux-gnu/gconv/UTF-7.so', 'g');
+	put('usr/share/tool/data', 'kept: not documentation');
+	execFileSync('dpkg-deb', ['--build', '--root-owner-group', pkg, path.join(dir, 'test.deb')], {stdio: 'ignore'});
+
+	const rootfs = path.join(dir, 'root');
+	fs.mkdirSync(rootfs);
+	await stageWhole(path.join(dir, 'test.deb'), rootfs);
+	t.equal(fs.statSync(path.join(rootfs, 'usr/bin/tool')).mode & 0o777, 0o755, 'a file, its mode kept');
+	t.equal(fs.readlinkSync(path.join(rootfs, 'usr/lib/x86_64-linux-gnu/libx.so.1')), 'libx.so.1.0', 'a relative link stays a link');
+	t.equal(fs.readlinkSync(path.join(rootfs, 'lib64/ld.so')), '/usr/lib/x86_64-linux-gnu/libx.so.1.0', 'an absolute one too, not followed on the host');
+	t.equal(fs.readFileSync(path.join(rootfs, 'usr/share/tool/data'), 'utf8'), 'kept: not documentation');
+	for (const gone of ['usr/share/doc', 'usr/share/man', 'usr/share/locale', 'usr/lib/x86_64-linux-gnu/gconv'])
+		t.notOk(fs.existsSync(path.join(rootfs, gone)), `no ${gone}`);
+	t.notOk(fs.existsSync(path.join(rootfs, 'DEBIAN')), 'no control files');
+	await t.rejects(stageWhole(path.join(dir, 'none.deb'), rootfs), {name: 'ImageError', message: /cannot unpack none\.deb/});
+});
+
+t.test('the download pool runs at most its size at once and reports the first failure', async (t) => {
+	let running = 0;
+	let most = 0;
+	const done: number[] = [];
+	await inPool([1, 2, 3, 4, 5, 6, 7], 3, async (n) => {
+		running++;
+		most = Math.max(most, running);
+		await new Promise((resolve) => setTimeout(resolve, 10 * (n % 3)));
+		running--;
+		done.push(n);
+	});
+	t.equal(most, 3);
+	t.same([...done].sort(), [1, 2, 3, 4, 5, 6, 7]);
+	const started: number[] = [];
+	await t.rejects(
+		inPool([1, 2, 3, 4, 5], 2, async (n) => {
+			started.push(n);
+			if (n === 2) throw new Error('boom 2');
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		}),
+		{message: 'boom 2'},
+	);
+	t.ok(started.length < 5, 'no new item starts after a failure');
 });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import {expandFile, flavourFile, listFlavours, loadImageSpec, parseImageSpec} from '../../src/image/spec.js';
+import {expandFile, flavourFile, listFlavours, loadImageSpec, parseImageSpec, wholeExcludes} from '../../src/image/spec.js';
 import {packageRoot} from '../../src/util/paths.js';
 
 const valid = {
@@ -93,4 +93,35 @@ t.test('flavours by name: default, the committed ssh one; unknown and bad names 
 	t.ok(ssh.packages.some((p) => p.name === 'dropbear-bin'));
 	t.throws(() => flavourFile(packageRoot, 'nope'), {message: /no image flavour "nope" \(the flavours: default, .*ssh/});
 	t.throws(() => flavourFile(packageRoot, '../x'), {message: /bad image flavour name/});
+});
+
+t.test('a package may be staged whole, with its dependency closure, less some of it', async (t) => {
+	const withPackages = (...packages: unknown[]) => ({...valid, packages});
+	const spec = parseImageSpec(
+		withPackages({name: 'bpftrace', files: 'all', depends: true, without: ['libclang-cpp14']}, {name: 'zlib1g', files: 'all'}, valid.packages[0]),
+	);
+	t.same(spec.packages, [
+		{name: 'bpftrace', files: 'all', depends: true, without: ['libclang-cpp14']},
+		{name: 'zlib1g', files: 'all'},
+		{name: 'busybox-static', files: {'bin/busybox': '/bin/busybox'}},
+	]);
+	const bad: Array<[string, unknown, RegExp]> = [
+		['files neither a map nor all', withPackages({name: 'bpftrace', files: 'some'}), /packages\[0\]\.files must map package paths to image paths, or be "all"/],
+		['depends not true', withPackages({name: 'bpftrace', files: 'all', depends: 'yes'}), /packages\[0\]\.depends must be true/],
+		['depends with a map', withPackages({name: 'bpftrace', files: {'usr/bin/bpftrace': '/x'}, depends: true}), /"depends": true needs "files": "all"/],
+		['without alone', withPackages({name: 'bpftrace', files: 'all', without: ['x1']}), /without must be a list of package names, beside "depends": true/],
+		['without not names', withPackages({name: 'bpftrace', files: 'all', depends: true, without: ['Bad Name']}), /without must be a list/],
+		['a misspelt field', withPackages({name: 'bpftrace', files: 'all', dependencies: true}), /packages\[0\] has unknown field\(s\) dependencies/],
+	];
+	for (const [name, raw, message] of bad) t.throws(() => parseImageSpec(raw), {name: 'ImageError', message}, name);
+	t.ok(wholeExcludes.includes('./usr/share/doc') && wholeExcludes.every((e) => e.startsWith('./') && !e.endsWith('/')), 'excludes are tar member names');
+});
+
+t.test('the committed bpftrace flavour: the default guest plus bpftrace and its closure', async (t) => {
+	t.ok(listFlavours(packageRoot).includes('bpftrace'));
+	const spec = loadImageSpec(flavourFile(packageRoot, 'bpftrace'));
+	const base = loadImageSpec(flavourFile(packageRoot));
+	t.same(spec.files, base.files, 'every file of the default guest, the agent included');
+	t.same(spec.kernel, base.kernel);
+	t.same(spec.packages.at(-1), {name: 'bpftrace', files: 'all', depends: true, without: ['libclang-cpp14']});
 });
