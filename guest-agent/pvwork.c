@@ -17,6 +17,8 @@
  *                                              each run reports the stalled sections (STALL_NS)
  *   pvwork klock    [-t THREADS] [-s SEC]      threads mapping and unmapping memory in one address
  *                                              space (bound by the guest kernel's mmap lock)
+ *   pvwork phases   [-w WORK_US] [-s SEC]      a thread alternating WORK_US of busy work in
+ *                                              pvwork_phase() (a uprobe's target) with as long idle
  *
  * With -b BURNERS, that many busy unpinned threads run beside the workload (the
  * VM's other work); their iterations per second are part of the result.
@@ -56,7 +58,7 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: pvwork poll [-c CPU] | pingpong [-a CPU] [-c CPU] | sleeper [-p PERIOD_US] [-c CPU] | "
-			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs,..] [-w WORK_US,..] | klock [-t THREADS]; "
+			"locks [-t THREADS] | uspin [-t THREADS] [-l spin|spin-cs|mutex|pvcs,..] [-w WORK_US,..] | klock [-t THREADS] | phases [-w WORK_US]; "
 			"all take [-s SEC] [-b BURNERS]; SEC may have a fraction (0.1 to 3600)\n");
 	exit(2);
 }
@@ -522,6 +524,32 @@ static void *klocker(void *arg)
 }
 
 
+/* ---- phases: a thread that alternates a latency-critical phase with idle time ---- */
+
+/* One phase of work_us of busy work: a named, never-inlined function, so that a uprobe and a
+ * uretprobe on it (docs/examples/hint-scripts/phase-uprobe.bt) see each phase begin and end. */
+__attribute__((noinline, used)) uint64_t pvwork_phase(long work_us)
+{
+	uint64_t end = now_ns() + (uint64_t)work_us * 1000u, n = 0;
+	while (now_ns() < end) n++;
+	return n;
+}
+
+static int run_phases(long work_us, uint64_t dur_ns)
+{
+	uint64_t start = now_ns(), phases = 0;
+	while (now_ns() - start < dur_ns) {
+		pvwork_phase(work_us);
+		phases++;
+		struct timespec idle = ns_to_timespec((uint64_t)work_us * 1000u);
+		nanosleep(&idle, NULL);
+	}
+	double burned = stop_burners();
+	printf("pvwork-result {\"workload\":\"phases\",\"seconds\":%.3f,\"phases\":%llu,\"workUs\":%ld,\"burners\":%d,\"burnerIterPerSec\":%.1f}\n",
+	       (double)(now_ns() - start) / 1e9, (unsigned long long)phases, work_us, nburners, burned);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) usage();
@@ -582,7 +610,7 @@ int main(int argc, char **argv)
 	if (optind != argc) usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	int known = !strcmp(what, "poll") || !strcmp(what, "pingpong") || !strcmp(what, "sleeper") || !strcmp(what, "locks") ||
-		    !strcmp(what, "uspin") || !strcmp(what, "klock");
+		    !strcmp(what, "uspin") || !strcmp(what, "klock") || !strcmp(what, "phases");
 	if (!known) usage();
 	if (!strcmp(what, "pingpong") && cpu == other) {
 		fprintf(stderr, "pvwork: pingpong needs two different CPUs (-a %d -c %d)\n", cpu, other);
@@ -598,5 +626,6 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "sleeper")) return run_sleeper(period_us, sleeper_cpu, dur_ns);
 	if (!strcmp(what, "uspin")) return run_uspin(threads, kinds, works, nworks, dur_ns);
 	if (!strcmp(what, "klock")) return run_lockers("klock", klocker, threads, dur_ns);
+	if (!strcmp(what, "phases")) return run_phases(works[0] ? works[0] : 1, dur_ns);
 	return run_lockers("locks", contend, threads, dur_ns);
 }

@@ -55,6 +55,8 @@ export interface Guest {
 	waitFor(pattern: RegExp | string, timeoutMs: number): Promise<string>;
 	/** Resolves with QEMU's exit code (or signal name) when it exits. */
 	exited: Promise<number | string>;
+	/** Type `text` on the serial console (the guest's command or shell reads it). */
+	send(text: string): void;
 	/** Stop QEMU (SIGTERM, then SIGKILL after `graceMs`); resolves when it is gone. */
 	stop(graceMs?: number): Promise<void>;
 }
@@ -178,6 +180,9 @@ export function bootGuest(options: BootOptions): Guest {
 		lines,
 		stderr: () => stderr,
 		exited,
+		send(text) {
+			if (child.stdin?.writable) child.stdin.write(text);
+		},
 		waitFor(pattern, timeoutMs) {
 			const matches = (line: string) => (typeof pattern === 'string' ? line.includes(pattern) : pattern.test(line));
 			const seen = lines.find(matches);

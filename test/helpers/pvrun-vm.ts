@@ -22,7 +22,7 @@ export interface PvrunVm {
 /** Boot the default guest (or an image flavour) through pvrun running `run`; stopped and cleaned up when `t` ends. */
 export async function bootThroughPvrun(
 	t: Pick<Test, 'teardown'>,
-	options: {run: string; cpus?: number; pvArgs?: string[]; qemuArgs?: string[]; flavour?: string},
+	options: {run: string; cpus?: number; memoryMiB?: number; pvArgs?: string[]; qemuArgs?: string[]; flavour?: string},
 ): Promise<PvrunVm> {
 	const image = await ensureImage(options.flavour === undefined ? {} : {flavour: options.flavour});
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pvrun-e2e-'));
@@ -31,6 +31,7 @@ export async function bootThroughPvrun(
 		kernel: image.kernel,
 		initrd: image.initrd,
 		cpus: options.cpus ?? 2,
+		...(options.memoryMiB === undefined ? {} : {memoryMiB: options.memoryMiB}),
 		run: options.run,
 		launcher: pvrunCommand('--pv-log', logFile, ...(options.pvArgs ?? [])),
 		...(options.qemuArgs ? {qemuArgs: options.qemuArgs} : {}),
