@@ -26,7 +26,7 @@ t.test('hint scripts in a guest with bpftrace', async (t) => {
 	const scripts = [path.join(examples, 'pin-by-name.bt'), path.join(examples, 'phase-uprobe.bt'), bad, says];
 	const {guest, logFile} = await bootThroughPvrun(t, {
 		flavour: 'bpftrace',
-		memoryMiB: 1536,
+		memoryMiB: 1024,
 		run: '/usr/share/pvrun/hint-scripts.sh',
 		pvArgs: scripts.flatMap((s) => ['--pv-hint-script', s]),
 	});
