@@ -65,7 +65,7 @@ t.test('hint scripts in a guest with bpftrace', async (t) => {
 
 	await t.test('pin-by-name.bt: a process called spin gets vCPU 1, and lets it go when it exits', async (t) => {
 		t.notOk(hasExclusiveCpu(qemuPid, threads, 1), 'vCPU 1 floats before');
-		guest.send('spin 5\n');
+		guest.send('spin 3\n');
 		const ms = await within(20_000, () => hasExclusiveCpu(qemuPid, threads, 1), 100);
 		t.ok(ms >= 0, `vCPU 1's thread got a host CPU of its own (${Math.round(ms)} ms)`);
 		const pinned = events().find((e) => e.event === 'hint' && e['comm'] === 'spin' && e['kind'] === 'set');
@@ -79,7 +79,7 @@ t.test('hint scripts in a guest with bpftrace', async (t) => {
 	});
 
 	await t.test('phase-uprobe.bt: a thread inside pvwork_phase has vCPU 1, let go when the function returns', async (t) => {
-		guest.send('phases 4\n');
+		guest.send('phases 2\n');
 		await guest.waitFor('hint-scripts: phases done', 60_000);
 		const hints = (): LoggedEvent[] => events().filter((e) => e.event === 'hint' && e['comm'] === 'pvwork' && e['kind'] === 'set');
 		t.ok((await within(10_000, () => hints().filter((e) => String(e['vcpus']) === '0,1').length >= 2, 100)) >= 0, 'released at the end of each phase');
