@@ -9,7 +9,7 @@ import {formatCpuList} from '../host/cpus.js';
 import {busyShare, machineCpuTicks, procStatFields, threadSchedstat} from '../host/proc.js';
 import {UsageError} from '../util/errors.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
-import type {RecentDecision, VcpuPlacement, VmStatus} from '../vm/state.js';
+import {isVmNamed, type RecentDecision, type VcpuPlacement, type VmStatus} from '../vm/state.js';
 import {alignColumns, formatHints, formatLeases, formatUptime, readRoots} from './status.js';
 
 export interface TopOptions {
@@ -63,8 +63,7 @@ export function topVms(options: Pick<TopOptions, 'vm' | 'all'>): {vms: VmStatus[
 	const roots = options.all ? allRuntimeRoots() : [runtimeRoot().dir];
 	const {vms, skipped} = readRoots(roots);
 	const wanted = options.vm;
-	const chosen =
-		wanted === undefined ? vms : vms.filter((vm) => vm.id === wanted || vm.name === wanted || String(vm.qemuPid) === wanted || String(vm.pvrunPid) === wanted);
+	const chosen = wanted === undefined ? vms : vms.filter((vm) => isVmNamed(vm, wanted));
 	return {vms: chosen, skipped: skipped.length, roots};
 }
 

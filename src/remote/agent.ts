@@ -2,7 +2,7 @@
 // per step; the install waits until pvrun has answered the started agent.
 import {PvrunError, UsageError} from '../util/errors.js';
 import {runtimeRoot} from '../vm/runtime-dir.js';
-import {readVmStates, type VmStatus} from '../vm/state.js';
+import {isVmNamed, readVmStates, type VmStatus} from '../vm/state.js';
 import {install, printable, probe, procCmdline, uninstall, vmForwarding, waitLive, type Reporter} from './install.js';
 import {formatTarget, parseTarget, SshSession, type SshOptions, type SshTarget} from './ssh.js';
 
@@ -80,7 +80,7 @@ async function status(session: SshSession, target: SshTarget, args: AgentArgs, r
 function pickVm(target: SshTarget, wanted: string | undefined): {vm?: VmStatus; why: string} {
 	const {vms} = readVmStates(runtimeRoot().dir);
 	if (wanted !== undefined) {
-		const vm = vms.find((v) => v.id === wanted || v.name === wanted || String(v.qemuPid) === wanted || String(v.pvrunPid) === wanted);
+		const vm = vms.find((v) => isVmNamed(v, wanted));
 		if (!vm) throw new UsageError(`no pvrun VM "${wanted}" (pvrun status lists them)`);
 		return {vm, why: ''};
 	}

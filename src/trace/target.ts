@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import {PvrunError, UsageError} from '../util/errors.js';
 import {allRuntimeRoots, runtimeRoot} from '../vm/runtime-dir.js';
-import {byStart, readVmStates, type VmStatus} from '../vm/state.js';
+import {byStart, isVmNamed, readVmStates, type VmStatus} from '../vm/state.js';
 import type {TraceTarget} from './scripts.js';
 
 /** A traced VM: the scripts' parameters, and what to call it. */
@@ -32,7 +32,7 @@ export function chooseVm(vms: readonly VmStatus[], wanted: string | undefined, r
 		if (running.length === 0) throw new PvrunError(`no pvrun VM is running (looked in ${roots.join(', ')}); --vm PID traces a plain QEMU`);
 		throw new UsageError(`${running.length} pvrun VMs are running: say which with --vm (${running.map((vm) => vm.name ?? vm.id).join(', ')})`);
 	}
-	const matches = running.filter((vm) => vm.id === wanted || vm.name === wanted || String(vm.qemuPid) === wanted || String(vm.pvrunPid) === wanted);
+	const matches = running.filter((vm) => isVmNamed(vm, wanted));
 	const [first] = matches;
 	if (matches.length > 1) throw new UsageError(`${matches.length} pvrun VMs are "${wanted}": say which by id or QEMU pid`);
 	return first ? pick(first) : undefined;

@@ -247,6 +247,11 @@ export function readVmStates(root: string = runtimeRoot().dir): {vms: VmStatus[]
 /** Oldest first (ties: the lower pvrun pid), as pvrun status lists VMs. */
 export const byStart = (a: VmStatus, b: VmStatus): number => a.startedAt.localeCompare(b.startedAt) || a.pvrunPid - b.pvrunPid;
 
+/** Whether `wanted` names the VM as pvrun's commands take it: its id, its -name, or its QEMU or pvrun pid. */
+export function isVmNamed(vm: Pick<VmState, 'id' | 'name' | 'qemuPid' | 'pvrunPid'>, wanted: string): boolean {
+	return vm.id === wanted || vm.name === wanted || String(vm.qemuPid) === wanted || String(vm.pvrunPid) === wanted;
+}
+
 /** The VM whose QEMU is `qemuPid` (pvrun became QEMU: its run directory is named after that pid), if listed in `root`. */
 export function vmOfQemu(qemuPid: number, root: string = runtimeRoot().dir): VmStatus | undefined {
 	return readVmStates(root).vms.find((vm) => vm.qemuPid === qemuPid);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import {processStartTicks} from '../../src/host/proc.js';
 import {
+	isVmNamed,
 	parseVmState,
 	readVmStates,
 	updateCs,
@@ -210,4 +211,11 @@ t.test("a VM found by its QEMU's pid (the pid a launcher started: pvrun exec'd Q
 	writeVmState({...live, qmpSocket: path.join(live.runDir, 'qmp.sock'), args: []}, {}, {qemuPid: qemu, pvrunPid: process.pid});
 	t.equal(vmOfQemu(qemu, root)?.pvrunPid, process.pid, "its helper's pid, for what measures pvrun itself (pvrun bench hint-latency's idle CPU)");
 	t.equal(vmOfQemu(qemu + 1, root), undefined);
+});
+
+t.test('a VM is named by its id, its -name, or its QEMU or pvrun pid, and by nothing else', async (t) => {
+	const vm = {id: 'pvrun-100-abcdef', name: 'web', qemuPid: 100, pvrunPid: 99};
+	for (const wanted of ['pvrun-100-abcdef', 'web', '100', '99']) t.ok(isVmNamed(vm, wanted), wanted);
+	for (const wanted of ['pvrun-100', 'Web', '101', '', 'abcdef']) t.notOk(isVmNamed(vm, wanted), JSON.stringify(wanted));
+	t.notOk(isVmNamed({id: vm.id, qemuPid: 100, pvrunPid: 99}, 'undefined'), 'a VM without a name');
 });
