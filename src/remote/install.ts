@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import {sha256File} from '../image/apt.js';
 import {PvrunError} from '../util/errors.js';
 import {packageRoot} from '../util/paths.js';
 import {formatTarget, type SshSession, type SshTarget} from './ssh.js';
@@ -137,9 +138,18 @@ export interface GuestFacts {
 	live: boolean;
 }
 
-/** The shell script that prints the facts: one key=value per line, `sum <path> <hex>` per file. */
-export function probeScript(kind?: InitKind): string {
-	const paths = [...agentFiles().map((f) => f.remote), ...(['systemd', 'sysv', 'rcs'] as const).map((k) => serviceOf(k).file)];
+const initKinds = ['systemd', 'sysv', 'rcs'] as const;
+
+/** The guest files an install may have written: their sums are what the probe reports. */
+function installedPaths(): string[] {
+	return [...agentFiles().map((f) => f.remote), ...initKinds.map((k) => serviceOf(k).file)];
+}
+
+/**
+ * The shell script that prints the facts: one key=value per line, `sum <path> <hex>` per file.
+ * Whether the agent runs is asked of the service of the init it finds, in the same round trip.
+ */
+export function probeScript(): string {
 	return [
 		'echo "kernel=$(uname -r)"',
 		'echo "arch=$(uname -m)"',
@@ -148,10 +158,10 @@ export function probeScript(kind?: InitKind): string {
 		'if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi',
 		`port=no; for f in /sys/class/virtio-ports/*/name; do [ "$(cat "$f" 2>/dev/null)" = ${agentPortName} ] && port=yes; done; echo "port=$port"`,
 		'shm=; for d in /sys/bus/pci/devices/*; do [ "$(cat "$d/vendor" 2>/dev/null)" = 0x1af4 ] && [ "$(cat "$d/device" 2>/dev/null)" = 0x1110 ] && shm=${d##*/}; done; echo "shm=$shm"',
-		'if [ -d /run/systemd/system ]; then echo init=systemd; elif command -v update-rc.d >/dev/null; then echo init=sysv; else echo init=rcs; fi',
-		`for f in ${paths.join(' ')}; do [ -f "$f" ] && echo "sum $f $(sha256sum <"$f" | cut -c1-64)"; done`,
+		'if [ -d /run/systemd/system ]; then init=systemd; elif command -v update-rc.d >/dev/null; then init=sysv; else init=rcs; fi; echo "init=$init"',
+		`for f in ${installedPaths().join(' ')}; do [ -f "$f" ] && echo "sum $f $(sha256sum <"$f" | cut -c1-64)"; done`,
 		'[ -x /usr/sbin/pvagent ] && echo "version=$(/usr/sbin/pvagent --version 2>&1 | head -n 1)"',
-		kind ? `${serviceOf(kind).status} 2>/dev/null && echo running=yes || echo running=no` : 'echo running=no',
+		`case $init in ${initKinds.map((k) => `${k}) ${serviceOf(k).status} 2>/dev/null ;;`).join(' ')} esac && echo running=yes || echo running=no`,
 		`[ -e ${liveFile} ] && echo live=yes || echo live=no`,
 		'true',
 	].join('\n');
@@ -179,11 +189,7 @@ export function parseFacts(text: string): GuestFacts {
 		running: false,
 		live: false,
 	};
-	const known = new Set(
-		agentFiles()
-			.map((f) => f.remote)
-			.concat((['systemd', 'sysv', 'rcs'] as const).map((k) => serviceOf(k).file)),
-	);
+	const known = new Set(installedPaths());
 	for (const line of text.split('\n').slice(0, 100)) {
 		const sum = /^sum (\S+) ([0-9a-f]{64})$/.exec(line);
 		if (sum?.[1] && sum[2] && known.has(sum[1])) {
@@ -192,42 +198,13 @@ export function parseFacts(text: string): GuestFacts {
 		}
 		const kv = /^([a-z]+)=(.*)$/.exec(line);
 		if (!kv?.[1]) continue;
-		const value = printable(kv[2] ?? '');
-		switch (kv[1]) {
-			case 'kernel':
-				facts.kernel = value;
-				break;
-			case 'arch':
-				facts.arch = value;
-				break;
-			case 'btf':
-				facts.btf = value === 'yes';
-				break;
-			case 'uid':
-				facts.uid = /^\d{1,10}$/.test(value) ? Number(value) : -1;
-				break;
-			case 'sudo':
-				facts.sudo = value === 'yes';
-				break;
-			case 'port':
-				facts.port = value === 'yes';
-				break;
-			case 'shm':
-				facts.shm = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(value) ? value : '';
-				break;
-			case 'init':
-				if (value === 'systemd' || value === 'sysv' || value === 'rcs') facts.init = value;
-				break;
-			case 'version':
-				facts.version = value;
-				break;
-			case 'running':
-				facts.running = value === 'yes';
-				break;
-			case 'live':
-				facts.live = value === 'yes';
-				break;
-		}
+		const [, key, raw = ''] = kv;
+		const value = printable(raw);
+		if (key === 'btf' || key === 'sudo' || key === 'port' || key === 'running' || key === 'live') facts[key] = value === 'yes';
+		else if (key === 'kernel' || key === 'arch' || key === 'version') facts[key] = value;
+		else if (key === 'uid') facts.uid = /^\d{1,10}$/.test(value) ? Number(value) : -1;
+		else if (key === 'shm') facts.shm = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(value) ? value : '';
+		else if (key === 'init') facts.init = initKinds.find((k) => k === value) ?? facts.init;
 	}
 	return facts;
 }
@@ -292,11 +269,6 @@ export function formatCheck(c: Check): string {
 	return `  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}`;
 }
 
-/** SHA256 of a local file, hex. */
-export function sha256Of(file: string): string {
-	return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
 export interface InstallPlan {
 	/** Files whose guest copy is missing or differs. */
 	upload: AgentFile[];
@@ -332,12 +304,9 @@ export interface Reporter {
 	line(text: string): void;
 }
 
-/** Probe the guest (as the service kind it has, when `kind` is known). */
-export async function probe(session: SshSession, kind?: InitKind): Promise<GuestFacts> {
-	const result = await session.run(probeScript(kind), {timeoutMs: 30_000});
-	const facts = parseFacts(result.stdout);
-	if (!kind) return probe(session, facts.init);
-	return facts;
+/** What the guest says of itself (probeScript), in one round trip. */
+export async function probe(session: SshSession): Promise<GuestFacts> {
+	return parseFacts((await session.run(probeScript(), {timeoutMs: 30_000})).stdout);
 }
 
 /** Run the checks, print them, and throw (exit 1) naming the failed ones. */
@@ -373,7 +342,7 @@ export async function install(session: SshSession, report: Reporter, files: read
 	if (missing.length) throw new PvrunError(`${missing.map((f) => path.relative(packageRoot, f.local)).join(', ')} missing: run make build`);
 	const facts = await probe(session);
 	requireChecks(facts, report, 'nothing installed');
-	const localSums = new Map(files.map((f) => [f.remote, sha256Of(f.local)]));
+	const localSums = new Map(await Promise.all(files.map(async (f) => [f.remote, await sha256File(f.local)] as const)));
 	const plan = planInstall(facts, files, localSums);
 	if (!plan.restart) return {changed: false, facts};
 	for (const f of plan.upload) {
@@ -389,7 +358,7 @@ export async function install(session: SshSession, report: Reporter, files: read
 	const startedAt = Date.now();
 	await mustRun(session, asRoot(facts, svc.restart), 'starting the agent');
 	report.line(`  start pvagent (${svc.restart})`);
-	return {changed: true, facts: await probe(session, facts.init), startedAt};
+	return {changed: true, facts: await probe(session), startedAt};
 }
 
 /** Wait until the guest agent has pvrun's LIVE answer (the live file), at most `timeoutMs`. */
