@@ -251,19 +251,20 @@ static void *script_main(void *arg)
 	char bufs[2][PVAG_SCRIPT_LINE_MAX + 1];
 	size_t lens[2] = {0, 0};
 	int skipping[2] = {0, 0}, open_fds = 2, status = 0;
+	time_t reaped = 0;
 
 	while (open_fds) {
 		struct pollfd pfd[2] = {{.fd = s->fds[0], .events = POLLIN}, {.fd = s->fds[1], .events = POLLIN}};
 		int n = poll(pfd, 2, 1000);
+		struct timespec now;
 
-		reap_hinted();
-		if (s->stopping) {
-			struct timespec now;
-
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec - s->stop_at.tv_sec >= 2)
-				kill(s->pid, SIGKILL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec != reaped) { /* once a second, however much the script prints */
+			reaped = now.tv_sec;
+			reap_hinted();
 		}
+		if (s->stopping && now.tv_sec - s->stop_at.tv_sec >= 2)
+			kill(s->pid, SIGKILL);
 		if (n <= 0)
 			continue;
 		for (int k = 0; k < 2; k++) {

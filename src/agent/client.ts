@@ -140,15 +140,15 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
 		return decodeStats(await this.request(FrameType.stats, Buffer.alloc(0), timeoutMs));
 	}
 
-	/**
-	 * The handshake's last request: the host has loaded the `programs` it will (0: it gives no
-	 * hints). The agent says so in the guest (PVAG_LIVE_FILE), where the default image waits for it.
-	 */
 	/** Run a bpftrace hint script in the guest; resolves to bpftrace's pid there. */
 	async script(script: number, name: string, text: string, timeoutMs = 10_000): Promise<number> {
 		return decodeScriptReply(await this.request(FrameType.script, encodeScript(script, name, text), timeoutMs));
 	}
 
+	/**
+	 * The handshake's last request: the host has loaded the `programs` it will (0: it gives no
+	 * hints). The agent says so in the guest (PVAG_LIVE_FILE), where the default image waits for it.
+	 */
 	async live(programs: number, timeoutMs = 2000): Promise<void> {
 		const b = Buffer.alloc(4);
 		b.writeUInt32LE(programs >>> 0, 0);

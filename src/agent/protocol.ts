@@ -216,10 +216,15 @@ export function decodeHello(p: Buffer): HelloReply {
 }
 
 export function encodeLoad(recordType: number, name: string, object: Uint8Array): Buffer {
+	return Buffer.concat([numberAndName(recordType, name), object]);
+}
+
+/** The fixed part of LOAD and SCRIPT requests: a u32, four bytes of padding, a NUL-padded name. */
+function numberAndName(n: number, name: string): Buffer {
 	const head = Buffer.alloc(8 + nameLength);
-	head.writeUInt32LE(recordType, 0);
+	head.writeUInt32LE(n >>> 0, 0);
 	head.write(name.slice(0, nameLength - 1), 8, 'latin1');
-	return Buffer.concat([head, object]);
+	return head;
 }
 
 export function decodeLoad(p: Buffer): {id: number; links: number} {
@@ -251,13 +256,9 @@ export function decodeStats(p: Buffer): AgentStats {
 	};
 }
 
-/** An ERROR frame's errno and message (bounded to 64 KiB of text). */
 /** PVAG_SCRIPT's payload: the script's number and file name, then its text. */
 export function encodeScript(script: number, name: string, text: string): Buffer {
-	const head = Buffer.alloc(8 + nameLength);
-	head.writeUInt32LE(script >>> 0, 0);
-	head.write(name.slice(0, nameLength - 1), 8, 'latin1');
-	return Buffer.concat([head, Buffer.from(text, 'utf8')]);
+	return Buffer.concat([numberAndName(script, name), Buffer.from(text, 'utf8')]);
 }
 
 export function decodeScriptReply(p: Buffer): number {
@@ -277,6 +278,7 @@ export function decodeScriptOut(p: Buffer): ScriptOut | undefined {
 	return {script: p.readUInt32LE(0), stream, status: p.readInt32LE(8), hints: p.readUInt32LE(12), text};
 }
 
+/** An ERROR frame's errno and message (bounded to 64 KiB of text). */
 export function decodeError(p: Buffer): {errno: number; message: string} {
 	need(p, 8, 'error frame');
 	// Control characters (terminal escapes) are dropped; newlines and tabs stay (verifier logs).

@@ -52,13 +52,13 @@ export interface ScriptNews {
 	summary?: string;
 }
 
-const errnoNames: Record<number, string> = {1: 'EPERM', 3: 'ESRCH', 2: 'ENOENT', 22: 'EINVAL', 28: 'ENOSPC', 19: 'ENODEV', 34: 'ERANGE'};
-const refusedWhy: Record<string, string> = {
-	ESRCH: 'no such thread',
-	EINVAL: 'not `pvhint affinity <tid> <cpulist>`',
-	ERANGE: 'a CPU the guest does not have',
-	ENOSPC: 'the ring is full',
-	ENODEV: 'no shared memory',
+/** Why the agent refused a `pvhint` line, by the errno it sent (guest-agent/scripts.c). */
+const refusedWhy: Record<number, string> = {
+	3: 'no such thread', // ESRCH
+	22: 'not `pvhint affinity <tid> <cpulist>`', // EINVAL
+	34: 'a CPU the guest does not have', // ERANGE
+	28: 'the ring is full', // ENOSPC
+	19: 'no shared memory', // ENODEV
 };
 
 /** The scripts of one session: numbers for the agent, and what their output means. */
@@ -93,21 +93,20 @@ export class ScriptRuns {
 			// bpftrace names the agent's copy of the script: name the user's file instead.
 			const line = out.text.replace(/\/run\/pvagent-scripts\/\d+\.bt/g, name);
 			// bpftrace 0.17 says the first on every start where the limit cannot be raised, harmlessly;
-			// the second kind marks a column under the line it quotes.
-			if (!/couldn't set RLIMIT_MEMLOCK/.test(line) && /\S/.test(line) && !/^[\s~^]*$/.test(line)) {
+			// the second kind (blank, or only marks under the line it quotes) says nothing alone.
+			if (!/couldn't set RLIMIT_MEMLOCK/.test(line) && !/^[\s~^]*$/.test(line)) {
 				run.stderr.push(line);
 				if (run.stderr.length > 20) run.stderr.shift();
 			}
 			return {event: 'script-output', fields: {name, stream: 'stderr', line}};
 		}
 		if (out.stream === 'refused') {
-			const errno = errnoNames[out.status] ?? `errno ${out.status}`;
-			return {event: 'script-output', fields: {name, stream: 'refused', line: out.text, reason: refusedWhy[errno] ?? errno}};
+			return {event: 'script-output', fields: {name, stream: 'refused', line: out.text, reason: refusedWhy[out.status] ?? `errno ${out.status}`}};
 		}
 		this.running.delete(out.script);
 		const fields = {name, state: 'exited', status: out.status, hints: out.hints};
 		if (out.status === 0 || out.status === 128 + 15) return {event: 'script', fields, summary: `hint script ${name} ended (${out.hints} hints)`};
-		const said = run.stderr.filter((l) => l.trim()).join(' / ');
+		const said = run.stderr.join(' / ');
 		const message = said.length > 600 ? `${said.slice(0, 600)}…` : said;
 		return {event: 'script', fields, warn: `hint script ${name}: bpftrace exited with status ${out.status}${message ? `: ${message}` : ''}`};
 	}
