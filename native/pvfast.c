@@ -231,6 +231,14 @@ static int moved_away(const struct instance *in, const struct entry *e, const st
 	return !CPU_EQUAL(&now, &was);
 }
 
+/* Thread tid to SCHED_FIFO 1 (fifo) or SCHED_OTHER, its nice value kept; not inherited by its children. */
+static int set_sched(pid_t tid, int fifo)
+{
+	struct sched_param sp = {.sched_priority = fifo ? 1 : 0};
+
+	return sched_setscheduler(tid, (fifo ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, &sp);
+}
+
 /* Apply one entry's operations (or its way back), publish the feedback, and
  * queue the change for pvrun. */
 static void apply(struct instance *in, int index, int back, uint32_t tid, uint64_t seq, uint64_t seen_at)
@@ -257,6 +265,8 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 			a.moved_ops |= 1ull << i;
 			in->stats.moved++;
 			continue;
+		} else if (op->sched == PVF_SCHED_NORMAL && set_sched(op->tid, 0) != 0) {
+			failed = 1;
 		} else if (op->group == PVF_GROUP_LEAVE && write_tid(in->vm_tasks_fd, op->tid) != 0) {
 			failed = 1;
 		} else if (op->group == PVF_GROUP_JOIN) {
@@ -272,6 +282,9 @@ static void apply(struct instance *in, int index, int back, uint32_t tid, uint64
 		}
 		if (!failed && op->nice != PVF_NICE_KEEP)
 			failed = setpriority(PRIO_PROCESS, (id_t)op->tid, op->nice) != 0;
+		/* Only once the thread is on its one CPU: a SCHED_FIFO vCPU thread never runs elsewhere. */
+		if (!failed && op->sched == PVF_SCHED_FIFO)
+			failed = set_sched(op->tid, 1) != 0;
 		if (failed) {
 			a.failed_ops |= 1ull << i;
 			a.last_errno = errno;
@@ -673,7 +686,8 @@ static int parse_ops(struct ops *o, uint32_t n_ops, uint32_t n_fb, const cpu_set
 		if (op->cpus > PVF_CPUS_FLOATING || (op->cpus == PVF_CPUS_ONE && (op->pcpu < 0 || op->pcpu >= PVF_MAX_CPUS)) ||
 		    (op->cpus == PVF_CPUS_FLOATING && CPU_COUNT(floating) == 0) || (op->nice != PVF_NICE_KEEP && (op->nice < -20 || op->nice > 19)) ||
 		    op->was > PVF_WAS_ENTRY || (op->was == PVF_WAS_ONE && (op->was_pcpu < 0 || op->was_pcpu >= PVF_MAX_CPUS)) || op->group > PVF_GROUP_FLOAT ||
-		    (op->group != PVF_GROUP_NONE && !has_group))
+		    (op->group != PVF_GROUP_NONE && !has_group) || op->sched > PVF_SCHED_FIFO ||
+		    (op->sched == PVF_SCHED_FIFO && (op->cpus != PVF_CPUS_ONE || op->group != PVF_GROUP_NONE)))
 			return -1;
 		/* The floating set's write names no thread; every other op names one. */
 		if (op->group == PVF_GROUP_FLOAT ? op->tid != 0 || op->cpus != PVF_CPUS_FLOATING || op->nice != PVF_NICE_KEEP || op->was != PVF_WAS_ANY

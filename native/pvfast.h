@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define PVF_TABLE_MAGIC 0x54465650u /* "PVFT" */
-#define PVF_TABLE_VERSION 3
+#define PVF_TABLE_VERSION 4
 #define PVF_MAX_VCPUS 64    /* vCPUs a table covers */
 #define PVF_MAX_HINTED 64   /* hinted guest threads a table covers */
 #define PVF_MAX_CPUS 256    /* host CPUs a table's masks name */
@@ -33,6 +33,10 @@ enum { PVF_WAS_ANY = 0, PVF_WAS_ONE = 1, PVF_WAS_BASE = 2, PVF_WAS_ENTRY = 3 };
  * CPU and moves it into the floating cpuset; FLOAT (tid 0, PVF_CPUS_FLOATING) writes the
  * floating set (the entry's, or the base's on a way back) to the floating cpuset's CPUs. */
 enum { PVF_GROUP_NONE = 0, PVF_GROUP_LEAVE = 1, PVF_GROUP_JOIN = 2, PVF_GROUP_FLOAT = 3 };
+/* The thread's scheduling class (--pv-placement priority: a grant raises its thread rather than
+ * moving the floating ones): kept; SCHED_OTHER, set before the CPUs change; SCHED_FIFO 1, set
+ * after the thread's one CPU (PVF_CPUS_ONE, in the same op) and only if that succeeded. */
+enum { PVF_SCHED_KEEP = 0, PVF_SCHED_NORMAL = 1, PVF_SCHED_FIFO = 2 };
 enum { PVF_BASE = 0, PVF_PINNED = 1 };
 
 /* The table as pvrun serializes it (little-endian; docs/fast-path.md). */
@@ -54,7 +58,7 @@ struct pvf_op {
 	uint32_t was;     /* PVF_WAS_*: checked before the CPUs change */
 	int32_t was_pcpu; /* with PVF_WAS_ONE */
 	uint32_t group;   /* PVF_GROUP_* */
-	uint32_t _pad;
+	uint32_t sched;   /* PVF_SCHED_* */
 };
 struct pvf_feedback {
 	uint32_t vcpu, exclusive;

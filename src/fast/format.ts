@@ -6,7 +6,7 @@
 
 /** PVF_TABLE_MAGIC ("PVFT"), PVF_TABLE_VERSION. */
 export const tableMagic = 0x54465650;
-export const tableVersion = 3;
+export const tableVersion = 4;
 /** Limits of one table (PVF_MAX_*): beyond them, every decision takes the slow path. */
 export const tableMaxVcpus = 64;
 export const tableMaxHinted = 64;
@@ -25,6 +25,8 @@ export const Cpus = {keep: 0, one: 1, floating: 2} as const;
 export const Was = {any: 0, one: 1, base: 2, entry: 3} as const;
 /** An op's part in the float group (PVF_GROUP_*): none, leave the floating cpuset, join it, write its CPUs. */
 export const Group = {none: 0, leave: 1, join: 2, float: 3} as const;
+/** An op's scheduling class (PVF_SCHED_*): kept, SCHED_OTHER (before the CPUs change), SCHED_FIFO 1 (after its one CPU is set). */
+export const Sched = {keep: 0, normal: 1, fifo: 2} as const;
 /** pvf_take_hdr.phase (PVF_BASE, PVF_PINNED). */
 export const Phase = {base: 0, pinned: 1} as const;
 
@@ -33,7 +35,7 @@ export const TableHeader = {magic: 0, version: 4, nrVcpus: 8, nEntries: 12, nHin
 /** struct pvf_entry_hdr. */
 export const EntryHeader = {kind: 0, key: 4, nOps: 8, nFeedback: 12, nBackOps: 16, nBackFeedback: 20, floating: 32, size: 64} as const;
 /** struct pvf_op. */
-export const Op = {tid: 0, cpus: 4, pcpu: 8, nice: 12, was: 16, wasPcpu: 20, group: 24, size: 32} as const;
+export const Op = {tid: 0, cpus: 4, pcpu: 8, nice: 12, was: 16, wasPcpu: 20, group: 24, sched: 28, size: 32} as const;
 /** struct pvf_feedback. */
 export const Feedback = {vcpu: 0, exclusive: 4, pcpu: 8, hintTid: 12, size: 16} as const;
 /** struct pvf_applied. */

@@ -15,6 +15,7 @@ import {
 	EntryHeader,
 	Feedback,
 	Group,
+	Sched,
 	Kind,
 	Op,
 	TableHeader,
@@ -75,6 +76,8 @@ export interface TableInput {
 	prefer?: (cpu: number, granted: readonly number[]) => number;
 	/** The host's VMs ask for more CPUs than it has (the policy's crowdedHost). */
 	crowdedHost?: boolean;
+	/** The CPUs the floating vCPU threads get under an assignment (Pinner.floatingCpus); without it, its floating set. */
+	floatingCpus?: (a: Assignment) => number[];
 }
 
 /** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (AffinityEngine.commit writes their feedback). */
@@ -144,6 +147,9 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 	const items = (e: FastEntry) => (e.ops.length + e.backOps.length) * Op.size + (e.feedback.length + e.backFeedback.length) * Feedback.size;
 	const size = TableHeader.size + input.hints.size * 4 + entries.reduce((n, e) => n + EntryHeader.size + items(e), 0);
 	const b = Buffer.alloc(size);
+	// The floating vCPU threads' CPUs: the policy's floating set, or more (Pinner.floatingCpus).
+	const floatingOf = input.floatingCpus ?? ((a: Assignment) => a.floating);
+	const baseFloating = floatingOf(input.assignment);
 	const mask = (at: number, cpus: readonly number[]) => {
 		const words = Array.from({length: maskWords}, () => 0n);
 		for (const c of cpus) words[c >> 6] = (words[c >> 6] ?? 0n) | (1n << BigInt(c & 63));
@@ -158,7 +164,7 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 		for (const op of list) {
 			const {cpus, from} = op;
 			b.writeInt32LE(op.tid, at + Op.tid);
-			// cpusFor gives a vCPU either its own CPU or the floating set.
+			// A vCPU gets either its own CPU or the floating vCPU threads' CPUs.
 			// A float group's join and write are the floating set's, whatever its size.
 			const one = cpus?.length === 1 && op.group !== 'join' && op.group !== 'float';
 			b.writeUInt32LE(!cpus ? Cpus.keep : one ? Cpus.one : Cpus.floating, at + Op.cpus);
@@ -169,7 +175,7 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 					? Was.any
 					: from.length === 1
 						? Was.one
-						: sameCpus(from, input.assignment.floating)
+						: sameCpus(from, baseFloating)
 							? Was.base
 							: sameCpus(from, entryFloating)
 								? Was.entry
@@ -177,6 +183,7 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 			b.writeUInt32LE(was, at + Op.was);
 			b.writeInt32LE(was === Was.one ? (from?.[0] ?? -1) : -1, at + Op.wasPcpu);
 			b.writeUInt32LE(Group[op.group ?? 'none'], at + Op.group);
+			b.writeUInt32LE(Sched[op.sched ?? 'keep'], at + Op.sched);
 			at += Op.size;
 		}
 		return at;
@@ -199,7 +206,7 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 	b.writeUInt32LE(entries.length, TableHeader.nEntries);
 	b.writeUInt32LE(input.hints.size, TableHeader.nHinted);
 	b.writeBigUInt64LE(BigInt(input.basedSeq), TableHeader.basedSeq);
-	mask(TableHeader.baseFloating, input.assignment.floating);
+	mask(TableHeader.baseFloating, baseFloating);
 	let o: number = TableHeader.size;
 	for (const tid of input.hints.keys()) o = b.writeUInt32LE(tid >>> 0, o);
 	for (const e of entries) {
@@ -209,11 +216,12 @@ function serialize(input: TableInput, entries: FastEntry[]): Uint8Array {
 		b.writeUInt32LE(e.feedback.length, o + EntryHeader.nFeedback);
 		b.writeUInt32LE(e.backOps.length, o + EntryHeader.nBackOps);
 		b.writeUInt32LE(e.backFeedback.length, o + EntryHeader.nBackFeedback);
-		mask(o + EntryHeader.floating, e.next.floating);
+		const entryFloating = floatingOf(e.next);
+		mask(o + EntryHeader.floating, entryFloating);
 		o += EntryHeader.size;
-		o = pinOps(o, e.ops, e.next.floating);
+		o = pinOps(o, e.ops, entryFloating);
 		o = feedback(o, e.feedback, e.next);
-		o = pinOps(o, e.backOps, e.next.floating);
+		o = pinOps(o, e.backOps, entryFloating);
 		o = feedback(o, e.backFeedback, input.assignment);
 	}
 	return b;

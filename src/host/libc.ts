@@ -56,6 +56,7 @@ interface Libc {
 	sched_getaffinity: KoffiFunc<(pid: number, size: number, mask: Uint8Array) => number>;
 	setpriority: KoffiFunc<(which: number, who: number, prio: number) => number>;
 	getpriority: KoffiFunc<(which: number, who: number) => number>;
+	sched_setscheduler: KoffiFunc<(pid: number, policy: number, param: Buffer) => number>;
 	mmap: KoffiFunc<(addr: bigint | null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null>;
 	munmap: KoffiFunc<(addr: bigint, length: number) => number>;
 	syscall: KoffiFunc<(nr: number, ...typedArgs: unknown[]) => number>;
@@ -97,6 +98,8 @@ function bindLibc(): Libc {
 		sched_getaffinity: fn('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
 		setpriority: fn('int setpriority(int which, uint32_t who, int prio)'),
 		getpriority: fn('int getpriority(int which, uint32_t who)'),
+		// struct sched_param: one int.
+		sched_setscheduler: fn('int sched_setscheduler(int pid, int policy, const void *param)'),
 		mmap: fn('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
 		munmap: fn('int munmap(void *addr, size_t length)'),
 		// glibc 2.36 has no sched_setattr wrapper.
@@ -220,6 +223,22 @@ export function setThreadLatency(tid: number, nice: number, sliceNs: number): vo
 	attr.writeBigUInt64LE(BigInt(sliceNs), 24); // sched_runtime: the slice for fair tasks
 	if (libc().syscall(SYS_sched_setattr, 'int', tid, 'void *', attr, 'unsigned int', 0) !== 0) {
 		throw syscallError('sched_setattr', `cannot set the scheduling of thread ${tid}`, niceHint);
+	}
+}
+
+const SCHED_FIFO = 1;
+const SCHED_RESET_ON_FORK = 0x40000000;
+
+/**
+ * Puts thread `tid` in SCHED_FIFO at priority 1 (`fifo`), or back in
+ * SCHED_OTHER with its nice value kept; its children start in SCHED_OTHER.
+ */
+export function setThreadFifo(tid: number, fifo: boolean): void {
+	checkTid(tid);
+	const param = Buffer.alloc(4);
+	param.writeInt32LE(fifo ? 1 : 0, 0);
+	if (libc().sched_setscheduler(tid, (fifo ? SCHED_FIFO : SCHED_OTHER) | SCHED_RESET_ON_FORK, param) !== 0) {
+		throw syscallError('sched_setscheduler', `cannot put thread ${tid} in ${fifo ? 'SCHED_FIFO' : 'SCHED_OTHER'}`, niceHint);
 	}
 }
 

@@ -11,11 +11,19 @@
 // cpuset: a new floating set is one write of it, a grant moves its thread out
 // and pins it, a release moves it back: a few system calls per decision
 // whatever the vCPU count.
+//
+// With priority grants (usePriority) the floating vCPU threads keep every CPU
+// the VM may use, granted ones included, and a grant pins its one thread and
+// puts it in SCHED_FIFO 1: it runs whenever it wants to, and the kernel moves
+// the floating threads off its CPU (whose capacity the real-time thread takes).
+// A decision touches only the threads whose grant begins or ends, whatever the
+// vCPU count. When every CPU is granted (crowded), grants stay SCHED_OTHER and
+// the floating threads share them at the lower weight, as without.
 import type {FloatGroup} from './cpuset.js';
 import {sameCpus} from './operator.js';
-import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadNice, threadInProcess} from '../host/libc.js';
+import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadFifo, setThreadNice, threadInProcess} from '../host/libc.js';
 import {processThreads} from '../host/proc.js';
-import {cpusFor, type Assignment} from '../hints/affinity/policy.js';
+import type {Assignment} from '../hints/affinity/policy.js';
 import {firstLine} from '../util/errors.js';
 
 /** What applying an assignment would do to one vCPU thread (see Pinner.plan). */
@@ -36,6 +44,8 @@ export interface PinOp {
 	 * thread in it.
 	 */
 	group?: 'leave' | 'join' | 'float';
+	/** Priority grants: 'fifo' after the thread's one CPU is set (with it, in the same op), 'normal' before its CPUs change. */
+	sched?: 'normal' | 'fifo';
 }
 
 export interface PinResult {
@@ -61,6 +71,10 @@ export class Pinner {
 	private group: FloatGroup | undefined;
 	/** vCPU threads in the group's floating set. */
 	private readonly grouped = new Set<number>();
+	/** Grants raise their thread instead of narrowing the floating ones (usePriority). */
+	private priority = false;
+	/** Threads pvrun put in SCHED_FIFO (priority grants). */
+	private readonly fifo = new Set<number>();
 
 	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
 	constructor(
@@ -87,6 +101,7 @@ export class Pinner {
 
 	/** New thread ids (after hot-plug or reset): everything is applied afresh (holds end: new threads, new look). */
 	setThreads(vcpuThreads: Map<number, number>): void {
+		this.lowerAll();
 		this.vcpuThreads = vcpuThreads;
 		this.applied.clear();
 		this.othersFloating = undefined;
@@ -99,6 +114,58 @@ export class Pinner {
 		this.group = group;
 		this.grouped.clear();
 		for (const tid of this.vcpuThreads.values()) this.applied.delete(tid);
+	}
+
+	/** Grant by priority from the next apply on (see the file's header); not with a float group. */
+	usePriority(): void {
+		this.priority = true;
+	}
+
+	/** The CPUs the floating vCPU threads get under `a`: its floating set, and with priority grants the granted CPUs too. */
+	floatingCpus(a: Assignment): number[] {
+		if (!this.priority || a.exclusive.size === 0) return a.floating;
+		return [...new Set([...a.floating, ...[...a.exclusive.values()].map((e) => e.pcpu)])].sort((x, y) => x - y);
+	}
+
+	/** The CPUs vCPU `v`'s thread gets under `a`: its own, or the floating threads'. */
+	cpusOf(a: Assignment, v: number): number[] {
+		const own = a.exclusive.get(v);
+		return own ? [own.pcpu] : this.floatingCpus(a);
+	}
+
+	/** Whether vCPU `v`'s thread runs in SCHED_FIFO under `a`: a priority grant, unless the floating vCPUs share every CPU. */
+	private raised(a: Assignment, v: number): boolean {
+		return this.priority && a.exclusive.has(v) && a.floatNice === 0;
+	}
+
+	/** Every thread pvrun put in SCHED_FIFO back to SCHED_OTHER (the VM ends, its threads change); returns errors. */
+	lowerAll(): string[] {
+		const errors: string[] = [];
+		for (const tid of this.fifo) this.lower(tid, errors);
+		return errors.filter((e) => !e.includes('ESRCH'));
+	}
+
+	/** Thread `tid` back to SCHED_OTHER if pvrun raised it. */
+	private lower(tid: number, errors: string[]): void {
+		if (!this.fifo.delete(tid)) return;
+		try {
+			this.checkOwned(tid, this.qemuPid);
+			setThreadFifo(tid, false);
+		} catch (error) {
+			errors.push(firstLine(error));
+		}
+	}
+
+	/** Thread `tid` (pinned to its one CPU by pvrun) to SCHED_FIFO 1, unless it is already. */
+	private raise(tid: number, errors: string[]): void {
+		if (this.fifo.has(tid)) return;
+		try {
+			this.checkOwned(tid, this.qemuPid);
+			setThreadFifo(tid, true);
+			this.fifo.add(tid);
+		} catch (error) {
+			errors.push(firstLine(error));
+		}
 	}
 
 	/** The CPUs pvrun last set on thread `tid` (a vCPU's, or QEMU's main thread for the others), if any. */
@@ -117,6 +184,7 @@ export class Pinner {
 		const errors: string[] = [];
 		if (tid !== undefined) {
 			this.applied.delete(tid);
+			this.lower(tid, errors);
 			this.renice(tid, 0, errors);
 			// Out of the floating set, so that its changes never reach the operator's thread.
 			if (this.group && this.grouped.delete(tid))
@@ -173,12 +241,21 @@ export class Pinner {
 		const changed = new Map<number, number[]>();
 		const moved: number[] = [];
 		const errors: string[] = [];
+		const floating = this.floatingCpus(a);
 		for (const [v, tid] of this.vcpuThreads) {
 			if (this.held.has(v)) continue;
-			const cpus = cpusFor(a, v);
+			const own = a.exclusive.get(v);
+			const cpus = own ? [own.pcpu] : floating;
 			const last = this.applied.get(tid);
-			if (last !== undefined && last !== cpus.join(',') && this.movedAway(tid, last)) moved.push(v);
-			else if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
+			const raised = this.raised(a, v);
+			if (last !== undefined && last !== cpus.join(',') && this.movedAway(tid, last)) {
+				moved.push(v);
+				continue;
+			}
+			if (!raised) this.lower(tid, errors);
+			if (this.pin(tid, cpus, errors)) changed.set(v, cpus);
+			// Only on its one CPU: a SCHED_FIFO vCPU thread never runs on another.
+			if (raised && this.applied.get(tid) === cpus.join(',')) this.raise(tid, errors);
 		}
 		// Weights after placement: the hint's own CPU first, the floating vCPUs' share second.
 		for (const [v, tid] of this.vcpuThreads) if (!this.held.has(v) && !moved.includes(v)) this.renice(tid, a.exclusive.has(v) ? 0 : a.floatNice, errors);
@@ -273,23 +350,27 @@ export class Pinner {
 		const appliedKey = (tid: number) => before.cpus.get(tid)?.join(',') ?? this.applied.get(tid);
 		const offsetOf = (tid: number) => before.niceOffset.get(tid) ?? this.niceOffset.get(tid) ?? 0;
 		const ops: PinOp[] = [];
-		const floatKey = a.floating.join(',');
+		const fifoNow = (tid: number) => before.fifo.get(tid) ?? this.fifo.has(tid);
+		const floating = this.floatingCpus(a);
 		for (const [vcpu, tid] of this.vcpuThreads) {
 			if (this.held.has(vcpu)) continue;
 			const op: PinOp = {vcpu, tid};
 			const own = a.exclusive.get(vcpu);
-			const cpus = own ? [own.pcpu] : a.floating;
+			const cpus = own ? [own.pcpu] : floating;
 			const last = appliedKey(tid);
-			if (last !== (own ? String(own.pcpu) : floatKey)) {
+			const raised = this.raised(a, vcpu);
+			// SCHED_FIFO comes with its one CPU, in the same op.
+			if (last !== cpus.join(',') || (raised && !fifoNow(tid))) {
 				op.cpus = cpus;
 				if (last !== undefined) op.from = last.split(',').map(Number);
 			}
+			if (raised !== fifoNow(tid)) op.sched = raised ? 'fifo' : 'normal';
 			const offset = a.exclusive.has(vcpu) ? 0 : a.floatNice;
 			if (offsetOf(tid) !== offset) {
 				op.nice = this.niceFor(tid, offset);
 				op.niceOffset = offset;
 			}
-			if (op.cpus || op.nice !== undefined) ops.push(op);
+			if (op.cpus || op.nice !== undefined || op.sched) ops.push(op);
 		}
 		return ops;
 	}
@@ -339,6 +420,8 @@ export class Pinner {
 			if (op.group === 'join') this.grouped.add(op.tid);
 			if (op.cpus) this.applied.set(op.tid, op.cpus.join(','));
 			if (op.niceOffset !== undefined) this.niceOffset.set(op.tid, op.niceOffset);
+			if (op.sched === 'fifo') this.fifo.add(op.tid);
+			if (op.sched === 'normal') this.fifo.delete(op.tid);
 		});
 	}
 
@@ -424,16 +507,19 @@ interface AssumedOps {
 	joined: Map<number, boolean>;
 	/** The floating set they wrote, if any. */
 	floating: readonly number[] | undefined;
+	/** In SCHED_FIFO after them (true) or not (false). */
+	fifo: Map<number, boolean>;
 }
 
 /** Index `ops` once: a plan looks up every vCPU thread in them (a table plans each of its entries). */
 function lastOps(ops: readonly PinOp[]): AssumedOps {
-	const last: AssumedOps = {cpus: new Map(), niceOffset: new Map(), joined: new Map(), floating: undefined};
+	const last: AssumedOps = {cpus: new Map(), niceOffset: new Map(), joined: new Map(), floating: undefined, fifo: new Map()};
 	for (const op of ops) {
 		if (op.group === 'float') last.floating = op.cpus;
 		else if (op.cpus) last.cpus.set(op.tid, op.cpus);
 		if (op.niceOffset !== undefined) last.niceOffset.set(op.tid, op.niceOffset);
 		if (op.group === 'leave' || op.group === 'join') last.joined.set(op.tid, op.group === 'join');
+		if (op.sched) last.fifo.set(op.tid, op.sched === 'fifo');
 	}
 	return last;
 }

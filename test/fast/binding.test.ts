@@ -7,13 +7,14 @@ import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
 import {setThreadAffinity} from '../../src/host/libc.js';
+import {procStatFields} from '../../src/host/proc.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/fast/binding.js';
 import {Pinner} from '../../src/pin/pinner.js';
 import {floatingOnly, noneHeld, type Assignment, type Hint} from '../../src/hints/affinity/policy.js';
 import {AffinityKind} from '../../src/shm/layout.js';
 import {buildFastTable, resolvedNext, type FastTable} from '../../src/fast/table.js';
 import {connectedWithin, feedback, kickServer, sleeper, standIn, standInGroup} from '../helpers/fast.js';
-import {Group, Op} from '../../src/fast/format.js';
+import {Cpus, Group, Op, Sched} from '../../src/fast/format.js';
 import {cpusetMount} from '../../src/pin/cpuset.js';
 import {Guest, area, maskOf} from '../helpers/guest-ring.js';
 import {guestBudget} from '../../src/util/guest-budget.js';
@@ -26,7 +27,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * the running fast path. The stand-in threads are processes, so the fast path
  * checks no process (`tgid` 0) unless the test names one.
  */
-async function setUp(t: Test, tgid = 0) {
+async function setUp(t: Test, tgid = 0, priority = false) {
 	const shm = area(t, 2);
 	const guest = new Guest(shm);
 	const [a, b] = [sleeper(t), sleeper(t)];
@@ -35,6 +36,7 @@ async function setUp(t: Test, tgid = 0) {
 		[1, b.pid ?? 0],
 	]);
 	const pinner = new Pinner(tids, process.pid, false, standIn);
+	if (priority) pinner.usePriority();
 	let state: Assignment = floatingOnly(allowed);
 	t.same(pinner.apply(state).errors, [], 'the stand-in vCPU threads float');
 	const server = await kickServer(t);
@@ -71,6 +73,7 @@ async function setUp(t: Test, tgid = 0) {
 				basedSeq: guest.head,
 				canAddHint: true,
 				plan: (x, assumed) => pinner.plan(x, assumed),
+				floatingCpus: (x) => pinner.floatingCpus(x),
 			});
 			if (!table) throw new Error('no table');
 			fast.publish(table.bytes);
@@ -147,6 +150,45 @@ t.test('a new pin and its release are applied by the native thread, feedback inc
 	);
 	t.match(f.fast.stats(), {applied: 2, invalid: 0, pinErrors: 0});
 });
+
+t.test(
+	'priority grants: the native thread pins and raises the granted thread alone, and lowers it on the way back',
+	{skip: process.getuid?.() !== 0 && 'SCHED_FIFO needs root'},
+	async (t) => {
+		const f = await setUp(t, 0, true);
+		const [a = 0, b = 0] = [f.tids.get(0), f.tids.get(1)];
+		const policy = (pid: number) => Number(procStatFields(pid)?.[41]);
+		const table = f.publish();
+		t.same(
+			table.entries.map((e) => e.ops.map((o) => `${o.vcpu}:${o.sched}`)),
+			[['0:fifo'], ['1:fifo']],
+			'each new pin has one op: its own thread',
+		);
+		f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});
+		await f.kick();
+		t.same(cpusOf(b), [1], 'vCPU 1 got CPU 1');
+		t.equal(policy(b), 1, 'in SCHED_FIFO');
+		t.same(cpusOf(a), [0, 1], 'vCPU 0 keeps every CPU');
+		t.equal(policy(a), 0);
+		f.guest.append({tid: 4242, tgid: 4240, kind: AffinityKind.exit, mask: maskOf()});
+		await f.kick();
+		t.same([cpusOf(b), policy(b)], [[0, 1], 0], 'the way back: SCHED_OTHER on every CPU');
+		t.match(f.take(), [
+			{back: false, failedOps: 0n},
+			{back: true, failedOps: 0n},
+		]);
+		t.match(f.fast.stats(), {applied: 2, invalid: 0, pinErrors: 0});
+		// SCHED_FIFO comes with one CPU in the same op, or the table is refused.
+		const bytes = f.publish().bytes;
+		const firstOp = 64 + 64;
+		const bad = Buffer.from(bytes);
+		bad.writeUInt32LE(Cpus.floating, firstOp + Op.cpus);
+		t.throws(() => f.fast.publish(bad), /refused/, 'SCHED_FIFO without its one CPU');
+		const unknown = Buffer.from(bytes);
+		unknown.writeUInt32LE(Sched.fifo + 1, firstOp + Op.sched);
+		t.throws(() => f.fast.publish(unknown), /refused/, 'a class of no known kind');
+	},
+);
 
 t.test('one table follows a thread that pins itself and lets go, again and again', async (t) => {
 	const f = await setUp(t);

@@ -23,6 +23,7 @@ int main(void) {
 	P("cpus.keep", PVF_CPUS_KEEP); P("cpus.one", PVF_CPUS_ONE); P("cpus.floating", PVF_CPUS_FLOATING);
 	P("was.any", PVF_WAS_ANY); P("was.one", PVF_WAS_ONE); P("was.base", PVF_WAS_BASE); P("was.entry", PVF_WAS_ENTRY);
 	P("group.none", PVF_GROUP_NONE); P("group.leave", PVF_GROUP_LEAVE); P("group.join", PVF_GROUP_JOIN); P("group.float", PVF_GROUP_FLOAT);
+	P("sched.keep", PVF_SCHED_KEEP); P("sched.normal", PVF_SCHED_NORMAL); P("sched.fifo", PVF_SCHED_FIFO);
 	P("phase.base", PVF_BASE); P("phase.pinned", PVF_PINNED);
 	P("sizeof.pvf_table_hdr", sizeof(struct pvf_table_hdr)); P("sizeof.pvf_entry_hdr", sizeof(struct pvf_entry_hdr));
 	P("sizeof.pvf_op", sizeof(struct pvf_op)); P("sizeof.pvf_feedback", sizeof(struct pvf_feedback));
@@ -31,7 +32,7 @@ int main(void) {
 	P("maskWords", sizeof(((struct pvf_table_hdr *)0)->base_floating) / 8);
 	${fields('pvf_table_hdr', {magic: 'magic', version: 'version', nrVcpus: 'nr_vcpus', nEntries: 'n_entries', nHinted: 'n_hinted', basedSeq: 'based_seq', baseFloating: 'base_floating'})}
 	${fields('pvf_entry_hdr', {kind: 'kind', key: 'key', nOps: 'n_ops', nFeedback: 'n_feedback', nBackOps: 'n_back_ops', nBackFeedback: 'n_back_feedback', floating: 'floating'})}
-	${fields('pvf_op', {tid: 'tid', cpus: 'cpus', pcpu: 'pcpu', nice: 'nice', was: 'was', wasPcpu: 'was_pcpu', group: 'group'})}
+	${fields('pvf_op', {tid: 'tid', cpus: 'cpus', pcpu: 'pcpu', nice: 'nice', was: 'was', wasPcpu: 'was_pcpu', group: 'group', sched: 'sched'})}
 	${fields('pvf_feedback', {vcpu: 'vcpu', exclusive: 'exclusive', pcpu: 'pcpu', hintTid: 'hint_tid'})}
 	${fields('pvf_applied', {entry: 'entry', back: 'back', tid: 'tid', seq: 'seq', latencyNs: 'latency_ns', failedOps: 'failed_ops', lastErrno: 'last_errno', movedOps: 'moved_ops'})}
 	${fields('pvf_take_hdr', {valid: 'valid', phase: 'phase', cursor: 'cursor', count: 'count'})}
@@ -66,6 +67,9 @@ t.test('src/fast/format.ts matches native/pvfast.h', async (t) => {
 		['group.leave', F.Group.leave],
 		['group.join', F.Group.join],
 		['group.float', F.Group.float],
+		['sched.keep', F.Sched.keep],
+		['sched.normal', F.Sched.normal],
+		['sched.fifo', F.Sched.fifo],
 		['phase.base', F.Phase.base],
 		['phase.pinned', F.Phase.pinned],
 		['maskWords', F.maskWords],

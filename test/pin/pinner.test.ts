@@ -244,3 +244,95 @@ t.test("a vCPU thread id that is no longer QEMU's is left alone (thread ids are 
 	t.same(threadCpusAllowed(other, other), cpus, 'the other process kept its CPUs');
 	t.equal(statNice(other), 0, 'and its weight');
 });
+
+const statPolicy = (pid: number) => Number(procStatFields(pid)?.[41]);
+
+t.test(
+	'priority grants: the granted thread alone is pinned and put in SCHED_FIFO; release, hold and the end lower it',
+	{skip: (startCpus.length < 2 && 'needs two CPUs') || (process.getuid?.() !== 0 && 'SCHED_FIFO needs root')},
+	async (t) => {
+		const cpus = startCpus.slice(0, 2);
+		const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t), sleeper(t)];
+		await new Promise((r) => setTimeout(r, 100));
+		const pinner = new Pinner(
+			new Map([
+				[0, vcpu0],
+				[1, vcpu1],
+				[2, vcpu2],
+			]),
+			process.pid,
+			false,
+			standIn,
+		);
+		pinner.usePriority();
+		const start = floatingOnly(cpus);
+		t.same(pinner.apply(start).errors, []);
+		const one = decideAffinity([hint(10, [1])], 3, cpus, start);
+		const pcpu = one.exclusive.get(1)?.pcpu ?? -1;
+		t.same(pinner.floatingCpus(one), cpus, 'the floating vCPU threads keep every CPU, the granted one too');
+		t.same(
+			pinner.plan(one).map((o) => [o.vcpu, o.cpus, o.sched]),
+			[[1, [pcpu], 'fifo']],
+			'the plan touches the granted thread alone',
+		);
+		const result = pinner.apply(one);
+		t.same([...result.changed.keys()], [1], 'and so does apply');
+		t.same(result.errors, []);
+		t.same(threadCpusAllowed(vcpu1, vcpu1), [pcpu], 'vCPU 1 on its CPU');
+		t.equal(statPolicy(vcpu1), 1, 'in SCHED_FIFO');
+		t.same(threadCpusAllowed(vcpu0, vcpu0), cpus, 'vCPU 0 still floats on every CPU');
+		t.same([statPolicy(vcpu0), statPolicy(vcpu2)], [0, 0], 'the floating threads stay SCHED_OTHER');
+
+		// The release: SCHED_OTHER, then every CPU again.
+		const none = decideAffinity([], 3, cpus, one);
+		t.same(
+			pinner.plan(none).map((o) => [o.vcpu, o.cpus, o.sched]),
+			[[1, cpus, 'normal']],
+			'a release is one op too',
+		);
+		t.same(pinner.apply(none).errors, []);
+		t.equal(statPolicy(vcpu1), 0, 'released: SCHED_OTHER');
+		t.same(threadCpusAllowed(vcpu1, vcpu1), cpus);
+
+		// Crowded (every CPU granted, a vCPU left to float): the grants share, so none is raised.
+		const crowded = decideAffinity([hint(10, [0]), hint(11, [1])], 3, cpus, none);
+		t.ok(crowded.floatNice > 0, 'crowded');
+		t.same(pinner.apply(crowded).errors, []);
+		t.same([statPolicy(vcpu0), statPolicy(vcpu1)], [0, 0], 'crowded grants stay SCHED_OTHER');
+		t.equal(statNice(vcpu2), sharedFloatNice, 'and the floating thread shares them at the lower weight');
+		t.same(pinner.apply(none).errors, []);
+
+		// An operator takes the granted vCPU: pvrun lets go of its class too.
+		t.same(pinner.apply(one).errors, []);
+		t.equal(statPolicy(vcpu1), 1);
+		t.same(pinner.hold(1), []);
+		t.equal(statPolicy(vcpu1), 0, 'held: SCHED_OTHER');
+		pinner.release(1);
+
+		// The VM ends (or its threads change) with a grant: lowered.
+		t.same(pinner.apply(one).errors, []);
+		t.equal(statPolicy(vcpu1), 1);
+		t.same(pinner.lowerAll(), []);
+		t.equal(statPolicy(vcpu1), 0, 'lowerAll: SCHED_OTHER');
+	},
+);
+
+t.test('threads touched by a grant and its release, by vCPU count: all of them one by one, the granted one by priority', async (t) => {
+	const cpus = [0, 1];
+	for (const n of [2, 16, 64, 256]) {
+		const counts: Record<string, number[]> = {};
+		for (const mode of ['threads', 'priority'] as const) {
+			// Thread ids that are no process's: plan and adopt make no system call here.
+			const pinner = new Pinner(new Map(Array.from({length: n}, (_, v) => [v, 1_000_000 + v])), process.pid, false, () => true);
+			if (mode === 'priority') pinner.usePriority();
+			const start = floatingOnly(cpus);
+			pinner.adopt(pinner.plan(start), () => false);
+			const grant = decideAffinity([hint(10, [n - 1])], n, cpus, start);
+			const ops = pinner.plan(grant);
+			const back = pinner.plan(start, ops);
+			counts[mode] = [ops.length, back.length];
+		}
+		t.same(counts['threads'], [n, n], `${n} vCPUs one by one: every thread, both ways`);
+		t.same(counts['priority'], [1, 1], `${n} vCPUs by priority: one thread, both ways`);
+	}
+});
