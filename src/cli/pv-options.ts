@@ -162,10 +162,12 @@ export function parsePvOptions(pv: string[]): VmConfig {
 		cs: choice('pv-cs', values['pv-cs'], ['off', 'observe', 'act'] as const),
 		csBoost: values['pv-cs-boost'] === undefined ? {...defaultCsBoost} : csBoost(values['pv-cs-boost']),
 		csFeedback: choice('pv-cs-feedback', values['pv-cs-feedback'], ['auto', 'bpf', 'proc'] as const),
-		placement: choice('pv-placement', values['pv-placement'], ['auto', 'cpuset', 'threads'] as const),
+		placement: choice('pv-placement', values['pv-placement'], ['auto', 'priority', 'cpuset', 'threads'] as const),
 		guestCpuPercent: percent('pv-guest-cpu', values['pv-guest-cpu']),
 		share: weight('pv-share', values['pv-share']),
 	};
+	if (options.placement === 'priority' && options.cs === 'act')
+		throw new UsageError("--pv-placement priority and --pv-cs act both set the vCPU threads' scheduling class: use one of them (see docs/placement.md)");
 	if (values['pv-cpus'] !== undefined) {
 		try {
 			options.cpus = parseCpuList(values['pv-cpus']);

@@ -87,10 +87,10 @@ export const pvOptionDocs: readonly PvOptionDoc[] = [
 	{
 		name: '--pv-placement',
 		arg: 'P',
-		choices: ['auto', 'cpuset', 'threads'],
-		brief: 'auto|cpuset|threads: how floating vCPUs are moved (auto)',
+		choices: ['auto', 'priority', 'cpuset', 'threads'],
+		brief: 'auto|priority|cpuset|threads: how grants are made (auto)',
 		detail:
-			"How pvrun moves the vCPU threads that float: as one, in a cpuset of the VM's (cpuset: a decision's cost does not grow with the vCPU count; cgroup v1, root, not in a libvirt machine's cgroup), one sched_setaffinity per thread (threads), or cpuset in VMs of 16 vCPUs or more where it can and moving a thread between cpusets is quick (a cgroup hierarchy mounted with favordynmods), threads elsewhere (auto). docs/placement.md.",
+			"How pvrun gives a vCPU a CPU of its own: the granted thread alone is pinned and put in SCHED_FIFO 1, the floating vCPU threads are not touched (priority: a decision touches only the threads whose grant begins or ends; root, not with --pv-cs act); the floating threads moved as one, in a cpuset of the VM's (cpuset: cgroup v1, root, not in a libvirt machine's cgroup); one sched_setaffinity per floating thread (threads); or priority in VMs of 16 vCPUs or more where it can (else cpuset where moving a thread between cpusets is quick), threads below (auto). docs/placement.md.",
 	},
 	{
 		name: '--pv-cs-boost',

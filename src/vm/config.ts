@@ -41,7 +41,7 @@ export interface VmConfig {
 
 export type CsMode = 'off' | 'observe' | 'act';
 
-export type Placement = 'auto' | 'cpuset' | 'threads';
+export type Placement = 'auto' | 'priority' | 'cpuset' | 'threads';
 
 /** --pv-cs-boost (docs/critical-sections.md#acting): each boost's bound, the budget per vCPU, the payback. */
 export interface CsBoost {

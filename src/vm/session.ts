@@ -34,6 +34,7 @@ import {guestName} from '../qemu/args.js';
 import {MetricsFile} from './metrics.js';
 import {updateCs, updateGuest, updateHints, updatePlacement, type HintActivity, type VcpuPlacement} from './state.js';
 import type {VmPlan} from './plan.js';
+import type {CsMode} from './config.js';
 import type {QemuProcess} from './qemu-process.js';
 import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
 import {CpuGovernor} from '../util/cpu-governor.js';
@@ -55,11 +56,19 @@ const quitGraceMs = 2000;
 /** A move between cpusets slower than this (ms) makes `--pv-placement auto` pin threads one by one: it waited for an RCU grace period. */
 const slowMoveMs = 2;
 /**
- * `--pv-placement auto` moves the floating vCPU threads as one from this many vCPUs on: with
- * busy vCPU threads, a grant costs about the same either way at 16, less one by one below, less
- * as one above (bench/experiments/2026-12-06-placement-flat/).
+ * `--pv-placement auto` grants by priority (else moves the floating vCPU threads as one) from
+ * this many vCPUs on: with busy vCPU threads, a grant one thread at a time costs about as much as
+ * either at 16, less below, more above (bench/experiments/2026-12-06-placement-flat/,
+ * 2026-12-06-placement-priority/).
  */
 const groupMinVcpus = 16;
+
+/** Why grants cannot be made by priority here (docs/placement.md), or undefined when they can. */
+function priorityUnavailable(cs: CsMode): string | undefined {
+	if (cs === 'act') return "--pv-cs act sets the vCPU threads' scheduling class";
+	if (process.geteuid?.() !== 0) return 'not root: SCHED_FIFO needs CAP_SYS_NICE';
+	return undefined;
+}
 /** How often --pv-metrics rewrites its file: a textfile collector reads it when scraped (every 15 s or more). */
 const metricsPeriodMs = 5000;
 
@@ -172,7 +181,7 @@ export class HintSession {
 		this.raiseChannelPriority(threads.map((t) => t.threadId));
 		const pinner = new Pinner(new Map(), this.qemu.pid, true);
 		this.adoptVcpus(threads, pinner);
-		this.openGroup(pinner, threads);
+		this.openPlacement(pinner, threads);
 		this.engine = new AffinityEngine(
 			this.area,
 			this.reader,
@@ -497,14 +506,28 @@ export class HintSession {
 	}
 
 	/**
-	 * The floating vCPU threads as one, in a cpuset of the VM's (--pv-placement,
-	 * docs/placement.md), with `auto` in VMs of 16 vCPUs or more where a thread's
-	 * move between cpusets is quick; elsewhere one by one (the `placement` event
-	 * says why).
+	 * How grants are made (--pv-placement, docs/placement.md): with `auto` in
+	 * VMs of 16 vCPUs or more, by priority where it can be used, else the
+	 * floating vCPU threads as one, in a cpuset of the VM's, where a thread's
+	 * move between cpusets is quick; elsewhere one by one (the `placement`
+	 * event says why).
 	 */
-	private openGroup(pinner: Pinner, threads: readonly VcpuThread[]): void {
+	private openPlacement(pinner: Pinner, threads: readonly VcpuThread[]): void {
 		const mode = this.plan.placement;
 		const tids = threads.map((t) => t.threadId);
+		if (mode === 'priority' || (mode === 'auto' && tids.length >= groupMinVcpus)) {
+			const why = priorityUnavailable(this.plan.cs);
+			if (why === undefined) {
+				pinner.usePriority();
+				this.log.write('placement', {mode: 'priority'});
+				return;
+			}
+			if (mode === 'priority') {
+				this.warn(`--pv-placement priority: ${why}; each vCPU thread is pinned on its own instead`);
+				this.log.write('placement', {mode: 'threads', reason: why});
+				return;
+			}
+		}
 		let group =
 			mode === 'threads'
 				? '--pv-placement threads'
@@ -779,8 +802,9 @@ export class HintSession {
 			});
 			this.fast.stop();
 		}
-		// After the fast path: nothing writes the group's files any more.
+		// After the fast path: nothing writes the group's files or raises a thread any more.
 		for (const e of this.group?.close() ?? []) this.log.write('warning', {message: e});
+		for (const e of this.engine?.lowerThreads() ?? []) this.log.write('warning', {message: e});
 		this.leases?.close();
 		clearInterval(this.metricsTimer);
 		this.metrics?.remove();

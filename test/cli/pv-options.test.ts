@@ -98,6 +98,18 @@ t.test('--pv-fast-path on|off, and a value that looks like an option is a value'
 	t.equal(parsePvOptions(['--pv-log', '-odd.log']).log, '-odd.log', 'a log file whose name starts with a dash');
 });
 
+t.test('--pv-placement auto|priority|cpuset|threads; priority and --pv-cs act exclude each other', async (t) => {
+	t.equal(parsePvOptions([]).placement, 'auto');
+	for (const p of ['priority', 'cpuset', 'threads'] as const) t.equal(parsePvOptions(['--pv-placement', p]).placement, p);
+	t.equal(parsePvOptions(['--pv-placement', 'priority', '--pv-cs', 'observe']).placement, 'priority', 'observing sets no class');
+	t.throws(() => parsePvOptions(['--pv-placement', 'priority', '--pv-cs', 'act']), {
+		name: 'UsageError',
+		message: "--pv-placement priority and --pv-cs act both set the vCPU threads' scheduling class: use one of them (see docs/placement.md)",
+		exitCode: 2,
+	});
+	t.throws(() => parsePvOptions(['--pv-placement', 'weights']), {message: /Choices: "auto", "priority", "cpuset", "threads"/, exitCode: 2});
+});
+
 t.test('--pv-cs off|observe|act, --pv-cs-boost', async (t) => {
 	t.equal(parsePvOptions([]).cs, 'off', 'off by default');
 	t.equal(parsePvOptions(['--pv-cs', 'observe']).cs, 'observe');

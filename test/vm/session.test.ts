@@ -20,7 +20,7 @@ import type {Placement} from '../../src/vm/config.js';
 import type {HintsStatus} from '../../src/agent/watch.js';
 import {FrameParser, FrameType, encodeFrame, nameLength, protocolVersion, type Frame} from '../../src/agent/protocol.js';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
-import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadLatency} from '../../src/host/libc.js';
+import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadLatency, threadPolicy} from '../../src/host/libc.js';
 import {hintTypes} from '../../src/hints/index.js';
 import {ownOtherThreads} from '../../src/pin/pinner.js';
 import type {ShmArea} from '../../src/shm/area.js';
@@ -779,12 +779,18 @@ t.test(
 	},
 );
 
-for (const placement of ['auto', 'cpuset'] as const)
+for (const placement of ['auto', 'cpuset', 'priority'] as const)
 	t.test(
 		`QEMU's threads: its main loop raised; a hint pins a vCPU thread, the agent closing its port and a reset let it float again (--pv-placement ${placement})`,
 		{
 			skip:
-				ownCpus.length < 2 ? 'needs two CPUs' : placement === 'cpuset' && !(isRoot && cpusetMount()) ? 'needs root and a cgroup v1 cpuset hierarchy' : false,
+				ownCpus.length < 2
+					? 'needs two CPUs'
+					: placement === 'cpuset' && !(isRoot && cpusetMount())
+						? 'needs root and a cgroup v1 cpuset hierarchy'
+						: placement === 'priority' && !isRoot
+							? 'SCHED_FIFO needs root'
+							: false,
 		},
 		async (t) => {
 			const r = await startSession(t, {portOpen: true, threads: true, placement});
@@ -792,7 +798,7 @@ for (const placement of ['auto', 'cpuset'] as const)
 			const threads = r.qemu.vcpuThreads;
 			// A VM of 2 vCPUs: one by one unless the float group is asked for; then it holds the floating vCPU threads.
 			const [shown] = r.named('placement');
-			t.match(shown, placement === 'auto' ? {mode: 'threads', reason: '2 vCPUs: below 16, one sched_setaffinity per thread costs less'} : {mode: 'cpuset'});
+			t.match(shown, placement === 'auto' ? {mode: 'threads', reason: '2 vCPUs: below 16, one sched_setaffinity per thread costs less'} : {mode: placement});
 			const groupDir = placement === 'cpuset' ? String(shown?.['dir']) : undefined;
 			if (groupDir) t.same(tasksOf(path.join(groupDir, 'float')).sort(), [...threads].sort(), 'both vCPU threads in the floating cpuset');
 			t.match(r.named('vcpus'), [{threads}], 'vcpus: the host threads QMP named, in vCPU order');
@@ -801,8 +807,14 @@ for (const placement of ['auto', 'cpuset'] as const)
 				t.equal(getThreadNice(r.qemu.pid), -10, "QEMU's main thread runs at nice -10");
 				t.same(threads.map(getThreadNice), [0, 0], 'its vCPU threads as they were');
 			} else t.comment('not root: the raised priorities are not checked');
-			const floating = (): boolean => threads.every((tid) => threadCpusAllowed(r.qemu.pid, tid).join(',') === ownCpus.join(','));
-			const exclusive = (v: number): boolean => hasExclusiveCpu(r.qemu.pid, threads, v);
+			const floating = (): boolean =>
+				threads.every((tid) => threadCpusAllowed(r.qemu.pid, tid).join(',') === ownCpus.join(',') && threadPolicy(r.qemu.pid, tid) === 0);
+			// By priority, the granted thread alone changes: its one CPU, SCHED_FIFO; the other keeps every CPU.
+			const raised = (v: number): boolean =>
+				threadCpusAllowed(r.qemu.pid, threads[v] ?? 0).length === 1 &&
+				threadPolicy(r.qemu.pid, threads[v] ?? 0) === 1 &&
+				threads.every((tid, i) => i === v || threadCpusAllowed(r.qemu.pid, tid).join(',') === ownCpus.join(','));
+			const exclusive = (v: number): boolean => (placement === 'priority' ? raised(v) : hasExclusiveCpu(r.qemu.pid, threads, v));
 			t.ok(floating(), 'every vCPU thread floats on the allowed CPUs at first');
 
 			// A guest thread pins itself to vCPU 0; the agent relays the record and kicks.
@@ -828,6 +840,17 @@ for (const placement of ['auto', 'cpuset'] as const)
 			await waitUntil('the guest reset, vCPU 1 floats again', floating);
 			t.match(r.named('reset').at(-1), {reason: 'guest reset'}, 'its hints are cleared');
 			t.same(r.stateHints(), {state: 'waiting', reason: 'the guest was reset'});
+			if (placement === 'priority') {
+				guest.append({tid: 502, tgid: 502, comm: 'again', mask: maskOf(1)});
+				r.agent.send(FrameType.kick);
+				await waitUntil('vCPU 1 raised again', () => exclusive(1));
+				r.session.close();
+				t.same(
+					threads.map((tid) => threadPolicy(r.qemu.pid, tid)),
+					[0, 0],
+					'the session closed (QEMU still running): no vCPU thread left in SCHED_FIFO',
+				);
+			}
 			if (groupDir) {
 				r.session.close();
 				t.notOk(fs.existsSync(groupDir), 'the session closed (QEMU still running): its cpusets are gone');

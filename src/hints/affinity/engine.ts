@@ -15,7 +15,7 @@ import {firstLine} from '../../util/errors.js';
 import {TokenBucket} from '../../util/token-bucket.js';
 import {guestBudget, type GuestBudget} from '../../util/guest-budget.js';
 import type {VmLeases} from './leasing.js';
-import {cpusFor, decideAffinity, floatingOnly, type Assignment, type Held, type Hint} from './policy.js';
+import {decideAffinity, floatingOnly, type Assignment, type Held, type Hint} from './policy.js';
 import {initialState, type AffinityState, type Cause, type DecisionCounts} from './state.js';
 import type {HintTypeEngine} from '../types.js';
 import {getThreadAffinity} from '../../host/libc.js';
@@ -206,6 +206,11 @@ export class AffinityEngine implements HintTypeEngine {
 		clearTimeout(this.kickTimer);
 		this.kickTimer = undefined;
 		clearTimeout(this.leaseRetry);
+	}
+
+	/** Every vCPU thread a priority grant raised back to SCHED_OTHER (the VM ends; after the fast path stopped); returns errors. */
+	lowerThreads(): string[] {
+		return this.pinner.lowerAll();
 	}
 
 	/**
@@ -862,6 +867,7 @@ export class AffinityEngine implements HintTypeEngine {
 			basedSeq: this.reader.tail,
 			canAddHint: this.state.hints.size < maxHints,
 			plan: (a, assumed) => this.pinner.plan(a, assumed),
+			floatingCpus: (a) => this.pinner.floatingCpus(a),
 		});
 		if (!table) return;
 		this.fast.publish(table.bytes);
@@ -884,7 +890,9 @@ export class AffinityEngine implements HintTypeEngine {
 			const placement = Array.from({length: this.state.nrVcpus}, (_, vcpu): VcpuPlacement => {
 				const tid = threads.get(vcpu);
 				const held = this.state.held.get(vcpu);
-				const p: VcpuPlacement = held ? {vcpu, cpus: held, exclusive: false, operator: true} : {vcpu, cpus: cpusFor(a, vcpu), exclusive: a.exclusive.has(vcpu)};
+				const p: VcpuPlacement = held
+					? {vcpu, cpus: held, exclusive: false, operator: true}
+					: {vcpu, cpus: this.pinner.cpusOf(a, vcpu), exclusive: a.exclusive.has(vcpu)};
 				if (tid !== undefined) p.tid = tid;
 				return p;
 			});
