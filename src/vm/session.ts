@@ -10,6 +10,7 @@ import {protocolVersion} from '../agent/protocol.js';
 import {FastPath} from '../fast/binding.js';
 import {LeaseTable, leaseDir} from '../host/leases.js';
 import {getThreadAffinity, setThreadLatency, threadInProcess} from '../host/libc.js';
+import {priorityUnavailable} from '../pin/priority.js';
 import {takenCpus} from '../host/taken.js';
 import {memoryNode, readTopology} from '../host/topology.js';
 import {FloatGroup} from '../pin/cpuset.js';
@@ -34,7 +35,6 @@ import {guestName} from '../qemu/args.js';
 import {MetricsFile} from './metrics.js';
 import {updateCs, updateGuest, updateHints, updatePlacement, type HintActivity, type VcpuPlacement} from './state.js';
 import type {VmPlan} from './plan.js';
-import type {CsMode} from './config.js';
 import type {QemuProcess} from './qemu-process.js';
 import {guestBudget, type GuestBudget} from '../util/guest-budget.js';
 import {CpuGovernor} from '../util/cpu-governor.js';
@@ -63,12 +63,6 @@ const slowMoveMs = 2;
  */
 const groupMinVcpus = 16;
 
-/** Why grants cannot be made by priority here (docs/placement.md), or undefined when they can. */
-function priorityUnavailable(cs: CsMode): string | undefined {
-	if (cs === 'act') return "--pv-cs act sets the vCPU threads' scheduling class";
-	if (process.geteuid?.() !== 0) return 'not root: SCHED_FIFO needs CAP_SYS_NICE';
-	return undefined;
-}
 /** How often --pv-metrics rewrites its file: a textfile collector reads it when scraped (every 15 s or more). */
 const metricsPeriodMs = 5000;
 
@@ -516,7 +510,7 @@ export class HintSession {
 		const mode = this.plan.placement;
 		const tids = threads.map((t) => t.threadId);
 		if (mode === 'priority' || (mode === 'auto' && tids.length >= groupMinVcpus)) {
-			const why = priorityUnavailable(this.plan.cs);
+			const why = priorityUnavailable(this.plan.cs, this.qemu.pid, tids[0]);
 			if (why === undefined) {
 				pinner.usePriority();
 				this.log.write('placement', {mode: 'priority'});
