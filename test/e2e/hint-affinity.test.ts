@@ -17,10 +17,12 @@ import {cpusetMount, cpusetOf} from '../../src/pin/cpuset.js';
 
 for (const fast of [true, false])
 	t.test(`taskset in the guest re-pins the vCPU thread on the host, and releases it (fast path ${fast ? 'on' : 'off'})`, async (t) => {
-		// The fast path with the float group asked for (by default, a VM of 2 vCPUs has none), the JavaScript thread without.
+		// The fast path with the float group asked for, the JavaScript thread with grants by priority (by default, a
+		// VM of 2 vCPUs has neither: test/vm/session.test.ts checks auto's choice).
+		const priority = !fast && process.getuid?.() === 0;
 		const {guest, logFile} = await bootThroughPvrun(t, {
 			run: '/usr/share/pvrun/pin-busy.sh,0x2,4,1',
-			pvArgs: fast ? ['--pv-placement', 'cpuset'] : ['--pv-fast-path', 'off'],
+			pvArgs: fast ? ['--pv-placement', 'cpuset'] : ['--pv-fast-path', 'off', '--pv-placement', 'priority'],
 		});
 
 		await guest.waitFor('pvrun-guest: ready', 60_000);
@@ -44,11 +46,21 @@ for (const fast of [true, false])
 		);
 		const allowed = (id: number) => threadCpusAllowed(qemuPid, id);
 
-		const pinnedAfter = await within(2000, () => hasExclusiveCpu(qemuPid, threads, 1));
+		// By priority, vCPU 1's thread alone changes: one CPU and SCHED_FIFO; vCPU 0's keeps every CPU.
+		const granted = () =>
+			priority
+				? allowed(vcpu1).length === 1 && threadPolicy(qemuPid, vcpu1) === 1 && allowed(vcpu0).join(',') === ownCpus().join(',')
+				: hasExclusiveCpu(qemuPid, threads, 1);
+		const pinnedAfter = await within(2000, granted);
 		t.comment(
-			`vCPU 1 exclusive ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`,
+			`vCPU 1 granted ${pinnedAfter.toFixed(0)} ms after the guest's taskset line; vCPU 1: ${allowed(vcpu1).join(',')} vCPU 0: ${allowed(vcpu0).join(',')}`,
 		);
-		t.ok(pinnedAfter >= 0, 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has');
+		t.ok(
+			pinnedAfter >= 0,
+			priority
+				? 'within 2 s vCPU 1 has one CPU and runs in SCHED_FIFO; vCPU 0 still has every CPU'
+				: 'within 2 s vCPU 1 has exactly one CPU that no other vCPU thread has',
+		);
 		// pvrun logs a decision after applying it (the guest waits on the feedback, not the log): a moment later.
 		t.ok((await within(1000, () => readEventLog(logFile).some((e) => e.event === 'pin' && e['vcpu'] === 1))) >= 0, 'the decision is in the event log');
 		const exclusiveCpu = allowed(vcpu1)[0] ?? -1;
@@ -58,7 +70,8 @@ for (const fast of [true, false])
 		const canGroup = process.getuid?.() === 0 && cpusetMount() !== undefined;
 		const grouped = placement?.['mode'] === 'cpuset';
 		if (fast) t.equal(grouped, canGroup, `asked for: ${JSON.stringify(placement)}`);
-		else t.match(placement, {mode: 'threads', reason: '2 vCPUs: below 16, one sched_setaffinity per thread costs less'}, 'by default, not in a VM this small');
+		else
+			t.match(placement, priority ? {mode: 'priority'} : {mode: 'threads', reason: 'not root: SCHED_FIFO needs CAP_SYS_NICE'}, 'grants by priority asked for');
 		if (grouped) {
 			t.match(cpusetOf(vcpu1), new RegExp(`/pvrun\\.${qemuPid}$`), "vCPU 1's thread is in the VM's cpuset");
 			t.match(cpusetOf(vcpu0), new RegExp(`/pvrun\\.${qemuPid}/float$`), "vCPU 0's in its floating cpuset");
@@ -150,8 +163,8 @@ for (const fast of [true, false])
 		);
 		t.same(
 			threads.filter((tid) => realTime(qemuPid, tid)),
-			[],
-			"and so do QEMU's vCPU threads",
+			priority ? [vcpu1] : [],
+			priority ? "and of QEMU's vCPU threads only the granted one is in SCHED_FIFO" : "and so do QEMU's vCPU threads",
 		);
 
 		await guest.waitFor('pin-busy: stopped', 30_000);
@@ -168,6 +181,7 @@ for (const fast of [true, false])
 		t.comment(`vCPU 1 floats ${floatAfter.toFixed(0)} ms after the process exited: ${allowed(vcpu1).join(',')}`);
 		t.ok(floatAfter >= 0, 'after the guest process exits, vCPU 1 floats again');
 		t.same(allowed(vcpu1), ownCpus(), 'floating on every CPU pvrun may use');
+		t.equal(threadPolicy(qemuPid, vcpu1), 0, 'in SCHED_OTHER');
 		if (grouped) t.match(cpusetOf(vcpu1), new RegExp(`/pvrun\\.${qemuPid}/float$`), 'in the floating cpuset again');
 
 		await guest.waitFor('pin-busy: done', 30_000);
