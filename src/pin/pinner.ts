@@ -75,6 +75,10 @@ export class Pinner {
 	private priority = false;
 	/** Threads pvrun put in SCHED_FIFO (priority grants). */
 	private readonly fifo = new Set<number>();
+	/** Bumped by every method that may change what is applied (plan's index of resting threads follows it). */
+	private version = 0;
+	/** The vCPUs not at rest for a floating set and nice offset, as of `version` (see restless). */
+	private restIndex: {version: number; floatKey: string; offset: number; restless: number[]; vcpuOf: Map<number, number>} | undefined;
 
 	/** `vcpuThreads`: vCPU index → host thread id; `qemuPid`: the QEMU process. */
 	constructor(
@@ -101,6 +105,7 @@ export class Pinner {
 
 	/** New thread ids (after hot-plug or reset): everything is applied afresh (holds end: new threads, new look). */
 	setThreads(vcpuThreads: Map<number, number>): void {
+		this.version++;
 		this.lowerAll();
 		this.vcpuThreads = vcpuThreads;
 		this.applied.clear();
@@ -111,6 +116,7 @@ export class Pinner {
 
 	/** Place the floating vCPU threads as one, in `group`, from the next apply on. */
 	useGroup(group: FloatGroup): void {
+		this.version++;
 		this.group = group;
 		this.grouped.clear();
 		for (const tid of this.vcpuThreads.values()) this.applied.delete(tid);
@@ -118,6 +124,7 @@ export class Pinner {
 
 	/** Grant by priority from the next apply on (see the file's header); not with a float group. */
 	usePriority(): void {
+		this.version++;
 		this.priority = true;
 	}
 
@@ -140,6 +147,7 @@ export class Pinner {
 
 	/** Every thread pvrun put in SCHED_FIFO back to SCHED_OTHER (the VM ends, its threads change); returns errors. */
 	lowerAll(): string[] {
+		this.version++;
 		const errors: string[] = [];
 		for (const tid of this.fifo) this.lower(tid, errors);
 		return errors.filter((e) => !e.includes('ESRCH'));
@@ -179,6 +187,7 @@ export class Pinner {
 	 * value back to its own (pvrun's offset taken off). Returns errors.
 	 */
 	hold(vcpu: number): string[] {
+		this.version++;
 		this.held.add(vcpu);
 		const tid = this.vcpuThreads.get(vcpu);
 		const errors: string[] = [];
@@ -201,6 +210,7 @@ export class Pinner {
 
 	/** vCPU `vcpu` is pvrun's again: the next apply pins it afresh. */
 	release(vcpu: number): void {
+		this.version++;
 		this.held.delete(vcpu);
 		const tid = this.vcpuThreads.get(vcpu);
 		if (tid !== undefined) this.applied.delete(tid);
@@ -208,12 +218,14 @@ export class Pinner {
 
 	/** Thread `tid`'s CPUs were changed behind pvrun's back to a set it may widen: pin it afresh next time. */
 	forget(tid: number): void {
+		this.version++;
 		if (tid === this.qemuPid) this.forgetOthers();
 		else this.applied.delete(tid);
 	}
 
 	/** Leave QEMU's other threads to the operator (true), or take them back (false). */
 	holdOthers(held: boolean): void {
+		this.version++;
 		this.othersHeld = held;
 		this.forgetOthers();
 	}
@@ -237,6 +249,7 @@ export class Pinner {
 
 	/** Apply `a` to the vCPU threads; returns what changed. Threads that vanished are reported, not fatal. */
 	apply(a: Assignment): PinResult {
+		this.version++;
 		if (this.group) return this.applyGrouped(a, this.group);
 		const changed = new Map<number, number[]>();
 		const moved: number[] = [];
@@ -352,15 +365,25 @@ export class Pinner {
 		const ops: PinOp[] = [];
 		const fifoNow = (tid: number) => before.fifo.get(tid) ?? this.fifo.has(tid);
 		const floating = this.floatingCpus(a);
-		for (const [vcpu, tid] of this.vcpuThreads) {
-			if (this.held.has(vcpu)) continue;
+		const floatKey = floating.join(',');
+		// Only the vCPUs that may need an op: granted under `a`, not at rest now, or named by `assumed`.
+		// A table plans each of its entries (one per vCPU): a grant by priority then costs O(vCPUs), not O(vCPUs²).
+		const index = this.restless(floatKey, a.floatNice);
+		const candidates = new Set<number>([...a.exclusive.keys(), ...index.restless]);
+		for (const op of assumed) {
+			const v = index.vcpuOf.get(op.tid);
+			if (v !== undefined) candidates.add(v);
+		}
+		for (const vcpu of [...candidates].sort((x, y) => x - y)) {
+			const tid = this.vcpuThreads.get(vcpu);
+			if (tid === undefined || this.held.has(vcpu)) continue;
 			const op: PinOp = {vcpu, tid};
 			const own = a.exclusive.get(vcpu);
 			const cpus = own ? [own.pcpu] : floating;
 			const last = appliedKey(tid);
 			const raised = this.raised(a, vcpu);
 			// SCHED_FIFO comes with its one CPU, in the same op.
-			if (last !== cpus.join(',') || (raised && !fifoNow(tid))) {
+			if (last !== (own ? String(own.pcpu) : floatKey) || (raised && !fifoNow(tid))) {
 				op.cpus = cpus;
 				if (last !== undefined) op.from = last.split(',').map(Number);
 			}
@@ -373,6 +396,24 @@ export class Pinner {
 			if (op.cpus || op.nice !== undefined || op.sched) ops.push(op);
 		}
 		return ops;
+	}
+
+	/**
+	 * The vCPUs whose threads are not at rest for floating set `floatKey` and nice offset `offset`
+	 * (other CPUs than the floating set as applied, SCHED_FIFO, another offset), and each vCPU
+	 * thread's vCPU: computed once per change of what is applied, for every plan of a table.
+	 */
+	private restless(floatKey: string, offset: number): {restless: number[]; vcpuOf: Map<number, number>} {
+		const cached = this.restIndex;
+		if (cached?.version === this.version && cached.floatKey === floatKey && cached.offset === offset) return cached;
+		const restless: number[] = [];
+		const vcpuOf = new Map<number, number>();
+		for (const [v, tid] of this.vcpuThreads) {
+			vcpuOf.set(tid, v);
+			if (this.applied.get(tid) !== floatKey || this.fifo.has(tid) || (this.niceOffset.get(tid) ?? 0) !== offset) restless.push(v);
+		}
+		this.restIndex = {version: this.version, floatKey, offset, restless, vcpuOf};
+		return this.restIndex;
 	}
 
 	/** `plan` with a float group, in `applyGrouped`'s order: grants leave, the floating set is written once, others join. */
@@ -407,6 +448,7 @@ export class Pinner {
 
 	/** The fast path applied `ops` (from `plan`) except those `failed` names (failed, or left alone): remember them as applied. */
 	adopt(ops: readonly PinOp[], failed: (index: number) => boolean): void {
+		this.version++;
 		ops.forEach((op, i) => {
 			if (failed(i)) return;
 			if (op.group === 'float' && op.cpus) {
@@ -438,6 +480,7 @@ export class Pinner {
 	 * (bench/experiments/2026-11-23-follow-cost/).
 	 */
 	applyOthers(a: Assignment, widen = false): string[] {
+		this.version++;
 		const before = this.othersFloating;
 		if (before && (before.join(',') === a.floating.join(',') || (!widen && before.every((c) => a.floating.includes(c))))) return [];
 		this.othersFloating = [...a.floating];
