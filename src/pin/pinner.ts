@@ -21,7 +21,7 @@
 // the floating threads share them at the lower weight, as without.
 import type {FloatGroup} from './cpuset.js';
 import {sameCpus} from './operator.js';
-import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadFifo, setThreadNice, threadInProcess} from '../host/libc.js';
+import {getThreadAffinity, getThreadNice, setThreadAffinity, setThreadFifo, setThreadNice, threadInProcess, threadPolicy} from '../host/libc.js';
 import {processThreads} from '../host/proc.js';
 import type {Assignment} from '../hints/affinity/policy.js';
 import {firstLine} from '../util/errors.js';
@@ -96,6 +96,8 @@ export class Pinner {
 		private readonly owns: (tgid: number, tid: number) => boolean = threadInProcess,
 		/** The CPUs the kernel lets thread `tid` use now. */
 		private readonly affinityOf: (tid: number) => number[] = getThreadAffinity,
+		/** Thread `tid`'s scheduling policy now (1: SCHED_FIFO). */
+		private readonly policyOf: (tid: number) => number = (tid) => threadPolicy(qemuPid, tid),
 	) {}
 
 	/** vCPU index → host thread id, as last set. */
@@ -148,6 +150,14 @@ export class Pinner {
 	/** Every thread pvrun put in SCHED_FIFO back to SCHED_OTHER (the VM ends, its threads change); returns errors. */
 	lowerAll(): string[] {
 		this.version++;
+		// With priority grants, also a vCPU thread the fast path raised in a change not taken yet.
+		if (this.priority)
+			for (const [v, tid] of this.vcpuThreads)
+				try {
+					if (!this.held.has(v) && this.policyOf(tid) === 1) this.fifo.add(tid);
+				} catch {
+					// gone
+				}
 		const errors: string[] = [];
 		for (const tid of this.fifo) this.lower(tid, errors);
 		return errors.filter((e) => !e.includes('ESRCH'));

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import t, {type Test} from 'tap';
 import {threadCpusAllowed} from '../../src/host/cpus.js';
-import {setThreadAffinity} from '../../src/host/libc.js';
+import {setThreadAffinity, threadPolicy} from '../../src/host/libc.js';
 import {procStatFields} from '../../src/host/proc.js';
 import {FastPath, fastPathAvailable, type FastApplied} from '../../src/fast/binding.js';
 import {Pinner} from '../../src/pin/pinner.js';
@@ -35,7 +35,8 @@ async function setUp(t: Test, tgid = 0, priority = false) {
 		[0, a.pid ?? 0],
 		[1, b.pid ?? 0],
 	]);
-	const pinner = new Pinner(tids, process.pid, false, standIn);
+	// Stand-ins are processes: their policy is in their own /proc entry.
+	const pinner = new Pinner(tids, process.pid, false, standIn, undefined, (tid) => threadPolicy(tid, tid));
 	if (priority) pinner.usePriority();
 	let state: Assignment = floatingOnly(allowed);
 	t.same(pinner.apply(state).errors, [], 'the stand-in vCPU threads float');
@@ -187,6 +188,14 @@ t.test(
 		const unknown = Buffer.from(bytes);
 		unknown.writeUInt32LE(Sched.fifo + 1, firstOp + Op.sched);
 		t.throws(() => f.fast.publish(unknown), /refused/, 'a class of no known kind');
+		// The VM ends right after the native thread raised a thread, before pvrun took the change.
+		f.publish();
+		f.guest.append({tid: 4243, tgid: 4240, kind: AffinityKind.set, mask: maskOf(1)});
+		await f.kick();
+		t.equal(policy(b), 1, 'raised again, not taken yet');
+		t.same(f.pinner.lowerAll(), []);
+		t.equal(policy(b), 0, 'lowerAll finds it all the same');
+		f.take();
 	},
 );
 
