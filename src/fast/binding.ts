@@ -131,11 +131,16 @@ export interface FastStats {
 }
 
 const statNames: ReadonlyArray<keyof FastStats> = statFields;
+/** pvf_publish's answer while changes it applied are not taken yet. */
+const EBUSY = 16;
 
 /** The part of the fast path the hint engine uses. */
 export interface FastLink {
-	/** Make `table` current (a serialized table, docs/fast-path.md). */
-	publish(table: Uint8Array): void;
+	/**
+	 * Make `table` current (a serialized table, docs/fast-path.md), in place of the current one if
+	 * there is one; false, and no table current, when the fast path applied a change not taken yet.
+	 */
+	publish(table: Uint8Array): boolean;
 	/** What was applied since the last call; `end` also ends the current table. */
 	take(end: boolean): FastTake;
 	/** Decide the records past the cursor now, in the calling thread, as a kick would. */
@@ -183,10 +188,12 @@ export class FastPath implements FastLink {
 		return new FastPath(lib, h, wake);
 	}
 
-	publish(table: Uint8Array): void {
-		if (this.stopped) return;
+	publish(table: Uint8Array): boolean {
+		if (this.stopped) return true;
 		const rc = this.lib.pvf_publish(this.handle, table, table.length);
+		if (rc === -EBUSY) return false;
 		if (rc !== 0) throw new Error(`the fast path refused a table (errno ${-rc}): a bug in pvrun`);
+		return true;
 	}
 
 	take(end: boolean): FastTake {

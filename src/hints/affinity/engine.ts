@@ -182,7 +182,7 @@ export class AffinityEngine implements HintTypeEngine {
 			// Over its CPU share, pvrun leaves the records for later (the ring keeps the newest).
 			if (this.cpuHoldMs() === 0) this.poll();
 			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
-			if (this.follow.pinned) this.guarded(() => this.decideRound(performance.now()));
+			if (this.follow.pinned) this.guarded(() => this.refreshTable());
 			this.guarded(() => this.judgeUse());
 			this.guarded(() => this.checkOperator());
 			// QEMU's and pvrun's other threads get back the CPUs a released grant left (Pinner.applyOthers).
@@ -490,7 +490,10 @@ export class AffinityEngine implements HintTypeEngine {
 			if (s.vcpu === undefined) this.onOthers(s.kernel);
 			else this.onVcpu(s.vcpu, s.tid, s.kernel);
 		}
-		if (!replan) return this.publishFast();
+		if (!replan) {
+			this.publishFast();
+			return;
+		}
 		this.decide({kind: 'operator'});
 		this.publishFast();
 		this.publishPlacement();
@@ -845,9 +848,25 @@ export class AffinityEngine implements HintTypeEngine {
 		return true;
 	}
 
-	/** Give the fast path the decisions that follow from the current state (nothing beyond its limits). */
-	private publishFast(): void {
-		if (!this.fast || this.stopped) return;
+	/**
+	 * A fresh table while the fast path follows a pin, with no moment without one (a kick then
+	 * would fall to this thread): what it applied is taken without ending its table, and the next
+	 * table replaces it. Records it has not decided, or a change it applies meanwhile (the
+	 * replacement is refused), and this thread decides as before.
+	 */
+	private refreshTable(): void {
+		// The pin may have been let go, or this thread decided, meanwhile: then the table is fresh.
+		if (!this.followFast() || !this.follow.table || !this.follow.pinned) return;
+		if (this.reader.pending() > 0 || !this.publishFast(true)) this.decideRound(performance.now());
+	}
+
+	/**
+	 * Give the fast path the decisions that follow from the current state (nothing beyond its
+	 * limits). `replace`: in place of a table that is current (see refreshTable); false when the
+	 * fast path refused it for a change not taken yet.
+	 */
+	private publishFast(replace = false): boolean {
+		if (!this.fast || this.stopped) return true;
 		const table = buildFastTable({
 			hints: this.state.hints,
 			assignment: this.state.assignment,
@@ -869,9 +888,17 @@ export class AffinityEngine implements HintTypeEngine {
 			plan: (a, assumed) => this.pinner.plan(a, assumed),
 			floatingCpus: (a) => this.pinner.floatingCpus(a),
 		});
-		if (!table) return;
-		this.fast.publish(table.bytes);
+		// Beyond the native limits: nothing to publish (a table being replaced goes on as it is).
+		if (!table) return true;
+		// Refused over a change the fast path applied since the take: the current table stays ours
+		// to take from (its entries are what the change names); the caller ends it and decides.
+		if (!this.fast.publish(table.bytes)) {
+			if (!replace) throw new Error('the fast path refused a table after its last one ended: a bug in pvrun');
+			return false;
+		}
 		this.follow.table = table;
+		this.follow.pinned = false;
+		return true;
 	}
 
 	/**

@@ -164,6 +164,46 @@ t.test("a pin the fast path follows gets a table of its own on the engine's time
 	);
 });
 
+t.test('a fresh table refused over a change the fast path applied meanwhile: the engine takes it, decides, publishes', async (t) => {
+	const f = await setUp(t, 50);
+	const [a = 0, b = 0] = f.tids;
+	f.guest.append({tid: 350, mask: maskOf(1)});
+	await f.kick();
+	await f.until('the pin is applied', () => cpusOf(b).length === 1);
+	// The timer's fresh table is published in place of the current one; just before, the pin's
+	// thread exits and the fast path applies the way back, which the engine has not taken.
+	const publish = f.fast.publish.bind(f.fast);
+	let raced: boolean | undefined;
+	f.fast.publish = (bytes: Uint8Array): boolean => {
+		if (raced === undefined) {
+			f.guest.append({tid: 350, kind: AffinityKind.exit, mask: maskOf()});
+			f.kickAndHold();
+			raced = publish(bytes);
+			return raced;
+		}
+		return publish(bytes);
+	};
+	await f.until('the way back is adopted', () => f.events().some((e) => e.event === 'float' && e['vcpu'] === 1));
+	t.equal(raced, false, 'the fresh table was refused');
+	t.same(cpusOf(b), [0, 1], 'vCPU 1 floats again');
+	t.same(
+		f.events().filter((e) => e.event === 'internal-error'),
+		[],
+		'no internal error',
+	);
+	f.guest.append({tid: 351, mask: maskOf(0)});
+	await f.kick();
+	await f.until('a later pin is applied', () => cpusOf(a).length === 1);
+	t.equal(
+		f
+			.events()
+			.filter((e) => e.event === 'applied')
+			.at(-1)?.['fast'],
+		true,
+		'by the fast path: a table is current again',
+	);
+});
+
 t.test('records the table does not cover go to the engine, which decides and publishes the next table', async (t) => {
 	const f = await setUp(t);
 	const [a = 0, b = 0] = f.tids;
