@@ -21,6 +21,13 @@ function sleeper(t: Pick<Test, 'teardown'>, nice = 0): number {
 }
 
 const statNice = (pid: number) => Number(procStatFields(pid)?.[19]);
+
+/** Three `sleep` processes as vCPUs 0-2 (vCPU 1 started at nice `nice1`), and a pinner over them. */
+async function threeVcpus(t: Pick<Test, 'teardown'>, nice1 = 0): Promise<{pinner: Pinner; tids: number[]}> {
+	const tids = [sleeper(t), sleeper(t, nice1), sleeper(t)];
+	await new Promise((r) => setTimeout(r, 100)); // `nice` has exec'd `sleep`
+	return {pinner: new Pinner(new Map(tids.map((tid, v) => [v, tid])), process.pid, false, standIn), tids};
+}
 /** The CPUs this process may use, before any test moves its threads. */
 const startCpus = ownCpus();
 const hint = (tid: number, vcpus: number[]): Hint => ({tid, tgid: tid, comm: 'w', vcpus, seq: tid});
@@ -105,18 +112,8 @@ t.test(
 
 t.test('plan says what apply would do without doing it; adopt records what another applied', {skip: startCpus.length < 2 && 'needs two CPUs'}, async (t) => {
 	const cpus = startCpus.slice(0, 2);
-	const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t, 2), sleeper(t)];
-	await new Promise((r) => setTimeout(r, 100));
-	const pinner = new Pinner(
-		new Map([
-			[0, vcpu0],
-			[1, vcpu1],
-			[2, vcpu2],
-		]),
-		process.pid,
-		false,
-		standIn,
-	);
+	const {pinner, tids} = await threeVcpus(t, 2);
+	const [vcpu0 = 0] = tids;
 	const start = floatingOnly(cpus);
 	t.same(pinner.apply(start).errors, []);
 	t.same(pinner.plan(start), [], 'nothing to do for the state applied');
@@ -252,18 +249,8 @@ t.test(
 	{skip: (startCpus.length < 2 && 'needs two CPUs') || (process.getuid?.() !== 0 && 'SCHED_FIFO needs root')},
 	async (t) => {
 		const cpus = startCpus.slice(0, 2);
-		const [vcpu0, vcpu1, vcpu2] = [sleeper(t), sleeper(t), sleeper(t)];
-		await new Promise((r) => setTimeout(r, 100));
-		const pinner = new Pinner(
-			new Map([
-				[0, vcpu0],
-				[1, vcpu1],
-				[2, vcpu2],
-			]),
-			process.pid,
-			false,
-			standIn,
-		);
+		const {pinner, tids} = await threeVcpus(t);
+		const [vcpu0 = 0, vcpu1 = 0, vcpu2 = 0] = tids;
 		pinner.usePriority();
 		const start = floatingOnly(cpus);
 		t.same(pinner.apply(start).errors, []);
