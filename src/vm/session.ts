@@ -61,7 +61,7 @@ const slowMoveMs = 2;
  * either at 16, less below, more above (bench/experiments/2026-12-06-placement-flat/,
  * 2026-12-06-placement-priority/).
  */
-const groupMinVcpus = 16;
+const bigVmVcpus = 16;
 
 /** How often --pv-metrics rewrites its file: a textfile collector reads it when scraped (every 15 s or more). */
 const metricsPeriodMs = 5000;
@@ -509,25 +509,23 @@ export class HintSession {
 	private openPlacement(pinner: Pinner, threads: readonly VcpuThread[]): void {
 		const mode = this.plan.placement;
 		const tids = threads.map((t) => t.threadId);
-		if (mode === 'priority' || (mode === 'auto' && tids.length >= groupMinVcpus)) {
+		// One sched_setaffinity per thread, and why: a warning when another way was asked for.
+		const oneByOne = (reason: string): void => {
+			if (mode === 'priority' || mode === 'cpuset') this.warn(`--pv-placement ${mode}: ${reason}; each vCPU thread is pinned on its own instead`);
+			this.log.write('placement', {mode: 'threads', reason});
+		};
+		if (mode === 'threads') return oneByOne('--pv-placement threads');
+		if (mode === 'auto' && tids.length < bigVmVcpus) return oneByOne(`${tids.length} vCPUs: below ${bigVmVcpus}, one sched_setaffinity per thread costs less`);
+		if (mode !== 'cpuset') {
 			const why = priorityUnavailable(this.plan.cs, this.qemu.pid, tids[0]);
 			if (why === undefined) {
 				pinner.usePriority();
 				this.log.write('placement', {mode: 'priority'});
 				return;
 			}
-			if (mode === 'priority') {
-				this.warn(`--pv-placement priority: ${why}; each vCPU thread is pinned on its own instead`);
-				this.log.write('placement', {mode: 'threads', reason: why});
-				return;
-			}
+			if (mode === 'priority') return oneByOne(why);
 		}
-		let group =
-			mode === 'threads'
-				? '--pv-placement threads'
-				: mode === 'auto' && tids.length < groupMinVcpus
-					? `${tids.length} vCPUs: below ${groupMinVcpus}, one sched_setaffinity per thread costs less`
-					: FloatGroup.open(this.qemu.pid, tids, this.plan.allowed);
+		let group: FloatGroup | string = FloatGroup.open(this.qemu.pid, tids, this.plan.allowed);
 		const moveMs = typeof group === 'string' ? undefined : group.moveMs;
 		const slow =
 			moveMs !== undefined && moveMs > slowMoveMs
@@ -537,11 +535,7 @@ export class HintSession {
 			group.close();
 			group = slow;
 		}
-		if (typeof group === 'string') {
-			if (mode === 'cpuset') this.warn(`--pv-placement cpuset: ${group}; each vCPU thread is pinned on its own instead`);
-			this.log.write('placement', {mode: 'threads', reason: group});
-			return;
-		}
+		if (typeof group === 'string') return oneByOne(group);
 		if (slow) this.warn(`--pv-placement cpuset: ${slow}; each grant and release waits as long`);
 		this.group = group;
 		pinner.useGroup(group);
