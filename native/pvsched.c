@@ -156,24 +156,70 @@ static void sync_slots(struct sched_instance *in, int woken)
 /* A guest thread id is below the kernel's pid limit (2^22). */
 #define TID_LIMIT (1u << 22)
 
+/* The vCPU each guest thread runs on, from the slots' cur_tid: open addressing over twice
+ * as many entries as vCPUs, so a lookup ends at an empty entry within the table. */
+#define TID_MAP_SIZE (2 * PV_SCHED_MAX_VCPUS)
+struct tid_map {
+	uint32_t tid[TID_MAP_SIZE];
+	uint16_t vcpu[TID_MAP_SIZE];
+};
+
+static uint32_t tid_hash(uint32_t tid)
+{
+	return (tid * 2654435761u) % TID_MAP_SIZE;
+}
+
+/* The guest writes cur_tid: a thread named by two slots keeps the first (the lowest vCPU). */
+static void tid_map_build(struct sched_instance *in, struct tid_map *m)
+{
+	memset(m->tid, 0, sizeof(m->tid));
+	for (uint32_t v = 0; v < in->n_vcpus; v++) {
+		uint32_t tid = __atomic_load_n(&slot_of(in, v)->cur_tid, __ATOMIC_RELAXED), h;
+
+		if (tid == 0 || tid >= TID_LIMIT)
+			continue;
+		for (h = tid_hash(tid); m->tid[h] != 0 && m->tid[h] != tid; h = (h + 1) % TID_MAP_SIZE)
+			;
+		if (m->tid[h] == 0) {
+			m->tid[h] = tid;
+			m->vcpu[h] = (uint16_t)v;
+		}
+	}
+}
+
+static int32_t tid_map_find(const struct tid_map *m, uint32_t tid)
+{
+	for (uint32_t h = tid_hash(tid); m->tid[h] != 0; h = (h + 1) % TID_MAP_SIZE)
+		if (m->tid[h] == tid)
+			return m->vcpu[h];
+	return -1;
+}
+
 /* Which vCPUs run a guest thread inside a user section now (`inside`), and which run
  * a thread that holds a cell at all (`users`, may be NULL), from the cells (the guest's,
  * so each value is checked): a cell is on the vCPU whose slot names its thread as the
- * one running (cur_tid), else where its last section began. */
-static void cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *users)
+ * one running (cur_tid), else where its last section began. Returns whether any vCPU
+ * runs a cell's thread. One pass over the cells and one over the slots, whatever the
+ * guest writes in them. */
+static int cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *users)
 {
 	const struct pvshm_header *hdr = (const struct pvshm_header *)in->shm;
 	uint32_t used = __atomic_load_n(&hdr->cells_used, __ATOMIC_ACQUIRE);
+	struct tid_map map;
+	int any = 0;
 
 	memset(inside, 0, in->n_vcpus);
 	if (users)
 		memset(users, 0, in->n_vcpus);
 	if (used > PVSHM_CELLS)
 		used = PVSHM_CELLS;
+	if (used == 0)
+		return 0;
+	tid_map_build(in, &map);
 	for (uint32_t i = 0; i < used; i++) {
 		const struct pvshm_cell *c = (const struct pvshm_cell *)(in->shm + PVSHM_CELLS_OFFSET + (size_t)i * PVSHM_CELL_SIZE);
 		uint32_t tid = __atomic_load_n(&c->owner_tid, __ATOMIC_RELAXED);
-		int32_t cpu = __atomic_load_n(&c->cpu, __ATOMIC_RELAXED);
+		int32_t cpu = __atomic_load_n(&c->cpu, __ATOMIC_RELAXED), on;
 		int depth;
 
 		if (tid == 0 || tid >= TID_LIMIT)
@@ -181,17 +227,17 @@ static void cells_inside(struct sched_instance *in, uint8_t *inside, uint8_t *us
 		depth = __atomic_load_n(&c->depth, __ATOMIC_ACQUIRE) != 0;
 		if (!depth && !users)
 			continue;
-		for (uint32_t v = 0; v < in->n_vcpus; v++)
-			if (__atomic_load_n(&slot_of(in, v)->cur_tid, __ATOMIC_RELAXED) == tid) {
-				cpu = (int32_t)v;
-				break;
-			}
+		on = tid_map_find(&map, tid);
+		if (on >= 0)
+			cpu = on;
 		if (cpu >= 0 && (uint32_t)cpu < in->n_vcpus) {
 			inside[cpu] |= (uint8_t)depth;
 			if (users)
 				users[cpu] = 1;
+			any = 1;
 		}
 	}
+	return any;
 }
 
 /* The watch bits of vCPU v: a section open on it (the observer's look), and a guest
@@ -205,12 +251,14 @@ static uint32_t watch_bits(struct sched_instance *in, uint32_t v, int changes)
  * acting, the policy reads the cells itself at a preemption; observing or acting, the flag
  * the guest's waiters read for the holder's vCPU is then never stale (the look's period is
  * 10 ms, a section's a few µs). A vCPU that runs none costs no wake-up. Called at each of
- * pvrun's looks (pvs_sync) and when the configuration changes, the lock held. */
-static void update_holder_watch(struct sched_instance *in)
+ * pvrun's looks (pvs_sync), when the configuration changes, and at each of this thread's
+ * passes while acting (a holder that moved to another vCPU is found without a look), the
+ * lock held. Fills `inside` (cells_inside) and returns whether any vCPU runs a holder. */
+static int update_holder_watch(struct sched_instance *in, uint8_t *inside)
 {
-	uint8_t inside[PV_SCHED_MAX_VCPUS], users[PV_SCHED_MAX_VCPUS] = {0};
+	uint8_t users[PV_SCHED_MAX_VCPUS] = {0};
+	int any = cells_inside(in, inside, users);
 
-	cells_inside(in, inside, users);
 	for (uint32_t v = 0; v < PV_SCHED_MAX_VCPUS; v++) {
 		uint8_t want = v < in->n_vcpus && users[v];
 
@@ -222,6 +270,7 @@ static void update_holder_watch(struct sched_instance *in)
 		else
 			__atomic_and_fetch(&in->area->vcpu[v].watched, ~(uint32_t)PV_WATCH_HOLDER, __ATOMIC_RELAXED);
 	}
+	return any;
 }
 
 /* Put thread `tid`, now in mode `from`, in policy mode `mode`; 0 or -errno. NORMAL is
@@ -278,7 +327,11 @@ static uint64_t policy_pass(struct sched_instance *in)
 		return 0;
 	}
 	in->bstats.passes++;
-	cells_inside(in, inside, NULL);
+	/* A holder that moved to another vCPU since pvrun's last look is watched from now on,
+	 * and while any vCPU runs one this thread looks again within POLICY_MS: a preemption
+	 * that began before its vCPU was watched woke nothing, and is acted on here. */
+	if (update_holder_watch(in, inside))
+		next = now + POLICY_MS * 1000000ull;
 	for (uint32_t v = 0; v < in->n_vcpus; v++) {
 		struct pvb_vcpu *s = &in->pol[v];
 		struct pvb_input i;
@@ -554,11 +607,12 @@ int pvs_set_vcpus(int h, const int32_t *tids, uint32_t n)
 int pvs_sync(int h)
 {
 	struct sched_instance *in = sched_get(h);
+	uint8_t inside[PV_SCHED_MAX_VCPUS];
 
 	if (!in)
 		return -EINVAL;
 	pthread_mutex_lock(&in->lock);
-	update_holder_watch(in);
+	update_holder_watch(in, inside);
 	pthread_mutex_unlock(&in->lock);
 	sync_slots(in, 0);
 	return 0;
@@ -619,6 +673,7 @@ int pvs_stats(int h, struct pvs_stats *out)
 int pvs_boost(int h, const struct pvb_config *config)
 {
 	struct sched_instance *in = sched_get(h);
+	uint8_t inside[PV_SCHED_MAX_VCPUS];
 
 	if (!in || !config || (config->max_ns > 0 && (config->window_ns == 0 || config->budget_ns == 0)) ||
 	    config->max_ns > 1000000000ull || config->payback_pct > 10000)
@@ -627,7 +682,7 @@ int pvs_boost(int h, const struct pvb_config *config)
 	if (config->max_ns == 0 && config->payback_pct == 0)
 		policy_release(in, rt_clock_ns(CLOCK_MONOTONIC));
 	in->boost = *config;
-	update_holder_watch(in);
+	update_holder_watch(in, inside);
 	pthread_mutex_unlock(&in->lock);
 	return 0;
 }
