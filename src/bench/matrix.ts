@@ -457,20 +457,33 @@ export function exclusiveCpus(pid: number): Set<number> {
 	return own;
 }
 
-/** Every 100 ms until stopped: whether some host CPU is a vCPU's own in two of the QEMUs `pids` at once. */
+/** The host CPUs that a vCPU thread has to itself in two of the QEMUs `pids`, read in that order. */
+export function exclusiveClashes(pids: readonly number[]): Set<number> {
+	const seen = new Set<number>();
+	const both = new Set<number>();
+	for (const pid of pids)
+		for (const cpu of exclusiveCpus(pid)) {
+			if (seen.has(cpu)) both.add(cpu);
+			seen.add(cpu);
+		}
+	return both;
+}
+
+/**
+ * Every 100 ms until stopped: whether some host CPU is a vCPU's own in two of the QEMUs `pids`
+ * at once. Each QEMU's threads are read a few ms apart: a CPU handed from one VM to the other
+ * in between would look owned by both. A clash counts when a second look, in the reverse
+ * order, sees it too (a handover back and forth within one sample's few ms does not happen).
+ */
 function watchExclusive(pids: readonly number[]): {stop: () => {samples: number; conflicts: number}} {
 	let samples = 0;
 	let conflicts = 0;
 	const timer = setInterval(() => {
 		samples++;
-		const seen = new Set<number>();
-		let clash = false;
-		for (const pid of pids)
-			for (const cpu of exclusiveCpus(pid)) {
-				if (seen.has(cpu)) clash = true;
-				seen.add(cpu);
-			}
-		if (clash) conflicts++;
+		const first = exclusiveClashes(pids);
+		if (first.size === 0) return;
+		const again = exclusiveClashes([...pids].reverse());
+		if ([...first].some((cpu) => again.has(cpu))) conflicts++;
 	}, 100);
 	return {
 		stop: () => {

@@ -3,6 +3,7 @@
 // smoke run of `make test` (real guests: every configuration in scenario a,
 // plain and pvrun in b and c; no timing assertions). Its JSON must validate
 // against bench/schema/matrix.schema.json.
+import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import {execa} from 'execa';
 import t from 'tap';
 import {
 	ceilingOf,
+	exclusiveClashes,
 	exclusiveCpus,
 	pairSamples,
 	parseResultLine,
@@ -23,6 +25,7 @@ import {
 	type MatrixResult,
 } from '../../src/bench/matrix.js';
 import {ownCpus} from '../../src/host/cpus.js';
+import {setThreadAffinity} from '../../src/host/libc.js';
 import {pvrunCommand} from '../../src/guest/boot.js';
 import {packageRoot} from '../../src/util/paths.js';
 import {privateTmpdir} from '../helpers/run-dirs.js';
@@ -126,6 +129,21 @@ t.test('pairSamples: one sample per workload with each VM’s values, their fair
 		exclusiveSamples: 40,
 	});
 	t.same(exclusiveCpus(process.pid), new Set(), 'a process without vCPU threads has none');
+});
+
+t.test('exclusiveClashes: a host CPU that a vCPU thread of two processes has as its only CPU', async (t) => {
+	// Stand-ins for two QEMUs: a shell named as a vCPU thread, on CPU 1 alone.
+	const vcpu = () => spawn('taskset', ['-c', '1', 'sh', '-c', 'printf "CPU 0/TCG" > /proc/$$/comm; while :; do sleep 1; done'], {stdio: 'ignore'});
+	const one = vcpu();
+	const two = vcpu();
+	t.teardown(() => void one.kill('SIGKILL'));
+	t.teardown(() => void two.kill('SIGKILL'));
+	const pids = [one.pid ?? 0, two.pid ?? 0];
+	const named = () => pids.every((pid) => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('CPU 0/'));
+	for (const until = Date.now() + 5000; Date.now() < until && !named();) await new Promise((r) => setTimeout(r, 10));
+	t.same(exclusiveClashes(pids), new Set([1]), 'CPU 1 is a vCPU’s own in both');
+	setThreadAffinity(pids[1] ?? 0, [0, 1]);
+	t.same(exclusiveClashes(pids), new Set(), 'not once the second has both CPUs');
 });
 
 t.test("runsIn: the runs of its seconds a command makes, for the boot's time budget", async (t) => {
