@@ -80,16 +80,29 @@ export interface TableInput {
 	floatingCpus?: (a: Assignment) => number[];
 }
 
-/** The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing (AffinityEngine.commit writes their feedback). */
+/**
+ * The vCPUs whose slot changes from `prev` to `next`: their grant's CPU, thread or sharing
+ * (AffinityEngine.commit writes their feedback), ascending. Only a vCPU granted in one of them
+ * can differ: a table calls this twice per entry, so it looks at the grants, not every vCPU.
+ */
 export function movedVcpus(prev: Assignment, next: Assignment, nrVcpus: number): number[] {
 	const moved: number[] = [];
-	for (let v = 0; v < nrVcpus; v++) {
+	const differs = (v: number): boolean => {
 		const b = prev.exclusive.get(v);
 		const a = next.exclusive.get(v);
-		if (b?.pcpu !== a?.pcpu || b?.tid !== a?.tid || b?.shared !== a?.shared) moved.push(v);
-	}
-	return moved;
+		return b?.pcpu !== a?.pcpu || b?.tid !== a?.tid || b?.shared !== a?.shared;
+	};
+	for (const v of prev.exclusive.keys()) if (v >= 0 && v < nrVcpus && differs(v)) moved.push(v);
+	for (const v of next.exclusive.keys()) if (v >= 0 && v < nrVcpus && !prev.exclusive.has(v) && differs(v)) moved.push(v);
+	return moved.sort((x, y) => x - y);
 }
+
+/**
+ * Above this many vCPUs, a change of the floating vCPU threads' weight (shared mode begins or
+ * ends) is left to the JavaScript thread: it touches every floating thread whoever makes it,
+ * and such entries, one per vCPU, made a 64-vCPU table 260 KB and 5 ms to build.
+ */
+export const tableMaxReweighVcpus = 16;
 
 /** Whether `a` and `b` place every vCPU alike (same grants to the same threads, same floating set and weight). */
 export function sameAssignment(a: Assignment, b: Assignment): boolean {
@@ -110,6 +123,7 @@ export function buildFastTable(input: TableInput): FastTable | undefined {
 	const consider = (kind: FastEntry['kind'], key: number, nextHints: Iterable<Hint>): void => {
 		const next = decideAffinity(nextHints, nrVcpus, allowed, assignment, idle, held, floatOnly, prefer, crowdedHost);
 		if (leased && [...next.exclusive.values()].some((e) => !leased.has(e.pcpu))) return;
+		if (nrVcpus > tableMaxReweighVcpus && next.floatNice !== assignment.floatNice) return;
 		const ops = input.plan(next);
 		const feedback = movedVcpus(assignment, next, nrVcpus);
 		if ((!ops.length && !feedback.length) || ops.length > tableMaxVcpus) return;

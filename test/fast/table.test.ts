@@ -8,7 +8,16 @@ import t from 'tap';
 import {getThreadNice} from '../../src/host/libc.js';
 import {decideAffinity, floatingOnly, noneHeld, type Assignment, type Exclusive, type Hint} from '../../src/hints/affinity/policy.js';
 import {Pinner, type PinOp} from '../../src/pin/pinner.js';
-import {buildFastTable, movedVcpus, recordTid, resolvedNext, sameAssignment, type FastEntry, type FastTable} from '../../src/fast/table.js';
+import {
+	buildFastTable,
+	movedVcpus,
+	recordTid,
+	resolvedNext,
+	sameAssignment,
+	tableMaxReweighVcpus,
+	type FastEntry,
+	type FastTable,
+} from '../../src/fast/table.js';
 import {
 	Cpus,
 	EntryHeader,
@@ -411,6 +420,24 @@ t.test('crowded: nice values for the floating threads, an op that keeps the CPUs
 	);
 });
 
+t.test("a big VM: a change of the floating threads' weight is left to the JavaScript thread", async (t) => {
+	// vCPU 1 has CPU 1 to itself; a pin of any other vCPU leaves no CPU over: shared mode, every floating thread reniced.
+	const n = tableMaxReweighVcpus;
+	const threads = new Map(Array.from({length: n}, (_, v) => [v, sleeper(t).pid ?? 0]));
+	const at = must(build({nrVcpus: n, allowed: [0, 1], hints: [hint(500, [1], 3)], threads}).table);
+	const pins = at.entries.filter((e) => e.kind === 'pin');
+	t.equal(pins.length, n - 1, `${n} vCPUs: a new pin for each other vCPU`);
+	t.ok(
+		pins.every((e) => e.next.floatNice === 5 && e.ops.length === n - 2),
+		'each renices every floating thread',
+	);
+	// One more vCPU: the thread ids are no process's, and none is read (no entry plans a nice value).
+	const above = must(build({nrVcpus: n + 1, allowed: [0, 1], hints: [hint(500, [1], 3)]}).table);
+	t.same(above.entries.map(short), ['release:500'], `${n + 1} vCPUs: only the release; new pins are the JavaScript thread's`);
+	// Without the change of weight (no grant yet), every new pin is still covered.
+	t.equal(must(build({nrVcpus: 64, allowed: [0, 1]}).table).entries.length, 64, '64 vCPUs with no grant: a new pin per vCPU');
+});
+
 t.test('movedVcpus: the vCPUs whose grant, thread or sharing changes', async (t) => {
 	const grant = (pcpu: number, tid: number, shared = false): Exclusive => ({pcpu, tid, seq: 1, shared});
 	const with_ = (entries: [number, Exclusive][]): Assignment => ({...floatingOnly([0, 1, 2, 3]), exclusive: new Map(entries)});
@@ -433,6 +460,18 @@ t.test('movedVcpus: the vCPUs whose grant, thread or sharing changes', async (t)
 		),
 		[0, 3],
 		'new grants, in vCPU order',
+	);
+	t.same(
+		movedVcpus(
+			with_([
+				[3, grant(1, 700)],
+				[1, grant(3, 500)],
+			]),
+			with_([[0, grant(2, 600)]]),
+			4,
+		),
+		[0, 1, 3],
+		"grants that end and begin, in vCPU order whatever the maps' order",
 	);
 	t.same(
 		movedVcpus(
