@@ -83,6 +83,13 @@ const maxInternalErrors = 20;
  * thread's time.
  */
 const placementDelayMs = 500;
+/**
+ * A pin the fast path follows gets a fresh table once it has lasted this many timer ticks (1 s).
+ * The fresh table is the pinned state's: it covers other threads' pins, but the pin's release
+ * then ends it (the base table's way back is gone), and a pin that comes right after falls to
+ * this thread. A thread that pins itself and lets go within a second keeps the way back.
+ */
+const refreshAfterTicks = 4;
 /** Decisions `pvrun top` shows (the state file keeps as many). */
 const recentDecisions = 8;
 
@@ -103,7 +110,13 @@ export class AffinityEngine implements HintTypeEngine {
 	private leases: VmLeases | undefined;
 	private leaseRetry: NodeJS.Timeout | undefined;
 	/** Following the fast path: its current table, whether it follows a new pin, and what it applied that is not adopted yet. */
-	private readonly follow: {table: FastTable | undefined; pinned: boolean; untaken: Taken | undefined} = {table: undefined, pinned: false, untaken: undefined};
+	private readonly follow: {
+		table: FastTable | undefined;
+		pinned: boolean;
+		/** Timer ticks the pin has been followed through (refreshAfterTicks). */
+		pinnedTicks: number;
+		untaken: Taken | undefined;
+	} = {table: undefined, pinned: false, pinnedTicks: 0, untaken: undefined};
 
 	constructor(
 		private readonly area: ShmArea,
@@ -181,8 +194,9 @@ export class AffinityEngine implements HintTypeEngine {
 		this.fallback = setInterval(() => {
 			// Over its CPU share, pvrun leaves the records for later (the ring keeps the newest).
 			if (this.cpuHoldMs() === 0) this.poll();
-			// A new pin the fast path follows is not in its table's entries: a fresh table covers more.
-			if (this.follow.pinned) this.guarded(() => this.refreshTable());
+			// Other threads' new pins while the fast path follows one are not in its table's entries:
+			// once the pin has lasted, a fresh table covers them.
+			if (this.follow.pinned && ++this.follow.pinnedTicks >= refreshAfterTicks) this.guarded(() => this.refreshTable());
 			this.guarded(() => this.judgeUse());
 			this.guarded(() => this.checkOperator());
 			// QEMU's and pvrun's other threads get back the CPUs a released grant left (Pinner.applyOthers).
@@ -778,6 +792,7 @@ export class AffinityEngine implements HintTypeEngine {
 		if (end || !take.valid) {
 			this.follow.table = undefined;
 			this.follow.pinned = false;
+			this.follow.pinnedTicks = 0;
 		}
 		return {take, table};
 	}
@@ -834,6 +849,8 @@ export class AffinityEngine implements HintTypeEngine {
 		}
 		const {take} = taken;
 		this.follow.pinned = take.pinned;
+		// Pinned anew (the fast path applied something since the last look), or no longer: the age starts again.
+		if (!take.pinned || take.applied.length > 0) this.follow.pinnedTicks = 0;
 		const n = take.cursor - this.reader.tail;
 		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
 		const changedHints = records.filter((r) => this.onAffinity(r));
@@ -898,6 +915,7 @@ export class AffinityEngine implements HintTypeEngine {
 		}
 		this.follow.table = table;
 		this.follow.pinned = false;
+		this.follow.pinnedTicks = 0;
 		return true;
 	}
 

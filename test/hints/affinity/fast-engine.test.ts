@@ -145,13 +145,13 @@ t.test('a reset takes back what the fast path applied', async (t) => {
 	);
 });
 
-t.test("a pin the fast path follows gets a table of its own on the engine's timer", async (t) => {
+t.test("a pin the fast path follows gets a table of its own once it has lasted four of the engine's ticks", async (t) => {
 	const f = await setUp(t, 50);
 	const [a = 0, b = 0] = f.tids;
 	f.guest.append({tid: 330, mask: maskOf(1)});
 	await f.kick();
 	await f.until('the pin is applied', () => cpusOf(b).length === 1);
-	await new Promise((r) => setTimeout(r, 200)); // a few timer ticks
+	await new Promise((r) => setTimeout(r, 400)); // eight timer ticks
 	f.guest.append({tid: 331, mask: maskOf(0)});
 	await f.kick();
 	await f.until('the second pin is applied', () => cpusOf(a).length === 1);
@@ -161,6 +161,35 @@ t.test("a pin the fast path follows gets a table of its own on the engine's time
 		applied.map((e) => e['fast']),
 		[true, true],
 		'the second pin, which the first table did not cover, took the fast path too',
+	);
+});
+
+t.test('a pin let go within four ticks keeps its way back: no new table, the next pin on the fast path', async (t) => {
+	const f = await setUp(t, 50);
+	const b = f.tids[1] ?? 0;
+	let published = 0;
+	const publish = f.fast.publish.bind(f.fast);
+	f.fast.publish = (bytes: Uint8Array): boolean => {
+		published++;
+		return publish(bytes);
+	};
+	for (let round = 0; round < 3; round++) {
+		f.guest.append({tid: 340, mask: maskOf(1)});
+		await f.kick();
+		await f.until('the pin is applied', () => cpusOf(b).length === 1);
+		await new Promise((r) => setTimeout(r, 110)); // two timer ticks
+		f.guest.append({tid: 340, mask: maskOf(0, 1)});
+		await f.kick();
+		await f.until('the release is applied', () => cpusOf(b).length === 2);
+	}
+	t.equal(published, 0, 'the table published before the first pin followed all of them');
+	t.same(
+		f
+			.events()
+			.filter((e) => e.event === 'applied')
+			.map((e) => e['fast']),
+		[true, true, true, true, true, true],
+		'three pins and their releases, each on the fast path',
 	);
 });
 
