@@ -178,7 +178,7 @@ export class AffinityEngine implements HintTypeEngine {
 		}
 		// Nothing new for this VM, no lease to give back, nothing waited for: the fast path's table stays.
 		if (!force && !changed && !this.leases.due() && this.leases.table.waiting === undefined) return;
-		this.adoptFast(this.takeFast(true));
+		this.endFast();
 		this.decide({kind: 'leases'});
 		this.publishFast();
 	}
@@ -397,7 +397,7 @@ export class AffinityEngine implements HintTypeEngine {
 	/** vCPU threads changed (hot-plug, reset): new threads, looked at afresh (the Pinner forgets its holds too). */
 	setVcpuCount(nrVcpus: number): void {
 		this.guarded(() => {
-			this.adoptFast(this.takeFast(true));
+			this.endFast();
 			this.state.held.clear();
 			this.state.nrVcpus = Math.min(nrVcpus, this.area.nrVcpus);
 			this.decide({kind: 'vcpus'});
@@ -497,7 +497,7 @@ export class AffinityEngine implements HintTypeEngine {
 	 */
 	private checkOperator(): void {
 		if (this.suspects().length === 0) return;
-		this.adoptFast(this.takeFast(true));
+		this.endFast();
 		let replan = false;
 		for (const s of this.suspects()) {
 			replan = true;
@@ -648,7 +648,7 @@ export class AffinityEngine implements HintTypeEngine {
 			);
 		}
 		if (!changed) return;
-		this.adoptFast(this.takeFast(true));
+		this.endFast();
 		this.decide({kind: 'usage'});
 		this.publishFast();
 	}
@@ -827,6 +827,30 @@ export class AffinityEngine implements HintTypeEngine {
 	}
 
 	/**
+	 * Drain the records the fast path decided on (up to its cursor: their hints are the state's
+	 * too), then adopt what it applied; returns the records.
+	 */
+	private adoptDecided(taken: Taken | undefined): AffinityRecord[] {
+		const n = taken ? taken.take.cursor - this.reader.tail : 0;
+		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
+		const changedHints = records.filter((r) => this.onAffinity(r));
+		this.tallyRecords(records.length);
+		this.adoptFast(taken);
+		for (const r of changedHints) this.logHint(r);
+		return records;
+	}
+
+	/**
+	 * End the fast path's table before a decision of the engine's own (leases, vCPU threads, an
+	 * operator, an idle grant). What it applied and the records it applied it for are read
+	 * first: a decision from hints without them would undo its pins, and the next table would
+	 * start before their records, so the fast path would apply them again.
+	 */
+	private endFast(): void {
+		this.adoptDecided(this.takeFast(true));
+	}
+
+	/**
 	 * While the fast path's table is current, the fast path decides: take its
 	 * changes, then drain the records it decided on (for the hints and the
 	 * log). True if it still follows the ring (or the JavaScript thread had to
@@ -851,12 +875,7 @@ export class AffinityEngine implements HintTypeEngine {
 		this.follow.pinned = take.pinned;
 		// Pinned anew (the fast path applied something since the last look), or no longer: the age starts again.
 		if (!take.pinned || take.applied.length > 0) this.follow.pinnedTicks = 0;
-		const n = take.cursor - this.reader.tail;
-		const records = n > 0 ? this.reader.drain(Math.min(n, drainBudget)) : [];
-		const changedHints = records.filter((r) => this.onAffinity(r));
-		this.tallyRecords(records.length);
-		this.adoptFast(taken);
-		for (const r of changedHints) this.logHint(r);
+		const records = this.adoptDecided(taken);
 		// Only what was followed can disagree (a timer tick with nothing new checks nothing).
 		if ((records.length > 0 || take.applied.length > 0) && !sameAssignment(this.policy(), this.state.assignment)) {
 			this.decisions.disagreed++;

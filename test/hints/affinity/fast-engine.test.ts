@@ -130,6 +130,25 @@ t.test('a record the guest rewrites after the fast path read it: the policy deci
 	t.match(feedback(f.shm, 0), {state: 1, pcpu: 1, hintTid: 310}, "and vCPU 0's");
 });
 
+t.test("the engine decides on its own right after a fast pin: the pin's record is read first, and the pin stays", async (t) => {
+	const f = await setUp(t);
+	const b = f.tids[1] ?? 0;
+	f.guest.append({tid: 360, mask: maskOf(1)});
+	f.kickAndHold();
+	t.same(cpusOf(b), [1], 'the fast path pinned vCPU 1');
+	// Before the engine has looked, it decides for a reason of its own (the vCPU threads changed, as at hot-plug).
+	f.engine.setVcpuCount(2);
+	t.same(cpusOf(b), [1], 'vCPU 1 keeps its CPU');
+	await new Promise((r) => setTimeout(r, 100));
+	const events = f.events();
+	t.notOk(
+		events.some((e) => e.event === 'float'),
+		'it never floated meanwhile',
+	);
+	t.equal(events.filter((e) => e.event === 'applied').length, 1, 'the pin applied once: the next table starts after its record');
+	t.match(feedback(f.shm, 1), {state: 1, pcpu: 1, hintTid: 360}, "vCPU 1's slot says so");
+});
+
 t.test('a reset takes back what the fast path applied', async (t) => {
 	const f = await setUp(t);
 	const b = f.tids[1] ?? 0;
