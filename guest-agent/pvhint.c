@@ -248,6 +248,10 @@ static int attack(struct pvshm *shm)
 		forge(shm, head, head + 1, PVSHM_REC_AFFINITY, sizeof(e), &e);
 	}
 	__atomic_store_n(&h->ring_head, head, __ATOMIC_RELEASE);
+	/* The host reads them before the flood overwrites them: it polls every 250 ms, later on a
+	 * loaded host (it writes ring_tail as it reads; 5 s at most). */
+	for (i = 0; i < 5000 && __atomic_load_n(&h->ring_tail, __ATOMIC_ACQUIRE) < head; i++)
+		usleep(1000);
 	usleep(300 * 1000);
 	/* 4. A flood: the head runs far ahead of what the ring holds. */
 	for (i = 0; i < 200000; i++, head++) {
